@@ -1,0 +1,378 @@
+//! Subroutines and statements (VCC's `vcc_parse.c` and `vcc_action.c`).
+
+use lacquer_defs::{Action, Method, VclType};
+
+use crate::compile::{Vcc, R};
+use crate::diag::{Diag, Piece};
+use crate::program::*;
+use crate::symb::{Found, SymKind};
+use crate::token::{Op, Tok};
+
+impl Vcc<'_> {
+    /// `sub name { ... }`. A method may be defined several times (and is,
+    /// by the built-in VCL): the bodies run one after the other.
+    pub(crate) fn parse_sub(&mut self) -> R<()> {
+        self.next();
+        self.expect_tok(Tok::Id, 232)?;
+        let nt = self.t().clone();
+        let name = self.text(nt.span);
+        let is_method = Method::from_name(&name).is_some();
+        let builtin_src = self.texts.len() as u32 - 1;
+        if name.starts_with("vcl_")
+            && !is_method
+            && nt.span.src != builtin_src
+            && !self.syms.get(&name).is_some_and(|s| s.def.is_some_and(|d| d.src == builtin_src))
+        {
+            let known = self.syms.get(&name).is_some();
+            if !known {
+                let mut list: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+                list.sort_unstable();
+                let mut d = Diag::new(vec![
+                    Piece::text("The names 'vcl_*' are reserved for subroutines.\n"),
+                    Piece::Where(nt.span),
+                    Piece::text("Valid vcl_* subroutines are:\n"),
+                ]);
+                for m in list {
+                    d.push(Piece::Text(format!("\t{}\n", m)));
+                }
+                return self.fail(d);
+            }
+        }
+        let id = match self.syms.get(&name).cloned() {
+            Some(sym) => match sym.kind {
+                SymKind::Sub(id) => {
+                    if let (Some(def), false) = (self.procs[id as usize].def, is_method) {
+                        let d = Diag::new(vec![
+                            Piece::Text(format!("Subroutine '{}' redefined\n", name)),
+                            Piece::Where(nt.span),
+                            Piece::text("Previously defined here:\n"),
+                            Piece::Where(def),
+                        ]);
+                        return self.fail(d);
+                    }
+                    id
+                }
+                other => {
+                    let mut d = Diag::new(vec![
+                        Piece::Text(format!("Symbol '{}' has wrong type ({}), expected sub:\n", name, other.word())),
+                        Piece::Where(nt.span),
+                    ]);
+                    if let Some(def) = sym.def {
+                        d.push(Piece::text("That symbol was defined here:\n"));
+                        d.push(Piece::Where(def));
+                    }
+                    return self.fail(d);
+                }
+            },
+            None => self.new_sub(&name),
+        };
+        if self.procs[id as usize].def.is_none() {
+            self.procs[id as usize].def = Some(nt.span);
+            self.syms.set_def(&name, nt.span);
+        }
+        self.next();
+        self.cur = Some(id);
+        let body = self.compound()?;
+        self.cur = None;
+        self.subs[id as usize].body.extend(body);
+        Ok(())
+    }
+
+    /// `{ statements }`
+    fn compound(&mut self) -> R<Vec<Stmt>> {
+        self.skip(Op::LBrace, 184)?;
+        let mut out = Vec::new();
+        loop {
+            let t = self.t().clone();
+            match t.tok {
+                Tok::Op(Op::LBrace) => {
+                    let inner = self.compound()?;
+                    out.extend(inner);
+                }
+                Tok::Op(Op::RBrace) => {
+                    self.next();
+                    return Ok(out);
+                }
+                Tok::CSrc => return self.fail(Diag::at("Inline-C not allowed", t.span)),
+                Tok::Eoi => return self.fail_here("End of input while in compound statement"),
+                Tok::Id => {
+                    let w = self.tok_text();
+                    let s = match w.as_str() {
+                        "if" => {
+                            out.push(self.if_stmt()?);
+                            continue;
+                        }
+                        "set" => self.act_set()?,
+                        "unset" => self.act_unset()?,
+                        "call" => self.act_call()?,
+                        "return" => {
+                            let s = self.act_return()?;
+                            out.push(s);
+                            self.skip(Op::Semi, 410)?;
+                            continue;
+                        }
+                        "synthetic" => {
+                            self.act_fn(Method::Synth.bit() | Method::BackendError.bit(), |e| Stmt::Synthetic(e))?
+                        }
+                        "hash_data" => self.act_fn(Method::Hash.bit(), |e| Stmt::HashData(e))?,
+                        "ban" => self.act_fn(lacquer_defs::Method::ALL_MASK, |e| Stmt::Ban(e))?,
+                        "new" => self.act_new()?,
+                        _ => self.other_statement()?,
+                    };
+                    out.push(s);
+                    self.skip(Op::Semi, 186)?;
+                }
+                _ => return self.fail_here("Expected an action, 'if', '{' or '}'"),
+            }
+        }
+    }
+
+    /// A statement that does not start with a keyword: a function called
+    /// for its effect, or an error.
+    fn other_statement(&mut self) -> R<Stmt> {
+        let t = self.t().clone();
+        let name = self.text(t.span);
+        match self.syms.lookup_partial(&name) {
+            None => {
+                self.diags.push(Diag::new(vec![
+                    Piece::Text(format!("Symbol not found: '{}'\nAt: ", name)),
+                    Piece::Where2(t.span, t.span),
+                ]));
+                self.next();
+                self.fail_here("Symbol not found.")
+            }
+            Some((Found::Sym(s), _)) if matches!(s.kind, SymKind::Module(_)) => {
+                let d = Diag::new(vec![
+                    Piece::Text(format!(
+                        "Module '{}' is imported, but calling its functions needs the module system (not built yet)\n",
+                        name.split('.').next().unwrap_or("")
+                    )),
+                    Piece::Where(t.span),
+                ]);
+                self.fail(d)
+            }
+            Some(_) => {
+                self.next();
+                self.fail_here("Symbol cannot be used here.")
+            }
+        }
+    }
+
+    /// The target of `set` / `unset`: an exact variable or a header.
+    fn place(&mut self) -> R<(Place, &'static lacquer_defs::VarDef, crate::source::Span)> {
+        let t = self.t().clone();
+        let name = self.text(t.span);
+        let found = match self.syms.lookup_partial(&name) {
+            Some((f, used)) if used == name.len() => Some(f),
+            _ => None,
+        };
+        let found = match found {
+            Some(Found::Header(v, h)) => {
+                let id = self.header_id(&h);
+                Some((Place::Header(v.id, id), v))
+            }
+            Some(Found::Sym(s)) => match s.kind {
+                SymKind::Var(v) => Some((Place::Var(v.id), v)),
+                _ => None,
+            },
+            None => None,
+        };
+        let Some((p, v)) = found else {
+            let d = Diag::new(vec![
+                Piece::Text(format!("Symbol not found: '{}'\nAt: ", name)),
+                Piece::Where2(t.span, t.span),
+            ]);
+            return self.fail(d);
+        };
+        self.next();
+        Ok((p, v, t.span))
+    }
+
+    fn act_set(&mut self) -> R<Stmt> {
+        self.next();
+        let (place, v, sp) = self.place()?;
+        if v.write == 0 {
+            let d = Diag::new(vec![Piece::Where2(sp, sp), Piece::text("Variable is read only.\n")]);
+            return self.fail(d);
+        }
+        self.add_use("Cannot be set", v.write, sp, sp);
+        let ty = match v.ty {
+            VclType::Header | VclType::Body => VclType::String,
+            t => t,
+        };
+        let op = self.t().tok;
+        let compound = |want: VclType, aop: ArithOp| (want, aop);
+        let arith = match (ty, op) {
+            (VclType::Int, Tok::Op(Op::Incr)) => Some(compound(VclType::Int, ArithOp::Add)),
+            (VclType::Int, Tok::Op(Op::Decr)) => Some(compound(VclType::Int, ArithOp::Sub)),
+            (VclType::Int, Tok::Op(Op::MulAssign)) => Some(compound(VclType::Int, ArithOp::Mul)),
+            (VclType::Int, Tok::Op(Op::DivAssign)) => Some(compound(VclType::Int, ArithOp::Div)),
+            (VclType::Time | VclType::Duration, Tok::Op(Op::Incr)) => Some(compound(VclType::Duration, ArithOp::Add)),
+            (VclType::Time | VclType::Duration, Tok::Op(Op::Decr)) => Some(compound(VclType::Duration, ArithOp::Sub)),
+            (VclType::Time | VclType::Duration, Tok::Op(Op::MulAssign)) => Some(compound(VclType::Real, ArithOp::Mul)),
+            (VclType::Time | VclType::Duration, Tok::Op(Op::DivAssign)) => Some(compound(VclType::Real, ArithOp::Div)),
+            _ => None,
+        };
+        let value = if let Some((want, aop)) = arith {
+            self.next();
+            let rhs = self.expr(want)?;
+            let cur = match place {
+                Place::Var(id) => Expr::Var(id, ty),
+                Place::Header(f, h) => Expr::Header(f, h),
+            };
+            Expr::Arith(aop, Box::new(cur), Box::new(rhs), ty)
+        } else {
+            self.skip(Op::Assign, 174)?;
+            self.expr(ty)?
+        };
+        Ok(Stmt::Set(place, value))
+    }
+
+    fn act_unset(&mut self) -> R<Stmt> {
+        self.next();
+        let (place, v, sp) = self.place()?;
+        if v.unset == 0 {
+            let d = Diag::new(vec![Piece::Where2(sp, sp), Piece::text("Variable cannot be unset.\n")]);
+            return self.fail(d);
+        }
+        self.add_use("Cannot be unset", v.unset, sp, sp);
+        Ok(Stmt::Unset(place))
+    }
+
+    fn act_call(&mut self) -> R<Stmt> {
+        self.next();
+        self.expect_tok(Tok::Id, 51)?;
+        let t = self.t().clone();
+        let name = self.text(t.span);
+        let id = self.sub_ref(&name, t.span)?;
+        if let Some(c) = self.cur {
+            self.procs[c as usize].calls.push((id, t.span));
+        }
+        self.next();
+        Ok(Stmt::Call(id))
+    }
+
+    /// `hash_data(...)`, `synthetic(...)`, `ban(...)`: one STRING argument.
+    fn act_fn(&mut self, mask: lacquer_defs::MethodMask, mk: impl FnOnce(Expr) -> Stmt) -> R<Stmt> {
+        let kw = self.t().span;
+        self.add_use("Not a valid action", mask, kw, kw);
+        self.next();
+        self.skip(Op::LParen, 380)?;
+        let e = self.expr(VclType::String)?;
+        self.skip(Op::RParen, 383)?;
+        Ok(mk(e))
+    }
+
+    /// `new x = module.object(...)` needs the module system.
+    fn act_new(&mut self) -> R<Stmt> {
+        let kw = self.t().span;
+        self.add_use("Not a valid action", Method::Init.bit(), kw, kw);
+        self.next();
+        self.expect_tok(Tok::Id, 190)?;
+        self.next();
+        self.skip(Op::Assign, 212)?;
+        self.expect_tok(Tok::Id, 214)?;
+        let t = self.t().clone();
+        let d = Diag::new(vec![
+            Piece::Text(format!("Objects ('{}') need the module system, which is not built yet\n", self.text(t.span))),
+            Piece::Where(t.span),
+        ]);
+        self.fail(d)
+    }
+
+    /// `return (action[(args)])`
+    fn act_return(&mut self) -> R<Stmt> {
+        self.next();
+        self.skip(Op::LParen, 361)?;
+        self.expect_tok(Tok::Id, 363)?;
+        let at = self.t().clone();
+        let word = self.text(at.span);
+        let Some(action) = Action::from_name(&word) else {
+            return self.fail_here("Expected return action name.");
+        };
+        if let Some(c) = self.cur {
+            self.procs[c as usize].returns.push((action, at.span));
+        }
+        self.next();
+        let ret = if self.t().is(Op::LParen) {
+            match action {
+                Action::Synth | Action::Error => {
+                    self.next();
+                    let status = self.expr(VclType::Int)?;
+                    let reason = if self.t().is(Op::Comma) {
+                        self.next();
+                        Some(self.expr(VclType::String)?)
+                    } else {
+                        None
+                    };
+                    self.skip(Op::RParen, 301)?;
+                    Return::Synth(action, status, reason)
+                }
+                Action::Pass => {
+                    self.next();
+                    let d = self.expr(VclType::Duration)?;
+                    self.skip(Op::RParen, 327)?;
+                    Return::PassFor(d)
+                }
+                Action::Vcl => {
+                    self.next();
+                    self.expect_tok(Tok::Id, 340)?;
+                    let label = self.tok_text();
+                    let lt = self.t().span;
+                    // Labels are resolved when the VCL is loaded; the
+                    // compiler only knows none exist yet.
+                    let d = Diag::new(vec![
+                        Piece::Text(format!("Symbol not found: '{}'\nAt: ", label)),
+                        Piece::Where2(lt, lt),
+                    ]);
+                    let _ = self.fail::<()>(d);
+                    return Err(crate::compile::Stop);
+                }
+                _ => return self.fail_here("Arguments not allowed."),
+            }
+        } else {
+            if matches!(action, Action::Synth | Action::Vcl) {
+                return self.fail_here("Missing argument.");
+            }
+            Return::Plain(action)
+        };
+        self.skip(Op::RParen, 405)?;
+        Ok(Stmt::Return(ret))
+    }
+
+    /// `if (cond) { } [elseif|elsif|elif|else if (cond) { }]... [else { }]`
+    fn if_stmt(&mut self) -> R<Stmt> {
+        self.next();
+        let mut arms = Vec::new();
+        let cond = self.conditional()?;
+        let body = self.compound()?;
+        arms.push((cond, body));
+        let mut els = Vec::new();
+        while self.t().tok == Tok::Id {
+            if self.is_id("else") {
+                self.next();
+                if self.t().is(Op::LBrace) {
+                    els = self.compound()?;
+                    break;
+                }
+                if !self.is_id("if") {
+                    return self.fail_here("'else' must be followed by 'if' or '{'");
+                }
+            } else if !(self.is_id("elseif") || self.is_id("elsif") || self.is_id("elif")) {
+                break;
+            }
+            self.next();
+            let c = self.conditional()?;
+            let b = self.compound()?;
+            arms.push((c, b));
+        }
+        Ok(Stmt::If(arms, els))
+    }
+
+    fn conditional(&mut self) -> R<Expr> {
+        self.skip(Op::LParen, 58)?;
+        let e = self.expr(VclType::Bool)?;
+        self.skip(Op::RParen, 61)?;
+        Ok(e)
+    }
+}

@@ -1,0 +1,417 @@
+//! Backend and probe declarations (VCC's `vcc_backend.c`).
+//!
+//! Host names are resolved at compile time, as VCC does: a backend whose
+//! `.host` does not resolve is a compile error.
+
+use std::net::ToSocketAddrs;
+
+use lacquer_defs::VclType;
+
+use crate::compile::{Vcc, R};
+use crate::diag::{Diag, Piece};
+use crate::program::*;
+use crate::source::Span;
+use crate::symb::{Sym, SymKind};
+use crate::token::{Op, Tok};
+
+const BACKEND_FIELDS: &[&str] = &[
+    "host",
+    "port",
+    "path",
+    "host_header",
+    "connect_timeout",
+    "first_byte_timeout",
+    "between_bytes_timeout",
+    "probe",
+    "max_connections",
+    "proxy_header",
+];
+
+const PROBE_FIELDS: &[&str] =
+    &["url", "request", "expected_response", "timeout", "interval", "window", "threshold", "initial"];
+
+impl Vcc<'_> {
+    /// Declares a named object, refusing a name already in use.
+    fn declare(&mut self, kind: SymKind, ty: VclType, name_sp: Span) -> R<()> {
+        let name = self.text(name_sp);
+        if let Some(prev) = self.syms.get(&name) {
+            let mut d = Diag::new(vec![
+                Piece::Text(format!("{} '{}' redefined.\n", capital(kind.word()), name)),
+                Piece::Where(name_sp),
+            ]);
+            if let Some(def) = prev.def {
+                d.push(Piece::text("First definition:\n"));
+                d.push(Piece::Where(def));
+            }
+            return self.fail(d);
+        }
+        self.syms.insert(name, Sym { kind, def: Some(name_sp), ty });
+        Ok(())
+    }
+
+    /// `.field =` — returns the field name; VCC's `vcc_IsField`.
+    fn field(&mut self, allowed: &[&str], seen: &mut Vec<(String, Span)>) -> R<String> {
+        self.expect_op(Op::Dot, 114)?;
+        self.next();
+        self.expect_tok(Tok::Id, 116)?;
+        let t = self.t().span;
+        let name = self.text(t);
+        if !allowed.contains(&name.as_str()) {
+            let d = Diag::new(vec![Piece::Text(format!("Unknown field: '{}' at\n", name)), Piece::Where(t)]);
+            return self.fail(d);
+        }
+        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+            let first = *first;
+            let d = Diag::new(vec![
+                Piece::Text(format!("Field '{}' redefined at:\n", name)),
+                Piece::Where(t),
+                Piece::text("\nFirst defined at:\n"),
+                Piece::Where(first),
+            ]);
+            return self.fail(d);
+        }
+        seen.push((name.clone(), t));
+        self.next();
+        self.skip(Op::Assign, 140)?;
+        Ok(name)
+    }
+
+    fn cstr(&mut self, line: u32) -> R<(String, Span)> {
+        self.expect_tok(Tok::CStr, line)?;
+        let t = self.t().clone();
+        self.next();
+        Ok((String::from_utf8_lossy(&t.dec).into_owned(), t.span))
+    }
+
+    /// A duration constant: a number and a unit.
+    pub(crate) fn duration_const(&mut self) -> R<f64> {
+        let neg = if self.t().is(Op::Minus) {
+            self.next();
+            true
+        } else {
+            false
+        };
+        if !matches!(self.t().tok, Tok::CNum | Tok::FNum) {
+            return self.expect_err("CNUM", 78);
+        }
+        let v: f64 = self.tok_text().parse().unwrap_or(0.0);
+        self.next();
+        self.expect_tok(Tok::Id, 86)?;
+        let u = self.tok_text();
+        let Some(scale) = crate::conv::duration_unit(&u) else {
+            let msg = format!(
+                "Unknown duration unit '{}'\nLegal duration units are 'ms', 's', 'm', 'h', 'd', 'w' and 'y'\n",
+                u
+            );
+            return self.fail_here(&msg);
+        };
+        self.next();
+        Ok(if neg { -v * scale } else { v * scale })
+    }
+
+    /// An unsigned integer constant.
+    fn uint_const(&mut self) -> R<(u64, Span)> {
+        self.expect_tok(Tok::CNum, 104)?;
+        let t = self.t().span;
+        let v = self.tok_text().parse().unwrap_or(u64::MAX);
+        self.next();
+        Ok((v, t))
+    }
+
+    /// `backend name { ... }` or `backend name none;`
+    pub(crate) fn parse_backend(&mut self) -> R<()> {
+        let kw = self.t().span;
+        self.next();
+        self.expect_tok(Tok::Id, 430)?;
+        let nt = self.t().span;
+        let name = self.text(nt);
+        self.next();
+        let id = self.backends.len() as BackendId;
+        if self.is_id("none") {
+            self.next();
+            self.skip(Op::Semi, 440)?;
+            self.declare(SymKind::Backend(id), VclType::Backend, nt)?;
+            self.backends.push(BackendDef { name, none: true, ..Default::default() });
+            return Ok(());
+        }
+        match self.host_def(name.clone(), nt) {
+            Ok(def) => {
+                self.declare(SymKind::Backend(id), VclType::Backend, nt)?;
+                self.objects.push(("backend", name, nt, 0));
+                self.backends.push(def);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(d) = self.diags.last_mut() {
+                    d.push(Piece::text("\nIn backend specification starting at:\n"));
+                    d.push(Piece::Where(kw));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn host_def(&mut self, name: String, nt: Span) -> R<BackendDef> {
+        let mut b = BackendDef { name: name.clone(), ..Default::default() };
+        let mut seen = Vec::new();
+        let mut host: Option<Span> = None;
+        let mut path: Option<Span> = None;
+        self.skip(Op::LBrace, 483)?;
+        while !self.t().is(Op::RBrace) {
+            let f = self.field(BACKEND_FIELDS, &mut seen)?;
+            let fsp = seen.last().map(|s| s.1).unwrap_or(nt);
+            match f.as_str() {
+                "host" | "path" => {
+                    if let Some(prev) = host.or(path) {
+                        let d = Diag::new(vec![
+                            Piece::text("Address redefinition at:\n"),
+                            Piece::Where(fsp),
+                            Piece::text("Previous definition:\n"),
+                            Piece::Where(prev),
+                        ]);
+                        return self.fail(d);
+                    }
+                    let (v, sp) = self.cstr(508)?;
+                    if f == "host" {
+                        host = Some(sp);
+                        b.host = Some(v);
+                    } else {
+                        if !v.starts_with('/') {
+                            let d = Diag::at("Must be an absolute path:", sp);
+                            return self.fail(d);
+                        }
+                        path = Some(sp);
+                        b.path = Some(v);
+                    }
+                    self.skip(Op::Semi, 512)?;
+                }
+                "port" => {
+                    b.port = Some(self.cstr(520)?.0);
+                    self.skip(Op::Semi, 522)?;
+                }
+                "host_header" => {
+                    b.host_header = Some(self.cstr(527)?.0);
+                    self.skip(Op::Semi, 529)?;
+                }
+                "connect_timeout" | "first_byte_timeout" | "between_bytes_timeout" => {
+                    let d = self.duration_const()?;
+                    match f.as_str() {
+                        "connect_timeout" => b.connect_timeout = Some(d),
+                        "first_byte_timeout" => b.first_byte_timeout = Some(d),
+                        _ => b.between_bytes_timeout = Some(d),
+                    }
+                    self.skip(Op::Semi, 545)?;
+                }
+                "max_connections" => {
+                    let (v, _) = self.uint_const()?;
+                    b.max_connections = Some(v.min(u32::MAX as u64) as u32);
+                    self.skip(Op::Semi, 555)?;
+                }
+                "proxy_header" => {
+                    let (v, sp) = self.uint_const()?;
+                    if v != 1 && v != 2 {
+                        return self.fail(Diag::at("Must specify 1 or 2.", sp));
+                    }
+                    b.proxy_header = Some(v as u8);
+                    self.skip(Op::Semi, 565)?;
+                }
+                "probe" => {
+                    if self.t().is(Op::LBrace) {
+                        let pname = format!("vgc_probe__{}", self.probes.len());
+                        let p = self.probe_spec(pname)?;
+                        b.probe = Some(self.probes.len() as ProbeId);
+                        self.probes.push(p);
+                    } else if self.t().tok == Tok::Id {
+                        let pn = self.tok_text();
+                        let psp = self.t().span;
+                        match self.syms.get(&pn).map(|s| s.kind.clone()) {
+                            Some(SymKind::Probe(pid)) => {
+                                b.probe = Some(pid);
+                                self.count_probe(&pn);
+                            }
+                            _ => {
+                                let d = Diag::new(vec![
+                                    Piece::Text(format!("Symbol not found: '{}'\nAt: ", pn)),
+                                    Piece::Where2(psp, psp),
+                                ]);
+                                return self.fail(d);
+                            }
+                        }
+                        self.next();
+                        self.skip(Op::Semi, 594)?;
+                    } else {
+                        let t = self.t().clone();
+                        let d = Diag::new(vec![
+                            Piece::Text(format!("Expected '{{' or name of probe, got {}\n", self.tok_desc(&t))),
+                            Piece::Where(t.span),
+                        ]);
+                        return self.fail(d);
+                    }
+                }
+                _ => unreachable!("field() only returns listed fields"),
+            }
+        }
+        if host.is_none() && path.is_none() {
+            return self.fail(Diag::at("Expected .host or .path.", nt));
+        }
+        if let (Some(hsp), Some(h)) = (host, b.host.clone()) {
+            let port = b.port.clone().unwrap_or_else(|| "80".into());
+            match resolve(&h, &port) {
+                Ok(addrs) => b.addrs = addrs,
+                Err(reason) => {
+                    let d = Diag::new(vec![
+                        Piece::Text(format!(
+                            "Backend host '\"{}\"' could not be resolved to an IP address:\n\t{}\n(Sorry if that error message is gibberish.)\n",
+                            h, reason
+                        )),
+                        Piece::Where(hsp),
+                    ]);
+                    return self.fail(d);
+                }
+            }
+        }
+        self.skip(Op::RBrace, 640)?;
+        Ok(b)
+    }
+
+    fn count_probe(&mut self, name: &str) {
+        for o in self.objects.iter_mut().filter(|o| o.0 == "probe" && o.1 == name) {
+            o.3 += 1;
+        }
+    }
+
+    /// `probe name { ... }`
+    pub(crate) fn parse_probe_decl(&mut self) -> R<()> {
+        self.next();
+        self.expect_tok(Tok::Id, 660)?;
+        let nt = self.t().span;
+        let name = self.text(nt);
+        self.next();
+        let id = self.probes.len() as ProbeId;
+        self.declare(SymKind::Probe(id), VclType::Probe, nt)?;
+        let p = self.probe_spec(name.clone())?;
+        self.probes.push(p);
+        self.objects.push(("probe", name, nt, 0));
+        Ok(())
+    }
+
+    /// The `{ ... }` of a probe.
+    fn probe_spec(&mut self, name: String) -> R<ProbeDef> {
+        let mut p = ProbeDef { name, ..Default::default() };
+        let mut seen = Vec::new();
+        let mut t_window = None;
+        let mut t_threshold = None;
+        let mut t_initial = None;
+        let mut t_url = None;
+        self.skip(Op::LBrace, 700)?;
+        while !self.t().is(Op::RBrace) {
+            let f = self.field(PROBE_FIELDS, &mut seen)?;
+            match f.as_str() {
+                "url" => {
+                    let (v, sp) = self.cstr(711)?;
+                    p.url = Some(v);
+                    t_url = Some(sp);
+                }
+                "request" => {
+                    let mut lines = Vec::new();
+                    while self.t().tok == Tok::CStr {
+                        lines.push(String::from_utf8_lossy(&self.t().dec).into_owned());
+                        self.next();
+                    }
+                    p.request = Some(lines);
+                }
+                "timeout" => p.timeout = self.duration_const()?,
+                "interval" => p.interval = self.duration_const()?,
+                "window" => {
+                    let (v, sp) = self.uint_const()?;
+                    p.window = v.min(u32::MAX as u64) as u32;
+                    t_window = Some(sp);
+                }
+                "threshold" => {
+                    let (v, sp) = self.uint_const()?;
+                    p.threshold = v.min(u32::MAX as u64) as u32;
+                    t_threshold = Some(sp);
+                }
+                "initial" => {
+                    let (v, sp) = self.uint_const()?;
+                    p.initial = Some(v.min(u32::MAX as u64) as u32);
+                    t_initial = Some(sp);
+                }
+                "expected_response" => {
+                    let (v, sp) = self.uint_const()?;
+                    if !(100..=999).contains(&v) {
+                        return self.fail(Diag::at(
+                            "Must specify .expected_response with exactly three digits (100 <= x <= 999)",
+                            sp,
+                        ));
+                    }
+                    p.expected_response = v as u16;
+                }
+                _ => unreachable!("field() only returns listed fields"),
+            }
+            self.skip(Op::Semi, 760)?;
+        }
+        if let (Some(u), Some(_)) = (t_url, p.request.as_ref()) {
+            return self.fail(Diag::at("Probe request redefinition at:", u));
+        }
+        if t_threshold.is_some() || t_window.is_some() {
+            match (t_threshold, t_window) {
+                (None, Some(w)) => return self.fail(Diag::at("Must specify .threshold with .window", w)),
+                (Some(t), None) => {
+                    if p.threshold > 64 {
+                        return self.fail(Diag::at("Threshold must be 64 or less.", t));
+                    }
+                    p.window = p.threshold + 1;
+                }
+                (_, Some(w)) if p.window > 64 => return self.fail(Diag::at("Window must be 64 or less.", w)),
+                _ => {}
+            }
+            if p.threshold > p.window {
+                let mut d = Diag::at("Threshold can not be greater than window.", t_threshold.unwrap_or_default());
+                if let Some(w) = t_window {
+                    d.push(Piece::text("Window is:\n"));
+                    d.push(Piece::Where(w));
+                }
+                return self.fail(d);
+            }
+        }
+        if let (Some(i), Some(v)) = (t_initial, p.initial) {
+            if v > p.threshold {
+                return self.fail(Diag::at("Initial must be less than or equal to threshold.", i));
+            }
+        }
+        self.skip(Op::RBrace, 800)?;
+        Ok(p)
+    }
+}
+
+fn capital(w: &str) -> String {
+    let mut c = w.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Resolves a host and port as `getaddrinfo` does.
+pub(crate) fn resolve(host: &str, port: &str) -> Result<Vec<std::net::SocketAddr>, String> {
+    let port_num: u16 = match port.parse() {
+        Ok(p) => p,
+        Err(_) => match port {
+            "http" => 80,
+            "https" => 443,
+            _ => return Err("Servname not supported for ai_socktype".into()),
+        },
+    };
+    match (host, port_num).to_socket_addrs() {
+        Ok(it) => {
+            let v: Vec<_> = it.collect();
+            if v.is_empty() {
+                Err("Name or service not known".into())
+            } else {
+                Ok(v)
+            }
+        }
+        Err(_) => Err("Name or service not known".into()),
+    }
+}

@@ -1,0 +1,580 @@
+//! The compiler driver (VCC's `vcc_compile.c`): reads the sources, splices
+//! includes, walks the top level, runs the cross-reference checks and
+//! assembles the [`Program`].
+//!
+//! Like VCC, the compiler parses, type-checks and lowers in one pass, and
+//! stops at the first error: the error text a Varnish user sees depends on
+//! that order, so it is kept.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use lacquer_defs::{Method, VclType};
+
+use crate::diag::{Diag, Piece};
+use crate::program::*;
+use crate::source::{Sources, Span, SrcId};
+use crate::symb::{Sym, SymKind, Symbols};
+use crate::token::{lex, Op, Tok, Token};
+
+/// The built-in VCL, appended to every program as the source `<builtin>`.
+pub const BUILTIN_VCL: &str = include_str!("builtin.vcl");
+
+/// Compiler settings. `Default` is what varnishd does by default.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Unused subroutines, ACLs and probes are errors (`vcc_err_unref`).
+    pub err_unref: bool,
+    /// Allow `C{ }C` (never supported by Lacquer; refused either way).
+    pub allow_inline_c: bool,
+    /// The storage backends `storage.NAME` refers to.
+    pub stevedores: Vec<String>,
+    /// Where `include "x";` looks for relative paths that are not found next
+    /// to the including file (Varnish's `vcl_path`).
+    pub vcl_path: Vec<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            err_unref: true,
+            allow_inline_c: false,
+            stevedores: vec!["s0".into(), "Transient".into()],
+            vcl_path: Vec::new(),
+        }
+    }
+}
+
+/// A failed compilation: the diagnostics and their rendering in VCC's format.
+#[derive(Debug)]
+pub struct CompileError {
+    pub diags: Vec<Diag>,
+    text: String,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Compiles VCL text; `name` is the source name used in messages.
+pub fn compile_str(name: &str, source: &str, opts: &Options) -> Result<Program, CompileError> {
+    compile_bytes(name, source.as_bytes().to_vec(), None, opts)
+}
+
+/// Compiles a VCL file; includes are found relative to it.
+pub fn compile_path(path: &Path, opts: &Options) -> Result<Program, CompileError> {
+    let text = std::fs::read(path).map_err(|e| CompileError {
+        diags: Vec::new(),
+        text: format!("Cannot read file '{}': {}\n", path.display(), e),
+    })?;
+    compile_bytes(&path.display().to_string(), text, path.parent().map(Path::to_path_buf), opts)
+}
+
+fn compile_bytes(name: &str, text: Vec<u8>, dir: Option<PathBuf>, opts: &Options) -> Result<Program, CompileError> {
+    let mut srcs = Sources::default();
+    let main = srcs.add(name, text);
+    let mut dirs = vec![dir];
+    let mut vcc = Vcc::new(opts);
+    let r = vcc.run(&mut srcs, &mut dirs, main);
+    match r {
+        Ok(p) => Ok(p),
+        Err(Stop) => {
+            let text = crate::render::render_all(&vcc.diags, &srcs);
+            Err(CompileError { diags: vcc.diags, text })
+        }
+    }
+}
+
+/// "An error has been recorded in `Vcc::diags`; unwind."
+#[derive(Debug, Clone, Copy)]
+pub struct Stop;
+
+/// The result of a compiler step.
+pub type R<T> = Result<T, Stop>;
+
+/// What a subroutine does that the cross-reference checks need to see.
+#[derive(Debug, Default)]
+pub(crate) struct ProcInfo {
+    /// Where it was (first) defined.
+    pub def: Option<Span>,
+    /// Where it was first referenced.
+    pub first_ref: Option<Span>,
+    pub nref: u32,
+    /// `call`s: callee and the name token.
+    pub calls: Vec<(SubId, Span)>,
+    /// `return`s: the action's bit and its token.
+    pub returns: Vec<(lacquer_defs::Action, Span)>,
+    /// Variable accesses: the methods they are allowed in, the message kind
+    /// and the token range.
+    pub uses: Vec<Use>,
+    /// The method it implements, if it is one.
+    pub method: Option<Method>,
+}
+
+/// One restricted access, checked against every method that reaches it.
+#[derive(Debug, Clone)]
+pub(crate) struct Use {
+    pub mask: lacquer_defs::MethodMask,
+    /// What is refused, as VCC says it: "Cannot be set", "Not available" …
+    pub what: &'static str,
+    pub first: Span,
+    pub last: Span,
+}
+
+/// The compiler's state: VCC's `struct vcc`.
+pub struct Vcc<'o> {
+    pub(crate) opts: &'o Options,
+    pub(crate) diags: Vec<Diag>,
+    pub(crate) toks: Vec<Token>,
+    pub(crate) i: usize,
+    pub(crate) syntax: u8,
+    pub(crate) syms: Symbols,
+    pub(crate) subs: Vec<Sub>,
+    pub(crate) procs: Vec<ProcInfo>,
+    /// The subroutine being compiled.
+    pub(crate) cur: Option<SubId>,
+    pub(crate) headers: Vec<Header>,
+    pub(crate) header_ids: HashMap<String, HdrId>,
+    pub(crate) regexes: Vec<crate::regex::Regex>,
+    pub(crate) acls: Vec<AclDef>,
+    pub(crate) backends: Vec<BackendDef>,
+    pub(crate) probes: Vec<ProbeDef>,
+    pub(crate) imports: Vec<Import>,
+    pub(crate) main_syntax: u8,
+    /// Every named ACL, probe and backend: (kind word, name, definition, refs).
+    pub(crate) objects: Vec<(&'static str, String, Span, u32)>,
+    /// The source text, for token text lookups.
+    pub(crate) texts: Vec<Vec<u8>>,
+}
+
+impl<'o> Vcc<'o> {
+    fn new(opts: &'o Options) -> Vcc<'o> {
+        Vcc {
+            opts,
+            diags: Vec::new(),
+            toks: Vec::new(),
+            i: 0,
+            syntax: 0,
+            syms: Symbols::new(opts),
+            subs: Vec::new(),
+            procs: Vec::new(),
+            cur: None,
+            headers: Vec::new(),
+            header_ids: HashMap::new(),
+            regexes: Vec::new(),
+            acls: Vec::new(),
+            backends: Vec::new(),
+            probes: Vec::new(),
+            imports: Vec::new(),
+            main_syntax: 41,
+            objects: Vec::new(),
+            texts: Vec::new(),
+        }
+    }
+
+    // ----- errors -----
+
+    /// Records a diagnostic and returns `Stop`.
+    pub(crate) fn fail<T>(&mut self, d: Diag) -> R<T> {
+        self.diags.push(d);
+        Err(Stop)
+    }
+
+    /// "MESSAGE" then the current token.
+    pub(crate) fn fail_here<T>(&mut self, msg: &str) -> R<T> {
+        let sp = self.t().span;
+        self.fail(Diag::at(msg, sp))
+    }
+
+    /// How VCC names a token in messages.
+    pub(crate) fn tok_desc(&self, t: &Token) -> String {
+        match t.tok {
+            Tok::Eoi => "end of input".into(),
+            Tok::CSrc => "C{ ... }C".into(),
+            _ => format!("'{}'", self.text(t.span)),
+        }
+    }
+
+    /// VCC's `ExpectErr`: `line` is the line of VCC's source that makes the
+    /// check, which VCC prints.
+    pub(crate) fn expect_err<T>(&mut self, want: &str, line: u32) -> R<T> {
+        let t = self.t().clone();
+        let d = Diag::new(vec![
+            Piece::Text(format!("Expected {} got {}\n(program line {}), at\n", want, self.tok_desc(&t), line)),
+            Piece::Where(t.span),
+        ]);
+        self.fail(d)
+    }
+
+    /// Requires the operator `op` here, without consuming it.
+    pub(crate) fn expect_op(&mut self, op: Op, line: u32) -> R<()> {
+        if self.t().is(op) {
+            Ok(())
+        } else {
+            self.expect_err(&format!("'{}'", op.as_str()), line)
+        }
+    }
+
+    /// Requires and consumes the operator `op` (VCC's `SkipToken`).
+    pub(crate) fn skip(&mut self, op: Op, line: u32) -> R<()> {
+        self.expect_op(op, line)?;
+        self.next();
+        Ok(())
+    }
+
+    /// Requires a token kind here.
+    pub(crate) fn expect_tok(&mut self, tok: Tok, line: u32) -> R<()> {
+        if self.t().tok == tok {
+            return Ok(());
+        }
+        let what = match tok {
+            Tok::Id => "ID",
+            Tok::CStr => "CSTR",
+            Tok::CNum => "CNUM",
+            Tok::FNum => "FNUM",
+            _ => "token",
+        };
+        self.expect_err(what, line)
+    }
+
+    // ----- tokens -----
+
+    pub(crate) fn t(&self) -> &Token {
+        &self.toks[self.i]
+    }
+
+    pub(crate) fn prev_span(&self) -> Span {
+        self.toks[self.i.saturating_sub(1)].span
+    }
+
+    pub(crate) fn next(&mut self) {
+        if self.i + 1 < self.toks.len() {
+            self.i += 1;
+        }
+    }
+
+    pub(crate) fn text(&self, sp: Span) -> String {
+        String::from_utf8_lossy(&self.texts[sp.src as usize][sp.start as usize..sp.end as usize]).into_owned()
+    }
+
+    pub(crate) fn tok_text(&self) -> String {
+        self.text(self.t().span)
+    }
+
+    /// Whether the current token is the identifier `s`.
+    pub(crate) fn is_id(&self, s: &str) -> bool {
+        let t = self.t();
+        t.tok == Tok::Id && &self.texts[t.span.src as usize][t.span.start as usize..t.span.end as usize] == s.as_bytes()
+    }
+
+    // ----- the driver -----
+
+    fn run(&mut self, srcs: &mut Sources, dirs: &mut Vec<Option<PathBuf>>, main: SrcId) -> R<Program> {
+        let toks = self.lex_source(srcs, main)?;
+        let mut stack = vec![main];
+        let toks = self.resolve_includes(srcs, dirs, toks, &mut stack)?;
+        let builtin = srcs.add("<builtin>", BUILTIN_VCL);
+        self.texts = srcs.list.iter().map(|s| s.text.clone()).collect();
+        let mut btoks = self.lex_source(srcs, builtin)?;
+        // One token stream: the user's sources, then the built-in VCL.
+        let mut all: Vec<Token> = toks.into_iter().filter(|t| t.tok != Tok::Eoi).collect();
+        let eoi = btoks.pop().expect("eoi");
+        all.extend(btoks);
+        all.push(eoi);
+        self.toks = all;
+        self.texts = srcs.list.iter().map(|s| s.text.clone()).collect();
+
+        self.parse_version_first()?;
+        self.main_syntax = self.syntax;
+        self.parse_toplevel()?;
+
+        if self.backends.is_empty() {
+            return self.fail(Diag::new(vec![Piece::text(
+                "No backends or directors found in VCL program, at least one is necessary.\n",
+            )]));
+        }
+        crate::xref::check(self)?;
+
+        let methods = Method::ALL
+            .iter()
+            .map(|m| match self.syms.get(m.as_str()).map(|s| &s.kind) {
+                Some(SymKind::Sub(id)) => *id,
+                _ => unreachable!("the built-in VCL defines every method"),
+            })
+            .collect();
+        Ok(Program {
+            syntax: self.main_syntax,
+            subs: std::mem::take(&mut self.subs),
+            methods,
+            headers: std::mem::take(&mut self.headers),
+            regexes: std::mem::take(&mut self.regexes),
+            acls: std::mem::take(&mut self.acls),
+            backends: std::mem::take(&mut self.backends),
+            probes: std::mem::take(&mut self.probes),
+            imports: std::mem::take(&mut self.imports),
+            default_backend: Some(0),
+        })
+    }
+
+    fn lex_source(&mut self, srcs: &Sources, id: SrcId) -> R<Vec<Token>> {
+        match lex(id, &srcs.get(id).text) {
+            Ok(t) => Ok(t),
+            Err(d) => self.fail(d),
+        }
+    }
+
+    /// Replaces every `include "file";` with the tokens of that file,
+    /// recursively (VCC's `vcc_resolve_includes`).
+    fn resolve_includes(
+        &mut self,
+        srcs: &mut Sources,
+        dirs: &mut Vec<Option<PathBuf>>,
+        toks: Vec<Token>,
+        stack: &mut Vec<SrcId>,
+    ) -> R<Vec<Token>> {
+        let mut out = Vec::with_capacity(toks.len());
+        let mut i = 0;
+        while i < toks.len() {
+            let t = &toks[i];
+            let is_include = t.tok == Tok::Id && srcs.bytes(t.span) == b"include";
+            if !is_include {
+                out.push(t.clone());
+                i += 1;
+                continue;
+            }
+            self.texts = srcs.list.iter().map(|s| s.text.clone()).collect();
+            let kw = t.span;
+            let Some(name_tok) = toks.get(i + 1).filter(|t| t.tok == Tok::CStr) else {
+                let got = toks.get(i + 1).unwrap_or(t).clone();
+                let d =
+                    Diag::new(vec![Piece::text("include not followed by string constant.\n"), Piece::Where(got.span)]);
+                return self.fail(d);
+            };
+            let fname = String::from_utf8_lossy(&name_tok.dec).into_owned();
+            let name_span = name_tok.span;
+            if !toks.get(i + 2).is_some_and(|t| t.is(Op::Semi)) {
+                let got = toks.get(i + 2).unwrap_or(name_tok).clone();
+                let d = Diag::new(vec![
+                    Piece::text("include <string> not followed by semicolon.\n"),
+                    Piece::Where(got.span),
+                ]);
+                return self.fail(d);
+            }
+            let here = dirs[kw.src as usize].clone();
+            let path = self.find_include(&fname, here.as_deref());
+            let text = match std::fs::read(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    let d = Diag::new(vec![
+                        Piece::Text(format!("Cannot read file '{}' ({})\n", fname, io_reason(&e))),
+                        Piece::Where(name_span),
+                    ]);
+                    return self.fail(d);
+                }
+            };
+            let shown = path.display().to_string();
+            if stack.iter().any(|&s| srcs.get(s).name == shown) {
+                let mut d = Diag::new(vec![Piece::text("Recursive include of \"".to_string() + &shown + "\"\n")]);
+                d.push(Piece::Where(name_span));
+                return self.fail(d);
+            }
+            let id = srcs.add(shown, text);
+            dirs.push(path.parent().map(Path::to_path_buf));
+            let sub = self.lex_source(srcs, id)?;
+            stack.push(id);
+            let sub = self.resolve_includes(srcs, dirs, sub, stack)?;
+            stack.pop();
+            out.extend(sub.into_iter().filter(|t| t.tok != Tok::Eoi));
+            i += 3;
+        }
+        Ok(out)
+    }
+
+    fn find_include(&self, name: &str, here: Option<&Path>) -> PathBuf {
+        let p = Path::new(name);
+        if p.is_absolute() {
+            return p.to_path_buf();
+        }
+        if let Some(d) = here {
+            let c = d.join(p);
+            if c.exists() {
+                return c;
+            }
+        }
+        for d in &self.opts.vcl_path {
+            let c = d.join(p);
+            if c.exists() {
+                return c;
+            }
+        }
+        here.map_or_else(|| p.to_path_buf(), |d| d.join(p))
+    }
+
+    /// The main source must open with `vcl 4.0;` or `vcl 4.1;`.
+    fn parse_version_first(&mut self) -> R<()> {
+        if !self.is_id("vcl") {
+            return self.fail_here(
+                "VCL version declaration missing\nUpdate your VCL to Version 4 syntax, and add\n\tvcl 4.1;\non the first line of the VCL files.\n",
+            );
+        }
+        self.parse_vcl_version()
+    }
+
+    /// `vcl X.Y;`
+    pub(crate) fn parse_vcl_version(&mut self) -> R<()> {
+        let kw = self.t().span;
+        self.next();
+        self.expect_tok(Tok::FNum, 240)?;
+        let v = self.tok_text();
+        let ver = match v.as_str() {
+            "4.0" => 40,
+            "4.1" => 41,
+            _ => {
+                let d = Diag::new(vec![
+                    Piece::Text(format!("VCL version {} not supported.\n", v)),
+                    Piece::Where2(kw, self.t().span),
+                ]);
+                return self.fail(d);
+            }
+        };
+        self.syntax = ver;
+        self.next();
+        self.skip(Op::Semi, 268)?;
+        Ok(())
+    }
+
+    fn parse_toplevel(&mut self) -> R<()> {
+        loop {
+            let t = self.t().clone();
+            match t.tok {
+                Tok::Eoi => return Ok(()),
+                Tok::CSrc => {
+                    return self.fail(Diag::at("Inline-C not allowed", t.span));
+                }
+                Tok::Id => {
+                    let w = self.tok_text();
+                    match w.as_str() {
+                        "acl" => self.parse_acl()?,
+                        "sub" => self.parse_sub()?,
+                        "backend" => self.parse_backend()?,
+                        "probe" => self.parse_probe_decl()?,
+                        "import" => self.parse_import()?,
+                        "vcl" => self.parse_vcl_version()?,
+                        _ => return self.toplevel_error(),
+                    }
+                }
+                _ => return self.toplevel_error(),
+            }
+        }
+    }
+
+    fn toplevel_error(&mut self) -> R<()> {
+        let t = self.t().clone();
+        let msg = format!(
+            "Expected one of\n\t'acl', 'sub', 'backend', 'probe', 'import',  or 'vcl'\nFound: {} at\n",
+            self.tok_desc(&t)
+        );
+        self.fail(Diag::new(vec![Piece::Text(msg), Piece::Where(t.span)]))
+    }
+
+    /// `import name [from "path"];`
+    fn parse_import(&mut self) -> R<()> {
+        self.next();
+        self.expect_tok(Tok::Id, 286)?;
+        let nt = self.t().clone();
+        let name = self.text(nt.span);
+        self.next();
+        let mut path = None;
+        if self.is_id("from") {
+            self.next();
+            self.expect_tok(Tok::CStr, 301)?;
+            path = Some(String::from_utf8_lossy(&self.t().dec).into_owned());
+            self.next();
+        }
+        self.skip(Op::Semi, 310)?;
+        if let Some(prev) = self.syms.get(&name) {
+            if let SymKind::Module(_) = prev.kind {
+                // Importing the same module twice is harmless, as in VCC.
+                return Ok(());
+            }
+            let what = prev.kind.word();
+            let def = prev.def;
+            let mut d = Diag::new(vec![Piece::Text(format!("Module name '{}' conflicts with other symbol.\n", name))]);
+            d.push(Piece::Where(nt.span));
+            if let Some(def) = def {
+                d.push(Piece::Text(format!("Previously defined as {} here:\n", what)));
+                d.push(Piece::Where(def));
+            }
+            return self.fail(d);
+        }
+        let idx = self.imports.len() as u32;
+        self.imports.push(Import { name: name.clone(), path });
+        self.syms.insert(name, Sym { kind: SymKind::Module(idx), def: Some(nt.span), ty: VclType::Void });
+        Ok(())
+    }
+
+    /// Interns a header name for the program.
+    pub(crate) fn header_id(&mut self, name: &str) -> HdrId {
+        let lower = name.to_ascii_lowercase();
+        if let Some(&id) = self.header_ids.get(&lower) {
+            return id;
+        }
+        let id = self.headers.len() as HdrId;
+        self.headers.push(Header { name: name.to_string(), lower: lower.clone() });
+        self.header_ids.insert(lower, id);
+        id
+    }
+
+    /// Records that the current subroutine accesses something allowed only in `mask`.
+    pub(crate) fn add_use(&mut self, what: &'static str, mask: lacquer_defs::MethodMask, first: Span, last: Span) {
+        if let Some(c) = self.cur {
+            self.procs[c as usize].uses.push(Use { mask, what, first, last });
+        }
+    }
+
+    /// Looks up or creates a subroutine symbol, counting a reference.
+    pub(crate) fn sub_ref(&mut self, name: &str, at: Span) -> R<SubId> {
+        match self.syms.get(name).map(|s| s.kind.clone()) {
+            Some(SymKind::Sub(id)) => {
+                let p = &mut self.procs[id as usize];
+                p.nref += 1;
+                p.first_ref.get_or_insert(at);
+                Ok(id)
+            }
+            Some(k) => {
+                let d = Diag::new(vec![
+                    Piece::Text(format!("Symbol '{}' has wrong type ({}), expected sub:\n", name, k.word())),
+                    Piece::Where(at),
+                ]);
+                self.fail(d)
+            }
+            None => {
+                let id = self.new_sub(name);
+                let p = &mut self.procs[id as usize];
+                p.nref = 1;
+                p.first_ref = Some(at);
+                Ok(id)
+            }
+        }
+    }
+
+    pub(crate) fn new_sub(&mut self, name: &str) -> SubId {
+        let id = self.subs.len() as SubId;
+        self.subs.push(Sub { name: name.to_string(), body: Vec::new() });
+        self.procs.push(ProcInfo { method: Method::from_name(name), ..Default::default() });
+        self.syms.insert(name.to_string(), Sym { kind: SymKind::Sub(id), def: None, ty: VclType::Sub });
+        id
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "No such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
+        _ => e.to_string(),
+    }
+}

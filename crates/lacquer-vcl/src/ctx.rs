@@ -1,0 +1,106 @@
+//! The runtime side of the contract: what a compiled program needs from
+//! whoever runs it (the server, a test, a benchmark).
+//!
+//! The compiler knows nothing about sockets or caches: a program reads and
+//! writes variables and headers through [`VclContext`], and says what to do
+//! next through the [`Handling`] it returns.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use lacquer_defs::{Action, Method, Var};
+
+use crate::program::{BackendId, Header};
+
+/// A value at run time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    /// A string; `None` is VCL's NULL (an unset header).
+    Str(Option<Cow<'a, [u8]>>),
+    Int(i64),
+    Real(f64),
+    Duration(f64),
+    Time(f64),
+    Bytes(f64),
+    Bool(bool),
+    Ip(Option<SocketAddr>),
+    /// A backend of the program (by index), or none.
+    Backend(Option<BackendId>),
+    /// A value of a type the context does not expose (`req` as HTTP …).
+    Opaque,
+}
+
+impl Value<'_> {
+    /// Detaches the value from what it borrows.
+    pub fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::Str(s) => Value::Str(s.map(|c| Cow::Owned(c.into_owned()))),
+            Value::Int(v) => Value::Int(v),
+            Value::Real(v) => Value::Real(v),
+            Value::Duration(v) => Value::Duration(v),
+            Value::Time(v) => Value::Time(v),
+            Value::Bytes(v) => Value::Bytes(v),
+            Value::Bool(v) => Value::Bool(v),
+            Value::Ip(v) => Value::Ip(v),
+            Value::Backend(v) => Value::Backend(v),
+            Value::Opaque => Value::Opaque,
+        }
+    }
+}
+
+/// A VCL failure (`VRT_fail`): the transaction ends as `return (fail)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure(pub String);
+
+/// What the program decided: the action and its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handling {
+    pub action: Action,
+    /// `synth(status, ...)` / `error(status, ...)`.
+    pub status: Option<i64>,
+    pub reason: Option<Vec<u8>>,
+    /// `pass(DURATION)`.
+    pub pass_ttl: Option<f64>,
+    /// `vcl(label)`.
+    pub label: Option<String>,
+}
+
+impl Handling {
+    /// An action without arguments.
+    pub fn plain(action: Action) -> Handling {
+        Handling { action, status: None, reason: None, pass_ttl: None, label: None }
+    }
+}
+
+/// What a running program may ask of its host.
+///
+/// Variables are read with [`get`](VclContext::get) and written with
+/// [`set`](VclContext::set); the compiler has already checked that each
+/// access is legal in the method being run, so an implementation only
+/// handles the variables that exist where it runs.
+pub trait VclContext {
+    /// The method being run.
+    fn method(&self) -> Method;
+    /// Reads a variable.
+    fn get(&self, var: Var) -> Value<'_>;
+    /// Writes a variable.
+    fn set(&mut self, var: Var, value: Value<'_>) -> Result<(), Failure>;
+    /// Unsets a variable (`unset req.body`, …).
+    fn unset(&mut self, var: Var) -> Result<(), Failure>;
+    /// Reads a header of the message `family` (`Var::ReqHttp` …).
+    fn header(&self, family: Var, name: &Header) -> Option<&[u8]>;
+    /// Sets a header, replacing every existing one of that name.
+    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]);
+    /// Removes every header of that name.
+    fn unset_header(&mut self, family: Var, name: &Header);
+    /// `hash_data()`.
+    fn hash_data(&mut self, _data: &[u8]) {}
+    /// `synthetic()`: appends to the body being made.
+    fn synthetic(&mut self, _body: &[u8]) {}
+    /// `ban()`: an invalid expression is logged, not a failure.
+    fn ban(&mut self, _expr: &[u8]) {}
+    /// The name of a backend, for conversions to STRING.
+    fn backend_name(&self, _b: BackendId) -> Option<&str> {
+        None
+    }
+}

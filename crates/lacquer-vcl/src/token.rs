@@ -1,0 +1,269 @@
+//! The lexer: VCL source bytes to tokens, as VCC's `vcc_token.c` cuts them.
+//!
+//! Identifiers may contain `.` and `-` (so `req.http.X-Forwarded-For` is one
+//! token); numbers are `CNUM` (integer) or `FNUM` (with a fraction), and
+//! units such as `10ms` are two tokens joined by the expression parser.
+//! Strings come in three forms: `"..."` (one line, no escapes), `{"..."}`
+//! and `"""..."""` (both multi-line). Inline C (`C{ ... }C`) is lexed so that
+//! it can be refused with VCC's message.
+
+use crate::diag::{Diag, Piece};
+use crate::source::{Span, SrcId};
+
+/// What kind of token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tok {
+    /// An identifier (`req.url`, `vcl_recv`, `ms`).
+    Id,
+    /// An integer literal.
+    CNum,
+    /// A literal with a decimal point.
+    FNum,
+    /// A string literal of any form; its value is in [`Token::dec`].
+    CStr,
+    /// Inline C.
+    CSrc,
+    /// An operator or punctuation: one of the single characters
+    /// `{}()*+-/%><=;!&.|~,` or one of the two-character operators.
+    Op(Op),
+    /// The end of the input.
+    Eoi,
+}
+
+macro_rules! ops {
+    ($( $id:ident = $text:literal ),* $(,)?) => {
+        /// Operators and punctuation.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Op { $( $id, )* }
+        impl Op {
+            /// The operator as written.
+            pub const fn as_str(self) -> &'static str {
+                match self { $( Op::$id => $text, )* }
+            }
+            /// Every operator, two-character ones first so they win.
+            pub const ALL: &'static [Op] = &[ $( Op::$id, )* ];
+        }
+    };
+}
+
+ops! {
+    Inc = "++", Dec = "--", CAnd = "&&", COr = "||", Leq = "<=", Eq = "==",
+    Neq = "!=", Geq = ">=", Shr = ">>", Shl = "<<", Incr = "+=", Decr = "-=",
+    MulAssign = "*=", DivAssign = "/=", NoMatch = "!~",
+    LBrace = "{", RBrace = "}", LParen = "(", RParen = ")", Star = "*",
+    Plus = "+", Minus = "-", Slash = "/", Percent = "%", Gt = ">", Lt = "<",
+    Assign = "=", Semi = ";", Bang = "!", Amp = "&", Dot = ".", Pipe = "|",
+    Tilde = "~", Comma = ",",
+}
+
+/// One token.
+#[derive(Clone, Debug)]
+pub struct Token {
+    pub tok: Tok,
+    pub span: Span,
+    /// For [`Tok::CStr`], the string's value; empty otherwise.
+    pub dec: Vec<u8>,
+}
+
+impl Token {
+    /// Whether this is the operator `op`.
+    pub fn is(&self, op: Op) -> bool {
+        self.tok == Tok::Op(op)
+    }
+}
+
+fn is_ident1(c: u8) -> bool {
+    c.is_ascii_alphabetic()
+}
+
+/// Whether `c` may continue an identifier.
+pub fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.'
+}
+
+/// Cuts one source into tokens, ending with [`Tok::Eoi`].
+pub fn lex(src: SrcId, text: &[u8]) -> Result<Vec<Token>, Diag> {
+    let mut out = Vec::new();
+    let mut p = 0usize;
+    let n = text.len();
+    let sp = |b: usize, e: usize| Span { src, start: b as u32, end: e as u32 };
+    let push = |out: &mut Vec<Token>, tok: Tok, b: usize, e: usize, dec: Vec<u8>| {
+        out.push(Token { tok, span: sp(b, e), dec });
+    };
+    while p < n {
+        let c = text[p];
+        if c.is_ascii_whitespace() {
+            p += 1;
+            continue;
+        }
+        // Comments: `#` and `//` to the end of the line, `/* ... */`.
+        if c == b'#' || (c == b'/' && text.get(p + 1) == Some(&b'/')) {
+            while p < n && text[p] != b'\n' {
+                p += 1;
+            }
+            continue;
+        }
+        if c == b'/' && text.get(p + 1) == Some(&b'*') {
+            match memfind(&text[p + 2..], b"*/") {
+                Some(i) => {
+                    p = p + 2 + i + 2;
+                    continue;
+                }
+                None => {
+                    return Err(Diag::new(vec![
+                        Piece::text("Unterminated /* ... */ comment, starting at\n"),
+                        Piece::Where(sp(p, p + 2)),
+                    ]));
+                }
+            }
+        }
+        // Inline C.
+        if c == b'C' && text.get(p + 1) == Some(&b'{') {
+            match memfind(&text[p + 2..], b"}C") {
+                Some(i) => {
+                    let e = p + 2 + i + 2;
+                    push(&mut out, Tok::CSrc, p, e, Vec::new());
+                    p = e;
+                    continue;
+                }
+                None => {
+                    return Err(Diag::new(vec![
+                        Piece::text("Unterminated inline C source, starting at\n"),
+                        Piece::Where(sp(p, p + 2)),
+                    ]));
+                }
+            }
+        }
+        // Long strings: {"..."} and """...""".
+        if c == b'{' && text.get(p + 1) == Some(&b'"') {
+            match memfind(&text[p + 2..], b"\"}") {
+                Some(i) => {
+                    let e = p + 2 + i + 2;
+                    push(&mut out, Tok::CStr, p, e, text[p + 2..p + 2 + i].to_vec());
+                    p = e;
+                    continue;
+                }
+                None => {
+                    return Err(Diag::new(vec![
+                        Piece::text("Unterminated long-string, starting at\n"),
+                        Piece::Where(sp(p, p + 2)),
+                    ]));
+                }
+            }
+        }
+        if text[p..].starts_with(b"\"\"\"") {
+            match memfind(&text[p + 3..], b"\"\"\"") {
+                Some(i) => {
+                    let e = p + 3 + i + 3;
+                    push(&mut out, Tok::CStr, p, e, text[p + 3..p + 3 + i].to_vec());
+                    p = e;
+                    continue;
+                }
+                None => {
+                    return Err(Diag::new(vec![
+                        Piece::text("Unterminated long-string, starting at\n"),
+                        Piece::Where(sp(p, p + 3)),
+                    ]));
+                }
+            }
+        }
+        // Operators, longest first.
+        if let Some(op) = Op::ALL.iter().find(|o| text[p..].starts_with(o.as_str().as_bytes())) {
+            let e = p + op.as_str().len();
+            push(&mut out, Tok::Op(*op), p, e, Vec::new());
+            p = e;
+            continue;
+        }
+        // Plain strings: one line, no escapes.
+        if c == b'"' {
+            let mut q = p + 1;
+            while q < n && text[q] != b'"' && text[q] != b'\n' {
+                q += 1;
+            }
+            if q >= n || text[q] == b'\n' {
+                return Err(Diag::new(vec![
+                    Piece::text("Unterminated string, starting at\n"),
+                    Piece::Where(sp(p, p + 1)),
+                ]));
+            }
+            push(&mut out, Tok::CStr, p, q + 1, text[p + 1..q].to_vec());
+            p = q + 1;
+            continue;
+        }
+        if is_ident1(c) {
+            let mut q = p + 1;
+            while q < n && is_ident(text[q]) {
+                q += 1;
+            }
+            push(&mut out, Tok::Id, p, q, Vec::new());
+            p = q;
+            continue;
+        }
+        if c.is_ascii_digit() {
+            let mut q = p;
+            while q < n && text[q].is_ascii_digit() {
+                q += 1;
+            }
+            if q < n && text[q] == b'.' {
+                q += 1;
+                while q < n && text[q].is_ascii_digit() {
+                    q += 1;
+                }
+                push(&mut out, Tok::FNum, p, q, Vec::new());
+            } else {
+                push(&mut out, Tok::CNum, p, q, Vec::new());
+            }
+            p = q;
+            continue;
+        }
+        return Err(Diag::new(vec![Piece::text("Syntax error at\n"), Piece::Where(sp(p, p + 1))]));
+    }
+    push(&mut out, Tok::Eoi, n, n, Vec::new());
+    Ok(out)
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(s: &str) -> Vec<Tok> {
+        lex(0, s.as_bytes()).unwrap().into_iter().map(|t| t.tok).collect()
+    }
+
+    #[test]
+    fn identifiers_swallow_dots_and_dashes() {
+        let t = lex(0, b"set req.http.X-Foo = 10ms;").unwrap();
+        assert_eq!(t[1].tok, Tok::Id);
+        assert_eq!(t[1].span.end - t[1].span.start, 14);
+        assert_eq!(t[3].tok, Tok::CNum);
+        assert_eq!(t[4].tok, Tok::Id);
+    }
+
+    #[test]
+    fn strings_and_comments() {
+        assert_eq!(
+            kinds("\"a\" {\"b\nc\"} \"\"\"d\"e\"\"\" # x\n// y\n/* z */"),
+            vec![Tok::CStr; 3].into_iter().chain([Tok::Eoi]).collect::<Vec<_>>()
+        );
+        let t = lex(0, b"{\"x\"y\"}").unwrap();
+        assert_eq!(t[0].dec, b"x\"y");
+    }
+
+    #[test]
+    fn two_char_ops_win() {
+        assert_eq!(kinds("a != b"), vec![Tok::Id, Tok::Op(Op::Neq), Tok::Id, Tok::Eoi]);
+        assert_eq!(kinds("1.5"), vec![Tok::FNum, Tok::Eoi]);
+        assert_eq!(kinds("1."), vec![Tok::FNum, Tok::Eoi]);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(lex(0, b"\"abc\n\"").is_err());
+        assert!(lex(0, b"/* x").is_err());
+        assert!(lex(0, b"@").is_err());
+    }
+}

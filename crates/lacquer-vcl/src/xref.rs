@@ -1,0 +1,194 @@
+//! Cross-reference checks (VCC's `vcc_xref.c`), run after parsing: every
+//! subroutine defined and used, no recursion, every `return()` legal in
+//! every method that can reach it, every variable and action available
+//! there.
+
+use lacquer_defs::{Action, Method};
+
+use crate::compile::{Stop, Vcc, R};
+use crate::diag::{Diag, Piece};
+use crate::program::SubId;
+
+pub(crate) fn check(v: &mut Vcc) -> R<()> {
+    references(v)?;
+    recursion(v)?;
+    returns(v)?;
+    uses(v)
+}
+
+/// Subroutines called but never defined; subroutines, ACLs and probes
+/// defined but never used.
+fn references(v: &mut Vcc) -> R<()> {
+    let mut order: Vec<usize> = (0..v.subs.len()).collect();
+    order.sort_by(|a, b| v.subs[*a].name.cmp(&v.subs[*b].name));
+    let mut diags = Vec::new();
+    for i in order {
+        let p = &v.procs[i];
+        let name = &v.subs[i].name;
+        match (p.def, p.first_ref) {
+            (None, Some(r)) => diags.push(Diag::at(format!("Undefined sub {}, first reference:", name), r)),
+            (Some(d), None) if p.method.is_none() && v.opts.err_unref && !is_builtin(v, d) => {
+                diags.push(Diag::at(format!("Unused sub {}, defined:", name), d))
+            }
+            _ => {}
+        }
+    }
+    let mut objs: Vec<_> = v.objects.iter().filter(|o| o.0 != "backend" && o.3 == 0).collect();
+    objs.sort_by(|a, b| a.1.cmp(&b.1));
+    if v.opts.err_unref {
+        for o in objs {
+            diags.push(Diag::at(format!("Unused {} {}, defined:", o.0, o.1), o.2));
+        }
+    }
+    if diags.is_empty() {
+        return Ok(());
+    }
+    v.diags.extend(diags);
+    Err(Stop)
+}
+
+fn is_builtin(v: &Vcc, sp: crate::source::Span) -> bool {
+    sp.src as usize == v.texts.len() - 1
+}
+
+/// A subroutine that calls itself, directly or not.
+fn recursion(v: &mut Vcc) -> R<()> {
+    let mut order: Vec<usize> = (0..v.subs.len()).collect();
+    order.sort_by(|a, b| v.subs[*a].name.cmp(&v.subs[*b].name));
+    let mut done = vec![false; v.subs.len()];
+    for i in order {
+        let mut active = vec![false; v.subs.len()];
+        if let Some(d) = recurse(v, i as SubId, &mut active, &mut done) {
+            return v.fail(d);
+        }
+    }
+    Ok(())
+}
+
+fn recurse(v: &Vcc, s: SubId, active: &mut [bool], done: &mut [bool]) -> Option<Diag> {
+    let i = s as usize;
+    if active[i] {
+        return Some(Diag::at("Subroutine recurses on", v.procs[i].def?));
+    }
+    if done[i] {
+        return None;
+    }
+    active[i] = true;
+    for &(callee, at) in &v.procs[i].calls {
+        if let Some(mut d) = recurse(v, callee, active, done) {
+            d.push(Piece::Text(format!("\n...called from \"{}\"\n", v.subs[i].name)));
+            d.push(Piece::Where(at));
+            return Some(d);
+        }
+    }
+    active[i] = false;
+    done[i] = true;
+    None
+}
+
+/// The method entry subroutine for each method.
+fn method_subs(v: &Vcc) -> Vec<(Method, SubId)> {
+    Method::ALL
+        .iter()
+        .filter_map(|m| match v.syms.get(m.as_str()).map(|s| &s.kind) {
+            Some(crate::symb::SymKind::Sub(id)) => Some((*m, *id)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every `return()` reachable from a method is legal there.
+fn returns(v: &mut Vcc) -> R<()> {
+    for (m, sid) in method_subs(v) {
+        if let Some(mut d) = bad_return(v, sid, m, &mut vec![false; v.subs.len()]) {
+            d.push(Piece::Text(format!("\n...which is the \"{}\" subroutine\n", m.as_str())));
+            let mut legal = String::from("Legal returns are:");
+            for a in Action::ALL.iter().filter(|a| m.actions() & a.bit() != 0) {
+                legal.push_str(&format!(" \"{}\"", a.as_str()));
+            }
+            legal.push('\n');
+            d.push(Piece::Text(legal));
+            return v.fail(d);
+        }
+    }
+    Ok(())
+}
+
+fn bad_return(v: &Vcc, s: SubId, m: Method, seen: &mut Vec<bool>) -> Option<Diag> {
+    let i = s as usize;
+    if seen[i] {
+        return None;
+    }
+    seen[i] = true;
+    let p = &v.procs[i];
+    if let Some(&(a, at)) = p.returns.iter().find(|(a, _)| m.actions() & a.bit() == 0) {
+        let mut d = Diag::at(format!("Invalid return \"{}\"", a.as_str()), at);
+        push_in_sub(v, &mut d, i);
+        return Some(d);
+    }
+    for &(callee, at) in &p.calls {
+        if let Some(mut d) = bad_return(v, callee, m, seen) {
+            d.push(Piece::Text(format!("\n...called from \"{}\"\n", v.subs[i].name)));
+            d.push(Piece::Where(at));
+            return Some(d);
+        }
+    }
+    None
+}
+
+fn push_in_sub(v: &Vcc, d: &mut Diag, i: usize) {
+    d.push(Piece::Text(format!("\n...in subroutine \"{}\"\n", v.subs[i].name)));
+    if let Some(def) = v.procs[i].def {
+        d.push(Piece::Where(def));
+    }
+}
+
+/// Every variable and action reachable from a method is available there.
+fn uses(v: &mut Vcc) -> R<()> {
+    for (m, sid) in method_subs(v) {
+        let i = sid as usize;
+        if let Some(u) = v.procs[i].uses.iter().find(|u| u.mask & m.bit() == 0) {
+            let d = Diag::new(vec![
+                Piece::Where2(u.first, u.last),
+                Piece::Text(format!("{} in subroutine '{}'.\n", u.what, m.as_str())),
+            ]);
+            return v.fail(d);
+        }
+        let mut seen = vec![false; v.subs.len()];
+        seen[i] = true;
+        for &(callee, at) in &v.procs[i].calls {
+            if let Some(mut d) = bad_use(v, callee, m, &mut seen) {
+                d.push(Piece::Text(format!("\n...called from \"{}\"\n", v.subs[i].name)));
+                d.push(Piece::Where(at));
+                d.push(Piece::Text(format!("\n...which is the \"{}\" subroutine\n", m.as_str())));
+                return v.fail(d);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bad_use(v: &Vcc, s: SubId, m: Method, seen: &mut Vec<bool>) -> Option<Diag> {
+    let i = s as usize;
+    if seen[i] {
+        return None;
+    }
+    seen[i] = true;
+    let p = &v.procs[i];
+    if let Some(u) = p.uses.iter().find(|u| u.mask & m.bit() == 0) {
+        let mut d = Diag::new(vec![
+            Piece::Where2(u.first, u.last),
+            Piece::Text(format!("{} from subroutine '{}'.\n", u.what, m.as_str())),
+        ]);
+        push_in_sub(v, &mut d, i);
+        return Some(d);
+    }
+    for &(callee, at) in &p.calls {
+        if let Some(mut d) = bad_use(v, callee, m, seen) {
+            d.push(Piece::Text(format!("\n...called from \"{}\"\n", v.subs[i].name)));
+            d.push(Piece::Where(at));
+            return Some(d);
+        }
+    }
+    None
+}
