@@ -1,1 +1,185 @@
-//! The stable module ABI.
+//! The stable C ABI between Lacquer and its modules.
+//!
+//! A module compiled elsewhere is loaded from a shared library and trusted
+//! only as far as this crate's types let it be: the first thing Lacquer reads
+//! is the [`ModuleDescriptor`] exported under [`DESCRIPTOR_SYMBOL`], whose
+//! leading fields (magic, ABI version, API level) are laid out so that they
+//! can be read and checked before anything else in the library is touched —
+//! they protect the rest.
+//!
+//! This crate has no dependencies and changes rarely. Its version follows
+//! one rule (Varnish's VRT rule): adding something bumps [`ABI_MINOR`];
+//! removing or changing anything bumps [`ABI_MAJOR`] and resets the minor.
+//!
+//! # Changelog
+//!
+//! - 1.0: the descriptor header, API levels and VCL value type codes. The
+//!   host callback table and value layouts arrive with the module system.
+
+/// The ABI major version: a module built against another major is refused.
+pub const ABI_MAJOR: u32 = 1;
+/// The ABI minor version: a module built against a newer minor is refused.
+pub const ABI_MINOR: u32 = 0;
+
+/// The name of the symbol every module library exports.
+pub const DESCRIPTOR_SYMBOL: &str = "LACQUER_MODULE_DESCRIPTOR";
+
+/// The first bytes of every descriptor: `b"LCQRMOD1"` as a little-endian u64.
+pub const DESCRIPTOR_MAGIC: u64 = u64::from_le_bytes(*b"LCQRMOD1");
+
+/// How much of Lacquer a module depends on (Varnish's "API spaces").
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiLevel {
+    /// Only this C ABI: accepted when the major matches and the module's
+    /// minor is not newer than the host's.
+    Stable = 1,
+    /// Also the versioned internal tables (storage, transports), checked the
+    /// same way on their own version.
+    Package = 2,
+    /// Anything: accepted only when the host's build hash matches exactly.
+    Source = 3,
+}
+
+impl ApiLevel {
+    /// Decodes a level read from a descriptor.
+    pub fn from_u32(v: u32) -> Option<ApiLevel> {
+        match v {
+            1 => Some(ApiLevel::Stable),
+            2 => Some(ApiLevel::Package),
+            3 => Some(ApiLevel::Source),
+            _ => None,
+        }
+    }
+
+    /// The level's name, as module specs and messages spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiLevel::Stable => "stable",
+            ApiLevel::Package => "package",
+            ApiLevel::Source => "source",
+        }
+    }
+}
+
+/// The codes of the VCL types as they cross the ABI.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TypeCode {
+    Void = 0,
+    Acl = 1,
+    Backend = 2,
+    Blob = 3,
+    Body = 4,
+    Bool = 5,
+    Bytes = 6,
+    Duration = 7,
+    Enum = 8,
+    Header = 9,
+    Http = 10,
+    Int = 11,
+    Ip = 12,
+    Probe = 13,
+    Real = 14,
+    Stevedore = 15,
+    String = 16,
+    Strands = 17,
+    Sub = 18,
+    Time = 19,
+}
+
+/// The fixed head of a module descriptor. Field order is part of the ABI
+/// and never changes: magic, then versions, then everything else.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ModuleDescriptor {
+    /// [`DESCRIPTOR_MAGIC`].
+    pub magic: u64,
+    /// The [`ABI_MAJOR`] the module was built against.
+    pub abi_major: u32,
+    /// The [`ABI_MINOR`] the module was built against.
+    pub abi_minor: u32,
+    /// An [`ApiLevel`] as u32.
+    pub api_level: u32,
+    /// Reserved; zero.
+    pub reserved: u32,
+    /// The module's name, NUL-terminated UTF-8.
+    pub name: *const u8,
+    /// The module's interface spec (JSON), NUL-terminated UTF-8.
+    pub spec: *const u8,
+    /// For [`ApiLevel::Source`]: the host build hash it was built against.
+    pub build_hash: *const u8,
+}
+
+/// Why a descriptor was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionError {
+    /// Not a Lacquer module descriptor.
+    BadMagic,
+    /// Built against another ABI major.
+    Major { module: u32, host: u32 },
+    /// Built against a newer ABI minor than the host has.
+    Minor { module: u32, host: u32 },
+    /// An API level this host does not know.
+    Level(u32),
+}
+
+impl std::fmt::Display for VersionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VersionError::BadMagic => write!(f, "not a Lacquer module (bad descriptor magic)"),
+            VersionError::Major { module, host } => write!(
+                f,
+                "module built for ABI {module}.x, this Lacquer has ABI {host}.{ABI_MINOR}: rebuild the module against this Lacquer"
+            ),
+            VersionError::Minor { module, host } => write!(
+                f,
+                "module built for ABI {ABI_MAJOR}.{module}, newer than this Lacquer's {ABI_MAJOR}.{host}: upgrade Lacquer or rebuild the module"
+            ),
+            VersionError::Level(l) => write!(f, "unknown API level {l}"),
+        }
+    }
+}
+
+/// Checks a descriptor's head against this host's ABI (the stable-level
+/// rule; the package and source levels add their own checks on top).
+pub fn check_version(magic: u64, major: u32, minor: u32, level: u32) -> Result<ApiLevel, VersionError> {
+    if magic != DESCRIPTOR_MAGIC {
+        return Err(VersionError::BadMagic);
+    }
+    if major != ABI_MAJOR {
+        return Err(VersionError::Major { module: major, host: ABI_MAJOR });
+    }
+    if minor > ABI_MINOR {
+        return Err(VersionError::Minor { module: minor, host: ABI_MINOR });
+    }
+    ApiLevel::from_u32(level).ok_or(VersionError::Level(level))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_rule() {
+        assert_eq!(check_version(DESCRIPTOR_MAGIC, ABI_MAJOR, ABI_MINOR, 1), Ok(ApiLevel::Stable));
+        assert_eq!(
+            check_version(DESCRIPTOR_MAGIC, ABI_MAJOR + 1, 0, 1),
+            Err(VersionError::Major { module: ABI_MAJOR + 1, host: ABI_MAJOR })
+        );
+        assert_eq!(
+            check_version(DESCRIPTOR_MAGIC, ABI_MAJOR, ABI_MINOR + 1, 1),
+            Err(VersionError::Minor { module: ABI_MINOR + 1, host: ABI_MINOR })
+        );
+        assert_eq!(check_version(0, ABI_MAJOR, 0, 1), Err(VersionError::BadMagic));
+        assert_eq!(check_version(DESCRIPTOR_MAGIC, ABI_MAJOR, 0, 9), Err(VersionError::Level(9)));
+    }
+
+    #[test]
+    fn descriptor_head_layout_is_fixed() {
+        assert_eq!(std::mem::offset_of!(ModuleDescriptor, magic), 0);
+        assert_eq!(std::mem::offset_of!(ModuleDescriptor, abi_major), 8);
+        assert_eq!(std::mem::offset_of!(ModuleDescriptor, abi_minor), 12);
+        assert_eq!(std::mem::offset_of!(ModuleDescriptor, api_level), 16);
+    }
+}

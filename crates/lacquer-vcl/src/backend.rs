@@ -34,7 +34,7 @@ impl Vcc<'_> {
     /// Declares a named object, refusing a name already in use.
     fn declare(&mut self, kind: SymKind, ty: VclType, name_sp: Span) -> R<()> {
         let name = self.text(name_sp);
-        if let Some(prev) = self.syms.get(&name) {
+        if let Some(prev) = self.syms.get(&name).filter(|p| !matches!(p.kind, SymKind::DefaultBackend)) {
             let mut d = Diag::new(vec![
                 Piece::Text(format!("{} '{}' redefined.\n", capital(kind.word()), name)),
                 Piece::Where(name_sp),

@@ -47,8 +47,14 @@ fn stmt<C: VclContext>(p: &Program, s: &Stmt, ctx: &mut C) -> Result<Flow, Failu
                 ctx.set(*v, val)?;
             }
             Place::Header(fam, h) => {
-                let val = string_of(p, &*ctx, e)?.map(Cow::into_owned).unwrap_or_default();
-                ctx.set_header(*fam, &p.headers[*h as usize], &val);
+                let name = &p.headers[*h as usize];
+                if let Expr::Const(Const::Str(s)) = e {
+                    // The common case, a constant: no copy.
+                    ctx.set_header(*fam, name, s);
+                } else {
+                    let val = string_of(p, &*ctx, e)?.map(Cow::into_owned).unwrap_or_default();
+                    ctx.set_header(*fam, name, &val);
+                }
             }
         },
         Stmt::Unset(place) => match place {
@@ -231,11 +237,11 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
         Expr::Builtin(b, args, re) => {
             let subject = string_of(p, ctx, &args[0])?;
             let with = string_of(p, ctx, &args[1])?;
-            let Some(subject) = subject else {
-                return Ok(Value::Str(None));
-            };
+            // A NULL subject or replacement counts as empty, as in Varnish.
             let all = *b == Builtin::Regsuball;
-            let out = p.regexes[*re as usize].sub(&subject, with.as_deref().unwrap_or(b""), all);
+            let out = p.regexes[*re as usize]
+                .try_sub(subject.as_deref().unwrap_or(b""), with.as_deref().unwrap_or(b""), all)
+                .map_err(|e| Failure(e.regsub_failure()))?;
             Value::Str(Some(Cow::Owned(out)))
         }
         Expr::Method(m, inner) => match m {

@@ -519,15 +519,21 @@ impl Vcc<'_> {
         let t1 = self.i;
         let found = self.lookup_partial_split("Symbol not found")?;
         let tspan = self.toks[t1].span;
+        // VCC marks only the first component of a variable read.
+        let head = {
+            let name = self.text(tspan);
+            let n = name.find('.').unwrap_or(name.len());
+            crate::source::Span { end: tspan.start + n as u32, ..tspan }
+        };
         let e = match found {
             Found::Header(v, name) => {
-                self.add_use("Not available", v.read, tspan, tspan);
+                self.add_use("Not available", v.read, head, head);
                 let id = self.header_id(&name);
                 Expr::Header(v.id, id)
             }
             Found::Sym(sym) => match sym.kind {
                 SymKind::Var(v) => {
-                    self.add_use("Not available", v.read, tspan, tspan);
+                    self.add_use("Not available", v.read, head, head);
                     if v.ty == VclType::Http {
                         Expr::Var(v.id, VclType::Http)
                     } else {

@@ -43,6 +43,7 @@ pub mod regex;
 pub mod render;
 pub mod source;
 pub mod symb;
+pub mod testctx;
 pub mod token;
 mod xref;
 

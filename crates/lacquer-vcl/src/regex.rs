@@ -62,9 +62,12 @@ impl fmt::Debug for Regex {
 
 /// A pattern that PCRE2 would not compile.
 ///
-/// Its `Display` is the text VCC prints before quoting the offending token:
-/// `Regexp compilation error:`, a blank line, PCRE2's message and a blank
-/// line. VCC does not print PCRE2's offset; it is kept here all the same.
+/// Its `Display` is the start of what VCC prints: `Regexp compilation
+/// error:`, a blank line and PCRE2's message, each ending in a newline.
+/// VCC then prints one more newline (a blank line) before quoting the
+/// string token, from it back to the token before it, as in
+/// `('f.vcl' Line 4 Pos 19) -- (Pos 17)`. VCC does not print PCRE2's
+/// offset; it is kept here all the same.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegexError {
     message: String,
@@ -85,7 +88,7 @@ impl RegexError {
 
 impl fmt::Display for RegexError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Regexp compilation error:\n\n{}\n\n", self.message)
+        write!(f, "Regexp compilation error:\n\n{}\n", self.message)
     }
 }
 
@@ -390,11 +393,11 @@ mod tests {
         for &(pattern, message) in cases {
             let err = Regex::new(pattern).unwrap_err();
             assert_eq!(err.message(), message, "{pattern:?}");
-            assert_eq!(err.to_string(), format!("Regexp compilation error:\n\n{message}\n\n"));
+            assert_eq!(err.to_string(), format!("Regexp compilation error:\n\n{message}\n"));
         }
         assert_eq!(
             Regex::new("(").unwrap_err().to_string(),
-            "Regexp compilation error:\n\nmissing closing parenthesis\n\n"
+            "Regexp compilation error:\n\nmissing closing parenthesis\n"
         );
     }
 
