@@ -13,7 +13,7 @@ impl Vcc<'_> {
     /// by the built-in VCL): the bodies run one after the other.
     pub(crate) fn parse_sub(&mut self) -> R<()> {
         self.next();
-        self.expect_tok(Tok::Id, 232)?;
+        self.expect_tok(Tok::Id, 349)?;
         let nt = self.t().clone();
         let name = self.text(nt.span);
         let is_method = Method::from_name(&name).is_some();
@@ -21,7 +21,7 @@ impl Vcc<'_> {
         if name.starts_with("vcl_")
             && !is_method
             && nt.span.src != builtin_src
-            && !self.syms.get(&name).is_some_and(|s| s.def.is_some_and(|d| d.src == builtin_src))
+            && self.syms.get(&name).is_none_or(|s| s.def.is_none_or(|d| d.src != builtin_src))
         {
             let known = self.syms.get(&name).is_some();
             if !known {
@@ -80,7 +80,7 @@ impl Vcc<'_> {
 
     /// `{ statements }`
     fn compound(&mut self) -> R<Vec<Stmt>> {
-        self.skip(Op::LBrace, 184)?;
+        self.skip(Op::LBrace, 150)?;
         let mut out = Vec::new();
         loop {
             let t = self.t().clone();
@@ -102,25 +102,33 @@ impl Vcc<'_> {
                             out.push(self.if_stmt()?);
                             continue;
                         }
-                        "set" => self.act_set()?,
+                        "set" => {
+                            let s = self.act_set()?;
+                            self.skip(Op::Semi, 186)?;
+                            s
+                        }
                         "unset" => self.act_unset()?,
                         "call" => self.act_call()?,
                         "return" => {
                             let s = self.act_return()?;
-                            out.push(s);
                             self.skip(Op::Semi, 410)?;
-                            continue;
+                            s
                         }
-                        "synthetic" => {
-                            self.act_fn(Method::Synth.bit() | Method::BackendError.bit(), |e| Stmt::Synthetic(e))?
+                        "synthetic" => self.act_fn(
+                            Method::Synth.bit() | Method::BackendError.bit(),
+                            [421, 430, 431],
+                            Stmt::Synthetic,
+                        )?,
+                        "hash_data" => self.act_fn(Method::Hash.bit(), [241, 247, 248], Stmt::HashData)?,
+                        "ban" => self.act_fn(lacquer_defs::Method::ALL_MASK, [220, 229, 230], Stmt::Ban)?,
+                        "new" => {
+                            let s = self.act_new()?;
+                            self.skip(Op::Semi, 186)?;
+                            s
                         }
-                        "hash_data" => self.act_fn(Method::Hash.bit(), |e| Stmt::HashData(e))?,
-                        "ban" => self.act_fn(lacquer_defs::Method::ALL_MASK, |e| Stmt::Ban(e))?,
-                        "new" => self.act_new()?,
                         _ => self.other_statement()?,
                     };
                     out.push(s);
-                    self.skip(Op::Semi, 186)?;
                 }
                 _ => return self.fail_here("Expected an action, 'if', '{' or '}'"),
             }
@@ -159,7 +167,8 @@ impl Vcc<'_> {
     }
 
     /// The target of `set` / `unset`: an exact variable or a header.
-    fn place(&mut self) -> R<(Place, &'static lacquer_defs::VarDef, crate::source::Span)> {
+    fn place(&mut self, line: u32) -> R<(Place, &'static lacquer_defs::VarDef, crate::source::Span)> {
+        self.expect_tok(Tok::Id, line)?;
         let t = self.t().clone();
         let name = self.text(t.span);
         let found = match self.syms.lookup_partial(&name) {
@@ -190,7 +199,7 @@ impl Vcc<'_> {
 
     fn act_set(&mut self) -> R<Stmt> {
         self.next();
-        let (place, v, sp) = self.place()?;
+        let (place, v, sp) = self.place(158)?;
         if v.write == 0 {
             let d = Diag::new(vec![Piece::Where2(sp, sp), Piece::text("Variable is read only.\n")]);
             return self.fail(d);
@@ -222,7 +231,7 @@ impl Vcc<'_> {
             };
             Expr::Arith(aop, Box::new(cur), Box::new(rhs), ty)
         } else {
-            self.skip(Op::Assign, 174)?;
+            self.skip(Op::Assign, 177)?;
             self.expr(ty)?
         };
         Ok(Stmt::Set(place, value))
@@ -230,12 +239,13 @@ impl Vcc<'_> {
 
     fn act_unset(&mut self) -> R<Stmt> {
         self.next();
-        let (place, v, sp) = self.place()?;
+        let (place, v, sp) = self.place(196)?;
         if v.unset == 0 {
             let d = Diag::new(vec![Piece::Where2(sp, sp), Piece::text("Variable cannot be unset.\n")]);
             return self.fail(d);
         }
         self.add_use("Cannot be unset", v.unset, sp, sp);
+        self.skip(Op::Semi, 208)?;
         Ok(Stmt::Unset(place))
     }
 
@@ -249,17 +259,20 @@ impl Vcc<'_> {
             self.procs[c as usize].calls.push((id, t.span));
         }
         self.next();
+        self.skip(Op::Semi, 67)?;
         Ok(Stmt::Call(id))
     }
 
-    /// `hash_data(...)`, `synthetic(...)`, `ban(...)`: one STRING argument.
-    fn act_fn(&mut self, mask: lacquer_defs::MethodMask, mk: impl FnOnce(Expr) -> Stmt) -> R<Stmt> {
+    /// `hash_data(...)`, `synthetic(...)`, `ban(...)`: one STRING argument
+    /// and the `;`; `lines` are VCC's lines for the `(`, `)` and `;` checks.
+    fn act_fn(&mut self, mask: lacquer_defs::MethodMask, lines: [u32; 3], mk: impl FnOnce(Expr) -> Stmt) -> R<Stmt> {
         let kw = self.t().span;
         self.add_use("Not a valid action", mask, kw, kw);
         self.next();
-        self.skip(Op::LParen, 380)?;
+        self.skip(Op::LParen, lines[0])?;
         let e = self.expr(VclType::String)?;
-        self.skip(Op::RParen, 383)?;
+        self.skip(Op::RParen, lines[1])?;
+        self.skip(Op::Semi, lines[2])?;
         Ok(mk(e))
     }
 
@@ -268,10 +281,10 @@ impl Vcc<'_> {
         let kw = self.t().span;
         self.add_use("Not a valid action", Method::Init.bit(), kw, kw);
         self.next();
-        self.expect_tok(Tok::Id, 190)?;
+        self.expect_tok(Tok::Id, 513)?;
         self.next();
-        self.skip(Op::Assign, 212)?;
-        self.expect_tok(Tok::Id, 214)?;
+        self.skip(Op::Assign, 522)?;
+        self.expect_tok(Tok::Id, 523)?;
         let t = self.t().clone();
         let d = Diag::new(vec![
             Piece::Text(format!("Objects ('{}') need the module system, which is not built yet\n", self.text(t.span))),
@@ -284,7 +297,7 @@ impl Vcc<'_> {
     fn act_return(&mut self) -> R<Stmt> {
         self.next();
         self.skip(Op::LParen, 361)?;
-        self.expect_tok(Tok::Id, 363)?;
+        self.expect_tok(Tok::Id, 362)?;
         let at = self.t().clone();
         let word = self.text(at.span);
         let Some(action) = Action::from_name(&word) else {
@@ -311,12 +324,12 @@ impl Vcc<'_> {
                 Action::Pass => {
                     self.next();
                     let d = self.expr(VclType::Duration)?;
-                    self.skip(Op::RParen, 327)?;
+                    self.skip(Op::RParen, 262)?;
                     Return::PassFor(d)
                 }
                 Action::Vcl => {
                     self.next();
-                    self.expect_tok(Tok::Id, 340)?;
+                    self.expect_tok(Tok::Id, 315)?;
                     let label = self.tok_text();
                     let lt = self.t().span;
                     // Labels are resolved when the VCL is loaded; the
@@ -336,7 +349,7 @@ impl Vcc<'_> {
             }
             Return::Plain(action)
         };
-        self.skip(Op::RParen, 405)?;
+        self.skip(Op::RParen, 409)?;
         Ok(Stmt::Return(ret))
     }
 
@@ -370,9 +383,9 @@ impl Vcc<'_> {
     }
 
     fn conditional(&mut self) -> R<Expr> {
-        self.skip(Op::LParen, 58)?;
+        self.skip(Op::LParen, 65)?;
         let e = self.expr(VclType::Bool)?;
-        self.skip(Op::RParen, 61)?;
+        self.skip(Op::RParen, 70)?;
         Ok(e)
     }
 }

@@ -51,9 +51,9 @@ impl Vcc<'_> {
 
     /// `.field =` — returns the field name; VCC's `vcc_IsField`.
     fn field(&mut self, allowed: &[&str], seen: &mut Vec<(String, Span)>) -> R<String> {
-        self.expect_op(Op::Dot, 114)?;
+        self.expect_op(Op::Dot, 95)?;
         self.next();
-        self.expect_tok(Tok::Id, 116)?;
+        self.expect_tok(Tok::Id, 96)?;
         let t = self.t().span;
         let name = self.text(t);
         if !allowed.contains(&name.as_str()) {
@@ -72,7 +72,7 @@ impl Vcc<'_> {
         }
         seen.push((name.clone(), t));
         self.next();
-        self.skip(Op::Assign, 140)?;
+        self.skip(Op::Assign, 100)?;
         Ok(name)
     }
 
@@ -92,11 +92,11 @@ impl Vcc<'_> {
             false
         };
         if !matches!(self.t().tok, Tok::CNum | Tok::FNum) {
-            return self.expect_err("CNUM", 78);
+            return self.expect_err("CNUM", 338);
         }
         let v: f64 = self.tok_text().parse().unwrap_or(0.0);
         self.next();
-        self.expect_tok(Tok::Id, 86)?;
+        self.expect_tok(Tok::Id, 355)?;
         let u = self.tok_text();
         let Some(scale) = crate::conv::duration_unit(&u) else {
             let msg = format!(
@@ -111,7 +111,7 @@ impl Vcc<'_> {
 
     /// An unsigned integer constant.
     fn uint_const(&mut self) -> R<(u64, Span)> {
-        self.expect_tok(Tok::CNum, 104)?;
+        self.expect_tok(Tok::CNum, 319)?;
         let t = self.t().span;
         let v = self.tok_text().parse().unwrap_or(u64::MAX);
         self.next();
@@ -129,7 +129,7 @@ impl Vcc<'_> {
         let id = self.backends.len() as BackendId;
         if self.is_id("none") {
             self.next();
-            self.skip(Op::Semi, 440)?;
+            self.skip(Op::Semi, 354)?;
             self.declare(SymKind::Backend(id), VclType::Backend, nt)?;
             self.backends.push(BackendDef { name, none: true, ..Default::default() });
             return Ok(());
@@ -156,13 +156,15 @@ impl Vcc<'_> {
         let mut seen = Vec::new();
         let mut host: Option<Span> = None;
         let mut path: Option<Span> = None;
-        self.skip(Op::LBrace, 483)?;
+        // The first `.host` or `.path` field name, for VCC's redefinition check.
+        let mut t_addr: Option<Span> = None;
+        self.skip(Op::LBrace, 361)?;
         while !self.t().is(Op::RBrace) {
             let f = self.field(BACKEND_FIELDS, &mut seen)?;
             let fsp = seen.last().map(|s| s.1).unwrap_or(nt);
             match f.as_str() {
                 "host" | "path" => {
-                    if let Some(prev) = host.or(path) {
+                    if let Some(prev) = t_addr {
                         let d = Diag::new(vec![
                             Piece::text("Address redefinition at:\n"),
                             Piece::Where(fsp),
@@ -171,49 +173,57 @@ impl Vcc<'_> {
                         ]);
                         return self.fail(d);
                     }
-                    let (v, sp) = self.cstr(508)?;
+                    t_addr = Some(fsp);
                     if f == "host" {
+                        let (v, sp) = self.cstr(407)?;
                         host = Some(sp);
                         b.host = Some(v);
+                        self.skip(Op::Semi, 411)?;
                     } else {
-                        if !v.starts_with('/') {
-                            let d = Diag::at("Must be an absolute path:", sp);
-                            return self.fail(d);
-                        }
+                        let (v, sp) = self.cstr(431)?;
                         path = Some(sp);
                         b.path = Some(v);
+                        self.skip(Op::Semi, 435)?;
                     }
-                    self.skip(Op::Semi, 512)?;
                 }
                 "port" => {
-                    b.port = Some(self.cstr(520)?.0);
-                    self.skip(Op::Semi, 522)?;
+                    b.port = Some(self.cstr(413)?.0);
+                    self.skip(Op::Semi, 417)?;
                 }
                 "host_header" => {
-                    b.host_header = Some(self.cstr(527)?.0);
-                    self.skip(Op::Semi, 529)?;
+                    b.host_header = Some(self.cstr(437)?.0);
+                    self.skip(Op::Semi, 441)?;
                 }
                 "connect_timeout" | "first_byte_timeout" | "between_bytes_timeout" => {
                     let d = self.duration_const()?;
-                    match f.as_str() {
-                        "connect_timeout" => b.connect_timeout = Some(d),
-                        "first_byte_timeout" => b.first_byte_timeout = Some(d),
-                        _ => b.between_bytes_timeout = Some(d),
-                    }
-                    self.skip(Op::Semi, 545)?;
+                    let line = match f.as_str() {
+                        "connect_timeout" => {
+                            b.connect_timeout = Some(d);
+                            447
+                        }
+                        "first_byte_timeout" => {
+                            b.first_byte_timeout = Some(d);
+                            453
+                        }
+                        _ => {
+                            b.between_bytes_timeout = Some(d);
+                            459
+                        }
+                    };
+                    self.skip(Op::Semi, line)?;
                 }
                 "max_connections" => {
                     let (v, _) = self.uint_const()?;
                     b.max_connections = Some(v.min(u32::MAX as u64) as u32);
-                    self.skip(Op::Semi, 555)?;
+                    self.skip(Op::Semi, 463)?;
                 }
                 "proxy_header" => {
                     let (v, sp) = self.uint_const()?;
                     if v != 1 && v != 2 {
-                        return self.fail(Diag::at("Must specify 1 or 2.", sp));
+                        return self.fail(Diag::at(".proxy_header must be 1 or 2", sp));
                     }
                     b.proxy_header = Some(v as u8);
-                    self.skip(Op::Semi, 565)?;
+                    self.skip(Op::Semi, 476)?;
                 }
                 "probe" => {
                     if self.t().is(Op::LBrace) {
@@ -238,7 +248,7 @@ impl Vcc<'_> {
                             }
                         }
                         self.next();
-                        self.skip(Op::Semi, 594)?;
+                        self.skip(Op::Semi, 494)?;
                     } else {
                         let t = self.t().clone();
                         let d = Diag::new(vec![
@@ -254,9 +264,26 @@ impl Vcc<'_> {
         if host.is_none() && path.is_none() {
             return self.fail(Diag::at("Expected .host or .path.", nt));
         }
+        if let (Some(psp), Some(pv)) = (path, b.path.as_deref()) {
+            // VCC checks the path when it compiles; a missing file is only
+            // a warning there.
+            use std::os::unix::fs::FileTypeExt;
+            let why = if !pv.starts_with('/') {
+                Some("Backend path: Must be an absolute path:")
+            } else {
+                match std::fs::metadata(pv) {
+                    Ok(m) if !m.file_type().is_socket() => Some("Backend path: Not a socket:"),
+                    _ => None,
+                }
+            };
+            if let Some(why) = why {
+                return self.fail(Diag::at(why, psp));
+            }
+        }
         if let (Some(hsp), Some(h)) = (host, b.host.clone()) {
             let port = b.port.clone().unwrap_or_else(|| "80".into());
-            match resolve(&h, &port) {
+            let (name, port) = split_host_port(&h, &port);
+            match resolve(name, port) {
                 Ok(addrs) => b.addrs = addrs,
                 Err(reason) => {
                     let d = Diag::new(vec![
@@ -272,6 +299,24 @@ impl Vcc<'_> {
         }
         self.skip(Op::RBrace, 640)?;
         Ok(b)
+    }
+
+    /// VCC's `vcc_Redef` for a probe's `.url` and `.request`: only one of them.
+    fn probe_redef(&mut self, t_did: &mut Option<Span>, seen: &[(String, Span)]) -> R<()> {
+        let Some(&(_, field)) = seen.last() else {
+            return Ok(());
+        };
+        if let Some(prev) = *t_did {
+            let d = Diag::new(vec![
+                Piece::text("Probe request redefinition at:\n"),
+                Piece::Where(field),
+                Piece::text("Previous definition:\n"),
+                Piece::Where(prev),
+            ]);
+            return self.fail(d);
+        }
+        *t_did = Some(field);
+        Ok(())
     }
 
     fn count_probe(&mut self, name: &str) {
@@ -302,17 +347,19 @@ impl Vcc<'_> {
         let mut t_window = None;
         let mut t_threshold = None;
         let mut t_initial = None;
-        let mut t_url = None;
-        self.skip(Op::LBrace, 700)?;
+        // The first `.url` or `.request` field name.
+        let mut t_did = None;
+        self.skip(Op::LBrace, 174)?;
         while !self.t().is(Op::RBrace) {
             let f = self.field(PROBE_FIELDS, &mut seen)?;
             match f.as_str() {
                 "url" => {
-                    let (v, sp) = self.cstr(711)?;
-                    p.url = Some(v);
-                    t_url = Some(sp);
+                    self.probe_redef(&mut t_did, &seen)?;
+                    p.url = Some(self.cstr(198)?.0);
                 }
                 "request" => {
+                    self.probe_redef(&mut t_did, &seen)?;
+                    self.expect_tok(Tok::CStr, 206)?;
                     let mut lines = Vec::new();
                     while self.t().tok == Tok::CStr {
                         lines.push(String::from_utf8_lossy(&self.t().dec).into_owned());
@@ -338,6 +385,16 @@ impl Vcc<'_> {
                     t_initial = Some(sp);
                 }
                 "expected_response" => {
+                    if self.t().tok != Tok::CNum {
+                        // VCC reports the missing number and then the range
+                        // check on the same token.
+                        let _ = self.expect_tok(Tok::CNum, 319);
+                        let sp = self.t().span;
+                        return self.fail(Diag::at(
+                            "Must specify .expected_response with exactly three digits (100 <= x <= 999)",
+                            sp,
+                        ));
+                    }
                     let (v, sp) = self.uint_const()?;
                     if !(100..=999).contains(&v) {
                         return self.fail(Diag::at(
@@ -349,10 +406,7 @@ impl Vcc<'_> {
                 }
                 _ => unreachable!("field() only returns listed fields"),
             }
-            self.skip(Op::Semi, 760)?;
-        }
-        if let (Some(u), Some(_)) = (t_url, p.request.as_ref()) {
-            return self.fail(Diag::at("Probe request redefinition at:", u));
+            self.skip(Op::Semi, 255)?;
         }
         if t_threshold.is_some() || t_window.is_some() {
             match (t_threshold, t_window) {
@@ -369,7 +423,6 @@ impl Vcc<'_> {
             if p.threshold > p.window {
                 let mut d = Diag::at("Threshold can not be greater than window.", t_threshold.unwrap_or_default());
                 if let Some(w) = t_window {
-                    d.push(Piece::text("Window is:\n"));
                     d.push(Piece::Where(w));
                 }
                 return self.fail(d);
@@ -390,6 +443,20 @@ fn capital(w: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => String::new(),
+    }
+}
+
+/// Splits a `.host` that carries its own port, as Varnish's resolver does:
+/// `"name:port"` and `"[v6]:port"`; a bare IPv6 address has no port.
+fn split_host_port<'a>(host: &'a str, port: &'a str) -> (&'a str, &'a str) {
+    if let Some(rest) = host.strip_prefix('[') {
+        if let Some((addr, tail)) = rest.split_once(']') {
+            return (addr, tail.strip_prefix(':').filter(|p| !p.is_empty()).unwrap_or(port));
+        }
+    }
+    match host.split_once(':') {
+        Some((name, p)) if !p.contains(':') && !p.is_empty() => (name, p),
+        _ => (host, port),
     }
 }
 

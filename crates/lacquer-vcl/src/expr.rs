@@ -66,7 +66,7 @@ impl Vcc<'_> {
         let e = self.expr0(want)?;
         let mut e = E { e: e.e, t1 };
         if want == VclType::String || want == VclType::Strands {
-            e = self.to_string(e)?;
+            e = self.tostring(e)?;
         }
         if want == VclType::Real && e.e.ty() == VclType::Int {
             e.e = Expr::ToReal(Box::new(e.e));
@@ -84,7 +84,7 @@ impl Vcc<'_> {
     }
 
     /// Converts to STRING, or fails as VCC does.
-    fn to_string(&mut self, e: E) -> R<E> {
+    fn tostring(&mut self, e: E) -> R<E> {
         let t = e.e.ty();
         if is_str(t) {
             return Ok(e);
@@ -210,13 +210,13 @@ impl Vcc<'_> {
             return self.fail(d);
         }
         if want == VclType::Bool {
-            e = self.to_bool(e);
+            e = self.tobool(e);
         }
         Ok(e)
     }
 
     /// VCC's `vcc_expr_tobool`: the implicit conversions to BOOL.
-    fn to_bool(&mut self, e: E) -> E {
+    fn tobool(&mut self, e: E) -> E {
         match e.e.ty() {
             VclType::Backend
             | VclType::Int
@@ -336,8 +336,8 @@ impl Vcc<'_> {
                 e = E { e: Expr::Arith(op, Box::new(a), Box::new(b), res), t1: e.t1 };
             } else if plus && (is_str(lt) || is_str(want)) {
                 let t1 = e.t1;
-                let a = self.to_string(e)?;
-                let b = self.to_string(e2)?;
+                let a = self.tostring(e)?;
+                let b = self.tostring(e2)?;
                 let mut parts = match a.e {
                     Expr::Concat(v) => v,
                     x => vec![x],

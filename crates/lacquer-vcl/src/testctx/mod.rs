@@ -26,7 +26,12 @@ pub struct MemContext {
 impl MemContext {
     /// A context for running `m`.
     pub fn new(m: Method) -> MemContext {
-        MemContext { method: Some(m), vars: vec![None; VARIABLES.len()], headers: vec![Vec::new(); VARIABLES.len()], ..Default::default() }
+        MemContext {
+            method: Some(m),
+            vars: vec![None; VARIABLES.len()],
+            headers: vec![Vec::new(); VARIABLES.len()],
+            ..Default::default()
+        }
     }
 
     /// Sets any variable.

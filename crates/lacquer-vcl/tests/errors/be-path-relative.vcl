@@ -1,0 +1,5 @@
+vcl 4.1;
+
+backend default {
+	.path = "backend.sock";
+}

@@ -1,0 +1,4 @@
+vcl 4.1;
+
+backend default { .host = "127.0.0.1"; }
+backend spare { .host = "127.0.0.2"; }

@@ -1,0 +1,5 @@
+vcl 4.1;
+
+import std
+
+backend default { .host = "127.0.0.1"; }

@@ -1,0 +1,10 @@
+vcl 4.1;
+
+backend default { .host = "127.0.0.1"; }
+
+sub vcl_recv {
+	set req.xid = "1";
+	set req.esi_level = 1;
+	set req.foo = "x";
+	set req.proto = "HTTP/1.0";
+}

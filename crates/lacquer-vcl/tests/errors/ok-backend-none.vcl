@@ -1,0 +1,7 @@
+vcl 4.1;
+
+backend default none;
+
+sub vcl_recv {
+	return (synth(503));
+}

@@ -1,0 +1,11 @@
+vcl 4.1;
+
+probe p {
+	.url = "/";
+	.url = "/health";
+}
+
+backend default {
+	.host = "127.0.0.1";
+	.probe = p;
+}

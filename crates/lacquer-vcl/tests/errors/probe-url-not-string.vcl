@@ -1,0 +1,10 @@
+vcl 4.1;
+
+probe p {
+	.url = /health;
+}
+
+backend default {
+	.host = "127.0.0.1";
+	.probe = p;
+}

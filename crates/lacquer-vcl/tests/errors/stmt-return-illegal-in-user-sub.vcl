@@ -1,0 +1,11 @@
+vcl 4.1;
+
+backend default { .host = "127.0.0.1"; }
+
+sub foo {
+	return (lookup);
+}
+
+sub vcl_recv {
+	call foo;
+}

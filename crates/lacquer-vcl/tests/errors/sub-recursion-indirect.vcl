@@ -1,0 +1,19 @@
+vcl 4.1;
+
+backend default { .host = "127.0.0.1"; }
+
+sub foo {
+	call bar;
+}
+
+sub bar {
+	call baz;
+}
+
+sub baz {
+	call foo;
+}
+
+sub vcl_recv {
+	call foo;
+}
