@@ -146,11 +146,7 @@ impl Vcc<'_> {
             let max = if a.is_ipv4() { 32 } else { 128 };
             if b > max {
                 let d = Diag::new(vec![
-                    Piece::Text(format!(
-                        "Too wide mask (/{}) for IPv{} address\n",
-                        b,
-                        if a.is_ipv4() { 4 } else { 6 }
-                    )),
+                    Piece::Text(format!("Too wide mask (/{}) for IPv{} address\n", b, if a.is_ipv4() { 4 } else { 6 })),
                     Piece::Where(t_mask.unwrap_or(t_addr)),
                 ]);
                 return self.fail(d);
