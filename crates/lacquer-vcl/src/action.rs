@@ -149,6 +149,29 @@ impl Vcc<'_> {
                 self.next();
                 self.fail_here("Symbol not found.")
             }
+            Some((Found::Sym(s), used))
+                if used == name.len() && matches!(s.kind, SymKind::ModFunc(..) | SymKind::InstanceMethod(..)) =>
+            {
+                let t1 = self.i;
+                self.next();
+                let e = match s.kind {
+                    SymKind::ModFunc(m, f) => self.call_function(m, f, t1)?,
+                    SymKind::InstanceMethod(i, m) => self.call_method(i, m, t1)?,
+                    _ => unreachable!("matched above"),
+                };
+                self.skip(Op::Semi, 1516)?;
+                Ok(Stmt::Eval(e))
+            }
+            Some((Found::Sym(s), _)) if matches!(s.kind, SymKind::Module(m) if self.imports[m as usize].spec.is_some()) =>
+            {
+                // The module is known and has no such member.
+                self.diags.push(Diag::new(vec![
+                    Piece::Text(format!("Symbol not found: '{}'\nAt: ", name)),
+                    Piece::Where2(t.span, t.span),
+                ]));
+                self.next();
+                self.fail_here("Symbol not found.")
+            }
             Some((Found::Sym(s), _)) if matches!(s.kind, SymKind::Module(_)) => {
                 let d = Diag::new(vec![
                     Piece::Text(format!(
@@ -200,11 +223,9 @@ impl Vcc<'_> {
     fn act_set(&mut self) -> R<Stmt> {
         self.next();
         let (place, v, sp) = self.place(158)?;
-        if v.write == 0 {
-            let d = Diag::new(vec![Piece::Where2(sp, sp), Piece::text("Variable is read only.\n")]);
-            return self.fail(d);
-        }
-        self.add_use("Cannot be set", v.write, sp, sp);
+        // A read-only variable is refused by the cross-reference checks,
+        // as VCC does.
+        self.add_write_use(v.write_in(self.syntax), v.read, sp);
         let ty = match v.ty {
             VclType::Header | VclType::Body => VclType::String,
             t => t,
@@ -282,9 +303,13 @@ impl Vcc<'_> {
         self.add_use("Not a valid action", Method::Init.bit(), kw, kw);
         self.next();
         self.expect_tok(Tok::Id, 513)?;
+        let name_sp = self.t().span;
         self.next();
         self.skip(Op::Assign, 522)?;
         self.expect_tok(Tok::Id, 523)?;
+        if self.opts.modules.is_some() {
+            return self.act_new_instance(name_sp);
+        }
         let t = self.t().clone();
         let d = Diag::new(vec![
             Piece::Text(format!("Objects ('{}') need the module system, which is not built yet\n", self.text(t.span))),

@@ -32,6 +32,9 @@ pub struct Options {
     /// Where `include "x";` looks for relative paths that are not found next
     /// to the including file (Varnish's `vcl_path`).
     pub vcl_path: Vec<PathBuf>,
+    /// Finds the interface of imported modules. Without one, `import` is
+    /// recorded but calling into a module is an error.
+    pub modules: Option<std::sync::Arc<dyn crate::module::ModuleResolver>>,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             allow_inline_c: false,
             stevedores: vec!["s0".into(), "Transient".into()],
             vcl_path: Vec::new(),
+            modules: None,
         }
     }
 }
@@ -123,6 +127,9 @@ pub(crate) struct Use {
     pub what: &'static str,
     pub first: Span,
     pub last: Span,
+    /// For a `set`: the methods the variable can be read in, which decide
+    /// how VCC words a write to a read-only variable.
+    pub write_of: Option<lacquer_defs::MethodMask>,
 }
 
 /// The compiler's state: VCC's `struct vcc`.
@@ -144,6 +151,8 @@ pub struct Vcc<'o> {
     pub(crate) backends: Vec<BackendDef>,
     pub(crate) probes: Vec<ProbeDef>,
     pub(crate) imports: Vec<Import>,
+    pub(crate) calls: Vec<CallSite>,
+    pub(crate) instances: Vec<Instance>,
     pub(crate) main_syntax: u8,
     /// Every named ACL, probe and backend: (kind word, name, definition, refs).
     pub(crate) objects: Vec<(&'static str, String, Span, u32)>,
@@ -170,6 +179,8 @@ impl<'o> Vcc<'o> {
             backends: Vec::new(),
             probes: Vec::new(),
             imports: Vec::new(),
+            calls: Vec::new(),
+            instances: Vec::new(),
             main_syntax: 41,
             objects: Vec::new(),
             texts: Vec::new(),
@@ -275,7 +286,7 @@ impl<'o> Vcc<'o> {
 
     fn run(&mut self, srcs: &mut Sources, dirs: &mut Vec<Option<PathBuf>>, main: SrcId) -> R<Program> {
         let toks = self.lex_source(srcs, main)?;
-        let mut stack = vec![main];
+        let mut stack = vec![(main, None)];
         let toks = self.resolve_includes(srcs, dirs, toks, &mut stack)?;
         let builtin = srcs.add("<builtin>", BUILTIN_VCL);
         self.texts = srcs.list.iter().map(|s| s.text.clone()).collect();
@@ -316,6 +327,8 @@ impl<'o> Vcc<'o> {
             backends: std::mem::take(&mut self.backends),
             probes: std::mem::take(&mut self.probes),
             imports: std::mem::take(&mut self.imports),
+            calls: std::mem::take(&mut self.calls),
+            instances: std::mem::take(&mut self.instances),
             default_backend: Some(0),
         })
     }
@@ -334,7 +347,7 @@ impl<'o> Vcc<'o> {
         srcs: &mut Sources,
         dirs: &mut Vec<Option<PathBuf>>,
         toks: Vec<Token>,
-        stack: &mut Vec<SrcId>,
+        stack: &mut Vec<(SrcId, Option<Span>)>,
     ) -> R<Vec<Token>> {
         let mut out = Vec::with_capacity(toks.len());
         let mut i = 0;
@@ -357,10 +370,9 @@ impl<'o> Vcc<'o> {
             let fname = String::from_utf8_lossy(&name_tok.dec).into_owned();
             let name_span = name_tok.span;
             if !toks.get(i + 2).is_some_and(|t| t.is(Op::Semi)) {
-                let got = toks.get(i + 2).unwrap_or(name_tok).clone();
                 let d = Diag::new(vec![
                     Piece::text("include <string> not followed by semicolon.\n"),
-                    Piece::Where(got.span),
+                    Piece::Where(name_span),
                 ]);
                 return self.fail(d);
             }
@@ -370,22 +382,28 @@ impl<'o> Vcc<'o> {
                 Ok(t) => t,
                 Err(e) => {
                     let d = Diag::new(vec![
-                        Piece::Text(format!("Cannot read file '{}' ({})\n", fname, io_reason(&e))),
+                        Piece::Text(format!("Cannot read file '{}' ({})\n", path.display(), io_reason(&e))),
                         Piece::Where(name_span),
                     ]);
                     return self.fail(d);
                 }
             };
             let shown = path.display().to_string();
-            if stack.iter().any(|&s| srcs.get(s).name == shown) {
-                let mut d = Diag::new(vec![Piece::text("Recursive include of \"".to_string() + &shown + "\"\n")]);
+            if stack.iter().any(|&(s, _)| srcs.get(s).name == shown) {
+                // VCC lists every include on the way, innermost first.
+                let mut d = Diag::new(vec![Piece::Text(format!("Recursive use of file \"{}\"\n\n", shown))]);
                 d.push(Piece::Where(name_span));
+                for &(_, via) in stack.iter().rev() {
+                    if let Some(via) = via {
+                        d.push(Piece::Where(via));
+                    }
+                }
                 return self.fail(d);
             }
             let id = srcs.add(shown, text);
             dirs.push(path.parent().map(Path::to_path_buf));
             let sub = self.lex_source(srcs, id)?;
-            stack.push(id);
+            stack.push((id, Some(name_span)));
             let sub = self.resolve_includes(srcs, dirs, sub, stack)?;
             stack.pop();
             out.extend(sub.into_iter().filter(|t| t.tok != Tok::Eoi));
@@ -395,7 +413,8 @@ impl<'o> Vcc<'o> {
     }
 
     fn find_include(&self, name: &str, here: Option<&Path>) -> PathBuf {
-        let p = Path::new(name);
+        // VCC resolves `./x` as the including file's directory plus `/x`.
+        let p = Path::new(name.strip_prefix("./").unwrap_or(name));
         if p.is_absolute() {
             return p.to_path_buf();
         }
@@ -512,9 +531,9 @@ impl<'o> Vcc<'o> {
             return self.fail(d);
         }
         let idx = self.imports.len() as u32;
-        self.imports.push(Import { name: name.clone(), path });
-        self.syms.insert(name, Sym { kind: SymKind::Module(idx), def: Some(nt.span), ty: VclType::Void });
-        Ok(())
+        self.imports.push(Import { name: name.clone(), path: path.clone(), spec: None });
+        self.syms.insert(name.clone(), Sym { kind: SymKind::Module(idx), def: Some(nt.span), ty: VclType::Void });
+        self.import_module(idx, &name, path.as_deref(), nt.span)
     }
 
     /// Interns a header name for the program.
@@ -532,7 +551,15 @@ impl<'o> Vcc<'o> {
     /// Records that the current subroutine accesses something allowed only in `mask`.
     pub(crate) fn add_use(&mut self, what: &'static str, mask: lacquer_defs::MethodMask, first: Span, last: Span) {
         if let Some(c) = self.cur {
-            self.procs[c as usize].uses.push(Use { mask, what, first, last });
+            self.procs[c as usize].uses.push(Use { mask, what, first, last, write_of: None });
+        }
+    }
+
+    /// Records a `set` of a variable settable in `mask` and readable in `read`.
+    pub(crate) fn add_write_use(&mut self, mask: lacquer_defs::MethodMask, read: lacquer_defs::MethodMask, at: Span) {
+        if let Some(c) = self.cur {
+            let u = Use { mask, what: "Cannot be set", first: at, last: at, write_of: Some(read) };
+            self.procs[c as usize].uses.push(u);
         }
     }
 

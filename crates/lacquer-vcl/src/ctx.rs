@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use lacquer_defs::{Action, Method, Var};
 
-use crate::program::{BackendId, Header};
+use crate::program::{BackendId, CallId, Header, Program};
 
 /// A value at run time.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +99,14 @@ pub trait VclContext {
     fn synthetic(&mut self, _body: &[u8]) {}
     /// `ban()`: an invalid expression is logged, not a failure.
     fn ban(&mut self, _expr: &[u8]) {}
+    /// Calls module code: `program.calls[call]` says what, `args` are
+    /// aligned with the spec's arguments (`None` where the module gets
+    /// private state or an optional argument was left out). A context
+    /// without modules refuses.
+    fn call(&self, program: &Program, call: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
+        let _ = (program, args);
+        Err(Failure(format!("call {call}: no module system in this context")))
+    }
     /// The name of a backend, for conversions to STRING.
     fn backend_name(&self, _b: BackendId) -> Option<&str> {
         None

@@ -86,6 +86,11 @@ fn stmt<C: VclContext>(p: &Program, s: &Stmt, ctx: &mut C) -> Result<Flow, Failu
         Stmt::Eval(e) => {
             eval(p, &*ctx, e)?;
         }
+        Stmt::New(i) => {
+            if let Some(c) = p.instances[*i as usize].ctor {
+                call(p, &*ctx, c)?;
+            }
+        }
     }
     Ok(Flow::Next)
 }
@@ -164,6 +169,7 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
             Const::Bool(b) => Value::Bool(*b),
             Const::Time(t) => Value::Time(*t),
             Const::NoBackend => Value::Backend(None),
+            Const::Ip(a) => Value::Ip(Some(*a)),
         },
         Expr::Var(v, _) => ctx.get(*v),
         Expr::Header(fam, h) => Value::Str(ctx.header(*fam, &p.headers[*h as usize]).map(Cow::Borrowed)),
@@ -260,7 +266,16 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
         },
         Expr::Backend(id) => Value::Backend(Some(*id)),
         Expr::Acl(_) | Expr::Probe(_) | Expr::Stevedore(_) => Value::Opaque,
+        Expr::Call(id, _) => call(p, ctx, *id)?,
     })
+}
+
+/// Evaluates a call site's arguments and hands the call to the context.
+fn call<'a, C: VclContext>(p: &'a Program, ctx: &'a C, id: CallId) -> Result<Value<'a>, Failure> {
+    let site = &p.calls[id as usize];
+    let args =
+        site.args.iter().map(|a| a.as_ref().map(|e| eval(p, ctx, e)).transpose()).collect::<Result<Vec<_>, _>>()?;
+    ctx.call(p, id, &args)
 }
 
 fn arith<'a>(op: ArithOp, a: Value<'a>, b: Value<'a>, ty: lacquer_defs::VclType) -> Result<Value<'a>, Failure> {

@@ -435,6 +435,23 @@ impl Vcc<'_> {
                 Ok(E { e: e2.e, t1 })
             }
             Tok::Id => self.expr_symbol(want),
+            Tok::CStr if want == VclType::Ip => {
+                // VCC resolves a string literal where an IP is wanted.
+                let host = String::from_utf8_lossy(&t.dec).into_owned();
+                match crate::backend::resolve(&host, "0") {
+                    Ok(addrs) => {
+                        self.next();
+                        Ok(E { e: Expr::Const(Const::Ip(addrs[0])), t1 })
+                    }
+                    Err(reason) => {
+                        let msg = format!(
+                            "IP constant '\"{}\"' could not be resolved to an IP address:\n\t{}\n(Sorry if that error message is gibberish.)\n",
+                            host, reason
+                        );
+                        self.fail(Diag::at(msg, t.span))
+                    }
+                }
+            }
             Tok::CStr => {
                 self.next();
                 Ok(E { e: Expr::Const(Const::Str(t.dec.clone())), t1 })
@@ -576,6 +593,24 @@ impl Vcc<'_> {
                     ]);
                     return self.fail(d);
                 }
+                SymKind::ModFunc(m, f) => {
+                    if self.imports[m as usize]
+                        .spec
+                        .as_ref()
+                        .is_some_and(|s| s.functions[f as usize].ret == VclType::Void)
+                    {
+                        return self.fail_here("Function returns VOID:");
+                    }
+                    return Ok(E { e: self.call_function(m, f, t1)?, t1 });
+                }
+                SymKind::InstanceMethod(i, m) => {
+                    let inst = &self.instances[i as usize];
+                    let spec = self.imports[inst.module as usize].spec.as_ref().expect("instances have specs");
+                    if spec.objects[inst.object as usize].methods[m as usize].ret == VclType::Void {
+                        return self.fail_here("Function returns VOID:");
+                    }
+                    return Ok(E { e: self.call_method(i, m, t1)?, t1 });
+                }
                 SymKind::Module(_) => {
                     let name = self.text(tspan);
                     let d = Diag::new(vec![
@@ -587,7 +622,11 @@ impl Vcc<'_> {
                     ]);
                     return self.fail(d);
                 }
-                kind @ (SymKind::Action | SymKind::Reserved | SymKind::HdrFamily(_)) => {
+                kind @ (SymKind::Action
+                | SymKind::Reserved
+                | SymKind::HdrFamily(_)
+                | SymKind::ModObject(..)
+                | SymKind::Instance(_)) => {
                     let name = self.text(tspan);
                     let mut d = Diag::new(vec![
                         Piece::Text(format!(

@@ -40,6 +40,10 @@ pub struct Program {
     pub probes: Vec<ProbeDef>,
     /// `import` statements, in order.
     pub imports: Vec<Import>,
+    /// Every call of a module function, method or constructor.
+    pub calls: Vec<CallSite>,
+    /// Objects made with `new`, in order.
+    pub instances: Vec<Instance>,
     /// The backend used when VCL sets none: the first one defined.
     pub default_backend: Option<BackendId>,
 }
@@ -133,6 +137,43 @@ impl Default for ProbeDef {
 pub struct Import {
     pub name: String,
     pub path: Option<String>,
+    /// The module's interface, when a resolver found it.
+    pub spec: Option<crate::module::ModuleSpec>,
+}
+
+/// Index of a call site in [`Program::calls`].
+pub type CallId = u32;
+
+/// What a call site calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallTarget {
+    /// Function `func` of import `module`.
+    Function { module: u32, func: u32 },
+    /// Method `method` of an instance.
+    Method { instance: u32, method: u32 },
+    /// The constructor of an instance (`new`).
+    Constructor { instance: u32 },
+}
+
+/// One call of module code, with its arguments aligned with the spec's:
+/// `None` for private-state arguments and optional ones left out.
+#[derive(Debug)]
+pub struct CallSite {
+    pub target: CallTarget,
+    pub args: Vec<Option<Expr>>,
+    pub ret: VclType,
+}
+
+/// An object made with `new name = module.class(...)`.
+#[derive(Debug)]
+pub struct Instance {
+    pub name: String,
+    /// Index in [`Program::imports`].
+    pub module: u32,
+    /// Index in the module spec's objects.
+    pub object: u32,
+    /// The constructor call.
+    pub ctor: Option<CallId>,
 }
 
 /// A statement.
@@ -151,6 +192,8 @@ pub enum Stmt {
     Ban(Expr),
     /// An expression evaluated for its effect (a module's VOID function).
     Eval(Expr),
+    /// `new`: construct the instance (vcl_init only).
+    New(u32),
 }
 
 /// What `set` and `unset` act on.
@@ -243,6 +286,8 @@ pub enum Expr {
     Probe(ProbeId),
     /// `storage.NAME`.
     Stevedore(String),
+    /// A call of module code, returning the given type.
+    Call(CallId, VclType),
 }
 
 /// A constant value.
@@ -257,6 +302,9 @@ pub enum Const {
     Time(f64),
     /// The NULL backend (`default` with no backends, or `backend x none`).
     NoBackend,
+    /// An IP constant: a string literal where an IP is wanted, resolved
+    /// when the VCL is compiled.
+    Ip(std::net::SocketAddr),
 }
 
 impl Expr {
@@ -272,6 +320,7 @@ impl Expr {
                 Const::Bool(_) => VclType::Bool,
                 Const::Time(_) => VclType::Time,
                 Const::NoBackend => VclType::Backend,
+                Const::Ip(_) => VclType::Ip,
             },
             Expr::Var(_, t) => *t,
             Expr::Header(..) => VclType::Header,
@@ -296,6 +345,7 @@ impl Expr {
             Expr::Acl(_) => VclType::Acl,
             Expr::Probe(_) => VclType::Probe,
             Expr::Stevedore(_) => VclType::Stevedore,
+            Expr::Call(_, t) => *t,
         }
     }
 }

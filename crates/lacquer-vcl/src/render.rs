@@ -111,7 +111,9 @@ fn where2(out: &mut String, srcs: &Sources, a: Span, b: Span) {
     let s = srcs.get(a.src);
     let t = &s.text;
     let (b0, e) = (a.start as usize, b.end as usize);
-    let tail = e.saturating_sub(1).max(b0);
+    // VCC prints the last character of the last token even when that token
+    // comes before the first (a regex error marks back to the operator).
+    let tail = e.saturating_sub(1);
     let l1 = line_start(t, b0);
     let l2 = line_start(t, tail);
     let (lin, pos) = coord(t, b0);

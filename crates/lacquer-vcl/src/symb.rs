@@ -44,6 +44,14 @@ pub enum SymKind {
     Module(u32),
     /// `storage.NAME`.
     Stevedore(String),
+    /// A function of an imported module: (import, function).
+    ModFunc(u32, u32),
+    /// An object class of an imported module: (import, class).
+    ModObject(u32, u32),
+    /// An object made with `new`.
+    Instance(u32),
+    /// A method of an object: (instance, method).
+    InstanceMethod(u32, u32),
 }
 
 impl SymKind {
@@ -60,6 +68,9 @@ impl SymKind {
             SymKind::Sub(_) => "sub",
             SymKind::Module(_) => "vmod",
             SymKind::Stevedore(_) => "var",
+            SymKind::ModFunc(..) | SymKind::InstanceMethod(..) => "func",
+            SymKind::ModObject(..) => "object",
+            SymKind::Instance(_) => "instance",
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use lacquer_defs::{Action, Method};
 
-use crate::compile::{Stop, Vcc, R};
+use crate::compile::{Stop, Use, Vcc, R};
 use crate::diag::{Diag, Piece};
 use crate::program::SubId;
 
@@ -143,15 +143,20 @@ fn push_in_sub(v: &Vcc, d: &mut Diag, i: usize) {
     }
 }
 
-/// Every variable and action reachable from a method is available there.
+/// Every variable and action reachable from a method is available there
+/// (VCC's `vcc_CheckUses`, which walks the methods in name order).
 fn uses(v: &mut Vcc) -> R<()> {
-    for (m, sid) in method_subs(v) {
+    let mut methods = method_subs(v);
+    methods.sort_by_key(|(m, _)| m.as_str());
+    for (m, sid) in methods {
         let i = sid as usize;
-        if let Some(u) = v.procs[i].uses.iter().find(|u| u.mask & m.bit() == 0) {
-            let d = Diag::new(vec![
-                Piece::Where2(u.first, u.last),
-                Piece::Text(format!("{} in subroutine '{}'.\n", u.what, m.as_str())),
-            ]);
+        let mut d = Diag::new(Vec::new());
+        if let Some(u) = illegal_use(v, i, m, &mut d) {
+            d.push(Piece::Where2(u.first, u.last));
+            d.push(Piece::Text(format!("{} in subroutine '{}'.\n", u.what, m.as_str())));
+            return v.fail(d);
+        }
+        if !d.pieces.is_empty() {
             return v.fail(d);
         }
         let mut seen = vec![false; v.subs.len()];
@@ -168,22 +173,50 @@ fn uses(v: &mut Vcc) -> R<()> {
     Ok(())
 }
 
+/// VCC's `vcc_FindIllegalUse`: the first use in sub `i` that method `m`
+/// does not allow. A `set` of a read-only variable is reported into `d` as
+/// it is met ("Variable is read only."), and then stops the search.
+fn illegal_use(v: &Vcc, i: usize, m: Method, d: &mut Diag) -> Option<Use> {
+    let mut found = None;
+    for u in &v.procs[i].uses {
+        let mut pw = None;
+        if let (0, Some(read)) = (u.mask, u.write_of) {
+            if read & m.bit() == 0 {
+                pw = Some(Use { what: "Not available", ..u.clone() });
+            } else {
+                d.push(Piece::Where2(u.first, u.last));
+                d.push(Piece::text("Variable is read only.\n"));
+            }
+        }
+        if found.is_some() {
+            continue;
+        }
+        if !d.pieces.is_empty() {
+            found = pw;
+        } else if u.mask & m.bit() == 0 {
+            found = Some(pw.unwrap_or_else(|| u.clone()));
+        }
+    }
+    found
+}
+
 fn bad_use(v: &Vcc, s: SubId, m: Method, seen: &mut Vec<bool>) -> Option<Diag> {
     let i = s as usize;
     if seen[i] {
         return None;
     }
     seen[i] = true;
-    let p = &v.procs[i];
-    if let Some(u) = p.uses.iter().find(|u| u.mask & m.bit() == 0) {
-        let mut d = Diag::new(vec![
-            Piece::Where2(u.first, u.last),
-            Piece::Text(format!("{} from subroutine '{}'.\n", u.what, m.as_str())),
-        ]);
+    let mut d = Diag::new(Vec::new());
+    if let Some(u) = illegal_use(v, i, m, &mut d) {
+        d.push(Piece::Where2(u.first, u.last));
+        d.push(Piece::Text(format!("{} from subroutine '{}'.\n", u.what, m.as_str())));
         push_in_sub(v, &mut d, i);
         return Some(d);
     }
-    for &(callee, at) in &p.calls {
+    if !d.pieces.is_empty() {
+        return Some(d);
+    }
+    for &(callee, at) in &v.procs[i].calls {
         if let Some(mut d) = bad_use(v, callee, m, seen) {
             d.push(Piece::Text(format!("\n...called from \"{}\"\n", v.subs[i].name)));
             d.push(Piece::Where(at));

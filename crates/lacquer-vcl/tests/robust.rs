@@ -110,7 +110,9 @@ fn mutated_vcl_never_panics() {
         let seed = &seeds[i % seeds.len()];
         let src = mutate(&mut rng, seed);
         let text = String::from_utf8_lossy(&src).into_owned();
-        let r = std::panic::catch_unwind(|| compile_str("<fuzz>", &text, &opts).map(|_| ()).map_err(|e| e.to_string()));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            compile_str("<fuzz>", &text, &opts).map(|_| ()).map_err(|e| e.to_string())
+        }));
         match r {
             Ok(Ok(())) => ok += 1,
             Ok(Err(msg)) => {

@@ -435,6 +435,8 @@ struct Params {
     unsafe_path: bool,
     /// Other VCC-relevant parameters set to something we cannot model.
     other: Vec<String>,
+    /// `vcl_path`, when set: it only matters to plain relative includes.
+    vcl_path: Option<String>,
     /// Storage backends added with `-s NAME=...`.
     storages: Vec<String>,
     /// VCL labels made with `vcl.label` over the CLI.
@@ -448,6 +450,7 @@ impl Default for Params {
             allow_inline_c: false,
             unsafe_path: true,
             other: Vec::new(),
+            vcl_path: None,
             storages: Vec::new(),
             labels: Vec::new(),
         }
@@ -468,7 +471,8 @@ impl Params {
             ("vcc_err_unref", Some(b)) => self.err_unref = b,
             ("vcc_allow_inline_c", Some(b)) => self.allow_inline_c = b,
             ("vcc_unsafe_path", Some(b)) => self.unsafe_path = b,
-            ("vcl_path" | "vmod_path", _) => self.other.push(format!("{name}={value}")),
+            ("vcl_path", _) => self.vcl_path = Some(value.to_string()),
+            ("vmod_path", _) => self.other.push(format!("{name}={value}")),
             _ => {}
         }
     }
@@ -554,6 +558,26 @@ fn imported_modules(src: &str) -> Vec<String> {
         }
     }
     mods
+}
+
+/// Whether the VCL has an `include "x"` that VCC looks up in vcl_path (a
+/// relative name not starting with "./"). Comments are not excluded: this
+/// only decides whether to skip a case.
+fn has_vcl_path_include(src: &str) -> bool {
+    let mut rest = src;
+    while let Some(i) = rest.find("include") {
+        rest = rest[i + "include".len()..].trim_start();
+        if let Some(r) = rest.strip_prefix("+glob") {
+            rest = r.trim_start();
+        }
+        if let Some(r) = rest.strip_prefix('"') {
+            let path = r.split('"').next().unwrap_or("");
+            if !path.starts_with('/') && !path.starts_with("./") {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// strtod() then "%.1f"
@@ -745,6 +769,13 @@ fn extract_file(file: &str, text: &str, testdir: &str) -> Result<Vec<Case>, Stri
                                         p.storages.iter().find(|st| code.contains(&format!("storage.{st}")))
                                     {
                                         skip = Some(format!("needs storage {st} made by varnishd -s"));
+                                    }
+                                }
+                            }
+                            if skip.is_none() && p.vcl_path.is_some() {
+                                if let Some(src) = &source {
+                                    if has_vcl_path_include(src) {
+                                        skip = Some("needs param vcl_path".into());
                                     }
                                 }
                             }

@@ -7,10 +7,13 @@ use std::net::SocketAddr;
 use lacquer_defs::{Method, Var, VARIABLES};
 
 use crate::ctx::{Failure, Value, VclContext};
-use crate::program::{BackendId, Header};
+use crate::program::{BackendId, CallId, Header, Program};
 
 /// A context that keeps everything in memory.
-#[derive(Debug, Default)]
+/// The hook that answers module calls.
+pub type CallHook = Box<dyn Fn(&Program, CallId, &[Option<Value<'_>>]) -> Result<Value<'static>, Failure>>;
+
+#[derive(Default)]
 pub struct MemContext {
     pub method: Option<Method>,
     /// Variable values, indexed by `Var as usize`.
@@ -21,6 +24,8 @@ pub struct MemContext {
     pub body: Vec<u8>,
     pub bans: Vec<Vec<u8>>,
     pub backend_names: Vec<String>,
+    /// Answers calls of module code; without it they fail.
+    pub on_call: Option<CallHook>,
 }
 
 impl MemContext {
@@ -134,6 +139,13 @@ impl VclContext for MemContext {
 
     fn ban(&mut self, expr: &[u8]) {
         self.bans.push(expr.to_vec());
+    }
+
+    fn call(&self, program: &Program, call: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
+        match &self.on_call {
+            Some(f) => f(program, call, args),
+            None => Err(Failure(format!("call {call}: no module answers"))),
+        }
     }
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {

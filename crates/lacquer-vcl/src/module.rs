@@ -1,0 +1,304 @@
+//! Module interfaces as the compiler sees them (VCC's `vcc_vmod.c`).
+//!
+//! A module declares its interface — functions, objects with their
+//! constructors and methods, argument types, defaults, where each may be
+//! called from — in a JSON spec that its build emits. At `import`, a
+//! [`ModuleResolver`] finds the spec; its functions and objects enter the
+//! symbol table and are type-checked like built-ins. The compiler reads
+//! specs only: it never loads or runs module code.
+//!
+//! The spec format (one object):
+//!
+//! ```json
+//! {"name": "kv", "abi": [1, 0], "level": "stable", "doc": "…",
+//!  "functions": [
+//!    {"name": "get", "ret": "STRING", "restrict": ["client", "backend"],
+//!     "args": [{"name": "key", "type": "STRING"},
+//!              {"name": "fallback", "type": "STRING", "default": ""},
+//!              {"name": "how", "type": "ENUM", "values": ["exact", "prefix"], "default": "exact"},
+//!              {"name": "limit", "type": "INT", "optional": true},
+//!              {"type": "PRIV_TASK"}]}],
+//!  "objects": [
+//!    {"name": "map", "args": [], "methods": [ …functions… ]}]}
+//! ```
+//!
+//! `restrict` lists methods (`vcl_recv`) or groups (`client`, `backend`,
+//! `housekeeping`); absent means everywhere. A default is a JSON value of
+//! the argument's type (DURATION and BYTES as numbers of seconds / bytes).
+
+use std::fmt::Debug;
+
+use lacquer_abi::ApiLevel;
+use lacquer_defs::{Method, MethodMask, VclType};
+
+use crate::json::Json;
+
+/// Finds the interface of a module named in `import`.
+pub trait ModuleResolver: Debug + Send + Sync {
+    /// The spec of `name`, loaded from `path` when the import names one.
+    /// The error is shown to the user as the reason the import failed.
+    fn resolve(&self, name: &str, path: Option<&str>) -> Result<ModuleSpec, String>;
+}
+
+/// A module's declared interface.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleSpec {
+    pub name: String,
+    /// The ABI version it was built against.
+    pub abi: (u32, u32),
+    pub level: ApiLevel,
+    pub doc: String,
+    pub functions: Vec<FuncSpec>,
+    pub objects: Vec<ObjectSpec>,
+}
+
+/// A function, method or constructor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FuncSpec {
+    pub name: String,
+    /// `Void` for a procedure, usable only as a statement.
+    pub ret: VclType,
+    pub args: Vec<ArgSpec>,
+    /// The methods it may be called from.
+    pub restrict: MethodMask,
+    pub doc: String,
+}
+
+/// An object class: `new x = module.name(args)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectSpec {
+    pub name: String,
+    /// The constructor's arguments.
+    pub ctor: FuncSpec,
+    pub methods: Vec<FuncSpec>,
+    pub doc: String,
+}
+
+/// One argument.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgSpec {
+    /// Private-state arguments have no name: VCL never passes them.
+    pub name: Option<String>,
+    pub ty: ArgType,
+    /// The value used when the argument is left out.
+    pub default: Option<DefaultValue>,
+    /// May be left out with no default (the module sees "absent").
+    pub optional: bool,
+}
+
+/// What an argument is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArgType {
+    /// A value of a VCL type.
+    Value(VclType),
+    /// One of a fixed set of words, written bare in VCL.
+    Enum(Vec<String>),
+    /// Private state, supplied by the host.
+    Priv(PrivScope),
+}
+
+/// The scope of a private-state argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivScope {
+    /// One per call site.
+    Call,
+    /// One per client request or backend fetch.
+    Task,
+    /// One per top-level request (shared with ESI children).
+    Top,
+    /// One per loaded VCL.
+    Vcl,
+    /// One per client connection.
+    Sess,
+}
+
+/// A default argument value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DefaultValue {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+}
+
+impl ModuleSpec {
+    /// Reads a spec from its JSON text.
+    pub fn from_json(text: &str) -> Result<ModuleSpec, String> {
+        let j = Json::parse(text).map_err(|e| format!("spec is not valid JSON: {e}"))?;
+        let name = req_str(&j, "name")?.to_string();
+        let abi = match j.get("abi").and_then(Json::as_arr) {
+            Some([a, b]) => (num_u32(a)?, num_u32(b)?),
+            _ => return Err("spec: \"abi\" must be [major, minor]".into()),
+        };
+        let level = match j.get("level").and_then(Json::as_str).unwrap_or("stable") {
+            "stable" => ApiLevel::Stable,
+            "package" => ApiLevel::Package,
+            "source" => ApiLevel::Source,
+            other => return Err(format!("spec: unknown API level '{other}'")),
+        };
+        let functions = list(&j, "functions")?.iter().map(func).collect::<Result<_, _>>()?;
+        let objects = list(&j, "objects")?
+            .iter()
+            .map(|o| {
+                let name = req_str(o, "name")?.to_string();
+                let mut ctor = func_with_name(o, name.clone(), VclType::Void)?;
+                ctor.restrict = Method::Init.bit();
+                let methods = list(o, "methods")?.iter().map(func).collect::<Result<_, _>>()?;
+                Ok(ObjectSpec { name, ctor, methods, doc: opt_str(o, "doc") })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(ModuleSpec { name, abi, level, doc: opt_str(&j, "doc"), functions, objects })
+    }
+
+    /// A function by name.
+    pub fn function(&self, name: &str) -> Option<(usize, &FuncSpec)> {
+        self.functions.iter().enumerate().find(|(_, f)| f.name == name)
+    }
+
+    /// An object class by name.
+    pub fn object(&self, name: &str) -> Option<(usize, &ObjectSpec)> {
+        self.objects.iter().enumerate().find(|(_, o)| o.name == name)
+    }
+}
+
+fn req_str<'a>(j: &'a Json, k: &str) -> Result<&'a str, String> {
+    j.get(k).and_then(Json::as_str).ok_or_else(|| format!("spec: missing string \"{k}\""))
+}
+
+fn opt_str(j: &Json, k: &str) -> String {
+    j.get(k).and_then(Json::as_str).unwrap_or("").to_string()
+}
+
+fn num_u32(j: &Json) -> Result<u32, String> {
+    match j.as_f64() {
+        Some(n) if n >= 0.0 && n <= u32::MAX as f64 && n.fract() == 0.0 => Ok(n as u32),
+        _ => Err("spec: version numbers must be unsigned integers".into()),
+    }
+}
+
+fn list<'a>(j: &'a Json, k: &str) -> Result<&'a [Json], String> {
+    match j.get(k) {
+        None => Ok(&[]),
+        Some(v) => v.as_arr().ok_or_else(|| format!("spec: \"{k}\" must be a list")),
+    }
+}
+
+fn func(j: &Json) -> Result<FuncSpec, String> {
+    let name = req_str(j, "name")?.to_string();
+    let ret = match j.get("ret").and_then(Json::as_str) {
+        None => VclType::Void,
+        Some(t) => VclType::from_name(t).ok_or_else(|| format!("spec: {name}: unknown return type '{t}'"))?,
+    };
+    func_with_name(j, name, ret)
+}
+
+fn func_with_name(j: &Json, name: String, ret: VclType) -> Result<FuncSpec, String> {
+    let args = list(j, "args")?.iter().map(|a| arg(&name, a)).collect::<Result<Vec<_>, _>>()?;
+    let restrict = match j.get("restrict") {
+        None => Method::ALL_MASK,
+        Some(r) => {
+            let mut m = 0;
+            for w in r.as_arr().ok_or_else(|| format!("spec: {name}: \"restrict\" must be a list"))? {
+                let w = w.as_str().unwrap_or("");
+                m |= match w {
+                    "client" => Method::CLIENT,
+                    "backend" => Method::BACKEND,
+                    "housekeeping" => Method::HOUSEKEEPING,
+                    _ => Method::from_name(w)
+                        .map(Method::bit)
+                        .ok_or_else(|| format!("spec: {name}: unknown method '{w}' in \"restrict\""))?,
+                };
+            }
+            m
+        }
+    };
+    Ok(FuncSpec { name, ret, args, restrict, doc: opt_str(j, "doc") })
+}
+
+fn arg(func: &str, j: &Json) -> Result<ArgSpec, String> {
+    let t = req_str(j, "type")?;
+    let name = j.get("name").and_then(Json::as_str).map(str::to_string);
+    let ty = match t {
+        "PRIV_CALL" => ArgType::Priv(PrivScope::Call),
+        "PRIV_TASK" => ArgType::Priv(PrivScope::Task),
+        "PRIV_TOP" => ArgType::Priv(PrivScope::Top),
+        "PRIV_VCL" => ArgType::Priv(PrivScope::Vcl),
+        "PRIV_SESS" => ArgType::Priv(PrivScope::Sess),
+        "ENUM" => {
+            let vals = list(j, "values")?
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("spec: {func}: ENUM values are strings")))
+                .collect::<Result<Vec<_>, _>>()?;
+            if vals.is_empty() {
+                return Err(format!("spec: {func}: ENUM without values"));
+            }
+            ArgType::Enum(vals)
+        }
+        _ => ArgType::Value(VclType::from_name(t).ok_or_else(|| format!("spec: {func}: unknown argument type '{t}'"))?),
+    };
+    if name.is_none() && !matches!(ty, ArgType::Priv(_)) {
+        return Err(format!("spec: {func}: an argument of type {t} needs a name"));
+    }
+    let default = match j.get("default") {
+        None | Some(Json::Null) => None,
+        Some(Json::Str(s)) => Some(DefaultValue::Str(s.clone())),
+        Some(Json::Num(n)) => Some(DefaultValue::Num(*n)),
+        Some(Json::Bool(b)) => Some(DefaultValue::Bool(*b)),
+        Some(_) => return Err(format!("spec: {func}: a default must be a string, number or boolean")),
+    };
+    if let (ArgType::Enum(vals), Some(DefaultValue::Str(d))) = (&ty, &default) {
+        if !vals.contains(d) {
+            return Err(format!("spec: {func}: ENUM default '{d}' is not one of its values"));
+        }
+    }
+    let optional = j.get("optional").and_then(Json::as_bool).unwrap_or(false);
+    Ok(ArgSpec { name, ty, default, optional })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_spec() {
+        let s = ModuleSpec::from_json(
+            r#"{"name": "kv", "abi": [1, 0], "functions": [
+                 {"name": "get", "ret": "STRING", "restrict": ["client"],
+                  "args": [{"name": "key", "type": "STRING"},
+                           {"name": "how", "type": "ENUM", "values": ["a", "b"], "default": "a"},
+                           {"type": "PRIV_TASK"}]}],
+               "objects": [{"name": "map", "methods": [{"name": "set", "args": [{"name": "k", "type": "STRING"}]}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.level, ApiLevel::Stable);
+        let (_, f) = s.function("get").unwrap();
+        assert_eq!(f.ret, VclType::String);
+        assert_eq!(f.restrict, Method::CLIENT);
+        assert_eq!(f.args[1].ty, ArgType::Enum(vec!["a".into(), "b".into()]));
+        assert_eq!(f.args[2].ty, ArgType::Priv(PrivScope::Task));
+        let (_, o) = s.object("map").unwrap();
+        assert_eq!(o.ctor.restrict, Method::Init.bit());
+        assert_eq!(o.methods[0].ret, VclType::Void);
+    }
+
+    #[test]
+    fn refuses_bad_specs_with_reasons() {
+        let bad = [
+            (r#"{"abi": [1, 0]}"#, "missing string \"name\""),
+            (r#"{"name": "x", "abi": [1]}"#, "\"abi\" must be"),
+            (r#"{"name": "x", "abi": [1, 0], "functions": [{"name": "f", "ret": "NOPE"}]}"#, "unknown return type"),
+            (
+                r#"{"name": "x", "abi": [1, 0], "functions": [{"name": "f", "args": [{"type": "INT"}]}]}"#,
+                "needs a name",
+            ),
+            (
+                r#"{"name": "x", "abi": [1, 0], "functions": [{"name": "f", "args": [{"name": "e", "type": "ENUM", "values": ["a"], "default": "b"}]}]}"#,
+                "not one of its values",
+            ),
+            ("not json", "not valid JSON"),
+        ];
+        for (text, want) in bad {
+            let e = ModuleSpec::from_json(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+}
