@@ -14,24 +14,17 @@ use crate::compile::{Vcc, R};
 use crate::diag::{Diag, Piece};
 use crate::program::*;
 use crate::source::Span;
-use crate::symb::{Sym, SymKind};
+use crate::symb::SymKind;
 use crate::token::{Op, Tok};
 
 impl Vcc<'_> {
     pub(crate) fn parse_acl(&mut self) -> R<()> {
         self.next();
-        self.expect_tok(Tok::Id, 760)?;
-        let nt = self.t().span;
+        let nt = self.expect_vid("ACL")?;
         let name = self.text(nt);
+        let id = self.acls.len() as AclId;
+        let fwd = self.handle_symbol(SymKind::Acl(id), VclType::Acl, nt)?;
         self.next();
-        if let Some(prev) = self.syms.get(&name) {
-            let mut d = Diag::new(vec![Piece::Text(format!("Acl '{}' redefined.\n", name)), Piece::Where(nt)]);
-            if let Some(def) = prev.def {
-                d.push(Piece::text("First definition:\n"));
-                d.push(Piece::Where(def));
-            }
-            return self.fail(d);
-        }
         let mut log = false;
         // VCC 7.1 is pedantic unless told `-pedantic`.
         let mut pedantic = true;
@@ -55,10 +48,14 @@ impl Vcc<'_> {
             self.skip(Op::Semi, 736)?;
         }
         self.skip(Op::RBrace, 804)?;
-        let id = self.acls.len() as AclId;
-        self.syms.insert(name.clone(), Sym { kind: SymKind::Acl(id), def: Some(nt), ty: VclType::Acl });
-        self.acls.push(AclDef { name: name.clone(), acl: Acl::new(entries), log });
-        self.objects.push(("acl", name, nt, 0));
+        let def = AclDef { name: name.clone(), acl: Acl::new(entries), log };
+        match fwd {
+            Some(SymKind::Acl(fid)) => self.acls[fid as usize] = def,
+            _ => {
+                self.acls.push(def);
+                self.objects.push(("acl", name, nt, 0));
+            }
+        }
         Ok(())
     }
 

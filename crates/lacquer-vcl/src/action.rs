@@ -13,9 +13,9 @@ impl Vcc<'_> {
     /// by the built-in VCL): the bodies run one after the other.
     pub(crate) fn parse_sub(&mut self) -> R<()> {
         self.next();
-        self.expect_tok(Tok::Id, 349)?;
+        let span = self.expect_vid("subroutine")?;
         let nt = self.t().clone();
-        let name = self.text(nt.span);
+        let name = self.text(span);
         let is_method = Method::from_name(&name).is_some();
         let builtin_src = self.texts.len() as u32 - 1;
         if name.starts_with("vcl_")
@@ -32,6 +32,14 @@ impl Vcc<'_> {
                     Piece::Where(nt.span),
                     Piece::text("Valid vcl_* subroutines are:\n"),
                 ]);
+                // VCC lists the methods, then the built-in VCL's other
+                // subroutines in the order it defines them.
+                for name in crate::compile::BUILTIN_VCL.lines().filter_map(|l| l.strip_prefix("sub ")) {
+                    let name = name.trim_end_matches('{').trim();
+                    if !list.contains(&name) {
+                        list.push(name);
+                    }
+                }
                 for m in list {
                     d.push(Piece::Text(format!("\t{}\n", m)));
                 }
@@ -189,35 +197,94 @@ impl Vcc<'_> {
         }
     }
 
-    /// The target of `set` / `unset`: an exact variable or a header.
+    /// The target of `set` / `unset`: an exact variable or a header
+    /// (VCC's `VCC_SymbolGet` for a VAR). The span covers the whole name.
     fn place(&mut self, line: u32) -> R<(Place, &'static lacquer_defs::VarDef, crate::source::Span)> {
         self.expect_tok(Tok::Id, line)?;
         let t = self.t().clone();
-        let name = self.text(t.span);
-        let found = match self.syms.lookup_partial(&name) {
+        let raw = self.text(t.span);
+        // The lexer keeps a trailing dot with the identifier: `req.http."x"`
+        // is a quoted header name, `req.http.` alone names the family.
+        if let Some((v, id, sp)) = self.quoted_header()? {
+            return Ok((Place::Header(v.id, id), v, sp));
+        }
+        match raw.strip_suffix('.') {
+            Some(base) => self.place_lookup(base, crate::source::Span { end: t.span.end - 1, ..t.span }),
+            None => self.place_lookup(&raw, t.span),
+        }
+    }
+
+    /// `req.http."name"` here (the lexer keeps the dot with the
+    /// identifier): the family, the header and the span of both tokens,
+    /// consumed; `None` and nothing consumed for anything else.
+    pub(crate) fn quoted_header(&mut self) -> R<Option<(&'static lacquer_defs::VarDef, HdrId, crate::source::Span)>> {
+        let t = self.t().clone();
+        let raw = self.text(t.span);
+        let Some(base) = raw.strip_suffix('.') else {
+            return Ok(None);
+        };
+        let next = self.toks[self.i + 1].clone();
+        let v = match (self.syms.get(base), next.tok) {
+            (Some(crate::symb::Sym { kind: SymKind::HdrFamily(v), .. }), Tok::CStr) => *v,
+            _ => return Ok(None),
+        };
+        if self.syntax < 41 {
+            let d = Diag::new(vec![
+                Piece::text("Quoted headers are available for VCL >= 4.1.\nAt:"),
+                Piece::Where(next.span),
+            ]);
+            return self.fail(d);
+        }
+        let h = String::from_utf8_lossy(&next.dec).into_owned();
+        if let Some(c) = h.chars().find(|&c| !is_tchar(c)) {
+            return self.fail(Diag::new(vec![Piece::Text(format!("Invalid character '{}' in header name.\n", c))]));
+        }
+        let id = self.header_id(&h);
+        self.next();
+        self.next();
+        Ok(Some((v, id, crate::source::Span { end: next.span.end, ..t.span })))
+    }
+
+    /// The variable or header called `name` (the whole token at `sp`).
+    fn place_lookup(
+        &mut self,
+        name: &str,
+        sp: crate::source::Span,
+    ) -> R<(Place, &'static lacquer_defs::VarDef, crate::source::Span)> {
+        let found = match self.syms.lookup_partial_at(name, self.syntax) {
             Some((f, used)) if used == name.len() => Some(f),
             _ => None,
         };
-        let found = match found {
+        let (p, v) = match found {
             Some(Found::Header(v, h)) => {
                 let id = self.header_id(&h);
-                Some((Place::Header(v.id, id), v))
+                (Place::Header(v.id, id), v)
             }
             Some(Found::Sym(s)) => match s.kind {
-                SymKind::Var(v) => Some((Place::Var(v.id), v)),
-                _ => None,
+                SymKind::Var(v) => (Place::Var(v.id), v),
+                _ if self.other_kinds_visible(name) => {
+                    let d = self.wrong_type(name, &s, "var", sp);
+                    return self.fail(d);
+                }
+                _ => {
+                    let d = Diag::new(vec![
+                        Piece::Text(format!("Symbol not found: '{}'\nAt: ", name)),
+                        Piece::Where2(sp, sp),
+                    ]);
+                    return self.fail(d);
+                }
             },
-            None => None,
-        };
-        let Some((p, v)) = found else {
-            let d = Diag::new(vec![
-                Piece::Text(format!("Symbol not found: '{}'\nAt: ", name)),
-                Piece::Where2(t.span, t.span),
-            ]);
-            return self.fail(d);
+            None => {
+                let note = self.syms.version_note(name, self.syntax);
+                let d = Diag::new(vec![
+                    Piece::Text(format!("Symbol not found: '{}'{}\nAt: ", name, note)),
+                    Piece::Where2(sp, sp),
+                ]);
+                return self.fail(d);
+            }
         };
         self.next();
-        Ok((p, v, t.span))
+        Ok((p, v, sp))
     }
 
     fn act_set(&mut self) -> R<Stmt> {
@@ -243,14 +310,19 @@ impl Vcc<'_> {
             (VclType::Time | VclType::Duration, Tok::Op(Op::DivAssign)) => Some(compound(VclType::Real, ArithOp::Div)),
             _ => None,
         };
-        let value = if let Some((want, aop)) = arith {
+        let cur = || match place {
+            Place::Var(id) => Expr::Var(id, ty),
+            Place::Header(f, h) => Expr::Header(f, h),
+        };
+        let value = if ty == VclType::String && op == Tok::Op(Op::Incr) {
+            // `+=` appends to a string.
+            self.next();
+            let rhs = self.expr(VclType::String)?;
+            Expr::Concat(vec![cur(), rhs])
+        } else if let Some((want, aop)) = arith {
             self.next();
             let rhs = self.expr(want)?;
-            let cur = match place {
-                Place::Var(id) => Expr::Var(id, ty),
-                Place::Header(f, h) => Expr::Header(f, h),
-            };
-            Expr::Arith(aop, Box::new(cur), Box::new(rhs), ty)
+            Expr::Arith(aop, Box::new(cur()), Box::new(rhs), ty)
         } else {
             self.skip(Op::Assign, 177)?;
             self.expr(ty)?
@@ -275,6 +347,26 @@ impl Vcc<'_> {
         self.expect_tok(Tok::Id, 51)?;
         let t = self.t().clone();
         let name = self.text(t.span);
+        // VCC reads the callee as an expression of type SUB.
+        match self.syms.get(&name).map(|s| (s.kind.clone(), s.ty)) {
+            Some((SymKind::DefaultBackend, _)) => {
+                let d = Diag::new(vec![
+                    Piece::Text(format!("Symbol '{}' is a reserved word.\n", name)),
+                    Piece::Where(t.span),
+                    Piece::text("While compiling function call:\n\n"),
+                    Piece::Where2(t.span, t.span),
+                ]);
+                return self.fail(d);
+            }
+            Some((SymKind::Sub(_), _)) | None => {}
+            Some((_, ty)) => {
+                let d = Diag::new(vec![
+                    Piece::Text(format!("Expression has type {}, expected SUB\n", crate::expr::utype(ty))),
+                    Piece::Where2(t.span, t.span),
+                ]);
+                return self.fail(d);
+            }
+        }
         let id = self.sub_ref(&name, t.span)?;
         if let Some(c) = self.cur {
             self.procs[c as usize].calls.push((id, t.span));
@@ -359,12 +451,14 @@ impl Vcc<'_> {
                     let lt = self.t().span;
                     // Labels are resolved when the VCL is loaded; the
                     // compiler only knows none exist yet.
-                    let d = Diag::new(vec![
-                        Piece::Text(format!("Symbol not found: '{}'\nAt: ", label)),
-                        Piece::Where2(lt, lt),
-                    ]);
-                    let _ = self.fail::<()>(d);
-                    return Err(crate::compile::Stop);
+                    let d = match self.syms.get(&label).cloned().filter(|_| self.other_kinds_visible(&label)) {
+                        Some(sym) => self.wrong_type(&label, &sym, "vcl", lt),
+                        None => Diag::new(vec![
+                            Piece::Text(format!("Symbol not found: '{}'\nAt: ", label)),
+                            Piece::Where2(lt, lt),
+                        ]),
+                    };
+                    return self.fail(d);
                 }
                 _ => return self.fail_here("Arguments not allowed."),
             }
@@ -413,4 +507,9 @@ impl Vcc<'_> {
         self.skip(Op::RParen, 70)?;
         Ok(e)
     }
+}
+
+/// Whether `c` may appear in a header name (RFC 9110's `tchar`).
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }

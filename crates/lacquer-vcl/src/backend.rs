@@ -31,24 +31,6 @@ const PROBE_FIELDS: &[&str] =
     &["url", "request", "expected_response", "timeout", "interval", "window", "threshold", "initial"];
 
 impl Vcc<'_> {
-    /// Declares a named object, refusing a name already in use.
-    fn declare(&mut self, kind: SymKind, ty: VclType, name_sp: Span) -> R<()> {
-        let name = self.text(name_sp);
-        if let Some(prev) = self.syms.get(&name).filter(|p| !matches!(p.kind, SymKind::DefaultBackend)) {
-            let mut d = Diag::new(vec![
-                Piece::Text(format!("{} '{}' redefined.\n", capital(kind.word()), name)),
-                Piece::Where(name_sp),
-            ]);
-            if let Some(def) = prev.def {
-                d.push(Piece::text("First definition:\n"));
-                d.push(Piece::Where(def));
-            }
-            return self.fail(d);
-        }
-        self.syms.insert(name, Sym { kind, def: Some(name_sp), ty });
-        Ok(())
-    }
-
     /// `.field =` — returns the field name; VCC's `vcc_IsField`.
     fn field(&mut self, allowed: &[&str], seen: &mut Vec<(String, Span)>) -> R<String> {
         self.expect_op(Op::Dot, 95)?;
@@ -122,23 +104,40 @@ impl Vcc<'_> {
     pub(crate) fn parse_backend(&mut self) -> R<()> {
         let kw = self.t().span;
         self.next();
-        self.expect_tok(Tok::Id, 430)?;
-        let nt = self.t().span;
+        let nt = self.expect_vid("backend")?;
         let name = self.text(nt);
+        let mut id = self.backends.len() as BackendId;
+        if name == "default" {
+            // Not a symbol of its own in VCC: the default director. Until
+            // one is declared, the first backend is the default and need not
+            // be used.
+            if self.default_backend {
+                return self.fail(Diag::at("Only one default director possible.", kw));
+            }
+            self.default_backend = true;
+            if let Some(first) = self.first_backend.take() {
+                self.objects[first].3 -= 1;
+            }
+        } else if let Some(SymKind::Backend(fid)) = self.handle_symbol(SymKind::Backend(id), VclType::Backend, nt)? {
+            // Referenced before: fill in the placeholder.
+            id = fid;
+        } else {
+            let noref = !self.default_backend && !self.objects.iter().any(|o| o.0 == "backend");
+            if noref {
+                self.first_backend = Some(self.objects.len());
+            }
+            self.objects.push(("backend", name.clone(), nt, u32::from(noref)));
+        }
         self.next();
-        let id = self.backends.len() as BackendId;
         if self.is_id("none") {
             self.next();
             self.skip(Op::Semi, 354)?;
-            self.declare(SymKind::Backend(id), VclType::Backend, nt)?;
-            self.backends.push(BackendDef { name, none: true, ..Default::default() });
+            self.store_backend(id, BackendDef { name, none: true, ..Default::default() });
             return Ok(());
         }
-        match self.host_def(name.clone(), nt) {
+        match self.host_def(name, nt) {
             Ok(def) => {
-                self.declare(SymKind::Backend(id), VclType::Backend, nt)?;
-                self.objects.push(("backend", name, nt, 0));
-                self.backends.push(def);
+                self.store_backend(id, def);
                 Ok(())
             }
             Err(e) => {
@@ -148,6 +147,14 @@ impl Vcc<'_> {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Puts a backend in its place: a new one, or one referenced before.
+    fn store_backend(&mut self, id: BackendId, def: BackendDef) {
+        match self.backends.get_mut(id as usize) {
+            Some(b) => *b = def,
+            None => self.backends.push(def),
         }
     }
 
@@ -234,10 +241,14 @@ impl Vcc<'_> {
                     } else if self.t().tok == Tok::Id {
                         let pn = self.tok_text();
                         let psp = self.t().span;
-                        match self.syms.get(&pn).map(|s| s.kind.clone()) {
-                            Some(SymKind::Probe(pid)) => {
+                        match self.syms.get(&pn).cloned() {
+                            Some(Sym { kind: SymKind::Probe(pid), .. }) => {
                                 b.probe = Some(pid);
                                 self.count_probe(&pn);
+                            }
+                            Some(sym) if self.other_kinds_visible(&pn) => {
+                                let d = self.wrong_type(&pn, &sym, "probe", psp);
+                                return self.fail(d);
                             }
                             _ => {
                                 let d = Diag::new(vec![
@@ -260,6 +271,9 @@ impl Vcc<'_> {
                 }
                 _ => unreachable!("field() only returns listed fields"),
             }
+        }
+        if b.probe.is_none() {
+            b.probe = self.default_probe;
         }
         if host.is_none() && path.is_none() {
             return self.fail(Diag::at("Expected .host or .path.", nt));
@@ -328,15 +342,23 @@ impl Vcc<'_> {
     /// `probe name { ... }`
     pub(crate) fn parse_probe_decl(&mut self) -> R<()> {
         self.next();
-        self.expect_tok(Tok::Id, 660)?;
-        let nt = self.t().span;
+        let nt = self.expect_vid("backend probe")?;
         let name = self.text(nt);
-        self.next();
         let id = self.probes.len() as ProbeId;
-        self.declare(SymKind::Probe(id), VclType::Probe, nt)?;
+        // The probe named `default` is no symbol in VCC: it is the probe of
+        // every backend declared after it without one of its own.
+        let is_default = name == "default";
+        if !is_default {
+            self.handle_symbol(SymKind::Probe(id), VclType::Probe, nt)?;
+        }
+        self.next();
         let p = self.probe_spec(name.clone())?;
         self.probes.push(p);
-        self.objects.push(("probe", name, nt, 0));
+        if is_default {
+            self.default_probe = Some(id);
+        } else {
+            self.objects.push(("probe", name, nt, 0));
+        }
         Ok(())
     }
 
@@ -435,14 +457,6 @@ impl Vcc<'_> {
         }
         self.skip(Op::RBrace, 800)?;
         Ok(p)
-    }
-}
-
-fn capital(w: &str) -> String {
-    let mut c = w.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 

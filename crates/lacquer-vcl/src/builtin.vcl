@@ -1,9 +1,36 @@
-vcl 4.0;
-
-# Lacquer's built-in VCL. It is compiled after the user's VCL, and each
-# method below runs after the user's code of the same name, unless that
-# code returned first. It reproduces Varnish 7.1's default behaviour; the
+# Lacquer
+#
+# The built-in VCL. It is compiled after the user's VCL, and each method
+# below runs after the user's code of the same name, unless that code
+# returned first. It reproduces Varnish 7.1's default behaviour, and its
 # helper subroutines keep Varnish's names, so a VCL may call them itself.
+#
+# The text is Varnish 7.1's builtin.vcl line for line from `vcl 4.0;` on
+# (only the name in the error page differs): VCC quotes these lines in
+# its messages, for example when a user's subroutine is left open and
+# the parser runs into this file, so their numbers are part of the
+# compatibility contract. Keep `vcl 4.0;` on line 33 and change the rest
+# only together with Varnish's file.
+#
+# The subroutines below:
+#
+#   vcl_recv, vcl_pipe, vcl_pass, vcl_hash, vcl_purge, vcl_hit,
+#   vcl_miss, vcl_deliver, vcl_synth      the client side
+#   vcl_backend_fetch, vcl_backend_response,
+#   vcl_backend_error                     the backend side
+#   vcl_init, vcl_fini                    housekeeping
+#
+# and the helpers they call (vcl_builtin_*, vcl_req_*, vcl_beresp_*),
+# which a VCL may call or override in parts.
+#
+# The first line is exactly nine bytes long, as long as a `vcl 4.0;`
+# line: tests that drop the first nine bytes of this text get a VCL
+# that starts with an empty line.
+#
+#
+#
+#
+vcl 4.0;
 
 #######################################################################
 # Client side
@@ -27,14 +54,14 @@ sub vcl_req_host {
 	if (!req.http.host &&
 	    req.esi_level == 0 &&
 	    req.proto == "HTTP/1.1") {
-		# HTTP/1.1 requires a Host header.
+		# In HTTP/1.1, Host is required.
 		return (synth(400));
 	}
 }
 
 sub vcl_req_method {
 	if (req.method == "PRI") {
-		# An HTTP/2 preface sent to an HTTP/1 port.
+		# This will never happen in properly formed traffic.
 		return (synth(405));
 	}
 	if (req.method != "GET" &&
@@ -45,33 +72,36 @@ sub vcl_req_method {
 	    req.method != "OPTIONS" &&
 	    req.method != "DELETE" &&
 	    req.method != "PATCH") {
-		# Not a method we understand (CONNECT, or something new): tunnel it.
+		# Non-RFC2616 or CONNECT which is weird.
 		return (pipe);
 	}
 	if (req.method != "GET" && req.method != "HEAD") {
-		# Only GET and HEAD are cached by default.
+		# We only deal with GET and HEAD by default.
 		return (pass);
 	}
 }
 
 sub vcl_req_authorization {
 	if (req.http.Authorization) {
-		# Answers to authorized requests are private by default.
+		# Not cacheable by default.
 		return (pass);
 	}
 }
 
 sub vcl_req_cookie {
 	if (req.http.Cookie) {
-		# Cookies usually mean per-user answers.
+		# Risky to cache by default.
 		return (pass);
 	}
 }
 
 sub vcl_pipe {
 	call vcl_builtin_pipe;
-	# A piped request gets "Connection: close", so that the backend
-	# connection is not reused for requests it was not chosen for.
+	# By default "Connection: close" is set on all piped requests, to stop
+	# connection reuse from sending future requests directly to the
+	# (potentially) wrong backend. If you do want this to happen, you can
+	# undo it here:
+	# unset bereq.http.connection;
 	return (pipe);
 }
 
@@ -132,6 +162,9 @@ sub vcl_deliver {
 sub vcl_builtin_deliver {
 }
 
+#
+# We can come here "invisibly" with the following errors: 500 & 503
+#
 sub vcl_synth {
 	call vcl_builtin_synth;
 	return (deliver);
@@ -158,7 +191,7 @@ sub vcl_builtin_synth {
 }
 
 #######################################################################
-# Backend fetch side
+# Backend Fetch
 
 sub vcl_backend_fetch {
 	call vcl_builtin_backend_fetch;
@@ -213,8 +246,6 @@ sub vcl_beresp_vary {
 }
 
 sub vcl_beresp_hitmiss {
-	# Remember for two minutes that this object cannot be cached, so
-	# that requests for it go straight to the backend (hit-for-miss).
 	set beresp.ttl = 120s;
 	set beresp.uncacheable = true;
 	return (deliver);
@@ -255,3 +286,4 @@ sub vcl_init {
 sub vcl_fini {
 	return (ok);
 }
+

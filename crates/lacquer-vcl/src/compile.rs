@@ -154,8 +154,18 @@ pub struct Vcc<'o> {
     pub(crate) calls: Vec<CallSite>,
     pub(crate) instances: Vec<Instance>,
     pub(crate) main_syntax: u8,
+    /// Whether `backend default` has been declared.
+    pub(crate) default_backend: bool,
+    /// The entry in `objects` of the first backend while it stands in for
+    /// the default one (VCC does not require it to be used).
+    pub(crate) first_backend: Option<usize>,
+    /// The probe named `default`, once declared.
+    pub(crate) default_probe: Option<ProbeId>,
     /// Every named ACL, probe and backend: (kind word, name, definition, refs).
     pub(crate) objects: Vec<(&'static str, String, Span, u32)>,
+    /// The entries of `objects` that were referenced before they were
+    /// declared, and not declared since; their span is the first reference.
+    pub(crate) undefined: Vec<usize>,
     /// The source text, for token text lookups.
     pub(crate) texts: Vec<Vec<u8>>,
 }
@@ -182,7 +192,11 @@ impl<'o> Vcc<'o> {
             calls: Vec::new(),
             instances: Vec::new(),
             main_syntax: 41,
+            default_backend: false,
+            first_backend: None,
+            default_probe: None,
             objects: Vec::new(),
+            undefined: Vec::new(),
             texts: Vec::new(),
         }
     }
@@ -197,8 +211,22 @@ impl<'o> Vcc<'o> {
 
     /// "MESSAGE" then the current token.
     pub(crate) fn fail_here<T>(&mut self, msg: &str) -> R<T> {
-        let sp = self.t().span;
+        let sp = self.head(self.t());
         self.fail(Diag::at(msg, sp))
+    }
+
+    /// The part of a token that VCC's lexer would make a token of: VCC
+    /// ends an identifier at a `.` (and reads `req.url` as three tokens),
+    /// so a message about "the token here" names only the first part.
+    pub(crate) fn head(&self, t: &Token) -> Span {
+        if t.tok != Tok::Id {
+            return t.span;
+        }
+        let text = &self.texts[t.span.src as usize][t.span.start as usize..t.span.end as usize];
+        match text.iter().position(|&c| c == b'.') {
+            Some(n) if n > 0 => Span { end: t.span.start + n as u32, ..t.span },
+            _ => t.span,
+        }
     }
 
     /// How VCC names a token in messages.
@@ -206,7 +234,7 @@ impl<'o> Vcc<'o> {
         match t.tok {
             Tok::Eoi => "end of input".into(),
             Tok::CSrc => "C{ ... }C".into(),
-            _ => format!("'{}'", self.text(t.span)),
+            _ => format!("'{}'", self.text(self.head(t))),
         }
     }
 
@@ -216,9 +244,124 @@ impl<'o> Vcc<'o> {
         let t = self.t().clone();
         let d = Diag::new(vec![
             Piece::Text(format!("Expected {} got {}\n(program line {}), at\n", want, self.tok_desc(&t), line)),
-            Piece::Where(t.span),
+            Piece::Where(self.head(&t)),
         ]);
         self.fail(d)
+    }
+
+    /// VCC's `vcc_ExpectVid`: the name of a new `what` here, which must be
+    /// one identifier without dots. Returns its span; does not consume it.
+    pub(crate) fn expect_vid(&mut self, what: &str) -> R<Span> {
+        self.expect_tok(Tok::Id, 349)?;
+        let t = self.t().clone();
+        let mut last = t.span;
+        let mut name = self.text(t.span);
+        if !name.contains('.') {
+            // `name .more`: VCC's lexer reads the same tokens either way.
+            match (self.toks.get(self.i + 1), self.toks.get(self.i + 2)) {
+                (Some(dot), Some(id)) if dot.is(Op::Dot) && id.tok == Tok::Id => {
+                    name = format!("{}.{}", name, self.text(id.span));
+                    last = id.span;
+                }
+                (Some(dot), _) if dot.is(Op::Dot) => {
+                    name.push('.');
+                    last = dot.span;
+                }
+                _ => return Ok(t.span),
+            }
+        }
+        let d = Diag::new(vec![
+            Piece::Text(format!("Name of {}, '{}', contains illegal character '.'\n", what, name)),
+            Piece::Where2(t.span, last),
+        ]);
+        self.fail(d)
+    }
+
+    /// Whether a lookup for one kind of symbol sees symbols of other kinds:
+    /// under VCL 4.0, VCC skips them (all but `default`) and reports the
+    /// name as not found rather than of the wrong type.
+    pub(crate) fn other_kinds_visible(&self, name: &str) -> bool {
+        self.syntax >= 41 || name == "default"
+    }
+
+    /// VCC's complaint about a symbol `name` (spanning `sp`) of the wrong
+    /// kind where a `expected` is wanted.
+    pub(crate) fn wrong_type(&self, name: &str, sym: &Sym, expected: &str, sp: Span) -> Diag {
+        let what = match sym.kind {
+            SymKind::HdrFamily(_) => "none",
+            ref k => k.word(),
+        };
+        let mut d = Diag::new(vec![
+            Piece::Text(format!("Symbol '{}' has wrong type ({}), expected {}:\nAt: ", name, what, expected)),
+            Piece::Where2(sp, sp),
+        ]);
+        match sym.def {
+            Some(def) => {
+                d.push(Piece::text("Symbol was defined here: "));
+                d.push(Piece::Where(def));
+            }
+            None => {
+                d.push(Piece::text("Symbol was builtin\n"));
+            }
+        }
+        d
+    }
+
+    /// VCC's `VCC_HandleSymbol`: declares the name at `t` as a new `kind`,
+    /// refusing one that is taken. A name referenced before as this kind
+    /// is declared now: its symbol is returned, to be filled in.
+    pub(crate) fn handle_symbol(&mut self, kind: SymKind, ty: VclType, t: Span) -> R<Option<SymKind>> {
+        let name = self.text(t);
+        let word = kind.word();
+        if let Some(k) = self.objects.iter().position(|o| o.0 == word && o.1 == name) {
+            if let Some(u) = self.undefined.iter().position(|&x| x == k) {
+                self.undefined.remove(u);
+                self.objects[k].2 = t;
+                self.syms.set_def(&name, t);
+                return Ok(self.syms.get(&name).map(|s| s.kind.clone()));
+            }
+        }
+        if let Some(prev) = self.syms.get(&name).cloned() {
+            let mut d = match prev.def {
+                Some(_) if prev.kind.word() == word => {
+                    let mut c = word.chars();
+                    let cap: String = c.next().map(|f| f.to_ascii_uppercase()).into_iter().chain(c).collect();
+                    Diag::at(format!("{} '{}' redefined.", cap, name), t)
+                }
+                Some(_) => Diag::at(format!("Name '{}' already defined.", name), t),
+                None => Diag::at(format!("Name {} must have type '{}'.", name, prev.kind.word()), t),
+            };
+            if let Some(def) = prev.def {
+                d.push(Piece::text("First definition:\n"));
+                d.push(Piece::Where(def));
+            }
+            return self.fail(d);
+        }
+        if self.syntax >= 41 && name.starts_with("vcl_") {
+            let d = Diag::new(vec![Piece::text("Symbols named 'vcl_*' are reserved.\nAt:"), Piece::Where(t)]);
+            return self.fail(d);
+        }
+        self.syms.insert(name, Sym { kind, def: Some(t), ty });
+        Ok(None)
+    }
+
+    /// A reference to a not yet declared ACL or backend, which VCC allows:
+    /// the symbol is made now, with a placeholder until the declaration.
+    pub(crate) fn forward_ref(&mut self, kind: VclType, t: Span) -> Expr {
+        let name = self.text(t);
+        let (word, sk, e) = if kind == VclType::Acl {
+            let id = self.acls.len() as AclId;
+            self.acls.push(AclDef { name: name.clone(), acl: crate::aclmatch::Acl::new(Vec::new()), log: false });
+            ("acl", SymKind::Acl(id), Expr::Acl(id))
+        } else {
+            let id = self.backends.len() as BackendId;
+            self.backends.push(BackendDef { name: name.clone(), none: true, ..Default::default() });
+            ("backend", SymKind::Backend(id), Expr::Backend(id))
+        };
+        self.syms.insert(name.clone(), Sym { kind: sk, def: None, ty: kind });
+        self.undefined.push(self.objects.len());
+        self.objects.push((word, name, t, 1));
+        e
     }
 
     /// Requires the operator `op` here, without consuming it.
@@ -329,7 +472,7 @@ impl<'o> Vcc<'o> {
             imports: std::mem::take(&mut self.imports),
             calls: std::mem::take(&mut self.calls),
             instances: std::mem::take(&mut self.instances),
-            default_backend: Some(0),
+            default_backend: Some(self.backends.iter().position(|b| b.name == "default").unwrap_or(0) as BackendId),
         })
     }
 
@@ -389,7 +532,10 @@ impl<'o> Vcc<'o> {
                 }
             };
             let shown = path.display().to_string();
-            if stack.iter().any(|&(s, _)| srcs.get(s).name == shown) {
+            // Like VCC, compare with the includer's ancestors only (so a file
+            // that includes itself is read twice before it is refused).
+            let ancestors = &stack[..stack.len() - 1];
+            if ancestors.iter().any(|&(s, _)| srcs.get(s).name == shown) {
                 // VCC lists every include on the way, innermost first.
                 let mut d = Diag::new(vec![Piece::Text(format!("Recursive use of file \"{}\"\n\n", shown))]);
                 d.push(Piece::Where(name_span));
@@ -447,22 +593,29 @@ impl<'o> Vcc<'o> {
     pub(crate) fn parse_vcl_version(&mut self) -> R<()> {
         let kw = self.t().span;
         self.next();
-        self.expect_tok(Tok::FNum, 240)?;
+        // VCC reports a missing FNUM and goes on to the digit check.
+        let _ = self.expect_tok(Tok::FNum, 302);
         let v = self.tok_text();
-        let ver = match v.as_str() {
-            "4.0" => 40,
-            "4.1" => 41,
-            _ => {
-                let d = Diag::new(vec![
-                    Piece::Text(format!("VCL version {} not supported.\n", v)),
-                    Piece::Where2(kw, self.t().span),
-                ]);
-                return self.fail(d);
-            }
-        };
-        self.syntax = ver;
+        let b = v.as_bytes();
+        if b.len() != 3 || b[1] != b'.' {
+            let sp = self.t().span;
+            return self.fail(Diag::at("Don't play silly buggers with VCL version numbers", sp));
+        }
+        let ver = (i32::from(b[0]) - i32::from(b'0')) * 10 + (i32::from(b[2]) - i32::from(b'0'));
+        let vt = self.t().span;
         self.next();
-        self.skip(Op::Semi, 268)?;
+        if ver != 40 && ver != 41 {
+            let d = Diag::new(vec![Piece::Text(format!("VCL version {} not supported.\n", v)), Piece::Where2(kw, vt)]);
+            return self.fail(d);
+        }
+        if !self.t().is(Op::Semi) {
+            // Not the usual "Expected ';'": the next token may be the
+            // built-in VCL's `vcl`.
+            let d = Diag::new(vec![Piece::text("Expected 'vcl N.N;' found no semi-colon\n"), Piece::Where2(kw, vt)]);
+            return self.fail(d);
+        }
+        self.syntax = ver as u8;
+        self.next();
         Ok(())
     }
 
@@ -497,38 +650,39 @@ impl<'o> Vcc<'o> {
             "Expected one of\n\t'acl', 'sub', 'backend', 'probe', 'import',  or 'vcl'\nFound: {} at\n",
             self.tok_desc(&t)
         );
-        self.fail(Diag::new(vec![Piece::Text(msg), Piece::Where(t.span)]))
+        let sp = self.head(&t);
+        self.fail(Diag::new(vec![Piece::Text(msg), Piece::Where(sp)]))
     }
 
     /// `import name [from "path"];`
     fn parse_import(&mut self) -> R<()> {
         self.next();
-        self.expect_tok(Tok::Id, 286)?;
+        self.expect_tok(Tok::Id, 354)?;
         let nt = self.t().clone();
         let name = self.text(nt.span);
+        let again = match self.syms.get(&name).cloned() {
+            // Importing the same module twice is harmless, as in VCC.
+            Some(Sym { kind: SymKind::Module(_), .. }) => true,
+            Some(prev) => {
+                let d = self.wrong_type(&name, &prev, "vmod", nt.span);
+                return self.fail(d);
+            }
+            None => false,
+        };
         self.next();
         let mut path = None;
-        if self.is_id("from") {
+        if !self.t().is(Op::Semi) {
+            if !self.is_id("from") {
+                return self.fail_here("Expected 'from path ...'");
+            }
             self.next();
-            self.expect_tok(Tok::CStr, 301)?;
+            self.expect_tok(Tok::CStr, 383)?;
             path = Some(String::from_utf8_lossy(&self.t().dec).into_owned());
             self.next();
         }
-        self.skip(Op::Semi, 310)?;
-        if let Some(prev) = self.syms.get(&name) {
-            if let SymKind::Module(_) = prev.kind {
-                // Importing the same module twice is harmless, as in VCC.
-                return Ok(());
-            }
-            let what = prev.kind.word();
-            let def = prev.def;
-            let mut d = Diag::new(vec![Piece::Text(format!("Module name '{}' conflicts with other symbol.\n", name))]);
-            d.push(Piece::Where(nt.span));
-            if let Some(def) = def {
-                d.push(Piece::Text(format!("Previously defined as {} here:\n", what)));
-                d.push(Piece::Where(def));
-            }
-            return self.fail(d);
+        self.skip(Op::Semi, 394)?;
+        if again {
+            return Ok(());
         }
         let idx = self.imports.len() as u32;
         self.imports.push(Import { name: name.clone(), path: path.clone(), spec: None });

@@ -22,7 +22,7 @@ pub(crate) struct E {
 }
 
 /// The type VCC's messages print: a string is a STRING.
-fn utype(t: VclType) -> &'static str {
+pub(crate) fn utype(t: VclType) -> &'static str {
     match t {
         VclType::Strands | VclType::Header => "STRING",
         _ => t.as_str(),
@@ -298,6 +298,8 @@ impl Vcc<'_> {
                 // VCC marks from the literal back to the token before it.
                 let prev = self.toks[self.i.saturating_sub(1)].span;
                 let d = Diag::new(vec![Piece::Text(format!("{}\n", err)), Piece::Where2(t.span, prev)]);
+                // The literal is used up all the same.
+                self.next();
                 self.fail(d)
             }
         }
@@ -323,6 +325,7 @@ impl Vcc<'_> {
     fn expr_add(&mut self, want: VclType) -> R<E> {
         let mut e = self.expr_mul(want)?;
         while self.t().is(Op::Plus) || self.t().is(Op::Minus) {
+            let tk_i = self.i;
             let tk = self.t().clone();
             let plus = tk.is(Op::Plus);
             let lt = e.e.ty();
@@ -347,7 +350,7 @@ impl Vcc<'_> {
             } else {
                 let d = Diag::new(vec![
                     Piece::Text(format!("{} {} {} not possible.\n", utype(lt), self.text(tk.span), utype(rt))),
-                    self.range(e.t1),
+                    self.range(tk_i),
                 ]);
                 return self.fail(d);
             }
@@ -397,7 +400,7 @@ impl Vcc<'_> {
         let mut e = self.expr5(want)?;
         while self.t().is(Op::Dot) {
             self.next();
-            self.expect_tok(Tok::Id, 1083)?;
+            self.expect_tok(Tok::Id, 940)?;
             let name = self.tok_text();
             let ty = e.e.ty();
             let m = match (ty, name.as_str()) {
@@ -467,16 +470,15 @@ impl Vcc<'_> {
                     let e = self.number(want, true)?;
                     return Ok(E { e, t1 });
                 }
+                // A non-numeric operand is left for the caller's type
+                // check, as VCC does. (VCC negates a whole `||` expression
+                // here, so `-a - 3` is `-(a - 3)`; Lacquer keeps the
+                // conventional `(-a) - 3`.)
                 let e1 = self.expr5(want)?;
                 match e1.e.ty() {
-                    VclType::Int | VclType::Real | VclType::Duration => {}
-                    other => {
-                        let msg = format!("Operator - not possible on {}\n", utype(other));
-                        let d = Diag::new(vec![Piece::Text(msg), Piece::Where(t.span)]);
-                        return self.fail(d);
-                    }
+                    VclType::Int | VclType::Real | VclType::Duration => Ok(E { e: Expr::Neg(Box::new(e1.e)), t1 }),
+                    _ => Ok(E { e: e1.e, t1 }),
                 }
-                Ok(E { e: Expr::Neg(Box::new(e1.e)), t1 })
             }
             Tok::CNum | Tok::FNum => {
                 let e = self.number(want, false)?;
@@ -521,10 +523,11 @@ impl Vcc<'_> {
             let v: f64 = txt.parse().unwrap_or(0.0);
             return Ok(Expr::Const(Const::Real(sign * v)));
         }
+        // VCC takes at most 15 digits, which a double holds exactly.
         match txt.parse::<i64>() {
-            Ok(v) => Ok(Expr::Const(Const::Int(if neg { -v } else { v }))),
-            Err(_) => {
-                let d = Diag::at("Integer overflow.", t.span);
+            Ok(v) if txt.len() <= 15 => Ok(Expr::Const(Const::Int(if neg { -v } else { v }))),
+            _ => {
+                let d = Diag::at("Too many digits for integer.", t.span);
                 self.fail(d)
             }
         }
@@ -534,6 +537,20 @@ impl Vcc<'_> {
     /// backend, ACL …
     fn expr_symbol(&mut self, want: VclType) -> R<E> {
         let t1 = self.i;
+        if let Some((v, id, sp)) = self.quoted_header()? {
+            self.add_use("Not available", v.read, sp, sp);
+            return Ok(E { e: Expr::Header(v.id, id), t1 });
+        }
+        let plain = !self.tok_text().contains('.');
+        if plain
+            && matches!(want, VclType::Acl | VclType::Backend)
+            && self.syms.lookup_partial(&self.tok_text()).is_none()
+        {
+            // VCC makes the symbol on first use; it must be declared later.
+            let sp = self.t().span;
+            self.next();
+            return Ok(E { e: self.forward_ref(want, sp), t1 });
+        }
         let found = self.lookup_partial_split("Symbol not found")?;
         let tspan = self.toks[t1].span;
         // VCC marks only the first component of a variable read.
@@ -562,7 +579,8 @@ impl Vcc<'_> {
                     if self.backends.is_empty() {
                         Expr::Const(Const::NoBackend)
                     } else {
-                        Expr::Backend(0)
+                        let id = self.backends.iter().position(|b| b.name == "default").unwrap_or(0);
+                        Expr::Backend(id as BackendId)
                     }
                 }
                 SymKind::Backend(id) => {
@@ -665,8 +683,12 @@ impl Vcc<'_> {
     pub(crate) fn lookup_partial_split(&mut self, what: &str) -> R<Found> {
         let t = self.t().clone();
         let name = self.text(t.span);
-        let Some((found, used)) = self.syms.lookup_partial(&name) else {
-            let d = Diag::new(vec![Piece::Text(format!("{}: '{}'\nAt: ", what, name)), Piece::Where2(t.span, t.span)]);
+        let Some((found, used)) = self.syms.lookup_partial_at(&name, self.syntax) else {
+            let note = self.syms.version_note(&name, self.syntax);
+            let d = Diag::new(vec![
+                Piece::Text(format!("{}: '{}'{}\nAt: ", what, name, note)),
+                Piece::Where2(t.span, t.span),
+            ]);
             return self.fail(d);
         };
         if used < name.len() {
@@ -709,9 +731,22 @@ impl Vcc<'_> {
 
     /// `regsub(STRING, REGEX, STRING)` and `regsuball(...)`.
     fn builtin_call(&mut self, b: Builtin, t1: usize) -> R<E> {
-        self.skip(Op::LParen, 1181)?;
+        let r = self.builtin_args(b, t1);
+        if r.is_err() {
+            // VCC's `vcc_func` adds the call so far to any error in it.
+            let range = Piece::Where2(self.toks[t1].span, self.prev_span());
+            if let Some(d) = self.diags.last_mut() {
+                d.push(Piece::text("While compiling function call:\n\n"));
+                d.push(range);
+            }
+        }
+        r
+    }
+
+    fn builtin_args(&mut self, b: Builtin, t1: usize) -> R<E> {
+        self.skip(Op::LParen, 1555)?;
         let subject = self.expr(VclType::String)?;
-        self.skip(Op::Comma, 1184)?;
+        self.skip(Op::Comma, 1558)?;
         if self.t().tok != Tok::CStr {
             let t = self.i;
             let e2 = self.expr_add(VclType::String)?;
@@ -722,9 +757,9 @@ impl Vcc<'_> {
             return self.fail(d);
         }
         let re = self.regex_here()?;
-        self.skip(Op::Comma, 1190)?;
+        self.skip(Op::Comma, 1564)?;
         let with = self.expr(VclType::String)?;
-        self.skip(Op::RParen, 1193)?;
+        self.skip(Op::RParen, 1569)?;
         Ok(E { e: Expr::Builtin(b, vec![subject, with], re), t1 })
     }
 }

@@ -47,8 +47,12 @@ pub struct Regex {
     pattern: String,
     /// The pattern under Varnish's limits.
     first: Pcre2Regex,
-    /// The same, refusing empty matches, for the matches after the first.
-    again: Pcre2Regex,
+    /// The same, refusing empty matches, for the matches after the first;
+    /// compiled on first use, since only `regsuball()` needs it.
+    again: std::sync::OnceLock<Pcre2Regex>,
+    /// The pattern as a plain string, when it is one: `~` then needs no
+    /// PCRE2 at all.
+    literal: Option<Literal>,
     /// The number of groups a replacement can insert, counting group 0:
     /// the pattern's capture groups plus one, at most ten.
     groups: usize,
@@ -149,6 +153,97 @@ fn limits_prefix() -> String {
     format!("(*LIMIT_MATCH={MATCH_LIMIT})(*LIMIT_DEPTH={DEPTH_LIMIT})")
 }
 
+/// A pattern that is a plain string — perhaps anchored with `^` and `$`,
+/// perhaps made caseless with a leading `(?i)` — matched without PCRE2.
+/// Most VCL regexes are of this kind (`^/admin`, `gzip`, `(?i)websocket`).
+/// A unit test checks this matcher against PCRE2 on the same patterns.
+#[derive(Clone, Debug, PartialEq)]
+struct Literal {
+    text: Vec<u8>,
+    start: bool,
+    end: bool,
+    caseless: bool,
+}
+
+impl Literal {
+    /// The literal a pattern stands for, if it is one.
+    fn of(pattern: &str) -> Option<Literal> {
+        let mut p = pattern.as_bytes();
+        let caseless = match p.strip_prefix(b"(?i)") {
+            Some(rest) => {
+                p = rest;
+                true
+            }
+            None => false,
+        };
+        let start = match p.strip_prefix(b"^") {
+            Some(rest) => {
+                p = rest;
+                true
+            }
+            None => false,
+        };
+        let mut text = Vec::with_capacity(p.len());
+        let mut end = false;
+        let mut i = 0;
+        while i < p.len() {
+            match p[i] {
+                // An escaped punctuation character stands for itself;
+                // `\d`, `\w`, `\b` … are classes and assertions.
+                b'\\' => {
+                    let n = *p.get(i + 1)?;
+                    if !n.is_ascii_punctuation() {
+                        return None;
+                    }
+                    text.push(n);
+                    i += 2;
+                    continue;
+                }
+                b'$' if i + 1 == p.len() => end = true,
+                b'.' | b'^' | b'$' | b'|' | b'?' | b'*' | b'+' | b'(' | b')' | b'[' | b']' | b'{' | b'}' => {
+                    return None
+                }
+                c if !(0x20..0x7f).contains(&c) => return None,
+                c => text.push(c),
+            }
+            i += 1;
+        }
+        if caseless {
+            text.make_ascii_lowercase();
+        }
+        Some(Literal { text, start, end, caseless })
+    }
+
+    fn eq(&self, a: &[u8]) -> bool {
+        if self.caseless {
+            a.eq_ignore_ascii_case(&self.text)
+        } else {
+            a == &self.text[..]
+        }
+    }
+
+    /// Whether the pattern matches `s`, exactly as PCRE2 would: `$` also
+    /// matches before a newline that ends the subject.
+    fn is_match(&self, s: &[u8]) -> bool {
+        let n = self.text.len();
+        let at_end = |s: &[u8]| s.len() >= n && self.eq(&s[s.len() - n..]);
+        match (self.start, self.end) {
+            (true, false) => s.len() >= n && self.eq(&s[..n]),
+            (true, true) => self.eq(s) || s.strip_suffix(b"\n").is_some_and(|t| self.eq(t)),
+            (false, true) => at_end(s) || s.strip_suffix(b"\n").is_some_and(at_end),
+            (false, false) => {
+                if n == 0 {
+                    true
+                } else if self.caseless {
+                    s.windows(n).any(|w| self.eq(w))
+                } else {
+                    memchr::memmem::find(s, &self.text).is_some()
+                }
+            }
+        }
+    }
+}
+
 /// Compiles `pattern` behind `prefix`, reporting errors against `pattern`.
 fn build(prefix: &str, pattern: &str) -> Result<Pcre2Regex, RegexError> {
     let full = format!("{prefix}{pattern}");
@@ -171,7 +266,7 @@ fn compile_error(err: &pcre2::Error, prefix_len: usize) -> RegexError {
 
 /// The part of `bytes` before its first NUL, as C sees a string.
 fn c_str(bytes: &[u8]) -> &[u8] {
-    match bytes.iter().position(|&b| b == 0) {
+    match memchr::memchr(0, bytes) {
         Some(end) => &bytes[..end],
         None => bytes,
     }
@@ -182,9 +277,9 @@ impl Regex {
     pub fn new(pattern: &str) -> Result<Regex, RegexError> {
         let limits = limits_prefix();
         let first = build(&limits, pattern)?;
-        let again = build(&format!("(*NOTEMPTY){limits}"), pattern)?;
         let groups = first.captures_len().min(MAX_GROUPS);
-        Ok(Regex { pattern: pattern.to_string(), first, again, groups })
+        let literal = Literal::of(pattern);
+        Ok(Regex { pattern: pattern.to_string(), first, again: std::sync::OnceLock::new(), literal, groups })
     }
 
     /// The pattern as written in the VCL.
@@ -197,6 +292,9 @@ impl Regex {
     /// An error is a match PCRE2 gave up on; Varnish fails the transaction
     /// then (see [`MatchError`]).
     pub fn is_match(&self, subject: &[u8]) -> Result<bool, MatchError> {
+        if let Some(lit) = &self.literal {
+            return Ok(lit.is_match(c_str(subject)));
+        }
         self.first.is_match(c_str(subject)).map_err(|err| MatchError::from_pcre2(&err))
     }
 
@@ -249,8 +347,12 @@ impl Regex {
             if !all || (again.is_some() && !moved) {
                 break;
             }
-            let next = again.get_or_insert_with(|| self.again.capture_locations());
-            if self.again.captures_read_at(next, subject, offset).map_err(pcre)?.is_none() {
+            let again_re = self.again.get_or_init(|| {
+                build(&format!("(*NOTEMPTY){}", limits_prefix()), &self.pattern)
+                    .expect("the pattern compiled once already")
+            });
+            let next = again.get_or_insert_with(|| again_re.capture_locations());
+            if again_re.captures_read_at(next, subject, offset).map_err(pcre)?.is_none() {
                 break;
             }
         }
@@ -290,6 +392,58 @@ impl Regex {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn literal_fast_path_agrees_with_pcre2() {
+        let patterns = [
+            "^/admin",
+            "gzip",
+            "(?i)websocket",
+            "^/a$",
+            "\\.js$",
+            "x",
+            "",
+            "^",
+            "$",
+            "(?i)^/API/",
+            "a\\?b",
+            "^/static/",
+            "private",
+            "(?i)no-store$",
+            "^$",
+            "/$",
+            "(?i)GZip",
+        ];
+        let subjects: [&[u8]; 16] = [
+            b"",
+            b"/",
+            b"/admin",
+            b"/admin/x",
+            b"/ADMIN",
+            b"gzip, deflate",
+            b"GZIP",
+            b"Upgrade: WebSocket",
+            b"/a",
+            b"/a\n",
+            b"/a\n\n",
+            b"app.js",
+            b"app.js\n",
+            b"a?b",
+            b"ab",
+            b"no-STORE",
+        ];
+        for p in patterns {
+            let re = Regex::new(p).unwrap();
+            assert!(re.literal.is_some(), "{p} should be a literal");
+            for s in subjects {
+                let pcre = re.first.is_match(s).unwrap();
+                assert_eq!(re.is_match(s).unwrap(), pcre, "pattern {p:?} subject {:?}", String::from_utf8_lossy(s));
+            }
+        }
+        for p in ["^/(a|b)", "\\d+", "a.b", "a*", "[x]", "a{2}", "\\bword"] {
+            assert!(Regex::new(p).unwrap().literal.is_none(), "{p} is not a literal");
+        }
+    }
     use super::*;
 
     fn sub(subject: &str, pattern: &str, replacement: &str, all: bool) -> String {

@@ -152,6 +152,47 @@ impl Symbols {
         }
     }
 
+    /// Like [`Symbols::lookup_partial`], for VCL syntax `syntax` (40 or 41):
+    /// variables of the other version are not there.
+    pub fn lookup_partial_at(&self, name: &str, syntax: u8) -> Option<(Found, usize)> {
+        let mut end = name.len();
+        loop {
+            let p = &name[..end];
+            match self.map.get(p) {
+                Some(Sym { kind: SymKind::Var(v), .. }) if !v.in_vcl(syntax) => {}
+                Some(s) => return Some((Found::Sym(s.clone()), end)),
+                None => {}
+            }
+            let dot = p.rfind('.')?;
+            if let Some(Sym { kind: SymKind::HdrFamily(v), .. }) = self.map.get(&p[..dot]) {
+                if dot + 1 < p.len() {
+                    return Some((Found::Header(v, p[dot + 1..].to_string()), end));
+                }
+            }
+            end = dot;
+        }
+    }
+
+    /// What VCC adds to "Symbol not found: 'name'" when the name is a
+    /// variable of the other VCL version.
+    pub fn version_note(&self, name: &str, syntax: u8) -> String {
+        match self.map.get(name) {
+            Some(Sym { kind: SymKind::Var(v), .. }) if !v.in_vcl(syntax) => {
+                let mut note = String::from(" (Only available when");
+                if v.vcl_min > 40 {
+                    note.push_str(&format!(" {}.{} <=", v.vcl_min / 10, v.vcl_min % 10));
+                }
+                note.push_str(" VCL syntax");
+                if v.vcl_max < 41 {
+                    note.push_str(&format!(" <= {}.{}", v.vcl_max / 10, v.vcl_max % 10));
+                }
+                note.push(')');
+                note
+            }
+            _ => String::new(),
+        }
+    }
+
     /// The longest prefix of `name` (cut at dots) that names something:
     /// what it is and how many bytes of `name` it covers. A header family
     /// takes exactly one more component as the header name.

@@ -23,6 +23,8 @@ pub enum Tok {
     CStr,
     /// Inline C.
     CSrc,
+    /// A BLOB literal, `:base64:`.
+    CBlob,
     /// An operator or punctuation: one of the single characters
     /// `{}()*+-/%><=;!&.|~,` or one of the two-character operators.
     Op(Op),
@@ -104,7 +106,17 @@ pub fn lex(src: SrcId, text: &[u8]) -> Result<Vec<Token>, Diag> {
             continue;
         }
         if c == b'/' && text.get(p + 1) == Some(&b'*') {
-            match memfind(&text[p + 2..], b"*/") {
+            let end = memfind(&text[p + 2..], b"*/");
+            let inner = memfind(&text[p + 2..], b"/*");
+            if let Some(j) = inner.filter(|&j| end.is_none_or(|i| j < i)) {
+                let q = p + 2 + j;
+                return Err(Diag::new(vec![
+                    Piece::text("/* ... */ comment contains /*\n"),
+                    Piece::Where(sp(p, p + 2)),
+                    Piece::Where(sp(q, q + 2)),
+                ]));
+            }
+            match end {
                 Some(i) => {
                     p = p + 2 + i + 2;
                     continue;
@@ -166,6 +178,33 @@ pub fn lex(src: SrcId, text: &[u8]) -> Result<Vec<Token>, Diag> {
                     ]));
                 }
             }
+        }
+        // BLOB literals, `:base64:`. Lacquer has no BLOB values, so a
+        // well-formed one is only a token; VCC's complaints about
+        // malformed ones are reproduced.
+        if c == b':' {
+            let is_b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/';
+            let mut q = p + 1;
+            while q < n && is_b64(text[q]) {
+                q += 1;
+            }
+            while q < n && text[q] == b'=' {
+                q += 1;
+            }
+            if q >= n {
+                return Err(Diag::new(vec![Piece::text("Missing colon at end of BLOB:\n"), Piece::Where(sp(p, n))]));
+            }
+            let msg = match text[q] {
+                b':' if (q - p) % 4 != 1 => Some("BLOB must have n*4 base64 characters\n"),
+                b':' => None,
+                _ => Some("Illegal BLOB character:\n"),
+            };
+            if let Some(msg) = msg {
+                return Err(Diag::new(vec![Piece::text(msg), Piece::Where(sp(p, q + 1))]));
+            }
+            push(&mut out, Tok::CBlob, p, q + 1, Vec::new());
+            p = q + 1;
+            continue;
         }
         // Operators, longest first.
         if let Some(op) = Op::ALL.iter().find(|o| text[p..].starts_with(o.as_str().as_bytes())) {

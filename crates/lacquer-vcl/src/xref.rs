@@ -5,7 +5,7 @@
 
 use lacquer_defs::{Action, Method};
 
-use crate::compile::{Stop, Use, Vcc, R};
+use crate::compile::{Use, Vcc, R};
 use crate::diag::{Diag, Piece};
 use crate::program::SubId;
 
@@ -16,35 +16,34 @@ pub(crate) fn check(v: &mut Vcc) -> R<()> {
     uses(v)
 }
 
-/// Subroutines called but never defined; subroutines, ACLs and probes
-/// defined but never used.
+/// Subroutines, ACLs and backends referenced but never defined, and
+/// defined but never used. VCC walks its symbols in name order (ignoring
+/// case) and reports the first.
 fn references(v: &mut Vcc) -> R<()> {
-    let mut order: Vec<usize> = (0..v.subs.len()).collect();
-    order.sort_by(|a, b| v.subs[*a].name.cmp(&v.subs[*b].name));
-    let mut diags = Vec::new();
-    for i in order {
-        let p = &v.procs[i];
+    let mut found: Vec<(String, Diag)> = Vec::new();
+    for (i, p) in v.procs.iter().enumerate() {
         let name = &v.subs[i].name;
         match (p.def, p.first_ref) {
-            (None, Some(r)) => diags.push(Diag::at(format!("Undefined sub {}, first reference:", name), r)),
+            (None, Some(r)) => {
+                found.push((name.clone(), Diag::at(format!("Undefined sub {}, first reference:", name), r)))
+            }
             (Some(d), None) if p.method.is_none() && v.opts.err_unref && !is_builtin(v, d) => {
-                diags.push(Diag::at(format!("Unused sub {}, defined:", name), d))
+                found.push((name.clone(), Diag::at(format!("Unused sub {}, defined:", name), d)))
             }
             _ => {}
         }
     }
-    let mut objs: Vec<_> = v.objects.iter().filter(|o| o.0 != "backend" && o.3 == 0).collect();
-    objs.sort_by(|a, b| a.1.cmp(&b.1));
-    if v.opts.err_unref {
-        for o in objs {
-            diags.push(Diag::at(format!("Unused {} {}, defined:", o.0, o.1), o.2));
+    for (k, o) in v.objects.iter().enumerate() {
+        if v.undefined.contains(&k) {
+            found.push((o.1.clone(), Diag::at(format!("Undefined {} {}, first reference:", o.0, o.1), o.2)));
+        } else if o.3 == 0 && v.opts.err_unref {
+            found.push((o.1.clone(), Diag::at(format!("Unused {} {}, defined:", o.0, o.1), o.2)));
         }
     }
-    if diags.is_empty() {
-        return Ok(());
+    match found.into_iter().min_by_key(|(name, _)| name.to_ascii_lowercase()) {
+        Some((_, d)) => v.fail(d),
+        None => Ok(()),
     }
-    v.diags.extend(diags);
-    Err(Stop)
 }
 
 fn is_builtin(v: &Vcc, sp: crate::source::Span) -> bool {

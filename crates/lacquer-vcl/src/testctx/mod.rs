@@ -121,12 +121,30 @@ impl VclContext for MemContext {
 
     fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
         let list = &mut self.headers[family as usize];
-        list.retain(|(n, _)| !n.eq_ignore_ascii_case(&name.lower));
-        list.push((name.name.clone(), value.to_vec()));
+        match list.iter().position(|(n, _)| n.eq_ignore_ascii_case(&name.lower)) {
+            Some(i) => {
+                // Replace the first in place, drop any others.
+                let v = &mut list[i].1;
+                v.clear();
+                v.extend_from_slice(value);
+                let mut j = i + 1;
+                while j < list.len() {
+                    if list[j].0.eq_ignore_ascii_case(&name.lower) {
+                        list.remove(j);
+                    } else {
+                        j += 1;
+                    }
+                }
+            }
+            None => list.push((name.name.clone(), value.to_vec())),
+        }
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
-        self.headers[family as usize].retain(|(n, _)| !n.eq_ignore_ascii_case(&name.lower));
+        let list = &mut self.headers[family as usize];
+        if list.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name.lower)) {
+            list.retain(|(n, _)| !n.eq_ignore_ascii_case(&name.lower));
+        }
     }
 
     fn hash_data(&mut self, data: &[u8]) {
