@@ -13,7 +13,7 @@ if [ ! -d "$suite" ]; then
     exit 0
 fi
 if [ "${#tests[@]}" -eq 0 ]; then
-    echo "conformance: no Varnish test listed in passing.txt yet (the vtc runner is issue P3)"
+    echo "conformance: no Varnish test listed in passing.txt yet (grow it as lacquer vtc learns more)"
     exit 0
 fi
 cargo build --release -q -p lacquer

@@ -30,8 +30,14 @@ impl Vcc<'_> {
         let mut pedantic = true;
         while self.t().is(Op::Plus) || self.t().is(Op::Minus) {
             let on = self.t().is(Op::Plus);
+            let sign = self.t().span;
             self.next();
-            self.expect_tok(Tok::Id, 780)?;
+            // The flag's name must follow its sign directly.
+            let t = self.t().clone();
+            if t.tok != Tok::Id || t.span.start != sign.end {
+                let d = Diag::at("Expected a flag at:", sign).text("Valid ACL flags are `log` and `table`:\n");
+                return self.fail(d);
+            }
             match self.tok_text().as_str() {
                 "log" => log = on,
                 "pedantic" => pedantic = on,

@@ -16,40 +16,34 @@ impl Vcc<'_> {
         let span = self.expect_vid("subroutine")?;
         let nt = self.t().clone();
         let name = self.text(span);
+        // The methods and the built-in VCL's own subroutines may be defined
+        // again; the bodies run one after the other, the user's first.
         let is_method = Method::from_name(&name).is_some();
-        let builtin_src = self.texts.len() as u32 - 1;
-        if name.starts_with("vcl_")
-            && !is_method
-            && nt.span.src != builtin_src
-            && self.syms.get(&name).is_none_or(|s| s.def.is_none_or(|d| d.src != builtin_src))
-        {
-            let known = self.syms.get(&name).is_some();
-            if !known {
-                let mut list: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
-                list.sort_unstable();
-                let mut d = Diag::new(vec![
-                    Piece::text("The names 'vcl_*' are reserved for subroutines.\n"),
-                    Piece::Where(nt.span),
-                    Piece::text("Valid vcl_* subroutines are:\n"),
-                ]);
-                // VCC lists the methods, then the built-in VCL's other
-                // subroutines in the order it defines them.
-                for name in crate::compile::BUILTIN_VCL.lines().filter_map(|l| l.strip_prefix("sub ")) {
-                    let name = name.trim_end_matches('{').trim();
-                    if !list.contains(&name) {
-                        list.push(name);
-                    }
+        let appends = is_method || builtin_subs().any(|b| b == name);
+        if name.starts_with("vcl_") && !appends && self.syms.get(&name).is_none() {
+            let mut list: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+            list.sort_unstable();
+            let mut d = Diag::new(vec![
+                Piece::text("The names 'vcl_*' are reserved for subroutines.\n"),
+                Piece::Where(nt.span),
+                Piece::text("Valid vcl_* subroutines are:\n"),
+            ]);
+            // VCC lists the methods, then the built-in VCL's other
+            // subroutines in the order it defines them.
+            for b in builtin_subs() {
+                if !list.contains(&b) {
+                    list.push(b);
                 }
-                for m in list {
-                    d.push(Piece::Text(format!("\t{}\n", m)));
-                }
-                return self.fail(d);
             }
+            for m in list {
+                d.push(Piece::Text(format!("\t{}\n", m)));
+            }
+            return self.fail(d);
         }
         let id = match self.syms.get(&name).cloned() {
             Some(sym) => match sym.kind {
                 SymKind::Sub(id) => {
-                    if let (Some(def), false) = (self.procs[id as usize].def, is_method) {
+                    if let (Some(def), false) = (self.procs[id as usize].def, appends) {
                         let d = Diag::new(vec![
                             Piece::Text(format!("Subroutine '{}' redefined\n", name)),
                             Piece::Where(nt.span),
@@ -60,15 +54,8 @@ impl Vcc<'_> {
                     }
                     id
                 }
-                other => {
-                    let mut d = Diag::new(vec![
-                        Piece::Text(format!("Symbol '{}' has wrong type ({}), expected sub:\n", name, other.word())),
-                        Piece::Where(nt.span),
-                    ]);
-                    if let Some(def) = sym.def {
-                        d.push(Piece::text("That symbol was defined here:\n"));
-                        d.push(Piece::Where(def));
-                    }
+                _ => {
+                    let d = self.wrong_type(&name, &sym, "sub", span);
                     return self.fail(d);
                 }
             },
@@ -117,6 +104,11 @@ impl Vcc<'_> {
                         }
                         "unset" => self.act_unset()?,
                         "call" => self.act_call()?,
+                        "return" if self.leaves() => {
+                            self.next();
+                            self.next();
+                            Stmt::Leave
+                        }
                         "return" => {
                             let s = self.act_return()?;
                             self.skip(Op::Semi, 410)?;
@@ -209,7 +201,16 @@ impl Vcc<'_> {
             return Ok((Place::Header(v.id, id), v, sp));
         }
         match raw.strip_suffix('.') {
-            Some(base) => self.place_lookup(base, crate::source::Span { end: t.span.end - 1, ..t.span }),
+            Some(base) => {
+                // VCC's lexer makes the dot a token of its own, which is
+                // what comes after the name.
+                let base_sp = crate::source::Span { end: t.span.end - 1, ..t.span };
+                let dot_sp = crate::source::Span { start: t.span.end - 1, ..t.span };
+                let dot = crate::token::Token { tok: Tok::Op(Op::Dot), span: dot_sp, dec: Vec::new() };
+                self.toks[self.i].span = base_sp;
+                self.toks.insert(self.i + 1, dot);
+                self.place_lookup(base, base_sp)
+            }
             None => self.place_lookup(&raw, t.span),
         }
     }
@@ -237,9 +238,10 @@ impl Vcc<'_> {
         }
         let h = String::from_utf8_lossy(&next.dec).into_owned();
         if let Some(c) = h.chars().find(|&c| !is_tchar(c)) {
-            return self.fail(Diag::new(vec![Piece::Text(format!("Invalid character '{}' in header name.\n", c))]));
+            let shown = if c.is_ascii_graphic() || c == ' ' { c.to_string() } else { c.escape_default().to_string() };
+            return self.fail(Diag::new(vec![Piece::Text(format!("Invalid character '{}' in header name.\n", shown))]));
         }
-        let id = self.header_id(&h);
+        let id = self.header_id(&h)?;
         self.next();
         self.next();
         Ok(Some((v, id, crate::source::Span { end: next.span.end, ..t.span })))
@@ -257,7 +259,7 @@ impl Vcc<'_> {
         };
         let (p, v) = match found {
             Some(Found::Header(v, h)) => {
-                let id = self.header_id(&h);
+                let id = self.header_id(&h)?;
                 (Place::Header(v.id, id), v)
             }
             Some(Found::Sym(s)) => match s.kind {
@@ -350,12 +352,7 @@ impl Vcc<'_> {
         // VCC reads the callee as an expression of type SUB.
         match self.syms.get(&name).map(|s| (s.kind.clone(), s.ty)) {
             Some((SymKind::DefaultBackend, _)) => {
-                let d = Diag::new(vec![
-                    Piece::Text(format!("Symbol '{}' is a reserved word.\n", name)),
-                    Piece::Where(t.span),
-                    Piece::text("While compiling function call:\n\n"),
-                    Piece::Where2(t.span, t.span),
-                ]);
+                let d = self.reserved_word(t.span);
                 return self.fail(d);
             }
             Some((SymKind::Sub(_), _)) | None => {}
@@ -403,11 +400,24 @@ impl Vcc<'_> {
             return self.act_new_instance(name_sp);
         }
         let t = self.t().clone();
-        let d = Diag::new(vec![
-            Piece::Text(format!("Objects ('{}') need the module system, which is not built yet\n", self.text(t.span))),
-            Piece::Where(t.span),
-        ]);
+        let name = self.text(t.span);
+        let module = name.split('.').next().unwrap_or_default();
+        let d = if matches!(self.syms.get(module), Some(crate::symb::Sym { kind: SymKind::Module(_), .. })) {
+            Diag::new(vec![
+                Piece::Text(format!("Objects ('{}') need the module system, which is not built yet\n", name)),
+                Piece::Where(t.span),
+            ])
+        } else {
+            Diag::new(vec![Piece::Text(format!("Symbol not found: '{}'\nAt: ", name)), Piece::Where2(t.span, t.span)])
+        };
         self.fail(d)
+    }
+
+    /// Whether this is `return;` in a subroutine that is not a method,
+    /// which VCC takes as leaving it.
+    fn leaves(&self) -> bool {
+        let in_method = self.cur.is_some_and(|c| self.procs[c as usize].method.is_some());
+        !in_method && self.toks.get(self.i + 1).is_some_and(|t| t.is(Op::Semi))
     }
 
     /// `return (action[(args)])`
@@ -512,4 +522,9 @@ impl Vcc<'_> {
 /// Whether `c` may appear in a header name (RFC 9110's `tchar`).
 fn is_tchar(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// The subroutines the built-in VCL defines, in its order.
+fn builtin_subs() -> impl Iterator<Item = &'static str> {
+    crate::compile::BUILTIN_VCL.lines().filter_map(|l| l.strip_prefix("sub ")).map(|n| n.trim_end_matches('{').trim())
 }

@@ -122,20 +122,23 @@ impl Vcc<'_> {
             // Referenced before: fill in the placeholder.
             id = fid;
         } else {
-            let noref = !self.default_backend && !self.objects.iter().any(|o| o.0 == "backend");
+            let noref = !self.default_backend && self.first_declared.is_none();
             if noref {
                 self.first_backend = Some(self.objects.len());
             }
             self.objects.push(("backend", name.clone(), nt, u32::from(noref)));
         }
-        self.next();
-        if self.is_id("none") {
-            self.next();
-            self.skip(Op::Semi, 354)?;
-            self.store_backend(id, BackendDef { name, none: true, ..Default::default() });
-            return Ok(());
+        if name != "default" {
+            self.first_declared.get_or_insert(id);
         }
-        match self.host_def(name, nt) {
+        self.next();
+        let def = if self.is_id("none") || self.is_id("None") {
+            self.next();
+            self.skip(Op::Semi, 354).map(|()| BackendDef { name, none: true, ..Default::default() })
+        } else {
+            self.host_def(name, nt)
+        };
+        match def {
             Ok(def) => {
                 self.store_backend(id, def);
                 Ok(())
@@ -167,6 +170,17 @@ impl Vcc<'_> {
         let mut t_addr: Option<Span> = None;
         self.skip(Op::LBrace, 361)?;
         while !self.t().is(Op::RBrace) {
+            if self.is_id("set") || self.is_id("backend") {
+                let t = self.t().clone();
+                let d = Diag::new(vec![
+                    Piece::Text(format!(
+                        "NB: Backend Syntax has changed:\nRemove \"set\" and \"backend\" in front of backend fields.\n{} at ",
+                        self.tok_desc(&t)
+                    )),
+                    Piece::Where(t.span),
+                ]);
+                return self.fail(d);
+            }
             let f = self.field(BACKEND_FIELDS, &mut seen)?;
             let fsp = seen.last().map(|s| s.1).unwrap_or(nt);
             match f.as_str() {
@@ -187,6 +201,17 @@ impl Vcc<'_> {
                         b.host = Some(v);
                         self.skip(Op::Semi, 411)?;
                     } else {
+                        if self.syntax < 41 {
+                            let t = self.t().clone();
+                            let d = Diag::new(vec![
+                                Piece::Text(format!(
+                                    "Unix socket backends only supported in VCL4.1 and higher.\n{} at ",
+                                    self.tok_desc(&t)
+                                )),
+                                Piece::Where(self.head(&t)),
+                            ]);
+                            return self.fail(d);
+                        }
                         let (v, sp) = self.cstr(431)?;
                         path = Some(sp);
                         b.path = Some(v);
@@ -238,6 +263,19 @@ impl Vcc<'_> {
                         let p = self.probe_spec(pname)?;
                         b.probe = Some(self.probes.len() as ProbeId);
                         self.probes.push(p);
+                    } else if self.is_id("default") {
+                        // The probe named `default`, which is no symbol.
+                        self.next();
+                        let Some(pid) = self.default_probe else {
+                            let t = self.t().clone();
+                            let d = Diag::new(vec![
+                                Piece::Text(format!("No default probe defined\n{} at\n", self.tok_desc(&t))),
+                                Piece::Where(self.head(&t)),
+                            ]);
+                            return self.fail(d);
+                        };
+                        b.probe = Some(pid);
+                        self.skip(Op::Semi, 494)?;
                     } else if self.t().tok == Tok::Id {
                         let pn = self.tok_text();
                         let psp = self.t().span;
@@ -263,8 +301,8 @@ impl Vcc<'_> {
                     } else {
                         let t = self.t().clone();
                         let d = Diag::new(vec![
-                            Piece::Text(format!("Expected '{{' or name of probe, got {}\n", self.tok_desc(&t))),
-                            Piece::Where(t.span),
+                            Piece::Text(format!("Expected '{{' or name of probe, got {} at\n", self.tok_desc(&t))),
+                            Piece::Where(self.head(&t)),
                         ]);
                         return self.fail(d);
                     }
@@ -296,8 +334,7 @@ impl Vcc<'_> {
         }
         if let (Some(hsp), Some(h)) = (host, b.host.clone()) {
             let port = b.port.clone().unwrap_or_else(|| "80".into());
-            let (name, port) = split_host_port(&h, &port);
-            match resolve(name, port) {
+            match split_host_port(&h, &port).and_then(|(name, port)| resolve(name, port)) {
                 Ok(addrs) => b.addrs = addrs,
                 Err(reason) => {
                     let d = Diag::new(vec![
@@ -368,7 +405,6 @@ impl Vcc<'_> {
         let mut seen = Vec::new();
         let mut t_window = None;
         let mut t_threshold = None;
-        let mut t_initial = None;
         // The first `.url` or `.request` field name.
         let mut t_did = None;
         self.skip(Op::LBrace, 174)?;
@@ -402,9 +438,8 @@ impl Vcc<'_> {
                     t_threshold = Some(sp);
                 }
                 "initial" => {
-                    let (v, sp) = self.uint_const()?;
+                    let (v, _) = self.uint_const()?;
                     p.initial = Some(v.min(u32::MAX as u64) as u32);
-                    t_initial = Some(sp);
                 }
                 "expected_response" => {
                     if self.t().tok != Tok::CNum {
@@ -450,28 +485,40 @@ impl Vcc<'_> {
                 return self.fail(d);
             }
         }
-        if let (Some(i), Some(v)) = (t_initial, p.initial) {
-            if v > p.threshold {
-                return self.fail(Diag::at("Initial must be less than or equal to threshold.", i));
-            }
-        }
         self.skip(Op::RBrace, 800)?;
         Ok(p)
     }
 }
 
 /// Splits a `.host` that carries its own port, as Varnish's resolver does:
-/// `"name:port"` and `"[v6]:port"`; a bare IPv6 address has no port.
-fn split_host_port<'a>(host: &'a str, port: &'a str) -> (&'a str, &'a str) {
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((addr, tail)) = rest.split_once(']') {
-            return (addr, tail.strip_prefix(':').filter(|p| !p.is_empty()).unwrap_or(port));
+/// `"name:port"`, `"name port"`, `"[v6]:port"` and `"v6 port"`; a bare
+/// IPv6 address has no port.
+fn split_host_port<'a>(host: &'a str, port: &'a str) -> Result<(&'a str, &'a str), String> {
+    let given = |p: &'a str| {
+        let p = p.trim_start_matches(' ');
+        if p.is_empty() {
+            port
+        } else {
+            p
         }
+    };
+    if let Some(rest) = host.strip_prefix('[') {
+        let Some((addr, tail)) = rest.split_once(']') else {
+            return Err("IPv6 address lacks ']'".into());
+        };
+        return match tail.strip_prefix([':', ' ']) {
+            Some(p) => Ok((addr, given(p))),
+            None if tail.is_empty() => Ok((addr, port)),
+            None => Err("IPv6 address has wrong port separator".into()),
+        };
     }
-    match host.split_once(':') {
-        Some((name, p)) if !p.contains(':') && !p.is_empty() => (name, p),
+    if let Some((name, p)) = host.split_once(' ') {
+        return Ok((name, given(p)));
+    }
+    Ok(match host.split_once(':') {
+        Some((name, p)) if !p.contains(':') => (name, given(p)),
         _ => (host, port),
-    }
+    })
 }
 
 /// Resolves a host and port as `getaddrinfo` does.

@@ -159,6 +159,8 @@ pub struct Vcc<'o> {
     /// The entry in `objects` of the first backend while it stands in for
     /// the default one (VCC does not require it to be used).
     pub(crate) first_backend: Option<usize>,
+    /// The first backend declared, the default unless one is called `default`.
+    pub(crate) first_declared: Option<BackendId>,
     /// The probe named `default`, once declared.
     pub(crate) default_probe: Option<ProbeId>,
     /// Every named ACL, probe and backend: (kind word, name, definition, refs).
@@ -195,6 +197,7 @@ impl<'o> Vcc<'o> {
             default_backend: false,
             first_backend: None,
             default_probe: None,
+            first_declared: None,
             objects: Vec::new(),
             undefined: Vec::new(),
             texts: Vec::new(),
@@ -277,6 +280,26 @@ impl<'o> Vcc<'o> {
         self.fail(d)
     }
 
+    /// The backend `default` stands for: the one of that name, else the
+    /// first one declared.
+    pub(crate) fn default_backend_id(&self) -> BackendId {
+        match self.backends.iter().position(|b| b.name == "default") {
+            Some(i) => i as BackendId,
+            None => self.first_declared.unwrap_or(0),
+        }
+    }
+
+    /// VCC's refusal of `default` anywhere but where a BACKEND is wanted:
+    /// `sp` is the name, read as a call.
+    pub(crate) fn reserved_word(&self, sp: Span) -> Diag {
+        Diag::new(vec![
+            Piece::Text(format!("Symbol '{}' is a reserved word.\n", self.text(sp))),
+            Piece::Where(sp),
+            Piece::text("While compiling function call:\n\n"),
+            Piece::Where2(sp, sp),
+        ])
+    }
+
     /// Whether a lookup for one kind of symbol sees symbols of other kinds:
     /// under VCL 4.0, VCC skips them (all but `default`) and reports the
     /// name as not found rather than of the wrong type.
@@ -295,12 +318,23 @@ impl<'o> Vcc<'o> {
             Piece::Text(format!("Symbol '{}' has wrong type ({}), expected {}:\nAt: ", name, what, expected)),
             Piece::Where2(sp, sp),
         ]);
-        match sym.def {
-            Some(def) => {
+        // A symbol only referenced so far was "declared" by that reference.
+        let declared = self
+            .undefined
+            .iter()
+            .map(|&k| &self.objects[k])
+            .find(|o| o.1 == name && o.0 == sym.kind.word())
+            .map(|o| o.2);
+        match (sym.def, declared) {
+            (Some(def), _) => {
                 d.push(Piece::text("Symbol was defined here: "));
                 d.push(Piece::Where(def));
             }
-            None => {
+            (None, Some(r)) => {
+                d.push(Piece::text("Symbol was declared here: "));
+                d.push(Piece::Where(r));
+            }
+            (None, None) => {
                 d.push(Piece::text("Symbol was builtin\n"));
             }
         }
@@ -347,8 +381,12 @@ impl<'o> Vcc<'o> {
 
     /// A reference to a not yet declared ACL or backend, which VCC allows:
     /// the symbol is made now, with a placeholder until the declaration.
-    pub(crate) fn forward_ref(&mut self, kind: VclType, t: Span) -> Expr {
+    pub(crate) fn forward_ref(&mut self, kind: VclType, t: Span) -> R<Expr> {
         let name = self.text(t);
+        if self.syntax >= 41 && name.starts_with("vcl_") {
+            let d = Diag::new(vec![Piece::text("Symbols named 'vcl_*' are reserved.\nAt:"), Piece::Where(t)]);
+            return self.fail(d);
+        }
         let (word, sk, e) = if kind == VclType::Acl {
             let id = self.acls.len() as AclId;
             self.acls.push(AclDef { name: name.clone(), acl: crate::aclmatch::Acl::new(Vec::new()), log: false });
@@ -361,7 +399,7 @@ impl<'o> Vcc<'o> {
         self.syms.insert(name.clone(), Sym { kind: sk, def: None, ty: kind });
         self.undefined.push(self.objects.len());
         self.objects.push((word, name, t, 1));
-        e
+        Ok(e)
     }
 
     /// Requires the operator `op` here, without consuming it.
@@ -442,6 +480,10 @@ impl<'o> Vcc<'o> {
         self.toks = all;
         self.texts = srcs.list.iter().map(|s| s.text.clone()).collect();
 
+        // The methods are symbols from the start, as in VCC.
+        for m in Method::ALL {
+            self.new_sub(m.as_str());
+        }
         self.parse_version_first()?;
         self.main_syntax = self.syntax;
         self.parse_toplevel()?;
@@ -472,7 +514,7 @@ impl<'o> Vcc<'o> {
             imports: std::mem::take(&mut self.imports),
             calls: std::mem::take(&mut self.calls),
             instances: std::mem::take(&mut self.instances),
-            default_backend: Some(self.backends.iter().position(|b| b.name == "default").unwrap_or(0) as BackendId),
+            default_backend: Some(self.default_backend_id()),
         })
     }
 
@@ -504,58 +546,93 @@ impl<'o> Vcc<'o> {
             }
             self.texts = srcs.list.iter().map(|s| s.text.clone()).collect();
             let kw = t.span;
-            let Some(name_tok) = toks.get(i + 1).filter(|t| t.tok == Tok::CStr) else {
-                let got = toks.get(i + 1).unwrap_or(t).clone();
+            // `include +glob "pattern";` includes every file that matches.
+            let mut at = i + 1;
+            let mut glob = false;
+            if toks.get(at).is_some_and(|t| t.is(Op::Plus)) {
+                match toks.get(at + 1).filter(|t| t.tok == Tok::Id) {
+                    Some(f) if srcs.bytes(f.span) == b"glob" => glob = true,
+                    Some(f) => return self.fail(Diag::at("Unknown include flag:", f.span)),
+                    None => {}
+                }
+                at += 2;
+            }
+            let Some(name_tok) = toks.get(at).filter(|t| t.tok == Tok::CStr) else {
+                let got = toks.get(at).unwrap_or(t).clone();
                 let d =
                     Diag::new(vec![Piece::text("include not followed by string constant.\n"), Piece::Where(got.span)]);
                 return self.fail(d);
             };
             let fname = String::from_utf8_lossy(&name_tok.dec).into_owned();
             let name_span = name_tok.span;
-            if !toks.get(i + 2).is_some_and(|t| t.is(Op::Semi)) {
+            if !toks.get(at + 1).is_some_and(|t| t.is(Op::Semi)) {
                 let d = Diag::new(vec![
                     Piece::text("include <string> not followed by semicolon.\n"),
                     Piece::Where(name_span),
                 ]);
                 return self.fail(d);
             }
-            let here = dirs[kw.src as usize].clone();
-            let path = self.find_include(&fname, here.as_deref());
-            let text = match std::fs::read(&path) {
-                Ok(t) => t,
-                Err(e) => {
-                    let d = Diag::new(vec![
-                        Piece::Text(format!("Cannot read file '{}' ({})\n", path.display(), io_reason(&e))),
-                        Piece::Where(name_span),
-                    ]);
-                    return self.fail(d);
-                }
-            };
-            let shown = path.display().to_string();
-            // Like VCC, compare with the includer's ancestors only (so a file
-            // that includes itself is read twice before it is refused).
-            let ancestors = &stack[..stack.len() - 1];
-            if ancestors.iter().any(|&(s, _)| srcs.get(s).name == shown) {
-                // VCC lists every include on the way, innermost first.
-                let mut d = Diag::new(vec![Piece::Text(format!("Recursive use of file \"{}\"\n\n", shown))]);
-                d.push(Piece::Where(name_span));
-                for &(_, via) in stack.iter().rev() {
-                    if let Some(via) = via {
-                        d.push(Piece::Where(via));
-                    }
-                }
+            if fname.starts_with("./") && !srcs.get(kw.src).name.starts_with('/') {
+                let d = Diag::at("include \"./xxxxx\"; needs absolute filename of including file.", name_span);
                 return self.fail(d);
             }
-            let id = srcs.add(shown, text);
-            dirs.push(path.parent().map(Path::to_path_buf));
-            let sub = self.lex_source(srcs, id)?;
-            stack.push((id, Some(name_span)));
-            let sub = self.resolve_includes(srcs, dirs, sub, stack)?;
-            stack.pop();
-            out.extend(sub.into_iter().filter(|t| t.tok != Tok::Eoi));
-            i += 3;
+            let here = dirs[kw.src as usize].clone();
+            let path = self.find_include(&fname, here.as_deref());
+            let paths = if glob { glob_files(&path) } else { vec![path] };
+            if paths.is_empty() {
+                return self.fail(Diag::at("glob pattern matched no files.", name_span));
+            }
+            for path in paths {
+                self.include_file(srcs, dirs, &path, name_span, stack, &mut out)?;
+            }
+            i = at + 2;
         }
         Ok(out)
+    }
+
+    /// Reads, lexes and splices one included file (its own includes too).
+    fn include_file(
+        &mut self,
+        srcs: &mut Sources,
+        dirs: &mut Vec<Option<PathBuf>>,
+        path: &Path,
+        name_span: Span,
+        stack: &mut Vec<(SrcId, Option<Span>)>,
+        out: &mut Vec<Token>,
+    ) -> R<()> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) => {
+                let d = Diag::new(vec![
+                    Piece::Text(format!("Cannot read file '{}' ({})\n", path.display(), io_reason(&e))),
+                    Piece::Where(name_span),
+                ]);
+                return self.fail(d);
+            }
+        };
+        let shown = path.display().to_string();
+        // Like VCC, compare with the includer's ancestors only (so a file
+        // that includes itself is read twice before it is refused).
+        let ancestors = &stack[..stack.len() - 1];
+        if ancestors.iter().any(|&(s, _)| srcs.get(s).name == shown) {
+            // VCC lists every include on the way, innermost first.
+            let mut d = Diag::new(vec![Piece::Text(format!("Recursive use of file \"{}\"\n\n", shown))]);
+            d.push(Piece::Where(name_span));
+            for &(_, via) in stack.iter().rev() {
+                if let Some(via) = via {
+                    d.push(Piece::Where(via));
+                }
+            }
+            return self.fail(d);
+        }
+        let id = srcs.add(shown, text);
+        dirs.push(path.parent().map(Path::to_path_buf));
+        let sub = self.lex_source(srcs, id)?;
+        stack.push((id, Some(name_span)));
+        let sub = self.resolve_includes(srcs, dirs, sub, stack)?;
+        stack.pop();
+        out.extend(sub.into_iter().filter(|t| t.tok != Tok::Eoi));
+        Ok(())
     }
 
     fn find_include(&self, name: &str, here: Option<&Path>) -> PathBuf {
@@ -691,15 +768,21 @@ impl<'o> Vcc<'o> {
     }
 
     /// Interns a header name for the program.
-    pub(crate) fn header_id(&mut self, name: &str) -> HdrId {
+    pub(crate) fn header_id(&mut self, name: &str) -> R<HdrId> {
+        // Varnish keeps a header's name and colon in 128 bytes at most.
+        if name.len() >= 127 {
+            let shown: String = name.chars().take(20).collect();
+            let d = Diag::new(vec![Piece::Text(format!("HTTP header ({}..) is too long.\n", shown))]);
+            return self.fail(d);
+        }
         let lower = name.to_ascii_lowercase();
         if let Some(&id) = self.header_ids.get(&lower) {
-            return id;
+            return Ok(id);
         }
         let id = self.headers.len() as HdrId;
         self.headers.push(Header { name: name.to_string(), lower: lower.clone() });
         self.header_ids.insert(lower, id);
-        id
+        Ok(id)
     }
 
     /// Records that the current subroutine accesses something allowed only in `mask`.
@@ -749,6 +832,34 @@ impl<'o> Vcc<'o> {
         self.procs.push(ProcInfo { method: Method::from_name(name), ..Default::default() });
         self.syms.insert(name.to_string(), Sym { kind: SymKind::Sub(id), def: None, ty: VclType::Sub });
         id
+    }
+}
+
+/// The files a `+glob` include names, sorted: the wildcards `*` and `?`
+/// may appear in the last part of the path.
+fn glob_files(pattern: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(pat)) = (pattern.parent(), pattern.file_name().and_then(|f| f.to_str())) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(|n| wildcard(pat.as_bytes(), n.as_bytes())))
+        .map(|e| dir.join(e.file_name()))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Shell-style matching of `name` against `pat` with `*` and `?`.
+fn wildcard(pat: &[u8], name: &[u8]) -> bool {
+    match pat.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|k| wildcard(rest, &name[k..])),
+        Some((b'?', rest)) => !name.is_empty() && wildcard(rest, &name[1..]),
+        Some((c, rest)) => name.first() == Some(c) && wildcard(rest, &name[1..]),
     }
 }
 

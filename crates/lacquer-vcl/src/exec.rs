@@ -21,19 +21,22 @@ pub fn run<C: VclContext>(p: &Program, method: Method, ctx: &mut C) -> Result<Ha
         Flow::Return(h) => Ok(h),
         // The built-in VCL ends every method with a return; a program
         // without it (hand-built) falls back to failing.
-        Flow::Next => Err(Failure(format!("{} did not return", method.as_str()))),
+        Flow::Next | Flow::Leave => Err(Failure(format!("{} did not return", method.as_str()))),
     }
 }
 
 enum Flow {
     Next,
     Return(Handling),
+    /// `return;`: the rest of the current subroutine is skipped.
+    Leave,
 }
 
 fn block<C: VclContext>(p: &Program, stmts: &[Stmt], ctx: &mut C) -> Result<Flow, Failure> {
     for s in stmts {
-        if let Flow::Return(h) = stmt(p, s, ctx)? {
-            return Ok(Flow::Return(h));
+        match stmt(p, s, ctx)? {
+            Flow::Next => {}
+            f => return Ok(f),
         }
     }
     Ok(Flow::Next)
@@ -61,8 +64,14 @@ fn stmt<C: VclContext>(p: &Program, s: &Stmt, ctx: &mut C) -> Result<Flow, Failu
             Place::Var(v) => ctx.unset(*v)?,
             Place::Header(fam, h) => ctx.unset_header(*fam, &p.headers[*h as usize]),
         },
-        Stmt::Call(id) => return block(p, &p.subs[*id as usize].body, ctx),
+        Stmt::Call(id) => {
+            return match block(p, &p.subs[*id as usize].body, ctx)? {
+                Flow::Leave => Ok(Flow::Next),
+                f => Ok(f),
+            }
+        }
         Stmt::Return(r) => return Ok(Flow::Return(handling(p, r, ctx)?)),
+        Stmt::Leave => return Ok(Flow::Leave),
         Stmt::If(arms, els) => {
             for (cond, body) in arms {
                 if truth(p, &*ctx, cond)? {
@@ -377,4 +386,30 @@ fn compare<C: VclContext>(p: &Program, ctx: &C, op: CmpOp, a: &Expr, b: &Expr) -
         CmpOp::Le => o != Ordering::Greater,
         CmpOp::Ge => o != Ordering::Less,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use lacquer_defs::{Action, Method, Var};
+
+    use super::run;
+    use crate::testctx::MemContext;
+    use crate::{compile_str, Options};
+
+    #[test]
+    fn plain_return_leaves_the_subroutine_and_its_builtin_part() {
+        // The user's vcl_req_cookie runs before the built-in one, which
+        // would drop the cookie; `return;` skips it, as in Varnish.
+        let src = "vcl 4.1;\nbackend b { .host = \"127.0.0.1\"; }\n\
+                   sub vcl_req_cookie { set req.http.x = \"1\"; return; set req.http.x = \"2\"; }\n";
+        let p = compile_str("<test>", src, &Options::default()).expect("compiles");
+        let mut c = MemContext::new(Method::Recv);
+        c.set_str(Var::ReqUrl, "/").set_str(Var::ReqMethod, "GET").set_str(Var::ReqProto, "HTTP/1.1");
+        c.add_header(Var::ReqHttp, "Host", "example.com");
+        c.add_header(Var::ReqHttp, "Cookie", "a=b");
+        let h = run(&p, Method::Recv, &mut c).expect("vcl_recv ran");
+        assert_eq!(c.hdr(Var::ReqHttp, "x").as_deref(), Some("1"));
+        // The built-in part would have passed a request with a cookie.
+        assert_eq!(h.action, Action::Hash);
+    }
 }

@@ -65,6 +65,11 @@ impl Vcc<'_> {
         let t1 = self.i;
         let e = self.expr0(want)?;
         let mut e = E { e: e.e, t1 };
+        // VCC converts to BOOL here and for the operands of `!`, `&&` and
+        // `||`, not inside parentheses: `(2 - 1) > 0` compares an INT.
+        if want == VclType::Bool {
+            e = self.tobool(e);
+        }
         if want == VclType::String || want == VclType::Strands {
             e = self.tostring(e)?;
         }
@@ -106,48 +111,47 @@ impl Vcc<'_> {
 
     fn expr0(&mut self, want: VclType) -> R<E> {
         let first = self.expr_cand(want)?;
-        if first.e.ty() != VclType::Bool || !self.t().is(Op::COr) {
-            return Ok(first);
-        }
-        let t1 = first.t1;
-        let mut v = vec![first.e];
-        while self.t().is(Op::COr) {
-            let tk = self.i;
-            self.next();
-            let e2 = self.expr_cand(want)?;
-            if e2.e.ty() != VclType::Bool {
-                let d = Diag::new(vec![
-                    Piece::Text(format!("'||' must be followed by BOOL, found {}.\n", utype(e2.e.ty()))),
-                    self.range(tk),
-                ]);
-                return self.fail(d);
-            }
-            v.push(e2.e);
-        }
-        Ok(E { e: Expr::Or(v), t1 })
+        self.bool_chain(first, want, Op::COr)
     }
 
     fn expr_cand(&mut self, want: VclType) -> R<E> {
         let first = self.expr_not(want)?;
-        if first.e.ty() != VclType::Bool || !self.t().is(Op::CAnd) {
+        self.bool_chain(first, want, Op::CAnd)
+    }
+
+    /// `first || ...` or `first && ...` (VCC's `vcc_expr0` and
+    /// `vcc_expr_cand`): with the operator, every operand is converted to
+    /// BOOL, and must be one.
+    fn bool_chain(&mut self, first: E, want: VclType, op: Op) -> R<E> {
+        if !self.t().is(op) {
             return Ok(first);
         }
         let t1 = first.t1;
+        let first = self.tobool(first);
+        if first.e.ty() != VclType::Bool {
+            let d = Diag::new(vec![
+                Piece::Text(format!("'{}' must be preceeded by BOOL, found {}.\n", op.as_str(), utype(first.e.ty()))),
+                self.range(t1),
+            ]);
+            return self.fail(d);
+        }
         let mut v = vec![first.e];
-        while self.t().is(Op::CAnd) {
-            let tk = self.i;
+        while self.t().is(op) {
             self.next();
-            let e2 = self.expr_not(want)?;
+            let tk = self.i;
+            let e2 = if op == Op::COr { self.expr_cand(want)? } else { self.expr_not(want)? };
+            let e2 = self.tobool(e2);
             if e2.e.ty() != VclType::Bool {
                 let d = Diag::new(vec![
-                    Piece::Text(format!("'&&' must be followed by BOOL, found {}.\n", utype(e2.e.ty()))),
+                    Piece::Text(format!("'{}' must be followed by BOOL, found {}.\n", op.as_str(), utype(e2.e.ty()))),
                     self.range(tk),
                 ]);
                 return self.fail(d);
             }
             v.push(e2.e);
         }
-        Ok(E { e: Expr::And(v), t1 })
+        let e = if op == Op::COr { Expr::Or(v) } else { Expr::And(v) };
+        Ok(E { e, t1 })
     }
 
     fn expr_not(&mut self, want: VclType) -> R<E> {
@@ -156,7 +160,9 @@ impl Vcc<'_> {
         }
         let tk = self.i;
         self.next();
-        let e2 = self.expr_cmp(want)?;
+        // The operand is wanted as a BOOL, whatever the caller wants.
+        let e2 = self.expr_cmp(VclType::Bool)?;
+        let e2 = self.tobool(e2);
         if e2.e.ty() != VclType::Bool {
             let d = Diag::new(vec![
                 Piece::Text(format!("'!' must be followed by BOOL, found {}.\n", utype(e2.e.ty()))),
@@ -168,7 +174,7 @@ impl Vcc<'_> {
     }
 
     fn expr_cmp(&mut self, want: VclType) -> R<E> {
-        let mut e = self.expr_add(want)?;
+        let e = self.expr_add(want)?;
         let tok = self.t().tok;
         let op = match tok {
             Tok::Op(Op::Eq) => Some(CmpOp::Eq),
@@ -208,9 +214,6 @@ impl Vcc<'_> {
                 Piece::Where(t.span),
             ]);
             return self.fail(d);
-        }
-        if want == VclType::Bool {
-            e = self.tobool(e);
         }
         Ok(e)
     }
@@ -286,7 +289,15 @@ impl Vcc<'_> {
     /// Compiles the string literal here as a regex and consumes it.
     pub(crate) fn regex_here(&mut self) -> R<ReId> {
         let t = self.t().clone();
-        let pat = String::from_utf8_lossy(&t.dec).into_owned();
+        // Constant strings joined with `+` make one pattern.
+        let mut raw = t.dec.clone();
+        while self.toks.get(self.i + 1).is_some_and(|n| n.is(Op::Plus)) {
+            self.next();
+            self.next();
+            self.expect_tok(Tok::CStr, 65)?;
+            raw.extend_from_slice(&self.t().dec);
+        }
+        let pat = String::from_utf8_lossy(&raw).into_owned();
         match crate::regex::Regex::new(&pat) {
             Ok(re) => {
                 self.next();
@@ -295,7 +306,8 @@ impl Vcc<'_> {
                 Ok(id)
             }
             Err(err) => {
-                // VCC marks from the literal back to the token before it.
+                // VCC marks from the first literal to the token before the
+                // last one (for one literal, back to the operator).
                 let prev = self.toks[self.i.saturating_sub(1)].span;
                 let d = Diag::new(vec![Piece::Text(format!("{}\n", err)), Piece::Where2(t.span, prev)]);
                 // The literal is used up all the same.
@@ -420,7 +432,7 @@ impl Vcc<'_> {
             self.next();
             if self.t().is(Op::LParen) {
                 self.next();
-                self.skip(Op::RParen, 1100)?;
+                self.skip(Op::RParen, 288)?;
             }
             e = E { e: Expr::Method(m, Box::new(e.e)), t1: e.t1 };
         }
@@ -434,7 +446,7 @@ impl Vcc<'_> {
             Tok::Op(Op::LParen) => {
                 self.next();
                 let e2 = self.expr0(want)?;
-                self.skip(Op::RParen, 1262)?;
+                self.skip(Op::RParen, 771)?;
                 Ok(E { e: e2.e, t1 })
             }
             Tok::Id => self.expr_symbol(want),
@@ -496,19 +508,37 @@ impl Vcc<'_> {
     fn number(&mut self, want: VclType, neg: bool) -> R<Expr> {
         let t = self.t().clone();
         let txt = self.text(t.span);
+        if let Some((int, frac)) = txt.split_once('.') {
+            // VCC's reals are SF-decimals: twelve digits, three after the point.
+            if int.len() > 12 || frac.len() > 3 {
+                return self.fail(Diag::at("Too many digits for real.", t.span));
+            }
+        }
         self.next();
         let sign = if neg { -1.0 } else { 1.0 };
+        if want == VclType::Bytes {
+            // A BYTES constant needs its unit.
+            let u = self.t().clone();
+            let d = if u.tok != Tok::Id {
+                Diag::new(vec![
+                    Piece::Text(format!("Expected BYTES unit (B, KB, MB...) got {}\n", self.tok_desc(&u))),
+                    Piece::Where(self.head(&u)),
+                ])
+            } else if let Some(scale) = crate::conv::bytes_unit(&self.tok_text()) {
+                self.next();
+                let v: f64 = txt.parse().unwrap_or(0.0);
+                return Ok(Expr::Const(Const::Bytes(sign * v * scale)));
+            } else {
+                Diag::new(vec![
+                    Piece::Text(format!("Unknown BYTES unit of measurement ([KMGTP][B]){}", self.tok_desc(&u))),
+                    Piece::Where(self.head(&u)),
+                ])
+            };
+            return self.fail(d);
+        }
         if self.t().tok == Tok::Id {
             let u = self.tok_text();
             let v: f64 = txt.parse().unwrap_or(0.0);
-            if want == VclType::Bytes {
-                let Some(scale) = crate::conv::bytes_unit(&u) else {
-                    let msg = format!("Unknown BYTES unit '{}'. Legal are 'B', 'KB', 'MB', 'GB' and 'TB'\n", u);
-                    return self.fail_here(&msg);
-                };
-                self.next();
-                return Ok(Expr::Const(Const::Bytes(sign * v * scale)));
-            }
             let Some(scale) = crate::conv::duration_unit(&u) else {
                 let msg = format!(
                     "Unknown duration unit '{}'\nLegal duration units are 'ms', 's', 'm', 'h', 'd', 'w' and 'y'\n",
@@ -549,7 +579,7 @@ impl Vcc<'_> {
             // VCC makes the symbol on first use; it must be declared later.
             let sp = self.t().span;
             self.next();
-            return Ok(E { e: self.forward_ref(want, sp), t1 });
+            return Ok(E { e: self.forward_ref(want, sp)?, t1 });
         }
         let found = self.lookup_partial_split("Symbol not found")?;
         let tspan = self.toks[t1].span;
@@ -562,7 +592,7 @@ impl Vcc<'_> {
         let e = match found {
             Found::Header(v, name) => {
                 self.add_use("Not available", v.read, head, head);
-                let id = self.header_id(&name);
+                let id = self.header_id(&name)?;
                 Expr::Header(v.id, id)
             }
             Found::Sym(sym) => match sym.kind {
@@ -575,12 +605,15 @@ impl Vcc<'_> {
                     }
                 }
                 SymKind::BoolConst(b) => Expr::Const(Const::Bool(b)),
+                SymKind::DefaultBackend if want != VclType::Backend => {
+                    let d = self.reserved_word(tspan);
+                    return self.fail(d);
+                }
                 SymKind::DefaultBackend => {
                     if self.backends.is_empty() {
                         Expr::Const(Const::NoBackend)
                     } else {
-                        let id = self.backends.iter().position(|b| b.name == "default").unwrap_or(0);
-                        Expr::Backend(id as BackendId)
+                        Expr::Backend(self.default_backend_id())
                     }
                 }
                 SymKind::Backend(id) => {

@@ -186,6 +186,8 @@ pub enum Stmt {
     Unset(Place),
     Call(SubId),
     Return(Return),
+    /// `return;` in a subroutine that is not a method: leaves it.
+    Leave,
     If(Vec<(Expr, Vec<Stmt>)>, Vec<Stmt>),
     Synthetic(Expr),
     HashData(Expr),

@@ -183,27 +183,24 @@ pub fn lex(src: SrcId, text: &[u8]) -> Result<Vec<Token>, Diag> {
         // well-formed one is only a token; VCC's complaints about
         // malformed ones are reproduced.
         if c == b':' {
-            let is_b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/';
-            let mut q = p + 1;
-            while q < n && is_b64(text[q]) {
-                q += 1;
-            }
-            while q < n && text[q] == b'=' {
-                q += 1;
-            }
-            if q >= n {
-                return Err(Diag::new(vec![Piece::text("Missing colon at end of BLOB:\n"), Piece::Where(sp(p, n))]));
-            }
-            let msg = match text[q] {
-                b':' if (q - p) % 4 != 1 => Some("BLOB must have n*4 base64 characters\n"),
+            let Some(r) = blob_end(text, p) else {
+                let q = n - (n - (p + 1)) % 4;
+                return Err(Diag::new(vec![
+                    Piece::text("Missing colon at end of BLOB:\n"),
+                    Piece::Where(sp(p, (q + 1).min(n))),
+                ]));
+            };
+            let msg = match text[r] {
+                b':' if (r - p) % 4 != 1 => Some("BLOB must have n*4 base64 characters\n"),
                 b':' => None,
+                b'=' => Some("Wrong padding ('=') in BLOB:\n"),
                 _ => Some("Illegal BLOB character:\n"),
             };
             if let Some(msg) = msg {
-                return Err(Diag::new(vec![Piece::text(msg), Piece::Where(sp(p, q + 1))]));
+                return Err(Diag::new(vec![Piece::text(msg), Piece::Where(sp(p, r + 1))]));
             }
-            push(&mut out, Tok::CBlob, p, q + 1, Vec::new());
-            p = q + 1;
+            push(&mut out, Tok::CBlob, p, r + 1, Vec::new());
+            p = r + 1;
             continue;
         }
         // Operators, longest first.
@@ -259,6 +256,49 @@ pub fn lex(src: SrcId, text: &[u8]) -> Result<Vec<Token>, Diag> {
     }
     push(&mut out, Tok::Eoi, n, n, Vec::new());
     Ok(out)
+}
+
+/// Where VCC's base64 decoder (`VENC_Decode_Base64`) stops in the BLOB
+/// literal whose colon is at `p`: the index of the first byte it does not
+/// take, `None` at the end of the input. A `=` too early, or a final
+/// character whose unused bits are not zero, stops it there.
+fn blob_end(text: &[u8], p: usize) -> Option<usize> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    // The decoder is given whole groups of four from here to the end of
+    // the source, and reports reaching their end as `None`.
+    let end = text.len() - (text.len() - (p + 1)) % 4;
+    let mut q = p + 1;
+    while q < end && value(text[q]).is_some() {
+        q += 1;
+    }
+    if q >= end {
+        return None;
+    }
+    if text[q] != b'=' {
+        return Some(q);
+    }
+    // Padding: after two or three characters of a group, and only when the
+    // last one has no bits left over.
+    let (pad, spare) = match (q - p - 1) % 4 {
+        2 => (2, 0x0f),
+        3 => (1, 0x03),
+        _ => return Some(q),
+    };
+    if value(text[q - 1]).unwrap_or(0) & spare != 0 {
+        return Some(q - 1);
+    }
+    let mut r = q;
+    while r < end && r < q + pad && text[r] == b'=' {
+        r += 1;
+    }
+    (r < end).then_some(r)
 }
 
 fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {

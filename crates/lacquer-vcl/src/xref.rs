@@ -13,7 +13,47 @@ pub(crate) fn check(v: &mut Vcc) -> R<()> {
     references(v)?;
     recursion(v)?;
     returns(v)?;
-    uses(v)
+    uses(v)?;
+    possible(v)
+}
+
+/// A subroutine whose variables and returns leave no method it could be
+/// called from (VCC's `vcc_checkpossible`; only an unused one gets here,
+/// and only when unused subroutines are allowed).
+fn possible(v: &mut Vcc) -> R<()> {
+    let mut order: Vec<usize> = (0..v.subs.len()).collect();
+    order.sort_by_key(|&i| v.subs[i].name.to_ascii_lowercase());
+    let mut memo = vec![None; v.subs.len()];
+    for i in order {
+        if okmask(v, i, &mut memo) == 0 {
+            if let Some(def) = v.procs[i].def {
+                return v.fail(Diag::new(vec![Piece::text("Impossible Subroutine"), Piece::Where(def)]));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The methods sub `i` could run in, given what it uses, returns and calls.
+fn okmask(v: &Vcc, i: usize, memo: &mut Vec<Option<lacquer_defs::MethodMask>>) -> lacquer_defs::MethodMask {
+    if let Some(m) = memo[i] {
+        return m;
+    }
+    // Recursion was refused before; this only stops a cycle.
+    memo[i] = Some(Method::ALL_MASK);
+    let p = &v.procs[i];
+    let mut m = Method::ALL_MASK;
+    for u in &p.uses {
+        m &= u.mask;
+    }
+    for &(a, _) in &p.returns {
+        m &= Method::ALL.iter().filter(|x| x.actions() & a.bit() != 0).fold(0, |acc, x| acc | x.bit());
+    }
+    for &(callee, _) in &p.calls {
+        m &= okmask(v, callee as usize, memo);
+    }
+    memo[i] = Some(m);
+    m
 }
 
 /// Subroutines, ACLs and backends referenced but never defined, and
@@ -180,7 +220,10 @@ fn illegal_use(v: &Vcc, i: usize, m: Method, d: &mut Diag) -> Option<Use> {
     for u in &v.procs[i].uses {
         let mut pw = None;
         if let (0, Some(read)) = (u.mask, u.write_of) {
-            if read & m.bit() == 0 {
+            if read == 0 {
+                d.push(Piece::Where2(u.first, u.last));
+                d.push(Piece::text("Variable cannot be set.\n"));
+            } else if read & m.bit() == 0 {
                 pw = Some(Use { what: "Not available", ..u.clone() });
             } else {
                 d.push(Piece::Where2(u.first, u.last));

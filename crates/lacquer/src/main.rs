@@ -30,6 +30,33 @@ enum Cmd {
         /// Extra directories to search for included files (`vcl_path`).
         #[arg(long = "vcl-path")]
         vcl_path: Vec<PathBuf>,
+        /// The source name used in messages (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Run VTC test scripts, as varnishtest does.
+    Vtc {
+        /// Tests run in parallel.
+        #[arg(short = 'j', default_value_t = 1)]
+        jobs: usize,
+        /// Keep going after a failure.
+        #[arg(short = 'k')]
+        keep_going: bool,
+        /// Print only failures and the summary.
+        #[arg(short = 'q')]
+        quiet: bool,
+        /// Print every test's log.
+        #[arg(short = 'v')]
+        verbose: bool,
+        /// Per-test timeout in seconds.
+        #[arg(short = 't', default_value_t = 60)]
+        timeout: u64,
+        /// Keep each test's temporary directory.
+        #[arg(short = 'L')]
+        keep_tmp: bool,
+        /// The scripts.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Serve the built-in demo site (needs the server, not built yet).
     Demo,
@@ -38,7 +65,10 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Check { file, err_unref, vcl_path } => check(&file, err_unref, vcl_path),
+        Cmd::Check { file, err_unref, vcl_path, name } => check(&file, err_unref, vcl_path, name),
+        Cmd::Vtc { jobs, keep_going, quiet, verbose, timeout, keep_tmp, files } => {
+            vtc(jobs, keep_going, quiet, verbose, timeout, keep_tmp, files)
+        }
         Cmd::Demo => {
             eprintln!("lacquer demo: not yet — the server lands with the next milestone (see README).");
             eprintln!("Meanwhile, try: lacquer check examples/default.vcl");
@@ -47,7 +77,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(file: &str, err_unref: bool, vcl_path: Vec<PathBuf>) -> ExitCode {
+fn check(file: &str, err_unref: bool, vcl_path: Vec<PathBuf>, name: Option<String>) -> ExitCode {
     let opts = lacquer_vcl::Options { err_unref, vcl_path, ..Default::default() };
     let result = if file == "-" {
         let mut src = String::new();
@@ -55,7 +85,15 @@ fn check(file: &str, err_unref: bool, vcl_path: Vec<PathBuf>) -> ExitCode {
             eprintln!("lacquer check: cannot read standard input: {e}");
             return ExitCode::from(2);
         }
-        lacquer_vcl::compile_str("<stdin>", &src, &opts)
+        lacquer_vcl::compile_str(name.as_deref().unwrap_or("<stdin>"), &src, &opts)
+    } else if let Some(name) = name {
+        match std::fs::read_to_string(file) {
+            Ok(src) => lacquer_vcl::compile_str(&name, &src, &opts),
+            Err(e) => {
+                eprintln!("lacquer check: cannot read {file}: {e}");
+                return ExitCode::from(2);
+            }
+        }
     } else {
         lacquer_vcl::compile_path(std::path::Path::new(file), &opts)
     };
@@ -81,5 +119,81 @@ fn check(file: &str, err_unref: bool, vcl_path: Vec<PathBuf>) -> ExitCode {
             eprintln!("VCL compilation failed");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `lacquer vtc`: runs scripts on `jobs` threads, printing a line per test
+/// as varnishtest does, then `N passed, N failed, N skipped`.
+fn vtc(
+    jobs: usize,
+    keep_going: bool,
+    quiet: bool,
+    verbose: bool,
+    timeout: u64,
+    keep_tmp: bool,
+    files: Vec<PathBuf>,
+) -> ExitCode {
+    use lacquer_vtc::{run_file, RunOptions, Verdict};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    let lacquer = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("lacquer vtc: cannot find my own executable: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = RunOptions { lacquer, timeout: std::time::Duration::from_secs(timeout.max(1)), keep_tmp };
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let counts = Mutex::new((0usize, 0usize, 0usize));
+    let out = Mutex::new(());
+    std::thread::scope(|sc| {
+        for _ in 0..jobs.max(1) {
+            sc.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(f) = files.get(i) else { return };
+                let o = run_file(f, &opts);
+                let secs = o.elapsed.as_secs_f64();
+                let _g = out.lock().unwrap_or_else(|e| e.into_inner());
+                let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+                match &o.verdict {
+                    Verdict::Passed => {
+                        c.0 += 1;
+                        if verbose {
+                            print!("{}", o.log);
+                        }
+                        if !quiet {
+                            println!("#    top  TEST {} passed ({secs:.3})", f.display());
+                        }
+                    }
+                    Verdict::Failed(why) => {
+                        c.1 += 1;
+                        print!("{}", o.log);
+                        println!("#    top  TEST {} FAILED ({secs:.3}) {why}", f.display());
+                        if !keep_going {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    Verdict::Skipped(why) => {
+                        c.2 += 1;
+                        if !quiet {
+                            println!("#    top  TEST {} skipped ({why})", f.display());
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let (p, f, s) = *counts.lock().unwrap_or_else(|e| e.into_inner());
+    println!("{p} passed, {f} failed, {s} skipped");
+    if f == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

@@ -1,0 +1,21 @@
+//! A varnishtest-compatible runner: `lacquer vtc`.
+//!
+//! VTC scripts are how Varnish tests itself and how its users test their
+//! VCL; Lacquer runs them as they are. This crate owns the VTC language (its
+//! syntax, macros and commands) and the running of scripts: one temporary
+//! directory per test, a per-test timeout, parallel runs, and a verdict
+//! per script with the log of what happened.
+//!
+//! It drives Lacquer only as a process — today through `lacquer check` for
+//! VCL compilation; through its sockets, admin CLI and shared memory as
+//! those land — never by linking the server in, so a test exercises exactly
+//! what a user runs.
+//!
+//! The rule that keeps it honest: a script that needs something this runner
+//! or Lacquer does not do yet FAILS, naming what was missing. It never
+//! passes by skipping a command.
+
+pub mod parse;
+pub mod run;
+
+pub use run::{run_file, Outcome, RunOptions, Verdict};
