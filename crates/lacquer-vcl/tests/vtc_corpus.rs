@@ -39,7 +39,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use lacquer_vcl::{compile_str, Options};
-use lacquer_vtc::parse::{backslash, tokenize};
+use lacquer_vtc::parse::{backslash, expand_macros, tokenize};
 
 // ---------------------------------------------------------------------------
 // Macros
@@ -167,20 +167,7 @@ impl Env {
 
     /// macro_expand: replace every `${...}` (up to the first `}`).
     fn expand(&self, text: &str) -> Result<String, String> {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(i) = rest.find("${") {
-            out.push_str(&rest[..i]);
-            let after = &rest[i + 2..];
-            let Some(j) = after.find('}') else {
-                out.push_str(&rest[i..]);
-                return Ok(out);
-            };
-            out.push_str(&self.macro_value(&after[..j])?);
-            rest = &after[j + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
+        expand_macros(text, |n| self.macro_value(n))
     }
 
     /// cmd_server_gen_vcl

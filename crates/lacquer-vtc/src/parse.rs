@@ -160,6 +160,25 @@ pub fn tokenize(text: &str) -> Result<Vec<Command>, String> {
     Ok(cmds)
 }
 
+/// varnishtest's `macro_expand`: replaces every `${name}` (up to the first
+/// `}`) by what `value` says; an unterminated `${` is kept as it is.
+pub fn expand_macros<E>(text: &str, value: impl Fn(&str) -> Result<String, E>) -> Result<String, E> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find('}') else {
+            out.push_str(&rest[i..]);
+            return Ok(out);
+        };
+        out.push_str(&value(&after[..j])?);
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +192,14 @@ mod tests {
         assert_eq!(c[0].tokens, ["varnishtest", "a \"b\""]);
         assert_eq!(c[1].line, 3);
         assert_eq!(c[1].tokens, ["varnish", "v1", "-vcl", "\n\tsub vcl_recv { }\n", "-start"]);
+    }
+
+    #[test]
+    fn macros_expand() {
+        let v = |n: &str| if n == "a" { Ok("1".to_string()) } else { Err(n.to_string()) };
+        assert_eq!(expand_macros("x${a}y${a}", v), Ok("x1y1".into()));
+        assert_eq!(expand_macros("x${b}", v), Err("b".into()));
+        assert_eq!(expand_macros("x${a", v), Ok("x${a".into()));
     }
 
     #[test]

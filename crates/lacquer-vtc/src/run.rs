@@ -228,20 +228,7 @@ impl<'o> Test<'o> {
     }
 
     fn expand(&self, text: &str) -> Result<String, Verdict> {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(i) = rest.find("${") {
-            out.push_str(&rest[..i]);
-            let after = &rest[i + 2..];
-            let Some(j) = after.find('}') else {
-                out.push_str(&rest[i..]);
-                return Ok(out);
-            };
-            out.push_str(&self.macro_value(&after[..j]).map_err(Verdict::Failed)?);
-            rest = &after[j + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
+        crate::parse::expand_macros(text, |n| self.macro_value(n)).map_err(Verdict::Failed)
     }
 
     // ----- commands -----
