@@ -586,6 +586,14 @@ fn extract_file(file: &str, text: &str, testdir: &str) -> Result<Vec<Case>, Stri
                                     skip = Some((*why).to_string());
                                 }
                             }
+                            if skip.is_none() && p.allow_inline_c {
+                                if let Some(src) = &source {
+                                    let toks = lacquer_vcl::token::lex(0, src.as_bytes()).unwrap_or_default();
+                                    if toks.iter().any(|t| t.tok == lacquer_vcl::token::Tok::CSrc) {
+                                        skip = Some("uses Inline-C: Lacquer has no C compiler step, by design".into());
+                                    }
+                                }
+                            }
                             if skip.is_none() {
                                 if let Some(f) = &needs_feature {
                                     skip = Some(format!("needs feature {f}"));
