@@ -40,7 +40,7 @@ impl Vcc<'_> {
             }
             return self.fail(d);
         }
-        let id = match self.syms.get(&name).cloned() {
+        let id = match self.sym_in_version(&name) {
             Some(sym) => match sym.kind {
                 SymKind::Sub(id) => {
                     if let (Some(def), false) = (self.procs[id as usize].def, appends) {
@@ -140,10 +140,11 @@ impl Vcc<'_> {
     fn other_statement(&mut self) -> R<Stmt> {
         let t = self.t().clone();
         let name = self.text(t.span);
-        match self.syms.lookup_partial(&name) {
+        match self.syms.lookup_partial_at(&name, self.syntax) {
             None => {
+                let note = self.syms.version_note(&name, self.syntax);
                 self.diags.push(Diag::new(vec![
-                    Piece::Text(format!("Symbol not found: '{}'\nAt: ", name)),
+                    Piece::Text(format!("Symbol not found: '{}'{}\nAt: ", name, note)),
                     Piece::Where2(t.span, t.span),
                 ]));
                 self.next();
@@ -277,7 +278,11 @@ impl Vcc<'_> {
                 }
             },
             None => {
-                let note = self.syms.version_note(name, self.syntax);
+                // Only a variable of the other version gets a note here.
+                let note = match self.syms.get(name) {
+                    Some(crate::symb::Sym { kind: SymKind::Var(_), .. }) => self.syms.version_note(name, self.syntax),
+                    _ => String::new(),
+                };
                 let d = Diag::new(vec![
                     Piece::Text(format!("Symbol not found: '{}'{}\nAt: ", name, note)),
                     Piece::Where2(sp, sp),

@@ -38,6 +38,8 @@ impl Vcc<'_> {
         self.expect_tok(Tok::Id, 96)?;
         let t = self.t().span;
         let name = self.text(t);
+        self.next();
+        self.skip(Op::Assign, 100)?;
         if !allowed.contains(&name.as_str()) {
             let d = Diag::new(vec![Piece::Text(format!("Unknown field: '{}' at\n", name)), Piece::Where(t)]);
             return self.fail(d);
@@ -53,8 +55,6 @@ impl Vcc<'_> {
             return self.fail(d);
         }
         seen.push((name.clone(), t));
-        self.next();
-        self.skip(Op::Assign, 100)?;
         Ok(name)
     }
 
@@ -169,18 +169,19 @@ impl Vcc<'_> {
         // The first `.host` or `.path` field name, for VCC's redefinition check.
         let mut t_addr: Option<Span> = None;
         self.skip(Op::LBrace, 361)?;
+        // Varnish 2's `set .host = ...` gets a hint.
+        if self.is_id("set") {
+            let t = self.t().clone();
+            let d = Diag::new(vec![
+                Piece::Text(format!(
+                    "NB: Backend Syntax has changed:\nRemove \"set\" and \"backend\" in front of backend fields.\n{} at ",
+                    self.tok_desc(&t)
+                )),
+                Piece::Where(t.span),
+            ]);
+            return self.fail(d);
+        }
         while !self.t().is(Op::RBrace) {
-            if self.is_id("set") || self.is_id("backend") {
-                let t = self.t().clone();
-                let d = Diag::new(vec![
-                    Piece::Text(format!(
-                        "NB: Backend Syntax has changed:\nRemove \"set\" and \"backend\" in front of backend fields.\n{} at ",
-                        self.tok_desc(&t)
-                    )),
-                    Piece::Where(t.span),
-                ]);
-                return self.fail(d);
-            }
             let f = self.field(BACKEND_FIELDS, &mut seen)?;
             let fsp = seen.last().map(|s| s.1).unwrap_or(nt);
             match f.as_str() {

@@ -206,6 +206,12 @@ impl<'o> Vcc<'o> {
 
     // ----- errors -----
 
+    /// Records a diagnostic; the caller unwinds with the `Stop`.
+    pub(crate) fn stop(&mut self, d: Diag) -> Stop {
+        self.diags.push(d);
+        Stop
+    }
+
     /// Records a diagnostic and returns `Stop`.
     pub(crate) fn fail<T>(&mut self, d: Diag) -> R<T> {
         self.diags.push(d);
@@ -307,6 +313,12 @@ impl<'o> Vcc<'o> {
         self.syntax >= 41 || name == "default"
     }
 
+    /// The symbol `name` as a declaration in the current VCL version sees
+    /// it: VCL 4.0 has no symbols for the top-level keywords.
+    pub(crate) fn sym_in_version(&self, name: &str) -> Option<Sym> {
+        self.syms.get(name).filter(|s| self.syntax >= 41 || !matches!(s.kind, SymKind::Reserved)).cloned()
+    }
+
     /// VCC's complaint about a symbol `name` (spanning `sp`) of the wrong
     /// kind where a `expected` is wanted.
     pub(crate) fn wrong_type(&self, name: &str, sym: &Sym, expected: &str, sp: Span) -> Diag {
@@ -355,7 +367,7 @@ impl<'o> Vcc<'o> {
                 return Ok(self.syms.get(&name).map(|s| s.kind.clone()));
             }
         }
-        if let Some(prev) = self.syms.get(&name).cloned() {
+        if let Some(prev) = self.sym_in_version(&name) {
             let mut d = match prev.def {
                 Some(_) if prev.kind.word() == word => {
                     let mut c = word.chars();
@@ -488,12 +500,12 @@ impl<'o> Vcc<'o> {
         self.main_syntax = self.syntax;
         self.parse_toplevel()?;
 
+        crate::xref::check(self)?;
         if self.backends.is_empty() {
             return self.fail(Diag::new(vec![Piece::text(
                 "No backends or directors found in VCL program, at least one is necessary.\n",
             )]));
         }
-        crate::xref::check(self)?;
 
         let methods = Method::ALL
             .iter()

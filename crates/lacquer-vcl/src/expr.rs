@@ -71,7 +71,19 @@ impl Vcc<'_> {
             e = self.tobool(e);
         }
         if want == VclType::String || want == VclType::Strands {
-            e = self.tostring(e)?;
+            let t = e.e.ty();
+            e = match self.tostring(e) {
+                Ok(e) => e,
+                Err(stop) => {
+                    // Here VCC goes on to report the type mismatch too.
+                    let d = Diag::new(vec![
+                        Piece::Text(format!("Expression has type {}, expected STRING\n", utype(t))),
+                        self.range(t1),
+                    ]);
+                    self.diags.push(d);
+                    return Err(stop);
+                }
+            };
         }
         if want == VclType::Real && e.e.ty() == VclType::Int {
             e.e = Expr::ToReal(Box::new(e.e));
@@ -97,16 +109,9 @@ impl Vcc<'_> {
         if stringable(t) {
             return Ok(E { e: Expr::ToString(Box::new(e.e)), t1: e.t1 });
         }
-        // VCC reports the failed conversion, then goes on to report the
-        // type mismatch too.
-        let at = self.toks[self.i.saturating_sub(1)].span;
-        self.diags
-            .push(Diag::new(vec![Piece::Text(format!("Cannot convert {} to STRING.\n", utype(t))), Piece::Where(at)]));
-        let d = Diag::new(vec![
-            Piece::Text(format!("Expression has type {}, expected STRING\n", utype(t))),
-            self.range(e.t1),
-        ]);
-        self.fail(d)
+        // VCC marks the token it has reached.
+        let at = self.head(self.t());
+        self.fail(Diag::new(vec![Piece::Text(format!("Cannot convert {} to STRING.\n", utype(t))), Piece::Where(at)]))
     }
 
     fn expr0(&mut self, want: VclType) -> R<E> {
@@ -272,15 +277,8 @@ impl Vcc<'_> {
     fn cmp_regexp(&mut self, e: E) -> R<E> {
         let neg = self.t().is(Op::NoMatch);
         self.next();
-        let t1 = self.i;
         if self.t().tok != Tok::CStr {
-            // Not a literal: find out what it is, for VCC's message.
-            let e2 = self.expr_add(VclType::String)?;
-            let d = Diag::new(vec![
-                Piece::Text(format!("Expression has type {}, expected REGEX\n", utype(e2.e.ty()))),
-                self.range(t1),
-            ]);
-            return self.fail(d);
+            return self.not_a_regex();
         }
         let re = self.regex_here()?;
         Ok(E { e: Expr::Match(Box::new(e.e), re, neg), t1: e.t1 })
@@ -321,7 +319,8 @@ impl Vcc<'_> {
         let neg = self.t().is(Op::NoMatch);
         self.next();
         let t1 = self.i;
-        let e2 = self.expr_add(VclType::Acl)?;
+        // Just a name, in VCC: `~ a + b` stops after `a`.
+        let e2 = self.expr4(VclType::Acl)?;
         match e2.e {
             Expr::Acl(id) => Ok(E { e: Expr::AclMatch(Box::new(e.e), id, neg), t1: e.t1 }),
             other => {
@@ -496,12 +495,33 @@ impl Vcc<'_> {
                 let e = self.number(want, false)?;
                 Ok(E { e, t1 })
             }
-            _ => {
-                let msg = format!("Unknown token {} when looking for {}\n\n", self.tok_desc(&t), utype(want));
-                let d = Diag::new(vec![Piece::Text(msg), Piece::Where(t.span)]);
-                self.fail(d)
-            }
+            _ => self.unknown_token(utype(want)),
         }
+    }
+
+    /// VCC's complaint about a token that cannot start an expression of
+    /// the type called `what`.
+    fn unknown_token<T>(&mut self, what: &str) -> R<T> {
+        let t = self.t().clone();
+        let msg = format!("Unknown token {} when looking for {}\n\n", self.tok_desc(&t), what);
+        let d = Diag::new(vec![Piece::Text(msg), Piece::Where(self.head(&t))]);
+        self.fail(d)
+    }
+
+    /// A regex argument that is not a literal: VCC parses it as an
+    /// expression of type REGEX, which Lacquer has not, and refuses what
+    /// it finds.
+    fn not_a_regex<T>(&mut self) -> R<T> {
+        let t1 = self.i;
+        if !matches!(self.t().tok, Tok::Id | Tok::CNum | Tok::FNum | Tok::Op(Op::LParen)) {
+            return self.unknown_token("REGEX");
+        }
+        let e2 = self.expr_add(VclType::String)?;
+        let d = Diag::new(vec![
+            Piece::Text(format!("Expression has type {}, expected REGEX\n", utype(e2.e.ty()))),
+            self.range(t1),
+        ]);
+        self.fail(d)
     }
 
     /// A numeric literal, with its unit if one follows.
@@ -537,7 +557,7 @@ impl Vcc<'_> {
             return self.fail(d);
         }
         if self.t().tok == Tok::Id {
-            let u = self.tok_text();
+            let u = self.text(self.head(self.t()));
             let v: f64 = txt.parse().unwrap_or(0.0);
             let Some(scale) = crate::conv::duration_unit(&u) else {
                 let msg = format!(
@@ -574,7 +594,7 @@ impl Vcc<'_> {
         let plain = !self.tok_text().contains('.');
         if plain
             && matches!(want, VclType::Acl | VclType::Backend)
-            && self.syms.lookup_partial(&self.tok_text()).is_none()
+            && self.syms.lookup_partial_at(&self.tok_text(), self.syntax).is_none()
         {
             // VCC makes the symbol on first use; it must be declared later.
             let sp = self.t().span;
@@ -672,6 +692,15 @@ impl Vcc<'_> {
                         Piece::Where(tspan),
                     ]);
                     return self.fail(d);
+                }
+                SymKind::Instance(i) if self.t().is(Op::Dot) => {
+                    // `obj.nosuch`: the instance is known, the member is not.
+                    let inst = &self.instances[i as usize];
+                    let spec = self.imports[inst.module as usize].spec.as_ref().expect("instances have specs");
+                    let class = format!("{}.{}", spec.name, spec.objects[inst.object as usize].name);
+                    self.next();
+                    let msg = format!("Unknown property '{}' for type {}", self.tok_text(), class);
+                    return self.fail_here(&msg);
                 }
                 kind @ (SymKind::Action
                 | SymKind::Reserved
@@ -781,13 +810,7 @@ impl Vcc<'_> {
         let subject = self.expr(VclType::String)?;
         self.skip(Op::Comma, 1558)?;
         if self.t().tok != Tok::CStr {
-            let t = self.i;
-            let e2 = self.expr_add(VclType::String)?;
-            let d = Diag::new(vec![
-                Piece::Text(format!("Expression has type {}, expected REGEX\n", utype(e2.e.ty()))),
-                self.range(t),
-            ]);
-            return self.fail(d);
+            return self.not_a_regex();
         }
         let re = self.regex_here()?;
         self.skip(Op::Comma, 1564)?;

@@ -52,5 +52,5 @@ mod xref;
 
 pub use compile::{compile_path, compile_str, CompileError, Options, BUILTIN_VCL};
 pub use ctx::{Failure, Handling, Value, VclContext};
-pub use module::{ModuleResolver, ModuleSpec};
+pub use module::{ModuleResolver, ModuleSpec, ResolveError};
 pub use program::Program;

@@ -37,7 +37,17 @@ use crate::json::Json;
 pub trait ModuleResolver: Debug + Send + Sync {
     /// The spec of `name`, loaded from `path` when the import names one.
     /// The error is shown to the user as the reason the import failed.
-    fn resolve(&self, name: &str, path: Option<&str>) -> Result<ModuleSpec, String>;
+    fn resolve(&self, name: &str, path: Option<&str>) -> Result<ModuleSpec, ResolveError>;
+}
+
+/// Why an import found no usable module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    /// No module of that name on the module path.
+    NotFound,
+    /// The file exists (or was named) but cannot be used; `reason` says
+    /// why, in the loader's words.
+    Unusable { file: String, reason: String },
 }
 
 /// A module's declared interface.
@@ -77,7 +87,8 @@ pub struct ObjectSpec {
 /// One argument.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArgSpec {
-    /// Private-state arguments have no name: VCL never passes them.
+    /// The name, by which VCL may pass it (`f(name = value)`); private-state
+    /// arguments and some positional ones have none.
     pub name: Option<String>,
     pub ty: ArgType,
     /// The value used when the argument is left out.
@@ -235,9 +246,6 @@ fn arg(func: &str, j: &Json) -> Result<ArgSpec, String> {
         }
         _ => ArgType::Value(VclType::from_name(t).ok_or_else(|| format!("spec: {func}: unknown argument type '{t}'"))?),
     };
-    if name.is_none() && !matches!(ty, ArgType::Priv(_)) {
-        return Err(format!("spec: {func}: an argument of type {t} needs a name"));
-    }
     let default = match j.get("default") {
         None | Some(Json::Null) => None,
         Some(Json::Str(s)) => Some(DefaultValue::Str(s.clone())),
@@ -287,8 +295,8 @@ mod tests {
             (r#"{"name": "x", "abi": [1]}"#, "\"abi\" must be"),
             (r#"{"name": "x", "abi": [1, 0], "functions": [{"name": "f", "ret": "NOPE"}]}"#, "unknown return type"),
             (
-                r#"{"name": "x", "abi": [1, 0], "functions": [{"name": "f", "args": [{"type": "INT"}]}]}"#,
-                "needs a name",
+                r#"{"name": "x", "abi": [1, 0], "functions": [{"name": "f", "args": [{"type": "NOPE"}]}]}"#,
+                "unknown argument type",
             ),
             (
                 r#"{"name": "x", "abi": [1, 0], "functions": [{"name": "f", "args": [{"name": "e", "type": "ENUM", "values": ["a"], "default": "b"}]}]}"#,

@@ -160,6 +160,8 @@ impl Symbols {
             let p = &name[..end];
             match self.map.get(p) {
                 Some(Sym { kind: SymKind::Var(v), .. }) if !v.in_vcl(syntax) => {}
+                // VCC knows the top-level keywords as symbols in VCL 4.1 only.
+                Some(Sym { kind: SymKind::Reserved, .. }) if syntax < 41 => {}
                 Some(s) => return Some((Found::Sym(s.clone()), end)),
                 None => {}
             }
@@ -177,6 +179,9 @@ impl Symbols {
     /// variable of the other VCL version.
     pub fn version_note(&self, name: &str, syntax: u8) -> String {
         match self.map.get(name) {
+            Some(Sym { kind: SymKind::Reserved, .. }) if syntax < 41 => {
+                " (Only available when 4.1 <= VCL syntax <= 4.1)".into()
+            }
             Some(Sym { kind: SymKind::Var(v), .. }) if !v.in_vcl(syntax) => {
                 let mut note = String::from(" (Only available when");
                 if v.vcl_min > 40 {

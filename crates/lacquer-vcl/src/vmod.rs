@@ -6,7 +6,7 @@ use lacquer_defs::VclType;
 
 use crate::compile::{Stop, Vcc, R};
 use crate::diag::{Diag, Piece};
-use crate::module::{ArgType, DefaultValue, FuncSpec, ModuleSpec};
+use crate::module::{ArgSpec, ArgType, DefaultValue, FuncSpec, ModuleSpec, ResolveError};
 use crate::program::*;
 use crate::source::Span;
 use crate::symb::{Sym, SymKind};
@@ -21,9 +21,12 @@ impl Vcc<'_> {
         };
         let spec = match resolver.resolve(name, path) {
             Ok(s) => s,
-            Err(reason) => {
+            Err(ResolveError::NotFound) => {
+                return self.fail(Diag::at(format!("Could not find VMOD {}", name), at));
+            }
+            Err(ResolveError::Unusable { file, reason }) => {
                 let d = Diag::new(vec![
-                    Piece::Text(format!("Could not load VMOD {}\n\t{}\n", name, reason)),
+                    Piece::Text(format!("Could not open VMOD {}\n\tFile name: {}\n\t{}\n", name, file, reason)),
                     Piece::Where(at),
                 ]);
                 return self.fail(d);
@@ -86,11 +89,15 @@ impl Vcc<'_> {
         self.add_use("Not available", f.restrict, name_sp, name_sp);
         let args = match self.call_args(f) {
             Ok(a) => a,
-            Err(Stop) => {
+            Err(ArgError::Bare) => return Err(Stop),
+            Err(ArgError::InCall) => {
+                let last = self.toks[self.i.saturating_sub(1)].span;
                 if let Some(d) = self.diags.last_mut() {
                     d.push(Piece::text("While compiling function call:\n\n"));
-                    let last = self.toks[self.i.saturating_sub(1)].span;
-                    d.push(Piece::Where2(name_sp, last));
+                    // VCC has no start token for a constructor's call.
+                    if !matches!(target, CallTarget::Constructor { .. }) {
+                        d.push(Piece::Where2(name_sp, last));
+                    }
                 }
                 return Err(Stop);
             }
@@ -101,7 +108,7 @@ impl Vcc<'_> {
     }
 
     /// `( positional..., name = value... )`, checked against the spec.
-    fn call_args(&mut self, f: &FuncSpec) -> R<Vec<Option<Expr>>> {
+    fn call_args(&mut self, f: &FuncSpec) -> Result<Vec<Option<Expr>>, ArgError> {
         self.skip(Op::LParen, 532)?;
         let n = f.args.len();
         let mut got: Vec<Option<Expr>> = vec![None; n];
@@ -118,24 +125,24 @@ impl Vcc<'_> {
                 let an = self.tok_text();
                 let Some(&slot) = value_args.iter().find(|&&i| f.args[i].name.as_deref() == Some(&an)) else {
                     let d = Diag::at(format!("Unknown argument '{}'", an), nt);
-                    return self.fail(d);
+                    return Err(self.stop(d).into());
                 };
                 if given[slot] {
                     let d = Diag::at(format!("Argument '{}' already used", an), nt);
-                    return self.fail(d);
+                    return Err(self.stop(d).into());
                 }
                 self.next();
                 self.next();
                 slot
             } else {
                 let Some(&slot) = value_args.get(pos) else {
-                    return self.expect_err("')'", 670);
+                    return self.expect_err("')'", 670).map_err(ArgError::from);
                 };
                 pos += 1;
                 slot
             };
             given[slot] = true;
-            got[slot] = Some(self.call_arg(&f.args[slot].ty)?);
+            got[slot] = Some(self.call_arg(&f.args[slot])?);
             if self.t().is(Op::Comma) {
                 self.next();
             } else {
@@ -155,7 +162,8 @@ impl Vcc<'_> {
                 _ if a.optional => {}
                 _ => {
                     let msg = format!("Argument '{}' missing", a.name.as_deref().unwrap_or(""));
-                    return self.fail_here(&msg);
+                    let at = self.t().span;
+                    return Err(self.stop(Diag::at(msg, at)).into());
                 }
             }
         }
@@ -163,11 +171,18 @@ impl Vcc<'_> {
         Ok(got)
     }
 
-    fn call_arg(&mut self, ty: &ArgType) -> R<Expr> {
-        match ty {
+    fn call_arg(&mut self, a: &ArgSpec) -> Result<Expr, ArgError> {
+        match &a.ty {
             ArgType::Value(t) => {
                 let want = if *t == VclType::Strands { VclType::String } else { *t };
-                self.expr(want)
+                self.expr(want).map_err(|Stop| {
+                    // VCC names the argument it was reading.
+                    if let Some(d) = self.diags.last_mut() {
+                        let name = a.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
+                        d.push(Piece::Text(format!("Expected argument: {}{}\n\n", t.as_str(), name)));
+                    }
+                    ArgError::InCall
+                })
             }
             ArgType::Enum(vals) => {
                 self.expect_tok(Tok::Id, 610)?;
@@ -177,7 +192,9 @@ impl Vcc<'_> {
                     for v in vals {
                         msg.push_str(&format!("\t{}\n", v));
                     }
-                    return self.fail_here(&msg);
+                    let at = self.t().span;
+                    self.stop(Diag::at(msg, at));
+                    return Err(ArgError::Bare);
                 }
                 self.next();
                 Ok(Expr::Const(Const::Str(w.into_bytes())))
@@ -225,6 +242,19 @@ impl Vcc<'_> {
             self.syms.insert(format!("{}.{}", name, m.name), sym);
         }
         Ok(Stmt::New(id))
+    }
+}
+
+/// How a failed argument list is reported: inside VCC's "While compiling
+/// function call" context, or bare (a wrong ENUM word).
+enum ArgError {
+    InCall,
+    Bare,
+}
+
+impl From<Stop> for ArgError {
+    fn from(_: Stop) -> ArgError {
+        ArgError::InCall
     }
 }
 

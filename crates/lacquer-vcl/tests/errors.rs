@@ -21,6 +21,13 @@
 //! that passes fails the test until it is removed from the list, so the list
 //! only shrinks.
 //!
+//! Imports are resolved from `tests/errors/modules/NAME.json`: the
+//! interfaces of Varnish 7.1's `std` and `directors` vmods, converted from
+//! the specs embedded in the installed vmods. They are test data, so that
+//! VCC's messages about module calls can be compared before Lacquer's own
+//! `std` and `directors` exist. `import x from "PATH"` with a PATH that
+//! does not exist fails as a failed `dlopen` does.
+//!
 //! `LACQUER_ERRORS_FILTER=substr` runs only the cases whose name contains
 //! `substr` (the KNOWN_FAILING bookkeeping is then limited to those cases).
 
@@ -30,7 +37,26 @@ use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use lacquer_vcl::{compile_path, Options};
+use lacquer_vcl::{compile_path, ModuleResolver, ModuleSpec, Options, ResolveError};
+
+/// Finds module interfaces among the test's fixtures.
+#[derive(Debug)]
+struct Fixtures(PathBuf);
+
+impl ModuleResolver for Fixtures {
+    fn resolve(&self, name: &str, path: Option<&str>) -> Result<ModuleSpec, ResolveError> {
+        if let Some(p) = path {
+            if !Path::new(p).exists() {
+                let reason = format!("dlerror: {p}: cannot open shared object file: No such file or directory");
+                return Err(ResolveError::Unusable { file: p.to_string(), reason });
+            }
+        }
+        let file = self.0.join(format!("{name}.json"));
+        let text = fs::read_to_string(&file).map_err(|_| ResolveError::NotFound)?;
+        ModuleSpec::from_json(&text)
+            .map_err(|reason| ResolveError::Unusable { file: file.display().to_string(), reason })
+    }
+}
 
 enum Expect {
     Compiles,
@@ -69,7 +95,7 @@ fn known_failing(dir: &Path) -> BTreeMap<String, String> {
 
 fn compile_case(dir: &Path, file_name: &str) -> Outcome {
     let path = dir.join(file_name);
-    let opts = Options::default();
+    let opts = Options { modules: Some(std::sync::Arc::new(Fixtures(dir.join("modules")))), ..Options::default() };
     let result =
         panic::catch_unwind(AssertUnwindSafe(|| compile_path(&path, &opts).map(|_| ()).map_err(|e| e.to_string())));
     match result {

@@ -13,7 +13,7 @@ use lacquer_defs::{Action, Method, Var};
 use lacquer_vcl::exec::run;
 use lacquer_vcl::program::CallTarget;
 use lacquer_vcl::testctx::MemContext;
-use lacquer_vcl::{compile_str, ModuleResolver, ModuleSpec, Options, Program, Value};
+use lacquer_vcl::{compile_str, ModuleResolver, ModuleSpec, Options, Program, ResolveError, Value};
 
 const STD: &str = r#"{"name": "std", "abi": [1, 0], "functions": [
   {"name": "strstr", "ret": "STRING", "args": [{"name": "s1", "type": "STRING"}, {"name": "s2", "type": "STRING"}]},
@@ -36,13 +36,17 @@ const KV: &str = r#"{"name": "kv", "abi": [1, 0], "level": "stable", "objects": 
 struct Specs;
 
 impl ModuleResolver for Specs {
-    fn resolve(&self, name: &str, path: Option<&str>) -> Result<ModuleSpec, String> {
+    fn resolve(&self, name: &str, path: Option<&str>) -> Result<ModuleSpec, ResolveError> {
+        let spec = |json: &str| {
+            ModuleSpec::from_json(json).map_err(|reason| ResolveError::Unusable { file: "(test)".into(), reason })
+        };
         match (name, path) {
-            ("std", None) => ModuleSpec::from_json(STD),
-            ("kv", _) => ModuleSpec::from_json(KV),
-            ("future", _) => ModuleSpec::from_json(r#"{"name": "future", "abi": [2, 0]}"#),
-            ("liar", _) => ModuleSpec::from_json(r#"{"name": "other", "abi": [1, 0]}"#),
-            _ => Err(format!("no module {name} on the module path")),
+            ("std", None) => spec(STD),
+            ("kv", _) => spec(KV),
+            ("future", _) => spec(r#"{"name": "future", "abi": [2, 0]}"#),
+            ("liar", _) => spec(r#"{"name": "other", "abi": [1, 0]}"#),
+            ("broken", Some(p)) => Err(ResolveError::Unusable { file: p.into(), reason: "not a module".into() }),
+            _ => Err(ResolveError::NotFound),
         }
     }
 }
@@ -91,7 +95,9 @@ fn imports_are_checked() {
         Ok(_) => String::new(),
         Err(e) => e.to_string(),
     };
-    assert!(e("import nosuch;").starts_with("Could not load VMOD nosuch\n\tno module nosuch on the module path\n"));
+    assert!(e("import nosuch;").starts_with("Could not find VMOD nosuch\n('x.vcl' Line 2 Pos 8)"));
+    assert!(e("import broken from \"/x/libbroken.so\";")
+        .starts_with("Could not open VMOD broken\n\tFile name: /x/libbroken.so\n\tnot a module\n"));
     let future = e("import future from \"/opt/future.so\";");
     assert!(future.starts_with("Incompatible VMOD future\n\tFile name: /opt/future.so\n"), "{future}");
     assert!(future.contains("ABI 2.x") && future.contains("rebuild the module"), "{future}");
