@@ -326,6 +326,11 @@ impl Regex {
         let replacement = c_str(replacement);
         let pcre = |err: pcre2::Error| MatchError::from_pcre2(&err);
 
+        // Most regsub() calls in real VCL do not match (clean-ups of
+        // optional parts); finding that out needs no capture storage.
+        if !self.is_match(subject)? {
+            return Ok(subject.to_vec());
+        }
         let mut locs = self.first.capture_locations();
         if self.first.captures_read(&mut locs, subject).map_err(pcre)?.is_none() {
             return Ok(subject.to_vec());
