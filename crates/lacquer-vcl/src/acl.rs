@@ -119,6 +119,12 @@ impl Vcc<'_> {
                 }
                 Err(reason) => {
                     if paren {
+                        // Only a warning, which VCC prints with any error
+                        // after it.
+                        self.diags.push(Diag::new(vec![Piece::Text(format!(
+                            "Warning: {} ignored\n  -- {}\n",
+                            host, reason
+                        ))]));
                         return Ok(());
                     }
                     let d = Diag::new(vec![

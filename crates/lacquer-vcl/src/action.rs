@@ -195,39 +195,26 @@ impl Vcc<'_> {
     fn place(&mut self, line: u32) -> R<(Place, &'static lacquer_defs::VarDef, crate::source::Span)> {
         self.expect_tok(Tok::Id, line)?;
         let t = self.t().clone();
-        let raw = self.text(t.span);
-        // The lexer keeps a trailing dot with the identifier: `req.http."x"`
-        // is a quoted header name, `req.http.` alone names the family.
         if let Some((v, id, sp)) = self.quoted_header()? {
             return Ok((Place::Header(v.id, id), v, sp));
         }
-        match raw.strip_suffix('.') {
-            Some(base) => {
-                // VCC's lexer makes the dot a token of its own, which is
-                // what comes after the name.
-                let base_sp = crate::source::Span { end: t.span.end - 1, ..t.span };
-                let dot_sp = crate::source::Span { start: t.span.end - 1, ..t.span };
-                let dot = crate::token::Token { tok: Tok::Op(Op::Dot), span: dot_sp, dec: Vec::new() };
-                self.toks[self.i].span = base_sp;
-                self.toks.insert(self.i + 1, dot);
-                self.place_lookup(base, base_sp)
-            }
-            None => self.place_lookup(&raw, t.span),
-        }
+        let raw = self.text(t.span);
+        self.place_lookup(&raw, t.span)
     }
 
-    /// `req.http."name"` here (the lexer keeps the dot with the
-    /// identifier): the family, the header and the span of both tokens,
-    /// consumed; `None` and nothing consumed for anything else.
+    /// `req.http."name"` here: the family, the header and the span of the
+    /// three tokens, consumed; `None` and nothing consumed for anything else.
     pub(crate) fn quoted_header(&mut self) -> R<Option<(&'static lacquer_defs::VarDef, HdrId, crate::source::Span)>> {
         let t = self.t().clone();
-        let raw = self.text(t.span);
-        let Some(base) = raw.strip_suffix('.') else {
+        let (Some(dot), Some(next)) = (self.toks.get(self.i + 1), self.toks.get(self.i + 2)) else {
             return Ok(None);
         };
-        let next = self.toks[self.i + 1].clone();
-        let v = match (self.syms.get(base), next.tok) {
-            (Some(crate::symb::Sym { kind: SymKind::HdrFamily(v), .. }), Tok::CStr) => *v,
+        if !dot.is(Op::Dot) || next.tok != Tok::CStr {
+            return Ok(None);
+        }
+        let next = next.clone();
+        let v = match self.syms.get(&self.text(t.span)) {
+            Some(crate::symb::Sym { kind: SymKind::HdrFamily(v), .. }) => *v,
             _ => return Ok(None),
         };
         if self.syntax < 41 {
@@ -243,6 +230,7 @@ impl Vcc<'_> {
             return self.fail(Diag::new(vec![Piece::Text(format!("Invalid character '{}' in header name.\n", shown))]));
         }
         let id = self.header_id(&h)?;
+        self.next();
         self.next();
         self.next();
         Ok(Some((v, id, crate::source::Span { end: next.span.end, ..t.span })))

@@ -326,7 +326,13 @@ impl Vcc<'_> {
             } else {
                 match std::fs::metadata(pv) {
                     Ok(m) if !m.file_type().is_socket() => Some("Backend path: Not a socket:"),
-                    _ => None,
+                    Ok(_) => None,
+                    Err(e) => {
+                        // A warning: VCC prints it with any error after it.
+                        let msg = format!("Backend path: Cannot stat: {}", crate::compile::io_reason(&e));
+                        self.diags.push(Diag::at(msg, psp).text("(That was just a warning)\n"));
+                        None
+                    }
                 }
             };
             if let Some(why) = why {

@@ -227,8 +227,10 @@ pub fn lex(src: SrcId, text: &[u8]) -> Result<Vec<Token>, Diag> {
             continue;
         }
         if is_ident1(c) {
+            // A dot continues the name only before a letter: VCC reads
+            // `req.http.` and `foo.5` as a name, a dot and what follows.
             let mut q = p + 1;
-            while q < n && is_ident(text[q]) {
+            while q < n && is_ident(text[q]) && (text[q] != b'.' || text.get(q + 1).is_some_and(|&d| is_ident1(d))) {
                 q += 1;
             }
             push(&mut out, Tok::Id, p, q, Vec::new());

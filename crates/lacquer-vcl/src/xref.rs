@@ -60,30 +60,37 @@ fn okmask(v: &Vcc, i: usize, memo: &mut Vec<Option<lacquer_defs::MethodMask>>) -
 /// defined but never used. VCC walks its symbols in name order (ignoring
 /// case) and reports the first.
 fn references(v: &mut Vcc) -> R<()> {
-    let mut found: Vec<(String, Diag)> = Vec::new();
+    // (name, unused rather than undefined, message)
+    let mut found: Vec<(String, bool, Diag)> = Vec::new();
     for (i, p) in v.procs.iter().enumerate() {
         let name = &v.subs[i].name;
         match (p.def, p.first_ref) {
             (None, Some(r)) => {
-                found.push((name.clone(), Diag::at(format!("Undefined sub {}, first reference:", name), r)))
+                found.push((name.clone(), false, Diag::at(format!("Undefined sub {}, first reference:", name), r)))
             }
-            (Some(d), None) if p.method.is_none() && v.opts.err_unref && !is_builtin(v, d) => {
-                found.push((name.clone(), Diag::at(format!("Unused sub {}, defined:", name), d)))
+            (Some(d), None) if p.method.is_none() && !is_builtin(v, d) => {
+                found.push((name.clone(), true, Diag::at(format!("Unused sub {}, defined:", name), d)))
             }
             _ => {}
         }
     }
     for (k, o) in v.objects.iter().enumerate() {
         if v.undefined.contains(&k) {
-            found.push((o.1.clone(), Diag::at(format!("Undefined {} {}, first reference:", o.0, o.1), o.2)));
-        } else if o.3 == 0 && v.opts.err_unref {
-            found.push((o.1.clone(), Diag::at(format!("Unused {} {}, defined:", o.0, o.1), o.2)));
+            found.push((o.1.clone(), false, Diag::at(format!("Undefined {} {}, first reference:", o.0, o.1), o.2)));
+        } else if o.3 == 0 {
+            found.push((o.1.clone(), true, Diag::at(format!("Unused {} {}, defined:", o.0, o.1), o.2)));
         }
     }
-    match found.into_iter().min_by_key(|(name, _)| name.to_ascii_lowercase()) {
-        Some((_, d)) => v.fail(d),
-        None => Ok(()),
+    found.sort_by_key(|(name, ..)| name.to_ascii_lowercase());
+    for (_, unused, d) in found {
+        if unused && !v.opts.err_unref {
+            // Only a warning then, printed with any error after it.
+            v.diags.push(d.text("(That was just a warning)\n"));
+        } else {
+            return v.fail(d);
+        }
     }
+    Ok(())
 }
 
 fn is_builtin(v: &Vcc, sp: crate::source::Span) -> bool {

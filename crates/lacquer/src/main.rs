@@ -58,8 +58,36 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Serve the built-in demo site (needs the server, not built yet).
-    Demo,
+    /// Serve the built-in demo: pages made by VCL, no backend needed.
+    Demo {
+        /// Where to listen.
+        #[arg(short = 'a', default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Run the accelerator, as `varnishd -F` does.
+    Serve {
+        /// Listen on `[host]:port` (repeatable; `:port` is every interface).
+        #[arg(short = 'a')]
+        listen: Vec<String>,
+        /// The VCL file to run.
+        #[arg(short = 'f', conflicts_with = "backend")]
+        vcl: Option<PathBuf>,
+        /// Run a VCL with one backend, `HOST[:PORT]`, instead of `-f`.
+        #[arg(short = 'b')]
+        backend: Option<String>,
+        /// The instance's working directory (created if missing).
+        #[arg(short = 'n')]
+        workdir: Option<PathBuf>,
+        /// Set a parameter, `name=value` (repeatable).
+        #[arg(short = 'p')]
+        params: Vec<String>,
+        /// Stay in the foreground (Lacquer always does).
+        #[arg(short = 'F')]
+        foreground: bool,
+        /// Storage (accepted and ignored: there is no cache yet).
+        #[arg(short = 's')]
+        storage: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,9 +97,83 @@ fn main() -> ExitCode {
         Cmd::Vtc { jobs, keep_going, quiet, verbose, timeout, keep_tmp, files } => {
             vtc(jobs, keep_going, quiet, verbose, timeout, keep_tmp, files)
         }
-        Cmd::Demo => {
-            eprintln!("lacquer demo: not yet — the server lands with the next milestone (see README).");
-            eprintln!("Meanwhile, try: lacquer check examples/default.vcl");
+        Cmd::Demo { listen } => demo(listen),
+        Cmd::Serve { listen, vcl, backend, workdir, params, foreground: _, storage } => {
+            serve(listen, vcl, backend, workdir, params, storage)
+        }
+    }
+}
+
+/// `lacquer serve`: compiles the VCL (or makes one from `-b`), sets the
+/// parameters and runs the server until SIGTERM or SIGINT.
+fn serve(
+    listen: Vec<String>,
+    vcl: Option<PathBuf>,
+    backend: Option<String>,
+    workdir: Option<PathBuf>,
+    params: Vec<String>,
+    storage: Vec<String>,
+) -> ExitCode {
+    let mut p = lacquer_server::Params::default();
+    for a in &params {
+        if let Err(e) = p.apply(a) {
+            eprintln!("lacquer serve: -p {a}: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(dir) = &workdir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("lacquer serve: cannot create {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    if !storage.is_empty() {
+        eprintln!("lacquer serve: note: -s is ignored, there is no cache yet");
+    }
+    let opts = lacquer_vcl::Options::default();
+    let program = match (vcl, backend) {
+        (Some(file), None) => lacquer_vcl::compile_path(&file, &opts),
+        (None, Some(b)) => lacquer_vcl::compile_str("<-b argument>", &lacquer_server::backend_vcl(&b), &opts),
+        _ => {
+            eprintln!("lacquer serve: exactly one of -f FILE and -b HOST[:PORT] is needed");
+            return ExitCode::from(2);
+        }
+    };
+    let program = match program {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("Message from VCC-compiler:\n{e}");
+            eprintln!("VCL compilation failed");
+            return ExitCode::from(2);
+        }
+    };
+    match lacquer_server::run(lacquer_server::Config { listen, program, params: p }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lacquer serve: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The demo's VCL, built in so that the command works from anywhere.
+const DEMO_VCL: &str = include_str!("../../../examples/demo.vcl");
+
+/// `lacquer demo`: serves pages made by the demo VCL until interrupted.
+fn demo(listen: String) -> ExitCode {
+    let program = match lacquer_vcl::compile_str("<demo>", DEMO_VCL, &lacquer_vcl::Options::default()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("lacquer demo: the built-in VCL does not compile:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!("lacquer demo: open http://{listen}/ (Ctrl-C stops it)");
+    let config = lacquer_server::Config { listen: vec![listen], program, params: lacquer_server::Params::default() };
+    match lacquer_server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lacquer demo: {e}");
             ExitCode::from(2)
         }
     }

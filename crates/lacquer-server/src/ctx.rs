@@ -1,0 +1,396 @@
+//! The two [`VclContext`]s (Varnish's `VRT_ctx` as seen from each task):
+//! one for a client request, one for a backend fetch. Each answers VCL's
+//! variables from the heads it holds and writes VCL's changes back into
+//! them.
+//!
+//! Variables that need something not built yet answer a default and
+//! ignore writes:
+//!
+//! - cache and object state: `obj.*`, `req.hash` (opaque), `req.ttl`,
+//!   `req.grace` (kept, unused), `req.is_hitmiss`, `req.is_hitpass`,
+//!   `req.storage`, `beresp.storage`, `beresp.storage_hint`, `beresp.ttl`,
+//!   `beresp.grace`, `beresp.keep` (kept, unused), `bereq.is_bgfetch`,
+//!   `beresp.was_304`, `bereq.hash`;
+//! - delivery processors: `req.esi`, `resp.do_esi`, `resp.filters`,
+//!   `beresp.do_esi`, `beresp.do_gzip`, `beresp.do_gunzip`,
+//!   `beresp.filters`, `beresp.do_stream` (always streaming);
+//! - ESI: `req.esi_level` is always 0 and `req_top.*` is `req.*`;
+//! - `sess.timeout_linger`, `sess.send_timeout`, `sess.idle_send_timeout`
+//!   answer Varnish's defaults and are not enforced.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use lacquer_defs::{Method, Var, VclType};
+use lacquer_vcl::program::{BackendId, Header};
+use lacquer_vcl::{Failure, Value, VclContext};
+
+use crate::fetch::Bo;
+use crate::msg::{reason, wire_status, Msg};
+use crate::req_fsm::Req;
+use crate::Shared;
+
+/// A string value borrowed from a head.
+fn s(b: &[u8]) -> Value<'_> {
+    Value::Str(Some(Cow::Borrowed(b)))
+}
+
+/// A string value made here.
+fn owned(text: String) -> Value<'static> {
+    Value::Str(Some(Cow::Owned(text.into_bytes())))
+}
+
+/// The bytes of a STRING value (NULL is empty, as Varnish writes it).
+fn bytes_of(v: &Value<'_>) -> Vec<u8> {
+    match v {
+        Value::Str(Some(b)) => b.to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// The value a variable has when nobody set it: zero of its type.
+fn default_of(var: Var) -> Value<'static> {
+    match var.def().ty {
+        VclType::Int => Value::Int(0),
+        VclType::Bool => Value::Bool(false),
+        VclType::Duration => Value::Duration(0.0),
+        VclType::Real => Value::Real(0.0),
+        VclType::Time => Value::Time(0.0),
+        VclType::Ip => Value::Ip(None),
+        VclType::Backend => Value::Backend(None),
+        VclType::String => Value::Str(None),
+        _ => Value::Opaque,
+    }
+}
+
+/// The addresses and names a task knows about its connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Endpoints {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Variables both sides answer the same way.
+fn common(var: Var, shared: &Shared, ep: &Endpoints) -> Option<Value<'static>> {
+    Some(match var {
+        Var::Now => Value::Time(crate::msg::now()),
+        Var::ClientIp | Var::RemoteIp => Value::Ip(Some(ep.peer)),
+        Var::LocalIp | Var::ServerIp => Value::Ip(Some(ep.local)),
+        Var::ClientIdentity => owned(lacquer_vcl::conv::ip_to_string(&ep.peer)),
+        Var::ServerHostname | Var::ServerIdentity => owned(shared.hostname.clone()),
+        Var::LocalEndpoint => owned(ep.local.to_string()),
+        Var::LocalSocket => owned("a0".into()),
+        Var::SessTimeoutIdle => Value::Duration(shared.params.timeout_idle),
+        Var::SessTimeoutLinger => Value::Duration(0.05),
+        Var::SessSendTimeout => Value::Duration(600.0),
+        Var::SessIdleSendTimeout => Value::Duration(60.0),
+        _ => return None,
+    })
+}
+
+/// Reads the first line of a head as VCL's `*.method`, `*.url`, `*.proto`,
+/// `*.status`, `*.reason`.
+fn line_get(m: &Msg, what: Line) -> Value<'_> {
+    match what {
+        Line::Method => s(m.head.method(&m.buf)),
+        Line::Url => s(m.head.url(&m.buf)),
+        Line::Proto => s(m.head.proto(&m.buf)),
+        Line::Reason => s(m.head.reason(&m.buf)),
+        Line::Status => Value::Int(m.head.status() as i64),
+    }
+}
+
+/// Writes the first line of a head. Setting a status also resets the
+/// reason to the status's own, as Varnish's `http_SetStatus` does.
+fn line_set(m: &mut Msg, what: Line, v: &Value<'_>) {
+    match what {
+        Line::Method => m.head.set_method(&bytes_of(v)),
+        Line::Url => m.head.set_url(&bytes_of(v)),
+        Line::Proto => m.head.set_proto(&bytes_of(v)),
+        Line::Reason => m.head.set_reason(&bytes_of(v)),
+        Line::Status => {
+            if let Value::Int(i) = v {
+                let st = wire_status(*i);
+                m.head.set_status(st);
+                m.head.set_reason(reason(st).as_bytes());
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Line {
+    Method,
+    Url,
+    Proto,
+    Status,
+    Reason,
+}
+
+/// Which part of which message a variable is, for the variables that are
+/// parts of heads.
+fn line_of(var: Var) -> Option<(Var, Line)> {
+    Some(match var {
+        Var::ReqMethod | Var::ReqTopMethod => (Var::ReqHttp, Line::Method),
+        Var::ReqUrl | Var::ReqTopUrl => (Var::ReqHttp, Line::Url),
+        Var::ReqProto | Var::ReqTopProto => (Var::ReqHttp, Line::Proto),
+        Var::BereqMethod => (Var::BereqHttp, Line::Method),
+        Var::BereqUrl => (Var::BereqHttp, Line::Url),
+        Var::BereqProto => (Var::BereqHttp, Line::Proto),
+        Var::BerespProto => (Var::BerespHttp, Line::Proto),
+        Var::BerespStatus => (Var::BerespHttp, Line::Status),
+        Var::BerespReason => (Var::BerespHttp, Line::Reason),
+        Var::RespProto => (Var::RespHttp, Line::Proto),
+        Var::RespStatus => (Var::RespHttp, Line::Status),
+        Var::RespReason => (Var::RespHttp, Line::Reason),
+        _ => return None,
+    })
+}
+
+/// The context of a client request: `req`, `resp` and, in `vcl_pipe`,
+/// `bereq`.
+pub(crate) struct ReqCtx<'a> {
+    pub req: &'a mut Req,
+    pub method: Method,
+}
+
+impl ReqCtx<'_> {
+    fn msg(&self, family: Var) -> Option<&Msg> {
+        match family {
+            Var::ReqHttp | Var::ReqTopHttp => Some(&self.req.req),
+            Var::RespHttp => self.req.resp.as_ref(),
+            Var::BereqHttp => self.req.bereq.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn msg_mut(&mut self, family: Var) -> Option<&mut Msg> {
+        match family {
+            Var::ReqHttp | Var::ReqTopHttp => Some(&mut self.req.req),
+            Var::RespHttp => self.req.resp.as_mut(),
+            Var::BereqHttp => self.req.bereq.as_mut(),
+            _ => None,
+        }
+    }
+}
+
+impl VclContext for ReqCtx<'_> {
+    fn method(&self) -> Method {
+        self.method
+    }
+
+    fn get(&self, var: Var) -> Value<'_> {
+        if let Some((family, line)) = line_of(var) {
+            return match self.msg(family) {
+                Some(m) => line_get(m, line),
+                None => default_of(var),
+            };
+        }
+        let r = &*self.req;
+        if let Some(v) = common(var, &r.shared, &r.ep) {
+            return v;
+        }
+        match var {
+            Var::ReqXid => owned(r.vxid.to_string()),
+            Var::BereqXid => owned(r.bereq_vxid.to_string()),
+            Var::SessXid => owned(r.sess_vxid.to_string()),
+            Var::ReqRestarts => Value::Int(r.restarts as i64),
+            Var::ReqEsiLevel => Value::Int(0),
+            Var::ReqEsi => Value::Bool(true),
+            Var::ReqCanGzip => Value::Bool(r.req.has_token(b"accept-encoding", b"gzip")),
+            Var::ReqBackendHint | Var::BereqBackend => Value::Backend(r.backend_hint),
+            Var::ReqHashAlwaysMiss => Value::Bool(r.hash_always_miss),
+            Var::ReqHashIgnoreBusy => Value::Bool(r.hash_ignore_busy),
+            Var::ReqHashIgnoreVary => Value::Bool(r.hash_ignore_vary),
+            Var::ReqTtl => Value::Duration(r.ttl),
+            Var::ReqGrace => Value::Duration(r.grace),
+            Var::ReqTime | Var::ReqTopTime => Value::Time(r.t_req),
+            Var::RespTime => Value::Time(r.t_resp),
+            Var::ReqTransport => s(b"HTTP/1"),
+            Var::RespIsStreaming => Value::Bool(r.is_streaming()),
+            _ => default_of(var),
+        }
+    }
+
+    fn set(&mut self, var: Var, value: Value<'_>) -> Result<(), Failure> {
+        if let Some((family, line)) = line_of(var) {
+            if let Some(m) = self.msg_mut(family) {
+                line_set(m, line, &value);
+            }
+            return Ok(());
+        }
+        let r = &mut *self.req;
+        match (var, &value) {
+            (Var::ReqBackendHint | Var::BereqBackend, Value::Backend(b)) => r.backend_hint = *b,
+            (Var::ReqHashAlwaysMiss, Value::Bool(b)) => r.hash_always_miss = *b,
+            (Var::ReqHashIgnoreBusy, Value::Bool(b)) => r.hash_ignore_busy = *b,
+            (Var::ReqHashIgnoreVary, Value::Bool(b)) => r.hash_ignore_vary = *b,
+            (Var::ReqTtl, Value::Duration(d)) => r.ttl = *d,
+            (Var::ReqGrace, Value::Duration(d)) => r.grace = *d,
+            (Var::RespBody, v) => r.synth_body = bytes_of(v),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn unset(&mut self, var: Var) -> Result<(), Failure> {
+        if var == Var::RespBody {
+            self.req.synth_body.clear();
+        }
+        Ok(())
+    }
+
+    fn header(&self, family: Var, name: &Header) -> Option<&[u8]> {
+        self.msg(family)?.header(name.lower.as_bytes())
+    }
+
+    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+        if let Some(m) = self.msg_mut(family) {
+            m.set(name.name.as_bytes(), value);
+        }
+    }
+
+    fn unset_header(&mut self, family: Var, name: &Header) {
+        if let Some(m) = self.msg_mut(family) {
+            m.unset(name.lower.as_bytes());
+        }
+    }
+
+    fn hash_data(&mut self, data: &[u8]) {
+        self.req.hash.extend_from_slice(data);
+        self.req.hash.push(0);
+    }
+
+    fn synthetic(&mut self, body: &[u8]) {
+        self.req.synth_body.extend_from_slice(body);
+    }
+
+    fn backend_name(&self, b: BackendId) -> Option<&str> {
+        self.req.shared.backends.get(b as usize).map(|be| be.def.name.as_str())
+    }
+}
+
+/// The context of a backend fetch: `bereq` and `beresp`.
+pub(crate) struct BoCtx<'a> {
+    pub bo: &'a mut Bo,
+    pub shared: &'a Arc<Shared>,
+    pub method: Method,
+}
+
+impl BoCtx<'_> {
+    fn msg(&self, family: Var) -> Option<&Msg> {
+        match family {
+            Var::BereqHttp => Some(&self.bo.bereq),
+            Var::BerespHttp => self.bo.beresp.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn msg_mut(&mut self, family: Var) -> Option<&mut Msg> {
+        match family {
+            Var::BereqHttp => Some(&mut self.bo.bereq),
+            Var::BerespHttp => self.bo.beresp.as_mut(),
+            _ => None,
+        }
+    }
+}
+
+impl VclContext for BoCtx<'_> {
+    fn method(&self) -> Method {
+        self.method
+    }
+
+    fn get(&self, var: Var) -> Value<'_> {
+        if let Some((family, line)) = line_of(var) {
+            return match self.msg(family) {
+                Some(m) => line_get(m, line),
+                None => default_of(var),
+            };
+        }
+        if let Some(v) = common(var, self.shared, &self.bo.ep) {
+            return v;
+        }
+        let bo = &*self.bo;
+        match var {
+            Var::BereqXid => owned(bo.vxid.to_string()),
+            Var::ReqXid => owned(bo.req_vxid.to_string()),
+            Var::SessXid => owned(bo.sess_vxid.to_string()),
+            Var::BereqRetries => Value::Int(bo.retries as i64),
+            Var::BereqBackend => Value::Backend(bo.backend),
+            Var::BerespBackend => Value::Backend(bo.backend),
+            Var::BerespBackendName => match bo.backend.and_then(|b| self.shared.backends.get(b as usize)) {
+                Some(be) => s(be.def.name.as_bytes()),
+                None => Value::Str(None),
+            },
+            Var::BerespBackendIp => Value::Ip(bo.backend_ip),
+            Var::BereqUncacheable => Value::Bool(bo.is_pass),
+            Var::BerespUncacheable => Value::Bool(bo.uncacheable),
+            Var::BereqConnectTimeout => Value::Duration(bo.connect_timeout),
+            Var::BereqFirstByteTimeout => Value::Duration(bo.first_byte_timeout),
+            Var::BereqBetweenBytesTimeout => Value::Duration(bo.between_bytes_timeout),
+            Var::BereqTime => Value::Time(bo.t_start),
+            Var::BerespTime => Value::Time(bo.t_resp),
+            Var::BerespTtl => Value::Duration(bo.ttl),
+            Var::BerespGrace => Value::Duration(bo.grace),
+            Var::BerespKeep => Value::Duration(bo.keep),
+            Var::BerespAge => Value::Duration(0.0),
+            Var::BerespDoStream => Value::Bool(true),
+            _ => default_of(var),
+        }
+    }
+
+    fn set(&mut self, var: Var, value: Value<'_>) -> Result<(), Failure> {
+        if let Some((family, line)) = line_of(var) {
+            if let Some(m) = self.msg_mut(family) {
+                line_set(m, line, &value);
+            }
+            return Ok(());
+        }
+        let bo = &mut *self.bo;
+        match (var, &value) {
+            (Var::BereqBackend, Value::Backend(b)) => bo.backend = *b,
+            (Var::BereqConnectTimeout, Value::Duration(d)) => bo.connect_timeout = *d,
+            (Var::BereqFirstByteTimeout, Value::Duration(d)) => bo.first_byte_timeout = *d,
+            (Var::BereqBetweenBytesTimeout, Value::Duration(d)) => bo.between_bytes_timeout = *d,
+            (Var::BerespUncacheable, Value::Bool(b)) => bo.uncacheable = *b,
+            (Var::BerespTtl, Value::Duration(d)) => bo.ttl = *d,
+            (Var::BerespGrace, Value::Duration(d)) => bo.grace = *d,
+            (Var::BerespKeep, Value::Duration(d)) => bo.keep = *d,
+            (Var::BerespBody, v) => bo.synth_body = bytes_of(v),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn unset(&mut self, var: Var) -> Result<(), Failure> {
+        if var == Var::BereqBody {
+            self.bo.body = None;
+        }
+        Ok(())
+    }
+
+    fn header(&self, family: Var, name: &Header) -> Option<&[u8]> {
+        self.msg(family)?.header(name.lower.as_bytes())
+    }
+
+    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+        if let Some(m) = self.msg_mut(family) {
+            m.set(name.name.as_bytes(), value);
+        }
+    }
+
+    fn unset_header(&mut self, family: Var, name: &Header) {
+        if let Some(m) = self.msg_mut(family) {
+            m.unset(name.lower.as_bytes());
+        }
+    }
+
+    fn synthetic(&mut self, body: &[u8]) {
+        self.bo.synth_body.extend_from_slice(body);
+    }
+
+    fn backend_name(&self, b: BackendId) -> Option<&str> {
+        self.shared.backends.get(b as usize).map(|be| be.def.name.as_str())
+    }
+}

@@ -1,0 +1,458 @@
+//! The backend fetch (Varnish's `cache_fetch.c`): its own task and its own
+//! state machine, one function per [`FetchStep`].
+//!
+//! The client side hands over a [`Bo`] (the backend request and what it
+//! needs to run VCL) and waits on a oneshot channel for [`Fetched`]: a
+//! response head with a body to deliver, or the news that the fetch failed
+//! altogether. The body of a backend response is streamed: once the head
+//! is handed over, this task keeps reading the backend and sends the body
+//! on through a bounded channel, so a slow client slows the backend read
+//! instead of filling memory. When the client goes away the channel closes
+//! and the backend connection is dropped rather than reused.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lacquer_defs::{Action, Method};
+use lacquer_http::{BodyDecoder, Framing, Head, Parsed};
+use lacquer_vcl::program::BackendId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ctx::{BoCtx, Endpoints};
+use crate::msg::{http_date, now, reason, wire_status, Msg};
+use crate::vbe::Io;
+use crate::Shared;
+
+/// How many body pieces may wait between the fetch task and the client.
+const BODY_QUEUE: usize = 8;
+
+/// The steps of a backend fetch (Varnish's `F_STP_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FetchStep {
+    /// Runs `vcl_backend_fetch`.
+    StartFetch,
+    /// Sends the backend request and reads the response head.
+    Send,
+    /// Runs `vcl_backend_response`.
+    Response,
+    /// Hands the head to the client and streams the body after it.
+    FetchBody,
+    /// Counts a retry and starts over.
+    Retry,
+    /// Makes a synthetic response in `vcl_backend_error`.
+    Error,
+    /// Tells the client the fetch failed.
+    Fail,
+    /// The task ends.
+    Done,
+}
+
+/// What the fetch hands to the client side.
+pub(crate) enum Fetched {
+    /// A response to deliver.
+    Resp { beresp: Msg, body: BeBody },
+    /// The fetch failed without a response (abandoned, failed VCL, too many
+    /// retries in `vcl_backend_error`): the client makes a 503.
+    Failed,
+}
+
+/// The body of a fetched response.
+pub(crate) enum BeBody {
+    /// No body.
+    Empty,
+    /// A body made by `vcl_backend_error`.
+    Bytes(Vec<u8>),
+    /// A body still arriving from the backend: its length if known, and
+    /// its pieces; an `Err` piece means the backend failed mid-body.
+    Stream { len: Option<u64>, rx: mpsc::Receiver<Result<Vec<u8>, ()>> },
+}
+
+/// A backend fetch: the backend request, the response as it arrives, and
+/// what VCL may read or change about them.
+pub(crate) struct Bo {
+    pub vxid: u64,
+    pub req_vxid: u64,
+    pub sess_vxid: u64,
+    pub ep: Endpoints,
+    pub bereq: Msg,
+    /// The request body to send, read in full by the client side.
+    pub body: Option<Arc<Vec<u8>>>,
+    pub beresp: Option<Msg>,
+    /// The body `vcl_backend_error` makes.
+    pub synth_body: Vec<u8>,
+    pub backend: Option<BackendId>,
+    pub backend_ip: Option<SocketAddr>,
+    pub retries: u32,
+    pub is_pass: bool,
+    pub uncacheable: bool,
+    pub connect_timeout: f64,
+    pub first_byte_timeout: f64,
+    pub between_bytes_timeout: f64,
+    pub t_start: f64,
+    pub t_resp: f64,
+    pub ttl: f64,
+    pub grace: f64,
+    pub keep: f64,
+    /// The status and reason `return (error(...))` asked for.
+    err: Option<(u16, Option<Vec<u8>>)>,
+    /// The backend connection, between `Send` and the end of the body.
+    conn: Option<Box<dyn Io>>,
+    /// Body bytes read with the head.
+    rest: Vec<u8>,
+    framing: Framing,
+}
+
+impl Bo {
+    /// A fetch of `bereq` from the backend `backend`, with the server's
+    /// default timeouts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        shared: &Shared,
+        vxid: u64,
+        req_vxid: u64,
+        sess_vxid: u64,
+        ep: Endpoints,
+        bereq: Msg,
+        body: Option<Arc<Vec<u8>>>,
+        backend: Option<BackendId>,
+        is_pass: bool,
+    ) -> Bo {
+        let p = &shared.params;
+        Bo {
+            vxid,
+            req_vxid,
+            sess_vxid,
+            ep,
+            bereq,
+            body,
+            beresp: None,
+            synth_body: Vec::new(),
+            backend,
+            backend_ip: None,
+            retries: 0,
+            is_pass,
+            uncacheable: is_pass,
+            connect_timeout: p.connect_timeout,
+            first_byte_timeout: p.first_byte_timeout,
+            between_bytes_timeout: p.between_bytes_timeout,
+            t_start: now(),
+            t_resp: 0.0,
+            ttl: -1.0,
+            grace: 10.0,
+            keep: 0.0,
+            err: None,
+            conn: None,
+            rest: Vec::new(),
+            framing: Framing::None,
+        }
+    }
+}
+
+/// Starts the fetch task; the answer comes on the returned channel.
+pub(crate) fn spawn(shared: Arc<Shared>, bo: Bo) -> oneshot::Receiver<Fetched> {
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(run(shared, bo, tx));
+    rx
+}
+
+/// The transition loop.
+async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
+    let mut tx = Some(tx);
+    let mut step = FetchStep::StartFetch;
+    loop {
+        step = match step {
+            FetchStep::StartFetch => stp_startfetch(&shared, &mut bo),
+            FetchStep::Send => stp_send(&shared, &mut bo).await,
+            FetchStep::Response => stp_response(&shared, &mut bo),
+            FetchStep::FetchBody => stp_fetchbody(&shared, &mut bo, &mut tx).await,
+            FetchStep::Retry => stp_retry(&mut bo),
+            FetchStep::Error => stp_error(&shared, &mut bo, &mut tx),
+            FetchStep::Fail => {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(Fetched::Failed);
+                }
+                FetchStep::Done
+            }
+            FetchStep::Done => return,
+        };
+    }
+}
+
+/// Runs a backend method; a VCL failure is `return (fail)`.
+fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handling {
+    let mut ctx = BoCtx { bo, shared, method };
+    lacquer_vcl::exec::run(&shared.program, method, &mut ctx)
+        .unwrap_or_else(|_| lacquer_vcl::Handling::plain(Action::Fail))
+}
+
+/// Retries if retries are left, else goes to `otherwise`.
+fn retry_or(shared: &Shared, bo: &Bo, otherwise: FetchStep) -> FetchStep {
+    if (bo.retries as f64) < shared.params.max_retries {
+        FetchStep::Retry
+    } else {
+        otherwise
+    }
+}
+
+fn stp_startfetch(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
+    let h = vcl(shared, bo, Method::BackendFetch);
+    match h.action {
+        Action::Fetch => FetchStep::Send,
+        Action::Error => {
+            bo.err = Some((h.status.map(wire_status).unwrap_or(503), h.reason));
+            FetchStep::Error
+        }
+        _ => FetchStep::Fail,
+    }
+}
+
+fn stp_retry(bo: &mut Bo) -> FetchStep {
+    bo.retries += 1;
+    bo.beresp = None;
+    bo.conn = None;
+    bo.rest.clear();
+    bo.err = None;
+    FetchStep::StartFetch
+}
+
+async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
+    let Some(be) = bo.backend.and_then(|b| shared.backends.get(b as usize)) else {
+        return FetchStep::Error;
+    };
+    bo.backend_ip = be.def.addrs.first().copied();
+    let mut bereq = bo.bereq.clone();
+    if bereq.header(b"host").is_none() {
+        if let Some(h) = be.host_header() {
+            bereq.append(b"Host", h.as_bytes());
+        }
+    }
+    bereq.unset(b"content-length");
+    if let Some(body) = &bo.body {
+        bereq.append(b"Content-Length", body.len().to_string().as_bytes());
+    }
+    let mut out = Vec::with_capacity(1024);
+    bereq.write_to(&mut out);
+    if let Some(body) = &bo.body {
+        out.extend_from_slice(body);
+    }
+    let is_head = bereq.head.method(&bereq.buf).eq_ignore_ascii_case(b"HEAD");
+    for attempt in 0..2 {
+        let conn = if attempt == 0 {
+            be.get(bo.connect_timeout).await.map(|c| (c.io, c.reused))
+        } else {
+            be.connect(bo.connect_timeout).await.map(|io| (io, false))
+        };
+        let (mut io, reused) = match conn {
+            Ok(c) => c,
+            Err(_) => return FetchStep::Error,
+        };
+        let mut buf = Vec::with_capacity(4096);
+        let mut head = Head::new();
+        let timeouts = (bo.first_byte_timeout, bo.between_bytes_timeout);
+        match exchange(shared, timeouts, &mut io, &out, &mut buf, &mut head).await {
+            Ok(n) => {
+                let rest = buf.split_off(n);
+                let mut beresp = Msg { buf, head };
+                bo.framing = if is_head { Framing::None } else { beresp.head.framing() };
+                if beresp.header(b"date").is_none() {
+                    beresp.append(b"Date", http_date().as_bytes());
+                }
+                bo.t_resp = now();
+                bo.beresp = Some(beresp);
+                bo.rest = rest;
+                bo.conn = Some(io);
+                return FetchStep::Response;
+            }
+            // A reused connection the backend had closed: one more try on
+            // a fresh one.
+            Err(Exchange::Closed) if reused => continue,
+            Err(_) => return FetchStep::Error,
+        }
+    }
+    FetchStep::Error
+}
+
+/// Why an exchange with a backend failed.
+enum Exchange {
+    /// The connection closed before any response byte.
+    Closed,
+    /// Anything else: a timeout, a bad head, a reset mid-head.
+    Failed,
+}
+
+/// Writes the request and reads the response head into `buf`; answers how
+/// many bytes the head took.
+async fn exchange(
+    shared: &Shared,
+    (first_byte, between_bytes): (f64, f64),
+    io: &mut Box<dyn Io>,
+    out: &[u8],
+    buf: &mut Vec<u8>,
+    head: &mut Head,
+) -> Result<usize, Exchange> {
+    if io.write_all(out).await.is_err() || io.flush().await.is_err() {
+        return Err(Exchange::Closed);
+    }
+    let limits = shared.params.resp_limits();
+    loop {
+        let wait = if buf.is_empty() { first_byte } else { between_bytes };
+        buf.reserve(4096);
+        let n = match tokio::time::timeout(secs(wait), io.read_buf(buf)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) if buf.is_empty() => return Err(Exchange::Closed),
+            _ => return Err(Exchange::Failed),
+        };
+        if n == 0 {
+            return Err(if buf.is_empty() { Exchange::Closed } else { Exchange::Failed });
+        }
+        match head.parse_response(buf, &limits) {
+            Ok(Parsed::Complete(n)) => return Ok(n),
+            Ok(Parsed::Partial) => {}
+            Err(_) => return Err(Exchange::Failed),
+        }
+    }
+}
+
+/// A duration in seconds as a `Duration`, never zero.
+pub(crate) fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.001, 1e9))
+}
+
+fn stp_response(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
+    let h = vcl(shared, bo, Method::BackendResponse);
+    match h.action {
+        Action::Deliver => FetchStep::FetchBody,
+        Action::Retry => retry_or(shared, bo, FetchStep::Error),
+        Action::Error => {
+            bo.err = Some((h.status.map(wire_status).unwrap_or(503), h.reason));
+            FetchStep::Error
+        }
+        _ => FetchStep::Fail,
+    }
+}
+
+async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<Fetched>>) -> FetchStep {
+    let (Some(beresp), Some(tx)) = (bo.beresp.take(), tx.take()) else {
+        return FetchStep::Done;
+    };
+    let keep_conn = !beresp.has_token(b"connection", b"close") && beresp.head.protover() >= 11;
+    let len = match bo.framing {
+        Framing::None => {
+            let _ = tx.send(Fetched::Resp { beresp, body: BeBody::Empty });
+            recycle(shared, bo, keep_conn);
+            return FetchStep::Done;
+        }
+        Framing::Length(n) => Some(n),
+        Framing::Chunked | Framing::Eof => None,
+    };
+    let (btx, rx) = mpsc::channel(BODY_QUEUE);
+    if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, rx } }).is_err() {
+        return FetchStep::Done;
+    }
+    let Some(mut io) = bo.conn.take() else {
+        return FetchStep::Done;
+    };
+    let mut dec = BodyDecoder::new(bo.framing);
+    let mut rest = std::mem::take(&mut bo.rest);
+    loop {
+        let d = match dec.decode(&rest) {
+            Ok(d) => d,
+            Err(_) => {
+                let _ = btx.send(Err(())).await;
+                return FetchStep::Done;
+            }
+        };
+        let (consumed, done) = (d.consumed, d.done);
+        if !d.data.is_empty() && btx.send(Ok(d.data.to_vec())).await.is_err() {
+            // The client went away: drop the connection, mid-body.
+            return FetchStep::Done;
+        }
+        rest.drain(..consumed);
+        if done {
+            // Back to the pool before the client hears the end, so that
+            // its next request finds the connection there.
+            if keep_conn && rest.is_empty() && bo.framing != Framing::Eof {
+                bo.conn = Some(io);
+                recycle(shared, bo, true);
+            }
+            let _ = btx.send(Ok(Vec::new())).await;
+            return FetchStep::Done;
+        }
+        if consumed > 0 {
+            continue;
+        }
+        rest.reserve(16384);
+        match tokio::time::timeout(secs(bo.between_bytes_timeout), io.read_buf(&mut rest)).await {
+            Ok(Ok(0)) => {
+                if dec.finish().is_ok() {
+                    let _ = btx.send(Ok(Vec::new())).await;
+                } else {
+                    let _ = btx.send(Err(())).await;
+                }
+                return FetchStep::Done;
+            }
+            Ok(Ok(_)) => {}
+            _ => {
+                let _ = btx.send(Err(())).await;
+                return FetchStep::Done;
+            }
+        }
+    }
+}
+
+/// Gives the backend connection back to its pool, or drops it.
+fn recycle(shared: &Shared, bo: &mut Bo, keep: bool) {
+    let Some(io) = bo.conn.take() else { return };
+    if keep && bo.rest.is_empty() {
+        if let Some(be) = bo.backend.and_then(|b| shared.backends.get(b as usize)) {
+            be.recycle(io);
+        }
+    }
+}
+
+fn stp_error(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<Fetched>>) -> FetchStep {
+    bo.conn = None;
+    bo.rest.clear();
+    let (status, why) = bo.err.take().unwrap_or((503, None));
+    let why = why.unwrap_or_else(|| {
+        if status == 503 {
+            b"Backend fetch failed".to_vec()
+        } else {
+            reason(status).as_bytes().to_vec()
+        }
+    });
+    let mut beresp = Msg::response(status, &why);
+    beresp.append(b"Date", http_date().as_bytes());
+    beresp.append(b"Server", b"Lacquer");
+    bo.beresp = Some(beresp);
+    bo.synth_body.clear();
+    let h = vcl(shared, bo, Method::BackendError);
+    match h.action {
+        Action::Deliver => {
+            if let (Some(beresp), Some(tx)) = (bo.beresp.take(), tx.take()) {
+                let body = BeBody::Bytes(std::mem::take(&mut bo.synth_body));
+                let _ = tx.send(Fetched::Resp { beresp, body });
+            }
+            FetchStep::Done
+        }
+        Action::Retry => retry_or(shared, bo, FetchStep::Fail),
+        _ => FetchStep::Fail,
+    }
+}
+
+/// Reads from a connection into `buf` with a timeout; `Ok(0)` is end of
+/// stream.
+pub(crate) async fn read_some<R: tokio::io::AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut Vec<u8>,
+    wait: f64,
+) -> io::Result<usize> {
+    buf.reserve(16384);
+    match tokio::time::timeout(secs(wait), io.read_buf(buf)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timeout")),
+    }
+}

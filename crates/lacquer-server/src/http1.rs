@@ -1,0 +1,137 @@
+//! The HTTP/1 client session (Varnish's `cache_http1_fsm.c`): reads a
+//! request head off the connection, hands it to the request state machine,
+//! and loops while the connection may be kept alive. Bytes that arrive
+//! beyond a request (its body, or the next pipelined request) stay in the
+//! session's `rest` buffer, so pipelining needs nothing special.
+
+use std::sync::Arc;
+
+use lacquer_http::{BodyDecoder, Head, HeadError, Parsed};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::ctx::Endpoints;
+use crate::fetch::read_some;
+use crate::msg::Msg;
+use crate::req_fsm::{self, Req};
+use crate::Shared;
+
+/// One client connection.
+pub(crate) struct Sess {
+    pub stream: TcpStream,
+    /// Bytes received and not yet used: a body, or the next request.
+    pub rest: Vec<u8>,
+    pub ep: Endpoints,
+    pub vxid: u64,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// How reading a request head ended.
+enum HeadRead {
+    /// A request.
+    Req(Msg),
+    /// The client closed, went idle too long, or the server is stopping.
+    Gone,
+    /// A head that lacquer-http refused.
+    Bad(HeadError),
+}
+
+/// Serves one connection until it closes. `_alive` is dropped when the
+/// session ends, which is how the acceptor knows every session is done.
+pub(crate) async fn session(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    ep: Endpoints,
+    shutdown: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut sp = Sess { stream, rest: Vec::new(), ep, vxid: crate::next_vxid(), shutdown };
+    loop {
+        let msg = match read_head(&shared, &mut sp).await {
+            HeadRead::Req(m) => m,
+            HeadRead::Gone => break,
+            HeadRead::Bad(e) => {
+                if let Some(status) = e.status() {
+                    let line = format!("HTTP/1.1 {status} {}\r\n\r\n", crate::msg::reason(status));
+                    let _ = sp.stream.write_all(line.as_bytes()).await;
+                }
+                break;
+            }
+        };
+        let mut req = Req::new(shared.clone(), &sp, msg);
+        req_fsm::run(&mut req, &mut sp).await;
+        if req.doclose || *sp.shutdown.borrow() {
+            break;
+        }
+    }
+    let _ = sp.stream.shutdown().await;
+}
+
+/// Reads until a whole request head is in the buffer, within
+/// `timeout_idle`. While nothing of a request has arrived the wait also
+/// ends when the server stops.
+async fn read_head(shared: &Shared, sp: &mut Sess) -> HeadRead {
+    let limits = shared.params.req_limits();
+    let mut buf = std::mem::take(&mut sp.rest);
+    let mut head = Head::new();
+    let deadline = tokio::time::Instant::now() + crate::fetch::secs(shared.params.timeout_idle);
+    loop {
+        if !buf.is_empty() {
+            match head.parse_request(&buf, &limits) {
+                Ok(Parsed::Complete(n)) => {
+                    sp.rest = buf.split_off(n);
+                    return HeadRead::Req(Msg { buf, head });
+                }
+                Ok(Parsed::Partial) => {}
+                Err(e) => return HeadRead::Bad(e),
+            }
+        }
+        buf.reserve(16384);
+        let idle = buf.iter().all(|b| b.is_ascii_whitespace());
+        if idle && *sp.shutdown.borrow() {
+            return HeadRead::Gone;
+        }
+        let read = tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read_buf(&mut sp.stream, &mut buf));
+        let n = if idle {
+            tokio::select! {
+                r = read => r,
+                _ = sp.shutdown.changed() => return HeadRead::Gone,
+            }
+        } else {
+            read.await
+        };
+        match n {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return HeadRead::Gone,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Feeds the request body to `sink`, reading the connection as needed.
+/// Bytes past the body stay in `sp.rest`.
+pub(crate) async fn pull_body(
+    shared: &Shared,
+    sp: &mut Sess,
+    dec: &mut BodyDecoder,
+    mut sink: impl FnMut(&[u8]),
+) -> Result<(), ()> {
+    loop {
+        let d = dec.decode(&sp.rest).map_err(|_| ())?;
+        sink(d.data);
+        let (consumed, done) = (d.consumed, d.done);
+        sp.rest.drain(..consumed);
+        if done {
+            return Ok(());
+        }
+        if consumed > 0 {
+            continue;
+        }
+        match read_some(&mut sp.stream, &mut sp.rest, shared.params.timeout_idle).await {
+            Ok(0) => return dec.finish().map_err(|_| ()),
+            Ok(_) => {}
+            Err(_) => return Err(()),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The accelerator: sockets, tasks and the two state machines that run a
+//! request through VCL.
+//!
+//! `lacquer-server` is the only crate that owns sockets, threads and the
+//! process's life. It listens, accepts client connections, reads requests,
+//! runs the compiled VCL at each step of a request's life, talks to the
+//! backends, writes responses, and stops cleanly on SIGTERM or SIGINT. It
+//! does not parse HTTP (that is `lacquer-http`: a head is offsets into the
+//! session's buffer, a body is fed through its `BodyDecoder`), it does not
+//! compile or interpret VCL (that is `lacquer-vcl`: this crate implements
+//! its `VclContext` twice, once per kind of task, in `ctx`), and it does
+//! not cache yet: the cache will plug into the `Lookup` step, which today
+//! answers "miss" without reshaping anything around it.
+//!
+//! The key design decision is that a request's life is one explicit state
+//! machine, as in Varnish: one enum of steps ([`req_fsm`], Varnish's
+//! `REQ_STEPS`), one function per step named after Varnish's (`cnt_recv`
+//! …), and one loop that calls the step the last one named. The backend
+//! fetch is a second machine of the same shape running in its own task
+//! ([`fetch`], Varnish's `F_STP_*`), which hands the response head back
+//! to the client task and then streams the body to it through a bounded
+//! channel. Nothing else decides where a request goes next.
+//!
+//! ```text
+//!  client task (req_fsm)                          fetch task (fetch)
+//!
+//!  Transport ─► Recv ─┬─ hash ─► [vcl_hash] ─► Lookup ─► Miss ─┐
+//!     ▲               ├─ purge ─► [vcl_hash] ─► Purge ─► Synth │
+//!     │               ├─ pass ─────────────────► Pass ─────────┤
+//!     │               ├─ pipe ─► Pipe ─► (tunnel) ─► Finish    ▼
+//!  Restart ◄──────────┤                                      Fetch ══► StartFetch ─ fetch ─► Send
+//!  (> max_restarts:   ├─ synth ─────────────────► Synth        │          │ error     ok │ │ failed
+//!   503 via Synth)    └─ fail ─► VclFail ─► Synth │            │          ▼              │ ▼
+//!                                                 │            │        Error ◄── error ─ Response
+//!                                                 ▼            ▼          │ deliver      │ deliver
+//!                                   Transmit ◄── Synth    Deliver ◄══════╧══════════ FetchBody ─► Done
+//!                                      │                     │ deliver      retry: Retry ─► StartFetch
+//!                                      ▼                     ▼               abandon, fail: Fail ─► Done
+//!                                   Finish ◄── Transmit ◄────┘
+//! ```
+//!
+//! Restart is reachable from vcl_recv, vcl_pass, vcl_miss, vcl_purge,
+//! vcl_deliver and vcl_synth; a VCL failure anywhere on the client side
+//! leads to `VclFail`, which answers 503 through vcl_synth and closes.
+//!
+//! The modules, with the Varnish source each follows:
+//!
+//! | here | Varnish | what |
+//! |---|---|---|
+//! | `lib.rs` | `cache_acceptor.c`, `mgt_main.c` | listening, accepting, shutting down |
+//! | `http1.rs` | `cache_http1_fsm.c` | a client connection: heads, bodies, keep-alive |
+//! | `req_fsm.rs` | `cache_req_fsm.c` | the client request state machine |
+//! | `fetch.rs` | `cache_fetch.c` | the backend fetch state machine and task |
+//! | `ctx.rs` | `cache_vrt_var.c` | the two `VclContext`s |
+//! | `vbe.rs` | `cache_backend.c` | backends, connecting, connection pools |
+//! | `msg.rs` | `cache_http.c` | a head with its buffer; hop-by-hop headers, reasons |
+//! | `params.rs` | `tbl/params.h` | the `-p` parameters |
+
+mod ctx;
+mod fetch;
+mod http1;
+mod msg;
+pub mod params;
+mod req_fsm;
+mod vbe;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lacquer_vcl::Program;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+pub use params::{ParamError, Params};
+
+/// The `Via` header value Lacquer adds to responses.
+pub const VIA: &str = "1.1 lacquer (Lacquer/0.1)";
+
+/// How long in-flight requests get to finish after SIGTERM or SIGINT.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// What the server needs to start.
+pub struct Config {
+    /// The `-a` arguments: `[name=][host][:port][,proto]`.
+    pub listen: Vec<String>,
+    /// The compiled VCL.
+    pub program: Program,
+    pub params: Params,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum ServeError {
+    /// An `-a` address that does not parse or resolve.
+    Address(String),
+    /// An address that could not be bound.
+    Bind(String, io::Error),
+    /// The runtime could not be made.
+    Runtime(io::Error),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Address(a) => write!(f, "cannot resolve listen address '{a}'"),
+            ServeError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            ServeError::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// What every task shares: the program, its backends, the parameters.
+pub(crate) struct Shared {
+    pub program: Program,
+    pub backends: Vec<vbe::Backend>,
+    pub params: Params,
+    pub hostname: String,
+}
+
+/// The next transaction id (Varnish's vxid), shared by sessions, requests
+/// and fetches, and shown in `X-Varnish`.
+pub(crate) fn next_vxid() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The VCL `-b HOST[:PORT]` stands for: one backend called `default`.
+pub fn backend_vcl(spec: &str) -> String {
+    let (host, port) = if let Some(rest) = spec.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => (spec, None),
+        }
+    } else {
+        match spec.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p)),
+            _ => (spec, None),
+        }
+    };
+    let port = port.map(|p| format!(" .port = \"{p}\";")).unwrap_or_default();
+    format!("vcl 4.1;\nbackend default {{ .host = \"{host}\";{port} }}\n")
+}
+
+/// The socket addresses one `-a` argument stands for.
+async fn listen_addrs(arg: &str) -> Result<Vec<SocketAddr>, ServeError> {
+    let spec = arg.split_once('=').map_or(arg, |(_, a)| a);
+    let spec = spec.split(',').next().unwrap_or(spec);
+    let spec = if let Some(port) = spec.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else if spec.starts_with('[') || spec.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':')) {
+        spec.to_string()
+    } else {
+        format!("{spec}:80")
+    };
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host(spec.as_str()).await.map_err(|_| ServeError::Address(arg.to_string()))?.collect();
+    if addrs.is_empty() {
+        return Err(ServeError::Address(arg.to_string()));
+    }
+    Ok(addrs)
+}
+
+/// Runs the server until SIGTERM or SIGINT, then lets in-flight requests
+/// finish for up to five seconds. Prints `listening on ADDR` on standard
+/// error for each bound address.
+pub fn run(cfg: Config) -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
+    let r = rt.block_on(serve(cfg));
+    rt.shutdown_timeout(Duration::from_millis(100));
+    r
+}
+
+async fn serve(cfg: Config) -> Result<(), ServeError> {
+    let backends = cfg.program.backends.iter().cloned().map(vbe::Backend::new).collect();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let shared = Arc::new(Shared { program: cfg.program, backends, params: cfg.params, hostname });
+    let mut listeners = Vec::new();
+    let listen = if cfg.listen.is_empty() { vec![":80".to_string()] } else { cfg.listen };
+    for arg in &listen {
+        for addr in listen_addrs(arg).await? {
+            let l = TcpListener::bind(addr).await.map_err(|e| ServeError::Bind(addr.to_string(), e))?;
+            let bound = l.local_addr().unwrap_or(addr);
+            eprintln!("lacquer: listening on {bound}");
+            listeners.push(l);
+        }
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    for l in listeners {
+        tokio::spawn(accept_loop(l, shared.clone(), stop_rx.clone(), alive_tx.clone()));
+    }
+    drop(alive_tx);
+    wait_for_signal().await;
+    eprintln!("lacquer: stopping");
+    let _ = stop_tx.send(true);
+    // Every session and acceptor holds a sender; when the last is gone,
+    // `recv` answers `None`.
+    let _ = tokio::time::timeout(DRAIN, alive_rx.recv()).await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Accepts connections on one listener until the server stops.
+async fn accept_loop(l: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
+    loop {
+        tokio::select! {
+            r = l.accept() => match r {
+                Ok((stream, peer)) => {
+                    let local = stream.local_addr().unwrap_or(peer);
+                    let ep = ctx::Endpoints { peer, local };
+                    tokio::spawn(http1::session(shared.clone(), stream, ep, stop.clone(), alive.clone()));
+                }
+                // Out of file descriptors and the like: wait a little.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_vcl_splits_host_and_port() {
+        assert!(backend_vcl("127.0.0.1:8080").contains(".host = \"127.0.0.1\"; .port = \"8080\";"));
+        assert!(backend_vcl("[::1]:81").contains(".host = \"::1\"; .port = \"81\";"));
+        assert!(backend_vcl("example.com").contains(".host = \"example.com\"; }"));
+        assert!(lacquer_vcl::compile_str("-b", &backend_vcl("127.0.0.1:8080"), &Default::default()).is_ok());
+    }
+
+    #[test]
+    fn shared_crosses_threads() {
+        fn is_send_sync<T: Send + Sync>() {}
+        is_send_sync::<Shared>();
+    }
+}

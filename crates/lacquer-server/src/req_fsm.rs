@@ -1,0 +1,539 @@
+//! The client request state machine (Varnish's `cache_req_fsm.c`): one
+//! [`ReqStep`] per state, one `cnt_*` function per step, and one transition
+//! loop, [`run`]. The diagram is in the crate's documentation.
+
+use std::sync::Arc;
+
+use lacquer_defs::{Action, Method};
+use lacquer_http::{BodyDecoder, ChunkHeader, Framing, CHUNK_END, LAST_CHUNK};
+use lacquer_vcl::program::BackendId;
+use lacquer_vcl::Handling;
+use tokio::io::AsyncWriteExt;
+
+use crate::ctx::{Endpoints, ReqCtx};
+use crate::fetch::{self, BeBody, Bo, Fetched};
+use crate::http1::{pull_body, Sess};
+use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
+use crate::Shared;
+
+/// The steps of a client request (Varnish's `REQ_STEPS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReqStep {
+    /// Protocol work before VCL: `Expect`, `Connection`, `X-Forwarded-For`.
+    Transport,
+    /// Counts a restart and goes back to `Recv`, or to a 503.
+    Restart,
+    /// Runs `vcl_recv` (and `vcl_hash` when it returns `hash` or `purge`).
+    Recv,
+    /// Runs `vcl_pipe` and tunnels bytes both ways.
+    Pipe,
+    /// Runs `vcl_pass`.
+    Pass,
+    /// Looks the hash up in the cache; there is no cache yet, so a miss.
+    Lookup,
+    /// Runs `vcl_purge`.
+    Purge,
+    /// Runs `vcl_miss`.
+    Miss,
+    /// Runs the backend fetch task and waits for its response head.
+    Fetch,
+    /// Runs `vcl_deliver` on the response made from the fetched one.
+    Deliver,
+    /// A VCL failure: a 503 through `vcl_synth`, then close.
+    VclFail,
+    /// Runs `vcl_synth` on a synthetic response.
+    Synth,
+    /// Writes the response and its body.
+    Transmit,
+    /// Reads any unread request body, so the next request can start.
+    Finish,
+}
+
+/// The body of the response being delivered.
+enum RespBody {
+    None,
+    /// The synthetic body in `Req::synth_body`.
+    Synth,
+    Fetched(BeBody),
+}
+
+/// One client request, across restarts.
+pub(crate) struct Req {
+    pub shared: Arc<Shared>,
+    pub vxid: u64,
+    pub bereq_vxid: u64,
+    pub sess_vxid: u64,
+    pub ep: Endpoints,
+    pub restarts: u32,
+    pub t_req: f64,
+    pub t_resp: f64,
+    pub req: Msg,
+    body: BodyDecoder,
+    /// The body, once read for a pass (kept for retries and restarts).
+    body_cached: Option<Arc<Vec<u8>>>,
+    /// Whether the body was read to its end (or there is none).
+    body_done: bool,
+    pub bereq: Option<Msg>,
+    pub resp: Option<Msg>,
+    resp_body: RespBody,
+    pub synth_body: Vec<u8>,
+    err_code: u16,
+    err_reason: Option<Vec<u8>>,
+    pub backend_hint: Option<BackendId>,
+    pub hash: Vec<u8>,
+    pub hash_always_miss: bool,
+    pub hash_ignore_busy: bool,
+    pub hash_ignore_vary: bool,
+    pub ttl: f64,
+    pub grace: f64,
+    /// Whether the fetch being made is a pass (not a miss).
+    pass: bool,
+    /// Whether the connection closes after this request.
+    pub doclose: bool,
+}
+
+impl Req {
+    pub fn new(shared: Arc<Shared>, sp: &Sess, req: Msg) -> Req {
+        let framing = req.head.framing();
+        let backend_hint = shared.program.default_backend;
+        Req {
+            shared,
+            vxid: crate::next_vxid(),
+            bereq_vxid: 0,
+            sess_vxid: sp.vxid,
+            ep: sp.ep,
+            restarts: 0,
+            t_req: now(),
+            t_resp: 0.0,
+            body: BodyDecoder::new(framing),
+            body_cached: None,
+            body_done: framing == Framing::None,
+            req,
+            bereq: None,
+            resp: None,
+            resp_body: RespBody::None,
+            synth_body: Vec::new(),
+            err_code: 0,
+            err_reason: None,
+            backend_hint,
+            hash: Vec::new(),
+            hash_always_miss: false,
+            hash_ignore_busy: false,
+            hash_ignore_vary: false,
+            ttl: -1.0,
+            grace: -1.0,
+            pass: false,
+            doclose: false,
+        }
+    }
+
+    /// Whether the response body is still arriving from a backend.
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.resp_body, RespBody::Fetched(BeBody::Stream { .. }))
+    }
+
+    fn is_head(&self) -> bool {
+        self.req.head.method(&self.req.buf).eq_ignore_ascii_case(b"HEAD")
+    }
+
+    /// Asks for a synthetic response.
+    fn synth(&mut self, status: i64, why: Option<Vec<u8>>) -> ReqStep {
+        self.err_code = wire_status(status);
+        self.err_reason = why;
+        ReqStep::Synth
+    }
+}
+
+/// Runs a client method. A VCL failure is `return (fail)`.
+fn vcl(req: &mut Req, method: Method) -> Handling {
+    let shared = req.shared.clone();
+    let mut ctx = ReqCtx { req, method };
+    lacquer_vcl::exec::run(&shared.program, method, &mut ctx).unwrap_or_else(|_| Handling::plain(Action::Fail))
+}
+
+/// The transition loop: runs steps until `Finish` is done.
+pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
+    let mut step = ReqStep::Transport;
+    loop {
+        step = match step {
+            ReqStep::Transport => cnt_transport(req, sp).await,
+            ReqStep::Restart => cnt_restart(req),
+            ReqStep::Recv => cnt_recv(req),
+            ReqStep::Pipe => cnt_pipe(req, sp).await,
+            ReqStep::Pass => cnt_pass(req),
+            ReqStep::Lookup => cnt_lookup(req),
+            ReqStep::Purge => cnt_purge(req),
+            ReqStep::Miss => cnt_miss(req),
+            ReqStep::Fetch => cnt_fetch(req, sp).await,
+            ReqStep::Deliver => cnt_deliver(req),
+            ReqStep::VclFail => cnt_vclfail(req),
+            ReqStep::Synth => cnt_synth(req, sp).await,
+            ReqStep::Transmit => cnt_transmit(req, sp).await,
+            ReqStep::Finish => {
+                cnt_finish(req, sp).await;
+                return;
+            }
+        };
+    }
+}
+
+async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
+    let m = &mut req.req;
+    // Connection: close, and HTTP/1.0 without keep-alive, end the
+    // connection after this request. The headers it names stay visible to
+    // VCL and are filtered out of backend requests (Varnish's
+    // `http_DoConnection` marks them).
+    if m.has_token(b"connection", b"close") || (m.head.protover() < 11 && !m.has_token(b"connection", b"keep-alive")) {
+        req.doclose = true;
+    }
+    if let Some(expect) = m.header(b"expect") {
+        if !expect.eq_ignore_ascii_case(b"100-continue") {
+            let _ = sp.stream.write_all(b"HTTP/1.1 417 Expectation Failed\r\n\r\n").await;
+            req.doclose = true;
+            return ReqStep::Finish;
+        }
+        let want = m.head.protover() >= 11 && sp.rest.is_empty() && !req.body_done;
+        m.unset(b"expect");
+        if want && sp.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+            req.doclose = true;
+            return ReqStep::Finish;
+        }
+    }
+    let ip = lacquer_vcl::conv::ipaddr_to_string(req.ep.peer.ip());
+    req.req.append_value(b"X-Forwarded-For", ip.as_bytes());
+    ReqStep::Recv
+}
+
+fn cnt_restart(req: &mut Req) -> ReqStep {
+    req.restarts += 1;
+    req.resp = None;
+    req.resp_body = RespBody::None;
+    req.synth_body.clear();
+    req.bereq = None;
+    if req.restarts as f64 > req.shared.params.max_restarts {
+        return req.synth(503, None);
+    }
+    req.vxid = crate::next_vxid();
+    ReqStep::Recv
+}
+
+fn cnt_recv(req: &mut Req) -> ReqStep {
+    req.hash.clear();
+    let h = vcl(req, Method::Recv);
+    match h.action {
+        Action::Hash | Action::Purge => {
+            let next = if h.action == Action::Purge { ReqStep::Purge } else { ReqStep::Lookup };
+            match vcl(req, Method::Hash).action {
+                Action::Lookup => next,
+                _ => ReqStep::VclFail,
+            }
+        }
+        Action::Pass => ReqStep::Pass,
+        Action::Pipe => ReqStep::Pipe,
+        Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
+        Action::Restart => ReqStep::Restart,
+        _ => ReqStep::VclFail,
+    }
+}
+
+/// There is no cache yet: every lookup is a miss. The cache plugs in here.
+fn cnt_lookup(_req: &mut Req) -> ReqStep {
+    ReqStep::Miss
+}
+
+fn cnt_miss(req: &mut Req) -> ReqStep {
+    let h = vcl(req, Method::Miss);
+    match h.action {
+        Action::Fetch => fetch_step(req, false),
+        Action::Pass => ReqStep::Pass,
+        Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
+        Action::Restart => ReqStep::Restart,
+        _ => ReqStep::VclFail,
+    }
+}
+
+fn cnt_pass(req: &mut Req) -> ReqStep {
+    let h = vcl(req, Method::Pass);
+    match h.action {
+        Action::Fetch => fetch_step(req, true),
+        Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
+        Action::Restart => ReqStep::Restart,
+        _ => ReqStep::VclFail,
+    }
+}
+
+fn cnt_purge(req: &mut Req) -> ReqStep {
+    let h = vcl(req, Method::Purge);
+    match h.action {
+        Action::Synth => req.synth(h.status.unwrap_or(200), h.reason),
+        Action::Restart => ReqStep::Restart,
+        _ => ReqStep::VclFail,
+    }
+}
+
+/// Makes the backend request for a pass or a miss and goes to `Fetch`.
+fn fetch_step(req: &mut Req, pass: bool) -> ReqStep {
+    let method = req.req.head.method(&req.req.buf);
+    let method = if !pass && method.eq_ignore_ascii_case(b"HEAD") { &b"GET"[..] } else { method };
+    let mut bereq = Msg::request(method, req.req.head.url(&req.req.buf), b"HTTP/1.1");
+    let named = req.req.connection_named();
+    bereq.copy_headers(&req.req, |n| !is_hop_by_hop(n, &named));
+    req.bereq_vxid = crate::next_vxid();
+    bereq.append(b"X-Varnish", req.bereq_vxid.to_string().as_bytes());
+    req.bereq = Some(bereq);
+    req.pass = pass;
+    ReqStep::Fetch
+}
+
+async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
+    let pass = req.pass;
+    let Some(bereq) = req.bereq.take() else {
+        return ReqStep::VclFail;
+    };
+    // A pass sends the request body, read in full first; a miss does not.
+    let body = if pass && !req.body_done {
+        let mut data = Vec::new();
+        let shared = req.shared.clone();
+        if pull_body(&shared, sp, &mut req.body, |d| data.extend_from_slice(d)).await.is_err() {
+            req.doclose = true;
+            req.body_done = true;
+            return req.synth(503, None);
+        }
+        req.body_done = true;
+        req.body_cached = Some(Arc::new(data));
+        req.body_cached.clone()
+    } else if pass {
+        req.body_cached.clone()
+    } else {
+        None
+    };
+    let bo = Bo::new(&req.shared, req.bereq_vxid, req.vxid, req.sess_vxid, req.ep, bereq, body, req.backend_hint, pass);
+    match fetch::spawn(req.shared.clone(), bo).await {
+        Ok(Fetched::Resp { beresp, body }) => {
+            req.resp = Some(beresp);
+            req.resp_body = RespBody::Fetched(body);
+            ReqStep::Deliver
+        }
+        Ok(Fetched::Failed) | Err(_) => req.synth(503, None),
+    }
+}
+
+fn cnt_deliver(req: &mut Req) -> ReqStep {
+    let Some(beresp) = req.resp.take() else {
+        return ReqStep::VclFail;
+    };
+    let named = beresp.connection_named();
+    let mut resp = Msg::response(beresp.head.status(), beresp.head.reason(&beresp.buf));
+    let keep_length = matches!(req.resp_body, RespBody::Fetched(BeBody::Stream { len: Some(_), .. }));
+    resp.copy_headers(&beresp, |n| {
+        !is_hop_by_hop(n, &named) || (keep_length && n.eq_ignore_ascii_case(b"content-length"))
+    });
+    resp.append(b"X-Varnish", req.vxid.to_string().as_bytes());
+    resp.append(b"Age", b"0");
+    resp.append_value(b"Via", crate::VIA.as_bytes());
+    req.resp = Some(resp);
+    req.t_resp = now();
+    let h = vcl(req, Method::Deliver);
+    match h.action {
+        Action::Deliver => ReqStep::Transmit,
+        Action::Restart => ReqStep::Restart,
+        Action::Synth => {
+            req.resp_body = RespBody::None;
+            req.synth(h.status.unwrap_or(503), h.reason)
+        }
+        _ => {
+            req.resp_body = RespBody::None;
+            ReqStep::VclFail
+        }
+    }
+}
+
+fn cnt_vclfail(req: &mut Req) -> ReqStep {
+    req.doclose = true;
+    req.resp = None;
+    req.resp_body = RespBody::None;
+    req.synth(503, Some(b"VCL failed".to_vec()))
+}
+
+async fn cnt_synth(req: &mut Req, sp: &mut Sess) -> ReqStep {
+    let status = req.err_code;
+    let why = req.err_reason.take().unwrap_or_else(|| reason(status).as_bytes().to_vec());
+    let mut resp = Msg::response(status, &why);
+    resp.append(b"Date", http_date().as_bytes());
+    resp.append(b"Server", b"Lacquer");
+    resp.append(b"X-Varnish", req.vxid.to_string().as_bytes());
+    req.resp = Some(resp);
+    req.resp_body = RespBody::Synth;
+    req.synth_body.clear();
+    req.t_resp = now();
+    let h = vcl(req, Method::Synth);
+    match h.action {
+        Action::Restart if (req.restarts as f64) < req.shared.params.max_restarts => ReqStep::Restart,
+        Action::Deliver | Action::Restart => ReqStep::Transmit,
+        _ => {
+            // A failing vcl_synth gets the least response there is.
+            let _ = sp.stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n").await;
+            req.doclose = true;
+            ReqStep::Finish
+        }
+    }
+}
+
+fn cnt_pipe_bereq(req: &mut Req) {
+    let m = &req.req;
+    let mut bereq = Msg::request(m.head.method(&m.buf), m.head.url(&m.buf), m.head.proto(&m.buf));
+    let named = m.connection_named();
+    // The body goes through as raw bytes, so its framing headers stay.
+    bereq.copy_headers(m, |n| {
+        n.eq_ignore_ascii_case(b"content-length")
+            || n.eq_ignore_ascii_case(b"transfer-encoding")
+            || !is_hop_by_hop(n, &named)
+    });
+    req.bereq_vxid = crate::next_vxid();
+    bereq.append(b"X-Varnish", req.bereq_vxid.to_string().as_bytes());
+    bereq.set(b"Connection", b"close");
+    req.bereq = Some(bereq);
+}
+
+async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
+    cnt_pipe_bereq(req);
+    let h = vcl(req, Method::Pipe);
+    match h.action {
+        Action::Pipe => {}
+        Action::Synth => {
+            req.doclose = true;
+            return req.synth(h.status.unwrap_or(503), h.reason);
+        }
+        _ => return ReqStep::VclFail,
+    }
+    req.doclose = true;
+    let Some(bereq) = req.bereq.take() else {
+        return ReqStep::VclFail;
+    };
+    let shared = req.shared.clone();
+    let Some(be) = req.backend_hint.and_then(|b| shared.backends.get(b as usize)) else {
+        return req.synth(503, None);
+    };
+    let mut io = match be.connect(shared.params.connect_timeout).await {
+        Ok(io) => io,
+        Err(_) => return req.synth(503, None),
+    };
+    let mut bereq = bereq;
+    if bereq.header(b"host").is_none() {
+        if let Some(h) = be.host_header() {
+            bereq.append(b"Host", h.as_bytes());
+        }
+    }
+    let mut out = Vec::with_capacity(1024);
+    bereq.write_to(&mut out);
+    out.append(&mut sp.rest);
+    if io.write_all(&out).await.is_ok() {
+        let _ = tokio::io::copy_bidirectional(&mut sp.stream, &mut io).await;
+    }
+    req.body_done = true;
+    ReqStep::Finish
+}
+
+/// How the response body is delimited on the wire.
+enum Wire {
+    None,
+    Length,
+    Chunked,
+    Eof,
+}
+
+async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
+    let Some(mut resp) = req.resp.take() else {
+        return ReqStep::Finish;
+    };
+    let status = resp.head.status();
+    let bodiless = status < 200 || status == 204 || status == 304;
+    let body = std::mem::replace(&mut req.resp_body, RespBody::None);
+    let len = match &body {
+        RespBody::None => Some(0),
+        RespBody::Synth => Some(req.synth_body.len() as u64),
+        RespBody::Fetched(BeBody::Empty) => Some(0),
+        RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
+        RespBody::Fetched(BeBody::Stream { len, .. }) => *len,
+    };
+    if resp.has_token(b"connection", b"close") {
+        req.doclose = true;
+    }
+    resp.unset(b"connection");
+    resp.unset(b"content-length");
+    resp.unset(b"transfer-encoding");
+    let wire = if bodiless {
+        Wire::None
+    } else if let Some(n) = len {
+        resp.append(b"Content-Length", n.to_string().as_bytes());
+        Wire::Length
+    } else if req.req.head.protover() >= 11 {
+        resp.append(b"Transfer-Encoding", b"chunked");
+        Wire::Chunked
+    } else {
+        req.doclose = true;
+        Wire::Eof
+    };
+    resp.append(b"Connection", if req.doclose { b"close" } else { b"keep-alive" });
+    let mut out = Vec::with_capacity(1024);
+    resp.write_to(&mut out);
+    let send_body = !bodiless && !req.is_head();
+    let ok = match body {
+        _ if !send_body => sp.stream.write_all(&out).await.is_ok(),
+        RespBody::Synth => {
+            out.extend_from_slice(&req.synth_body);
+            sp.stream.write_all(&out).await.is_ok()
+        }
+        RespBody::Fetched(BeBody::Bytes(b)) => {
+            out.extend_from_slice(&b);
+            sp.stream.write_all(&out).await.is_ok()
+        }
+        RespBody::Fetched(BeBody::Stream { mut rx, .. }) => {
+            let mut ok = sp.stream.write_all(&out).await.is_ok();
+            let mut complete = false;
+            while ok {
+                match rx.recv().await {
+                    Some(Ok(piece)) if piece.is_empty() => {
+                        complete = true;
+                        break;
+                    }
+                    Some(Ok(piece)) => {
+                        ok = match wire {
+                            Wire::Chunked => {
+                                let ch = ChunkHeader::new(piece.len() as u64);
+                                let mut framed = Vec::with_capacity(piece.len() + 16);
+                                framed.extend_from_slice(ch.as_ref());
+                                framed.extend_from_slice(&piece);
+                                framed.extend_from_slice(CHUNK_END);
+                                sp.stream.write_all(&framed).await.is_ok()
+                            }
+                            _ => sp.stream.write_all(&piece).await.is_ok(),
+                        };
+                    }
+                    Some(Err(())) | None => break,
+                }
+            }
+            if complete && matches!(wire, Wire::Chunked) {
+                ok = sp.stream.write_all(LAST_CHUNK).await.is_ok();
+            }
+            ok && complete
+        }
+        RespBody::Fetched(BeBody::Empty) | RespBody::None => sp.stream.write_all(&out).await.is_ok(),
+    };
+    if !ok || matches!(wire, Wire::Eof) {
+        req.doclose = true;
+    }
+    ReqStep::Finish
+}
+
+async fn cnt_finish(req: &mut Req, sp: &mut Sess) {
+    if req.doclose || req.body_done {
+        return;
+    }
+    // The body nobody read goes, so the next request starts at its head.
+    let shared = req.shared.clone();
+    if pull_body(&shared, sp, &mut req.body, |_| {}).await.is_err() {
+        req.doclose = true;
+    }
+    req.body_done = true;
+}

@@ -1,0 +1,487 @@
+//! `lacquer serve` through real sockets: each test starts the built binary
+//! on 127.0.0.1 port 0, with an origin server made here from std threads,
+//! talks HTTP to it, and kills only the child it started.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const LACQUER: &str = env!("CARGO_BIN_EXE_lacquer");
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A running `lacquer serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh scratch directory for one test.
+fn scratch() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "lacquer-serve-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Starts `lacquer serve -a 127.0.0.1:0` with the given VCL (or `-b`) and
+/// extra arguments, and waits for the address it prints.
+fn start(vcl: Option<&str>, args: &[&str]) -> Server {
+    let dir = scratch();
+    let mut cmd = Command::new(LACQUER);
+    cmd.arg("serve").arg("-a").arg("127.0.0.1:0").arg("-n").arg(dir.join("n"));
+    if let Some(v) = vcl {
+        let f = dir.join("t.vcl");
+        std::fs::write(&f, v).unwrap();
+        cmd.arg("-f").arg(f);
+    }
+    cmd.args(args);
+    launch(cmd, dir)
+}
+
+/// Runs a server command and waits for the address it prints.
+fn launch(mut cmd: Command, dir: PathBuf) -> Server {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(a) = line.split("listening on ").nth(1) {
+                let _ = tx.send(a.trim().to_string());
+            }
+        }
+    });
+    let addr = match rx.recv_timeout(WAIT) {
+        Ok(a) => a,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the server did not print its address");
+        }
+    };
+    Server { child, addr, dir }
+}
+
+/// A VCL with one backend at `origin` and the given subroutines.
+fn vcl(origin: &str, subs: &str) -> String {
+    let (h, p) = origin.rsplit_once(':').unwrap();
+    format!("vcl 4.1;\nbackend default {{ .host = \"{h}\"; .port = \"{p}\"; }}\n{subs}\n")
+}
+
+/// Reads one HTTP/1 head (up to the blank line) off a stream.
+fn read_head(r: &mut impl BufRead) -> Option<String> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return if head.is_empty() { None } else { Some(head) };
+        }
+        if line == "\r\n" || line == "\n" {
+            return Some(head);
+        }
+        head.push_str(&line);
+    }
+}
+
+/// The value of a header in a head, compared without case.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// Reads a body framed by Content-Length or chunked encoding.
+fn read_body(r: &mut impl BufRead, head: &str) -> Vec<u8> {
+    if let Some(n) = header(head, "content-length") {
+        let mut b = vec![0; n.parse().unwrap()];
+        r.read_exact(&mut b).unwrap();
+        return b;
+    }
+    if header(head, "transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        let mut out = Vec::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let n = usize::from_str_radix(line.trim(), 16).unwrap();
+            let mut b = vec![0; n + 2];
+            r.read_exact(&mut b).unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&b[..n]);
+        }
+    }
+    Vec::new()
+}
+
+/// An origin: answers every request with 200 and a body telling what it
+/// got (`METHOD URL xff=… body=…`), keeping connections alive, and records
+/// each request head.
+fn origin() -> (String, Arc<Mutex<Vec<String>>>) {
+    let (addr, seen, _) = counting_origin();
+    (addr, seen)
+}
+
+/// [`origin`], also counting the connections it accepted.
+fn counting_origin() -> (String, Arc<Mutex<Vec<String>>>, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let count = conns.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            let log = log.clone();
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                while let Some(head) = read_head(&mut r) {
+                    let body = read_body(&mut r, &head);
+                    log.lock().unwrap().push(head.clone());
+                    let first: Vec<&str> = head.lines().next().unwrap_or("").split(' ').collect();
+                    let text = format!(
+                        "{} {} xff={} body={}",
+                        first[0],
+                        first.get(1).unwrap_or(&""),
+                        header(&head, "x-forwarded-for").unwrap_or_default(),
+                        String::from_utf8_lossy(&body)
+                    );
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Origin: yes\r\nConnection: keep-alive, X-Hop\r\nX-Hop: no\r\n\r\n{text}",
+                        text.len()
+                    );
+                    if w.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen, conns)
+}
+
+/// A client connection with a time limit on every read.
+fn connect(s: &Server) -> (TcpStream, BufReader<TcpStream>) {
+    let c = TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let r = BufReader::new(c.try_clone().unwrap());
+    (c, r)
+}
+
+/// Sends one request and reads one response: (head, body).
+fn request(s: &Server, raw: &[u8]) -> (String, Vec<u8>) {
+    let (mut c, mut r) = connect(s);
+    c.write_all(raw).unwrap();
+    let head = read_head(&mut r).expect("a response");
+    let body = read_body(&mut r, &head);
+    (head, body)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn pass_get_and_post_with_content_length_and_chunked() {
+    let (o, seen) = origin();
+    let s = start(
+        Some(&vcl(&o, "sub vcl_recv { return (pass); }\nsub vcl_deliver { set resp.http.X-Deliver = \"yes\"; }")),
+        &[],
+    );
+    let (head, body) =
+        request(&s, b"GET /a?b HTTP/1.1\r\nHost: example\r\nConnection: keep-alive, X-Foo\r\nX-Foo: 1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(text(&body), "GET /a?b xff=127.0.0.1 body=");
+    assert_eq!(header(&head, "x-deliver").as_deref(), Some("yes"));
+    assert_eq!(header(&head, "x-origin").as_deref(), Some("yes"));
+    assert!(header(&head, "x-varnish").is_some_and(|v| v.parse::<u64>().is_ok()), "{head}");
+    assert_eq!(header(&head, "via").as_deref(), Some("1.1 lacquer (Lacquer/0.1)"));
+    assert_eq!(header(&head, "age").as_deref(), Some("0"));
+    assert!(header(&head, "date").is_some());
+    assert_eq!(header(&head, "connection").as_deref(), Some("keep-alive"));
+    assert_eq!(header(&head, "x-hop"), None, "a header named in Connection is hop-by-hop");
+    {
+        let seen = seen.lock().unwrap();
+        let bereq = seen.last().unwrap();
+        assert_eq!(header(bereq, "x-foo"), None, "{bereq}");
+        assert_eq!(header(bereq, "host").as_deref(), Some("example"));
+        assert!(header(bereq, "x-varnish").is_some());
+    }
+
+    let (head, body) = request(&s, b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(text(&body), "POST /p xff=127.0.0.1 body=hello");
+
+    let (head, body) = request(
+        &s,
+        b"POST /c HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(text(&body), "POST /c xff=10.0.0.1, 127.0.0.1 body=abcde");
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body() {
+    let (o, _) = origin();
+    let s = start(None, &["-b", &o]);
+    let (mut c, mut r) = connect(&s);
+    c.write_all(b"PUT /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n").unwrap();
+    let interim = read_head(&mut r).unwrap();
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");
+    c.write_all(b"ok").unwrap();
+    let head = read_head(&mut r).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(text(&read_body(&mut r, &head)), "PUT /e xff=127.0.0.1 body=ok");
+}
+
+#[test]
+fn keep_alive_serves_two_requests_on_one_connection() {
+    let (o, _, conns) = counting_origin();
+    let s = start(None, &["-b", &o]);
+    let (mut c, mut r) = connect(&s);
+    for path in ["/one", "/two"] {
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        let head = read_head(&mut r).unwrap();
+        assert_eq!(header(&head, "connection").as_deref(), Some("keep-alive"));
+        assert_eq!(text(&read_body(&mut r, &head)), format!("GET {path} xff=127.0.0.1 body="));
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 1, "the backend connection is reused");
+    // HTTP/1.0 without keep-alive: answered, then closed.
+    c.write_all(b"GET /three HTTP/1.0\r\n\r\n").unwrap();
+    let head = read_head(&mut r).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(header(&head, "connection").as_deref(), Some("close"));
+    read_body(&mut r, &head);
+    let mut rest = Vec::new();
+    assert_eq!(r.read_to_end(&mut rest).unwrap(), 0);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (o, _) = origin();
+    let s = start(None, &["-b", &o]);
+    let (mut c, mut r) = connect(&s);
+    c.write_all(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\nGET /p3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    for p in ["/p1", "/p2", "/p3"] {
+        let head = read_head(&mut r).unwrap();
+        assert_eq!(text(&read_body(&mut r, &head)), format!("GET {p} xff=127.0.0.1 body="));
+    }
+    let mut rest = Vec::new();
+    assert_eq!(r.read_to_end(&mut rest).unwrap(), 0, "Connection: close closes");
+}
+
+#[test]
+fn synth_from_recv_with_a_custom_body_and_the_builtin_400() {
+    let (o, _) = origin();
+    let s = start(
+        Some(&vcl(
+            &o,
+            "sub vcl_recv { if (req.url == \"/teapot\") { return (synth(418, \"Teapot\")); } }\n\
+             sub vcl_synth { if (resp.status == 418) { set resp.http.Content-Type = \"text/plain\"; \
+             synthetic(\"short and \" + \"stout\"); return (deliver); } }",
+        )),
+        &[],
+    );
+    let (head, body) = request(&s, b"GET /teapot HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 418 Teapot\r\n"), "{head}");
+    assert_eq!(text(&body), "short and stout");
+    assert_eq!(header(&head, "content-type").as_deref(), Some("text/plain"));
+    assert!(header(&head, "x-varnish").is_some());
+
+    let (head, body) = request(&s, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+    assert!(text(&body).contains("<h1>Error 400 Bad Request</h1>"), "{}", text(&body));
+    assert_eq!(header(&head, "retry-after").as_deref(), Some("5"));
+}
+
+#[test]
+fn restart_loop_ends_in_503_after_max_restarts() {
+    let (o, _) = origin();
+    let s = start(
+        Some(&vcl(
+            &o,
+            "sub vcl_recv { return (restart); }\nsub vcl_synth { set resp.http.X-Restarts = req.restarts; }",
+        )),
+        &["-p", "max_restarts=2"],
+    );
+    let (head, body) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{head}");
+    assert_eq!(header(&head, "x-restarts").as_deref(), Some("3"));
+    assert!(text(&body).contains("Error 503"));
+}
+
+#[test]
+fn backend_down_gives_503_from_vcl_backend_error() {
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let s = start(None, &["-b", &closed]);
+    let (head, body) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503 Backend fetch failed\r\n"), "{head}");
+    assert!(text(&body).contains("<title>503 Backend fetch failed</title>"), "{}", text(&body));
+}
+
+#[test]
+fn return_fail_gives_503_and_closes() {
+    let (o, _) = origin();
+    let s = start(Some(&vcl(&o, "sub vcl_recv { return (fail); }")), &[]);
+    let (head, _) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503 VCL failed\r\n"), "{head}");
+    assert_eq!(header(&head, "connection").as_deref(), Some("close"));
+}
+
+#[test]
+fn malformed_request_gets_400_and_the_connection_closes() {
+    let (o, _) = origin();
+    let s = start(None, &["-b", &o]);
+    for raw in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\nBad: a\x01b\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+        b"GET / HTTP/9.9\r\n\r\n",
+    ] {
+        let (mut c, mut r) = connect(&s);
+        c.write_all(raw).unwrap();
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        assert_eq!(text(&all), "HTTP/1.1 400 Bad Request\r\n\r\n");
+    }
+}
+
+#[test]
+fn pipe_carries_arbitrary_bytes_both_ways() {
+    // An origin that accepts an upgrade and then echoes every byte, each
+    // one plus one.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let o = l.local_addr().unwrap().to_string();
+    let got = Arc::new(Mutex::new(String::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        *seen.lock().unwrap() = read_head(&mut r).unwrap();
+        w.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+        let mut b = [0u8; 256];
+        while let Ok(n) = r.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+            let out: Vec<u8> = b[..n].iter().map(|x| x.wrapping_add(1)).collect();
+            w.write_all(&out).unwrap();
+        }
+        let _ = w.shutdown(Shutdown::Write);
+    });
+    let s = start(
+        Some(&vcl(
+            &o,
+            "sub vcl_recv { if (req.http.upgrade) { return (pipe); } }\n\
+             sub vcl_pipe { if (req.http.upgrade) { set bereq.http.upgrade = req.http.upgrade; \
+             set bereq.http.connection = req.http.connection; } }",
+        )),
+        &[],
+    );
+    let (mut c, mut r) = connect(&s);
+    c.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+    let head = read_head(&mut r).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let bytes: Vec<u8> = (0u8..=255).collect();
+    c.write_all(&bytes).unwrap();
+    let mut back = vec![0u8; 256];
+    r.read_exact(&mut back).unwrap();
+    assert_eq!(back, bytes.iter().map(|x| x.wrapping_add(1)).collect::<Vec<_>>());
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    let bereq = got.lock().unwrap().clone();
+    assert_eq!(header(&bereq, "upgrade").as_deref(), Some("websocket"), "{bereq}");
+    assert_eq!(header(&bereq, "connection").as_deref(), Some("Upgrade"));
+    assert!(header(&bereq, "x-varnish").is_some());
+}
+
+#[test]
+fn sigterm_stops_the_server_with_status_0() {
+    let (o, _) = origin();
+    let mut s = start(None, &["-b", &o]);
+    let (head, _) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200"));
+    let st = Command::new("kill").arg("-TERM").arg(s.child.id().to_string()).status().unwrap();
+    assert!(st.success());
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(8), "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bad_vcl_and_bad_parameters_refuse_to_start() {
+    let dir = scratch();
+    let f = dir.join("bad.vcl");
+    std::fs::write(
+        &f,
+        "vcl 4.1;\nbackend b { .host = \"127.0.0.1\"; }\nsub vcl_recv { set req.http.x = beresp.ttl; }\n",
+    )
+    .unwrap();
+    let out = Command::new(LACQUER).args(["serve", "-a", "127.0.0.1:0", "-f"]).arg(&f).output().unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("Not available in subroutine 'vcl_recv'."), "{err}");
+
+    let out = Command::new(LACQUER)
+        .args(["serve", "-a", "127.0.0.1:0", "-b", "127.0.0.1:1", "-p", "no_such=1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown parameter"), "{}", text(&out.stderr));
+    let out = Command::new(LACQUER)
+        .args(["serve", "-a", "127.0.0.1:0", "-b", "127.0.0.1:1", "-p", "max_restarts=lots"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_demo_serves_pages_made_by_vcl() {
+    let mut cmd = Command::new(LACQUER);
+    cmd.args(["demo", "-a", "127.0.0.1:0"]);
+    let srv = launch(cmd, scratch());
+    let mut s = TcpStream::connect(&srv.addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: demo\r\nUser-Agent: <test>\r\nConnection: close\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let head = read_head(&mut r).expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    let body = String::from_utf8(read_body(&mut r, &head)).unwrap();
+    assert!(body.contains("Lacquer is running") && body.contains("GET /hello"), "{body}");
+    assert!(body.contains("user agent: test"), "markup is stripped from the user agent: {body}");
+}
