@@ -25,6 +25,7 @@ const BACKEND_FIELDS: &[&str] = &[
     "probe",
     "max_connections",
     "proxy_header",
+    "preamble",
 ];
 
 const PROBE_FIELDS: &[&str] =
@@ -249,6 +250,15 @@ impl Vcc<'_> {
                     let (v, _) = self.uint_const()?;
                     b.max_connections = Some(v.min(u32::MAX as u64) as u32);
                     self.skip(Op::Semi, 463)?;
+                }
+                "preamble" => {
+                    if self.t().tok != Tok::CBlob {
+                        return self.expect_err("CBLOB", 503);
+                    }
+                    let text = self.tok_text();
+                    b.preamble = Some(crate::conv::base64_decode(text.trim_matches(':')));
+                    self.next();
+                    self.skip(Op::Semi, 506)?;
                 }
                 "proxy_header" => {
                     let (v, sp) = self.uint_const()?;

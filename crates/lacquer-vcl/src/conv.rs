@@ -560,9 +560,47 @@ pub fn bytes_unit(unit: &str) -> Option<f64> {
     Some((1u64 << power) as f64)
 }
 
+/// Decodes standard base64 (with `=` padding), as VCL BLOB literals
+/// `:...:` are written; the lexer has already refused malformed ones, and
+/// anything else is skipped.
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in text.bytes().filter_map(val) {
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_of_blob_literals() {
+        assert_eq!(
+            base64_decode("UE9TVCAvcHJlYW1ibGUgSFRUUC83LjMKSGVhZGVyOiA0MgoKCg=="),
+            b"POST /preamble HTTP/7.3\nHeader: 42\n\n\n"
+        );
+        assert_eq!(base64_decode("YWJj"), b"abc");
+        assert_eq!(base64_decode(""), b"");
+    }
     use std::net::{SocketAddrV4, SocketAddrV6};
 
     /// REAL and DURATION strings, read off varnishd 7.1.1

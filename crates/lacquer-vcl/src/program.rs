@@ -97,6 +97,8 @@ pub struct BackendDef {
     pub between_bytes_timeout: Option<f64>,
     pub max_connections: Option<u32>,
     pub proxy_header: Option<u8>,
+    /// `.preamble`: bytes sent first on every new connection.
+    pub preamble: Option<Vec<u8>>,
     pub probe: Option<ProbeId>,
 }
 

@@ -179,9 +179,8 @@ pub fn lex(src: SrcId, text: &[u8]) -> Result<Vec<Token>, Diag> {
                 }
             }
         }
-        // BLOB literals, `:base64:`. Lacquer has no BLOB values, so a
-        // well-formed one is only a token; VCC's complaints about
-        // malformed ones are reproduced.
+        // BLOB literals, `:base64:`, checked as VCC checks them; the
+        // places that take one (a backend's `.preamble`) decode the text.
         if c == b':' {
             let Some(r) = blob_end(text, p) else {
                 let q = n - (n - (p + 1)) % 4;
