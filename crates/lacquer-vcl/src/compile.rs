@@ -82,12 +82,12 @@ fn compile_bytes(name: &str, text: Vec<u8>, dir: Option<PathBuf>, opts: &Options
     let mut srcs = Sources::default();
     let main = srcs.add(name, text);
     let mut dirs = vec![dir];
-    let mut vcc = Vcc::new(opts);
-    let r = vcc.run(&mut srcs, &mut dirs, main);
+    let mut vcc = Vcc::new(opts, srcs);
+    let r = vcc.run(&mut dirs, main);
     match r {
         Ok(p) => Ok(p),
         Err(Stop) => {
-            let text = crate::render::render_all(&vcc.diags, &srcs);
+            let text = crate::render::render_all(&vcc.diags, &vcc.srcs);
             Err(CompileError { diags: vcc.diags, text })
         }
     }
@@ -168,12 +168,12 @@ pub struct Vcc<'o> {
     /// The entries of `objects` that were referenced before they were
     /// declared, and not declared since; their span is the first reference.
     pub(crate) undefined: Vec<usize>,
-    /// The source text, for token text lookups.
-    pub(crate) texts: Vec<Vec<u8>>,
+    /// Every source read so far: the user's files, then `<builtin>`.
+    pub(crate) srcs: Sources,
 }
 
 impl<'o> Vcc<'o> {
-    fn new(opts: &'o Options) -> Vcc<'o> {
+    fn new(opts: &'o Options, srcs: Sources) -> Vcc<'o> {
         Vcc {
             opts,
             diags: Vec::new(),
@@ -200,7 +200,7 @@ impl<'o> Vcc<'o> {
             first_declared: None,
             objects: Vec::new(),
             undefined: Vec::new(),
-            texts: Vec::new(),
+            srcs,
         }
     }
 
@@ -231,7 +231,7 @@ impl<'o> Vcc<'o> {
         if t.tok != Tok::Id {
             return t.span;
         }
-        let text = &self.texts[t.span.src as usize][t.span.start as usize..t.span.end as usize];
+        let text = self.srcs.bytes(t.span);
         match text.iter().position(|&c| c == b'.') {
             Some(n) if n > 0 => Span { end: t.span.start + n as u32, ..t.span },
             _ => t.span,
@@ -462,7 +462,7 @@ impl<'o> Vcc<'o> {
     }
 
     pub(crate) fn text(&self, sp: Span) -> String {
-        String::from_utf8_lossy(&self.texts[sp.src as usize][sp.start as usize..sp.end as usize]).into_owned()
+        self.srcs.text(sp).into_owned()
     }
 
     pub(crate) fn tok_text(&self) -> String {
@@ -472,25 +472,23 @@ impl<'o> Vcc<'o> {
     /// Whether the current token is the identifier `s`.
     pub(crate) fn is_id(&self, s: &str) -> bool {
         let t = self.t();
-        t.tok == Tok::Id && &self.texts[t.span.src as usize][t.span.start as usize..t.span.end as usize] == s.as_bytes()
+        t.tok == Tok::Id && self.srcs.bytes(t.span) == s.as_bytes()
     }
 
     // ----- the driver -----
 
-    fn run(&mut self, srcs: &mut Sources, dirs: &mut Vec<Option<PathBuf>>, main: SrcId) -> R<Program> {
-        let toks = self.lex_source(srcs, main)?;
+    fn run(&mut self, dirs: &mut Vec<Option<PathBuf>>, main: SrcId) -> R<Program> {
+        let toks = self.lex_source(main)?;
         let mut stack = vec![(main, None)];
-        let toks = self.resolve_includes(srcs, dirs, toks, &mut stack)?;
-        let builtin = srcs.add("<builtin>", BUILTIN_VCL);
-        self.texts = srcs.list.iter().map(|s| s.text.clone()).collect();
-        let mut btoks = self.lex_source(srcs, builtin)?;
+        let toks = self.resolve_includes(dirs, toks, &mut stack)?;
+        let builtin = self.srcs.add("<builtin>", BUILTIN_VCL);
+        let mut btoks = self.lex_source(builtin)?;
         // One token stream: the user's sources, then the built-in VCL.
         let mut all: Vec<Token> = toks.into_iter().filter(|t| t.tok != Tok::Eoi).collect();
         let eoi = btoks.pop().expect("eoi");
         all.extend(btoks);
         all.push(eoi);
         self.toks = all;
-        self.texts = srcs.list.iter().map(|s| s.text.clone()).collect();
 
         // The methods are symbols from the start, as in VCC.
         for m in Method::ALL {
@@ -530,8 +528,8 @@ impl<'o> Vcc<'o> {
         })
     }
 
-    fn lex_source(&mut self, srcs: &Sources, id: SrcId) -> R<Vec<Token>> {
-        match lex(id, &srcs.get(id).text) {
+    fn lex_source(&mut self, id: SrcId) -> R<Vec<Token>> {
+        match lex(id, &self.srcs.get(id).text) {
             Ok(t) => Ok(t),
             Err(d) => self.fail(d),
         }
@@ -541,7 +539,6 @@ impl<'o> Vcc<'o> {
     /// recursively (VCC's `vcc_resolve_includes`).
     fn resolve_includes(
         &mut self,
-        srcs: &mut Sources,
         dirs: &mut Vec<Option<PathBuf>>,
         toks: Vec<Token>,
         stack: &mut Vec<(SrcId, Option<Span>)>,
@@ -550,20 +547,19 @@ impl<'o> Vcc<'o> {
         let mut i = 0;
         while i < toks.len() {
             let t = &toks[i];
-            let is_include = t.tok == Tok::Id && srcs.bytes(t.span) == b"include";
+            let is_include = t.tok == Tok::Id && self.srcs.bytes(t.span) == b"include";
             if !is_include {
                 out.push(t.clone());
                 i += 1;
                 continue;
             }
-            self.texts = srcs.list.iter().map(|s| s.text.clone()).collect();
             let kw = t.span;
             // `include +glob "pattern";` includes every file that matches.
             let mut at = i + 1;
             let mut glob = false;
             if toks.get(at).is_some_and(|t| t.is(Op::Plus)) {
                 match toks.get(at + 1).filter(|t| t.tok == Tok::Id) {
-                    Some(f) if srcs.bytes(f.span) == b"glob" => glob = true,
+                    Some(f) if self.srcs.bytes(f.span) == b"glob" => glob = true,
                     Some(f) => return self.fail(Diag::at("Unknown include flag:", f.span)),
                     None => {}
                 }
@@ -584,7 +580,7 @@ impl<'o> Vcc<'o> {
                 ]);
                 return self.fail(d);
             }
-            if fname.starts_with("./") && !srcs.get(kw.src).name.starts_with('/') {
+            if fname.starts_with("./") && !self.srcs.get(kw.src).name.starts_with('/') {
                 let d = Diag::at("include \"./xxxxx\"; needs absolute filename of including file.", name_span);
                 return self.fail(d);
             }
@@ -595,7 +591,7 @@ impl<'o> Vcc<'o> {
                 return self.fail(Diag::at("glob pattern matched no files.", name_span));
             }
             for path in paths {
-                self.include_file(srcs, dirs, &path, name_span, stack, &mut out)?;
+                self.include_file(dirs, &path, name_span, stack, &mut out)?;
             }
             i = at + 2;
         }
@@ -605,7 +601,6 @@ impl<'o> Vcc<'o> {
     /// Reads, lexes and splices one included file (its own includes too).
     fn include_file(
         &mut self,
-        srcs: &mut Sources,
         dirs: &mut Vec<Option<PathBuf>>,
         path: &Path,
         name_span: Span,
@@ -626,7 +621,7 @@ impl<'o> Vcc<'o> {
         // Like VCC, compare with the includer's ancestors only (so a file
         // that includes itself is read twice before it is refused).
         let ancestors = &stack[..stack.len() - 1];
-        if ancestors.iter().any(|&(s, _)| srcs.get(s).name == shown) {
+        if ancestors.iter().any(|&(s, _)| self.srcs.get(s).name == shown) {
             // VCC lists every include on the way, innermost first.
             let mut d = Diag::new(vec![Piece::Text(format!("Recursive use of file \"{}\"\n\n", shown))]);
             d.push(Piece::Where(name_span));
@@ -637,11 +632,11 @@ impl<'o> Vcc<'o> {
             }
             return self.fail(d);
         }
-        let id = srcs.add(shown, text);
+        let id = self.srcs.add(shown, text);
         dirs.push(path.parent().map(Path::to_path_buf));
-        let sub = self.lex_source(srcs, id)?;
+        let sub = self.lex_source(id)?;
         stack.push((id, Some(name_span)));
-        let sub = self.resolve_includes(srcs, dirs, sub, stack)?;
+        let sub = self.resolve_includes(dirs, sub, stack)?;
         stack.pop();
         out.extend(sub.into_iter().filter(|t| t.tok != Tok::Eoi));
         Ok(())

@@ -94,7 +94,7 @@ fn references(v: &mut Vcc) -> R<()> {
 }
 
 fn is_builtin(v: &Vcc, sp: crate::source::Span) -> bool {
-    sp.src as usize == v.texts.len() - 1
+    sp.src as usize == v.srcs.list.len() - 1
 }
 
 /// A subroutine that calls itself, directly or not.
