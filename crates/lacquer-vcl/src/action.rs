@@ -288,8 +288,10 @@ impl Vcc<'_> {
         // A read-only variable is refused by the cross-reference checks,
         // as VCC does.
         self.add_write_use(v.write_in(self.syntax), v.read, sp);
+        // A body is built from strings, but VCC names it BODY and does not
+        // let the target make `+` a concatenation.
         let ty = match v.ty {
-            VclType::Header | VclType::Body => VclType::String,
+            VclType::Header => VclType::String,
             t => t,
         };
         let op = self.t().tok;
@@ -309,6 +311,11 @@ impl Vcc<'_> {
             Place::Var(id) => Expr::Var(id, ty),
             Place::Header(f, h) => Expr::Header(f, h),
         };
+        if ty == VclType::Body && op == Tok::Op(Op::Incr) {
+            // Appending to a body is what `synthetic()` does.
+            self.next();
+            return Ok(Stmt::Synthetic(self.expr(VclType::Body)?));
+        }
         let value = if ty == VclType::String && op == Tok::Op(Op::Incr) {
             // `+=` appends to a string.
             self.next();
@@ -342,20 +349,45 @@ impl Vcc<'_> {
         self.expect_tok(Tok::Id, 51)?;
         let t = self.t().clone();
         let name = self.text(t.span);
-        // VCC reads the callee as an expression of type SUB.
-        match self.syms.get(&name).map(|s| (s.kind.clone(), s.ty)) {
-            Some((SymKind::DefaultBackend, _)) => {
-                let d = self.reserved_word(t.span);
-                return self.fail(d);
+        // VCC reads the callee as an expression of type SUB; a name it does
+        // not know yet is a subroutine defined later.
+        let not_sub = |ty| {
+            Diag::new(vec![
+                Piece::Text(format!("Expression has type {}, expected SUB\n", crate::expr::utype(ty))),
+                Piece::Where2(t.span, t.span),
+            ])
+        };
+        let wrong = match self.syms.lookup_partial_at(&name, self.syntax) {
+            Some((Found::Sym(s), used)) if used == name.len() => match s.kind {
+                SymKind::Sub(_) => None,
+                SymKind::DefaultBackend => {
+                    let d = self.reserved_word(t.span);
+                    return self.fail(d);
+                }
+                SymKind::Action | SymKind::Reserved | SymKind::HdrFamily(_) => {
+                    let mut d = Diag::at(
+                        format!("Symbol '{}' type ({}) can not be used in expression.", name, s.kind.word()),
+                        t.span,
+                    );
+                    if let Some(def) = s.def {
+                        d.push(Piece::text("That symbol was defined here:\n"));
+                        d.push(Piece::Where(def));
+                    }
+                    Some(d)
+                }
+                _ => Some(not_sub(s.ty)),
+            },
+            Some((Found::Header(..), used)) if used == name.len() => Some(not_sub(VclType::String)),
+            _ => None,
+        };
+        if let Some(d) = wrong {
+            // VCC reports it and still wants the `;`.
+            self.diags.push(d);
+            self.next();
+            if !self.t().is(Op::Semi) {
+                self.skip(Op::Semi, 80)?;
             }
-            Some((SymKind::Sub(_), _)) | None => {}
-            Some((_, ty)) => {
-                let d = Diag::new(vec![
-                    Piece::Text(format!("Expression has type {}, expected SUB\n", crate::expr::utype(ty))),
-                    Piece::Where2(t.span, t.span),
-                ]);
-                return self.fail(d);
-            }
+            return Err(crate::compile::Stop);
         }
         let id = self.sub_ref(&name, t.span)?;
         if let Some(c) = self.cur {

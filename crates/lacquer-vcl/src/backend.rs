@@ -37,6 +37,7 @@ impl Vcc<'_> {
         self.expect_op(Op::Dot, 95)?;
         self.next();
         self.expect_tok(Tok::Id, 96)?;
+        self.split_at_dot();
         let t = self.t().span;
         let name = self.text(t);
         self.next();
@@ -68,19 +69,13 @@ impl Vcc<'_> {
 
     /// A duration constant: a number and a unit.
     pub(crate) fn duration_const(&mut self) -> R<f64> {
-        let neg = if self.t().is(Op::Minus) {
-            self.next();
-            true
-        } else {
-            false
-        };
         if !matches!(self.t().tok, Tok::CNum | Tok::FNum) {
             return self.expect_err("CNUM", 338);
         }
         let v: f64 = self.tok_text().parse().unwrap_or(0.0);
         self.next();
         self.expect_tok(Tok::Id, 355)?;
-        let u = self.tok_text();
+        let u = self.text(self.head(self.t()));
         let Some(scale) = crate::conv::duration_unit(&u) else {
             let msg = format!(
                 "Unknown duration unit '{}'\nLegal duration units are 'ms', 's', 'm', 'h', 'd', 'w' and 'y'\n",
@@ -89,7 +84,7 @@ impl Vcc<'_> {
             return self.fail_here(&msg);
         };
         self.next();
-        Ok(if neg { -v * scale } else { v * scale })
+        Ok(v * scale)
     }
 
     /// An unsigned integer constant.

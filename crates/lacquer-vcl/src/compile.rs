@@ -238,6 +238,21 @@ impl<'o> Vcc<'o> {
         }
     }
 
+    /// Cuts the identifier here at its first dot into a name, a `.` and
+    /// the rest, as VCC's lexer would have read it, where only the first
+    /// part is a name.
+    pub(crate) fn split_at_dot(&mut self) {
+        let t = self.t().clone();
+        let head = self.head(&t);
+        if t.tok != Tok::Id || head.end == t.span.end {
+            return;
+        }
+        let dot = Span { start: head.end, end: head.end + 1, ..t.span };
+        let rest = Span { start: head.end + 1, ..t.span };
+        let mk = |tok, span| Token { tok, span, dec: Vec::new() };
+        self.toks.splice(self.i..=self.i, [mk(Tok::Id, head), mk(Tok::Op(Op::Dot), dot), mk(Tok::Id, rest)]);
+    }
+
     /// How VCC names a token in messages.
     pub(crate) fn tok_desc(&self, t: &Token) -> String {
         match t.tok {

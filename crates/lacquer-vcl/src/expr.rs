@@ -70,7 +70,7 @@ impl Vcc<'_> {
         if want == VclType::Bool {
             e = self.tobool(e);
         }
-        if want == VclType::String || want == VclType::Strands {
+        if matches!(want, VclType::String | VclType::Strands | VclType::Body) {
             let t = e.e.ty();
             e = match self.tostring(e) {
                 Ok(e) => e,
@@ -89,7 +89,7 @@ impl Vcc<'_> {
             e.e = Expr::ToReal(Box::new(e.e));
         }
         let got = e.e.ty();
-        let ok = got == want || (is_str(want) && is_str(got));
+        let ok = got == want || ((is_str(want) || want == VclType::Body) && is_str(got));
         if !ok {
             let d = Diag::new(vec![
                 Piece::Text(format!("Expression has type {}, expected {}\n", utype(got), utype(want))),
@@ -165,8 +165,8 @@ impl Vcc<'_> {
         }
         let tk = self.i;
         self.next();
-        // The operand is wanted as a BOOL, whatever the caller wants.
-        let e2 = self.expr_cmp(VclType::Bool)?;
+        // The operand is converted to BOOL, whatever the caller wants.
+        let e2 = self.expr_cmp(want)?;
         let e2 = self.tobool(e2);
         if e2.e.ty() != VclType::Bool {
             let d = Diag::new(vec![
@@ -429,8 +429,10 @@ impl Vcc<'_> {
                 return self.fail_here(&msg);
             };
             self.next();
-            if self.t().is(Op::LParen) {
-                self.next();
+            // The string and backend methods are calls; the stevedore's
+            // are properties.
+            if matches!(m, TypeMethod::Lower | TypeMethod::Upper | TypeMethod::Resolve) {
+                self.skip(Op::LParen, 284)?;
                 self.skip(Op::RParen, 288)?;
             }
             e = E { e: Expr::Method(m, Box::new(e.e)), t1: e.t1 };
@@ -516,7 +518,8 @@ impl Vcc<'_> {
         if !matches!(self.t().tok, Tok::Id | Tok::CNum | Tok::FNum | Tok::Op(Op::LParen)) {
             return self.unknown_token("REGEX");
         }
-        let e2 = self.expr_add(VclType::String)?;
+        // One operand: `~ a + "b"` stops after `a`.
+        let e2 = self.expr4(VclType::String)?;
         let d = Diag::new(vec![
             Piece::Text(format!("Expression has type {}, expected REGEX\n", utype(e2.e.ty()))),
             self.range(t1),

@@ -15,7 +15,11 @@
 //! or Lacquer does not do yet FAILS, naming what was missing. It never
 //! passes by skipping a command.
 
+pub mod ctx;
+pub mod http;
 pub mod parse;
 pub mod run;
+pub mod server;
+pub mod varnish;
 
 pub use run::{run_file, Outcome, RunOptions, Verdict};

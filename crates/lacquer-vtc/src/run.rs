@@ -1,16 +1,20 @@
 //! Running one script: its commands in order, each by an actor.
 //!
 //! Macros follow the installed varnishtest 7.1.1: `${sN_sock}`,
-//! `${bad_backend}` and `${listen_addr}` are `host:port`. One deliberate
-//! difference: a declared server listens (and has its macros) at once,
-//! where varnishtest defines them only at `-start`.
+//! `${vN_sock}`, `${bad_backend}` and `${listen_addr}` are `host:port`. One
+//! deliberate difference: a declared server listens (and has its macros) at
+//! once, where varnishtest defines them only at `-start`.
 //!
-//! Implemented today: `varnishtest`, `feature`, `server` (declared and
-//! listening; serving needs the HTTP actors), `varnish` (VCL compilation:
-//! `-vcl`, `-vcl+backend`, `-errvcl`, `-syntax`, and the VCC parameters
-//! through `-arg "-p ..."` or `-cliok "param.set ..."`), `shell`, `delay`,
-//! `filewrite`, `setenv`. Everything else fails the test with the name of
-//! what is missing.
+//! Implemented today: `varnishtest`, `feature`, `server` and `client` (the
+//! HTTP/1 actors of `http.rs` and `server.rs`), `varnish` (VCL compilation
+//! through `lacquer check`, and `-start`/`-stop`/`-wait` running a real
+//! `lacquer serve`, see `varnish.rs`), `shell`, `delay`, `filewrite`,
+//! `setenv`. Everything else fails the test with the name of what is
+//! missing.
+//!
+//! Hygiene: every actor polls the test's abort flag (`ctx.rs`), so that at
+//! the end of a test, at its first failure or at its timeout, all threads
+//! end and every `lacquer serve` is stopped.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -18,10 +22,13 @@ use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::ctx::Ctx;
 use crate::parse::{tokenize, Command};
+use crate::varnish::{Instance, Launch};
 
 /// How to run scripts.
 #[derive(Debug, Clone)]
@@ -57,16 +64,24 @@ pub fn run_file(path: &Path, opts: &RunOptions) -> Outcome {
     let start = Instant::now();
     let (tx, rx) = mpsc::channel();
     let (p, o) = (path.to_path_buf(), opts.clone());
+    let ctx = Arc::new(Ctx::new(opts.timeout / 2));
+    let c = ctx.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(run_inner(&p, &o));
+        let _ = tx.send(run_inner(&p, &o, c));
     });
     match rx.recv_timeout(opts.timeout) {
         Ok((verdict, log)) => Outcome { verdict, log, elapsed: start.elapsed() },
-        Err(_) => Outcome {
-            verdict: Verdict::Failed(format!("timed out after {} s", opts.timeout.as_secs())),
-            log: String::new(),
-            elapsed: start.elapsed(),
-        },
+        Err(_) => {
+            // Every actor polls the abort flag: the test thread stops its
+            // threads and processes, and then answers.
+            ctx.abort();
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+            Outcome {
+                verdict: Verdict::Failed(format!("timed out after {} s", opts.timeout.as_secs())),
+                log: ctx.log(),
+                elapsed: start.elapsed(),
+            }
+        }
     }
 }
 
@@ -77,7 +92,7 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, Verdict> {
     Err(Verdict::Failed(msg.into()))
 }
 
-fn run_inner(path: &Path, opts: &RunOptions) -> (Verdict, String) {
+fn run_inner(path: &Path, opts: &RunOptions, ctx: Arc<Ctx>) -> (Verdict, String) {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => return (Verdict::Failed(format!("cannot read {}: {e}", path.display())), String::new()),
@@ -97,15 +112,21 @@ fn run_inner(path: &Path, opts: &RunOptions) -> (Verdict, String) {
     }
     let testdir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let testdir = std::fs::canonicalize(&testdir).unwrap_or(testdir);
-    let mut t = Test::new(tmp.clone(), testdir, opts);
-    let verdict = match t.run(&cmds) {
+    let mut t = Test::new(tmp.clone(), testdir, opts, ctx.clone());
+    let mut verdict = match t.run(&cmds) {
         Ok(()) => Verdict::Passed,
         Err(v) => v,
     };
+    if verdict == Verdict::Passed {
+        if let Some(why) = ctx.failure() {
+            verdict = Verdict::Failed(why);
+        }
+    }
+    t.finish();
     if !opts.keep_tmp {
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    (verdict, t.log)
+    (verdict, ctx.log())
 }
 
 /// A declared server: listening, so that its address is real.
@@ -113,47 +134,94 @@ struct Server {
     name: String,
     addr: String,
     port: String,
-    _listener: Option<TcpListener>,
+    listener: Arc<TcpListener>,
+    spec: String,
+    repeat: usize,
+    dispatch: bool,
+    thread: Option<JoinHandle<Result<(), String>>>,
 }
 
-/// A `varnish` instance, as far as VCL compilation needs one.
+/// A declared client.
+#[derive(Default)]
+struct Client {
+    connect: Option<String>,
+    spec: String,
+    repeat: usize,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// A `varnish` instance: what VCL compilation needs, and the running
+/// `lacquer serve` once started.
 #[derive(Default)]
 struct Varnish {
     syntax: Option<String>,
     err_unref: bool,
     allow_inline_c: bool,
+    /// The parameters `lacquer serve` gets, `name=value`.
+    params: Vec<String>,
+    /// The latest VCL given, as source.
+    vcl: Option<String>,
+    running: Option<Instance>,
 }
 
 struct Test<'o> {
     opts: &'o RunOptions,
+    ctx: Arc<Ctx>,
     tmpdir: PathBuf,
-    testdir: PathBuf,
     servers: Vec<Server>,
+    clients: HashMap<String, Client>,
     varnishes: HashMap<String, Varnish>,
     env: Vec<(String, String)>,
-    bad_backend: String,
-    log: String,
 }
 
 impl<'o> Test<'o> {
-    fn new(tmpdir: PathBuf, testdir: PathBuf, opts: &'o RunOptions) -> Test<'o> {
+    fn new(tmpdir: PathBuf, testdir: PathBuf, opts: &'o RunOptions, ctx: Arc<Ctx>) -> Test<'o> {
         // A port nothing listens on: bound, then released.
         let bad_port = TcpListener::bind("127.0.0.1:0").ok().and_then(|l| l.local_addr().ok()).map_or(9, |a| a.port());
+        ctx.define("localhost", "127.0.0.1");
+        ctx.define("bad_ip", "192.0.2.255");
+        ctx.define("bad_backend", &format!("127.0.0.1:{bad_port}"));
+        ctx.define("listen_addr", "127.0.0.1:0");
+        ctx.define("tmpdir", &tmpdir.display().to_string());
+        ctx.define("testdir", &testdir.display().to_string());
+        ctx.define("pwd", &std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default());
         Test {
             opts,
+            ctx,
             tmpdir,
-            testdir,
             servers: Vec::new(),
+            clients: HashMap::new(),
             varnishes: HashMap::new(),
             env: Vec::new(),
-            bad_backend: format!("127.0.0.1:{bad_port}"),
-            log: String::new(),
         }
     }
 
     fn say(&mut self, who: &str, line: usize, msg: &str) {
+        let mut s = String::new();
         for l in msg.lines() {
-            let _ = writeln!(self.log, "**** {who:<5} {line:>4} {l}");
+            let _ = writeln!(s, "{line:>4} {l}");
+        }
+        self.ctx.say(who, &s);
+    }
+
+    /// The end of a test, whatever its verdict: every actor is told to
+    /// stop, every instance stopped and every thread joined.
+    fn finish(&mut self) {
+        self.ctx.abort();
+        for v in self.varnishes.values_mut() {
+            if let Some(i) = v.running.take() {
+                i.stop();
+            }
+        }
+        for s in &mut self.servers {
+            if let Some(t) = s.thread.take() {
+                let _ = t.join();
+            }
+        }
+        for c in self.clients.values_mut() {
+            if let Some(t) = c.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 
@@ -170,9 +238,10 @@ impl<'o> Test<'o> {
                 "server" => self.server(c),
                 "varnish" => self.varnish(c),
                 "shell" => self.shell(c),
+                "client" => self.client(c),
                 "delay" => {
                     let secs: f64 = c.tokens.get(1).and_then(|s| s.parse().ok()).unwrap_or(0.0);
-                    std::thread::sleep(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
+                    self.ctx.sleep(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
                     Ok(())
                 }
                 "filewrite" => self.filewrite(c),
@@ -185,50 +254,17 @@ impl<'o> Test<'o> {
                 }
                 return Err(v);
             }
+            if let Some(why) = self.ctx.failure() {
+                return Err(Verdict::Failed(why));
+            }
         }
         Ok(())
     }
 
     // ----- macros -----
 
-    fn macro_value(&self, name: &str) -> Result<String, String> {
-        if let Some(args) = name.strip_prefix("string,repeat,") {
-            if let Some((n, s)) = args.split_once(',') {
-                if let Ok(n) = n.trim().parse::<usize>() {
-                    return Ok(s.repeat(n));
-                }
-            }
-        }
-        Ok(match name {
-            "localhost" => "127.0.0.1".into(),
-            "bad_ip" => "192.0.2.255".into(),
-            "bad_backend" => self.bad_backend.clone(),
-            "listen_addr" => "127.0.0.1:0".into(),
-            "tmpdir" => self.tmpdir.display().to_string(),
-            "testdir" => self.testdir.display().to_string(),
-            "pwd" => std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
-            _ => {
-                for s in &self.servers {
-                    if let Some(what) = name.strip_prefix(s.name.as_str()).and_then(|r| r.strip_prefix('_')) {
-                        return match what {
-                            "addr" => Ok(s.addr.clone()),
-                            "port" => Ok(s.port.clone()),
-                            "sock" => Ok(if s.addr.contains(':') {
-                                format!("[{}]:{}", s.addr, s.port)
-                            } else {
-                                format!("{}:{}", s.addr, s.port)
-                            }),
-                            _ => Err(format!("unknown macro ${{{name}}}")),
-                        };
-                    }
-                }
-                return Err(format!("macro ${{{name}}} is not available (not supported by lacquer vtc yet)"));
-            }
-        })
-    }
-
     fn expand(&self, text: &str) -> Result<String, Verdict> {
-        crate::parse::expand_macros(text, |n| self.macro_value(n)).map_err(Verdict::Failed)
+        self.ctx.expand(text).map_err(Verdict::Failed)
     }
 
     // ----- commands -----
@@ -269,28 +305,69 @@ impl<'o> Test<'o> {
         if !name.starts_with('s') {
             return fail(format!("server name '{name}' must start with 's'"));
         }
+        let t = &c.tokens;
+        // A first pass declares (and binds) the server, as `-listen` says.
         let mut listen = None;
         let mut i = 2;
-        while i < c.tokens.len() {
-            match c.tokens[i].as_str() {
-                "-listen" => {
-                    i += 1;
-                    listen = c.tokens.get(i).cloned();
-                }
-                "-start" | "-wait" | "-dispatch" | "-break" => {
-                    return fail(format!(
-                        "server {name} {}: serving needs the HTTP actors, which are not built yet",
-                        c.tokens[i]
-                    ));
-                }
-                "-repeat" => i += 1,
-                _ => {} // the script body; kept for when servers serve
+        while i < t.len() {
+            if t[i] == "-listen" {
+                listen = t.get(i + 1).cloned();
+                i += 1;
             }
             i += 1;
         }
-        if self.servers.iter().any(|s| s.name == name) && listen.is_none() {
-            return Ok(());
+        if !self.servers.iter().any(|s| s.name == name) || listen.is_some() {
+            self.declare_server(&name, listen)?;
         }
+        let k = self.servers.iter().position(|s| s.name == name).expect("declared above");
+        let mut i = 2;
+        while i < t.len() {
+            let arg = t[i].as_str();
+            match arg {
+                "-listen" => i += 1,
+                "-repeat" => {
+                    i += 1;
+                    let n = t.get(i).and_then(|v| v.parse().ok());
+                    self.servers[k].repeat = n.ok_or_else(|| Verdict::Failed("server -repeat: bad count".into()))?;
+                }
+                "-dispatch" => {
+                    if name != "s0" {
+                        return fail("server -dispatch: only for s0");
+                    }
+                    self.servers[k].dispatch = true;
+                }
+                "-start" => {
+                    self.server_wait(k)?;
+                    let s = &mut self.servers[k];
+                    let (ctx, n, l, spec) = (self.ctx.clone(), s.name.clone(), s.listener.clone(), s.spec.clone());
+                    s.thread = Some(crate::server::start_server(ctx, n, l, spec, s.repeat, s.dispatch));
+                }
+                "-wait" => self.server_wait(k)?,
+                "-break" => {
+                    return fail(format!("server {name} -break: not supported by lacquer vtc yet"));
+                }
+                a if a.starts_with('-') => return fail(format!("server {name} {a}: unknown option")),
+                _ => self.servers[k].spec = t[i].clone(),
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Joins server `k`'s thread if it runs; its failure fails the test.
+    fn server_wait(&mut self, k: usize) -> Step {
+        if let Some(th) = self.servers[k].thread.take() {
+            let name = self.servers[k].name.clone();
+            match th.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return fail(format!("server {name}: {e}")),
+                Err(_) => return fail(format!("server {name}: its thread panicked")),
+            }
+        }
+        Ok(())
+    }
+
+    fn declare_server(&mut self, name: &str, listen: Option<String>) -> Step {
         let want = match listen {
             Some(l) => self.expand(&l)?,
             None => "127.0.0.1:0".into(),
@@ -305,8 +382,87 @@ impl<'o> Test<'o> {
         };
         let l = TcpListener::bind(&bind).or_else(|_| fail(format!("server {name}: cannot listen on {bind}")))?;
         let a = l.local_addr().or_else(|e| fail(format!("server {name}: {e}")))?;
-        self.servers.retain(|s| s.name != name);
-        self.servers.push(Server { name, addr: a.ip().to_string(), port: a.port().to_string(), _listener: Some(l) });
+        if let Some(k) = self.servers.iter().position(|s| s.name == name) {
+            self.server_wait(k)?;
+            self.servers.remove(k);
+        }
+        let (addr, port) = (a.ip().to_string(), a.port().to_string());
+        let sock = if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") };
+        self.ctx.define(&format!("{name}_addr"), &addr);
+        self.ctx.define(&format!("{name}_port"), &port);
+        self.ctx.define(&format!("{name}_sock"), &sock);
+        self.servers.push(Server {
+            name: name.to_string(),
+            addr,
+            port,
+            listener: Arc::new(l),
+            spec: String::new(),
+            repeat: 1,
+            dispatch: false,
+            thread: None,
+        });
+        Ok(())
+    }
+
+    fn client(&mut self, c: &Command) -> Step {
+        let name = c.tokens.get(1).cloned().unwrap_or_default();
+        if !name.starts_with('c') {
+            return fail(format!("client name '{name}' must start with 'c'"));
+        }
+        let t = &c.tokens;
+        let mut i = 2;
+        while i < t.len() {
+            let arg = t[i].as_str();
+            match arg {
+                "-connect" => {
+                    i += 1;
+                    let a = t.get(i).cloned().ok_or_else(|| Verdict::Failed("client -connect: missing".into()))?;
+                    self.clients.entry(name.clone()).or_default().connect = Some(a);
+                }
+                "-repeat" => {
+                    i += 1;
+                    let n = t.get(i).and_then(|v| v.parse().ok());
+                    self.clients.entry(name.clone()).or_default().repeat =
+                        n.ok_or_else(|| Verdict::Failed("client -repeat: bad count".into()))?;
+                }
+                "-start" => self.client_start(&name)?,
+                "-wait" => self.client_wait(&name)?,
+                "-run" => {
+                    self.client_start(&name)?;
+                    self.client_wait(&name)?;
+                }
+                a if a.starts_with('-') => {
+                    return fail(format!("client {name} {a}: not supported by lacquer vtc yet"));
+                }
+                _ => self.clients.entry(name.clone()).or_default().spec = t[i].clone(),
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn client_start(&mut self, name: &str) -> Step {
+        self.client_wait(name)?;
+        let cl = self.clients.entry(name.to_string()).or_default();
+        let connect = cl.connect.clone().unwrap_or_else(|| "${v1_sock}".into());
+        let (spec, repeat) = (cl.spec.clone(), cl.repeat.max(1));
+        let addr = self.expand(&connect)?;
+        if addr.starts_with('/') || addr.starts_with('@') {
+            return fail(format!("client {name}: Unix sockets are not supported yet"));
+        }
+        let th = crate::server::start_client(self.ctx.clone(), name.to_string(), addr, spec, repeat);
+        self.clients.get_mut(name).expect("made above").thread = Some(th);
+        Ok(())
+    }
+
+    fn client_wait(&mut self, name: &str) -> Step {
+        if let Some(th) = self.clients.get_mut(name).and_then(|c| c.thread.take()) {
+            match th.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return fail(format!("client {name}: {e}")),
+                Err(_) => return fail(format!("client {name}: its thread panicked")),
+            }
+        }
         Ok(())
     }
 
@@ -337,7 +493,10 @@ impl<'o> Test<'o> {
                     let cmd = self.expand(&next(1)?)?;
                     let words: Vec<&str> = cmd.split_whitespace().collect();
                     match words.as_slice() {
-                        ["param.set", p, v] => self.set_param(&name, p, v)?,
+                        ["param.set", p, v] => {
+                            self.set_param(&name, p, v)?;
+                            self.varnish_restart(&name, c.line)?;
+                        }
                         _ => return fail(format!("varnish {name} -cliok \"{cmd}\": the admin CLI is not built yet")),
                     }
                     i += 2;
@@ -350,7 +509,24 @@ impl<'o> Test<'o> {
                         self.say(&name, c.line, &out);
                         return fail(format!("varnish {name} {arg}: VCL did not compile"));
                     }
+                    self.varnishes.get_mut(&name).expect("made above").vcl = Some(src);
+                    self.varnish_restart(&name, c.line)?;
                     i += 2;
+                }
+                "-start" => {
+                    self.varnish_start(&name, c.line)?;
+                    i += 1;
+                }
+                "-stop" | "-wait" => {
+                    if let Some(inst) = self.varnishes.get_mut(&name).and_then(|v| v.running.take()) {
+                        inst.stop();
+                        self.say(&name, c.line, "stopped");
+                    }
+                    i += 1;
+                }
+                "-expect" => {
+                    let what = t.get(i + 1).cloned().unwrap_or_default();
+                    return fail(format!("varnish {name} -expect {what}: counters are not built yet"));
                 }
                 "-errvcl" => {
                     let want = self.expand(&next(1)?)?;
@@ -367,11 +543,7 @@ impl<'o> Test<'o> {
                     self.say(&name, c.line, &format!("VCL compilation failed (expected): {want}"));
                     i += 3;
                 }
-                other => {
-                    return fail(format!(
-                        "varnish {name} {other}: running an instance is not supported by lacquer vtc yet"
-                    ))
-                }
+                other => return fail(format!("varnish {name} {other}: not supported by lacquer vtc yet")),
             }
         }
         Ok(())
@@ -400,9 +572,58 @@ impl<'o> Test<'o> {
         match p {
             "vcc_err_unref" if on || off => inst.err_unref = on,
             "vcc_allow_inline_c" if on || off => inst.allow_inline_c = on,
-            _ => return fail(format!("varnish {name}: parameter {p}={v} is not supported by lacquer vtc yet")),
+            p if p.starts_with("vcc_") => {
+                return fail(format!("varnish {name}: parameter {p}={v} is not supported by lacquer vtc yet"))
+            }
+            // `lacquer serve -p` checks the others when the instance starts.
+            _ => {
+                let prefix = format!("{p}=");
+                inst.params.retain(|a| !a.starts_with(&prefix));
+                inst.params.push(format!("{p}={v}"));
+            }
         }
         Ok(())
+    }
+
+    /// Starts instance `name`'s `lacquer serve` with its latest VCL, on
+    /// `listen`, and defines its macros.
+    fn varnish_launch(&mut self, name: &str, line: usize, listen: &str) -> Step {
+        let v = self.varnishes.get(name).expect("varnish made first");
+        let Some(src) = v.vcl.clone() else {
+            return fail(format!("varnish {name} -start: no VCL was given"));
+        };
+        let file = self.tmpdir.join(format!("{name}.vcl"));
+        std::fs::write(&file, src).or_else(|e| fail(format!("varnish {name}: {e}")))?;
+        let workdir = self.tmpdir.join(name);
+        let launch =
+            Launch { lacquer: &self.opts.lacquer, name, workdir: &workdir, vcl: &file, params: &v.params, listen };
+        let inst = Instance::start(&self.ctx, &launch).or_else(|e| fail(format!("varnish {name}: {e}")))?;
+        let (addr, port) = (inst.addr.ip().to_string(), inst.addr.port().to_string());
+        self.say(name, line, &format!("listening on {}", inst.addr));
+        self.ctx.define(&format!("{name}_addr"), &addr);
+        self.ctx.define(&format!("{name}_port"), &port);
+        self.ctx.define(&format!("{name}_sock"), &inst.addr.to_string());
+        self.varnishes.get_mut(name).expect("varnish made first").running = Some(inst);
+        Ok(())
+    }
+
+    fn varnish_start(&mut self, name: &str, line: usize) -> Step {
+        if self.varnishes.get(name).is_some_and(|v| v.running.is_some()) {
+            return fail(format!("varnish {name} -start: already running"));
+        }
+        self.varnish_launch(name, line, "127.0.0.1:0")
+    }
+
+    /// A running instance given a new VCL or parameter is restarted on the
+    /// same address, since Lacquer has no admin CLI to load it yet.
+    fn varnish_restart(&mut self, name: &str, line: usize) -> Step {
+        let Some(inst) = self.varnishes.get_mut(name).and_then(|v| v.running.take()) else {
+            return Ok(());
+        };
+        let addr = inst.addr.to_string();
+        inst.stop();
+        self.say(name, line, "restarting with the new VCL and parameters");
+        self.varnish_launch(name, line, &addr)
     }
 
     /// The source varnishtest sends with `vcl.inline`.
@@ -466,14 +687,13 @@ impl<'o> Test<'o> {
             i += 1;
         }
         let script = self.expand(t.get(i).map(String::as_str).unwrap_or(""))?;
-        let out = Process::new("/bin/sh")
-            .arg("-c")
+        let mut cmd = Process::new("/bin/sh");
+        cmd.arg("-c")
             .arg(&script)
             .current_dir(&self.tmpdir)
             .env("tmpdir", &self.tmpdir)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .or_else(|e| fail(format!("shell: {e}")))?;
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let out = self.ctx.output(&mut cmd).or_else(|e| fail(format!("shell: {e}")))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         self.say("top", c.line, &format!("shell_out|{}", stdout.trim_end()));
         let code = out.status.code();

@@ -1,0 +1,166 @@
+//! What a test's actors share: the log, the macros, the first failure, and
+//! the abort flag every blocking wait polls so that a failing or timed-out
+//! test stops all its threads and child processes promptly.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How often blocking waits look at the abort flag.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// One test's shared state.
+#[derive(Default)]
+pub struct Ctx {
+    log: Mutex<String>,
+    failed: Mutex<Option<String>>,
+    abort: AtomicBool,
+    macros: Mutex<HashMap<String, String>>,
+    /// The default I/O timeout of an HTTP session (half the test's).
+    pub session_timeout: Duration,
+}
+
+impl Ctx {
+    /// A context whose sessions time out after `session_timeout`.
+    pub fn new(session_timeout: Duration) -> Ctx {
+        Ctx { session_timeout, ..Default::default() }
+    }
+
+    /// Appends `msg`, line by line, to the log under `who`.
+    pub fn say(&self, who: &str, msg: &str) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        for l in msg.lines() {
+            let _ = writeln!(log, "**** {who:<5} {l}");
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the test's first failure and tells every actor to stop.
+    pub fn fail(&self, who: &str, msg: &str) {
+        self.say(who, &format!("FAIL: {msg}"));
+        let mut f = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() && !self.aborted() {
+            *f = Some(format!("{who}: {msg}"));
+        }
+        self.abort.store(true, Ordering::SeqCst);
+    }
+
+    /// The first failure an actor recorded, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Tells every actor to stop, without a failure (the end of a test, or
+    /// its timeout).
+    pub fn abort(&self) {
+        self.abort.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether actors must stop.
+    pub fn aborted(&self) -> bool {
+        self.abort.load(Ordering::SeqCst)
+    }
+
+    /// Defines a macro.
+    pub fn define(&self, name: &str, value: &str) {
+        self.macros.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value.to_string());
+    }
+
+    /// Removes the macros whose names start with `prefix`.
+    pub fn undefine_prefix(&self, prefix: &str) {
+        self.macros.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| !k.starts_with(prefix));
+    }
+
+    /// The value of macro `name`: a defined one or `string,repeat,N,TEXT`.
+    pub fn macro_value(&self, name: &str) -> Result<String, String> {
+        if let Some(args) = name.strip_prefix("string,repeat,") {
+            if let Some((n, s)) = args.split_once(',') {
+                if let Ok(n) = n.trim().parse::<usize>() {
+                    return Ok(s.repeat(n));
+                }
+            }
+        }
+        if let Some(v) = self.macros.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+            return Ok(v.clone());
+        }
+        Err(format!("macro ${{{name}}} is not available (not defined, or not supported by lacquer vtc yet)"))
+    }
+
+    /// Expands the `${...}` macros of `text`.
+    pub fn expand(&self, text: &str) -> Result<String, String> {
+        crate::parse::expand_macros(text, |n| self.macro_value(n))
+    }
+
+    /// Sleeps for `d`, or less if the test is aborted.
+    pub fn sleep(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.aborted() {
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            std::thread::sleep((end - now).min(POLL));
+        }
+    }
+
+    /// Runs `cmd` in its own process group to completion, killing the
+    /// whole group if the test is aborted; standard output and error are
+    /// captured.
+    pub fn output(&self, cmd: &mut Command) -> std::io::Result<Output> {
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        let mut child = cmd.spawn()?;
+        let mut out = child.stdout.take();
+        let mut err = child.stderr.take();
+        let t_out = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(o) = out.as_mut() {
+                let _ = o.read_to_end(&mut v);
+            }
+            v
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(e) = err.as_mut() {
+                let _ = e.read_to_end(&mut v);
+            }
+            v
+        });
+        let status = loop {
+            if let Some(s) = child.try_wait()? {
+                break s;
+            }
+            if self.aborted() {
+                kill_group(&mut child, "KILL");
+                break child.wait()?;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let stdout = t_out.join().unwrap_or_default();
+        let stderr = t_err.join().unwrap_or_default();
+        Ok(Output { status, stdout, stderr })
+    }
+}
+
+/// Sends `sig` (a name such as `TERM`) to the process group led by `child`
+/// (started with `process_group(0)`), through the `kill` command.
+pub fn kill_group(child: &mut Child, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg("--")
+        .arg(format!("-{}", child.id()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if sig == "KILL" {
+        let _ = child.kill();
+    }
+}
