@@ -253,7 +253,8 @@ impl Vcc<'_> {
             }
             Some(Found::Sym(s)) => match s.kind {
                 SymKind::Var(v) => (Place::Var(v.id), v),
-                _ if self.other_kinds_visible(name) => {
+                // A header family has a wildcard, which VCL 4.0 sees too.
+                _ if self.other_kinds_visible(name) || matches!(s.kind, SymKind::HdrFamily(_)) => {
                     let d = self.wrong_type(name, &s, "var", sp);
                     return self.fail(d);
                 }

@@ -75,7 +75,8 @@ impl Vcc<'_> {
         let v: f64 = self.tok_text().parse().unwrap_or(0.0);
         self.next();
         self.expect_tok(Tok::Id, 355)?;
-        let u = self.text(self.head(self.t()));
+        self.split_at_dot();
+        let u = self.tok_text();
         let Some(scale) = crate::conv::duration_unit(&u) else {
             let msg = format!(
                 "Unknown duration unit '{}'\nLegal duration units are 'ms', 's', 'm', 'h', 'd', 'w' and 'y'\n",
@@ -283,7 +284,7 @@ impl Vcc<'_> {
                         b.probe = Some(pid);
                         self.skip(Op::Semi, 494)?;
                     } else if self.t().tok == Tok::Id {
-                        let pn = self.tok_text();
+                        let (pn, plast) = self.joined_name();
                         let psp = self.t().span;
                         match self.syms.get(&pn).cloned() {
                             Some(Sym { kind: SymKind::Probe(pid), .. }) => {
@@ -297,7 +298,7 @@ impl Vcc<'_> {
                             _ => {
                                 let d = Diag::new(vec![
                                     Piece::Text(format!("Symbol not found: '{}'\nAt: ", pn)),
-                                    Piece::Where2(psp, psp),
+                                    Piece::Where2(psp, plast),
                                 ]);
                                 return self.fail(d);
                             }
@@ -458,14 +459,16 @@ impl Vcc<'_> {
                         // VCC reports the missing number and then the range
                         // check on the same token.
                         let _ = self.expect_tok(Tok::CNum, 319);
-                        let sp = self.t().span;
+                        let sp = self.head(self.t());
                         return self.fail(Diag::at(
                             "Must specify .expected_response with exactly three digits (100 <= x <= 999)",
                             sp,
                         ));
                     }
-                    let (v, sp) = self.uint_const()?;
+                    let (v, _) = self.uint_const()?;
                     if !(100..=999).contains(&v) {
+                        // VCC marks the token after the number.
+                        let sp = self.head(self.t());
                         return self.fail(Diag::at(
                             "Must specify .expected_response with exactly three digits (100 <= x <= 999)",
                             sp,

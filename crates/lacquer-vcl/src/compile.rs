@@ -238,6 +238,25 @@ impl<'o> Vcc<'o> {
         }
     }
 
+    /// The dotted name starting here, as VCC's symbol lookup reads it: the
+    /// identifier and every `. identifier` after it, spaces or not; and
+    /// its last token.
+    pub(crate) fn joined_name(&self) -> (String, Span) {
+        let mut name = self.text(self.t().span);
+        let mut last = self.t().span;
+        let mut j = self.i + 1;
+        while let (Some(dot), Some(id)) = (self.toks.get(j), self.toks.get(j + 1)) {
+            if !dot.is(Op::Dot) || id.tok != Tok::Id {
+                break;
+            }
+            name.push('.');
+            name.push_str(&self.text(id.span));
+            last = id.span;
+            j += 2;
+        }
+        (name, last)
+    }
+
     /// Cuts the identifier here at its first dot into a name, a `.` and
     /// the rest, as VCC's lexer would have read it, where only the first
     /// part is a name.
@@ -278,21 +297,15 @@ impl<'o> Vcc<'o> {
     pub(crate) fn expect_vid(&mut self, what: &str) -> R<Span> {
         self.expect_tok(Tok::Id, 349)?;
         let t = self.t().clone();
-        let mut last = t.span;
-        let mut name = self.text(t.span);
+        let (mut name, mut last) = self.joined_name();
+        // A dot with no name after it counts too.
+        let after = self.toks.iter().skip(self.i).position(|k| k.span == last).map_or(self.i, |k| self.i + k + 1);
+        if self.toks.get(after).is_some_and(|d| d.is(Op::Dot)) {
+            name.push('.');
+            last = self.toks[after].span;
+        }
         if !name.contains('.') {
-            // `name .more`: VCC's lexer reads the same tokens either way.
-            match (self.toks.get(self.i + 1), self.toks.get(self.i + 2)) {
-                (Some(dot), Some(id)) if dot.is(Op::Dot) && id.tok == Tok::Id => {
-                    name = format!("{}.{}", name, self.text(id.span));
-                    last = id.span;
-                }
-                (Some(dot), _) if dot.is(Op::Dot) => {
-                    name.push('.');
-                    last = dot.span;
-                }
-                _ => return Ok(t.span),
-            }
+            return Ok(t.span);
         }
         let d = Diag::new(vec![
             Piece::Text(format!("Name of {}, '{}', contains illegal character '.'\n", what, name)),

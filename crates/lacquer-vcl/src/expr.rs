@@ -540,7 +540,8 @@ impl Vcc<'_> {
         self.next();
         let sign = if neg { -1.0 } else { 1.0 };
         if want == VclType::Bytes {
-            // A BYTES constant needs its unit.
+            // A BYTES constant needs its unit, one name.
+            self.split_at_dot();
             let u = self.t().clone();
             let d = if u.tok != Tok::Id {
                 Diag::new(vec![
@@ -560,7 +561,9 @@ impl Vcc<'_> {
             return self.fail(d);
         }
         if self.t().tok == Tok::Id {
-            let u = self.text(self.head(self.t()));
+            // The unit is one name: `10s.foo` is `10s` and `.foo`.
+            self.split_at_dot();
+            let u = self.tok_text();
             let v: f64 = txt.parse().unwrap_or(0.0);
             let Some(scale) = crate::conv::duration_unit(&u) else {
                 let msg = format!(
@@ -754,6 +757,8 @@ impl Vcc<'_> {
                 Piece::Text(format!("{}: '{}'{}\nAt: ", what, name, note)),
                 Piece::Where2(t.span, t.span),
             ]);
+            // VCC has read the name by then (a call's range shows it).
+            self.next();
             return self.fail(d);
         };
         if used < name.len() {

@@ -21,6 +21,8 @@ pub struct Ctx {
     macros: Mutex<HashMap<String, String>>,
     /// The default I/O timeout of an HTTP session (half the test's).
     pub session_timeout: Duration,
+    /// The test's barriers, which every actor can use.
+    pub barriers: crate::barrier::Barriers,
 }
 
 impl Ctx {
@@ -71,6 +73,11 @@ impl Ctx {
     /// Defines a macro.
     pub fn define(&self, name: &str, value: &str) {
         self.macros.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value.to_string());
+    }
+
+    /// Removes macro `name`.
+    pub fn undefine(&self, name: &str) {
+        self.macros.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
     }
 
     /// Removes the macros whose names start with `prefix`.

@@ -9,6 +9,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::ctx::{Ctx, POLL};
@@ -50,7 +51,7 @@ impl HeadData {
 
 /// One HTTP session: a connection and what was last received on it.
 pub struct Session<'a> {
-    ctx: &'a Ctx,
+    ctx: &'a Arc<Ctx>,
     name: String,
     stream: Option<TcpStream>,
     listener: Option<&'a TcpListener>,
@@ -125,7 +126,7 @@ fn dump(bytes: &[u8]) -> String {
 
 impl<'a> Session<'a> {
     /// A session on `stream`; `listener` is the server's, for `accept`.
-    pub fn new(ctx: &'a Ctx, name: &str, stream: TcpStream, listener: Option<&'a TcpListener>) -> Session<'a> {
+    pub fn new(ctx: &'a Arc<Ctx>, name: &str, stream: TcpStream, listener: Option<&'a TcpListener>) -> Session<'a> {
         Session {
             ctx,
             name: name.to_string(),
@@ -304,6 +305,11 @@ impl<'a> Session<'a> {
                 }
                 Ok(())
             }
+            "barrier" => match crate::barrier::command(self.ctx, &self.name, args) {
+                Ok(()) => Ok(()),
+                Err(crate::barrier::Stop::Fail(m)) => fail(m),
+                Err(crate::barrier::Stop::Aborted) => Err(Stop::Quiet),
+            },
             "non_fatal" => {
                 self.fatal = false;
                 Ok(())

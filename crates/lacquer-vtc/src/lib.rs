@@ -15,6 +15,7 @@
 //! or Lacquer does not do yet FAILS, naming what was missing. It never
 //! passes by skipping a command.
 
+pub mod barrier;
 pub mod ctx;
 pub mod http;
 pub mod parse;

@@ -9,8 +9,8 @@
 //! HTTP/1 actors of `http.rs` and `server.rs`), `varnish` (VCL compilation
 //! through `lacquer check`, and `-start`/`-stop`/`-wait` running a real
 //! `lacquer serve`, see `varnish.rs`), `shell`, `delay`, `filewrite`,
-//! `setenv`. Everything else fails the test with the name of what is
-//! missing.
+//! `setenv`, `barrier` (`barrier.rs`, also inside server and client specs).
+//! Everything else fails the test with the name of what is missing.
 //!
 //! Hygiene: every actor polls the test's abort flag (`ctx.rs`), so that at
 //! the end of a test, at its first failure or at its timeout, all threads
@@ -72,15 +72,17 @@ pub fn run_file(path: &Path, opts: &RunOptions) -> Outcome {
     match rx.recv_timeout(opts.timeout) {
         Ok((verdict, log)) => Outcome { verdict, log, elapsed: start.elapsed() },
         Err(_) => {
+            // The barriers still waited on say what the test was stuck on.
+            let stuck = ctx.barriers.report();
+            let mut why = format!("timed out after {} s", opts.timeout.as_secs());
+            if !stuck.is_empty() {
+                why.push_str(&format!(", waiting on barrier {}", stuck.join(", ")));
+            }
             // Every actor polls the abort flag: the test thread stops its
             // threads and processes, and then answers.
             ctx.abort();
             let _ = rx.recv_timeout(Duration::from_secs(10));
-            Outcome {
-                verdict: Verdict::Failed(format!("timed out after {} s", opts.timeout.as_secs())),
-                log: ctx.log(),
-                elapsed: start.elapsed(),
-            }
+            Outcome { verdict: Verdict::Failed(why), log: ctx.log(), elapsed: start.elapsed() }
         }
     }
 }
@@ -246,6 +248,7 @@ impl<'o> Test<'o> {
                 }
                 "filewrite" => self.filewrite(c),
                 "setenv" => self.setenv(c),
+                "barrier" => self.barrier(c),
                 other => fail(format!("line {}: '{other}' is not supported by lacquer vtc yet", c.line)),
             };
             if let Err(v) = r {
@@ -716,6 +719,22 @@ impl<'o> Test<'o> {
             }
         }
         Ok(())
+    }
+
+    fn barrier(&mut self, c: &Command) -> Step {
+        let mut args = Vec::with_capacity(c.tokens.len());
+        for t in &c.tokens[1..] {
+            args.push(self.expand(t)?);
+        }
+        match crate::barrier::command(&self.ctx, "top", &args) {
+            Ok(()) => Ok(()),
+            Err(crate::barrier::Stop::Fail(m)) => fail(m),
+            // Whoever aborted the test (a failing actor, the timeout) has
+            // the verdict.
+            Err(crate::barrier::Stop::Aborted) => {
+                fail(self.ctx.failure().unwrap_or_else(|| "aborted while waiting on a barrier".into()))
+            }
+        }
     }
 
     fn filewrite(&mut self, c: &Command) -> Step {

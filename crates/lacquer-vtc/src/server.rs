@@ -11,7 +11,13 @@ use crate::http::{accept, Session, Stop};
 
 /// Runs `spec` on one connection; a failure is recorded on `ctx` and
 /// returned.
-fn session(ctx: &Ctx, name: &str, stream: TcpStream, listener: Option<&TcpListener>, spec: &str) -> Result<(), String> {
+fn session(
+    ctx: &Arc<Ctx>,
+    name: &str,
+    stream: TcpStream,
+    listener: Option<&TcpListener>,
+    spec: &str,
+) -> Result<(), String> {
     let mut s = Session::new(ctx, name, stream, listener);
     let r = s.run(spec);
     s.close();
