@@ -198,8 +198,9 @@ impl Vcc<'_> {
         if let Some((v, id, sp)) = self.quoted_header()? {
             return Ok((Place::Header(v.id, id), v, sp));
         }
-        let raw = self.text(t.span);
-        self.place_lookup(&raw, t.span)
+        // VCC reads `name . more` as one name, spaces or not.
+        let (name, last) = self.joined_name();
+        self.place_lookup(&name, crate::source::Span { end: last.end, ..t.span })
     }
 
     /// `req.http."name"` here: the family, the header and the span of the
@@ -236,7 +237,7 @@ impl Vcc<'_> {
         Ok(Some((v, id, crate::source::Span { end: next.span.end, ..t.span })))
     }
 
-    /// The variable or header called `name` (the whole token at `sp`).
+    /// The variable or header called `name`, written at `sp`.
     fn place_lookup(
         &mut self,
         name: &str,
@@ -279,7 +280,9 @@ impl Vcc<'_> {
                 return self.fail(d);
             }
         };
-        self.next();
+        while self.t().span.start < sp.end && self.t().tok != Tok::Eoi {
+            self.next();
+        }
         Ok((p, v, sp))
     }
 

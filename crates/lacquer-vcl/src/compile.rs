@@ -246,7 +246,7 @@ impl<'o> Vcc<'o> {
         let mut last = self.t().span;
         let mut j = self.i + 1;
         while let (Some(dot), Some(id)) = (self.toks.get(j), self.toks.get(j + 1)) {
-            if !dot.is(Op::Dot) || id.tok != Tok::Id {
+            if !dot.is(Op::Dot) || id.tok != Tok::Id || id.span.src != last.src {
                 break;
             }
             name.push('.');
@@ -707,10 +707,10 @@ impl<'o> Vcc<'o> {
         self.next();
         // VCC reports a missing FNUM and goes on to the digit check.
         let _ = self.expect_tok(Tok::FNum, 302);
-        let v = self.tok_text();
+        let v = self.text(self.head(self.t()));
         let b = v.as_bytes();
         if b.len() != 3 || b[1] != b'.' {
-            let sp = self.t().span;
+            let sp = self.head(self.t());
             return self.fail(Diag::at("Don't play silly buggers with VCL version numbers", sp));
         }
         let ver = (i32::from(b[0]) - i32::from(b'0')) * 10 + (i32::from(b[2]) - i32::from(b'0'));

@@ -106,6 +106,11 @@ impl Vcc<'_> {
         if is_str(t) {
             return Ok(e);
         }
+        if let Expr::Probe(id) = e.e {
+            // A probe has no string form: VCC puts its name there.
+            let name = self.probes[id as usize].name.clone().into_bytes();
+            return Ok(E { e: Expr::Const(Const::Str(name)), t1: e.t1 });
+        }
         if stringable(t) {
             return Ok(E { e: Expr::ToString(Box::new(e.e)), t1: e.t1 });
         }
@@ -258,7 +263,10 @@ impl Vcc<'_> {
     fn cmp_string(&mut self, e: E, op: CmpOp) -> R<E> {
         let tk = self.t().span;
         self.next();
-        let e2 = self.expr_add(VclType::String)?;
+        let mut e2 = self.expr_add(VclType::String)?;
+        if e2.e.ty() == VclType::Probe {
+            e2 = self.tostring(e2)?;
+        }
         if !is_str(e2.e.ty()) {
             let d = Diag::new(vec![
                 Piece::Text(format!(
@@ -750,6 +758,10 @@ impl Vcc<'_> {
     /// `"<what>: 'name'"` when nothing matches.
     pub(crate) fn lookup_partial_split(&mut self, what: &str) -> R<Found> {
         let t = self.t().clone();
+        let (joined, last) = self.joined_name();
+        if last != t.span {
+            return self.lookup_joined(what, &joined, last);
+        }
         let name = self.text(t.span);
         let Some((found, used)) = self.syms.lookup_partial_at(&name, self.syntax) else {
             let note = self.syms.version_note(&name, self.syntax);
@@ -766,6 +778,37 @@ impl Vcc<'_> {
         }
         self.next();
         Ok(found)
+    }
+
+    /// [`Vcc::lookup_partial_split`] for a name written in several tokens
+    /// (`req . http . x`), which VCC reads as one: the tokens of the part
+    /// that names something are used up, the rest stays for type methods.
+    fn lookup_joined(&mut self, what: &str, name: &str, last: crate::source::Span) -> R<Found> {
+        let first = self.t().span;
+        let Some((found, used)) = self.syms.lookup_partial_at(name, self.syntax) else {
+            let note = self.syms.version_note(name, self.syntax);
+            let d =
+                Diag::new(vec![Piece::Text(format!("{}: '{}'{}\nAt: ", what, name, note)), Piece::Where2(first, last)]);
+            while self.t().span.start < last.end && self.t().tok != Tok::Eoi {
+                self.next();
+            }
+            return self.fail(d);
+        };
+        // Walk the name's tokens to the one the match ends in.
+        let mut pos = 0;
+        loop {
+            let len = self.text(self.t().span).len();
+            if used <= pos + len {
+                if used < pos + len {
+                    self.split_token(used - pos);
+                }
+                self.next();
+                return Ok(found);
+            }
+            pos += len + 1;
+            self.next();
+            self.next();
+        }
     }
 
     /// Splits the identifier token here after `at` bytes into
