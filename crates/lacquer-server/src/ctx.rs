@@ -155,7 +155,30 @@ pub(crate) struct ReqCtx<'a> {
     pub method: Method,
 }
 
-impl ReqCtx<'_> {
+/// The messages a context can reach by header family (`req.http.` …),
+/// and the header access VCL needs, written once for both contexts.
+trait Messages {
+    fn msg(&self, family: Var) -> Option<&Msg>;
+    fn msg_mut(&mut self, family: Var) -> Option<&mut Msg>;
+
+    fn read_header(&self, family: Var, name: &Header) -> Option<&[u8]> {
+        self.msg(family)?.header(name.lower.as_bytes())
+    }
+
+    fn write_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+        if let Some(m) = self.msg_mut(family) {
+            m.set(name.name.as_bytes(), value);
+        }
+    }
+
+    fn remove_header(&mut self, family: Var, name: &Header) {
+        if let Some(m) = self.msg_mut(family) {
+            m.unset(name.lower.as_bytes());
+        }
+    }
+}
+
+impl Messages for ReqCtx<'_> {
     fn msg(&self, family: Var) -> Option<&Msg> {
         match family {
             Var::ReqHttp | Var::ReqTopHttp => Some(&self.req.req),
@@ -242,19 +265,15 @@ impl VclContext for ReqCtx<'_> {
     }
 
     fn header(&self, family: Var, name: &Header) -> Option<&[u8]> {
-        self.msg(family)?.header(name.lower.as_bytes())
+        self.read_header(family, name)
     }
 
     fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
-        if let Some(m) = self.msg_mut(family) {
-            m.set(name.name.as_bytes(), value);
-        }
+        self.write_header(family, name, value);
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
-        if let Some(m) = self.msg_mut(family) {
-            m.unset(name.lower.as_bytes());
-        }
+        self.remove_header(family, name);
     }
 
     fn hash_data(&mut self, data: &[u8]) {
@@ -278,7 +297,7 @@ pub(crate) struct BoCtx<'a> {
     pub method: Method,
 }
 
-impl BoCtx<'_> {
+impl Messages for BoCtx<'_> {
     fn msg(&self, family: Var) -> Option<&Msg> {
         match family {
             Var::BereqHttp => Some(&self.bo.bereq),
@@ -371,19 +390,15 @@ impl VclContext for BoCtx<'_> {
     }
 
     fn header(&self, family: Var, name: &Header) -> Option<&[u8]> {
-        self.msg(family)?.header(name.lower.as_bytes())
+        self.read_header(family, name)
     }
 
     fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
-        if let Some(m) = self.msg_mut(family) {
-            m.set(name.name.as_bytes(), value);
-        }
+        self.write_header(family, name, value);
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
-        if let Some(m) = self.msg_mut(family) {
-            m.unset(name.lower.as_bytes());
-        }
+        self.remove_header(family, name);
     }
 
     fn synthetic(&mut self, body: &[u8]) {
