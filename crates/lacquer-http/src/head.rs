@@ -154,14 +154,20 @@ impl Head {
         h
     }
 
-    /// Forgets everything, keeping allocations, before parsing a new message.
-    pub fn clear(&mut self) {
+    /// Forgets what a parse found (lines, status, fields, edits, framing),
+    /// keeping allocations; the scanning position is the callers' business.
+    fn reset_parsed(&mut self) {
         self.line = [Span::default(); 3];
         self.status = 0;
         self.protover = 0;
         self.fields.clear();
         self.arena.clear();
         self.framing = Framing::None;
+    }
+
+    /// Forgets everything, keeping allocations, before parsing a new message.
+    pub fn clear(&mut self) {
+        self.reset_parsed();
         self.len = 0;
         self.scan = 0;
         self.first = 0;
@@ -203,12 +209,7 @@ impl Head {
             }
             return Ok(Parsed::Partial);
         };
-        self.line = [Span::default(); 3];
-        self.status = 0;
-        self.protover = 0;
-        self.fields.clear();
-        self.arena.clear();
-        self.framing = Framing::None;
+        self.reset_parsed();
         self.side = side;
         match self.dissect(&buf[..end], limits) {
             Ok(()) => {
