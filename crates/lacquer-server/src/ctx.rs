@@ -69,6 +69,9 @@ fn default_of(var: Var) -> Value<'static> {
 pub(crate) struct Endpoints {
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// Which listener accepted the connection: an index into
+    /// `Shared::sockets`.
+    pub socket: usize,
 }
 
 /// Variables both sides answer the same way.
@@ -79,8 +82,8 @@ fn common(var: Var, shared: &Shared, ep: &Endpoints) -> Option<Value<'static>> {
         Var::LocalIp | Var::ServerIp => Value::Ip(Some(ep.local)),
         Var::ClientIdentity => owned(lacquer_vcl::conv::ip_to_string(&ep.peer)),
         Var::ServerHostname | Var::ServerIdentity => owned(shared.hostname.clone()),
-        Var::LocalEndpoint => owned(ep.local.to_string()),
-        Var::LocalSocket => owned("a0".into()),
+        Var::LocalEndpoint => owned(shared.sockets.get(ep.socket).map_or_else(String::new, |l| l.endpoint.clone())),
+        Var::LocalSocket => owned(shared.sockets.get(ep.socket).map_or_else(String::new, |l| l.name.clone())),
         Var::SessTimeoutIdle => Value::Duration(shared.params.timeout_idle),
         Var::SessTimeoutLinger => Value::Duration(0.05),
         Var::SessSendTimeout => Value::Duration(600.0),

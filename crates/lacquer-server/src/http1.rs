@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use lacquer_http::{BodyDecoder, Head, HeadError, Parsed};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use crate::acceptor::ClientStream;
 use crate::ctx::Endpoints;
 use crate::fetch::read_some;
 use crate::msg::Msg;
@@ -19,7 +19,7 @@ use crate::Shared;
 
 /// One client connection.
 pub(crate) struct Sess {
-    pub stream: TcpStream,
+    pub stream: ClientStream,
     /// Bytes received and not yet used: a body, or the next request.
     pub rest: Vec<u8>,
     pub ep: Endpoints,
@@ -41,12 +41,11 @@ enum HeadRead {
 /// session ends, which is how the acceptor knows every session is done.
 pub(crate) async fn session(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: ClientStream,
     ep: Endpoints,
     shutdown: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
 ) {
-    let _ = stream.set_nodelay(true);
     let mut sp = Sess { stream, rest: Vec::new(), ep, vxid: crate::next_vxid(), shutdown };
     loop {
         let msg = match read_head(&shared, &mut sp).await {

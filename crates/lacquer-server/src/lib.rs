@@ -47,7 +47,8 @@
 //!
 //! | here | Varnish | what |
 //! |---|---|---|
-//! | `lib.rs` | `cache_acceptor.c`, `mgt_main.c` | listening, accepting, shutting down |
+//! | `lib.rs` | `cache_acceptor.c`, `mgt_main.c` | accepting, starting and shutting down |
+//! | `acceptor.rs` | `mgt_acceptor.c`, `cache_acceptor.c` | `-a` arguments, listening sockets, client streams |
 //! | `http1.rs` | `cache_http1_fsm.c` | a client connection: heads, bodies, keep-alive |
 //! | `req_fsm.rs` | `cache_req_fsm.c` | the client request state machine |
 //! | `fetch.rs` | `cache_fetch.c` | the backend fetch state machine and task |
@@ -56,6 +57,7 @@
 //! | `msg.rs` | `cache_http.c` | a head with its buffer; hop-by-hop headers, reasons |
 //! | `params.rs` | `tbl/params.h` | the `-p` parameters |
 
+mod acceptor;
 mod ctx;
 mod fetch;
 mod http1;
@@ -66,13 +68,11 @@ mod vbe;
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use lacquer_vcl::Program;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 pub use params::{ParamError, Params};
@@ -95,7 +95,9 @@ pub struct Config {
 /// Why the server could not start.
 #[derive(Debug)]
 pub enum ServeError {
-    /// An `-a` address that does not parse or resolve.
+    /// An `-a` argument that does not parse, with the reason.
+    Listen(String),
+    /// An `-a` address that does not resolve.
     Address(String),
     /// An address that could not be bound.
     Bind(String, io::Error),
@@ -106,6 +108,7 @@ pub enum ServeError {
 impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ServeError::Listen(why) => write!(f, "bad -a argument {why}"),
             ServeError::Address(a) => write!(f, "cannot resolve listen address '{a}'"),
             ServeError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
             ServeError::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
@@ -121,6 +124,8 @@ pub(crate) struct Shared {
     pub backends: Vec<vbe::Backend>,
     pub params: Params,
     pub hostname: String,
+    /// The listeners, indexed by `Endpoints::socket`.
+    pub sockets: Vec<acceptor::ListenInfo>,
 }
 
 /// The next transaction id (Varnish's vxid), shared by sessions, requests
@@ -147,25 +152,6 @@ pub fn backend_vcl(spec: &str) -> String {
     format!("vcl 4.1;\nbackend default {{ .host = \"{host}\";{port} }}\n")
 }
 
-/// The socket addresses one `-a` argument stands for.
-async fn listen_addrs(arg: &str) -> Result<Vec<SocketAddr>, ServeError> {
-    let spec = arg.split_once('=').map_or(arg, |(_, a)| a);
-    let spec = spec.split(',').next().unwrap_or(spec);
-    let spec = if let Some(port) = spec.strip_prefix(':') {
-        format!("0.0.0.0:{port}")
-    } else if spec.starts_with('[') || spec.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':')) {
-        spec.to_string()
-    } else {
-        format!("{spec}:80")
-    };
-    let addrs: Vec<SocketAddr> =
-        tokio::net::lookup_host(spec.as_str()).await.map_err(|_| ServeError::Address(arg.to_string()))?.collect();
-    if addrs.is_empty() {
-        return Err(ServeError::Address(arg.to_string()));
-    }
-    Ok(addrs)
-}
-
 /// Runs the server until SIGTERM or SIGINT, then lets in-flight requests
 /// finish for up to five seconds. Prints `listening on ADDR` on standard
 /// error for each bound address.
@@ -181,21 +167,20 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
-    let shared = Arc::new(Shared { program: cfg.program, backends, params: cfg.params, hostname });
-    let mut listeners = Vec::new();
     let listen = if cfg.listen.is_empty() { vec![":80".to_string()] } else { cfg.listen };
-    for arg in &listen {
-        for addr in listen_addrs(arg).await? {
-            let l = TcpListener::bind(addr).await.map_err(|e| ServeError::Bind(addr.to_string(), e))?;
-            let bound = l.local_addr().unwrap_or(addr);
-            eprintln!("lacquer: listening on {bound}");
-            listeners.push(l);
-        }
+    let bound = acceptor::bind_all(&listen).await?;
+    let mut listeners = Vec::new();
+    let mut sockets = Vec::new();
+    for (l, info) in bound {
+        eprintln!("lacquer: listening on {}", info.endpoint);
+        listeners.push(l);
+        sockets.push(info);
     }
+    let shared = Arc::new(Shared { program: cfg.program, backends, params: cfg.params, hostname, sockets });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    for l in listeners {
-        tokio::spawn(accept_loop(l, shared.clone(), stop_rx.clone(), alive_tx.clone()));
+    for (i, l) in listeners.into_iter().enumerate() {
+        tokio::spawn(accept_loop(l, i, shared.clone(), stop_rx.clone(), alive_tx.clone()));
     }
     drop(alive_tx);
     wait_for_signal().await;
@@ -223,14 +208,19 @@ async fn wait_for_signal() {
 }
 
 /// Accepts connections on one listener until the server stops.
-async fn accept_loop(l: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
+async fn accept_loop(
+    l: acceptor::Listener,
+    socket: usize,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
     loop {
         tokio::select! {
             r = l.accept() => match r {
-                Ok((stream, peer)) => {
-                    let local = stream.local_addr().unwrap_or(peer);
-                    let ep = ctx::Endpoints { peer, local };
-                    tokio::spawn(http1::session(shared.clone(), stream, ep, stop.clone(), alive.clone()));
+                Ok(a) => {
+                    let ep = ctx::Endpoints { peer: a.peer, local: a.local, socket };
+                    tokio::spawn(http1::session(shared.clone(), a.stream, ep, stop.clone(), alive.clone()));
                 }
                 // Out of file descriptors and the like: wait a little.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,

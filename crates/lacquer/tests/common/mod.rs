@@ -19,6 +19,8 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// Every address it printed, in order (`addr` is the first).
+    pub addrs: Vec<String>,
     pub dir: PathBuf,
 }
 
@@ -58,7 +60,12 @@ pub fn start(vcl: Option<&str>, args: &[&str]) -> Server {
 }
 
 /// Runs a server command and waits for the address it prints.
-pub fn launch(mut cmd: Command, dir: PathBuf) -> Server {
+pub fn launch(cmd: Command, dir: PathBuf) -> Server {
+    launch_n(cmd, dir, 1)
+}
+
+/// Runs a server command and waits for the `n` addresses it prints.
+pub fn launch_n(mut cmd: Command, dir: PathBuf, n: usize) -> Server {
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -70,14 +77,17 @@ pub fn launch(mut cmd: Command, dir: PathBuf) -> Server {
             }
         }
     });
-    let addr = match rx.recv_timeout(WAIT) {
-        Ok(a) => a,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("the server did not print its address");
+    let mut addrs = Vec::new();
+    while addrs.len() < n {
+        match rx.recv_timeout(WAIT) {
+            Ok(a) => addrs.push(a),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the server did not print its address");
+            }
         }
-    };
-    Server { child, addr, dir }
+    }
+    Server { child, addr: addrs[0].clone(), addrs, dir }
 }
 
 /// A VCL with one backend at `origin` and the given subroutines.
