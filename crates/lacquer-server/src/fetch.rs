@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ctx::{BoCtx, Endpoints};
 use crate::msg::{http_date, now, reason, wire_status, Msg};
-use crate::vbe::Io;
+use crate::vbe::{Conn, Io};
 use crate::Shared;
 
 /// How many body pieces may wait between the fetch task and the client.
@@ -98,8 +98,10 @@ pub(crate) struct Bo {
     pub keep: f64,
     /// The status and reason `return (error(...))` asked for.
     err: Option<(u16, Option<Vec<u8>>)>,
-    /// The backend connection, between `Send` and the end of the body.
-    conn: Option<Box<dyn Io>>,
+    /// The backend connection, between `Send` and the end of the body; it
+    /// counts against the backend's `.max_connections` until it goes back
+    /// to the pool or is dropped.
+    conn: Option<Conn>,
     /// Body bytes read with the head.
     rest: Vec<u8>,
     framing: Framing,
@@ -240,19 +242,19 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
     }
     let is_head = bereq.head.method(&bereq.buf).eq_ignore_ascii_case(b"HEAD");
     for attempt in 0..2 {
-        let conn = if attempt == 0 {
-            be.get(bo.connect_timeout).await.map(|c| (c.io, c.reused))
-        } else {
-            be.connect(bo.connect_timeout).await.map(|io| (io, false))
-        };
-        let (mut io, reused) = match conn {
+        let (connect, first_byte, between_bytes) = timeouts(shared, bo);
+        // A sick or busy backend refuses here without connecting (Varnish's
+        // FetchError "backend NAME: unhealthy" or "busy"), as does one
+        // that cannot be reached: all go to vcl_backend_error.
+        let conn = if attempt == 0 { be.get(connect).await } else { be.connect(connect).await };
+        let mut conn = match conn {
             Ok(c) => c,
             Err(_) => return FetchStep::Error,
         };
         let mut buf = Vec::with_capacity(4096);
         let mut head = Head::new();
-        let timeouts = (bo.first_byte_timeout, bo.between_bytes_timeout);
-        match exchange(shared, timeouts, &mut io, &out, &mut buf, &mut head).await {
+        let timeouts = (first_byte, between_bytes);
+        match exchange(shared, timeouts, &mut conn.io, &out, &mut buf, &mut head).await {
             Ok(n) => {
                 let rest = buf.split_off(n);
                 let mut beresp = Msg { buf, head };
@@ -263,16 +265,38 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                 bo.t_resp = now();
                 bo.beresp = Some(beresp);
                 bo.rest = rest;
-                bo.conn = Some(io);
+                bo.conn = Some(conn);
                 return FetchStep::Response;
             }
             // A reused connection the backend had closed: one more try on
             // a fresh one.
-            Err(Exchange::Closed) if reused => continue,
+            Err(Exchange::Closed) if conn.reused => continue,
             Err(_) => return FetchStep::Error,
         }
     }
     FetchStep::Error
+}
+
+/// The connect, first-byte and between-bytes timeouts of a fetch, each
+/// picked as Varnish's `FIND_TMO` does: the value VCL gave `bereq`, else
+/// the backend's, else the parameter. `Bo` keeps them as plain numbers
+/// that start at the parameters, so a `bereq` value equal to the parameter
+/// counts as not set.
+fn timeouts(shared: &Shared, bo: &Bo) -> (f64, f64, f64) {
+    let p = &shared.params;
+    let def = bo.backend.and_then(|b| shared.backends.get(b as usize)).map(|be| &be.def);
+    let pick = |asked: f64, param: f64, own: Option<f64>| {
+        if asked != param {
+            asked
+        } else {
+            own.filter(|v| *v >= 0.0).unwrap_or(param)
+        }
+    };
+    (
+        pick(bo.connect_timeout, p.connect_timeout, def.and_then(|d| d.connect_timeout)),
+        pick(bo.first_byte_timeout, p.first_byte_timeout, def.and_then(|d| d.first_byte_timeout)),
+        pick(bo.between_bytes_timeout, p.between_bytes_timeout, def.and_then(|d| d.between_bytes_timeout)),
+    )
 }
 
 /// Why an exchange with a backend failed.
@@ -355,6 +379,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
     let Some(mut io) = bo.conn.take() else {
         return FetchStep::Done;
     };
+    let between_bytes = timeouts(shared, bo).2;
     let mut dec = BodyDecoder::new(bo.framing);
     let mut rest = std::mem::take(&mut bo.rest);
     loop {
@@ -385,7 +410,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
             continue;
         }
         rest.reserve(16384);
-        match tokio::time::timeout(secs(bo.between_bytes_timeout), io.read_buf(&mut rest)).await {
+        match tokio::time::timeout(secs(between_bytes), io.read_buf(&mut rest)).await {
             Ok(Ok(0)) => {
                 if dec.finish().is_ok() {
                     let _ = btx.send(Ok(Vec::new())).await;
@@ -405,10 +430,10 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
 
 /// Gives the backend connection back to its pool, or drops it.
 fn recycle(shared: &Shared, bo: &mut Bo, keep: bool) {
-    let Some(io) = bo.conn.take() else { return };
+    let Some(conn) = bo.conn.take() else { return };
     if keep && bo.rest.is_empty() {
         if let Some(be) = bo.backend.and_then(|b| shared.backends.get(b as usize)) {
-            be.recycle(io);
+            be.recycle(conn);
         }
     }
 }

@@ -54,6 +54,7 @@
 //! | `fetch.rs` | `cache_fetch.c` | the backend fetch state machine and task |
 //! | `ctx.rs` | `cache_vrt_var.c` | the two `VclContext`s |
 //! | `vbe.rs` | `cache_backend.c` | backends, connecting, connection pools |
+//! | `probe.rs` | `cache_backend_probe.c` | backend health probes |
 //! | `msg.rs` | `cache_http.c` | a head with its buffer; hop-by-hop headers, reasons |
 //! | `params.rs` | `tbl/params.h` | the `-p` parameters |
 
@@ -63,6 +64,7 @@ mod fetch;
 mod http1;
 mod msg;
 pub mod params;
+mod probe;
 mod req_fsm;
 mod vbe;
 
@@ -177,6 +179,7 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         sockets.push(info);
     }
     let shared = Arc::new(Shared { program: cfg.program, backends, params: cfg.params, hostname, sockets });
+    probe::start(&shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     for (i, l) in listeners.into_iter().enumerate() {

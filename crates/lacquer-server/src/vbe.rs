@@ -1,13 +1,24 @@
 //! Backends (Varnish's `vbe`): where a backend is, how to open a connection
-//! to it within its connect timeout, and a small pool of idle connections
-//! kept for reuse.
+//! to it within its connect timeout, a small pool of idle connections kept
+//! for reuse, its health as the probe ([`crate::probe`]) last judged it, and
+//! how many connections it has in use against its `.max_connections`.
+//!
+//! As in Varnish's `vbe_dir_getfd`, a backend refuses before it connects:
+//! a sick backend fails with "backend NAME: unhealthy", a backend at its
+//! `.max_connections` with "backend NAME: busy", at once and without
+//! waiting for a connection to come free. Both checks sit in
+//! [`Backend::get`] and [`Backend::connect`], so a fetch and a pipe meet
+//! them alike.
 
 use std::io;
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use lacquer_vcl::program::BackendDef;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 /// A connection to a backend, over TCP or a Unix socket.
@@ -22,20 +33,69 @@ const POOL_MAX: usize = 16;
 /// reused connection may have been closed by the backend meanwhile, so a
 /// failure on it before any response byte is worth one more try on a new
 /// one).
+///
+/// A `Conn` counts as one of the backend's connections in use (Varnish's
+/// `n_conn`) for as long as it lives: given back with
+/// [`Backend::recycle`] it goes idle and stops counting, and dropped it
+/// stops counting as it closes. It reads and writes as its socket does, so
+/// a pipe can tunnel through it directly.
 pub(crate) struct Conn {
     pub io: Box<dyn Io>,
     pub reused: bool,
+    /// This connection's place in the backend's count of connections in use.
+    _slot: Slot,
 }
 
-/// One backend of the running program, with its pool.
+/// One unit of a backend's count of connections in use, given back when
+/// dropped.
+struct Slot(Arc<AtomicU32>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// One backend of the running program, with its pool, its health and its
+/// count of connections in use.
 pub(crate) struct Backend {
     pub def: BackendDef,
     pool: Mutex<Vec<Box<dyn Io>>>,
+    /// Connections handed out and not yet given back (Varnish's `n_conn`);
+    /// idle pooled connections do not count.
+    in_use: Arc<AtomicU32>,
+    /// Whether the probe last judged the backend sick (Varnish's
+    /// `backend->sick`). Written only by the probe task, read without a lock
+    /// by every fetch; a backend without a probe is never sick.
+    sick: AtomicBool,
 }
 
 impl Backend {
+    /// A backend, healthy until its probe (if any) says otherwise: the
+    /// probe sets its starting health from `.initial` before the server
+    /// accepts its first connection.
     pub fn new(def: BackendDef) -> Backend {
-        Backend { def, pool: Mutex::new(Vec::new()) }
+        Backend { def, pool: Mutex::new(Vec::new()), in_use: Arc::new(AtomicU32::new(0)), sick: AtomicBool::new(false) }
     }
 
     /// The value a backend request's `Host` gets when it has none:
@@ -44,18 +104,58 @@ impl Backend {
         self.def.host_header.as_deref().or(self.def.host.as_deref())
     }
 
-    /// An idle pooled connection, or a new one.
+    /// Whether the backend may be used: always without a probe, else as the
+    /// probe last judged (Varnish's `VRT_Healthy` for a plain backend).
+    pub fn healthy(&self) -> bool {
+        !self.sick.load(Ordering::Acquire)
+    }
+
+    /// Records the probe's verdict.
+    pub(crate) fn set_healthy(&self, healthy: bool) {
+        self.sick.store(!healthy, Ordering::Release);
+    }
+
+    /// An idle pooled connection, or a new one; fails at once if the
+    /// backend is sick or at its `.max_connections`.
     pub async fn get(&self, connect_timeout: f64) -> io::Result<Conn> {
+        let slot = self.admit()?;
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         if let Some(io) = pooled {
-            return Ok(Conn { io, reused: true });
+            return Ok(Conn { io, reused: true, _slot: slot });
         }
-        self.connect(connect_timeout).await.map(|io| Conn { io, reused: false })
+        self.open(connect_timeout).await.map(|io| Conn { io, reused: false, _slot: slot })
     }
 
     /// A new connection, never a pooled one (for pipe, and for the second
-    /// try after a reused connection failed).
-    pub async fn connect(&self, connect_timeout: f64) -> io::Result<Box<dyn Io>> {
+    /// try after a reused connection failed); fails at once if the backend
+    /// is sick or at its `.max_connections`.
+    pub async fn connect(&self, connect_timeout: f64) -> io::Result<Conn> {
+        let slot = self.admit()?;
+        self.open(connect_timeout).await.map(|io| Conn { io, reused: false, _slot: slot })
+    }
+
+    /// The checks of Varnish's `vbe_dir_getfd` before it takes a
+    /// connection: health, then the count of connections in use, which it
+    /// raises by one for the caller when there is room.
+    fn admit(&self) -> io::Result<Slot> {
+        let name = &self.def.name;
+        if self.def.none {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "backend is 'none'"));
+        }
+        if !self.healthy() {
+            return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("backend {name}: unhealthy")));
+        }
+        let max = self.def.max_connections.unwrap_or(0);
+        self.in_use
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (max == 0 || n < max).then_some(n + 1))
+            .map_err(|_| io::Error::new(io::ErrorKind::WouldBlock, format!("backend {name}: busy")))?;
+        Ok(Slot(self.in_use.clone()))
+    }
+
+    /// Opens a socket to the backend within `connect_timeout`, without the
+    /// checks of [`Backend::admit`] and outside the count of connections in
+    /// use: the probe connects this way, as Varnish's does.
+    pub(crate) async fn open(&self, connect_timeout: f64) -> io::Result<Box<dyn Io>> {
         if self.def.none {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "backend is 'none'"));
         }
@@ -83,11 +183,51 @@ impl Backend {
     }
 
     /// Gives a connection whose last response was read to its end back to
-    /// the pool.
-    pub fn recycle(&self, io: Box<dyn Io>) {
+    /// the pool; either way it stops counting as in use.
+    pub fn recycle(&self, conn: Conn) {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < POOL_MAX {
-            pool.push(io);
+            pool.push(conn.io);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(max: Option<u32>) -> Backend {
+        let def = BackendDef {
+            name: "b1".into(),
+            path: Some("/nonexistent/lacquer-vbe-test.sock".into()),
+            max_connections: max,
+            ..BackendDef::default()
+        };
+        Backend::new(def)
+    }
+
+    #[test]
+    fn max_connections_counts_slots_until_dropped() {
+        let be = backend(Some(2));
+        let a = be.admit().unwrap();
+        let b = be.admit().unwrap();
+        let e = be.admit().err().unwrap();
+        assert_eq!(e.to_string(), "backend b1: busy");
+        drop(a);
+        let _c = be.admit().unwrap();
+        drop(b);
+        assert_eq!(be.in_use.load(Ordering::Acquire), 1);
+        assert!(backend(None).admit().is_ok(), "no limit without .max_connections");
+    }
+
+    #[test]
+    fn a_sick_backend_refuses_before_connecting() {
+        let be = backend(None);
+        assert!(be.healthy());
+        be.set_healthy(false);
+        assert_eq!(be.admit().err().unwrap().to_string(), "backend b1: unhealthy");
+        assert_eq!(be.in_use.load(Ordering::Acquire), 0, "a refusal takes no slot");
+        be.set_healthy(true);
+        assert!(be.admit().is_ok());
     }
 }

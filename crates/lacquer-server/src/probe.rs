@@ -1,0 +1,231 @@
+//! Backend health probes (Varnish's `cache_backend_probe.c`): one task per
+//! probed backend polls it every `.interval` and sets its health, which
+//! every fetch then reads without a lock ([`crate::vbe::Backend::healthy`]).
+//!
+//! A poll ("poke" in Varnish) opens a new connection, sends `.request`
+//! (each line with CRLF after it, then an empty line) or, without one,
+//! `GET <.url> HTTP/1.1`, the backend's `Host` and `Connection: close`, and
+//! reads the answer **until the backend closes the connection**, all within
+//! `.timeout`: like Varnish 7.1, a backend that answers but keeps the
+//! connection open past the timeout fails the poll. The poll is good iff
+//! the status line parses as `HTTP/<version> <status>` and the status is
+//! `.expected_response`.
+//!
+//! Results go into a shift register of bits, newest lowest, as Varnish's
+//! `happy` word; the backend is healthy iff the good bits among the newest
+//! `.window` reach `.threshold`. `.initial` good bits (by default
+//! `.threshold - 1`, at most `.threshold`) are put in before the first
+//! poll, so by default a probed backend starts sick and turns healthy with
+//! its first good poll, which is sent as soon as the server starts.
+
+use std::sync::Arc;
+
+use lacquer_vcl::program::ProbeDef;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::MissedTickBehavior;
+
+use crate::fetch::secs;
+use crate::vbe::Backend;
+use crate::Shared;
+
+/// How much of the answer a poll keeps to find the status line in
+/// (Varnish's `resp_buf`); the rest is read and thrown away.
+const RESP_BUF: usize = 128;
+
+/// Sets every probed backend's starting health and starts its probe task.
+/// Called once, before the server accepts connections.
+pub(crate) fn start(shared: &Arc<Shared>) {
+    for (idx, be) in shared.backends.iter().enumerate() {
+        let Some(def) = be.def.probe.and_then(|p| shared.program.probes.get(p as usize)) else {
+            continue;
+        };
+        let target = Target::new(def, be);
+        be.set_healthy(target.healthy());
+        tokio::spawn(run(shared.clone(), idx, target));
+    }
+}
+
+/// A probe bound to its backend (Varnish's `struct vbp_target`): what to
+/// send, the limits, and the history of results.
+struct Target {
+    /// The bytes of one poll's request.
+    request: Vec<u8>,
+    expected: u16,
+    timeout: f64,
+    interval: f64,
+    window: u32,
+    threshold: u32,
+    /// One bit per poll, newest lowest: set for a good poll.
+    happy: u64,
+}
+
+impl Target {
+    /// The probe `def` for `be`, with Varnish's defaults for the values
+    /// left at zero (`vbp_set_defaults`) and `.initial` good polls counted.
+    fn new(def: &ProbeDef, be: &Backend) -> Target {
+        let or = |v: f64, d: f64| if v == 0.0 { d } else { v };
+        let threshold = if def.threshold == 0 { 3 } else { def.threshold };
+        let window = if def.window == 0 { 8 } else { def.window.min(64) };
+        let mut t = Target {
+            request: request(def, be.host_header()),
+            expected: if def.expected_response == 0 { 200 } else { def.expected_response },
+            timeout: or(def.timeout, 2.0),
+            interval: or(def.interval, 5.0),
+            window,
+            threshold,
+            happy: 0,
+        };
+        let initial = def.initial.unwrap_or(threshold.saturating_sub(1)).min(threshold);
+        for _ in 0..initial {
+            t.record(true);
+        }
+        t
+    }
+
+    /// Shifts one poll's result into the history.
+    fn record(&mut self, good: bool) {
+        self.happy = (self.happy << 1) | u64::from(good);
+    }
+
+    /// How many of the newest `.window` polls were good.
+    fn good(&self) -> u32 {
+        let mask = if self.window >= 64 { u64::MAX } else { (1u64 << self.window) - 1 };
+        (self.happy & mask).count_ones()
+    }
+
+    /// Healthy iff enough of the window was good.
+    fn healthy(&self) -> bool {
+        self.good() >= self.threshold
+    }
+}
+
+/// The bytes a poll sends (Varnish's `vbp_build_req`).
+fn request(def: &ProbeDef, host: Option<&str>) -> Vec<u8> {
+    let mut out = String::new();
+    if let Some(lines) = &def.request {
+        for l in lines {
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+    } else {
+        out.push_str(&format!("GET {} HTTP/1.1\r\n", def.url.as_deref().unwrap_or("/")));
+        if let Some(h) = host {
+            out.push_str(&format!("Host: {h}\r\n"));
+        }
+        out.push_str("Connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// Polls the backend `idx` forever. The first poll goes out at once; the
+/// next is due one `.interval` after the last started, and a poll still
+/// running when the next is due makes that one be skipped, as Varnish does.
+async fn run(shared: Arc<Shared>, idx: usize, mut t: Target) {
+    let Some(be) = shared.backends.get(idx) else { return };
+    let mut tick = tokio::time::interval(secs(t.interval));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let status = poke(be, &t.request, t.timeout).await;
+        t.record(status == Some(t.expected));
+        be.set_healthy(t.healthy());
+    }
+}
+
+/// One poll (Varnish's `vbp_poke`): the status of the answer, or `None` if
+/// connecting, writing or reading failed, the backend did not close the
+/// connection within `timeout`, or the status line does not parse.
+async fn poke(be: &Backend, request: &[u8], timeout: f64) -> Option<u16> {
+    let attempt = async {
+        let mut io = be.open(timeout).await.ok()?;
+        io.write_all(request).await.ok()?;
+        io.flush().await.ok()?;
+        let mut head = Vec::with_capacity(RESP_BUF);
+        let mut buf = [0u8; 4096];
+        loop {
+            match io.read(&mut buf).await.ok()? {
+                0 => break,
+                n => {
+                    let room = RESP_BUF.saturating_sub(head.len()).min(n);
+                    head.extend_from_slice(&buf[..room]);
+                }
+            }
+        }
+        status_of(&head)
+    };
+    tokio::time::timeout(secs(timeout), attempt).await.ok().flatten()
+}
+
+/// The status of a status line as Varnish reads it: the first line,
+/// matched against `HTTP/%*f %u`.
+fn status_of(resp: &[u8]) -> Option<u16> {
+    let end = resp.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(resp.len());
+    let line = std::str::from_utf8(&resp[..end]).ok()?;
+    let rest = line.strip_prefix("HTTP/")?;
+    let vlen = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    rest[..vlen].parse::<f64>().ok()?;
+    let rest = rest[vlen..].trim_start();
+    let slen = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    rest[..slen].parse::<u16>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lacquer_vcl::program::BackendDef;
+
+    fn target(def: ProbeDef) -> Target {
+        Target::new(&def, &Backend::new(BackendDef { host: Some("origin".into()), ..BackendDef::default() }))
+    }
+
+    #[test]
+    fn initial_defaults_to_one_below_threshold_so_a_backend_starts_sick() {
+        let t = target(ProbeDef { threshold: 3, window: 4, ..ProbeDef::default() });
+        assert_eq!((t.good(), t.healthy()), (2, false));
+        let t = target(ProbeDef { threshold: 3, window: 4, initial: Some(3), ..ProbeDef::default() });
+        assert!(t.healthy());
+        // More than the threshold is cut to it.
+        let t = target(ProbeDef { threshold: 2, window: 3, initial: Some(5), ..ProbeDef::default() });
+        assert_eq!(t.good(), 2);
+    }
+
+    #[test]
+    fn only_the_window_counts() {
+        let mut t = target(ProbeDef { threshold: 2, window: 3, initial: Some(0), ..ProbeDef::default() });
+        for good in [true, true] {
+            t.record(good);
+        }
+        assert!(t.healthy());
+        t.record(false);
+        assert!(t.healthy(), "two of the last three");
+        t.record(false);
+        assert!(!t.healthy(), "the oldest good poll left the window");
+        let mut t = target(ProbeDef { threshold: 64, window: 64, initial: Some(64), ..ProbeDef::default() });
+        assert!(t.healthy());
+        t.record(false);
+        assert!(!t.healthy());
+    }
+
+    #[test]
+    fn requests_as_varnish_builds_them() {
+        let def = ProbeDef { url: Some("/health".into()), ..ProbeDef::default() };
+        assert_eq!(
+            request(&def, Some("origin")),
+            b"GET /health HTTP/1.1\r\nHost: origin\r\nConnection: close\r\n\r\n".to_vec()
+        );
+        assert_eq!(request(&ProbeDef::default(), None), b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec());
+        let def = ProbeDef { request: Some(vec!["OPTIONS * HTTP/1.1".into(), "X-A: b".into()]), ..ProbeDef::default() };
+        assert_eq!(request(&def, Some("origin")), b"OPTIONS * HTTP/1.1\r\nX-A: b\r\n\r\n".to_vec());
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(status_of(b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n"), Some(200));
+        assert_eq!(status_of(b"HTTP/1.0 204\n"), Some(204));
+        assert_eq!(status_of(b"HTTP/1.1 200 \r\n"), Some(200));
+        assert_eq!(status_of(b"FROBOZ 200 OK\r\n"), None);
+        assert_eq!(status_of(b"HTTP/x 200 OK\r\n"), None);
+        assert_eq!(status_of(b""), None);
+    }
+}
