@@ -387,7 +387,7 @@ impl VclContext for BoCtx<'_> {
 
     fn unset(&mut self, var: Var) -> Result<(), Failure> {
         if var == Var::BereqBody {
-            self.bo.body = None;
+            self.bo.body = crate::fetch::ReqBody::None;
         }
         Ok(())
     }

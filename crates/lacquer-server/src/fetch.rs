@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lacquer_defs::{Action, Method};
-use lacquer_http::{BodyDecoder, Framing, Head, Parsed};
+use lacquer_http::{BodyDecoder, ChunkedEncoder, Framing, Head, Parsed};
 use lacquer_vcl::program::BackendId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -26,8 +26,9 @@ use crate::msg::{http_date, now, reason, wire_status, Msg};
 use crate::vbe::{Conn, Io};
 use crate::Shared;
 
-/// How many body pieces may wait between the fetch task and the client.
-const BODY_QUEUE: usize = 8;
+/// How many body pieces may wait between the fetch task and the client,
+/// either way.
+pub(crate) const BODY_QUEUE: usize = 8;
 
 /// The steps of a backend fetch (Varnish's `F_STP_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +71,25 @@ pub(crate) enum BeBody {
     Stream { len: Option<u64>, rx: mpsc::Receiver<Result<Vec<u8>, ()>> },
 }
 
+/// Where a streamed request body arrives: its pieces in order, an `Err`
+/// when the client failed mid-body, the end when the sender goes.
+pub(crate) type BodyRx = mpsc::Receiver<Result<Vec<u8>, ()>>;
+
+/// The request body a fetch sends (Varnish's `req_body_status`).
+pub(crate) enum ReqBody {
+    /// No body: a miss, or a request without one.
+    None,
+    /// The whole body, already read; a retry can send it again.
+    Cached(Arc<Vec<u8>>),
+    /// The body as the client sends it, piece by piece, forwarded without
+    /// waiting for the rest: `len` is its Content-Length, `None` when the
+    /// client sent it chunked (and so it goes on chunked). An `Err` piece
+    /// means the client failed mid-body. It can be sent once only.
+    Stream { len: Option<u64>, rx: BodyRx },
+    /// A streamed body an earlier fetch of this request already sent.
+    Taken,
+}
+
 /// A backend fetch: the backend request, the response as it arrives, and
 /// what VCL may read or change about them.
 pub(crate) struct Bo {
@@ -78,8 +98,8 @@ pub(crate) struct Bo {
     pub sess_vxid: u64,
     pub ep: Endpoints,
     pub bereq: Msg,
-    /// The request body to send, read in full by the client side.
-    pub body: Option<Arc<Vec<u8>>>,
+    /// The request body to send.
+    pub body: ReqBody,
     pub beresp: Option<Msg>,
     /// The body `vcl_backend_error` makes.
     pub synth_body: Vec<u8>,
@@ -118,7 +138,7 @@ impl Bo {
         sess_vxid: u64,
         ep: Endpoints,
         bereq: Msg,
-        body: Option<Arc<Vec<u8>>>,
+        body: ReqBody,
         backend: Option<BackendId>,
         is_pass: bool,
     ) -> Bo {
@@ -190,9 +210,13 @@ fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handli
         .unwrap_or_else(|_| lacquer_vcl::Handling::plain(Action::Fail))
 }
 
-/// Retries if retries are left, else goes to `otherwise`.
-fn retry_or(shared: &Shared, bo: &Bo, otherwise: FetchStep) -> FetchStep {
-    if (bo.retries as f64) < shared.params.max_retries {
+/// Retries if retries are left, else goes to `otherwise`. The count goes
+/// up either way, as Varnish's `bo->retries++ < max_retries`: after the
+/// last refused retry `vcl_backend_error` sees `bereq.retries` one past
+/// `max_retries`.
+fn retry_or(shared: &Shared, bo: &mut Bo, otherwise: FetchStep) -> FetchStep {
+    bo.retries += 1;
+    if ((bo.retries - 1) as f64) < shared.params.max_retries {
         FetchStep::Retry
     } else {
         otherwise
@@ -212,7 +236,10 @@ fn stp_startfetch(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
 }
 
 fn stp_retry(bo: &mut Bo) -> FetchStep {
-    bo.retries += 1;
+    // Varnish: "Retry not possible, req.body not cached".
+    if matches!(bo.body, ReqBody::Taken) {
+        return FetchStep::Fail;
+    }
     bo.beresp = None;
     bo.conn = None;
     bo.rest.clear();
@@ -232,16 +259,34 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         }
     }
     bereq.unset(b"content-length");
-    if let Some(body) = &bo.body {
-        bereq.append(b"Content-Length", body.len().to_string().as_bytes());
+    bereq.unset(b"transfer-encoding");
+    // A streamed body can be sent once: it leaves `bo` here, and a second
+    // send (a retry, a restart's next fetch) finds it `Taken`.
+    let mut stream = match std::mem::replace(&mut bo.body, ReqBody::Taken) {
+        ReqBody::Stream { len, rx } => Some((len, rx)),
+        other => {
+            bo.body = other;
+            None
+        }
+    };
+    match (&bo.body, &stream) {
+        (ReqBody::Cached(b), _) => bereq.append(b"Content-Length", b.len().to_string().as_bytes()),
+        (_, Some((Some(n), _))) => bereq.append(b"Content-Length", n.to_string().as_bytes()),
+        (_, Some((None, _))) => bereq.append(b"Transfer-Encoding", b"chunked"),
+        // Varnish: "Uncached req.body can only be consumed once".
+        (ReqBody::Taken, None) => return FetchStep::Error,
+        _ => {}
     }
     let mut out = Vec::with_capacity(1024);
     bereq.write_to(&mut out);
-    if let Some(body) = &bo.body {
+    if let ReqBody::Cached(body) = &bo.body {
         out.extend_from_slice(body);
     }
     let is_head = bereq.head.method(&bereq.buf).eq_ignore_ascii_case(b"HEAD");
-    for attempt in 0..2 {
+    // A reused connection the backend closed meanwhile gets a second try on
+    // a new one, unless the body was streamed and cannot be sent again.
+    let tries = if stream.is_some() { 1 } else { 2 };
+    for attempt in 0..tries {
         let (connect, first_byte, between_bytes) = timeouts(shared, bo);
         // A sick or busy backend refuses here without connecting (Varnish's
         // FetchError "backend NAME: unhealthy" or "busy"), as does one
@@ -254,7 +299,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         let mut buf = Vec::with_capacity(4096);
         let mut head = Head::new();
         let timeouts = (first_byte, between_bytes);
-        match exchange(shared, timeouts, &mut conn.io, &out, &mut buf, &mut head).await {
+        let body = stream.as_mut().map(|(len, rx)| (len.is_none(), rx));
+        match exchange(shared, timeouts, &mut conn.io, &out, body, &mut buf, &mut head).await {
             Ok(n) => {
                 let rest = buf.split_off(n);
                 let mut beresp = Msg { buf, head };
@@ -307,17 +353,45 @@ enum Exchange {
     Failed,
 }
 
-/// Writes the request and reads the response head into `buf`; answers how
-/// many bytes the head took.
+/// Writes the request head (and a cached body) from `out`, then a
+/// streamed body as it arrives (`chunked` says whether to frame it), and
+/// reads the response head into `buf`; answers how many bytes the head
+/// took.
 async fn exchange(
     shared: &Shared,
     (first_byte, between_bytes): (f64, f64),
     io: &mut Box<dyn Io>,
     out: &[u8],
+    body: Option<(bool, &mut BodyRx)>,
     buf: &mut Vec<u8>,
     head: &mut Head,
 ) -> Result<usize, Exchange> {
-    if io.write_all(out).await.is_err() || io.flush().await.is_err() {
+    if io.write_all(out).await.is_err() {
+        return Err(Exchange::Closed);
+    }
+    if let Some((chunked, rx)) = body {
+        let mut enc = ChunkedEncoder::new();
+        let mut framed = Vec::new();
+        while let Some(piece) = rx.recv().await {
+            // The client failed mid-body: the backend must not take what
+            // it got for the whole request.
+            let piece = piece.map_err(|_| Exchange::Failed)?;
+            let sent = if chunked {
+                framed.clear();
+                enc.encode(&piece, &mut framed);
+                io.write_all(&framed).await
+            } else {
+                io.write_all(&piece).await
+            };
+            sent.map_err(|_| Exchange::Failed)?;
+        }
+        if chunked {
+            framed.clear();
+            enc.finish(&mut framed);
+            io.write_all(&framed).await.map_err(|_| Exchange::Failed)?;
+        }
+    }
+    if io.flush().await.is_err() {
         return Err(Exchange::Closed);
     }
     let limits = shared.params.resp_limits();

@@ -134,3 +134,47 @@ pub(crate) async fn pull_body(
         }
     }
 }
+
+/// Why forwarding a request body stopped before its end.
+pub(crate) enum Pump {
+    /// The client failed: it closed, stalled past `timeout_idle`, or sent a
+    /// body that does not decode. The connection cannot be kept.
+    Client,
+    /// The fetch stopped taking the body; the rest is still to be read.
+    Gone,
+}
+
+/// Forwards the request body to a fetch piece by piece as it arrives, and
+/// tells the fetch with an `Err` piece when the client fails mid-body.
+/// Safe to cancel: each piece leaves the session's buffer before it is
+/// handed on, so what remains can still be read by [`pull_body`].
+pub(crate) async fn pump_body(
+    shared: &Shared,
+    sp: &mut Sess,
+    dec: &mut BodyDecoder,
+    tx: mpsc::Sender<Result<Vec<u8>, ()>>,
+) -> Result<(), Pump> {
+    let fail = |tx: mpsc::Sender<Result<Vec<u8>, ()>>| async move {
+        let _ = tx.send(Err(())).await;
+        Err(Pump::Client)
+    };
+    loop {
+        let Ok(d) = dec.decode(&sp.rest) else { return fail(tx).await };
+        let (piece, consumed, done) = (d.data.to_vec(), d.consumed, d.done);
+        sp.rest.drain(..consumed);
+        if !piece.is_empty() && tx.send(Ok(piece)).await.is_err() {
+            return Err(Pump::Gone);
+        }
+        if done {
+            return Ok(());
+        }
+        if consumed > 0 {
+            continue;
+        }
+        match read_some(&mut sp.stream, &mut sp.rest, shared.params.timeout_idle).await {
+            Ok(0) if dec.finish().is_ok() => return Ok(()),
+            Ok(0) | Err(_) => return fail(tx).await,
+            Ok(_) => {}
+        }
+    }
+}

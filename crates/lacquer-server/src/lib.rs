@@ -57,6 +57,7 @@
 //! | `probe.rs` | `cache_backend_probe.c` | backend health probes |
 //! | `msg.rs` | `cache_http.c` | a head with its buffer; hop-by-hop headers, reasons |
 //! | `params.rs` | `tbl/params.h` | the `-p` parameters |
+//! | `stevedore.rs` | `mgt_stevedore.c` | the `-s` storage arguments |
 
 mod acceptor;
 mod ctx;
@@ -66,6 +67,7 @@ mod msg;
 pub mod params;
 mod probe;
 mod req_fsm;
+pub mod stevedore;
 mod vbe;
 
 use std::fmt;
@@ -92,6 +94,8 @@ pub struct Config {
     /// The compiled VCL.
     pub program: Program,
     pub params: Params,
+    /// The stores `-s` named (the cache will size itself from them).
+    pub storage: Vec<stevedore::StorageSpec>,
 }
 
 /// Why the server could not start.

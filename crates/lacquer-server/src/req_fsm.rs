@@ -9,10 +9,11 @@ use lacquer_http::{BodyDecoder, ChunkHeader, Framing, CHUNK_END, LAST_CHUNK};
 use lacquer_vcl::program::BackendId;
 use lacquer_vcl::Handling;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 
 use crate::ctx::{Endpoints, ReqCtx};
-use crate::fetch::{self, BeBody, Bo, Fetched};
-use crate::http1::{pull_body, Sess};
+use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
+use crate::http1::{pull_body, pump_body, Pump, Sess};
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::Shared;
 
@@ -69,10 +70,14 @@ pub(crate) struct Req {
     pub t_resp: f64,
     pub req: Msg,
     body: BodyDecoder,
-    /// The body, once read for a pass (kept for retries and restarts).
+    /// The body, when it was all at hand for a pass (kept for retries and
+    /// restarts).
     body_cached: Option<Arc<Vec<u8>>>,
     /// Whether the body was read to its end (or there is none).
     body_done: bool,
+    /// Whether the body was streamed to a backend, so it cannot be sent
+    /// again (Varnish's `BS_TAKEN`).
+    body_taken: bool,
     pub bereq: Option<Msg>,
     pub resp: Option<Msg>,
     resp_body: RespBody,
@@ -108,6 +113,7 @@ impl Req {
             body: BodyDecoder::new(framing),
             body_cached: None,
             body_done: framing == Framing::None,
+            body_taken: false,
             req,
             bereq: None,
             resp: None,
@@ -290,25 +296,64 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(bereq) = req.bereq.take() else {
         return ReqStep::VclFail;
     };
-    // A pass sends the request body, read in full first; a miss does not.
-    let body = if pass && !req.body_done {
-        let mut data = Vec::new();
-        let shared = req.shared.clone();
-        if pull_body(&shared, sp, &mut req.body, |d| data.extend_from_slice(d)).await.is_err() {
-            req.doclose = true;
-            req.body_done = true;
-            return req.synth(503, None);
-        }
-        req.body_done = true;
-        req.body_cached = Some(Arc::new(data));
-        req.body_cached.clone()
-    } else if pass {
-        req.body_cached.clone()
+    let shared = req.shared.clone();
+    // A miss sends no body. A pass sends the client's body: whole if it is
+    // all at hand already (small bodies usually are), which lets a retry
+    // send it again; else streamed to the backend while it arrives, never
+    // held whole (Varnish's default without `std.cache_req_body`).
+    let mut pump = None;
+    let body = if !pass {
+        ReqBody::None
+    } else if let Some(b) = &req.body_cached {
+        ReqBody::Cached(b.clone())
+    } else if req.body_taken {
+        ReqBody::Taken
+    } else if req.body_done {
+        ReqBody::None
+    } else if let Some(whole) = body_at_hand(req, sp) {
+        let whole = Arc::new(whole);
+        req.body_cached = Some(whole.clone());
+        ReqBody::Cached(whole)
     } else {
-        None
+        let (tx, rx) = mpsc::channel(fetch::BODY_QUEUE);
+        pump = Some(tx);
+        req.body_taken = true;
+        let len = match req.req.head.framing() {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        ReqBody::Stream { len, rx }
     };
-    let bo = Bo::new(&req.shared, req.bereq_vxid, req.vxid, req.sess_vxid, req.ep, bereq, body, req.backend_hint, pass);
-    match fetch::spawn(req.shared.clone(), bo).await {
+    let bo = Bo::new(&shared, req.bereq_vxid, req.vxid, req.sess_vxid, req.ep, bereq, body, req.backend_hint, pass);
+    let fetched = fetch::spawn(shared.clone(), bo);
+    let fetched = match pump {
+        None => fetched.await,
+        Some(tx) => {
+            // The body goes on while the fetch waits for it. If the fetch
+            // answers first (the backend failed), what is left of the body
+            // is read and dropped by `Finish`.
+            let pump = pump_body(&shared, sp, &mut req.body, tx);
+            tokio::pin!(pump, fetched);
+            let mut pumping = true;
+            loop {
+                tokio::select! {
+                    r = &mut pump, if pumping => {
+                        pumping = false;
+                        match r {
+                            Ok(()) => req.body_done = true,
+                            Err(Pump::Client) => {
+                                req.doclose = true;
+                                req.body_done = true;
+                            }
+                            Err(Pump::Gone) => {}
+                        }
+                    }
+                    f = &mut fetched => break f,
+                }
+            }
+        }
+    };
+    match fetched {
         Ok(Fetched::Resp { beresp, body }) => {
             req.resp = Some(beresp);
             req.resp_body = RespBody::Fetched(body);
@@ -316,6 +361,28 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         }
         Ok(Fetched::Failed) | Err(_) => req.synth(503, None),
     }
+}
+
+/// The whole request body, when it is already in the session's buffer:
+/// decoded, taken out of the buffer, and the body marked read.
+fn body_at_hand(req: &mut Req, sp: &mut Sess) -> Option<Vec<u8>> {
+    let mut dec = req.body;
+    let (mut data, mut at) = (Vec::new(), 0);
+    loop {
+        let d = dec.decode(&sp.rest[at..]).ok()?;
+        data.extend_from_slice(d.data);
+        at += d.consumed;
+        if d.done {
+            break;
+        }
+        if d.consumed == 0 {
+            return None;
+        }
+    }
+    req.body = dec;
+    sp.rest.drain(..at);
+    req.body_done = true;
+    Some(data)
 }
 
 fn cnt_deliver(req: &mut Req) -> ReqStep {
@@ -414,7 +481,7 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(be) = req.backend_hint.and_then(|b| shared.backends.get(b as usize)) else {
         return req.synth(503, None);
     };
-    let mut io = match be.connect(shared.params.connect_timeout).await {
+    let mut io = match be.connect(be.def.connect_timeout.unwrap_or(shared.params.connect_timeout)).await {
         Ok(io) => io,
         Err(_) => return req.synth(503, None),
     };

@@ -127,10 +127,17 @@ fn serve(
             return ExitCode::from(2);
         }
     }
-    if !storage.is_empty() {
-        eprintln!("lacquer serve: note: -s is ignored, there is no cache yet");
-    }
-    let opts = lacquer_vcl::Options::default();
+    let storage = match lacquer_server::stevedore::parse_all(&storage) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lacquer serve: -s: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = lacquer_vcl::Options {
+        stevedores: storage.iter().map(|s| s.name.clone()).collect(),
+        ..lacquer_vcl::Options::default()
+    };
     let program = match (vcl, backend) {
         (Some(file), None) => lacquer_vcl::compile_path(&file, &opts),
         (None, Some(b)) => lacquer_vcl::compile_str("<-b argument>", &lacquer_server::backend_vcl(&b), &opts),
@@ -147,7 +154,7 @@ fn serve(
             return ExitCode::from(2);
         }
     };
-    match lacquer_server::run(lacquer_server::Config { listen, program, params: p }) {
+    match lacquer_server::run(lacquer_server::Config { listen, program, params: p, storage }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lacquer serve: {e}");
@@ -169,7 +176,12 @@ fn demo(listen: String) -> ExitCode {
         }
     };
     eprintln!("lacquer demo: open http://{listen}/ (Ctrl-C stops it)");
-    let config = lacquer_server::Config { listen: vec![listen], program, params: lacquer_server::Params::default() };
+    let config = lacquer_server::Config {
+        listen: vec![listen],
+        program,
+        params: lacquer_server::Params::default(),
+        storage: lacquer_server::stevedore::parse_all(&[]).unwrap_or_default(),
+    };
     match lacquer_server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

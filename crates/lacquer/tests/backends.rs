@@ -295,7 +295,8 @@ fn retry_counts_in_bereq_retries_and_stops_at_max_retries() {
     let vcl = format!(
         "vcl 4.1;\n{}sub vcl_recv {{ return (pass); }}\n\
          sub vcl_backend_response {{ if (bereq.retries < 2) {{ return (retry); }} \
-         set beresp.http.X-Retries = bereq.retries; }}\n",
+         set beresp.http.X-Retries = bereq.retries; }}\n\
+         sub vcl_backend_error {{ set beresp.http.X-Retries = bereq.retries; }}\n",
         backend("default", &o, "")
     );
     let s = start(Some(&vcl), &[]);
@@ -310,6 +311,8 @@ fn retry_counts_in_bereq_retries_and_stops_at_max_retries() {
     let s = start(Some(&vcl), &["-p", "max_retries=1"]);
     let (head, _) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status(&head), 503, "too many retries: {head}");
+    // Varnish counts the refused retry too: `bo->retries++ < max_retries`.
+    assert_eq!(header(&head, "x-retries").as_deref(), Some("2"), "{head}");
     assert_eq!(hits.load(Ordering::SeqCst), 2, "the first try and one retry");
 }
 

@@ -295,3 +295,121 @@ fn the_demo_serves_pages_made_by_vcl() {
     assert!(body.contains("Lacquer is running") && body.contains("GET /hello"), "{body}");
     assert!(body.contains("user agent: test"), "markup is stripped from the user agent: {body}");
 }
+
+/// An origin that takes one request, reads its head, and reports each
+/// piece of body it reads (as raw wire bytes) on a channel before reading
+/// more; when the body is complete (by length or the last chunk) it
+/// answers 200 with the body bytes it got.
+fn piecewise_origin() -> (String, std::sync::mpsc::Receiver<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        let head = read_head(&mut r).unwrap();
+        tx.send(head.clone()).unwrap();
+        let len: Option<usize> = header(&head, "content-length").map(|v| v.parse().unwrap());
+        let mut got = Vec::new();
+        loop {
+            let mut b = [0u8; 4096];
+            let n = r.read(&mut b).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&b[..n]);
+            tx.send(String::from_utf8_lossy(&b[..n]).into_owned()).unwrap();
+            if len == Some(got.len()) || (len.is_none() && got.ends_with(b"0\r\n\r\n")) {
+                break;
+            }
+        }
+        let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", got.len());
+        w.write_all(resp.as_bytes()).unwrap();
+        w.write_all(&got).unwrap();
+    });
+    (addr, rx)
+}
+
+#[test]
+fn request_bodies_stream_to_the_backend_as_they_arrive() {
+    for chunked in [false, true] {
+        let (o, pieces) = piecewise_origin();
+        let s = start(Some(&vcl(&o, "sub vcl_recv { return (pass); }")), &[]);
+        let (mut c, mut r) = connect(&s);
+        let framing = if chunked { "Transfer-Encoding: chunked" } else { "Content-Length: 10" };
+        let (first, second) = if chunked { ("5\r\nhello\r\n", "5\r\nworld\r\n0\r\n\r\n") } else { ("hello", "world") };
+        c.write_all(format!("POST /up HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n{first}").as_bytes()).unwrap();
+        let bereq = pieces.recv_timeout(WAIT).expect("the backend request head");
+        assert_eq!(header(&bereq, "content-length").as_deref(), (!chunked).then_some("10"), "{bereq}");
+        assert_eq!(header(&bereq, "transfer-encoding").as_deref(), chunked.then_some("chunked"), "{bereq}");
+        // The first half reaches the backend while the client still holds
+        // the second: the body is not buffered whole.
+        let mut got = String::new();
+        while !got.contains("hello") {
+            got += &pieces.recv_timeout(WAIT).expect("the first half of the body, before the rest is sent");
+        }
+        assert!(!got.contains("world"), "{got}");
+        c.write_all(second.as_bytes()).unwrap();
+        let head = read_head(&mut r).expect("a response");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let body = text(&read_body(&mut r, &head));
+        assert_eq!(body, format!("{first}{second}"), "chunked={chunked}");
+    }
+}
+
+#[test]
+fn a_small_body_at_hand_is_sent_again_on_retry() {
+    let (o, seen) = origin();
+    let s = start(
+        Some(&vcl(
+            &o,
+            "sub vcl_recv { return (pass); }
+             sub vcl_backend_response {
+                 if (bereq.retries < 1) { return (retry); }
+                 set beresp.http.retries = bereq.retries;
+             }",
+        )),
+        &[],
+    );
+    let (head, body) = request(&s, b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(header(&head, "retries").as_deref(), Some("1"), "{head}");
+    assert_eq!(text(&body), "POST /p xff=127.0.0.1 body=hello");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_streamed_body_cannot_be_retried() {
+    let (o, pieces) = piecewise_origin();
+    let s = start(Some(&vcl(&o, "sub vcl_recv { return (pass); }\nsub vcl_backend_response { return (retry); }")), &[]);
+    let (mut c, mut r) = connect(&s);
+    c.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello").unwrap();
+    pieces.recv_timeout(WAIT).expect("the backend request head");
+    c.write_all(b"world").unwrap();
+    let head = read_head(&mut r).expect("a response");
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+}
+
+#[test]
+fn storage_arguments_name_the_stores_vcl_can_use() {
+    let uses_big = "vcl 4.1;\nbackend default none;\nsub vcl_backend_response { set beresp.storage = storage.big; }\n";
+    let s = start(Some(uses_big), &["-s", "big=malloc,10M"]);
+    let (head, _) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    drop(s);
+
+    let dir = scratch();
+    let f = dir.join("t.vcl");
+    std::fs::write(&f, uses_big).unwrap();
+    let out = Command::new(LACQUER).args(["serve", "-a", "127.0.0.1:0", "-f"]).arg(&f).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Symbol not found: 'storage.big'"), "{out:?}");
+    for (arg, msg) in [("foo", "Unknown storage method \"foo\""), ("malloc,1k", "too small")] {
+        let out = Command::new(LACQUER).args(["serve", "-a", "127.0.0.1:0", "-f"]).arg(&f).args(["-s", arg]).output();
+        let err = String::from_utf8_lossy(&out.unwrap().stderr).into_owned();
+        assert!(err.contains(msg), "-s {arg}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
