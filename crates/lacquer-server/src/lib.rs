@@ -135,9 +135,10 @@ pub(crate) struct Shared {
 }
 
 /// The next transaction id (Varnish's vxid), shared by sessions, requests
-/// and fetches, and shown in `X-Varnish`.
+/// and fetches, and shown in `X-Varnish`. The first is 1000, as in
+/// varnishd: a fresh server's first request is `X-Varnish: 1001`.
 pub(crate) fn next_vxid() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
+    static NEXT: AtomicU64 = AtomicU64::new(1000);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 

@@ -161,6 +161,8 @@ struct Varnish {
     allow_inline_c: bool,
     /// The parameters `lacquer serve` gets, `name=value`.
     params: Vec<String>,
+    /// Other arguments for `lacquer serve` given with `-arg` (`-s …`).
+    args: Vec<String>,
     /// The latest VCL given, as source.
     vcl: Option<String>,
     running: Option<Instance>,
@@ -474,7 +476,12 @@ impl<'o> Test<'o> {
         if !name.starts_with('v') {
             return fail(format!("varnish name '{name}' must start with 'v'"));
         }
-        self.varnishes.entry(name.clone()).or_insert_with(|| Varnish { err_unref: true, ..Default::default() });
+        if !self.varnishes.contains_key(&name) {
+            self.varnishes.insert(name.clone(), Varnish { err_unref: true, ..Default::default() });
+            // varnishtest's `-n` directory for the instance.
+            let workdir = self.tmpdir.join(&name);
+            self.ctx.define(&format!("{name}_name"), &workdir.to_string_lossy());
+        }
         let t = &c.tokens;
         let mut i = 2;
         while i < t.len() {
@@ -562,6 +569,16 @@ impl<'o> Test<'o> {
                     self.set_param(name, p, v)?;
                     k += 2;
                 }
+                ("-s", Some(spec)) => {
+                    let inst = self.varnishes.get_mut(name).expect("varnish made first");
+                    inst.args.extend(["-s".to_string(), spec.trim_matches('\'').to_string()]);
+                    k += 2;
+                }
+                (w, _) if w.starts_with("-s") => {
+                    let inst = self.varnishes.get_mut(name).expect("varnish made first");
+                    inst.args.extend(["-s".to_string(), w[2..].trim_matches('\'').to_string()]);
+                    k += 1;
+                }
                 _ => return fail(format!("varnish {name} -arg \"{a}\": not supported by lacquer vtc yet")),
             }
         }
@@ -598,8 +615,15 @@ impl<'o> Test<'o> {
         let file = self.tmpdir.join(format!("{name}.vcl"));
         std::fs::write(&file, src).or_else(|e| fail(format!("varnish {name}: {e}")))?;
         let workdir = self.tmpdir.join(name);
-        let launch =
-            Launch { lacquer: &self.opts.lacquer, name, workdir: &workdir, vcl: &file, params: &v.params, listen };
+        let launch = Launch {
+            lacquer: &self.opts.lacquer,
+            name,
+            workdir: &workdir,
+            vcl: &file,
+            params: &v.params,
+            args: &v.args,
+            listen,
+        };
         let inst = Instance::start(&self.ctx, &launch).or_else(|e| fail(format!("varnish {name}: {e}")))?;
         let (addr, port) = (inst.addr.ip().to_string(), inst.addr.port().to_string());
         self.say(name, line, &format!("listening on {}", inst.addr));

@@ -29,6 +29,8 @@ pub struct Launch<'a> {
     pub workdir: &'a Path,
     pub vcl: &'a Path,
     pub params: &'a [String],
+    /// More arguments, as `-arg` gave them (`-s …`).
+    pub args: &'a [String],
     pub listen: &'a str,
 }
 
@@ -42,6 +44,7 @@ impl Instance {
         for p in l.params {
             cmd.args(["-p", p]);
         }
+        cmd.args(l.args);
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
         let mut child = cmd.spawn().map_err(|e| format!("cannot run {}: {e}", l.lacquer.display()))?;
         let stderr = child.stderr.take().expect("piped");
