@@ -11,10 +11,12 @@
 //! and the few helpers needed to query them.
 
 pub mod method;
+pub mod params;
 pub mod types;
 pub mod vars;
 
 pub use method::{Action, Method, MethodMask};
+pub use params::{params_markdown, ParamDef, ParamError, ParamValues, PARAMS};
 pub use types::VclType;
 pub use vars::{Var, VarDef, VARIABLES};
 

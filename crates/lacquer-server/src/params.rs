@@ -1,116 +1,95 @@
-//! The run-time parameters (`-p name=value`), as one table.
+//! The run-time parameters (`-p name=value`), backed by the table in
+//! `lacquer-defs`.
 //!
-//! Each row is one of Varnish 7.1's parameters with its type, default,
-//! bounds and a one-line description; the struct, the parser and the
-//! listing are all made from the table. Only the parameters the server
-//! honours today are here; the table belongs in `lacquer-defs` once the
-//! admin CLI (`param.show`, `param.set`) needs it too.
+//! Every parameter of Varnish 7.1 can be set and its value is kept (for
+//! `param.show`); the ones the server acts on are also copied into typed
+//! fields, durations in seconds and sizes in bytes, which is what the rest
+//! of the server reads (`shared.params.timeout_idle`). Which parameters those
+//! are is said once, in the `honoured!` list below; a test checks it against the table's
+//! `honoured` marks.
 
-use std::fmt;
+use lacquer_defs::params::ParamValues;
+pub use lacquer_defs::params::{ParamError, Value};
 
-/// The kind of value a parameter takes, which decides how its text is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A whole number.
-    Uint,
-    /// Seconds, with an optional unit (`ms`, `s`, `m`, `h`, `d`, `w`, `y`).
-    Duration,
-    /// Bytes, with an optional unit (`b`, `k`, `m`, `g`, powers of 1024).
-    Bytes,
-}
-
-/// A parameter that could not be set.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParamError(pub String);
-
-impl fmt::Display for ParamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ParamError {}
-
-macro_rules! params {
-    ($( $field:ident : $kind:ident = $default:expr, min $min:expr, max $max:expr ; $doc:literal ;)*) => {
-        /// The parameters' values. Durations are in seconds, sizes in bytes.
+macro_rules! honoured {
+    ($( $field:ident ),* $(,)?) => {
+        /// The parameters' values: the typed fields the server reads, and
+        /// every parameter's value behind them.
         #[derive(Clone, Debug, PartialEq)]
         pub struct Params {
-            $( #[doc = $doc] pub $field: f64, )*
+            $(
+                #[doc = concat!("`", stringify!($field), "`, as a number (seconds or bytes).")]
+                pub $field: f64,
+            )*
+            values: ParamValues,
+        }
+
+        /// The parameters copied into [`Params`]' typed fields.
+        pub const HONOURED: &[&str] = &[$( stringify!($field), )*];
+
+        impl Params {
+            /// Copies the honoured parameters' values into the typed fields.
+            fn sync(&mut self) {
+                $( self.$field = self.number(stringify!($field)); )*
+            }
         }
 
         impl Default for Params {
             fn default() -> Params {
-                Params { $( $field: $default as f64, )* }
-            }
-        }
-
-        /// Every parameter: name, kind, default, minimum, maximum, description.
-        pub const TABLE: &[(&str, Kind, f64, f64, f64, &str)] = &[
-            $( (stringify!($field), Kind::$kind, $default as f64, $min as f64, $max as f64, $doc), )*
-        ];
-
-        impl Params {
-            fn slot(&mut self, name: &str) -> Option<&mut f64> {
-                match name {
-                    $( stringify!($field) => Some(&mut self.$field), )*
-                    _ => None,
-                }
+                let mut p = Params { $( $field: 0.0, )* values: ParamValues::default() };
+                p.sync();
+                p
             }
         }
     };
 }
 
-params! {
-    max_restarts: Uint = 4, min 0, max u32::MAX;
-        "How many times a request may restart before it gets a 503.";
-    max_retries: Uint = 4, min 0, max u32::MAX;
-        "How many times a backend fetch may be retried before it fails.";
-    timeout_idle: Duration = 5, min 0, max 1e9;
-        "How long a client connection may wait for (the rest of) a request head.";
-    connect_timeout: Duration = 3.5, min 0, max 1e9;
-        "Default time to open a backend connection.";
-    first_byte_timeout: Duration = 60, min 0, max 1e9;
-        "Default time to wait for the first byte of a backend response.";
-    between_bytes_timeout: Duration = 60, min 0, max 1e9;
-        "Default time to wait between two reads of a backend response.";
-    http_req_hdr_len: Bytes = 8192, min 40, max u32::MAX;
-        "The longest client request header line.";
-    http_req_size: Bytes = 32768, min 256, max u32::MAX;
-        "The largest client request head.";
-    http_resp_hdr_len: Bytes = 8192, min 40, max u32::MAX;
-        "The longest backend response header line.";
-    http_resp_size: Bytes = 32768, min 256, max u32::MAX;
-        "The largest backend response head.";
-    http_max_hdr: Uint = 64, min 32, max 65535;
-        "The most header lines in a head, the first line counting as five.";
+honoured! {
+    max_restarts,
+    max_retries,
+    timeout_idle,
+    connect_timeout,
+    first_byte_timeout,
+    between_bytes_timeout,
+    http_req_hdr_len,
+    http_req_size,
+    http_resp_hdr_len,
+    http_resp_size,
+    http_max_hdr,
+    send_timeout,
+    idle_send_timeout,
+    pipe_timeout,
+    timeout_linger,
 }
 
 impl Params {
     /// Sets a parameter from `name=value` text, as `-p` gives it.
     pub fn apply(&mut self, assignment: &str) -> Result<(), ParamError> {
         let Some((name, value)) = assignment.split_once('=') else {
-            return Err(ParamError(format!("parameter '{assignment}': expected name=value")));
+            return Err(ParamError { status: 106, message: "-p lacks '='".to_string() });
         };
-        self.set(name.trim(), value.trim())
+        self.set(name, value)
     }
 
-    /// Sets one parameter from its text value.
+    /// Sets one parameter from its text value, as `param.set` does.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ParamError> {
-        let Some(&(_, kind, _, min, max, _)) = TABLE.iter().find(|row| row.0 == name) else {
-            return Err(ParamError(format!("unknown parameter \"{name}\"")));
-        };
-        let v = parse_value(kind, value).ok_or_else(|| ParamError(format!("invalid value for {name}: '{value}'")))?;
-        if v < min {
-            return Err(ParamError(format!("must be at least {min} for {name}")));
-        }
-        if v > max {
-            return Err(ParamError(format!("must be no more than {max} for {name}")));
-        }
-        if let Some(slot) = self.slot(name) {
-            *slot = v;
-        }
+        self.values.set(name, value)?;
+        self.sync();
         Ok(())
+    }
+
+    fn number(&self, name: &str) -> f64 {
+        self.values.get(name).and_then(Value::as_f64).unwrap_or_else(|| panic!("{name} is a number"))
+    }
+
+    /// Every parameter's value.
+    pub fn values(&self) -> &ParamValues {
+        &self.values
+    }
+
+    /// A parameter's value as `param.show` writes it.
+    pub fn show(&self, name: &str) -> Option<String> {
+        self.values.show(name)
     }
 
     /// The limits a client request head is parsed under.
@@ -132,25 +111,6 @@ impl Params {
     }
 }
 
-/// Reads a number with an optional unit suffix of the parameter's kind.
-fn parse_value(kind: Kind, text: &str) -> Option<f64> {
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    if !n.is_finite() {
-        return None;
-    }
-    let unit = unit.trim();
-    match kind {
-        Kind::Uint if unit.is_empty() && n.fract() == 0.0 => Some(n),
-        Kind::Uint => None,
-        Kind::Duration if unit.is_empty() => Some(n),
-        Kind::Duration => lacquer_vcl::conv::duration_unit(unit).map(|u| n * u),
-        Kind::Bytes if unit.is_empty() => Some(n.trunc()),
-        Kind::Bytes => lacquer_vcl::conv::bytes_unit(unit).map(|u| (n * u).trunc()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +120,7 @@ mod tests {
         let p = Params::default();
         assert_eq!(p.max_restarts, 4.0);
         assert_eq!(p.connect_timeout, 3.5);
+        assert_eq!(p.send_timeout, 600.0);
         assert_eq!(p.req_limits(), lacquer_http::Limits::REQUEST);
         assert_eq!(p.resp_limits(), lacquer_http::Limits::RESPONSE);
     }
@@ -168,14 +129,38 @@ mod tests {
     fn values_are_typed() {
         let mut p = Params::default();
         p.apply("max_restarts=2").unwrap();
-        p.apply("timeout_idle=1500ms").unwrap();
+        p.apply("timeout_idle=1.5").unwrap();
         p.apply("http_req_size=64k").unwrap();
-        assert_eq!((p.max_restarts, p.timeout_idle, p.http_req_size), (2.0, 1.5, 65536.0));
+        p.apply("send_timeout=2").unwrap();
+        assert_eq!((p.max_restarts, p.timeout_idle, p.http_req_size, p.send_timeout), (2.0, 1.5, 65536.0, 2.0));
         assert!(p.apply("max_restarts=1.5").is_err());
-        assert!(p.apply("max_restarts=-1").is_err());
-        assert!(p.apply("timeout_idle=5 parsecs").is_err());
+        assert!(p.apply("timeout_idle=-1").is_err());
+        assert!(p.apply("timeout_idle=five").is_err());
         assert!(p.apply("http_max_hdr=8").is_err());
-        assert!(p.apply("no_such_thing=1").unwrap_err().0.contains("unknown parameter"));
+        assert!(p.apply("no_such_thing=1").unwrap_err().message.contains("Unknown parameter"));
         assert!(p.apply("max_restarts").is_err());
+        assert_eq!(p.max_restarts, 2.0, "a failed set changes nothing");
+    }
+
+    #[test]
+    fn every_parameter_can_be_set_and_shown() {
+        let mut p = Params::default();
+        p.apply("feature=+http2").unwrap();
+        p.apply("thread_pool_min=10").unwrap();
+        p.apply("vsl_mask=+Hash").unwrap();
+        p.apply("debug=+syncvsl").unwrap();
+        assert_eq!(p.show("feature").as_deref(), Some("+http2,+validate_headers"));
+        assert_eq!(p.show("thread_pool_min").as_deref(), Some("10"));
+        assert_eq!(p.show("debug").as_deref(), Some("+syncvsl"));
+        assert_eq!(p.values().get("thread_pool_min"), Some(&Value::Uint(10)));
+    }
+
+    #[test]
+    fn honoured_fields_match_the_table() {
+        let mut want: Vec<_> = lacquer_defs::PARAMS.iter().filter(|p| p.honoured).map(|p| p.name).collect::<Vec<_>>();
+        let mut have = HONOURED.to_vec();
+        want.sort_unstable();
+        have.sort_unstable();
+        assert_eq!(have, want);
     }
 }

@@ -116,8 +116,16 @@ fn serve(
 ) -> ExitCode {
     let mut p = lacquer_server::Params::default();
     for a in &params {
+        // Worded as varnishd words it.
+        if !a.contains('=') {
+            eprintln!("Error: \t-p lacks '='\n(lacquer serve --help gives usage)");
+            return ExitCode::from(2);
+        }
         if let Err(e) = p.apply(a) {
-            eprintln!("lacquer serve: -p {a}: {e}");
+            eprintln!("Error:\n{e}");
+            let name = a.split_once('=').map_or(a.as_str(), |(n, _)| n);
+            let what = if lacquer_defs::params::lookup(name).is_none() { "unknown parameter" } else { "bad value" };
+            eprintln!("lacquer serve: {what} in -p {a}, not starting");
             return ExitCode::from(2);
         }
     }
