@@ -1,6 +1,6 @@
 //! The HTTP/1 session language that `server` and `client` specs are written
 //! in, as `vtc_http.c`: `txreq`, `rxresp`, `expect` and their kin, run
-//! against one TCP connection.
+//! against one connection (TCP or a Unix socket, see `net.rs`).
 //!
 //! The parser is lenient on purpose, as varnishtest's is: a head ends at an
 //! empty line (`\r\n` or `\n`), its first line is split in three fields,
@@ -8,11 +8,11 @@
 //! response with status 200 only) the end of the connection.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::ctx::{Ctx, POLL};
+use crate::net::{Listener, Stream};
 use crate::parse::tokenize;
 
 /// Why a spec stopped early.
@@ -53,8 +53,10 @@ impl HeadData {
 pub struct Session<'a> {
     ctx: &'a Arc<Ctx>,
     name: String,
-    stream: Option<TcpStream>,
-    listener: Option<&'a TcpListener>,
+    stream: Option<Stream>,
+    listener: Option<&'a Listener>,
+    /// `remote.ip`, `remote.port` and `remote.path` of the connection.
+    remote: (String, String, Option<String>),
     rx: Vec<u8>,
     timeout: Duration,
     fatal: bool,
@@ -126,8 +128,9 @@ fn dump(bytes: &[u8]) -> String {
 
 impl<'a> Session<'a> {
     /// A session on `stream`; `listener` is the server's, for `accept`.
-    pub fn new(ctx: &'a Arc<Ctx>, name: &str, stream: TcpStream, listener: Option<&'a TcpListener>) -> Session<'a> {
+    pub fn new(ctx: &'a Arc<Ctx>, name: &str, stream: Stream, listener: Option<&'a Listener>) -> Session<'a> {
         Session {
+            remote: stream.remote(),
             ctx,
             name: name.to_string(),
             stream: Some(stream),
@@ -638,6 +641,12 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The connection, taken away so that `close` leaves it open: how a
+    /// `-keepalive` actor runs its next iteration on it.
+    pub fn take_stream(&mut self) -> Option<Stream> {
+        self.stream.take()
+    }
+
     /// Shuts the connection down.
     pub fn close(&mut self) {
         if let Some(s) = self.stream.take() {
@@ -653,6 +662,7 @@ impl<'a> Session<'a> {
         self.close();
         let s = accept(self.ctx, l).ok_or(Stop::Quiet)?;
         self.say("Accepted");
+        self.remote = s.remote();
         self.stream = Some(s);
         Ok(())
     }
@@ -671,6 +681,9 @@ impl<'a> Session<'a> {
             "resp.chunklen" => self.chunklen.clone(),
             "req.bodylen" | "resp.bodylen" => Some(self.bodylen.clone()),
             "req.body" | "resp.body" => body(),
+            "remote.ip" => Some(self.remote.0.clone()),
+            "remote.port" => Some(self.remote.1.clone()),
+            "remote.path" => self.remote.2.clone(),
             _ => {
                 if let Some(h) = spec.strip_prefix("req.http.") {
                     self.req.header(h)
@@ -687,7 +700,7 @@ impl<'a> Session<'a> {
         let [lhs_s, op, rhs_s] = a else {
             return fail("expect: needs three arguments");
         };
-        if lhs_s.starts_with("remote.") || lhs_s.starts_with("h2.") || lhs_s.starts_with("stream.") {
+        if lhs_s.starts_with("h2.") || lhs_s.starts_with("stream.") {
             return fail(format!("expect {lhs_s}: not supported by lacquer vtc yet"));
         }
         let lhs = self.resolve(lhs_s);
@@ -704,10 +717,14 @@ impl<'a> Session<'a> {
             "==" => cl == cr,
             "!=" => cl != cr,
             _ if lhs.is_none() || rhs.is_none() => false,
-            "<" => number(&cl) < number(&cr),
-            ">" => number(&cl) > number(&cr),
-            "<=" => number(&cl) <= number(&cr),
-            ">=" => number(&cl) >= number(&cr),
+            // varnishtest compares numbers (as `strtod` reads them) with
+            // both the C and the shell spelling of each operator.
+            "<" | "-lt" => number(&cl) < number(&cr),
+            ">" | "-gt" => number(&cl) > number(&cr),
+            "<=" | "-le" => number(&cl) <= number(&cr),
+            ">=" | "-ge" => number(&cl) >= number(&cr),
+            "-eq" => number(&cl) == number(&cr),
+            "-ne" => number(&cl) != number(&cr),
             _ => return fail(format!("EXPECT {lhs_s} ({cl}) {op} {rhs_s} ({cr}) test not implemented")),
         };
         if !ok {
@@ -725,18 +742,14 @@ fn body_text(b: &[u8]) -> String {
 }
 
 /// Accepts one connection, giving up (None) when the test is aborted.
-pub fn accept(ctx: &Ctx, l: &TcpListener) -> Option<TcpStream> {
+pub fn accept(ctx: &Ctx, l: &Listener) -> Option<Stream> {
     let _ = l.set_nonblocking(true);
     loop {
         if ctx.aborted() {
             return None;
         }
         match l.accept() {
-            Ok((s, _)) => {
-                let _ = s.set_nonblocking(false);
-                let _ = s.set_nodelay(true);
-                return Some(s);
-            }
+            Ok(s) => return Some(s),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {
                 std::thread::sleep(Duration::from_millis(10));
             }

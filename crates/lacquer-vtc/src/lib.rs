@@ -18,6 +18,7 @@
 pub mod barrier;
 pub mod ctx;
 pub mod http;
+pub mod net;
 pub mod parse;
 pub mod run;
 pub mod server;

@@ -1,12 +1,16 @@
 //! Running one script: its commands in order, each by an actor.
 //!
 //! Macros follow the installed varnishtest 7.1.1: `${sN_sock}`,
-//! `${vN_sock}`, `${bad_backend}` and `${listen_addr}` are `host:port`. One
+//! `${vN_sock}`, `${bad_backend}` and `${listen_addr}` are `host:port`; for
+//! a Unix socket `${sN_sock}`/`${vN_sock}` is its path, `_addr` `0.0.0.0`
+//! and `_port` `0`. An instance also has `${vN_NAME_addr}` … for each of
+//! its `-a` endpoints (`a0`, `a1` … or `name=`) and `${vN_pid}`. One
 //! deliberate difference: a declared server listens (and has its macros) at
 //! once, where varnishtest defines them only at `-start`.
 //!
-//! Implemented today: `varnishtest`, `feature`, `server` and `client` (the
-//! HTTP/1 actors of `http.rs` and `server.rs`), `varnish` (VCL compilation
+//! Implemented today: `varnishtest` (or `vtest`), `feature`, `server` and
+//! `client` (the HTTP/1 actors of `http.rs` and `server.rs`, over TCP or
+//! Unix sockets, `-repeat` and `-keepalive`), `varnish` (VCL compilation
 //! through `lacquer check`, and `-start`/`-stop`/`-wait` running a real
 //! `lacquer serve`, see `varnish.rs`), `shell`, `delay`, `filewrite`,
 //! `setenv`, `barrier` (`barrier.rs`, also inside server and client specs).
@@ -27,7 +31,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::ctx::Ctx;
+use crate::net::Listener;
 use crate::parse::{tokenize, Command};
+use crate::server::Repeat;
 use crate::varnish::{Instance, Launch};
 
 /// How to run scripts.
@@ -87,6 +93,61 @@ pub fn run_file(path: &Path, opts: &RunOptions) -> Outcome {
     }
 }
 
+/// Splits `s` into words as `sh` does: blanks separate, `'…'` quotes
+/// literally, `"…"` quotes with `\\` escaping `"`, `\\`, `$` and `` ` ``,
+/// and a bare `\\` quotes the next character.
+fn shell_words(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if let Some(w) = cur.take() {
+                    words.push(w);
+                }
+            }
+            '\'' => {
+                let w = cur.get_or_insert_with(String::new);
+                loop {
+                    match it.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => return Err("unterminated '".into()),
+                    }
+                }
+            }
+            '"' => {
+                let w = cur.get_or_insert_with(String::new);
+                loop {
+                    match it.next() {
+                        Some('"') => break,
+                        Some('\\') => match it.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => w.push(c),
+                            Some(c) => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                            None => return Err("unterminated \"".into()),
+                        },
+                        Some(c) => w.push(c),
+                        None => return Err("unterminated \"".into()),
+                    }
+                }
+            }
+            '\\' => {
+                let w = cur.get_or_insert_with(String::new);
+                if let Some(c) = it.next() {
+                    w.push(c);
+                }
+            }
+            c => cur.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(cur);
+    Ok(words)
+}
+
 /// A step's result: go on, or stop the test with a verdict.
 type Step = Result<(), Verdict>;
 
@@ -134,11 +195,12 @@ fn run_inner(path: &Path, opts: &RunOptions, ctx: Arc<Ctx>) -> (Verdict, String)
 /// A declared server: listening, so that its address is real.
 struct Server {
     name: String,
-    addr: String,
-    port: String,
-    listener: Arc<TcpListener>,
+    /// How `-vcl+backend` declares it: `.host` and `.port`, or `.path`.
+    backend: String,
+    listener: Arc<Listener>,
     spec: String,
     repeat: usize,
+    keepalive: bool,
     dispatch: bool,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
@@ -149,6 +211,7 @@ struct Client {
     connect: Option<String>,
     spec: String,
     repeat: usize,
+    keepalive: bool,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
 
@@ -163,6 +226,13 @@ struct Varnish {
     params: Vec<String>,
     /// Other arguments for `lacquer serve` given with `-arg` (`-s …`).
     args: Vec<String>,
+    /// The `-a` arguments given with `-arg`; without any, the instance
+    /// listens on `127.0.0.1:0` (with `,PROXY` under `-proto`).
+    listen: Vec<String>,
+    /// `-proto`: the protocol of the default listen address.
+    proto: Option<String>,
+    /// `-b …` or `-f …` given with `-arg`: what runs without `-vcl`.
+    boot: Vec<String>,
     /// The latest VCL given, as source.
     vcl: Option<String>,
     running: Option<Instance>,
@@ -233,7 +303,9 @@ impl<'o> Test<'o> {
         for c in cmds {
             let Some(word) = c.tokens.first() else { continue };
             let r = match word.as_str() {
-                "varnishtest" => {
+                // `vtest` is the name varnishtest's successor gives the
+                // same command.
+                "varnishtest" | "vtest" => {
                     let title = c.tokens.get(1).cloned().unwrap_or_default();
                     self.say("top", c.line, &format!("TEST {title}"));
                     Ok(())
@@ -335,6 +407,7 @@ impl<'o> Test<'o> {
                     let n = t.get(i).and_then(|v| v.parse().ok());
                     self.servers[k].repeat = n.ok_or_else(|| Verdict::Failed("server -repeat: bad count".into()))?;
                 }
+                "-keepalive" => self.servers[k].keepalive = true,
                 "-dispatch" => {
                     if name != "s0" {
                         return fail("server -dispatch: only for s0");
@@ -345,7 +418,8 @@ impl<'o> Test<'o> {
                     self.server_wait(k)?;
                     let s = &mut self.servers[k];
                     let (ctx, n, l, spec) = (self.ctx.clone(), s.name.clone(), s.listener.clone(), s.spec.clone());
-                    s.thread = Some(crate::server::start_server(ctx, n, l, spec, s.repeat, s.dispatch));
+                    let repeat = Repeat { count: s.repeat, keepalive: s.keepalive };
+                    s.thread = Some(crate::server::start_server(ctx, n, l, spec, repeat, s.dispatch));
                 }
                 "-wait" => self.server_wait(k)?,
                 "-break" => {
@@ -377,32 +451,29 @@ impl<'o> Test<'o> {
             Some(l) => self.expand(&l)?,
             None => "127.0.0.1:0".into(),
         };
-        if want.starts_with('/') || want.starts_with('@') {
-            return fail(format!("server {name}: Unix socket servers are not supported yet"));
-        }
-        // varnishtest writes addresses as "host port" or "host:port".
-        let bind = match want.split_once(' ') {
-            Some((h, p)) => format!("{h}:{p}"),
-            None => want,
-        };
-        let l = TcpListener::bind(&bind).or_else(|_| fail(format!("server {name}: cannot listen on {bind}")))?;
-        let a = l.local_addr().or_else(|e| fail(format!("server {name}: {e}")))?;
+        // A server declared again lets go of its socket first, so that the
+        // same path or port can be listened on anew.
         if let Some(k) = self.servers.iter().position(|s| s.name == name) {
             self.server_wait(k)?;
             self.servers.remove(k);
         }
-        let (addr, port) = (a.ip().to_string(), a.port().to_string());
-        let sock = if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") };
+        let l = Listener::bind(&want).or_else(|e| fail(format!("server {name}: cannot listen on {want}: {e}")))?;
+        let (addr, port, sock) = l.macros().or_else(|e| fail(format!("server {name}: {e}")))?;
+        let backend = if crate::net::is_path(&want) {
+            format!(".path = \"{sock}\";")
+        } else {
+            format!(".host = \"{addr}\"; .port = \"{port}\";")
+        };
         self.ctx.define(&format!("{name}_addr"), &addr);
         self.ctx.define(&format!("{name}_port"), &port);
         self.ctx.define(&format!("{name}_sock"), &sock);
         self.servers.push(Server {
             name: name.to_string(),
-            addr,
-            port,
+            backend,
             listener: Arc::new(l),
             spec: String::new(),
             repeat: 1,
+            keepalive: false,
             dispatch: false,
             thread: None,
         });
@@ -430,6 +501,7 @@ impl<'o> Test<'o> {
                     self.clients.entry(name.clone()).or_default().repeat =
                         n.ok_or_else(|| Verdict::Failed("client -repeat: bad count".into()))?;
                 }
+                "-keepalive" => self.clients.entry(name.clone()).or_default().keepalive = true,
                 "-start" => self.client_start(&name)?,
                 "-wait" => self.client_wait(&name)?,
                 "-run" => {
@@ -450,11 +522,8 @@ impl<'o> Test<'o> {
         self.client_wait(name)?;
         let cl = self.clients.entry(name.to_string()).or_default();
         let connect = cl.connect.clone().unwrap_or_else(|| "${v1_sock}".into());
-        let (spec, repeat) = (cl.spec.clone(), cl.repeat.max(1));
+        let (spec, repeat) = (cl.spec.clone(), Repeat { count: cl.repeat.max(1), keepalive: cl.keepalive });
         let addr = self.expand(&connect)?;
-        if addr.starts_with('/') || addr.starts_with('@') {
-            return fail(format!("client {name}: Unix sockets are not supported yet"));
-        }
         let th = crate::server::start_client(self.ctx.clone(), name.to_string(), addr, spec, repeat);
         self.clients.get_mut(name).expect("made above").thread = Some(th);
         Ok(())
@@ -527,6 +596,11 @@ impl<'o> Test<'o> {
                     self.varnish_start(&name, c.line)?;
                     i += 1;
                 }
+                "-proto" => {
+                    let p = self.expand(&next(1)?)?;
+                    self.varnishes.get_mut(&name).expect("made above").proto = Some(p);
+                    i += 2;
+                }
                 "-stop" | "-wait" => {
                     if let Some(inst) = self.varnishes.get_mut(&name).and_then(|v| v.running.take()) {
                         inst.stop();
@@ -559,27 +633,40 @@ impl<'o> Test<'o> {
         Ok(())
     }
 
+    /// An `-arg` string, read as varnishtest's shell reads the varnishd
+    /// command line it is pasted into, and its flags taken as varnishd's
+    /// getopt does (`-p x=y` or `-px=y`). Parameters and `-a` are the
+    /// runner's to manage; `-b`, `-f`, `-s`, `-h`, `-W`, `-r` and `-i` go to
+    /// `lacquer serve` as they are, which refuses those it does not know.
     fn varnish_arg(&mut self, name: &str, a: &str) -> Step {
-        let words: Vec<&str> = a.split_whitespace().collect();
+        let words = shell_words(a).or_else(|e| fail(format!("varnish {name} -arg \"{a}\": {e}")))?;
         let mut k = 0;
         while k < words.len() {
-            match (words[k], words.get(k + 1)) {
-                ("-p", Some(pv)) => {
-                    let (p, v) = pv.split_once('=').unwrap_or((pv, ""));
-                    self.set_param(name, p, v)?;
-                    k += 2;
-                }
-                ("-s", Some(spec)) => {
-                    let inst = self.varnishes.get_mut(name).expect("varnish made first");
-                    inst.args.extend(["-s".to_string(), spec.trim_matches('\'').to_string()]);
-                    k += 2;
-                }
-                (w, _) if w.starts_with("-s") => {
-                    let inst = self.varnishes.get_mut(name).expect("varnish made first");
-                    inst.args.extend(["-s".to_string(), w[2..].trim_matches('\'').to_string()]);
-                    k += 1;
-                }
-                _ => return fail(format!("varnish {name} -arg \"{a}\": not supported by lacquer vtc yet")),
+            let w = words[k].as_str();
+            let flag = w.strip_prefix('-').and_then(|f| f.chars().next()).filter(|_| w.len() >= 2);
+            let Some(flag) = flag else {
+                return fail(format!("varnish {name} -arg \"{a}\": '{w}' is not a flag"));
+            };
+            if !"abfhiprsW".contains(flag) {
+                return fail(format!("varnish {name} -arg \"{a}\": -{flag} is not supported by lacquer vtc yet"));
+            }
+            let value = if w.len() > 2 {
+                w[2..].to_string()
+            } else {
+                k += 1;
+                words.get(k).cloned().ok_or_else(|| Verdict::Failed(format!("varnish {name}: -{flag}: no value")))?
+            };
+            k += 1;
+            if flag == 'p' {
+                let (p, v) = value.split_once('=').unwrap_or((&value, ""));
+                self.set_param(name, p, v)?;
+                continue;
+            }
+            let inst = self.varnishes.get_mut(name).expect("varnish made first");
+            match flag {
+                'a' => inst.listen.push(value),
+                'b' | 'f' => inst.boot.extend([format!("-{flag}"), value]),
+                _ => inst.args.extend([format!("-{flag}"), value]),
             }
         }
         Ok(())
@@ -589,47 +676,60 @@ impl<'o> Test<'o> {
         let on = matches!(v, "on" | "true" | "1" | "yes");
         let off = matches!(v, "off" | "false" | "0" | "no");
         let inst = self.varnishes.get_mut(name).expect("varnish made first");
+        // The VCC parameters the runner's `lacquer check` honours are also
+        // the instance's, since it compiles its VCL itself.
         match p {
             "vcc_err_unref" if on || off => inst.err_unref = on,
             "vcc_allow_inline_c" if on || off => inst.allow_inline_c = on,
             p if p.starts_with("vcc_") => {
                 return fail(format!("varnish {name}: parameter {p}={v} is not supported by lacquer vtc yet"))
             }
-            // `lacquer serve -p` checks the others when the instance starts.
-            _ => {
-                let prefix = format!("{p}=");
-                inst.params.retain(|a| !a.starts_with(&prefix));
-                inst.params.push(format!("{p}={v}"));
-            }
+            _ => {}
         }
+        // `lacquer serve -p` checks them all when the instance starts.
+        let prefix = format!("{p}=");
+        inst.params.retain(|a| !a.starts_with(&prefix));
+        inst.params.push(format!("{p}={v}"));
         Ok(())
     }
 
-    /// Starts instance `name`'s `lacquer serve` with its latest VCL, on
-    /// `listen`, and defines its macros.
-    fn varnish_launch(&mut self, name: &str, line: usize, listen: &str) -> Step {
+    /// Starts instance `name`'s `lacquer serve` with its latest VCL (or
+    /// its `-b`/`-f`), on the `-a` arguments `listen`, and defines its
+    /// macros as varnishtest does: `vN_addr`, `vN_port` and `vN_sock` for
+    /// the first endpoint, `vN_NAME_addr` … for each, and `vN_pid`.
+    fn varnish_launch(&mut self, name: &str, line: usize, listen: &[String]) -> Step {
         let v = self.varnishes.get(name).expect("varnish made first");
-        let Some(src) = v.vcl.clone() else {
-            return fail(format!("varnish {name} -start: no VCL was given"));
-        };
         let file = self.tmpdir.join(format!("{name}.vcl"));
-        std::fs::write(&file, src).or_else(|e| fail(format!("varnish {name}: {e}")))?;
+        match &v.vcl {
+            Some(src) => std::fs::write(&file, src).or_else(|e| fail(format!("varnish {name}: {e}")))?,
+            None if v.boot.is_empty() => return fail(format!("varnish {name} -start: no VCL was given")),
+            None => {}
+        }
         let workdir = self.tmpdir.join(name);
         let launch = Launch {
             lacquer: &self.opts.lacquer,
             name,
             workdir: &workdir,
-            vcl: &file,
+            vcl: v.vcl.as_ref().map(|_| file.as_path()),
+            boot: &v.boot,
             params: &v.params,
             args: &v.args,
             listen,
         };
         let inst = Instance::start(&self.ctx, &launch).or_else(|e| fail(format!("varnish {name}: {e}")))?;
-        let (addr, port) = (inst.addr.ip().to_string(), inst.addr.port().to_string());
-        self.say(name, line, &format!("listening on {}", inst.addr));
-        self.ctx.define(&format!("{name}_addr"), &addr);
-        self.ctx.define(&format!("{name}_port"), &port);
-        self.ctx.define(&format!("{name}_sock"), &inst.addr.to_string());
+        for (k, e) in inst.listen.iter().enumerate() {
+            self.say(name, line, &format!("listening on {} ({})", e.endpoint, e.name));
+            let (addr, port, sock) = e.macros();
+            if k == 0 {
+                self.ctx.define(&format!("{name}_addr"), &addr);
+                self.ctx.define(&format!("{name}_port"), &port);
+                self.ctx.define(&format!("{name}_sock"), &sock);
+            }
+            self.ctx.define(&format!("{name}_{}_addr", e.name), &addr);
+            self.ctx.define(&format!("{name}_{}_port", e.name), &port);
+            self.ctx.define(&format!("{name}_{}_sock", e.name), &sock);
+        }
+        self.ctx.define(&format!("{name}_pid"), &inst.pid().to_string());
         self.varnishes.get_mut(name).expect("varnish made first").running = Some(inst);
         Ok(())
     }
@@ -638,7 +738,14 @@ impl<'o> Test<'o> {
         if self.varnishes.get(name).is_some_and(|v| v.running.is_some()) {
             return fail(format!("varnish {name} -start: already running"));
         }
-        self.varnish_launch(name, line, "127.0.0.1:0")
+        let v = &self.varnishes[name];
+        let listen = if v.listen.is_empty() {
+            let proto = v.proto.as_ref().map(|p| format!(",{p}")).unwrap_or_default();
+            vec![format!("127.0.0.1:0{proto}")]
+        } else {
+            v.listen.clone()
+        };
+        self.varnish_launch(name, line, &listen)
     }
 
     /// A running instance given a new VCL or parameter is restarted on the
@@ -647,10 +754,10 @@ impl<'o> Test<'o> {
         let Some(inst) = self.varnishes.get_mut(name).and_then(|v| v.running.take()) else {
             return Ok(());
         };
-        let addr = inst.addr.to_string();
+        let listen: Vec<String> = inst.listen.iter().map(|e| e.again.clone()).collect();
         inst.stop();
         self.say(name, line, "restarting with the new VCL and parameters");
-        self.varnish_launch(name, line, &addr)
+        self.varnish_launch(name, line, &listen)
     }
 
     /// The source varnishtest sends with `vcl.inline`.
@@ -659,7 +766,7 @@ impl<'o> Test<'o> {
         let mut s = format!("vcl {syntax};\n");
         if backends {
             for sv in &self.servers {
-                let _ = writeln!(s, "backend {} {{ .host = \"{}\"; .port = \"{}\"; }}", sv.name, sv.addr, sv.port);
+                let _ = writeln!(s, "backend {} {{ {} }}", sv.name, sv.backend);
             }
             s.push('\n');
         }
@@ -801,5 +908,18 @@ impl<'o> Test<'o> {
         self.env.retain(|(n, _)| n != k);
         self.env.push((k.clone(), v));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_words;
+
+    #[test]
+    fn arguments_split_as_the_shell_splits_them() {
+        assert_eq!(shell_words("-b '127.0.0.1:80'  -p x=1").unwrap(), ["-b", "127.0.0.1:80", "-p", "x=1"]);
+        assert_eq!(shell_words(r#"-p "a b"c -x\ y"#).unwrap(), ["-p", "a bc", "-x y"]);
+        assert_eq!(shell_words("''").unwrap(), [""]);
+        assert!(shell_words("'open").is_err());
     }
 }

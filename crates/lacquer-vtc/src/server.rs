@@ -1,28 +1,40 @@
 //! The `server` and `client` actors: each runs its HTTP spec on a thread,
 //! once per connection.
 
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crate::ctx::Ctx;
 use crate::http::{accept, Session, Stop};
+use crate::net::{Listener, Stream};
 
-/// Runs `spec` on one connection; a failure is recorded on `ctx` and
-/// returned.
+/// How an actor runs its spec.
+#[derive(Clone, Copy)]
+pub struct Repeat {
+    /// How many times.
+    pub count: usize,
+    /// `-keepalive`: every iteration on the same connection instead of a
+    /// new one each.
+    pub keepalive: bool,
+}
+
+/// Runs `spec` on `stream`; a failure is recorded on `ctx` and returned.
+/// Answers the stream, still open, if the spec did not close it and
+/// `keep` asks for it.
 fn session(
     ctx: &Arc<Ctx>,
     name: &str,
-    stream: TcpStream,
-    listener: Option<&TcpListener>,
+    stream: Stream,
+    listener: Option<&Listener>,
     spec: &str,
-) -> Result<(), String> {
+    keep: bool,
+) -> Result<Option<Stream>, String> {
     let mut s = Session::new(ctx, name, stream, listener);
     let r = s.run(spec);
+    let left = if keep && r.is_ok() { s.take_stream() } else { None };
     s.close();
     match r {
-        Ok(()) | Err(Stop::Quiet) => Ok(()),
+        Ok(()) | Err(Stop::Quiet) => Ok(left),
         Err(Stop::Fail(m)) => {
             ctx.fail(name, &m);
             Err(m)
@@ -30,15 +42,15 @@ fn session(
     }
 }
 
-/// Starts server `name`: `repeat` connections accepted one after another,
-/// or (with `dispatch`) every connection on its own thread until the test
-/// ends.
+/// Starts server `name`: `repeat` connections accepted one after another
+/// (or one connection, with `-keepalive`), or (with `dispatch`) every
+/// connection on its own thread until the test ends.
 pub fn start_server(
     ctx: Arc<Ctx>,
     name: String,
-    listener: Arc<TcpListener>,
+    listener: Arc<Listener>,
     spec: String,
-    repeat: usize,
+    repeat: Repeat,
     dispatch: bool,
 ) -> JoinHandle<Result<(), String>> {
     std::thread::spawn(move || {
@@ -46,7 +58,7 @@ pub fn start_server(
             let mut workers = Vec::new();
             while let Some(stream) = accept(&ctx, &listener) {
                 let (c, n, sp, l) = (ctx.clone(), name.clone(), spec.clone(), listener.clone());
-                workers.push(std::thread::spawn(move || session(&c, &n, stream, Some(&l), &sp)));
+                workers.push(std::thread::spawn(move || session(&c, &n, stream, Some(&l), &sp, false)));
             }
             let mut r = Ok(());
             for w in workers {
@@ -56,62 +68,58 @@ pub fn start_server(
             }
             return r;
         }
-        for _ in 0..repeat {
-            let Some(stream) = accept(&ctx, &listener) else {
-                return Ok(());
+        let mut kept = None;
+        for _ in 0..repeat.count {
+            let stream = match kept.take() {
+                Some(s) => s,
+                None => {
+                    let Some(s) = accept(&ctx, &listener) else {
+                        return Ok(());
+                    };
+                    ctx.say(&name, "accepted a connection");
+                    s
+                }
             };
-            ctx.say(&name, "accepted a connection");
-            session(&ctx, &name, stream, Some(&listener), &spec)?;
+            kept = session(&ctx, &name, stream, Some(&listener), &spec, repeat.keepalive)?;
         }
         ctx.say(&name, "Ending");
         Ok(())
     })
 }
 
-/// Starts client `name`: `repeat` connections to `addr`, one after another.
+/// Starts client `name`: `repeat` connections to `addr` (a Unix socket
+/// path, `host:port` or `host port`), one after another, or one with
+/// `-keepalive`.
 pub fn start_client(
     ctx: Arc<Ctx>,
     name: String,
     addr: String,
     spec: String,
-    repeat: usize,
+    repeat: Repeat,
 ) -> JoinHandle<Result<(), String>> {
     std::thread::spawn(move || {
-        for _ in 0..repeat {
+        let mut kept = None;
+        for _ in 0..repeat.count {
             if ctx.aborted() {
                 return Ok(());
             }
-            let stream = match connect(&addr, ctx.session_timeout) {
-                Ok(s) => s,
-                Err(e) => {
-                    let m = format!("Failed to open {addr}: {e}");
-                    ctx.fail(&name, &m);
-                    return Err(m);
-                }
+            let stream = match kept.take() {
+                Some(s) => s,
+                None => match Stream::connect(&addr, ctx.session_timeout) {
+                    Ok(s) => {
+                        ctx.say(&name, &format!("connected to {addr}"));
+                        s
+                    }
+                    Err(e) => {
+                        let m = format!("Failed to open {addr}: {e}");
+                        ctx.fail(&name, &m);
+                        return Err(m);
+                    }
+                },
             };
-            ctx.say(&name, &format!("connected to {addr}"));
-            session(&ctx, &name, stream, None, &spec)?;
+            kept = session(&ctx, &name, stream, None, &spec, repeat.keepalive)?;
         }
         ctx.say(&name, "Ending");
         Ok(())
     })
-}
-
-/// Connects to `host:port` or `host port`.
-fn connect(addr: &str, timeout: Duration) -> std::io::Result<TcpStream> {
-    let spec = match addr.split_once(' ') {
-        Some((h, p)) => format!("{h}:{p}"),
-        None => addr.to_string(),
-    };
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-    for a in spec.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&a, timeout.max(Duration::from_millis(100))) {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
 }
