@@ -84,10 +84,6 @@ fn common(var: Var, shared: &Shared, ep: &Endpoints) -> Option<Value<'static>> {
         Var::ServerHostname | Var::ServerIdentity => owned(shared.hostname.clone()),
         Var::LocalEndpoint => owned(shared.sockets.get(ep.socket).map_or_else(String::new, |l| l.endpoint.clone())),
         Var::LocalSocket => owned(shared.sockets.get(ep.socket).map_or_else(String::new, |l| l.name.clone())),
-        Var::SessTimeoutIdle => Value::Duration(shared.params.timeout_idle),
-        Var::SessTimeoutLinger => Value::Duration(0.05),
-        Var::SessSendTimeout => Value::Duration(600.0),
-        Var::SessIdleSendTimeout => Value::Duration(60.0),
         _ => return None,
     })
 }
@@ -235,6 +231,10 @@ impl VclContext for ReqCtx<'_> {
             Var::RespTime => Value::Time(r.t_resp),
             Var::ReqTransport => s(b"HTTP/1"),
             Var::RespIsStreaming => Value::Bool(r.is_streaming()),
+            Var::SessTimeoutIdle => Value::Duration(r.timeouts.idle),
+            Var::SessTimeoutLinger => Value::Duration(r.timeouts.linger),
+            Var::SessSendTimeout => Value::Duration(r.timeouts.send),
+            Var::SessIdleSendTimeout => Value::Duration(r.timeouts.idle_send),
             _ => default_of(var),
         }
     }
@@ -255,6 +255,10 @@ impl VclContext for ReqCtx<'_> {
             (Var::ReqTtl, Value::Duration(d)) => r.ttl = *d,
             (Var::ReqGrace, Value::Duration(d)) => r.grace = *d,
             (Var::RespBody, v) => r.synth_body = bytes_of(v),
+            (Var::SessTimeoutIdle, Value::Duration(d)) => r.timeouts.idle = *d,
+            (Var::SessTimeoutLinger, Value::Duration(d)) => r.timeouts.linger = *d,
+            (Var::SessSendTimeout, Value::Duration(d)) => r.timeouts.send = *d,
+            (Var::SessIdleSendTimeout, Value::Duration(d)) => r.timeouts.idle_send = *d,
             _ => {}
         }
         Ok(())

@@ -24,7 +24,51 @@ pub(crate) struct Sess {
     pub rest: Vec<u8>,
     pub ep: Endpoints,
     pub vxid: u64,
+    /// This connection's timeouts, which VCL may change (`sess.*`).
+    pub timeouts: Timeouts,
     shutdown: watch::Receiver<bool>,
+}
+
+/// A session's timeouts, in seconds: the parameters of the same names to
+/// begin with, then whatever VCL sets in `sess.timeout_idle`,
+/// `sess.send_timeout`, `sess.idle_send_timeout` and `sess.timeout_linger`
+/// for the rest of the connection.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Timeouts {
+    /// How long to wait for (the rest of) a request head or body.
+    pub idle: f64,
+    /// How long a response may take to send in all.
+    pub send: f64,
+    /// How long one write may stall.
+    pub idle_send: f64,
+    /// Kept for VCL; tokio parks idle connections for free, so Lacquer has
+    /// no waiter hand-off for it to tune.
+    pub linger: f64,
+}
+
+impl Timeouts {
+    fn new(p: &crate::Params) -> Timeouts {
+        Timeouts {
+            idle: p.timeout_idle,
+            send: p.send_timeout,
+            idle_send: p.idle_send_timeout,
+            linger: p.timeout_linger,
+        }
+    }
+}
+
+impl Sess {
+    /// Writes `bytes` to the client, as Varnish's `send_timeout` and
+    /// `idle_send_timeout` bound it: a write that stalls for
+    /// `idle_send_timeout` is given up once the response, begun at
+    /// `since`, has also been sending for `send_timeout`. Answers whether
+    /// it was all written; on `false` the connection is to be closed.
+    pub async fn send(&mut self, bytes: &[u8], since: tokio::time::Instant) -> bool {
+        let t = self.timeouts;
+        let deadline =
+            (tokio::time::Instant::now() + crate::fetch::secs(t.idle_send)).max(since + crate::fetch::secs(t.send));
+        matches!(tokio::time::timeout_at(deadline, self.stream.write_all(bytes)).await, Ok(Ok(())))
+    }
 }
 
 /// How reading a request head ended.
@@ -46,7 +90,8 @@ pub(crate) async fn session(
     shutdown: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
 ) {
-    let mut sp = Sess { stream, rest: Vec::new(), ep, vxid: crate::next_vxid(), shutdown };
+    let timeouts = Timeouts::new(&shared.params);
+    let mut sp = Sess { stream, rest: Vec::new(), ep, vxid: crate::next_vxid(), timeouts, shutdown };
     loop {
         let msg = match read_head(&shared, &mut sp).await {
             HeadRead::Req(m) => m,
@@ -54,7 +99,7 @@ pub(crate) async fn session(
             HeadRead::Bad(e) => {
                 if let Some(status) = e.status() {
                     let line = format!("HTTP/1.1 {status} {}\r\n\r\n", crate::msg::reason(status));
-                    let _ = sp.stream.write_all(line.as_bytes()).await;
+                    let _ = sp.send(line.as_bytes(), tokio::time::Instant::now()).await;
                 }
                 break;
             }
@@ -75,7 +120,7 @@ async fn read_head(shared: &Shared, sp: &mut Sess) -> HeadRead {
     let limits = shared.params.req_limits();
     let mut buf = std::mem::take(&mut sp.rest);
     let mut head = Head::new();
-    let deadline = tokio::time::Instant::now() + crate::fetch::secs(shared.params.timeout_idle);
+    let deadline = tokio::time::Instant::now() + crate::fetch::secs(sp.timeouts.idle);
     loop {
         if !buf.is_empty() {
             match head.parse_request(&buf, &limits) {
@@ -110,12 +155,7 @@ async fn read_head(shared: &Shared, sp: &mut Sess) -> HeadRead {
 
 /// Feeds the request body to `sink`, reading the connection as needed.
 /// Bytes past the body stay in `sp.rest`.
-pub(crate) async fn pull_body(
-    shared: &Shared,
-    sp: &mut Sess,
-    dec: &mut BodyDecoder,
-    mut sink: impl FnMut(&[u8]),
-) -> Result<(), ()> {
+pub(crate) async fn pull_body(sp: &mut Sess, dec: &mut BodyDecoder, mut sink: impl FnMut(&[u8])) -> Result<(), ()> {
     loop {
         let d = dec.decode(&sp.rest).map_err(|_| ())?;
         sink(d.data);
@@ -127,7 +167,7 @@ pub(crate) async fn pull_body(
         if consumed > 0 {
             continue;
         }
-        match read_some(&mut sp.stream, &mut sp.rest, shared.params.timeout_idle).await {
+        match read_some(&mut sp.stream, &mut sp.rest, sp.timeouts.idle).await {
             Ok(0) => return dec.finish().map_err(|_| ()),
             Ok(_) => {}
             Err(_) => return Err(()),
@@ -149,7 +189,6 @@ pub(crate) enum Pump {
 /// Safe to cancel: each piece leaves the session's buffer before it is
 /// handed on, so what remains can still be read by [`pull_body`].
 pub(crate) async fn pump_body(
-    shared: &Shared,
     sp: &mut Sess,
     dec: &mut BodyDecoder,
     tx: mpsc::Sender<Result<Vec<u8>, ()>>,
@@ -171,7 +210,7 @@ pub(crate) async fn pump_body(
         if consumed > 0 {
             continue;
         }
-        match read_some(&mut sp.stream, &mut sp.rest, shared.params.timeout_idle).await {
+        match read_some(&mut sp.stream, &mut sp.rest, sp.timeouts.idle).await {
             Ok(0) if dec.finish().is_ok() => return Ok(()),
             Ok(0) | Err(_) => return fail(tx).await,
             Ok(_) => {}

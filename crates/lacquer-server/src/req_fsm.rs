@@ -8,12 +8,13 @@ use lacquer_defs::{Action, Method};
 use lacquer_http::{BodyDecoder, ChunkHeader, Framing, CHUNK_END, LAST_CHUNK};
 use lacquer_vcl::program::BackendId;
 use lacquer_vcl::Handling;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::ctx::{Endpoints, ReqCtx};
 use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
-use crate::http1::{pull_body, pump_body, Pump, Sess};
+use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::Shared;
 
@@ -95,6 +96,9 @@ pub(crate) struct Req {
     pass: bool,
     /// Whether the connection closes after this request.
     pub doclose: bool,
+    /// The session's timeouts as VCL sees and sets them (`sess.*`); they
+    /// go back to the session when the response is sent.
+    pub timeouts: Timeouts,
 }
 
 impl Req {
@@ -130,6 +134,7 @@ impl Req {
             grace: -1.0,
             pass: false,
             doclose: false,
+            timeouts: sp.timeouts,
         }
     }
 
@@ -194,13 +199,13 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     if let Some(expect) = m.header(b"expect") {
         if !expect.eq_ignore_ascii_case(b"100-continue") {
-            let _ = sp.stream.write_all(b"HTTP/1.1 417 Expectation Failed\r\n\r\n").await;
+            let _ = sp.send(b"HTTP/1.1 417 Expectation Failed\r\n\r\n", Instant::now()).await;
             req.doclose = true;
             return ReqStep::Finish;
         }
         let want = m.head.protover() >= 11 && sp.rest.is_empty() && !req.body_done;
         m.unset(b"expect");
-        if want && sp.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+        if want && !sp.send(b"HTTP/1.1 100 Continue\r\n\r\n", Instant::now()).await {
             req.doclose = true;
             return ReqStep::Finish;
         }
@@ -332,7 +337,7 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
             // The body goes on while the fetch waits for it. If the fetch
             // answers first (the backend failed), what is left of the body
             // is read and dropped by `Finish`.
-            let pump = pump_body(&shared, sp, &mut req.body, tx);
+            let pump = pump_body(sp, &mut req.body, tx);
             tokio::pin!(pump, fetched);
             let mut pumping = true;
             loop {
@@ -439,7 +444,7 @@ async fn cnt_synth(req: &mut Req, sp: &mut Sess) -> ReqStep {
         Action::Deliver | Action::Restart => ReqStep::Transmit,
         _ => {
             // A failing vcl_synth gets the least response there is.
-            let _ = sp.stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n").await;
+            let _ = sp.send(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", Instant::now()).await;
             req.doclose = true;
             ReqStep::Finish
         }
@@ -495,10 +500,48 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
     bereq.write_to(&mut out);
     out.append(&mut sp.rest);
     if io.write_all(&out).await.is_ok() {
-        let _ = tokio::io::copy_bidirectional(&mut sp.stream, &mut io).await;
+        tunnel(&mut sp.stream, &mut io, shared.params.pipe_timeout).await;
     }
     req.body_done = true;
     ReqStep::Finish
+}
+
+/// Copies bytes both ways between the client and the backend until both
+/// have closed, or nothing has moved either way for `idle` seconds
+/// (Varnish's `pipe_timeout`). When one side closes, the other is told by a
+/// shutdown of its write half and may still answer.
+async fn tunnel<A, B>(a: &mut A, b: &mut B, idle: f64)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let idle = crate::fetch::secs(idle);
+    let (mut from_a, mut from_b) = (vec![0u8; 16384], vec![0u8; 16384]);
+    let (mut a_open, mut b_open) = (true, true);
+    while a_open || b_open {
+        let moved = tokio::time::timeout(idle, async {
+            tokio::select! {
+                r = a.read(&mut from_a), if a_open => match r {
+                    Ok(n) if n > 0 => b.write_all(&from_a[..n]).await.is_ok(),
+                    _ => {
+                        a_open = false;
+                        b.shutdown().await.is_ok() || b_open
+                    }
+                },
+                r = b.read(&mut from_b), if b_open => match r {
+                    Ok(n) if n > 0 => a.write_all(&from_b[..n]).await.is_ok(),
+                    _ => {
+                        b_open = false;
+                        a.shutdown().await.is_ok() || a_open
+                    }
+                },
+            }
+        })
+        .await;
+        if !matches!(moved, Ok(true)) {
+            return;
+        }
+    }
 }
 
 /// How the response body is delimited on the wire.
@@ -544,19 +587,22 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     resp.append(b"Connection", if req.doclose { b"close" } else { b"keep-alive" });
     let mut out = Vec::with_capacity(1024);
     resp.write_to(&mut out);
+    // VCL may have changed the session's send timeouts for this response.
+    sp.timeouts = req.timeouts;
+    let since = Instant::now();
     let send_body = !bodiless && !req.is_head();
     let ok = match body {
-        _ if !send_body => sp.stream.write_all(&out).await.is_ok(),
+        _ if !send_body => sp.send(&out, since).await,
         RespBody::Synth => {
             out.extend_from_slice(&req.synth_body);
-            sp.stream.write_all(&out).await.is_ok()
+            sp.send(&out, since).await
         }
         RespBody::Fetched(BeBody::Bytes(b)) => {
             out.extend_from_slice(&b);
-            sp.stream.write_all(&out).await.is_ok()
+            sp.send(&out, since).await
         }
         RespBody::Fetched(BeBody::Stream { mut rx, .. }) => {
-            let mut ok = sp.stream.write_all(&out).await.is_ok();
+            let mut ok = sp.send(&out, since).await;
             let mut complete = false;
             while ok {
                 match rx.recv().await {
@@ -572,20 +618,20 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
                                 framed.extend_from_slice(ch.as_ref());
                                 framed.extend_from_slice(&piece);
                                 framed.extend_from_slice(CHUNK_END);
-                                sp.stream.write_all(&framed).await.is_ok()
+                                sp.send(&framed, since).await
                             }
-                            _ => sp.stream.write_all(&piece).await.is_ok(),
+                            _ => sp.send(&piece, since).await,
                         };
                     }
                     Some(Err(())) | None => break,
                 }
             }
             if complete && matches!(wire, Wire::Chunked) {
-                ok = sp.stream.write_all(LAST_CHUNK).await.is_ok();
+                ok = sp.send(LAST_CHUNK, since).await;
             }
             ok && complete
         }
-        RespBody::Fetched(BeBody::Empty) | RespBody::None => sp.stream.write_all(&out).await.is_ok(),
+        RespBody::Fetched(BeBody::Empty) | RespBody::None => sp.send(&out, since).await,
     };
     if !ok || matches!(wire, Wire::Eof) {
         req.doclose = true;
@@ -594,12 +640,12 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
 }
 
 async fn cnt_finish(req: &mut Req, sp: &mut Sess) {
+    sp.timeouts = req.timeouts;
     if req.doclose || req.body_done {
         return;
     }
     // The body nobody read goes, so the next request starts at its head.
-    let shared = req.shared.clone();
-    if pull_body(&shared, sp, &mut req.body, |_| {}).await.is_err() {
+    if pull_body(sp, &mut req.body, |_| {}).await.is_err() {
         req.doclose = true;
     }
     req.body_done = true;

@@ -123,9 +123,6 @@ fn serve(
         }
         if let Err(e) = p.apply(a) {
             eprintln!("Error:\n{e}");
-            let name = a.split_once('=').map_or(a.as_str(), |(n, _)| n);
-            let what = if lacquer_defs::params::lookup(name).is_none() { "unknown parameter" } else { "bad value" };
-            eprintln!("lacquer serve: {what} in -p {a}, not starting");
             return ExitCode::from(2);
         }
     }

@@ -8,7 +8,7 @@ use common::*;
 use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -271,12 +271,13 @@ fn bad_vcl_and_bad_parameters_refuse_to_start() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unknown parameter"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Unknown parameter \"no_such\"."), "{}", text(&out.stderr));
     let out = Command::new(LACQUER)
         .args(["serve", "-a", "127.0.0.1:0", "-b", "127.0.0.1:1", "-p", "max_restarts=lots"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("Not a number (lots)"), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -412,4 +413,73 @@ fn storage_arguments_name_the_stores_vcl_can_use() {
         assert!(err.contains(msg), "-s {arg}: {err}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// An origin whose every response is an endless chunked body; it counts
+/// the responses it had to stop because the other end went away.
+fn endless_origin() -> (String, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let cut = Arc::new(AtomicUsize::new(0));
+    let count = cut.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let _ = read_head(&mut BufReader::new(s));
+                let _ = w.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+                let chunk = format!("{:x}\r\n{}\r\n", 65536, "x".repeat(65536));
+                while w.write_all(chunk.as_bytes()).is_ok() {}
+                count.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, cut)
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_send_timeout() {
+    for (subs, args) in [
+        ("sub vcl_recv { return (pass); }", &["-p", "send_timeout=1", "-p", "idle_send_timeout=0.2"][..]),
+        (
+            "sub vcl_recv { return (pass); }
+             sub vcl_deliver { set sess.send_timeout = 1s; set sess.idle_send_timeout = 0.2s; }",
+            &[],
+        ),
+    ] {
+        let (o, cut) = endless_origin();
+        let s = start(Some(&vcl(&o, subs)), args);
+        let (mut c, _r) = connect(&s);
+        c.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        // The client reads nothing. Lacquer gives up on it, and so stops
+        // reading the backend, whose writes then fail.
+        let t0 = Instant::now();
+        while cut.load(Ordering::SeqCst) == 0 {
+            assert!(t0.elapsed() < Duration::from_secs(20), "the stalled response was never given up ({subs})");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn an_idle_pipe_is_closed_after_pipe_timeout() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let o = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        // Takes the piped request and says nothing more, holding the
+        // connection open.
+        let (s, _) = l.accept().unwrap();
+        let _ = read_head(&mut BufReader::new(s.try_clone().unwrap()));
+        std::thread::sleep(Duration::from_secs(30));
+        drop(s);
+    });
+    let s = start(Some(&vcl(&o, "sub vcl_recv { return (pipe); }")), &["-p", "pipe_timeout=0.3"]);
+    let (mut c, mut r) = connect(&s);
+    c.write_all(b"GET /tunnel HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let t0 = Instant::now();
+    let mut b = [0u8; 16];
+    assert_eq!(r.read(&mut b).unwrap(), 0, "the tunnel closes");
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
 }
