@@ -12,11 +12,13 @@
 
 pub mod method;
 pub mod params;
+pub mod tags;
 pub mod types;
 pub mod vars;
 
 pub use method::{Action, Method, MethodMask};
 pub use params::{params_markdown, ParamDef, ParamError, ParamValues, PARAMS};
+pub use tags::Tag;
 pub use types::VclType;
 pub use vars::{Var, VarDef, VARIABLES};
 
