@@ -19,6 +19,8 @@ pub struct Ctx {
     failed: Mutex<Option<String>>,
     abort: AtomicBool,
     macros: Mutex<HashMap<String, String>>,
+    /// What `setenv` set, for every `shell` (the top's or a spec's).
+    env: Mutex<Vec<(String, String)>>,
     /// The default I/O timeout of an HTTP session (half the test's).
     pub session_timeout: Duration,
     /// The test's barriers, which every actor can use.
@@ -103,6 +105,74 @@ impl Ctx {
     /// Expands the `${...}` macros of `text`.
     pub fn expand(&self, text: &str) -> Result<String, String> {
         crate::parse::expand_macros(text, |n| self.macro_value(n))
+    }
+
+    /// Sets `name` in the environment of the test's shell commands.
+    pub fn setenv(&self, name: &str, value: &str) {
+        let mut env = self.env.lock().unwrap_or_else(|e| e.into_inner());
+        env.retain(|(n, _)| n != name);
+        env.push((name.to_string(), value.to_string()));
+    }
+
+    /// Whether `setenv` set `name`.
+    pub fn env_is_set(&self, name: &str) -> bool {
+        self.env.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|(n, _)| n == name)
+    }
+
+    /// `shell [-err] [-exit N] [-expect TEXT] [-match REGEX] SCRIPT`, its
+    /// arguments already expanded: runs SCRIPT with `/bin/sh` in the test's
+    /// temporary directory, as varnishtest does from the top or from a
+    /// server or client spec, and checks its exit status and output.
+    pub fn shell(&self, who: &str, t: &[String]) -> Result<(), String> {
+        let mut want_exit = Some(0);
+        let mut expect = None;
+        let mut matches = None;
+        let mut i = 0;
+        while i < t.len() && t[i].starts_with('-') {
+            match t[i].as_str() {
+                "-err" => want_exit = None,
+                "-exit" => {
+                    i += 1;
+                    want_exit = t.get(i).and_then(|s| s.parse().ok());
+                }
+                "-expect" => {
+                    i += 1;
+                    expect = t.get(i).cloned();
+                }
+                "-match" => {
+                    i += 1;
+                    matches = t.get(i).cloned();
+                }
+                other => return Err(format!("shell {other}: not supported")),
+            }
+            i += 1;
+        }
+        let script = t.get(i).map(String::as_str).unwrap_or("");
+        let tmpdir = self.macro_value("tmpdir")?;
+        let env = self.env.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(script).current_dir(&tmpdir).env("tmpdir", &tmpdir).envs(env);
+        let out = self.output(&mut cmd).map_err(|e| format!("shell: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        self.say(who, &format!("shell_out|{}", stdout.trim_end()));
+        let code = out.status.code();
+        match want_exit {
+            None if out.status.success() => return Err("shell: expected failure, got exit 0".into()),
+            Some(w) if code != Some(w) => return Err(format!("shell: exit {code:?}, expected {w}")),
+            _ => {}
+        }
+        if let Some(e) = expect {
+            if !stdout.contains(&e) {
+                return Err(format!("shell: output does not contain {e:?}"));
+            }
+        }
+        if let Some(m) = matches {
+            let re = pcre2::bytes::Regex::new(&m).map_err(|e| format!("shell -match: bad regex: {e}"))?;
+            if !re.is_match(stdout.as_bytes()).unwrap_or(false) {
+                return Err(format!("shell: output does not match {m:?}"));
+            }
+        }
+        Ok(())
     }
 
     /// Sleeps for `d`, or less if the test is aborted.

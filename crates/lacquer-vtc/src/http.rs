@@ -294,6 +294,20 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             "expect_close" => self.expect_close(),
+            "shell" => self.ctx.shell(&self.name, args).map_err(Stop::Fail),
+            "write_body" => {
+                // Relative to the test's temporary directory, where a
+                // `shell` that checks the file runs.
+                let Some(file) = args.first() else {
+                    return fail("write_body: needs a file name");
+                };
+                let Some(body) = self.body.as_ref() else {
+                    return fail("write_body: no body received yet");
+                };
+                let dir = self.ctx.macro_value("tmpdir").map_err(Stop::Fail)?;
+                std::fs::write(std::path::Path::new(&dir).join(file), body)
+                    .or_else(|e| fail(format!("write_body {file}: {e}")))
+            }
             "close" => {
                 self.close();
                 self.say("Closed");

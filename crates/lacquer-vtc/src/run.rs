@@ -245,7 +245,6 @@ struct Test<'o> {
     servers: Vec<Server>,
     clients: HashMap<String, Client>,
     varnishes: HashMap<String, Varnish>,
-    env: Vec<(String, String)>,
 }
 
 impl<'o> Test<'o> {
@@ -259,15 +258,7 @@ impl<'o> Test<'o> {
         ctx.define("tmpdir", &tmpdir.display().to_string());
         ctx.define("testdir", &testdir.display().to_string());
         ctx.define("pwd", &std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default());
-        Test {
-            opts,
-            ctx,
-            tmpdir,
-            servers: Vec::new(),
-            clients: HashMap::new(),
-            varnishes: HashMap::new(),
-            env: Vec::new(),
-        }
+        Test { opts, ctx, tmpdir, servers: Vec::new(), clients: HashMap::new(), varnishes: HashMap::new() }
     }
 
     fn say(&mut self, who: &str, line: usize, msg: &str) {
@@ -796,60 +787,11 @@ impl<'o> Test<'o> {
     }
 
     fn shell(&mut self, c: &Command) -> Step {
-        let t = &c.tokens;
-        let mut want_exit = Some(0);
-        let mut expect = None;
-        let mut matches = None;
-        let mut i = 1;
-        while i < t.len() && t[i].starts_with('-') {
-            match t[i].as_str() {
-                "-err" => want_exit = None,
-                "-exit" => {
-                    i += 1;
-                    want_exit = t.get(i).and_then(|s| s.parse().ok());
-                }
-                "-expect" => {
-                    i += 1;
-                    expect = t.get(i).cloned();
-                }
-                "-match" => {
-                    i += 1;
-                    matches = t.get(i).cloned();
-                }
-                other => return fail(format!("shell {other}: not supported")),
-            }
-            i += 1;
+        let mut args = Vec::with_capacity(c.tokens.len());
+        for t in &c.tokens[1..] {
+            args.push(self.expand(t)?);
         }
-        let script = self.expand(t.get(i).map(String::as_str).unwrap_or(""))?;
-        let mut cmd = Process::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(&script)
-            .current_dir(&self.tmpdir)
-            .env("tmpdir", &self.tmpdir)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let out = self.ctx.output(&mut cmd).or_else(|e| fail(format!("shell: {e}")))?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        self.say("top", c.line, &format!("shell_out|{}", stdout.trim_end()));
-        let code = out.status.code();
-        match want_exit {
-            None if out.status.success() => return fail("shell: expected failure, got exit 0"),
-            Some(w) if code != Some(w) => return fail(format!("shell: exit {code:?}, expected {w}")),
-            _ => {}
-        }
-        if let Some(e) = expect {
-            let e = self.expand(&e)?;
-            if !stdout.contains(&e) {
-                return fail(format!("shell: output does not contain {e:?}"));
-            }
-        }
-        if let Some(m) = matches {
-            let m = self.expand(&m)?;
-            let re = pcre2::bytes::Regex::new(&m).or_else(|e| fail(format!("shell -match: bad regex: {e}")))?;
-            if !re.is_match(stdout.as_bytes()).unwrap_or(false) {
-                return fail(format!("shell: output does not match {m:?}"));
-            }
-        }
-        Ok(())
+        self.ctx.shell(&format!("top {:>4}", c.line), &args).map_err(Verdict::Failed)
     }
 
     fn barrier(&mut self, c: &Command) -> Step {
@@ -901,12 +843,11 @@ impl<'o> Test<'o> {
         let (Some(k), Some(v)) = (t.first(), t.get(1)) else {
             return fail("setenv: needs a name and a value");
         };
-        if ifunset && (std::env::var_os(k).is_some() || self.env.iter().any(|(n, _)| n == k)) {
+        if ifunset && (std::env::var_os(k).is_some() || self.ctx.env_is_set(k)) {
             return Ok(());
         }
         let v = self.expand(v)?;
-        self.env.retain(|(n, _)| n != k);
-        self.env.push((k.clone(), v));
+        self.ctx.setenv(k, &v);
         Ok(())
     }
 }
