@@ -1,0 +1,762 @@
+//! The cache (Varnish's `cache_hash.c`, `cache_expire.c`, `cache_lru.c`
+//! and the `malloc` stevedore): objects found by their hash key, variants
+//! told apart by `Vary`, one fetch per object however many clients want
+//! it, expiry on a timer, eviction by least recent use, purges.
+//!
+//! It knows nothing about VCL or sockets. The server computes the hash key
+//! (the `hash_data()` pieces), the lifetimes (from the response headers and
+//! VCL) and what `Vary` asks for, and keeps response heads in its own type
+//! `H`; the cache keeps them, finds them, streams bodies from a fetch to
+//! every reader, and forgets them on time.
+//!
+//! The shapes follow Varnish:
+//!
+//! - an **object head** ([`ObjHead`]) per hash key holds the **object
+//!   cores** ([`ObjCore`]) made under that key, newest first: cached
+//!   objects, markers that say "hit-for-miss" or "hit-for-pass" for a
+//!   while, and **busy** cores whose fetch is under way;
+//! - [`Cache::lookup`] walks them as `HSH_Lookup` does and answers a
+//!   [`Lookup`]: a hit, a hit in grace (maybe with a background fetch to
+//!   start), a hit-for-pass, or a miss, which inserts a busy core the
+//!   caller must complete with a [`Busy`]; when only a busy core is there
+//!   the answer is to wait (the **waiting list**) and look again when it
+//!   is completed, so concurrent misses share one backend fetch;
+//! - a published object is readable while its body is still arriving
+//!   ([`object::BodyReader`]), which is how waiting clients are served
+//!   from the one fetch as it streams;
+//! - lifetimes are Varnish's `t_origin + ttl (+ grace (+ keep))`; expiry
+//!   is a timer heap worked by [`Cache::run_expiry`], never a scan;
+//! - the store ([`Store`]) charges every byte of head and body against the
+//!   `-s malloc,SIZE` limit and evicts the least recently used objects to
+//!   make room (`n_lru_nuked`); a fetch that cannot get room fails.
+//!
+//! Locks are short and never held across an await: one per shard of the
+//! key map, one per object head, one for the LRU, one for the timer heap.
+
+pub mod object;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+pub use object::{BodyReader, NoSpace, Object};
+
+/// How many shards the key map has; a power of two.
+const SHARDS: usize = 64;
+
+/// How long after its last move an object may be moved to the young end of
+/// the LRU again (Varnish's `lru_interval`): hits on hot objects then cost
+/// no LRU lock.
+const LRU_INTERVAL: f64 = 2.0;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The counters the cache keeps, with Varnish's names.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// `MAIN.n_object`: objects in the cache.
+    pub n_object: AtomicU64,
+    /// `MAIN.n_objectcore`: object cores (objects, markers, busy ones).
+    pub n_objectcore: AtomicU64,
+    /// `MAIN.n_objecthead`: object heads (distinct hash keys).
+    pub n_objecthead: AtomicU64,
+    /// `MAIN.cache_hit`.
+    pub cache_hit: AtomicU64,
+    /// `MAIN.cache_hit_grace`: hits on a stale object in grace.
+    pub cache_hit_grace: AtomicU64,
+    /// `MAIN.cache_hitpass`.
+    pub cache_hitpass: AtomicU64,
+    /// `MAIN.cache_hitmiss`.
+    pub cache_hitmiss: AtomicU64,
+    /// `MAIN.cache_miss`.
+    pub cache_miss: AtomicU64,
+    /// `MAIN.busy_sleep`: lookups that waited for a busy object.
+    pub busy_sleep: AtomicU64,
+    /// `MAIN.busy_wakeup`: waiting lookups woken to look again.
+    pub busy_wakeup: AtomicU64,
+    /// `MAIN.n_expired`.
+    pub n_expired: AtomicU64,
+    /// `MAIN.n_lru_nuked`.
+    pub n_lru_nuked: AtomicU64,
+    /// `MAIN.n_purges`.
+    pub n_purges: AtomicU64,
+    /// `MAIN.n_obj_purged`.
+    pub n_obj_purged: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Frees at least the given number of bytes if it can; answers whether it
+/// freed anything.
+type Evictor = Box<dyn Fn(u64) -> bool + Send + Sync>;
+
+/// One shard of the key map.
+type Shard<H> = Mutex<HashMap<Box<[u8]>, Arc<ObjHead<H>>>>;
+
+/// The expiry timers: (deadline in ms, core id, core), earliest first.
+type Timers<H> = Mutex<BinaryHeap<Reverse<(u64, u64, TimerRef<H>)>>>;
+
+/// A store's bytes, against its limit (`SMA.<name>.g_bytes`, `g_space`).
+pub struct Store {
+    limit: Option<u64>,
+    used: AtomicU64,
+    /// Frees room by evicting; set once the cache exists.
+    evict: Mutex<Option<Evictor>>,
+}
+
+impl Store {
+    fn new(limit: Option<u64>) -> Store {
+        Store { limit, used: AtomicU64::new(0), evict: Mutex::new(None) }
+    }
+
+    /// Takes `n` bytes, evicting least recently used objects when the limit
+    /// would be passed; false when no room can be made.
+    fn charge(&self, n: u64) -> bool {
+        let Some(limit) = self.limit else {
+            self.used.fetch_add(n, Ordering::Relaxed);
+            return true;
+        };
+        loop {
+            let used = self.used.load(Ordering::Relaxed);
+            if used + n <= limit {
+                if self.used.compare_exchange(used, used + n, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                    return true;
+                }
+                continue;
+            }
+            let evicted = lock(&self.evict).as_ref().is_some_and(|f| f(used + n - limit));
+            if !evicted {
+                return false;
+            }
+        }
+    }
+
+    fn release(&self, n: u64) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// The bytes in use.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The limit, if any.
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+}
+
+/// What an object core is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A fetch is under way; lookups that find only this wait.
+    Busy,
+    /// A cached object.
+    Object,
+    /// "Fetch this yourself, don't wait" until it expires (uncacheable).
+    HitForMiss,
+    /// "Pass this" until it expires (`return (pass(DURATION))`).
+    HitForPass,
+}
+
+/// An object's lifetimes, as Varnish keeps them: fresh until
+/// `t_origin + ttl`, then deliverable in grace, then kept for
+/// revalidation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lifetime {
+    /// When the response was made (its age already taken off).
+    pub t_origin: f64,
+    pub ttl: f64,
+    pub grace: f64,
+    pub keep: f64,
+}
+
+impl Lifetime {
+    fn fresh_until(&self) -> f64 {
+        self.t_origin + self.ttl
+    }
+
+    fn grace_until(&self) -> f64 {
+        self.fresh_until() + self.grace.max(0.0)
+    }
+
+    fn keep_until(&self) -> f64 {
+        self.grace_until() + self.keep.max(0.0)
+    }
+}
+
+/// What `Vary` recorded: for each header the response varies on
+/// (lower-cased), the value the request that made it had, or none.
+/// `None` as a whole is `Vary: *`, which nothing matches.
+pub type VarySpec = Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>;
+
+struct CoreState<H> {
+    kind: Kind,
+    life: Lifetime,
+    /// The variant this core is for; empty when the response had no Vary.
+    vary: VarySpec,
+    obj: Option<Arc<Object<H>>>,
+    /// Removed from its head (expired, evicted, purged, withdrawn).
+    dead: bool,
+}
+
+/// One object, marker or busy fetch under a hash key.
+pub struct ObjCore<H> {
+    id: u64,
+    head: Weak<ObjHead<H>>,
+    state: Mutex<CoreState<H>>,
+    hits: AtomicU64,
+    /// When it last moved in the LRU, and its place there.
+    lru: Mutex<(f64, u64)>,
+    in_lru: AtomicBool,
+}
+
+impl<H> ObjCore<H> {
+    /// The object, for cores that are objects.
+    pub fn object(&self) -> Option<Arc<Object<H>>> {
+        lock(&self.state).obj.clone()
+    }
+
+    /// The lifetimes.
+    pub fn lifetime(&self) -> Lifetime {
+        lock(&self.state).life
+    }
+
+    /// What the core is.
+    pub fn kind(&self) -> Kind {
+        lock(&self.state).kind
+    }
+
+    /// How many hits it had (`obj.hits`).
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+/// The cores under one hash key, and the clients waiting on its busy ones.
+pub struct ObjHead<H> {
+    key: Box<[u8]>,
+    cores: Mutex<Vec<Arc<ObjCore<H>>>>,
+    /// The waiting list: woken whenever a core under the key changes.
+    waiting: Notify,
+    /// How many times the waiting list was woken; a waiter that saw an
+    /// older count knows it missed a wake-up and looks again at once.
+    woken: AtomicU64,
+}
+
+impl<H> ObjHead<H> {
+    fn wake(&self) {
+        self.woken.fetch_add(1, Ordering::SeqCst);
+        self.waiting.notify_waiters();
+    }
+}
+
+/// What a lookup found.
+pub enum Lookup<H: Send + Sync + 'static> {
+    /// A fresh object.
+    Hit(Arc<ObjCore<H>>),
+    /// A stale object in grace; with a busy core when no fetch is under
+    /// way yet, which the caller completes with a background fetch.
+    Grace(Arc<ObjCore<H>>, Option<Busy<H>>),
+    /// A hit-for-pass marker: pass.
+    HitPass(Arc<ObjCore<H>>),
+    /// A hit-for-miss marker: fetch, without others waiting on it.
+    HitMiss(Busy<H>),
+    /// Nothing usable: fetch it; others wait for this busy core. The stale
+    /// object, if one is kept, can be revalidated.
+    Miss(Busy<H>, Option<Arc<ObjCore<H>>>),
+    /// Only a fetch under way: wait on this and look again.
+    Wait(WaitTicket<H>),
+}
+
+/// A place on an object head's waiting list.
+pub struct WaitTicket<H> {
+    head: Arc<ObjHead<H>>,
+    /// The wake-up count when the lookup began.
+    seen: u64,
+    stats: Arc<Stats>,
+}
+
+impl<H> WaitTicket<H> {
+    /// Waits until a core under the key changes (a busy one completed or
+    /// withdrawn); then the caller looks again.
+    pub async fn wait(self) {
+        loop {
+            let woken = self.head.waiting.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.head.woken.load(Ordering::SeqCst) != self.seen {
+                break;
+            }
+            woken.await;
+        }
+        bump(&self.stats.busy_wakeup);
+    }
+}
+
+/// What the request offers for variant selection.
+pub struct Want<'a> {
+    /// The request header `name` (lower-case), if present.
+    pub header: &'a dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    /// `req.hash_ignore_busy`.
+    pub ignore_busy: bool,
+    /// `req.hash_always_miss`.
+    pub always_miss: bool,
+    /// `req.hash_ignore_vary`.
+    pub ignore_vary: bool,
+    /// `req.grace` when set: the most grace this request accepts.
+    pub grace: Option<f64>,
+    /// The time of the request.
+    pub now: f64,
+}
+
+/// A published object: its core (for lifetimes and hits) and the object.
+pub type Published<H> = (Arc<ObjCore<H>>, Arc<Object<H>>);
+
+/// A busy core the caller must complete: [`Busy::publish`] an object,
+/// mark the key [`Busy::hit_for_miss`] or [`Busy::hit_for_pass`], or drop
+/// it to withdraw (the fetch failed or was not made). Waiting clients are
+/// woken in every case.
+pub struct Busy<H: Send + Sync + 'static> {
+    cache: Arc<Cache<H>>,
+    oc: Option<Arc<ObjCore<H>>>,
+}
+
+/// The cache.
+pub struct Cache<H: Send + Sync + 'static> {
+    shards: Vec<Shard<H>>,
+    hasher: std::collections::hash_map::RandomState,
+    /// Published objects by age of last use: place → core.
+    lru: Mutex<BTreeMap<u64, Weak<ObjCore<H>>>>,
+    /// Cores by when they stop being useful: (deadline in ms, id).
+    timers: Timers<H>,
+    timer_added: Notify,
+    next_id: AtomicU64,
+    store: Arc<Store>,
+    stats: Arc<Stats>,
+}
+
+/// A timer heap entry's core, compared by nothing (the heap orders by the
+/// deadline and id before it).
+struct TimerRef<H>(Weak<ObjCore<H>>);
+
+impl<H> PartialEq for TimerRef<H> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl<H> Eq for TimerRef<H> {}
+impl<H> PartialOrd for TimerRef<H> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<H> Ord for TimerRef<H> {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl<H: Send + Sync + 'static> Cache<H> {
+    /// A cache whose objects may hold `limit` bytes (unbounded if `None`).
+    pub fn new(limit: Option<u64>) -> Arc<Cache<H>> {
+        let cache = Arc::new(Cache {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+            lru: Mutex::new(BTreeMap::new()),
+            timers: Mutex::new(BinaryHeap::new()),
+            timer_added: Notify::new(),
+            next_id: AtomicU64::new(1),
+            store: Arc::new(Store::new(limit)),
+            stats: Arc::new(Stats::default()),
+        });
+        let weak = Arc::downgrade(&cache);
+        *lock(&cache.store.evict) = Some(Box::new(move |need| weak.upgrade().is_some_and(|c| c.evict(need))));
+        cache
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn shard(&self, key: &[u8]) -> &Shard<H> {
+        &self.shards[self.hasher.hash_one(key) as usize & (SHARDS - 1)]
+    }
+
+    fn head_for(&self, key: &[u8]) -> Arc<ObjHead<H>> {
+        let mut shard = lock(self.shard(key));
+        if let Some(oh) = shard.get(key) {
+            return oh.clone();
+        }
+        let oh = Arc::new(ObjHead {
+            key: key.into(),
+            cores: Mutex::new(Vec::new()),
+            waiting: Notify::new(),
+            woken: AtomicU64::new(0),
+        });
+        shard.insert(key.into(), oh.clone());
+        bump(&self.stats.n_objecthead);
+        oh
+    }
+
+    /// Drops an object head from the map once it holds nothing.
+    fn maybe_forget(&self, oh: &ObjHead<H>) {
+        let mut shard = lock(self.shard(&oh.key));
+        if lock(&oh.cores).is_empty() && shard.remove(&oh.key).is_some() {
+            self.stats.n_objecthead.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn new_core(&self, oh: &Arc<ObjHead<H>>, kind: Kind) -> Arc<ObjCore<H>> {
+        bump(&self.stats.n_objectcore);
+        Arc::new(ObjCore {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            head: Arc::downgrade(oh),
+            state: Mutex::new(CoreState {
+                kind,
+                life: Lifetime { t_origin: 0.0, ttl: 0.0, grace: 0.0, keep: 0.0 },
+                vary: Some(Vec::new()),
+                obj: None,
+                dead: false,
+            }),
+            hits: AtomicU64::new(0),
+            lru: Mutex::new((0.0, 0)),
+            in_lru: AtomicBool::new(false),
+        })
+    }
+
+    /// Looks `key` up as `HSH_Lookup` does.
+    pub fn lookup(self: &Arc<Self>, key: &[u8], want: &Want<'_>) -> Lookup<H> {
+        let oh = self.head_for(key);
+        let mut cores = lock(&oh.cores);
+        // Read before the walk: a busy core that changes after we looked at
+        // it bumps the count after this, so the waiter cannot miss it.
+        let seen = oh.woken.load(Ordering::SeqCst);
+        let mut busy_found = false;
+        let mut stale: Option<(Arc<ObjCore<H>>, Lifetime)> = None;
+        if !want.always_miss {
+            for oc in cores.iter() {
+                let st = lock(&oc.state);
+                if st.dead {
+                    continue;
+                }
+                if st.kind == Kind::Busy {
+                    if !want.ignore_busy {
+                        busy_found = true;
+                    }
+                    continue;
+                }
+                if !want.ignore_vary && !vary_matches(&st.vary, want.header) {
+                    continue;
+                }
+                let life = st.life;
+                if life.fresh_until() > want.now {
+                    let kind = st.kind;
+                    drop(st);
+                    match kind {
+                        Kind::HitForPass => {
+                            bump(&self.stats.cache_hitpass);
+                            return Lookup::HitPass(oc.clone());
+                        }
+                        Kind::HitForMiss => {
+                            bump(&self.stats.cache_hitmiss);
+                            let busy = self.insert_busy(&oh, &mut cores);
+                            return Lookup::HitMiss(busy);
+                        }
+                        _ => {
+                            oc.hits.fetch_add(1, Ordering::Relaxed);
+                            bump(&self.stats.cache_hit);
+                            self.touch(oc, want.now);
+                            return Lookup::Hit(oc.clone());
+                        }
+                    }
+                }
+                if st.kind == Kind::Object
+                    && life.keep_until() > want.now
+                    && stale.as_ref().is_none_or(|(_, l)| l.t_origin < life.t_origin)
+                {
+                    stale = Some((oc.clone(), life));
+                }
+            }
+        }
+        let in_grace = stale.as_ref().is_some_and(|(_, l)| {
+            let grace = want.grace.map_or(l.grace, |g| g.min(l.grace));
+            l.fresh_until() + grace.max(0.0) > want.now
+        });
+        if in_grace {
+            let (oc, _) = stale.expect("checked");
+            oc.hits.fetch_add(1, Ordering::Relaxed);
+            bump(&self.stats.cache_hit);
+            bump(&self.stats.cache_hit_grace);
+            let busy = (!busy_found).then(|| self.insert_busy(&oh, &mut cores));
+            return Lookup::Grace(oc, busy);
+        }
+        if busy_found {
+            bump(&self.stats.busy_sleep);
+            drop(cores);
+            return Lookup::Wait(WaitTicket { head: oh.clone(), seen, stats: self.stats.clone() });
+        }
+        bump(&self.stats.cache_miss);
+        let busy = self.insert_busy(&oh, &mut cores);
+        Lookup::Miss(busy, stale.map(|(oc, _)| oc))
+    }
+
+    fn insert_busy(self: &Arc<Self>, oh: &Arc<ObjHead<H>>, cores: &mut Vec<Arc<ObjCore<H>>>) -> Busy<H> {
+        let oc = self.new_core(oh, Kind::Busy);
+        cores.insert(0, oc.clone());
+        Busy { cache: self.clone(), oc: Some(oc) }
+    }
+
+    /// Moves a core to the young end of the LRU, at most once per
+    /// `LRU_INTERVAL`.
+    fn touch(&self, oc: &Arc<ObjCore<H>>, now: f64) {
+        if !oc.in_lru.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut place = lock(&oc.lru);
+        if now - place.0 < LRU_INTERVAL {
+            return;
+        }
+        let mut lru = lock(&self.lru);
+        lru.remove(&place.1);
+        let at = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lru.insert(at, Arc::downgrade(oc));
+        *place = (now, at);
+    }
+
+    /// Evicts least recently used objects until `need` bytes are freed (or
+    /// nothing more can go); objects still being fetched are skipped.
+    fn evict(&self, need: u64) -> bool {
+        let mut freed = 0;
+        let mut skipped = Vec::new();
+        while freed < need {
+            let next = lock(&self.lru).pop_first();
+            let Some((at, weak)) = next else { break };
+            let Some(oc) = weak.upgrade() else { continue };
+            let obj = oc.object();
+            if obj.as_ref().is_some_and(|o| o.is_open()) {
+                skipped.push((at, weak));
+                continue;
+            }
+            freed += obj.map_or(0, |o| o.size());
+            if self.kill(&oc) {
+                bump(&self.stats.n_lru_nuked);
+            }
+        }
+        lock(&self.lru).extend(skipped);
+        freed > 0
+    }
+
+    /// Removes a core from its head and the LRU; answers whether it was
+    /// still alive.
+    fn kill(&self, oc: &Arc<ObjCore<H>>) -> bool {
+        let was_object = {
+            let mut st = lock(&oc.state);
+            if st.dead {
+                return false;
+            }
+            st.dead = true;
+            st.obj = None;
+            st.kind == Kind::Object
+        };
+        if was_object {
+            self.stats.n_object.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.stats.n_objectcore.fetch_sub(1, Ordering::Relaxed);
+        if oc.in_lru.swap(false, Ordering::Relaxed) {
+            let place = lock(&oc.lru).1;
+            lock(&self.lru).remove(&place);
+        }
+        if let Some(oh) = oc.head.upgrade() {
+            lock(&oh.cores).retain(|c| !Arc::ptr_eq(c, oc));
+            oh.wake();
+            self.maybe_forget(&oh);
+        }
+        true
+    }
+
+    fn add_timer(&self, oc: &Arc<ObjCore<H>>, until: f64) {
+        let ms = (until.max(0.0) * 1000.0) as u64;
+        let mut timers = lock(&self.timers);
+        let earliest = timers.peek().is_none_or(|Reverse((t, _, _))| ms < *t);
+        timers.push(Reverse((ms, oc.id, TimerRef(Arc::downgrade(oc)))));
+        drop(timers);
+        if earliest {
+            self.timer_added.notify_one();
+        }
+    }
+
+    /// Removes every core whose time is up at `now`; answers how many.
+    pub fn expire(&self, now: f64) -> usize {
+        let ms = (now * 1000.0) as u64;
+        let mut n = 0;
+        loop {
+            let due = {
+                let mut timers = lock(&self.timers);
+                match timers.peek() {
+                    Some(Reverse((t, _, _))) if *t <= ms => timers.pop(),
+                    _ => None,
+                }
+            };
+            let Some(Reverse((_, _, TimerRef(weak)))) = due else { break };
+            if let Some(oc) = weak.upgrade() {
+                if self.kill(&oc) {
+                    bump(&self.stats.n_expired);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// The time the next core is due to expire, if any.
+    fn next_expiry(&self) -> Option<f64> {
+        lock(&self.timers).peek().map(|Reverse((t, _, _))| *t as f64 / 1000.0)
+    }
+
+    /// Expires cores as their time comes, until the cache is dropped
+    /// (Varnish's expiry thread). `now` gives the wall clock.
+    pub async fn run_expiry(self: Arc<Self>, now: fn() -> f64) {
+        loop {
+            self.expire(now());
+            let wait = self
+                .next_expiry()
+                .map_or(Duration::from_secs(3600), |t| Duration::from_secs_f64((t - now()).clamp(0.001, 3600.0)));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.timer_added.notified() => {}
+            }
+        }
+    }
+
+    /// Removes every object and marker under `key` (`return (purge)`);
+    /// answers how many went.
+    pub fn purge(&self, key: &[u8]) -> usize {
+        bump(&self.stats.n_purges);
+        let oh = lock(self.shard(key)).get(key).cloned();
+        let Some(oh) = oh else { return 0 };
+        let victims: Vec<_> = lock(&oh.cores).iter().filter(|oc| oc.kind() != Kind::Busy).cloned().collect();
+        let n = victims.iter().filter(|oc| self.kill(oc)).count();
+        self.stats.n_obj_purged.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+}
+
+/// Whether a core made for `vary` serves a request with these headers
+/// (Varnish's `VRY_Match`): every header the response varied on has the
+/// same value, or is absent in both.
+fn vary_matches(vary: &VarySpec, header: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> bool {
+    let Some(spec) = vary else { return false };
+    spec.iter().all(|(name, want)| header(name).as_deref().map(<[u8]>::trim_ascii) == want.as_deref())
+}
+
+impl<H: Send + Sync + 'static> Busy<H> {
+    fn take(&mut self) -> Arc<ObjCore<H>> {
+        self.oc.take().expect("a busy core is completed once")
+    }
+
+    /// The id the core will keep (for tests and logs).
+    pub fn id(&self) -> u64 {
+        self.oc.as_ref().map_or(0, |oc| oc.id)
+    }
+
+    /// Makes the object available: the core becomes a cached object with
+    /// these lifetimes, findable for the variant `vary`, and every client
+    /// waiting on the key looks again. The body may still be arriving.
+    /// `head_size` is what the head costs in the store; it fails (and the
+    /// key is freed for another try) when there is no room for it.
+    pub fn publish(
+        mut self,
+        head: H,
+        head_size: u64,
+        xid: u64,
+        life: Lifetime,
+        vary: VarySpec,
+    ) -> Result<Published<H>, NoSpace> {
+        let oc = self.take();
+        let cache = self.cache.clone();
+        if !cache.store.charge(head_size) {
+            self.oc = Some(oc);
+            return Err(NoSpace);
+        }
+        let obj = Arc::new(Object::new(head, head_size, xid, cache.store.clone()));
+        {
+            let mut st = lock(&oc.state);
+            st.kind = Kind::Object;
+            st.life = life;
+            st.vary = vary;
+            st.obj = Some(obj.clone());
+        }
+        bump(&cache.stats.n_object);
+        {
+            let at = cache.next_id.fetch_add(1, Ordering::Relaxed);
+            *lock(&oc.lru) = (life.t_origin.max(0.0), at);
+            lock(&cache.lru).insert(at, Arc::downgrade(&oc));
+            oc.in_lru.store(true, Ordering::Relaxed);
+        }
+        cache.add_timer(&oc, life.keep_until());
+        if let Some(oh) = oc.head.upgrade() {
+            oh.wake();
+        }
+        Ok((oc, obj))
+    }
+
+    /// Marks the key hit-for-miss for `life.ttl` (uncacheable): later
+    /// lookups fetch for themselves instead of waiting.
+    pub fn hit_for_miss(mut self, life: Lifetime, vary: VarySpec) {
+        let oc = self.take();
+        self.cache.mark(oc, Kind::HitForMiss, life, vary);
+    }
+
+    /// Marks the key hit-for-pass for `life.ttl`.
+    pub fn hit_for_pass(mut self, life: Lifetime, vary: VarySpec) {
+        let oc = self.take();
+        self.cache.mark(oc, Kind::HitForPass, life, vary);
+    }
+}
+
+impl<H: Send + Sync + 'static> Cache<H> {
+    fn mark(&self, oc: Arc<ObjCore<H>>, kind: Kind, life: Lifetime, vary: VarySpec) {
+        let life = Lifetime { grace: 0.0, keep: 0.0, ..life };
+        {
+            let mut st = lock(&oc.state);
+            st.kind = kind;
+            st.life = life;
+            st.vary = vary;
+        }
+        if life.ttl > 0.0 {
+            self.add_timer(&oc, life.fresh_until());
+        } else {
+            self.kill(&oc);
+        }
+        if let Some(oh) = oc.head.upgrade() {
+            oh.wake();
+        }
+    }
+}
+
+impl<H: Send + Sync + 'static> Drop for Busy<H> {
+    fn drop(&mut self) {
+        if let Some(oc) = self.oc.take() {
+            self.cache.kill(&oc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

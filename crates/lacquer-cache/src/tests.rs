@@ -1,0 +1,189 @@
+use super::*;
+
+type C = Arc<Cache<&'static str>>;
+
+fn no_headers(_: &[u8]) -> Option<Vec<u8>> {
+    None
+}
+
+fn want(now: f64) -> Want<'static> {
+    Want { header: &no_headers, ignore_busy: false, always_miss: false, ignore_vary: false, grace: None, now }
+}
+
+fn life(ttl: f64, grace: f64) -> Lifetime {
+    Lifetime { t_origin: 100.0, ttl, grace, keep: 0.0 }
+}
+
+fn miss(c: &C, key: &[u8], now: f64) -> Busy<&'static str> {
+    match c.lookup(key, &want(now)) {
+        Lookup::Miss(b, _) => b,
+        _ => panic!("expected a miss"),
+    }
+}
+
+fn publish(c: &C, key: &[u8], ttl: f64, body: &[u8]) -> Arc<Object<&'static str>> {
+    let b = miss(c, key, 100.0);
+    let (_, obj) = b.publish("head", 10, 7, life(ttl, 0.0), Some(Vec::new())).unwrap();
+    obj.append(body.to_vec()).unwrap();
+    obj.finish(true);
+    obj
+}
+
+#[test]
+fn a_published_object_is_hit_until_its_ttl_runs_out() {
+    let c: C = Cache::new(None);
+    publish(&c, b"/a", 10.0, b"hello");
+    match c.lookup(b"/a", &want(105.0)) {
+        Lookup::Hit(oc) => {
+            assert_eq!(oc.object().unwrap().head, "head");
+            assert_eq!(oc.hits(), 1);
+        }
+        _ => panic!("expected a hit"),
+    }
+    assert!(matches!(c.lookup(b"/a", &want(111.0)), Lookup::Miss(_, None)));
+    assert_eq!(c.stats().cache_hit.load(Ordering::Relaxed), 1);
+    assert_eq!(c.stats().cache_miss.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn concurrent_misses_wait_for_one_fetch_and_read_it_as_it_streams() {
+    let c: C = Cache::new(None);
+    let busy = miss(&c, b"/s", 100.0);
+    let Lookup::Wait(ticket) = c.lookup(b"/s", &want(100.0)) else { panic!("expected to wait") };
+    let waiter = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            ticket.wait().await;
+            let Lookup::Hit(oc) = c.lookup(b"/s", &want(100.0)) else { panic!("expected a hit after waiting") };
+            let mut r = oc.object().unwrap().reader();
+            let mut got = Vec::new();
+            while let Some(p) = r.next().await {
+                got.extend_from_slice(&p.unwrap());
+            }
+            got
+        })
+    };
+    tokio::task::yield_now().await;
+    let (_, obj) = busy.publish("h", 1, 1, life(60.0, 0.0), Some(Vec::new())).unwrap();
+    obj.append(b"one ".to_vec()).unwrap();
+    tokio::task::yield_now().await;
+    obj.append(b"two".to_vec()).unwrap();
+    obj.finish(true);
+    assert_eq!(waiter.await.unwrap(), b"one two");
+    assert_eq!(c.stats().busy_sleep.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_withdrawn_fetch_wakes_the_waiters_and_the_next_one_fetches() {
+    let c: C = Cache::new(None);
+    let busy = miss(&c, b"/w", 100.0);
+    let Lookup::Wait(ticket) = c.lookup(b"/w", &want(100.0)) else { panic!("expected to wait") };
+    drop(busy);
+    ticket.wait().await;
+    assert!(matches!(c.lookup(b"/w", &want(100.0)), Lookup::Miss(..)));
+}
+
+#[test]
+fn variants_are_told_apart_by_vary() {
+    let c: C = Cache::new(None);
+    let spec = |v: &str| Some(vec![(b"accept-language".to_vec(), Some(v.as_bytes().to_vec()))]);
+    for (lang, head) in [("en", "english"), ("fr", "french")] {
+        let hdr = move |n: &[u8]| (n == b"accept-language").then(|| lang.as_bytes().to_vec());
+        let w = Want { header: &hdr, ..want(100.0) };
+        let Lookup::Miss(b, _) = c.lookup(b"/v", &w) else { panic!("expected a miss for {lang}") };
+        b.publish(head, 1, 1, life(60.0, 0.0), spec(lang)).unwrap();
+    }
+    for (lang, head) in [("fr", "french"), ("en", "english")] {
+        let hdr = move |n: &[u8]| (n == b"accept-language").then(|| format!(" {lang} ").into_bytes());
+        let w = Want { header: &hdr, ..want(100.0) };
+        let Lookup::Hit(oc) = c.lookup(b"/v", &w) else { panic!("expected a hit for {lang}") };
+        assert_eq!(oc.object().unwrap().head, head);
+    }
+    let w = Want { header: &no_headers, ..want(100.0) };
+    assert!(matches!(c.lookup(b"/v", &w), Lookup::Miss(..)), "no Accept-Language is a third variant");
+}
+
+#[test]
+fn grace_serves_stale_while_one_background_fetch_refreshes() {
+    let c: C = Cache::new(None);
+    let b = miss(&c, b"/g", 100.0);
+    b.publish("old", 1, 1, life(10.0, 30.0), Some(Vec::new())).unwrap();
+    let Lookup::Grace(oc, Some(bg)) = c.lookup(b"/g", &want(115.0)) else { panic!("expected grace with a fetch") };
+    assert_eq!(oc.object().unwrap().head, "old");
+    assert!(matches!(c.lookup(b"/g", &want(115.0)), Lookup::Grace(_, None)), "one background fetch only");
+    bg.publish("new", 1, 2, Lifetime { t_origin: 115.0, ttl: 10.0, grace: 30.0, keep: 0.0 }, Some(Vec::new())).unwrap();
+    let Lookup::Hit(oc) = c.lookup(b"/g", &want(116.0)) else { panic!("expected the new object") };
+    assert_eq!(oc.object().unwrap().head, "new");
+    // Past grace, the stale object is not delivered.
+    let w = Want { grace: Some(0.0), ..want(126.0) };
+    assert!(matches!(c.lookup(b"/g", &w), Lookup::Miss(..)));
+}
+
+#[test]
+fn markers_say_hit_for_miss_and_hit_for_pass_without_waiting() {
+    let c: C = Cache::new(None);
+    miss(&c, b"/m", 100.0).hit_for_miss(life(120.0, 0.0), Some(Vec::new()));
+    let Lookup::HitMiss(first) = c.lookup(b"/m", &want(101.0)) else { panic!("expected hit-for-miss") };
+    // Another client does not wait on the first one's fetch.
+    assert!(matches!(c.lookup(b"/m", &want(101.0)), Lookup::HitMiss(_)));
+    drop(first);
+    miss(&c, b"/p", 100.0).hit_for_pass(life(60.0, 0.0), Some(Vec::new()));
+    assert!(matches!(c.lookup(b"/p", &want(150.0)), Lookup::HitPass(_)));
+    assert!(matches!(c.lookup(b"/p", &want(161.0)), Lookup::Miss(..)));
+    assert_eq!(c.stats().cache_hitmiss.load(Ordering::Relaxed), 2);
+    assert_eq!(c.stats().cache_hitpass.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn expiry_removes_objects_when_their_time_is_up() {
+    let c: C = Cache::new(None);
+    publish(&c, b"/e1", 5.0, b"x");
+    publish(&c, b"/e2", 50.0, b"y");
+    assert_eq!(c.stats().n_object.load(Ordering::Relaxed), 2);
+    assert_eq!(c.expire(104.0), 0);
+    assert_eq!(c.expire(106.0), 1);
+    assert_eq!(c.stats().n_object.load(Ordering::Relaxed), 1);
+    assert_eq!(c.stats().n_expired.load(Ordering::Relaxed), 1);
+    assert_eq!(c.stats().n_objecthead.load(Ordering::Relaxed), 1, "an empty head is forgotten");
+}
+
+#[test]
+fn a_full_store_evicts_the_least_recently_used() {
+    let c: C = Cache::new(Some(1000));
+    let body = vec![b'x'; 390];
+    publish(&c, b"/1", 60.0, &body);
+    publish(&c, b"/2", 60.0, &body);
+    assert_eq!(c.store().used(), 800);
+    // A hit long after makes /1 the more recently used.
+    assert!(matches!(c.lookup(b"/1", &want(100.0 + LRU_INTERVAL + 1.0)), Lookup::Hit(_)));
+    publish(&c, b"/3", 60.0, &body);
+    assert_eq!(c.stats().n_lru_nuked.load(Ordering::Relaxed), 1);
+    assert!(c.store().used() <= 1000);
+    assert!(matches!(c.lookup(b"/2", &want(101.0)), Lookup::Miss(..)), "/2 was evicted");
+    assert!(matches!(c.lookup(b"/1", &want(101.0)), Lookup::Hit(_)));
+    // An object bigger than the whole store cannot be kept.
+    let b = miss(&c, b"/big", 100.0);
+    let (_, obj) = b.publish("h", 10, 1, life(60.0, 0.0), Some(Vec::new())).unwrap();
+    assert_eq!(obj.append(vec![0; 2000]), Err(NoSpace));
+}
+
+#[test]
+fn purge_removes_every_variant_of_a_key() {
+    let c: C = Cache::new(None);
+    publish(&c, b"/p", 60.0, b"1");
+    assert_eq!(c.purge(b"/p"), 1);
+    assert!(matches!(c.lookup(b"/p", &want(101.0)), Lookup::Miss(..)));
+    assert_eq!(c.purge(b"/nothing"), 0);
+}
+
+#[test]
+fn always_miss_and_ignore_busy_skip_what_is_there() {
+    let c: C = Cache::new(None);
+    publish(&c, b"/x", 60.0, b"1");
+    let w = Want { always_miss: true, ..want(101.0) };
+    let Lookup::Miss(b, _) = c.lookup(b"/x", &w) else { panic!("expected a forced miss") };
+    let w = Want { ignore_busy: true, always_miss: true, ..want(101.0) };
+    assert!(matches!(c.lookup(b"/x", &w), Lookup::Miss(..)), "ignores the busy core");
+    assert!(matches!(c.lookup(b"/x", &want(101.0)), Lookup::Hit(_)), "the older object still serves");
+    drop(b);
+}
