@@ -1,0 +1,36 @@
+//! Lacquer's shared-memory transaction log: Varnish's VSL.
+//!
+//! The server writes what each transaction does as tagged records (the
+//! tags of Varnish 7.1, from [`lacquer_defs::tags`]) into a ring in a
+//! memory-mapped file in its working directory; tools in other processes
+//! read it without ever slowing the server down (`lacquer log`, later
+//! `lacquer ncsa` and `lacquer vtc`'s `logexpect`).
+//!
+//! - [`record`]: one record's binary layout, the same as Varnish's, also
+//!   used by `-w`/`-r` files;
+//! - [`ring`]: the file, the lock-free writer ([`Log`], [`VslBuf`]) and the
+//!   reader ([`ShmReader`]), with the layout documented there;
+//! - [`group`]: records into transactions, transactions into groups
+//!   (`-g raw|vxid|request|session`).
+//!
+//! # Writing, from the server
+//!
+//! ```no_run
+//! use lacquer_shm::{Log, Side, Tag};
+//! let log = Log::create(std::path::Path::new("/tmp/inst"), 80 << 20).unwrap();
+//! let mut vsl = log.buffer(); // one per worker or task; reuse it
+//! vsl.log(Tag::Begin, 1001, Side::Client, format_args!("req {} rxreq", 1000));
+//! vsl.log_str(Tag::ReqURL, 1001, Side::Client, "/");
+//! vsl.log_str(Tag::End, 1001, Side::Client, ""); // End flushes the buffer
+//! ```
+//!
+//! This crate knows nothing about sockets, HTTP or VCL: it moves records.
+
+pub mod group;
+pub mod record;
+pub mod ring;
+
+pub use group::{Group, Grouper, Grouping, Tx, TxKind};
+pub use lacquer_defs::Tag;
+pub use record::{Record, Side};
+pub use ring::{Log, ReadEvent, ShmReader, Start, VslBuf};
