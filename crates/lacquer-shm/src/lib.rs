@@ -32,5 +32,7 @@ pub mod ring;
 
 pub use group::{Group, Grouper, Grouping, Tx, TxKind};
 pub use lacquer_defs::Tag;
+pub use query::{Query, QueryError};
 pub use record::{Record, Side};
 pub use ring::{Log, ReadEvent, ShmReader, Start, VslBuf};
+pub mod query;
