@@ -35,4 +35,8 @@ pub use lacquer_defs::Tag;
 pub use query::{Query, QueryError};
 pub use record::{Record, Side};
 pub use ring::{Log, ReadEvent, ShmReader, Start, VslBuf};
+pub use tool::{run as run_log, LogOptions};
+pub mod file;
+pub mod print;
 pub mod query;
+pub mod tool;

@@ -88,6 +88,58 @@ enum Cmd {
         #[arg(short = 's')]
         storage: Vec<String>,
     },
+    /// Show the shared-memory transaction log, as varnishlog does.
+    Log(LogArgs),
+}
+
+/// `lacquer log`'s options, named after varnishlog's.
+#[derive(clap::Args)]
+struct LogArgs {
+    /// The server's working directory (as given to `lacquer serve -n`).
+    #[arg(short = 'n')]
+    workdir: Option<PathBuf>,
+    /// Grouping: raw, vxid, request or session.
+    #[arg(short = 'g', default_value = "vxid")]
+    grouping: String,
+    /// Start at the oldest record still in the log, and stop at its end.
+    #[arg(short = 'd')]
+    dump: bool,
+    /// Show only the groups matching this query (vsl-query(7)).
+    #[arg(short = 'q')]
+    query: Option<String>,
+    /// Show only these tags (comma-separated names or globs; repeatable).
+    #[arg(short = 'i')]
+    include: Vec<String>,
+    /// Do not show these tags (repeatable; applied after -i and -I).
+    #[arg(short = 'x')]
+    exclude: Vec<String>,
+    /// Show only records matching `[taglist:]regex` (repeatable).
+    #[arg(short = 'I')]
+    include_regex: Vec<String>,
+    /// Do not show records matching `[taglist:]regex` (repeatable).
+    #[arg(short = 'X')]
+    exclude_regex: Vec<String>,
+    /// Only client-side records.
+    #[arg(short = 'c')]
+    client: bool,
+    /// Only backend-side records.
+    #[arg(short = 'b')]
+    backend: bool,
+    /// Read a binary log file (`-` for standard input) instead of the shared memory.
+    #[arg(short = 'r')]
+    read: Option<PathBuf>,
+    /// Write matching records to a binary log file instead of printing them.
+    #[arg(short = 'w')]
+    write: Option<PathBuf>,
+    /// Stop after this many groups.
+    #[arg(short = 'k')]
+    limit: Option<u64>,
+    /// Seconds after which an incomplete transaction is shown anyway.
+    #[arg(short = 'T')]
+    timeout: Option<f64>,
+    /// Seconds to wait for the log to appear (negative: forever).
+    #[arg(short = 't', allow_negative_numbers = true)]
+    wait: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -101,6 +153,7 @@ fn main() -> ExitCode {
         Cmd::Serve { listen, vcl, backend, workdir, params, foreground: _, storage } => {
             serve(listen, vcl, backend, workdir, params, storage)
         }
+        Cmd::Log(args) => log(args),
     }
 }
 
@@ -172,6 +225,30 @@ fn serve(
 const DEMO_VCL: &str = include_str!("../../../examples/demo.vcl");
 
 /// `lacquer demo`: serves pages made by the demo VCL until interrupted.
+/// `lacquer log`: hands the options to `lacquer_shm::run_log`.
+fn log(a: LogArgs) -> ExitCode {
+    let filters = (a.include.into_iter().map(|v| ('i', v)))
+        .chain(a.include_regex.into_iter().map(|v| ('I', v)))
+        .chain(a.exclude.into_iter().map(|v| ('x', v)))
+        .chain(a.exclude_regex.into_iter().map(|v| ('X', v)))
+        .collect();
+    let opts = lacquer_shm::LogOptions {
+        workdir: a.workdir,
+        grouping: Some(a.grouping),
+        dump: a.dump,
+        query: a.query,
+        filters,
+        client: a.client,
+        backend: a.backend,
+        read: a.read,
+        write: a.write,
+        limit: a.limit,
+        timeout: a.timeout,
+        wait: a.wait,
+    };
+    ExitCode::from(lacquer_shm::run_log(&opts))
+}
+
 fn demo(listen: String) -> ExitCode {
     let program = match lacquer_vcl::compile_str("<demo>", DEMO_VCL, &lacquer_vcl::Options::default()) {
         Ok(p) => p,

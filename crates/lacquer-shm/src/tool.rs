@@ -1,0 +1,229 @@
+//! `lacquer log`: varnishlog, reading Lacquer's shared-memory log or a
+//! binary log file, grouping, filtering and printing as varnishlog does.
+//! The command line is parsed in the `lacquer` binary; this is the work.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::file::{read_file, FileWriter};
+use crate::group::{Group, Grouper, Grouping};
+use crate::print::{print_group, Filter};
+use crate::query::Query;
+use crate::record::Record;
+use crate::ring::{ReadEvent, ShmReader, Start};
+
+/// The options of `lacquer log`, named after varnishlog's.
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    /// `-n`: the server's working directory.
+    pub workdir: Option<PathBuf>,
+    /// `-g`: `raw`, `vxid` (default), `request` or `session`.
+    pub grouping: Option<String>,
+    /// `-d`: start at the oldest record and stop at the end of the log.
+    pub dump: bool,
+    /// `-q`: a query; only matching groups are shown.
+    pub query: Option<String>,
+    /// `-i`/`-x`/`-I`/`-X` in the order given: (option letter, argument).
+    pub filters: Vec<(char, String)>,
+    /// `-c`: only client-side records.
+    pub client: bool,
+    /// `-b`: only backend-side records.
+    pub backend: bool,
+    /// `-r`: read this binary log file instead of shared memory.
+    pub read: Option<PathBuf>,
+    /// `-w`: write matching records to this binary log file.
+    pub write: Option<PathBuf>,
+    /// `-k`: stop after this many groups.
+    pub limit: Option<u64>,
+    /// `-T`: seconds after which an incomplete transaction is shown anyway
+    /// (default 120).
+    pub timeout: Option<f64>,
+    /// `-t`: seconds to wait for the log to appear (default 5; `off` is
+    /// forever, given as a negative value).
+    pub wait: Option<f64>,
+}
+
+enum Out {
+    Text(io::BufWriter<io::Stdout>),
+    File(FileWriter),
+}
+
+struct Run {
+    grouper: Grouper,
+    filter: Filter,
+    query: Option<Query>,
+    out: Out,
+    shown: u64,
+    limit: Option<u64>,
+    live: bool,
+}
+
+impl Run {
+    /// Shows every finished group; `false` when `-k` is reached.
+    fn drain(&mut self) -> io::Result<bool> {
+        while let Some(g) = self.grouper.pop() {
+            if !self.show(&g)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn show(&mut self, g: &Group) -> io::Result<bool> {
+        if self.limit.is_some_and(|k| self.shown >= k) {
+            return Ok(false);
+        }
+        if let Some(q) = &self.query {
+            if !q.matches(g) {
+                return Ok(true);
+            }
+        }
+        self.shown += 1;
+        match &mut self.out {
+            Out::Text(w) => {
+                print_group(w, g, &self.filter)?;
+                if self.live {
+                    w.flush()?;
+                }
+            }
+            Out::File(w) => {
+                for r in g.iter().flat_map(|t| t.records.iter()).filter(|r| self.filter.matches(r)) {
+                    w.write(r)?;
+                }
+                if self.live {
+                    w.flush()?;
+                }
+            }
+        }
+        Ok(self.limit.is_none_or(|k| self.shown < k))
+    }
+
+    fn feed(&mut self, recs: Vec<Record>) -> io::Result<bool> {
+        for r in recs {
+            self.grouper.feed(r);
+            if !self.drain()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.grouper.flush_all();
+        self.drain()?;
+        match &mut self.out {
+            Out::Text(w) => w.flush(),
+            Out::File(w) => w.flush(),
+        }
+    }
+}
+
+/// Runs `lacquer log`; returns the exit status. Errors are printed as
+/// varnishlog prints them.
+pub fn run(o: &LogOptions) -> u8 {
+    match run_inner(o) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+fn usage(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+fn run_inner(o: &LogOptions) -> io::Result<()> {
+    let grouping = match o.grouping.as_deref() {
+        None => Grouping::Vxid,
+        Some(g) => Grouping::parse(g).ok_or_else(|| usage(format!("Unknown grouping type: {g}")))?,
+    };
+    let mut filter = Filter::default();
+    filter.client_only = o.client;
+    filter.backend_only = o.backend;
+    for (opt, arg) in &o.filters {
+        match opt {
+            'i' => filter.include(arg),
+            'x' => filter.exclude(arg),
+            'I' => filter.include_regex(arg),
+            'X' => filter.exclude_regex(arg),
+            _ => Err(format!("-{opt}: not a filter option")),
+        }
+        .map_err(usage)?;
+    }
+    let query = match &o.query {
+        Some(q) => Some(Query::parse(q).map_err(|e| usage(e.to_string()))?),
+        None => None,
+    };
+    let out = match &o.write {
+        Some(p) => Out::File(FileWriter::create(p)?),
+        None => Out::Text(io::BufWriter::new(io::stdout())),
+    };
+    let mut run = Run { grouper: Grouper::new(grouping), filter, query, out, shown: 0, limit: o.limit, live: false };
+    if let Some(path) = &o.read {
+        let recs = read_file(path)?;
+        if run.feed(recs)? {
+            run.finish()?;
+        }
+        return Ok(());
+    }
+    let Some(dir) = &o.workdir else {
+        return Err(usage("lacquer log: -n DIR (the server's working directory) or -r FILE is needed".into()));
+    };
+    let wait = o.wait.unwrap_or(5.0);
+    let started = Instant::now();
+    let mut reader = loop {
+        match ShmReader::open(dir, if o.dump { Start::Tail } else { Start::Head }) {
+            Ok(r) => break r,
+            Err(e) => {
+                if wait >= 0.0 && started.elapsed().as_secs_f64() >= wait {
+                    return Err(io::Error::new(e.kind(), format!("Cannot open log: {e}")));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    let timeout = Duration::from_secs_f64(o.timeout.unwrap_or(120.0).max(0.0));
+    run.live = !o.dump;
+    // With -d, the end of the log is the head as it is now.
+    let end = o.dump.then(|| reader.positions().1);
+    let mut last_expire = Instant::now();
+    loop {
+        match reader.next_event()? {
+            Some(ReadEvent::Records(recs)) => {
+                if !run.feed(recs)? {
+                    return run.finish();
+                }
+            }
+            Some(ReadEvent::Overrun(_)) => eprintln!("Log overrun"),
+            Some(ReadEvent::Reopened) => {
+                eprintln!("Log reacquired");
+                if o.dump {
+                    return run.finish();
+                }
+            }
+            None => {
+                if end.is_some_and(|e| reader.positions().0 >= e) {
+                    return run.finish();
+                }
+                if let Out::Text(w) = &mut run.out {
+                    w.flush()?;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if end.is_some_and(|e| reader.positions().0 >= e) {
+            return run.finish();
+        }
+        if last_expire.elapsed() > Duration::from_millis(500) {
+            last_expire = Instant::now();
+            run.grouper.expire(timeout);
+            if !run.drain()? {
+                return run.finish();
+            }
+        }
+    }
+}
