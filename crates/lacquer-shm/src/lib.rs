@@ -11,7 +11,11 @@
 //! - [`ring`]: the file, the lock-free writer ([`Log`], [`VslBuf`]) and the
 //!   reader ([`ShmReader`]), with the layout documented there;
 //! - [`group`]: records into transactions, transactions into groups
-//!   (`-g raw|vxid|request|session`).
+//!   (`-g raw|vxid|request|session`);
+//! - [`query`]: the `-q` query language (vsl-query(7));
+//! - [`print`]: the `-i -x -I -X -c -b` filters and varnishlog's output;
+//! - [`file`]: binary log files (`-w`, `-r`) in varnishlog's format;
+//! - [`tool`]: `lacquer log` itself.
 //!
 //! # Writing, from the server
 //!
@@ -23,6 +27,10 @@
 //! vsl.log_str(Tag::ReqURL, 1001, Side::Client, "/");
 //! vsl.log_str(Tag::End, 1001, Side::Client, ""); // End flushes the buffer
 //! ```
+//!
+//! `log.set_mask_bits(bits)` takes the `vsl_mask` parameter's value (a masked
+//! tag then costs one relaxed load), `log.set_reclen(n)` the `vsl_reclen`
+//! and `log.set_buffer_size(n)` the `vsl_buffer` one.
 //!
 //! This crate knows nothing about sockets, HTTP or VCL: it moves records.
 

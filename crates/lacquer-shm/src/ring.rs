@@ -399,9 +399,19 @@ impl VslBuf {
         self.finish(tag, n + 1);
     }
 
-    /// Logs a text record (Varnish's `VSLbt`/`VSLb` with `"%s"`).
+    /// Logs a text record (Varnish's `VSLbt`/`VSLb` with `"%s"`), copied
+    /// as it is: cheaper than [`VslBuf::log`] with `"{}"`.
     pub fn log_str(&mut self, tag: Tag, vxid: u32, side: Side, text: &str) {
-        self.log(tag, vxid, side, format_args!("{}", text));
+        if !self.log.enabled(tag) {
+            return;
+        }
+        let n = text.len().min(self.reclen() - 1);
+        self.room(OVERHEAD + n + 4);
+        let start = self.len + OVERHEAD;
+        self.buf[start..start + n].copy_from_slice(&text.as_bytes()[..n]);
+        self.buf[start + n] = 0;
+        self.header(tag, vxid, side, n + 1);
+        self.finish(tag, n + 1);
     }
 
     /// Logs a record whose payload is `bytes` as given: no NUL is added
