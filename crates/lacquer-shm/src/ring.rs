@@ -675,11 +675,27 @@ impl ShmReader {
 mod tests {
     use super::*;
 
-    fn tmpdir(name: &str) -> PathBuf {
+    /// A scratch directory, removed when the test is done.
+    struct Tmp(PathBuf);
+
+    impl std::ops::Deref for Tmp {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tmpdir(name: &str) -> Tmp {
         let d = std::env::temp_dir().join(format!("lacquer-shm-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
-        d
+        Tmp(d)
     }
 
     fn drain(r: &mut ShmReader) -> Vec<ReadEvent> {

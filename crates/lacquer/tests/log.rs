@@ -15,11 +15,27 @@ fn lacquer() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lacquer"))
 }
 
-fn workdir(name: &str) -> PathBuf {
+/// A working directory, removed when the test is done.
+struct Workdir(PathBuf);
+
+impl std::ops::Deref for Workdir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn workdir(name: &str) -> Workdir {
     let d = std::env::temp_dir().join(format!("lacquer-log-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Workdir(d)
 }
 
 fn run(args: &[&str]) -> (String, String) {
