@@ -456,12 +456,16 @@ impl<H: Send + Sync + 'static> Cache<H> {
                     continue;
                 }
                 if st.kind == Kind::Busy {
-                    if !want.ignore_busy {
+                    // A busy core carries the variant it is predicted to
+                    // be: a request for another variant does not wait.
+                    if !want.ignore_busy && (want.ignore_vary || vary_matches(&st.vary, want.header)) {
                         busy_found = true;
                     }
                     continue;
                 }
-                if !want.ignore_vary && !vary_matches(&st.vary, want.header) {
+                // An object made with no TTL at all was only ever for the
+                // request that fetched it (Varnish skips `ttl <= 0` too).
+                if st.life.ttl <= 0.0 || (!want.ignore_vary && !vary_matches(&st.vary, want.header)) {
                     continue;
                 }
                 let life = st.life;
@@ -475,7 +479,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
                         }
                         Kind::HitForMiss => {
                             bump(&self.stats.cache_hitmiss);
-                            let busy = self.insert_busy(&oh, &mut cores);
+                            let busy = self.insert_busy(&oh, &mut cores, want);
                             return Lookup::HitMiss(busy);
                         }
                         _ => {
@@ -503,7 +507,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
             oc.hits.fetch_add(1, Ordering::Relaxed);
             bump(&self.stats.cache_hit);
             bump(&self.stats.cache_hit_grace);
-            let busy = (!busy_found).then(|| self.insert_busy(&oh, &mut cores));
+            let busy = (!busy_found).then(|| self.insert_busy(&oh, &mut cores, want));
             return Lookup::Grace(oc, busy);
         }
         if busy_found {
@@ -512,12 +516,32 @@ impl<H: Send + Sync + 'static> Cache<H> {
             return Lookup::Wait(WaitTicket { head: oh.clone(), seen, stats: self.stats.clone() });
         }
         bump(&self.stats.cache_miss);
-        let busy = self.insert_busy(&oh, &mut cores);
+        let busy = self.insert_busy(&oh, &mut cores, want);
         Lookup::Miss(busy, stale.map(|(oc, _)| oc))
     }
 
-    fn insert_busy(self: &Arc<Self>, oh: &Arc<ObjHead<H>>, cores: &mut Vec<Arc<ObjCore<H>>>) -> Busy<H> {
+    /// Inserts a busy core for the request's variant. Its variant is
+    /// predicted (Varnish's "predictive vary"): the newest object under
+    /// the key says which headers matter, and this request's values of
+    /// them are what the fetch will most likely be for.
+    fn insert_busy(
+        self: &Arc<Self>,
+        oh: &Arc<ObjHead<H>>,
+        cores: &mut Vec<Arc<ObjCore<H>>>,
+        want: &Want<'_>,
+    ) -> Busy<H> {
+        let predicted = cores.iter().find_map(|oc| {
+            let st = lock(&oc.state);
+            (st.kind != Kind::Busy && !st.dead).then(|| st.vary.clone())
+        });
         let oc = self.new_core(oh, Kind::Busy);
+        if let Some(Some(spec)) = predicted {
+            let mine = spec.into_iter().map(|(name, _)| {
+                let value = (want.header)(&name).map(|v| v.trim_ascii().to_vec());
+                (name, value)
+            });
+            lock(&oc.state).vary = Some(mine.collect());
+        }
         cores.insert(0, oc.clone());
         Busy { cache: self.clone(), oc: Some(oc) }
     }
@@ -599,6 +623,12 @@ impl<H: Send + Sync + 'static> Cache<H> {
         if earliest {
             self.timer_added.notify_one();
         }
+    }
+
+    /// Removes a core at once: an object whose fetch failed mid-body must
+    /// not be found again.
+    pub fn remove(&self, oc: &Arc<ObjCore<H>>) {
+        self.kill(oc);
     }
 
     /// Removes every core whose time is up at `now`; answers how many.

@@ -187,3 +187,20 @@ fn always_miss_and_ignore_busy_skip_what_is_there() {
     assert!(matches!(c.lookup(b"/x", &want(101.0)), Lookup::Hit(_)), "the older object still serves");
     drop(b);
 }
+
+#[test]
+fn a_request_for_another_variant_does_not_wait_on_a_busy_one() {
+    let c: C = Cache::new(None);
+    let hdr = |v: &'static str| move |n: &[u8]| (n == b"foo").then(|| v.as_bytes().to_vec());
+    let spec = |v: &str| Some(vec![(b"foo".to_vec(), Some(v.as_bytes().to_vec()))]);
+    let h1 = hdr("1");
+    let Lookup::Miss(b, _) = c.lookup(b"/pv", &Want { header: &h1, ..want(100.0) }) else { panic!() };
+    b.publish("one", 1, 1, life(60.0, 0.0), spec("1")).unwrap();
+    // Variant 2 is being fetched...
+    let h2 = hdr("2");
+    let Lookup::Miss(_busy2, _) = c.lookup(b"/pv", &Want { header: &h2, ..want(100.0) }) else { panic!() };
+    // ...so another client for variant 2 waits, and one for variant 3 fetches.
+    assert!(matches!(c.lookup(b"/pv", &Want { header: &h2, ..want(100.0) }), Lookup::Wait(_)));
+    let h3 = hdr("3");
+    assert!(matches!(c.lookup(b"/pv", &Want { header: &h3, ..want(100.0) }), Lookup::Miss(..)));
+}

@@ -345,7 +345,7 @@ params! {
         "The longest CLI answer; longer ones are cut short.";
     cli_timeout: Kind::Duration, "60.000", min F("0.000"), max N, "seconds", 0, false;
         "How long the manager waits for the worker to answer a CLI command.";
-    clock_skew: Kind::Uint, "10", min F("0"), max N, "seconds", 0, false;
+    clock_skew: Kind::Uint, "10", min F("0"), max N, "seconds", 0, true;
         "How far the worker's clock may drift from the manager's before it is noted.";
     clock_step: Kind::Duration, "1.000", min F("0.000"), max N, "seconds", 0, false;
         "How far the clock may jump before it is reported.";
@@ -355,11 +355,11 @@ params! {
         "How long the critbit hasher keeps deleted nodes before freeing them.";
     debug: Kind::Bits(&DEBUG_BITS), "none", min N, max N, "", 0, false;
         "Debugging switches.";
-    default_grace: Kind::Duration, "10.000", min F("0.000"), max N, "seconds", OBJ_STICKY, false;
+    default_grace: Kind::Duration, "10.000", min F("0.000"), max N, "seconds", OBJ_STICKY, true;
         "Grace given to new objects unless VCL says otherwise.";
-    default_keep: Kind::Duration, "0.000", min F("0.000"), max N, "seconds", OBJ_STICKY, false;
+    default_keep: Kind::Duration, "0.000", min F("0.000"), max N, "seconds", OBJ_STICKY, true;
         "Keep time given to new objects unless VCL says otherwise.";
-    default_ttl: Kind::Duration, "120.000", min F("0.000"), max N, "seconds", OBJ_STICKY, false;
+    default_ttl: Kind::Duration, "120.000", min F("0.000"), max N, "seconds", OBJ_STICKY, true;
         "TTL given to responses that carry no caching headers of their own.";
     experimental: Kind::Bits(&EXPERIMENTAL_BITS), "none", min N, max N, "", 0, false;
         "Switches for experimental features.";
@@ -1229,7 +1229,11 @@ mod tests {
             honoured,
             [
                 "between_bytes_timeout",
+                "clock_skew",
                 "connect_timeout",
+                "default_grace",
+                "default_keep",
+                "default_ttl",
                 "first_byte_timeout",
                 "http_max_hdr",
                 "http_req_hdr_len",

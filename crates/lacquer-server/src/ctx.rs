@@ -6,17 +6,14 @@
 //! Variables that need something not built yet answer a default and
 //! ignore writes:
 //!
-//! - cache and object state: `obj.*`, `req.hash` (opaque), `req.ttl`,
-//!   `req.grace` (kept, unused), `req.is_hitmiss`, `req.is_hitpass`,
-//!   `req.storage`, `beresp.storage`, `beresp.storage_hint`, `beresp.ttl`,
-//!   `beresp.grace`, `beresp.keep` (kept, unused), `bereq.is_bgfetch`,
-//!   `beresp.was_304`, `bereq.hash`;
+//! - cache state not built yet: `req.hash` (opaque), `req.ttl` (kept,
+//!   unused), `req.storage`, `beresp.storage`, `beresp.storage_hint`,
+//!   `beresp.was_304`, `bereq.hash`, `obj.storage`, `obj.can_esi`;
 //! - delivery processors: `req.esi`, `resp.do_esi`, `resp.filters`,
 //!   `beresp.do_esi`, `beresp.do_gzip`, `beresp.do_gunzip`,
 //!   `beresp.filters`, `beresp.do_stream` (always streaming);
 //! - ESI: `req.esi_level` is always 0 and `req_top.*` is `req.*`;
-//! - `sess.timeout_linger`, `sess.send_timeout`, `sess.idle_send_timeout`
-//!   answer Varnish's defaults and are not enforced.
+//! - `sess.timeout_linger` is kept for VCL and has no effect.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -27,7 +24,7 @@ use lacquer_vcl::program::{BackendId, Header};
 use lacquer_vcl::{Failure, Value, VclContext};
 
 use crate::fetch::Bo;
-use crate::msg::{reason, wire_status, Msg};
+use crate::msg::{now, reason, wire_status, Msg};
 use crate::req_fsm::Req;
 use crate::Shared;
 
@@ -141,6 +138,9 @@ fn line_of(var: Var) -> Option<(Var, Line)> {
         Var::BerespStatus => (Var::BerespHttp, Line::Status),
         Var::BerespReason => (Var::BerespHttp, Line::Reason),
         Var::RespProto => (Var::RespHttp, Line::Proto),
+        Var::ObjProto => (Var::ObjHttp, Line::Proto),
+        Var::ObjStatus => (Var::ObjHttp, Line::Status),
+        Var::ObjReason => (Var::ObjHttp, Line::Reason),
         Var::RespStatus => (Var::RespHttp, Line::Status),
         Var::RespReason => (Var::RespHttp, Line::Reason),
         _ => return None,
@@ -183,6 +183,7 @@ impl Messages for ReqCtx<'_> {
             Var::ReqHttp | Var::ReqTopHttp => Some(&self.req.req),
             Var::RespHttp => self.req.resp.as_ref(),
             Var::BereqHttp => self.req.bereq.as_ref(),
+            Var::ObjHttp => self.req.obj.as_ref().map(|(_, obj)| &obj.head),
             _ => None,
         }
     }
@@ -231,6 +232,23 @@ impl VclContext for ReqCtx<'_> {
             Var::RespTime => Value::Time(r.t_resp),
             Var::ReqTransport => s(b"HTTP/1"),
             Var::RespIsStreaming => Value::Bool(r.is_streaming()),
+            Var::ReqIsHitmiss => Value::Bool(r.is_hitmiss),
+            Var::ReqIsHitpass => Value::Bool(r.is_hitpass),
+            Var::ObjAge | Var::ObjTtl | Var::ObjGrace | Var::ObjKeep | Var::ObjTime | Var::ObjHits => {
+                let Some((oc, _)) = &r.obj else { return default_of(var) };
+                let life = oc.lifetime();
+                let t = now();
+                match var {
+                    Var::ObjAge => Value::Duration(t - life.t_origin),
+                    Var::ObjTtl => Value::Duration(life.t_origin + life.ttl - t),
+                    Var::ObjGrace => Value::Duration(life.grace),
+                    Var::ObjKeep => Value::Duration(life.keep),
+                    Var::ObjTime => Value::Time(life.t_origin),
+                    _ => Value::Int(oc.hits() as i64),
+                }
+            }
+            Var::ObjUncacheable => Value::Bool(r.obj.is_none()),
+            Var::ObjCanEsi => Value::Bool(false),
             Var::SessTimeoutIdle => Value::Duration(r.timeouts.idle),
             Var::SessTimeoutLinger => Value::Duration(r.timeouts.linger),
             Var::SessSendTimeout => Value::Duration(r.timeouts.send),
@@ -362,6 +380,7 @@ impl VclContext for BoCtx<'_> {
             Var::BerespKeep => Value::Duration(bo.keep),
             Var::BerespAge => Value::Duration(0.0),
             Var::BerespDoStream => Value::Bool(true),
+            Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
             _ => default_of(var),
         }
     }

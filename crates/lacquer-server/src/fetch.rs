@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lacquer_cache::{Busy, Lifetime, ObjCore, Object, Published};
 use lacquer_defs::{Action, Method};
 use lacquer_http::{BodyDecoder, ChunkedEncoder, Framing, Head, Parsed};
 use lacquer_vcl::program::BackendId;
@@ -22,7 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ctx::{BoCtx, Endpoints};
-use crate::msg::{http_date, now, reason, wire_status, Msg};
+use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
+use crate::rfc2616;
 use crate::vbe::{Conn, Io};
 use crate::Shared;
 
@@ -52,9 +54,12 @@ pub(crate) enum FetchStep {
 }
 
 /// What the fetch hands to the client side.
+// Sent once per fetch, moved rather than copied: boxing the head would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Fetched {
-    /// A response to deliver.
-    Resp { beresp: Msg, body: BeBody },
+    /// A response to deliver, made at `t_origin` (its age taken off).
+    Resp { beresp: Msg, body: BeBody, t_origin: f64 },
     /// The fetch failed without a response (abandoned, failed VCL, too many
     /// retries in `vcl_backend_error`): the client makes a 503.
     Failed,
@@ -69,6 +74,8 @@ pub(crate) enum BeBody {
     /// A body still arriving from the backend: its length if known, and
     /// its pieces; an `Err` piece means the backend failed mid-body.
     Stream { len: Option<u64>, rx: mpsc::Receiver<Result<Vec<u8>, ()>> },
+    /// A cached object, its body possibly still arriving.
+    Object(Arc<ObjCore<Msg>>, Arc<Object<Msg>>),
 }
 
 /// Where a streamed request body arrives: its pieces in order, an `Err`
@@ -116,6 +123,14 @@ pub(crate) struct Bo {
     pub ttl: f64,
     pub grace: f64,
     pub keep: f64,
+    /// When the response was made: received, less its `Age`.
+    pub t_origin: f64,
+    /// The busy object a miss fills (or marks uncacheable).
+    pub busy: Option<Busy<Msg>>,
+    /// A background fetch refreshing an object in grace: nobody waits.
+    pub is_bgfetch: bool,
+    /// `return (pass(DURATION))`: mark the object hit-for-pass this long.
+    hit_for_pass: Option<f64>,
     /// The status and reason `return (error(...))` asked for.
     err: Option<(u16, Option<Vec<u8>>)>,
     /// The backend connection, between `Send` and the end of the body; it
@@ -163,8 +178,12 @@ impl Bo {
             t_start: now(),
             t_resp: 0.0,
             ttl: -1.0,
-            grace: 10.0,
-            keep: 0.0,
+            grace: p.default_grace,
+            keep: p.default_keep,
+            t_origin: 0.0,
+            busy: None,
+            is_bgfetch: false,
+            hit_for_pass: None,
             err: None,
             conn: None,
             rest: Vec::new(),
@@ -309,6 +328,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                     beresp.append(b"Date", http_date().as_bytes());
                 }
                 bo.t_resp = now();
+                let life = rfc2616::lifetime(&beresp, bo.t_resp, &shared.params);
+                (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (life.t_origin, life.ttl, life.grace, life.keep);
                 bo.beresp = Some(beresp);
                 bo.rest = rest;
                 bo.conn = Some(conn);
@@ -423,6 +444,11 @@ fn stp_response(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
     let h = vcl(shared, bo, Method::BackendResponse);
     match h.action {
         Action::Deliver => FetchStep::FetchBody,
+        Action::Pass => {
+            bo.hit_for_pass = Some(h.pass_ttl.unwrap_or(0.0));
+            bo.uncacheable = true;
+            FetchStep::FetchBody
+        }
         Action::Retry => retry_or(shared, bo, FetchStep::Error),
         Action::Error => {
             bo.err = Some((h.status.map(wire_status).unwrap_or(503), h.reason));
@@ -433,41 +459,129 @@ fn stp_response(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
 }
 
 async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<Fetched>>) -> FetchStep {
-    let (Some(beresp), Some(tx)) = (bo.beresp.take(), tx.take()) else {
+    let Some(beresp) = bo.beresp.take() else {
         return FetchStep::Done;
     };
+    let tx = tx.take();
     let keep_conn = !beresp.has_token(b"connection", b"close") && beresp.head.protover() >= 11;
-    let len = match bo.framing {
-        Framing::None => {
-            let _ = tx.send(Fetched::Resp { beresp, body: BeBody::Empty });
-            recycle(shared, bo, keep_conn);
-            return FetchStep::Done;
+    let t_origin = bo.t_origin;
+    let sink = match store(bo, &beresp) {
+        Some((oc, obj)) => {
+            if let Some(tx) = tx {
+                let body = BeBody::Object(oc.clone(), obj.clone());
+                let _ = tx.send(Fetched::Resp { beresp, body, t_origin });
+            }
+            Sink::Object(oc, obj)
         }
-        Framing::Length(n) => Some(n),
-        Framing::Chunked | Framing::Eof => None,
+        None => {
+            // Not kept: straight through to the one client, if there is
+            // still one.
+            let Some(tx) = tx else { return FetchStep::Done };
+            let len = match bo.framing {
+                Framing::None => {
+                    let _ = tx.send(Fetched::Resp { beresp, body: BeBody::Empty, t_origin });
+                    recycle(shared, bo, keep_conn);
+                    return FetchStep::Done;
+                }
+                Framing::Length(n) => Some(n),
+                Framing::Chunked | Framing::Eof => None,
+            };
+            let (btx, rx) = mpsc::channel(BODY_QUEUE);
+            if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, rx }, t_origin }).is_err() {
+                return FetchStep::Done;
+            }
+            Sink::Channel(btx)
+        }
     };
-    let (btx, rx) = mpsc::channel(BODY_QUEUE);
-    if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, rx } }).is_err() {
-        return FetchStep::Done;
+    let ok = pull_beresp_body(shared, bo, &sink, keep_conn).await;
+    sink.end(shared, ok).await;
+    FetchStep::Done
+}
+
+/// Where a backend response body goes.
+enum Sink {
+    /// To the one client of a pass (or an uncacheable miss).
+    Channel(mpsc::Sender<Result<Vec<u8>, ()>>),
+    /// Into a cached object, for every client reading it.
+    Object(Arc<ObjCore<Msg>>, Arc<Object<Msg>>),
+}
+
+impl Sink {
+    /// Hands on a piece; false when nobody can take it (the client went,
+    /// the store is full).
+    async fn put(&self, piece: Vec<u8>) -> bool {
+        match self {
+            Sink::Channel(tx) => tx.send(Ok(piece)).await.is_ok(),
+            Sink::Object(_, obj) => obj.append(piece).is_ok(),
+        }
+    }
+
+    /// Ends the body, complete or not. An incomplete object is removed
+    /// from the cache: nobody may be served a truncated copy later.
+    async fn end(self, shared: &Shared, ok: bool) {
+        match self {
+            Sink::Channel(tx) => {
+                let _ = tx.send(if ok { Ok(Vec::new()) } else { Err(()) }).await;
+            }
+            Sink::Object(oc, obj) => {
+                obj.finish(ok);
+                if !ok {
+                    shared.cache.remove(&oc);
+                }
+            }
+        }
+    }
+}
+
+/// Completes a miss's busy object from the response as VCL left it:
+/// hit-for-pass, hit-for-miss, or a cached object whose body is yet to be
+/// read. Answers the object when there is one to fill.
+fn store(bo: &mut Bo, beresp: &Msg) -> Option<Published<Msg>> {
+    let busy = bo.busy.take()?;
+    let life = Lifetime { t_origin: bo.t_origin, ttl: bo.ttl, grace: bo.grace, keep: bo.keep };
+    let vary = rfc2616::vary(beresp, &bo.bereq);
+    if let Some(ttl) = bo.hit_for_pass {
+        busy.hit_for_pass(Lifetime { ttl, ..life }, vary);
+        return None;
+    }
+    if bo.uncacheable {
+        busy.hit_for_miss(life, vary);
+        return None;
+    }
+    // The stored head: the response as VCL left it, without its
+    // connection's headers; Content-Length stays, for clients that come
+    // while the body is still arriving.
+    let named = beresp.connection_named();
+    let mut kept = Msg::response(beresp.head.status(), beresp.head.reason(&beresp.buf));
+    kept.copy_headers(beresp, |n| !is_hop_by_hop(n, &named) || n.eq_ignore_ascii_case(b"content-length"));
+    if !matches!(bo.framing, Framing::Length(_)) {
+        kept.unset(b"content-length");
+    }
+    let mut wire = Vec::new();
+    kept.write_to(&mut wire);
+    busy.publish(kept, wire.len() as u64, bo.vxid, life, vary).ok()
+}
+
+/// Reads the backend response body into `sink`; answers whether it was
+/// read whole. The connection goes back to the pool when it can.
+async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_conn: bool) -> bool {
+    if bo.framing == Framing::None {
+        recycle(shared, bo, keep_conn);
+        return true;
     }
     let Some(mut io) = bo.conn.take() else {
-        return FetchStep::Done;
+        return false;
     };
     let between_bytes = timeouts(shared, bo).2;
     let mut dec = BodyDecoder::new(bo.framing);
     let mut rest = std::mem::take(&mut bo.rest);
     loop {
-        let d = match dec.decode(&rest) {
-            Ok(d) => d,
-            Err(_) => {
-                let _ = btx.send(Err(())).await;
-                return FetchStep::Done;
-            }
-        };
+        let Ok(d) = dec.decode(&rest) else { return false };
         let (consumed, done) = (d.consumed, d.done);
-        if !d.data.is_empty() && btx.send(Ok(d.data.to_vec())).await.is_err() {
-            // The client went away: drop the connection, mid-body.
-            return FetchStep::Done;
+        // Nobody to take it (the client went away, the store is full):
+        // drop the connection, mid-body.
+        if !d.data.is_empty() && !sink.put(d.data.to_vec()).await {
+            return false;
         }
         rest.drain(..consumed);
         if done {
@@ -477,27 +591,16 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
                 bo.conn = Some(io);
                 recycle(shared, bo, true);
             }
-            let _ = btx.send(Ok(Vec::new())).await;
-            return FetchStep::Done;
+            return true;
         }
         if consumed > 0 {
             continue;
         }
         rest.reserve(16384);
         match tokio::time::timeout(secs(between_bytes), io.read_buf(&mut rest)).await {
-            Ok(Ok(0)) => {
-                if dec.finish().is_ok() {
-                    let _ = btx.send(Ok(Vec::new())).await;
-                } else {
-                    let _ = btx.send(Err(())).await;
-                }
-                return FetchStep::Done;
-            }
+            Ok(Ok(0)) => return dec.finish().is_ok(),
             Ok(Ok(_)) => {}
-            _ => {
-                let _ = btx.send(Err(())).await;
-                return FetchStep::Done;
-            }
+            _ => return false,
         }
     }
 }
@@ -533,7 +636,8 @@ fn stp_error(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<
         Action::Deliver => {
             if let (Some(beresp), Some(tx)) = (bo.beresp.take(), tx.take()) {
                 let body = BeBody::Bytes(std::mem::take(&mut bo.synth_body));
-                let _ = tx.send(Fetched::Resp { beresp, body });
+                let t_origin = now();
+                let _ = tx.send(Fetched::Resp { beresp, body, t_origin });
             }
             FetchStep::Done
         }

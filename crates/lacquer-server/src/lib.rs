@@ -58,6 +58,7 @@
 //! | `msg.rs` | `cache_http.c` | a head with its buffer; hop-by-hop headers, reasons |
 //! | `params.rs` | `tbl/params.h` | the `-p` parameters |
 //! | `stevedore.rs` | `mgt_stevedore.c` | the `-s` storage arguments |
+//! | `rfc2616.rs` | `cache_rfc2616.c` | TTLs from response headers; what `Vary` records |
 
 mod acceptor;
 mod ctx;
@@ -67,6 +68,7 @@ mod msg;
 pub mod params;
 mod probe;
 mod req_fsm;
+mod rfc2616;
 pub mod stevedore;
 mod vbe;
 
@@ -124,7 +126,11 @@ impl fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-/// What every task shares: the program, its backends, the parameters.
+/// The cache as the server uses it: heads kept as `Msg`s.
+pub(crate) type Cache = lacquer_cache::Cache<msg::Msg>;
+
+/// What every task shares: the program, its backends, the parameters,
+/// the cache.
 pub(crate) struct Shared {
     pub program: Program,
     pub backends: Vec<vbe::Backend>,
@@ -132,6 +138,7 @@ pub(crate) struct Shared {
     pub hostname: String,
     /// The listeners, indexed by `Endpoints::socket`.
     pub sockets: Vec<acceptor::ListenInfo>,
+    pub cache: Arc<Cache>,
 }
 
 /// The next transaction id (Varnish's vxid), shared by sessions, requests
@@ -183,7 +190,12 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         listeners.push(l);
         sockets.push(info);
     }
-    let shared = Arc::new(Shared { program: cfg.program, backends, params: cfg.params, hostname, sockets });
+    // The first store `-s` named holds the cache; Transient (unbounded)
+    // only when it is the only one.
+    let limit = cfg.storage.first().and_then(|s| s.size);
+    let cache = Cache::new(limit);
+    tokio::spawn(cache.clone().run_expiry(msg::now));
+    let shared = Arc::new(Shared { program: cfg.program, backends, params: cfg.params, hostname, sockets, cache });
     probe::start(&shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);

@@ -60,6 +60,10 @@ honoured! {
     idle_send_timeout,
     pipe_timeout,
     timeout_linger,
+    default_ttl,
+    default_grace,
+    default_keep,
+    clock_skew,
 }
 
 impl Params {

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use lacquer_cache::{Busy, Lookup, Published, Want};
 use lacquer_defs::{Action, Method};
-use lacquer_http::{BodyDecoder, ChunkHeader, Framing, CHUNK_END, LAST_CHUNK};
+use lacquer_http::{BodyDecoder, ChunkedEncoder, Framing, LAST_CHUNK};
 use lacquer_vcl::program::BackendId;
 use lacquer_vcl::Handling;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -31,8 +32,11 @@ pub(crate) enum ReqStep {
     Pipe,
     /// Runs `vcl_pass`.
     Pass,
-    /// Looks the hash up in the cache; there is no cache yet, so a miss.
+    /// Looks the hash up in the cache, waiting while another request
+    /// fetches the object.
     Lookup,
+    /// Runs `vcl_hit` on an object found in the cache.
+    Hit,
     /// Runs `vcl_purge`.
     Purge,
     /// Runs `vcl_miss`.
@@ -96,6 +100,17 @@ pub(crate) struct Req {
     pass: bool,
     /// Whether the connection closes after this request.
     pub doclose: bool,
+    /// The cached object being delivered (`obj.*`): found by the lookup,
+    /// or made by this request's fetch.
+    pub obj: Option<Published<Msg>>,
+    /// The busy object a miss fetches into.
+    busy: Option<Busy<Msg>>,
+    /// The busy object a hit in grace refreshes in the background.
+    bgfetch: Option<Busy<Msg>>,
+    pub is_hitmiss: bool,
+    pub is_hitpass: bool,
+    /// When the response being delivered was made, less its age.
+    t_origin: f64,
     /// The session's timeouts as VCL sees and sets them (`sess.*`); they
     /// go back to the session when the response is sent.
     pub timeouts: Timeouts,
@@ -134,17 +149,33 @@ impl Req {
             grace: -1.0,
             pass: false,
             doclose: false,
+            obj: None,
+            busy: None,
+            bgfetch: None,
+            is_hitmiss: false,
+            is_hitpass: false,
+            t_origin: 0.0,
             timeouts: sp.timeouts,
         }
     }
 
     /// Whether the response body is still arriving from a backend.
     pub fn is_streaming(&self) -> bool {
-        matches!(self.resp_body, RespBody::Fetched(BeBody::Stream { .. }))
+        match &self.resp_body {
+            RespBody::Fetched(BeBody::Stream { .. }) => true,
+            RespBody::Fetched(BeBody::Object(_, obj)) => obj.is_open(),
+            _ => false,
+        }
     }
 
     fn is_head(&self) -> bool {
         self.req.head.method(&self.req.buf).eq_ignore_ascii_case(b"HEAD")
+    }
+
+    /// Whether the object being delivered was made by this request's own
+    /// fetch (a miss), rather than found (a hit).
+    fn busy_xid(&self) -> bool {
+        self.obj.as_ref().is_some_and(|(_, obj)| obj.xid == self.bereq_vxid)
     }
 
     /// Asks for a synthetic response.
@@ -172,7 +203,8 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
             ReqStep::Recv => cnt_recv(req),
             ReqStep::Pipe => cnt_pipe(req, sp).await,
             ReqStep::Pass => cnt_pass(req),
-            ReqStep::Lookup => cnt_lookup(req),
+            ReqStep::Lookup => cnt_lookup(req).await,
+            ReqStep::Hit => cnt_hit(req),
             ReqStep::Purge => cnt_purge(req),
             ReqStep::Miss => cnt_miss(req),
             ReqStep::Fetch => cnt_fetch(req, sp).await,
@@ -217,6 +249,11 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
 
 fn cnt_restart(req: &mut Req) -> ReqStep {
     req.restarts += 1;
+    req.obj = None;
+    req.busy = None;
+    req.bgfetch = None;
+    req.is_hitmiss = false;
+    req.is_hitpass = false;
     req.resp = None;
     req.resp_body = RespBody::None;
     req.synth_body.clear();
@@ -247,13 +284,103 @@ fn cnt_recv(req: &mut Req) -> ReqStep {
     }
 }
 
-/// There is no cache yet: every lookup is a miss. The cache plugs in here.
-fn cnt_lookup(_req: &mut Req) -> ReqStep {
-    ReqStep::Miss
+/// Looks the request's hash up (Varnish's `cnt_lookup`). A lookup that
+/// finds only a fetch under way waits for it on the object's waiting list
+/// and looks again.
+async fn cnt_lookup(req: &mut Req) -> ReqStep {
+    let shared = req.shared.clone();
+    loop {
+        let found = {
+            let r = &req.req;
+            let header = |name: &[u8]| r.header(name).map(<[u8]>::to_vec);
+            let want = Want {
+                header: &header,
+                ignore_busy: req.hash_ignore_busy,
+                always_miss: req.hash_always_miss,
+                ignore_vary: req.hash_ignore_vary,
+                grace: (req.grace >= 0.0).then_some(req.grace),
+                now: now(),
+            };
+            shared.cache.lookup(&req.hash, &want)
+        };
+        match found {
+            Lookup::Wait(ticket) => ticket.wait().await,
+            Lookup::Hit(oc) | Lookup::Grace(oc, None) => {
+                // Expired or evicted since the lookup found it: look again.
+                let Some(obj) = oc.object() else { continue };
+                req.obj = Some((oc, obj));
+                return ReqStep::Hit;
+            }
+            Lookup::Grace(oc, Some(bg)) => {
+                let Some(obj) = oc.object() else { continue };
+                req.obj = Some((oc, obj));
+                req.bgfetch = Some(bg);
+                return ReqStep::Hit;
+            }
+            Lookup::HitPass(_) => {
+                req.is_hitpass = true;
+                return ReqStep::Pass;
+            }
+            Lookup::HitMiss(busy) => {
+                req.is_hitmiss = true;
+                req.busy = Some(busy);
+                return ReqStep::Miss;
+            }
+            Lookup::Miss(busy, _stale) => {
+                req.busy = Some(busy);
+                return ReqStep::Miss;
+            }
+        }
+    }
+}
+
+fn cnt_hit(req: &mut Req) -> ReqStep {
+    let h = vcl(req, Method::Hit);
+    match h.action {
+        Action::Deliver => {
+            if let Some(bg) = req.bgfetch.take() {
+                start_bgfetch(req, bg);
+            }
+            let Some((oc, obj)) = req.obj.clone() else {
+                return ReqStep::VclFail;
+            };
+            req.t_origin = oc.lifetime().t_origin;
+            req.resp = Some(obj.head.clone());
+            req.resp_body = RespBody::Fetched(BeBody::Object(oc, obj));
+            ReqStep::Deliver
+        }
+        action => {
+            req.obj = None;
+            req.bgfetch = None;
+            match action {
+                Action::Pass => ReqStep::Pass,
+                Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
+                Action::Restart => ReqStep::Restart,
+                _ => ReqStep::VclFail,
+            }
+        }
+    }
+}
+
+/// Starts the fetch that refreshes an object delivered in grace; nobody
+/// waits for its answer (`bereq.is_bgfetch`).
+fn start_bgfetch(req: &mut Req, busy: Busy<Msg>) {
+    let bereq = make_bereq(req, false);
+    let vxid = crate::next_vxid();
+    let shared = req.shared.clone();
+    let mut bo = Bo::new(&shared, vxid, req.vxid, req.sess_vxid, req.ep, bereq, ReqBody::None, req.backend_hint, false);
+    bo.busy = Some(busy);
+    bo.is_bgfetch = true;
+    drop(fetch::spawn(shared, bo));
 }
 
 fn cnt_miss(req: &mut Req) -> ReqStep {
     let h = vcl(req, Method::Miss);
+    if h.action != Action::Fetch {
+        // Not fetching after all: the busy object goes and whoever waits on
+        // it looks again.
+        req.busy = None;
+    }
     match h.action {
         Action::Fetch => fetch_step(req, false),
         Action::Pass => ReqStep::Pass,
@@ -264,6 +391,7 @@ fn cnt_miss(req: &mut Req) -> ReqStep {
 }
 
 fn cnt_pass(req: &mut Req) -> ReqStep {
+    req.busy = None;
     let h = vcl(req, Method::Pass);
     match h.action {
         Action::Fetch => fetch_step(req, true),
@@ -274,6 +402,7 @@ fn cnt_pass(req: &mut Req) -> ReqStep {
 }
 
 fn cnt_purge(req: &mut Req) -> ReqStep {
+    req.shared.cache.purge(&req.hash);
     let h = vcl(req, Method::Purge);
     match h.action {
         Action::Synth => req.synth(h.status.unwrap_or(200), h.reason),
@@ -282,13 +411,20 @@ fn cnt_purge(req: &mut Req) -> ReqStep {
     }
 }
 
-/// Makes the backend request for a pass or a miss and goes to `Fetch`.
-fn fetch_step(req: &mut Req, pass: bool) -> ReqStep {
+/// The backend request for a pass or a miss: a miss always fetches the
+/// whole object with GET, whatever the client asked.
+fn make_bereq(req: &Req, pass: bool) -> Msg {
     let method = req.req.head.method(&req.req.buf);
     let method = if !pass && method.eq_ignore_ascii_case(b"HEAD") { &b"GET"[..] } else { method };
     let mut bereq = Msg::request(method, req.req.head.url(&req.req.buf), b"HTTP/1.1");
     let named = req.req.connection_named();
     bereq.copy_headers(&req.req, |n| !is_hop_by_hop(n, &named));
+    bereq
+}
+
+/// Makes the backend request for a pass or a miss and goes to `Fetch`.
+fn fetch_step(req: &mut Req, pass: bool) -> ReqStep {
+    let mut bereq = make_bereq(req, pass);
     req.bereq_vxid = crate::next_vxid();
     bereq.append(b"X-Varnish", req.bereq_vxid.to_string().as_bytes());
     req.bereq = Some(bereq);
@@ -329,7 +465,8 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         };
         ReqBody::Stream { len, rx }
     };
-    let bo = Bo::new(&shared, req.bereq_vxid, req.vxid, req.sess_vxid, req.ep, bereq, body, req.backend_hint, pass);
+    let mut bo = Bo::new(&shared, req.bereq_vxid, req.vxid, req.sess_vxid, req.ep, bereq, body, req.backend_hint, pass);
+    bo.busy = if pass { None } else { req.busy.take() };
     let fetched = fetch::spawn(shared.clone(), bo);
     let fetched = match pump {
         None => fetched.await,
@@ -359,7 +496,11 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         }
     };
     match fetched {
-        Ok(Fetched::Resp { beresp, body }) => {
+        Ok(Fetched::Resp { beresp, body, t_origin }) => {
+            if let BeBody::Object(oc, obj) = &body {
+                req.obj = Some((oc.clone(), obj.clone()));
+            }
+            req.t_origin = t_origin;
             req.resp = Some(beresp);
             req.resp_body = RespBody::Fetched(body);
             ReqStep::Deliver
@@ -396,12 +537,23 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
     };
     let named = beresp.connection_named();
     let mut resp = Msg::response(beresp.head.status(), beresp.head.reason(&beresp.buf));
-    let keep_length = matches!(req.resp_body, RespBody::Fetched(BeBody::Stream { len: Some(_), .. }));
+    // A body still arriving keeps the length its backend announced.
+    let keep_length = match &req.resp_body {
+        RespBody::Fetched(BeBody::Stream { len, .. }) => len.is_some(),
+        RespBody::Fetched(BeBody::Object(_, obj)) => obj.is_open(),
+        _ => false,
+    };
     resp.copy_headers(&beresp, |n| {
         !is_hop_by_hop(n, &named) || (keep_length && n.eq_ignore_ascii_case(b"content-length"))
     });
-    resp.append(b"X-Varnish", req.vxid.to_string().as_bytes());
-    resp.append(b"Age", b"0");
+    // A hit names the fetch that made the object too.
+    let xvarnish = match (&req.obj, req.busy_xid()) {
+        (Some((_, obj)), false) => format!("{} {}", req.vxid, obj.xid),
+        _ => req.vxid.to_string(),
+    };
+    resp.append(b"X-Varnish", xvarnish.as_bytes());
+    let age = (now() - req.t_origin).floor().max(0.0) as u64;
+    resp.append(b"Age", age.to_string().as_bytes());
     resp.append_value(b"Via", crate::VIA.as_bytes());
     req.resp = Some(resp);
     req.t_resp = now();
@@ -565,6 +717,10 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         RespBody::Fetched(BeBody::Empty) => Some(0),
         RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
         RespBody::Fetched(BeBody::Stream { len, .. }) => *len,
+        RespBody::Fetched(BeBody::Object(_, obj)) => obj.complete_len().or_else(|| {
+            let cl = resp.header(b"content-length")?;
+            std::str::from_utf8(cl).ok()?.parse().ok()
+        }),
     };
     if resp.has_token(b"connection", b"close") {
         req.doclose = true;
@@ -610,20 +766,27 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
                         complete = true;
                         break;
                     }
-                    Some(Ok(piece)) => {
-                        ok = match wire {
-                            Wire::Chunked => {
-                                let ch = ChunkHeader::new(piece.len() as u64);
-                                let mut framed = Vec::with_capacity(piece.len() + 16);
-                                framed.extend_from_slice(ch.as_ref());
-                                framed.extend_from_slice(&piece);
-                                framed.extend_from_slice(CHUNK_END);
-                                sp.send(&framed, since).await
-                            }
-                            _ => sp.send(&piece, since).await,
-                        };
-                    }
+                    Some(Ok(piece)) => ok = send_piece(sp, &wire, &piece, since).await,
                     Some(Err(())) | None => break,
+                }
+            }
+            if complete && matches!(wire, Wire::Chunked) {
+                ok = sp.send(LAST_CHUNK, since).await;
+            }
+            ok && complete
+        }
+        RespBody::Fetched(BeBody::Object(_, obj)) => {
+            let mut ok = sp.send(&out, since).await;
+            let mut complete = false;
+            let mut reader = obj.reader();
+            while ok {
+                match reader.next().await {
+                    None => {
+                        complete = true;
+                        break;
+                    }
+                    Some(Ok(piece)) => ok = send_piece(sp, &wire, &piece, since).await,
+                    Some(Err(())) => break,
                 }
             }
             if complete && matches!(wire, Wire::Chunked) {
@@ -637,6 +800,18 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         req.doclose = true;
     }
     ReqStep::Finish
+}
+
+/// Writes one piece of a response body, framed as the response is.
+async fn send_piece(sp: &mut Sess, wire: &Wire, piece: &[u8], since: Instant) -> bool {
+    match wire {
+        Wire::Chunked => {
+            let mut framed = Vec::with_capacity(piece.len() + 16);
+            ChunkedEncoder::new().encode(piece, &mut framed);
+            sp.send(&framed, since).await
+        }
+        _ => sp.send(piece, since).await,
+    }
 }
 
 async fn cnt_finish(req: &mut Req, sp: &mut Sess) {
