@@ -211,7 +211,8 @@ impl Grouper {
         match (self.mode, tx.kind) {
             (Grouping::Raw | Grouping::Vxid, _) => None,
             (_, TxKind::Unknown | TxKind::Raw | TxKind::Session) => None,
-            (Grouping::Request, TxKind::Request) if tx.reason != "esi" => None,
+            // A restart continues its request: same group (and level).
+            (Grouping::Request, TxKind::Request) if tx.reason != "esi" && tx.reason != "restart" => None,
             _ => Some(tx.parent),
         }
     }
@@ -306,7 +307,10 @@ impl Grouper {
         tx.level = level;
         out.push(tx);
         for c in kids {
-            self.collect(c, level + 1, out, depth + 1);
+            // "Request restart transactions don't get their level
+            // increased" (vsl-query(7)).
+            let restart = self.txs.get(&c).is_some_and(|k| k.tx.kind == TxKind::Request && k.tx.reason == "restart");
+            self.collect(c, if restart { level } else { level + 1 }, out, depth + 1);
         }
     }
 
@@ -471,6 +475,21 @@ pub(crate) mod tests {
         }
         let gr = g.pop().unwrap();
         assert_eq!(gr.iter().map(|t| (t.vxid, t.level)).collect::<Vec<_>>(), [(1001, 1), (1002, 2)]);
+    }
+
+    #[test]
+    fn a_restart_stays_in_its_group_at_the_same_level() {
+        let recs = vec![
+            rec(1001, Tag::Begin, "req 1000 rxreq"),
+            rec(1001, Tag::Link, "req 1003 restart"),
+            rec(1001, Tag::End, ""),
+            rec(1003, Tag::Begin, "req 1001 restart"),
+            rec(1003, Tag::Link, "bereq 1004 fetch"),
+            rec(1004, Tag::Begin, "bereq 1003 fetch"),
+            rec(1004, Tag::End, ""),
+            rec(1003, Tag::End, ""),
+        ];
+        assert_eq!(run(Grouping::Request, recs), [vec![(1001, 1, true), (1003, 1, true), (1004, 2, true)]]);
     }
 
     #[test]

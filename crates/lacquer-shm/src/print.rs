@@ -20,7 +20,7 @@ use std::io::{self, Write};
 use lacquer_defs::Tag;
 use pcre2::bytes::Regex;
 
-use crate::group::Tx;
+use crate::group::{Tx, TxKind};
 use crate::query::glob;
 use crate::record::{Record, Side};
 
@@ -139,6 +139,21 @@ impl Filter {
             .any(|(tags, re)| tags.as_ref().is_none_or(|s| has(s, r.tag)) && re.is_match(r.payload()).unwrap_or(false))
     }
 
+    /// Whether a transaction is printed at all: with `-c` or `-b`, those
+    /// of the other side are left out, header included.
+    pub fn shows_tx(&self, tx: &Tx) -> bool {
+        let side = match tx.kind {
+            TxKind::BeReq => Side::Backend,
+            TxKind::Session | TxKind::Request => Side::Client,
+            TxKind::Unknown | TxKind::Raw => tx.records.first().map_or(Side::None, |r| r.side),
+        };
+        match (self.client_only, self.backend_only) {
+            (true, false) => side == Side::Client,
+            (false, true) => side == Side::Backend,
+            _ => true,
+        }
+    }
+
     /// Whether `r` is printed.
     pub fn matches(&self, r: &Record) -> bool {
         let side_ok = match (self.client_only, self.backend_only) {
@@ -188,7 +203,9 @@ pub fn print_raw(out: &mut dyn Write, r: &Record) -> io::Result<()> {
 /// records the filter lets through, then an empty line. In raw mode, just
 /// the records.
 pub fn print_group(out: &mut dyn Write, group: &[Tx], filter: &Filter) -> io::Result<()> {
-    for tx in group {
+    let mut shown = 0;
+    for tx in group.iter().filter(|t| t.level == 0 || filter.shows_tx(t)) {
+        shown += 1;
         if tx.level == 0 {
             for r in tx.records.iter().filter(|r| filter.matches(r)) {
                 print_raw(out, r)?;
@@ -205,7 +222,7 @@ pub fn print_group(out: &mut dyn Write, group: &[Tx], filter: &Filter) -> io::Re
             writeln!(out, "{dash}{:<14} {}", r.tag_name(), payload_text(r))?;
         }
     }
-    if group.first().is_some_and(|t| t.level > 0) {
+    if shown > 0 && group.first().is_some_and(|t| t.level > 0) {
         writeln!(out)?;
     }
     Ok(())

@@ -109,9 +109,9 @@ impl Run {
         Ok(true)
     }
 
+    /// At the end of `-d` or `-r`. Groups still incomplete are left out,
+    /// as varnishlog leaves them out.
     fn finish(&mut self) -> io::Result<()> {
-        self.grouper.flush_all();
-        self.drain()?;
         match &mut self.out {
             Out::Text(w) => w.flush(),
             Out::File(w) => w.flush(),

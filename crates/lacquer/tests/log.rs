@@ -340,3 +340,25 @@ fn errors_are_varnishlogs() {
     let out = lacquer().args(["log", "-n", "/nonexistent/lacquer", "-t", "0"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("Cannot open log"));
 }
+
+/// `lacquer log -r` prints what varnishlog 7.1.1 printed for the same
+/// arguments, on a log varnishd 7.1.1 wrote (ESI, a restart, synth, pass, a
+/// dead backend, CLI traffic): `crates/lacquer-shm/tests/varnishd/`.
+#[test]
+fn prints_what_varnishlog_printed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lacquer-shm/tests/varnishd");
+    let cases = std::fs::read_to_string(dir.join("cases.txt")).unwrap();
+    let log = dir.join("log.vsl");
+    let mut n = 0;
+    for line in cases.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let mut it = line.split('\t');
+        let name = it.next().unwrap();
+        let mut args = vec!["-r", log.to_str().unwrap()];
+        args.extend(it);
+        let (out, _) = run(&args);
+        let want = std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap();
+        assert!(out == want, "{name}: lacquer log {args:?} differs from varnishlog");
+        n += 1;
+    }
+    assert_eq!(n, 9);
+}
