@@ -11,7 +11,7 @@
 //!   `beresp.was_304`, `bereq.hash`, `obj.storage`, `obj.can_esi`;
 //! - delivery processors: `req.esi`, `resp.do_esi`, `resp.filters`,
 //!   `beresp.do_esi`, `beresp.do_gzip`, `beresp.do_gunzip`,
-//!   `beresp.filters`, `beresp.do_stream` (always streaming);
+//!   `beresp.filters`;
 //! - ESI: `req.esi_level` is always 0 and `req_top.*` is `req.*`;
 //! - `sess.timeout_linger` is kept for VCL and has no effect.
 
@@ -78,7 +78,8 @@ fn common(var: Var, shared: &Shared, ep: &Endpoints) -> Option<Value<'static>> {
         Var::ClientIp | Var::RemoteIp => Value::Ip(Some(ep.peer)),
         Var::LocalIp | Var::ServerIp => Value::Ip(Some(ep.local)),
         Var::ClientIdentity => owned(lacquer_vcl::conv::ip_to_string(&ep.peer)),
-        Var::ServerHostname | Var::ServerIdentity => owned(shared.hostname.clone()),
+        Var::ServerHostname => owned(shared.hostname.clone()),
+        Var::ServerIdentity => owned(shared.identity.clone()),
         Var::LocalEndpoint => owned(shared.sockets.get(ep.socket).map_or_else(String::new, |l| l.endpoint.clone())),
         Var::LocalSocket => owned(shared.sockets.get(ep.socket).map_or_else(String::new, |l| l.name.clone())),
         _ => return None,
@@ -379,7 +380,7 @@ impl VclContext for BoCtx<'_> {
             Var::BerespGrace => Value::Duration(bo.grace),
             Var::BerespKeep => Value::Duration(bo.keep),
             Var::BerespAge => Value::Duration(0.0),
-            Var::BerespDoStream => Value::Bool(true),
+            Var::BerespDoStream => Value::Bool(bo.do_stream),
             Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
             _ => default_of(var),
         }
@@ -399,6 +400,7 @@ impl VclContext for BoCtx<'_> {
             (Var::BereqFirstByteTimeout, Value::Duration(d)) => bo.first_byte_timeout = *d,
             (Var::BereqBetweenBytesTimeout, Value::Duration(d)) => bo.between_bytes_timeout = *d,
             (Var::BerespUncacheable, Value::Bool(b)) => bo.uncacheable = *b,
+            (Var::BerespDoStream, Value::Bool(b)) => bo.do_stream = *b,
             (Var::BerespTtl, Value::Duration(d)) => bo.ttl = *d,
             (Var::BerespGrace, Value::Duration(d)) => bo.grace = *d,
             (Var::BerespKeep, Value::Duration(d)) => bo.keep = *d,

@@ -129,6 +129,9 @@ pub(crate) struct Bo {
     pub busy: Option<Busy<Msg>>,
     /// A background fetch refreshing an object in grace: nobody waits.
     pub is_bgfetch: bool,
+    /// `beresp.do_stream`: hand the body on as it arrives (the default),
+    /// or only once it is whole.
+    pub do_stream: bool,
     /// `return (pass(DURATION))`: mark the object hit-for-pass this long.
     hit_for_pass: Option<f64>,
     /// The status and reason `return (error(...))` asked for.
@@ -183,6 +186,7 @@ impl Bo {
             t_origin: 0.0,
             busy: None,
             is_bgfetch: false,
+            do_stream: true,
             hit_for_pass: None,
             err: None,
             conn: None,
@@ -463,8 +467,14 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
         return FetchStep::Done;
     };
     let tx = tx.take();
-    let keep_conn = !beresp.has_token(b"connection", b"close") && beresp.head.protover() >= 11;
+    // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only
+    // when told to.
+    let keep_conn = !beresp.has_token(b"connection", b"close")
+        && (beresp.head.protover() >= 11 || beresp.has_token(b"connection", b"keep-alive"));
     let t_origin = bo.t_origin;
+    if !bo.do_stream {
+        return fetch_whole(shared, bo, beresp, tx, keep_conn).await;
+    }
     let sink = match store(bo, &beresp) {
         Some((oc, obj)) => {
             if let Some(tx) = tx {
@@ -498,8 +508,49 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
     FetchStep::Done
 }
 
+/// `beresp.do_stream = false`: the body is read whole before anybody is
+/// answered, so a backend that fails mid-body gives a 503 instead of a
+/// truncated response, and clients waiting for the object keep waiting
+/// until it is complete.
+async fn fetch_whole(
+    shared: &Arc<Shared>,
+    bo: &mut Bo,
+    beresp: Msg,
+    tx: Option<oneshot::Sender<Fetched>>,
+    keep_conn: bool,
+) -> FetchStep {
+    let sink = Sink::Buffer(std::sync::Mutex::new(Vec::new()));
+    if !pull_beresp_body(shared, bo, &sink, keep_conn).await {
+        // The busy object goes with `bo`; whoever waits looks again.
+        if let Some(tx) = tx {
+            let _ = tx.send(Fetched::Failed);
+        }
+        return FetchStep::Done;
+    }
+    let Sink::Buffer(body) = sink else { unreachable!("made above") };
+    let body = body.into_inner().unwrap_or_else(|e| e.into_inner());
+    let t_origin = bo.t_origin;
+    let fetched = match store(bo, &beresp) {
+        Some((oc, obj)) => {
+            let ok = obj.append(body).is_ok();
+            obj.finish(ok);
+            if !ok {
+                shared.cache.remove(&oc);
+            }
+            Fetched::Resp { beresp, body: BeBody::Object(oc, obj), t_origin }
+        }
+        None => Fetched::Resp { beresp, body: BeBody::Bytes(body), t_origin },
+    };
+    if let Some(tx) = tx {
+        let _ = tx.send(fetched);
+    }
+    FetchStep::Done
+}
+
 /// Where a backend response body goes.
 enum Sink {
+    /// Kept here until it is whole (`do_stream = false`).
+    Buffer(std::sync::Mutex<Vec<u8>>),
     /// To the one client of a pass (or an uncacheable miss).
     Channel(mpsc::Sender<Result<Vec<u8>, ()>>),
     /// Into a cached object, for every client reading it.
@@ -511,6 +562,10 @@ impl Sink {
     /// the store is full).
     async fn put(&self, piece: Vec<u8>) -> bool {
         match self {
+            Sink::Buffer(b) => {
+                b.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&piece);
+                true
+            }
             Sink::Channel(tx) => tx.send(Ok(piece)).await.is_ok(),
             Sink::Object(_, obj) => obj.append(piece).is_ok(),
         }
@@ -520,6 +575,7 @@ impl Sink {
     /// from the cache: nobody may be served a truncated copy later.
     async fn end(self, shared: &Shared, ok: bool) {
         match self {
+            Sink::Buffer(_) => {}
             Sink::Channel(tx) => {
                 let _ = tx.send(if ok { Ok(Vec::new()) } else { Err(()) }).await;
             }

@@ -96,8 +96,10 @@ pub struct Config {
     /// The compiled VCL.
     pub program: Program,
     pub params: Params,
-    /// The stores `-s` named (the cache will size itself from them).
+    /// The stores `-s` named; the first holds the cache.
     pub storage: Vec<stevedore::StorageSpec>,
+    /// `-i`: what `server.identity` answers (the host name if none).
+    pub identity: Option<String>,
 }
 
 /// Why the server could not start.
@@ -136,6 +138,8 @@ pub(crate) struct Shared {
     pub backends: Vec<vbe::Backend>,
     pub params: Params,
     pub hostname: String,
+    /// `server.identity`.
+    pub identity: String,
     /// The listeners, indexed by `Endpoints::socket`.
     pub sockets: Vec<acceptor::ListenInfo>,
     pub cache: Arc<Cache>,
@@ -151,6 +155,13 @@ pub(crate) fn next_vxid() -> u64 {
 
 /// The VCL `-b HOST[:PORT]` stands for: one backend called `default`.
 pub fn backend_vcl(spec: &str) -> String {
+    // varnishd's `-b none` (any case) and `-b /path/to.sock`.
+    if spec.eq_ignore_ascii_case("none") {
+        return "vcl 4.1;\nbackend default none;\n".into();
+    }
+    if spec.starts_with('/') {
+        return format!("vcl 4.1;\nbackend default {{ .path = \"{spec}\"; }}\n");
+    }
     let (host, port) = if let Some(rest) = spec.strip_prefix('[') {
         match rest.split_once(']') {
             Some((h, p)) => (h, p.strip_prefix(':')),
@@ -195,7 +206,9 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     let limit = cfg.storage.first().and_then(|s| s.size);
     let cache = Cache::new(limit);
     tokio::spawn(cache.clone().run_expiry(msg::now));
-    let shared = Arc::new(Shared { program: cfg.program, backends, params: cfg.params, hostname, sockets, cache });
+    let identity = cfg.identity.unwrap_or_else(|| hostname.clone());
+    let shared =
+        Arc::new(Shared { program: cfg.program, backends, params: cfg.params, hostname, identity, sockets, cache });
     probe::start(&shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -259,6 +272,11 @@ mod tests {
         assert!(backend_vcl("127.0.0.1:8080").contains(".host = \"127.0.0.1\"; .port = \"8080\";"));
         assert!(backend_vcl("[::1]:81").contains(".host = \"::1\"; .port = \"81\";"));
         assert!(backend_vcl("example.com").contains(".host = \"example.com\"; }"));
+        assert!(backend_vcl("None").contains("backend default none;"));
+        assert!(backend_vcl("/run/app.sock").contains(".path = \"/run/app.sock\";"));
+        for b in ["None", "/run/app.sock"] {
+            assert!(lacquer_vcl::compile_str("-b", &backend_vcl(b), &Default::default()).is_ok(), "{b}");
+        }
         assert!(lacquer_vcl::compile_str("-b", &backend_vcl("127.0.0.1:8080"), &Default::default()).is_ok());
     }
 

@@ -65,7 +65,11 @@ enum Cmd {
         listen: String,
     },
     /// Run the accelerator, as `varnishd -F` does.
+    #[command(disable_help_flag = true)]
     Serve {
+        /// Print help (`-h` is varnishd's hash option).
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
         /// Listen on `[host]:port` (repeatable; `:port` is every interface).
         #[arg(short = 'a')]
         listen: Vec<String>,
@@ -84,9 +88,24 @@ enum Cmd {
         /// Stay in the foreground (Lacquer always does).
         #[arg(short = 'F')]
         foreground: bool,
-        /// Storage (accepted and ignored: there is no cache yet).
+        /// Storage, `[name=]malloc[,SIZE]` (repeatable).
         #[arg(short = 's')]
         storage: Vec<String>,
+        /// varnishd's hash algorithm (`critbit`, `simple_list`,
+        /// `classic[,BUCKETS]`): checked, and served by Lacquer's one.
+        #[arg(short = 'h')]
+        hash: Option<String>,
+        /// varnishd's waiter (`epoll`, `poll`): checked; Lacquer waits
+        /// with tokio.
+        #[arg(short = 'W')]
+        waiter: Option<String>,
+        /// The server's identity (`server.identity`), the host name if not
+        /// given.
+        #[arg(short = 'i')]
+        identity: Option<String>,
+        /// Parameters the admin CLI may not change, `name[,name...]`.
+        #[arg(short = 'r')]
+        read_only: Vec<String>,
     },
     /// Show the shared-memory transaction log, as varnishlog does.
     Log(LogArgs),
@@ -150,11 +169,40 @@ fn main() -> ExitCode {
             vtc(jobs, keep_going, quiet, verbose, timeout, keep_tmp, files)
         }
         Cmd::Demo { listen } => demo(listen),
-        Cmd::Serve { listen, vcl, backend, workdir, params, foreground: _, storage } => {
-            serve(listen, vcl, backend, workdir, params, storage)
+        Cmd::Serve { listen, vcl, backend, workdir, params, storage, hash, waiter, identity, read_only, .. } => {
+            if let Err(e) = check_tuning(hash.as_deref(), waiter.as_deref(), &read_only) {
+                eprintln!("Error: {e}");
+                return ExitCode::from(2);
+            }
+            serve(listen, vcl, backend, workdir, params, storage, identity)
         }
         Cmd::Log(args) => log(args),
     }
+}
+
+/// Checks varnishd's tuning flags that Lacquer accepts for compatibility
+/// (`-h`, `-W`, `-r`), refusing what varnishd refuses.
+fn check_tuning(hash: Option<&str>, waiter: Option<&str>, read_only: &[String]) -> Result<(), String> {
+    if let Some(h) = hash {
+        let (name, arg) = h.split_once(',').map_or((h, None), |(n, a)| (n, Some(a)));
+        match (name, arg) {
+            ("critbit" | "simple_list", None) => {}
+            ("classic", None) => {}
+            ("classic", Some(n)) if n.parse::<u32>().is_ok_and(|n| n > 0) => {}
+            _ => return Err(format!("unknown hash algorithm or bad argument: -h {h}")),
+        }
+    }
+    if let Some(w) = waiter {
+        if !matches!(w, "epoll" | "poll") {
+            return Err(format!("unknown waiter: -W {w}"));
+        }
+    }
+    for name in read_only.iter().flat_map(|r| r.split(',')) {
+        if lacquer_defs::params::lookup(name.trim()).is_none() {
+            return Err(format!("Unknown parameter \"{name}\" in -r"));
+        }
+    }
+    Ok(())
 }
 
 /// `lacquer serve`: compiles the VCL (or makes one from `-b`), sets the
@@ -166,6 +214,7 @@ fn serve(
     workdir: Option<PathBuf>,
     params: Vec<String>,
     storage: Vec<String>,
+    identity: Option<String>,
 ) -> ExitCode {
     let mut p = lacquer_server::Params::default();
     for a in &params {
@@ -212,7 +261,7 @@ fn serve(
             return ExitCode::from(2);
         }
     };
-    match lacquer_server::run(lacquer_server::Config { listen, program, params: p, storage }) {
+    match lacquer_server::run(lacquer_server::Config { listen, program, params: p, storage, identity }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lacquer serve: {e}");
@@ -263,6 +312,7 @@ fn demo(listen: String) -> ExitCode {
         program,
         params: lacquer_server::Params::default(),
         storage: lacquer_server::stevedore::parse_all(&[]).unwrap_or_default(),
+        identity: None,
     };
     match lacquer_server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,9 +14,12 @@ use std::time::{Duration, Instant};
 /// An origin whose answer to each URL is set by the test: extra header
 /// lines, a body, and a delay before answering. It counts the requests
 /// per URL, and `body` may contain `{n}` for the request's number.
+/// What the origin answers a URL with: header lines, body, delay.
+type Route = (String, String, Duration);
+
 #[derive(Clone, Default)]
 struct Origin {
-    routes: Arc<Mutex<HashMap<String, (String, String, Duration)>>>,
+    routes: Arc<Mutex<HashMap<String, Route>>>,
     seen: Arc<Mutex<HashMap<String, usize>>>,
     /// URLs whose requests are held until this many are in at once (for
     /// at most five seconds); their body then says `met`, else `alone`.

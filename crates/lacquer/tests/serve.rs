@@ -483,3 +483,36 @@ fn an_idle_pipe_is_closed_after_pipe_timeout() {
     assert_eq!(r.read(&mut b).unwrap(), 0, "the tunnel closes");
     assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
 }
+
+#[test]
+fn without_streaming_a_body_cut_short_is_a_503_not_a_truncated_200() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let o = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for (i, s) in l.incoming().enumerate() {
+            let Ok(s) = s else { return };
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let _ = read_head(&mut BufReader::new(s));
+                let _ = w.write_all(b"HTTP/1.0 200 OK\r\nConnection: close\r\n\r\nBaba\n");
+                if i == 0 {
+                    // The first answer stalls past between_bytes_timeout.
+                    std::thread::sleep(Duration::from_secs(3));
+                }
+                let _ = w.write_all(b"Baba\n");
+            });
+        }
+    });
+    let (h, p) = o.rsplit_once(':').unwrap();
+    let v = format!(
+        "vcl 4.1;\nbackend default {{ .host = \"{h}\"; .port = \"{p}\"; .between_bytes_timeout = 0.3s; }}\n\
+         sub vcl_backend_response {{ set beresp.do_stream = false; }}\n"
+    );
+    let s = start(Some(&v), &[]);
+    let (head, _) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let (head, body) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(header(&head, "content-length").as_deref(), Some("10"), "{head}");
+    assert_eq!(text(&body), "Baba\nBaba\n");
+}
