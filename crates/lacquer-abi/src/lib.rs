@@ -15,11 +15,31 @@
 //!
 //! - 1.0: the descriptor header, API levels and VCL value type codes. The
 //!   host callback table and value layouts arrive with the module system.
+//! - 1.1: value layouts ([`Value`] and its parts), the descriptor's entry
+//!   table and spec length ([`Entry`], [`ModuleDescriptor::entries`]), the
+//!   host callback table ([`HostTable`]) and the call context ([`CallCtx`]).
+//!
+//! # How a call crosses
+//!
+//! The host finds the [`Entry`] for the call site, builds a [`CallCtx`]
+//! (its own opaque pointer plus its [`HostTable`]), lays the arguments out
+//! as [`Value`]s in the order of the spec's arguments (private-state
+//! arguments and left-out optional ones as [`Value::absent`]) and calls
+//! [`Entry::call`]. The module writes its result into `out`; memory the
+//! result points to comes from [`HostTable::ws_alloc`] and lives until the
+//! host says otherwise (the end of the task). A non-zero return is a
+//! failure whose message the module gave to [`HostTable::fail`].
+
+mod host;
+mod value;
+
+pub use host::*;
+pub use value::*;
 
 /// The ABI major version: a module built against another major is refused.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: a module built against a newer minor is refused.
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 
 /// The name of the symbol every module library exports.
 pub const DESCRIPTOR_SYMBOL: &str = "LACQUER_MODULE_DESCRIPTOR";
@@ -62,9 +82,10 @@ impl ApiLevel {
     }
 }
 
-/// The codes of the VCL types as they cross the ABI.
+/// The codes of the VCL types as they cross the ABI ([`Value::ty`]).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum TypeCode {
     Void = 0,
     Acl = 1,
@@ -88,6 +109,37 @@ pub enum TypeCode {
     Time = 19,
 }
 
+impl TypeCode {
+    /// Every code, in numeric order.
+    pub const ALL: [TypeCode; 20] = [
+        TypeCode::Void,
+        TypeCode::Acl,
+        TypeCode::Backend,
+        TypeCode::Blob,
+        TypeCode::Body,
+        TypeCode::Bool,
+        TypeCode::Bytes,
+        TypeCode::Duration,
+        TypeCode::Enum,
+        TypeCode::Header,
+        TypeCode::Http,
+        TypeCode::Int,
+        TypeCode::Ip,
+        TypeCode::Probe,
+        TypeCode::Real,
+        TypeCode::Stevedore,
+        TypeCode::String,
+        TypeCode::Strands,
+        TypeCode::Sub,
+        TypeCode::Time,
+    ];
+
+    /// Decodes a code read from a [`Value`].
+    pub fn from_u32(v: u32) -> Option<TypeCode> {
+        TypeCode::ALL.get(v as usize).copied()
+    }
+}
+
 /// The fixed head of a module descriptor. Field order is part of the ABI
 /// and never changes: magic, then versions, then everything else.
 #[repr(C)]
@@ -107,9 +159,22 @@ pub struct ModuleDescriptor {
     pub name: *const u8,
     /// The module's interface spec (JSON), NUL-terminated UTF-8.
     pub spec: *const u8,
-    /// For [`ApiLevel::Source`]: the host build hash it was built against.
+    /// For [`ApiLevel::Source`]: the host build hash it was built against,
+    /// NUL-terminated; null at the other levels.
     pub build_hash: *const u8,
+    // Since 1.1: everything below is read only after the head was checked.
+    /// The length of `spec` in bytes, without its NUL.
+    pub spec_len: usize,
+    /// The entry points, one per function, constructor, method and
+    /// destructor of the spec (see [`Entry`]).
+    pub entries: *const Entry,
+    /// How many [`Entry`]s `entries` points to.
+    pub n_entries: usize,
 }
+
+// SAFETY: a descriptor is immutable static data: its pointers point to
+// static strings and tables, read by any thread.
+unsafe impl Sync for ModuleDescriptor {}
 
 /// Why a descriptor was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

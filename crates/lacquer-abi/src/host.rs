@@ -1,0 +1,233 @@
+//! What a module receives: the host's callback table and the entry points
+//! it exports.
+
+use std::ffi::c_void;
+
+use crate::{HeaderRef, Ip, Str, Value};
+
+/// The context of one call: the host's opaque pointer, passed back to every
+/// callback, and the table of callbacks.
+#[repr(C)]
+#[derive(Debug)]
+pub struct CallCtx {
+    /// The host's state for this call; modules never look inside.
+    pub host: *mut c_void,
+    /// The callbacks, valid for the duration of the call.
+    pub table: *const HostTable,
+}
+
+/// Private state as the ABI stores it (Varnish's `struct vmod_priv`): a
+/// pointer the module owns and the function that releases it. The host
+/// runs `free` exactly once, when the scope ends.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Priv {
+    /// The module's state; null until the module sets it.
+    pub ptr: *mut c_void,
+    /// Releases `ptr`; `None` when there is nothing to release.
+    pub free: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
+/// The scopes of private state, as the `scope` argument of the callbacks.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PrivScope {
+    /// One per call site, shared by every task running it (PRIV_CALL).
+    Call = 1,
+    /// One per client request or backend fetch (PRIV_TASK).
+    Task = 2,
+    /// One per top-level request, shared with its ESI children (PRIV_TOP).
+    Top = 3,
+    /// One per loaded VCL, shared by every task (PRIV_VCL).
+    Vcl = 4,
+    /// One per client connection (PRIV_SESS).
+    Sess = 5,
+}
+
+impl PrivScope {
+    /// Decodes a scope code.
+    pub fn from_u32(v: u32) -> Option<PrivScope> {
+        match v {
+            1 => Some(PrivScope::Call),
+            2 => Some(PrivScope::Task),
+            3 => Some(PrivScope::Top),
+            4 => Some(PrivScope::Vcl),
+            5 => Some(PrivScope::Sess),
+            _ => None,
+        }
+    }
+
+    /// Whether tasks share the state at once (so it is reached through
+    /// [`HostTable::priv_shared`], not [`HostTable::priv_exclusive`]).
+    pub fn is_shared(self) -> bool {
+        matches!(self, PrivScope::Call | PrivScope::Vcl)
+    }
+
+    /// The spec's spelling (`PRIV_TASK` …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrivScope::Call => "PRIV_CALL",
+            PrivScope::Task => "PRIV_TASK",
+            PrivScope::Top => "PRIV_TOP",
+            PrivScope::Vcl => "PRIV_VCL",
+            PrivScope::Sess => "PRIV_SESS",
+        }
+    }
+}
+
+/// The addresses of a task (the `which` of [`HostTable::ip`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpKind {
+    /// `client.ip`: the client, or what PROXY protocol said it is.
+    Client = 1,
+    /// `server.ip`: the address the connection was accepted on.
+    Server = 2,
+    /// `local.ip`: the local end of the TCP connection.
+    Local = 3,
+    /// `remote.ip`: the remote end of the TCP connection.
+    Remote = 4,
+}
+
+impl IpKind {
+    /// Decodes an address kind.
+    pub fn from_u32(v: u32) -> Option<IpKind> {
+        match v {
+            1 => Some(IpKind::Client),
+            2 => Some(IpKind::Server),
+            3 => Some(IpKind::Local),
+            4 => Some(IpKind::Remote),
+            _ => None,
+        }
+    }
+}
+
+/// The host's callbacks. Every function gets [`CallCtx::host`] first.
+/// A callback the host cannot serve where the call runs (a request header
+/// in `vcl_init`) answers as documented for "unavailable"; none of them
+/// panics or unwinds into the module.
+#[repr(C)]
+#[derive(Debug)]
+pub struct HostTable {
+    /// `size_of::<HostTable>()` in the host: a module built against a
+    /// newer minor checks it before using a callback added later.
+    pub size: usize,
+    /// The VCL subroutine being run (`vcl_recv` …), or empty outside one.
+    pub method: unsafe extern "C" fn(host: *mut c_void) -> Str,
+    /// Logs `msg` to the transaction log as a `VCL_Log` record.
+    pub log: unsafe extern "C" fn(host: *mut c_void, msg: Str),
+    /// Fails the task like `VRT_fail`: the message is logged as
+    /// `VCL_Error` and the transaction ends as `return (fail)`. The entry
+    /// point then returns non-zero.
+    pub fail: unsafe extern "C" fn(host: *mut c_void, msg: Str),
+    /// Allocates `len` bytes from the task's workspace, valid until the
+    /// task ends; null when the workspace is exhausted. Results that point
+    /// to memory (strings, blobs) must point here or to static data.
+    pub ws_alloc: unsafe extern "C" fn(host: *mut c_void, len: usize) -> *mut u8,
+    /// The `nth` (from 0) header called `name` in message `which`
+    /// (an [`Http`](crate::Http) as u32), case-insensitively; NULL when
+    /// there are fewer or the message does not exist here.
+    pub header_get: unsafe extern "C" fn(host: *mut c_void, which: u32, name: Str, nth: u32) -> Str,
+    /// Replaces every header called `name` with one `name: value`.
+    /// 0 on success, -1 when the message cannot be written here.
+    pub header_set: unsafe extern "C" fn(host: *mut c_void, which: u32, name: Str, value: Str) -> i32,
+    /// Removes every header called `name`. 0, or -1 as for `header_set`.
+    pub header_unset: unsafe extern "C" fn(host: *mut c_void, which: u32, name: Str) -> i32,
+    /// Merges every header `hdr` into the first, joined by `sep`
+    /// (`std.collect`). 0, or -1 as for `header_set`.
+    pub header_collect: unsafe extern "C" fn(host: *mut c_void, hdr: HeaderRef, sep: Str) -> i32,
+    /// Writes address `which` (an [`IpKind`] as u32) to `out`; 0, or -1
+    /// when the task has no such address (`out` is then untouched).
+    pub ip: unsafe extern "C" fn(host: *mut c_void, which: u32, out: *mut Ip) -> i32,
+    /// The task-scoped private state `scope` (TASK, TOP or SESS) of the
+    /// running call, for this call only; null where the scope does not
+    /// exist (no session in `vcl_init`). The host runs its `free` once at
+    /// the end of the scope.
+    pub priv_exclusive: unsafe extern "C" fn(host: *mut c_void, scope: u32) -> *mut Priv,
+    /// The shared private state `scope` (CALL or VCL) of the running call:
+    /// the first caller's `init` makes it (the host makes sure only one
+    /// does), every caller gets its `ptr`; null where the scope does not
+    /// exist. The host runs its `free` once, when the VCL is discarded.
+    pub priv_shared:
+        unsafe extern "C" fn(host: *mut c_void, scope: u32, init: unsafe extern "C" fn() -> Priv) -> *mut c_void,
+    /// 1 when `backend` (a BACKEND handle) is healthy, 0 when sick, -1
+    /// when there is no such backend.
+    pub backend_healthy: unsafe extern "C" fn(host: *mut c_void, backend: u64) -> i32,
+    /// 1 when `ip` matches ACL `acl` (an ACL handle), 0 when not, -1 when
+    /// there is no such ACL.
+    pub acl_match: unsafe extern "C" fn(host: *mut c_void, acl: u64, ip: *const Ip) -> i32,
+    /// Restores message `which` (req or bereq) to what it was when
+    /// received (`std.rollback`). 0, or -1 after calling `fail`.
+    pub rollback: unsafe extern "C" fn(host: *mut c_void, which: u32) -> i32,
+    /// Reads and keeps the request body up to `max` bytes so it can be
+    /// sent again (`std.cache_req_body`): 1 when kept, 0 when it was
+    /// larger or could not be read, -1 after calling `fail`.
+    pub cache_req_body: unsafe extern "C" fn(host: *mut c_void, max: f64) -> i32,
+    /// Whether `100 Continue` is sent only when the body is read (1) or at
+    /// once (0) (`std.late_100_continue`). 0, or -1 where meaningless.
+    pub late_100_continue: unsafe extern "C" fn(host: *mut c_void, late: u32) -> i32,
+    /// Sets the IP TOS/traffic class of the client connection. 0, or -1
+    /// after calling `fail`.
+    pub set_ip_tos: unsafe extern "C" fn(host: *mut c_void, tos: i64) -> i32,
+    /// Logs a `Timestamp` record called `label` (now, since the start of
+    /// the task, since the last timestamp).
+    pub timestamp: unsafe extern "C" fn(host: *mut c_void, label: Str),
+    /// Adds a ban. NULL on success, else the reason (in the workspace).
+    pub ban: unsafe extern "C" fn(host: *mut c_void, expr: Str) -> Str,
+}
+
+/// What an [`Entry`] is.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// Function `index` of the spec's `functions`.
+    Function = 1,
+    /// The constructor of object class `object`: `out` gets the new
+    /// object in [`Data::object`](crate::Data::object).
+    Constructor = 2,
+    /// Method `index` of object class `object`, called with the object.
+    Method = 3,
+    /// Frees an object of class `object` (its `Drop`); no arguments.
+    Destructor = 4,
+}
+
+impl EntryKind {
+    /// Decodes an entry kind.
+    pub fn from_u32(v: u32) -> Option<EntryKind> {
+        match v {
+            1 => Some(EntryKind::Function),
+            2 => Some(EntryKind::Constructor),
+            3 => Some(EntryKind::Method),
+            4 => Some(EntryKind::Destructor),
+            _ => None,
+        }
+    }
+}
+
+/// An entry point: `ctx` for the callbacks, `this` the object (null for
+/// functions and constructors), `args`/`nargs` the arguments in the spec's
+/// order, `out` the result. Returns 0, or non-zero after calling
+/// [`HostTable::fail`]. A module never lets a panic unwind out of it.
+pub type EntryFn = unsafe extern "C" fn(
+    ctx: *const CallCtx,
+    this: *mut c_void,
+    args: *const Value,
+    nargs: usize,
+    out: *mut Value,
+) -> i32;
+
+/// One row of the descriptor's entry table.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// An [`EntryKind`] as u32.
+    pub kind: u32,
+    /// The object class (index in the spec's `objects`); 0 for functions.
+    pub object: u32,
+    /// The function or method index; 0 for constructors and destructors.
+    pub index: u32,
+    /// Reserved; zero.
+    pub reserved: u32,
+    /// The code.
+    pub call: EntryFn,
+}
