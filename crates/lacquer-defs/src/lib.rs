@@ -10,6 +10,7 @@
 //! This crate knows nothing about parsing, sockets or execution: it is rows
 //! and the few helpers needed to query them.
 
+pub mod counters;
 pub mod method;
 pub mod params;
 pub mod tags;
