@@ -212,6 +212,8 @@ struct CoreState<H> {
 /// One object, marker or busy fetch under a hash key.
 pub struct ObjCore<H> {
     id: u64,
+    /// The transaction id of the fetch that made it (0 while busy).
+    xid: AtomicU64,
     head: Weak<ObjHead<H>>,
     state: Mutex<CoreState<H>>,
     hits: AtomicU64,
@@ -234,6 +236,12 @@ impl<H> ObjCore<H> {
     /// What the core is.
     pub fn kind(&self) -> Kind {
         lock(&self.state).kind
+    }
+
+    /// The transaction id of the fetch that made it (what `Hit`,
+    /// `HitPass` and `HitMiss` log).
+    pub fn xid(&self) -> u64 {
+        self.xid.load(Ordering::Relaxed)
     }
 
     /// How many hits it had (`obj.hits`).
@@ -426,6 +434,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
         bump(&self.stats.n_objectcore);
         Arc::new(ObjCore {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            xid: AtomicU64::new(0),
             head: Arc::downgrade(oh),
             state: Mutex::new(CoreState {
                 kind,
@@ -725,6 +734,7 @@ impl<H: Send + Sync + 'static> Busy<H> {
             return Err(NoSpace);
         }
         let obj = Arc::new(Object::new(head, head_size, xid, cache.store.clone()));
+        oc.xid.store(xid, Ordering::Relaxed);
         {
             let mut st = lock(&oc.state);
             st.kind = Kind::Object;
@@ -748,14 +758,16 @@ impl<H: Send + Sync + 'static> Busy<H> {
 
     /// Marks the key hit-for-miss for `life.ttl` (uncacheable): later
     /// lookups fetch for themselves instead of waiting.
-    pub fn hit_for_miss(mut self, life: Lifetime, vary: VarySpec) {
+    pub fn hit_for_miss(mut self, xid: u64, life: Lifetime, vary: VarySpec) {
         let oc = self.take();
+        oc.xid.store(xid, Ordering::Relaxed);
         self.cache.mark(oc, Kind::HitForMiss, life, vary);
     }
 
     /// Marks the key hit-for-pass for `life.ttl`.
-    pub fn hit_for_pass(mut self, life: Lifetime, vary: VarySpec) {
+    pub fn hit_for_pass(mut self, xid: u64, life: Lifetime, vary: VarySpec) {
         let oc = self.take();
+        oc.xid.store(xid, Ordering::Relaxed);
         self.cache.mark(oc, Kind::HitForPass, life, vary);
     }
 }

@@ -122,12 +122,12 @@ fn grace_serves_stale_while_one_background_fetch_refreshes() {
 #[test]
 fn markers_say_hit_for_miss_and_hit_for_pass_without_waiting() {
     let c: C = Cache::new(None);
-    miss(&c, b"/m", 100.0).hit_for_miss(life(120.0, 0.0), Some(Vec::new()));
+    miss(&c, b"/m", 100.0).hit_for_miss(9, life(120.0, 0.0), Some(Vec::new()));
     let Lookup::HitMiss(first) = c.lookup(b"/m", &want(101.0)) else { panic!("expected hit-for-miss") };
     // Another client does not wait on the first one's fetch.
     assert!(matches!(c.lookup(b"/m", &want(101.0)), Lookup::HitMiss(_)));
     drop(first);
-    miss(&c, b"/p", 100.0).hit_for_pass(life(60.0, 0.0), Some(Vec::new()));
+    miss(&c, b"/p", 100.0).hit_for_pass(9, life(60.0, 0.0), Some(Vec::new()));
     assert!(matches!(c.lookup(b"/p", &want(150.0)), Lookup::HitPass(_)));
     assert!(matches!(c.lookup(b"/p", &want(161.0)), Lookup::Miss(..)));
     assert_eq!(c.stats().cache_hitmiss.load(Ordering::Relaxed), 2);

@@ -26,6 +26,7 @@ use lacquer_vcl::{Failure, Value, VclContext};
 use crate::fetch::Bo;
 use crate::msg::{now, reason, wire_status, Msg};
 use crate::req_fsm::Req;
+use crate::vsl::{self, Vsl};
 use crate::Shared;
 
 /// A string value borrowed from a head.
@@ -160,21 +161,44 @@ pub(crate) struct ReqCtx<'a> {
 trait Messages {
     fn msg(&self, family: Var) -> Option<&Msg>;
     fn msg_mut(&mut self, family: Var) -> Option<&mut Msg>;
+    /// The message and the task's log, for edits that are logged.
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)>;
 
     fn read_header(&self, family: Var, name: &Header) -> Option<&[u8]> {
         self.msg(family)?.header(name.lower.as_bytes())
     }
 
+    /// Sets a header, logging what goes (`ReqUnset`) and what comes
+    /// (`ReqHeader`) as Varnish does.
     fn write_header(&mut self, family: Var, name: &Header, value: &[u8]) {
-        if let Some(m) = self.msg_mut(family) {
+        if let Some((m, vsl)) = self.msg_vsl(family) {
+            let tags = head_tags(family);
+            for old in m.head.header_all(&m.buf, name.lower.as_bytes()) {
+                vsl.header(tags.unset, name.name.as_bytes(), old);
+            }
             m.set(name.name.as_bytes(), value);
+            vsl.header(tags.header, name.name.as_bytes(), value);
         }
     }
 
     fn remove_header(&mut self, family: Var, name: &Header) {
-        if let Some(m) = self.msg_mut(family) {
+        if let Some((m, vsl)) = self.msg_vsl(family) {
+            let tags = head_tags(family);
+            for old in m.head.header_all(&m.buf, name.lower.as_bytes()) {
+                vsl.header(tags.unset, name.name.as_bytes(), old);
+            }
             m.unset(name.lower.as_bytes());
         }
+    }
+}
+
+/// The log tags of a header family.
+fn head_tags(family: Var) -> vsl::HeadTags {
+    match family {
+        Var::RespHttp => vsl::RESP,
+        Var::BereqHttp => vsl::BEREQ,
+        Var::BerespHttp => vsl::BERESP,
+        _ => vsl::REQ,
     }
 }
 
@@ -194,6 +218,16 @@ impl Messages for ReqCtx<'_> {
             Var::ReqHttp | Var::ReqTopHttp => Some(&mut self.req.req),
             Var::RespHttp => self.req.resp.as_mut(),
             Var::BereqHttp => self.req.bereq.as_mut(),
+            _ => None,
+        }
+    }
+
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)> {
+        let r = &mut *self.req;
+        match family {
+            Var::ReqHttp | Var::ReqTopHttp => Some((&mut r.req, &mut r.vsl)),
+            Var::RespHttp => Some((r.resp.as_mut()?, &mut r.vsl)),
+            Var::BereqHttp => Some((r.bereq.as_mut()?, &mut r.vsl)),
             _ => None,
         }
     }
@@ -336,6 +370,15 @@ impl Messages for BoCtx<'_> {
         match family {
             Var::BereqHttp => Some(&mut self.bo.bereq),
             Var::BerespHttp => self.bo.beresp.as_mut(),
+            _ => None,
+        }
+    }
+
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)> {
+        let bo = &mut *self.bo;
+        match family {
+            Var::BereqHttp => Some((&mut bo.bereq, &mut bo.vsl)),
+            Var::BerespHttp => Some((bo.beresp.as_mut()?, &mut bo.vsl)),
             _ => None,
         }
     }

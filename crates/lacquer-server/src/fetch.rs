@@ -26,7 +26,10 @@ use crate::ctx::{BoCtx, Endpoints};
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::rfc2616;
 use crate::vbe::{Conn, Io};
+use crate::vsl::{self, Vsl};
 use crate::Shared;
+use lacquer_shm::{Side, Tag};
+use lacquer_vcl::conv::ipaddr_to_string;
 
 /// How many body pieces may wait between the fetch task and the client,
 /// either way.
@@ -132,6 +135,16 @@ pub(crate) struct Bo {
     /// `beresp.do_stream`: hand the body on as it arrives (the default),
     /// or only once it is whole.
     pub do_stream: bool,
+    /// The fetch's log.
+    pub vsl: Vsl,
+    /// Body bytes taken from the backend (`Length`, `BereqAcct`).
+    body_bytes: u64,
+    /// The backend connection's descriptor, and whether it went back to
+    /// the pool (`BackendClose … recycle`).
+    conn_fd: i32,
+    recycled: bool,
+    /// Bytes of request head and body sent, and of response head received.
+    acct: (u64, u64, u64),
     /// `return (pass(DURATION))`: mark the object hit-for-pass this long.
     hit_for_pass: Option<f64>,
     /// The status and reason `return (error(...))` asked for.
@@ -161,6 +174,7 @@ impl Bo {
         is_pass: bool,
     ) -> Bo {
         let p = &shared.params;
+        let t_start = now();
         Bo {
             vxid,
             req_vxid,
@@ -178,7 +192,7 @@ impl Bo {
             connect_timeout: p.connect_timeout,
             first_byte_timeout: p.first_byte_timeout,
             between_bytes_timeout: p.between_bytes_timeout,
-            t_start: now(),
+            t_start,
             t_resp: 0.0,
             ttl: -1.0,
             grace: p.default_grace,
@@ -187,6 +201,11 @@ impl Bo {
             busy: None,
             is_bgfetch: false,
             do_stream: true,
+            vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
+            body_bytes: 0,
+            conn_fd: -1,
+            recycled: false,
+            acct: (0, 0, 0),
             hit_for_pass: None,
             err: None,
             conn: None,
@@ -206,6 +225,11 @@ pub(crate) fn spawn(shared: Arc<Shared>, bo: Bo) -> oneshot::Receiver<Fetched> {
 /// The transition loop.
 async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
     let mut tx = Some(tx);
+    let how = if bo.is_bgfetch { "bgfetch" } else { "fetch" };
+    bo.vsl.fmt(Tag::Begin, format_args!("bereq {} {how}", bo.req_vxid));
+    bo.vsl.str(Tag::VCL_use, "boot");
+    bo.vsl.timestamp("Start", bo.t_start);
+    bo.vsl.head(&bo.bereq, vsl::BEREQ);
     let mut step = FetchStep::StartFetch;
     loop {
         step = match step {
@@ -221,16 +245,33 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
                 }
                 FetchStep::Done
             }
-            FetchStep::Done => return,
+            FetchStep::Done => {
+                let (hdr, body, resp_hdr) = bo.acct;
+                let resp_body = bo.body_bytes;
+                bo.vsl.fmt(
+                    Tag::BereqAcct,
+                    format_args!("{hdr} {body} {} {resp_hdr} {resp_body} {}", hdr + body, resp_hdr + resp_body),
+                );
+                bo.vsl.end();
+                return;
+            }
         };
     }
 }
 
 /// Runs a backend method; a VCL failure is `return (fail)`.
 fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handling {
+    bo.vsl.vcl_call(method);
     let mut ctx = BoCtx { bo, shared, method };
-    lacquer_vcl::exec::run(&shared.program, method, &mut ctx)
-        .unwrap_or_else(|_| lacquer_vcl::Handling::plain(Action::Fail))
+    let h = match lacquer_vcl::exec::run(&shared.program, method, &mut ctx) {
+        Ok(h) => h,
+        Err(f) => {
+            bo.vsl.str(Tag::VCL_Error, &f.0);
+            lacquer_vcl::Handling::plain(Action::Fail)
+        }
+    };
+    bo.vsl.str(Tag::VCL_return, h.action.as_str());
+    h
 }
 
 /// Retries if retries are left, else goes to `otherwise`. The count goes
@@ -271,7 +312,9 @@ fn stp_retry(bo: &mut Bo) -> FetchStep {
 }
 
 async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
+    bo.vsl.timestamp("Fetch", now());
     let Some(be) = bo.backend.and_then(|b| shared.backends.get(b as usize)) else {
+        bo.vsl.str(Tag::FetchError, "No backend");
         return FetchStep::Error;
     };
     bo.backend_ip = be.def.addrs.first().copied();
@@ -296,8 +339,10 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         (ReqBody::Cached(b), _) => bereq.append(b"Content-Length", b.len().to_string().as_bytes()),
         (_, Some((Some(n), _))) => bereq.append(b"Content-Length", n.to_string().as_bytes()),
         (_, Some((None, _))) => bereq.append(b"Transfer-Encoding", b"chunked"),
-        // Varnish: "Uncached req.body can only be consumed once".
-        (ReqBody::Taken, None) => return FetchStep::Error,
+        (ReqBody::Taken, None) => {
+            bo.vsl.str(Tag::FetchError, "Uncached req.body can only be consumed once");
+            return FetchStep::Error;
+        }
         _ => {}
     }
     let mut out = Vec::with_capacity(1024);
@@ -317,8 +362,26 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         let conn = if attempt == 0 { be.get(connect).await } else { be.connect(connect).await };
         let mut conn = match conn {
             Ok(c) => c,
-            Err(_) => return FetchStep::Error,
+            Err(e) => {
+                bo.vsl.fmt(Tag::FetchError, format_args!("backend {}: {e}", be.def.name));
+                return FetchStep::Error;
+            }
         };
+        let (fd, local) = conn.io.describe();
+        bo.conn_fd = fd;
+        let (ip, port) = bo.backend_ip.map_or((String::from("0.0.0.0"), 0), |a| (ipaddr_to_string(a.ip()), a.port()));
+        bo.vsl.fmt(
+            Tag::BackendOpen,
+            format_args!(
+                "{fd} {} {ip} {port} {} {} {}",
+                be.def.name,
+                ipaddr_to_string(local.ip()),
+                local.port(),
+                if conn.reused { "reuse" } else { "connect" }
+            ),
+        );
+        bo.vsl.timestamp("Bereq", now());
+        bo.acct.0 = (out.len() - if let ReqBody::Cached(b) = &bo.body { b.len() } else { 0 }) as u64;
         let mut buf = Vec::with_capacity(4096);
         let mut head = Head::new();
         let timeouts = (first_byte, between_bytes);
@@ -326,6 +389,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         match exchange(shared, timeouts, &mut conn.io, &out, body, &mut buf, &mut head).await {
             Ok(n) => {
                 let rest = buf.split_off(n);
+                bo.acct.2 = n as u64;
+                bo.vsl.timestamp("Beresp", now());
                 let mut beresp = Msg { buf, head };
                 bo.framing = if is_head { Framing::None } else { beresp.head.framing() };
                 if beresp.header(b"date").is_none() {
@@ -334,6 +399,19 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                 bo.t_resp = now();
                 let life = rfc2616::lifetime(&beresp, bo.t_resp, &shared.params);
                 (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (life.t_origin, life.ttl, life.grace, life.keep);
+                bo.vsl.head(&beresp, vsl::BERESP);
+                bo.vsl.fmt(
+                    Tag::TTL,
+                    format_args!(
+                        "RFC {:.0} {:.0} {:.0} {:.0} {:.0} {}",
+                        life.ttl,
+                        life.grace,
+                        life.keep,
+                        bo.t_resp,
+                        life.t_origin,
+                        if bo.uncacheable { "uncacheable" } else { "cacheable" }
+                    ),
+                );
                 bo.beresp = Some(beresp);
                 bo.rest = rest;
                 bo.conn = Some(conn);
@@ -341,8 +419,14 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
             }
             // A reused connection the backend had closed: one more try on
             // a fresh one.
-            Err(Exchange::Closed) if conn.reused => continue,
-            Err(_) => return FetchStep::Error,
+            Err(Exchange::Closed) if conn.reused => {
+                bo.vsl.fmt(Tag::BackendClose, format_args!("{fd} {} close", be.def.name));
+                continue;
+            }
+            Err(e) => {
+                bo.vsl.str(Tag::FetchError, e.why());
+                return FetchStep::Error;
+            }
         }
     }
     FetchStep::Error
@@ -376,6 +460,16 @@ enum Exchange {
     Closed,
     /// Anything else: a timeout, a bad head, a reset mid-head.
     Failed,
+}
+
+impl Exchange {
+    /// The `FetchError` text.
+    fn why(&self) -> &'static str {
+        match self {
+            Exchange::Closed => "backend closed the connection",
+            Exchange::Failed => "http first read error or timeout",
+        }
+    }
 }
 
 /// Writes the request head (and a cached body) from `out`, then a
@@ -503,9 +597,37 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
             Sink::Channel(btx)
         }
     };
+    log_body_start(bo, matches!(sink, Sink::Object(..)), true);
     let ok = pull_beresp_body(shared, bo, &sink, keep_conn).await;
+    log_body_end(shared, bo, ok);
     sink.end(shared, ok).await;
     FetchStep::Done
+}
+
+/// `Storage` and `Fetch_Body`, as the body starts to come.
+fn log_body_start(bo: &mut Bo, stored: bool, stream: bool) {
+    bo.vsl.str(Tag::Storage, if stored { "malloc s0" } else { "malloc Transient" });
+    let (n, how) = match bo.framing {
+        Framing::None => (0, "none"),
+        Framing::Length(_) => (2, "length"),
+        Framing::Chunked => (3, "chunked"),
+        Framing::Eof => (4, "eof"),
+    };
+    bo.vsl.fmt(Tag::Fetch_Body, format_args!("{n} {how} {}", if stream { "stream" } else { "-" }));
+}
+
+/// What became of the connection and how much body came.
+fn log_body_end(shared: &Shared, bo: &mut Bo, ok: bool) {
+    let name = bo.backend.and_then(|b| shared.backends.get(b as usize)).map_or("", |be| be.def.name.as_str());
+    if !ok {
+        bo.vsl.str(Tag::FetchError, "Could not get the body");
+    }
+    bo.vsl.fmt(
+        Tag::BackendClose,
+        format_args!("{} {name} {}", bo.conn_fd, if bo.recycled { "recycle" } else { "close" }),
+    );
+    bo.vsl.timestamp("BerespBody", now());
+    bo.vsl.fmt(Tag::Length, format_args!("{}", bo.body_bytes));
 }
 
 /// `beresp.do_stream = false`: the body is read whole before anybody is
@@ -520,7 +642,10 @@ async fn fetch_whole(
     keep_conn: bool,
 ) -> FetchStep {
     let sink = Sink::Buffer(std::sync::Mutex::new(Vec::new()));
-    if !pull_beresp_body(shared, bo, &sink, keep_conn).await {
+    log_body_start(bo, bo.busy.is_some() && !bo.uncacheable, false);
+    let ok = pull_beresp_body(shared, bo, &sink, keep_conn).await;
+    log_body_end(shared, bo, ok);
+    if !ok {
         // The busy object goes with `bo`; whoever waits looks again.
         if let Some(tx) = tx {
             let _ = tx.send(Fetched::Failed);
@@ -597,11 +722,11 @@ fn store(bo: &mut Bo, beresp: &Msg) -> Option<Published<Msg>> {
     let life = Lifetime { t_origin: bo.t_origin, ttl: bo.ttl, grace: bo.grace, keep: bo.keep };
     let vary = rfc2616::vary(beresp, &bo.bereq);
     if let Some(ttl) = bo.hit_for_pass {
-        busy.hit_for_pass(Lifetime { ttl, ..life }, vary);
+        busy.hit_for_pass(bo.vxid, Lifetime { ttl, ..life }, vary);
         return None;
     }
     if bo.uncacheable {
-        busy.hit_for_miss(life, vary);
+        busy.hit_for_miss(bo.vxid, life, vary);
         return None;
     }
     // The stored head: the response as VCL left it, without its
@@ -636,6 +761,7 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
         let (consumed, done) = (d.consumed, d.done);
         // Nobody to take it (the client went away, the store is full):
         // drop the connection, mid-body.
+        bo.body_bytes += d.data.len() as u64;
         if !d.data.is_empty() && !sink.put(d.data.to_vec()).await {
             return false;
         }
@@ -667,6 +793,7 @@ fn recycle(shared: &Shared, bo: &mut Bo, keep: bool) {
     if keep && bo.rest.is_empty() {
         if let Some(be) = bo.backend.and_then(|b| shared.backends.get(b as usize)) {
             be.recycle(conn);
+            bo.recycled = true;
         }
     }
 }

@@ -10,11 +10,18 @@ use lacquer_http::{BodyDecoder, Head, HeadError, Parsed};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 
+use std::os::fd::AsRawFd;
+
+use lacquer_shm::{Side, Tag};
+use lacquer_vcl::conv::ipaddr_to_string;
+
 use crate::acceptor::ClientStream;
 use crate::ctx::Endpoints;
 use crate::fetch::read_some;
+use crate::msg::now;
 use crate::msg::Msg;
 use crate::req_fsm::{self, Req};
+use crate::vsl::Vsl;
 use crate::Shared;
 
 /// One client connection.
@@ -27,6 +34,14 @@ pub(crate) struct Sess {
     /// This connection's timeouts, which VCL may change (`sess.*`).
     pub timeouts: Timeouts,
     shutdown: watch::Receiver<bool>,
+    /// The session's log: `SessOpen`, a `Link` per request, `SessClose`.
+    pub vsl: Vsl,
+    /// Request body bytes read for the request being served (`ReqAcct`).
+    pub body_in: u64,
+    /// Why the session ends, as `SessClose` says it (Varnish's
+    /// `sess_close` reasons).
+    pub close: &'static str,
+    pub t_open: f64,
 }
 
 /// A session's timeouts, in seconds: the parameters of the same names to
@@ -75,8 +90,9 @@ impl Sess {
 enum HeadRead {
     /// A request.
     Req(Msg),
-    /// The client closed, went idle too long, or the server is stopping.
-    Gone,
+    /// The client closed, went idle too long, or the server is stopping:
+    /// the `SessClose` reason.
+    Gone(&'static str),
     /// A head that lacquer-http refused.
     Bad(HeadError),
 }
@@ -91,26 +107,82 @@ pub(crate) async fn session(
     _alive: mpsc::Sender<()>,
 ) {
     let timeouts = Timeouts::new(&shared.params);
-    let mut sp = Sess { stream, rest: Vec::new(), ep, vxid: crate::next_vxid(), timeouts, shutdown };
+    let vxid = crate::next_vxid();
+    let t_open = now();
+    let mut vsl = Vsl::new(&shared.log, vxid, Side::Client, t_open);
+    vsl.str(Tag::Begin, "sess 0 HTTP/1");
+    let sock = shared.sockets.get(ep.socket).map_or("", |l| l.name.as_str());
+    vsl.fmt(
+        Tag::SessOpen,
+        format_args!(
+            "{} {} {sock} {} {} {t_open:.6} {}",
+            ipaddr_to_string(ep.peer.ip()),
+            ep.peer.port(),
+            ipaddr_to_string(ep.local.ip()),
+            ep.local.port(),
+            stream.as_raw_fd()
+        ),
+    );
+    let mut sp =
+        Sess { stream, rest: Vec::new(), ep, vxid, timeouts, shutdown, vsl, body_in: 0, close: "REM_CLOSE", t_open };
     loop {
         let msg = match read_head(&shared, &mut sp).await {
             HeadRead::Req(m) => m,
-            HeadRead::Gone => break,
+            HeadRead::Gone(why) => {
+                sp.close = why;
+                break;
+            }
             HeadRead::Bad(e) => {
-                if let Some(status) = e.status() {
-                    let line = format!("HTTP/1.1 {status} {}\r\n\r\n", crate::msg::reason(status));
-                    let _ = sp.send(line.as_bytes(), tokio::time::Instant::now()).await;
-                }
+                bad_request(&shared, &mut sp, e).await;
                 break;
             }
         };
         let mut req = Req::new(shared.clone(), &sp, msg);
+        sp.body_in = 0;
+        sp.vsl.fmt(Tag::Link, format_args!("req {} rxreq", req.vxid));
         req_fsm::run(&mut req, &mut sp).await;
         if req.doclose || *sp.shutdown.borrow() {
             break;
         }
     }
     let _ = sp.stream.shutdown().await;
+    let dur = now() - sp.t_open;
+    let close = sp.close;
+    sp.vsl.fmt(Tag::SessClose, format_args!("{close} {dur:.3}"));
+    sp.vsl.end();
+}
+
+/// Answers a head lacquer-http refused (400, or nothing for an oversized
+/// head), logged as Varnish logs it: a request transaction with the reason
+/// in `BogoHeader`, and the session closed as junk or a bad request.
+async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
+    use lacquer_http::HeadErrorKind as K;
+    let vxid = crate::next_vxid();
+    let t = now();
+    sp.vsl.fmt(Tag::Link, format_args!("req {vxid} rxreq"));
+    let mut vsl = Vsl::new(&shared.log, vxid, Side::Client, t);
+    vsl.fmt(Tag::Begin, format_args!("req {} rxreq", sp.vxid));
+    vsl.timestamp("Start", t);
+    vsl.timestamp("Req", t);
+    vsl.str(Tag::BogoHeader, e.kind.message());
+    if let Some(status) = e.status() {
+        let reason = crate::msg::reason(status);
+        vsl.str(Tag::RespProtocol, "HTTP/1.1");
+        vsl.fmt(Tag::RespStatus, format_args!("{status}"));
+        vsl.str(Tag::RespReason, reason);
+        let line = format!("HTTP/1.1 {status} {reason}\r\n\r\n");
+        let _ = sp.send(line.as_bytes(), tokio::time::Instant::now()).await;
+    }
+    vsl.end();
+    sp.close = match e.kind {
+        K::Overflow => "RX_OVERFLOW",
+        K::DuplicateContentLength
+        | K::BadContentLength
+        | K::BadTransferEncoding
+        | K::TransferEncodingWithContentLength
+        | K::BodyWithoutLength => "RX_BAD",
+        _ => "RX_JUNK",
+    };
 }
 
 /// Reads until a whole request head is in the buffer, within
@@ -135,19 +207,22 @@ async fn read_head(shared: &Shared, sp: &mut Sess) -> HeadRead {
         buf.reserve(16384);
         let idle = buf.iter().all(|b| b.is_ascii_whitespace());
         if idle && *sp.shutdown.borrow() {
-            return HeadRead::Gone;
+            return HeadRead::Gone("REM_CLOSE");
         }
         let read = tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read_buf(&mut sp.stream, &mut buf));
         let n = if idle {
             tokio::select! {
                 r = read => r,
-                _ = sp.shutdown.changed() => return HeadRead::Gone,
+                _ = sp.shutdown.changed() => return HeadRead::Gone("REM_CLOSE"),
             }
         } else {
             read.await
         };
         match n {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return HeadRead::Gone,
+            Ok(Ok(0)) if buf.is_empty() => return HeadRead::Gone("REM_CLOSE"),
+            Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Gone("RX_JUNK"),
+            Err(_) if idle => return HeadRead::Gone("RX_TIMEOUT"),
+            Err(_) => return HeadRead::Gone("RX_TIMEOUT"),
             Ok(Ok(_)) => {}
         }
     }
@@ -161,6 +236,7 @@ pub(crate) async fn pull_body(sp: &mut Sess, dec: &mut BodyDecoder, mut sink: im
         sink(d.data);
         let (consumed, done) = (d.consumed, d.done);
         sp.rest.drain(..consumed);
+        sp.body_in += consumed as u64;
         if done {
             return Ok(());
         }
@@ -201,6 +277,7 @@ pub(crate) async fn pump_body(
         let Ok(d) = dec.decode(&sp.rest) else { return fail(tx).await };
         let (piece, consumed, done) = (d.data.to_vec(), d.consumed, d.done);
         sp.rest.drain(..consumed);
+        sp.body_in += consumed as u64;
         if !piece.is_empty() && tx.send(Ok(piece)).await.is_err() {
             return Err(Pump::Gone);
         }

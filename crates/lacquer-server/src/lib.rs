@@ -59,6 +59,7 @@
 //! | `params.rs` | `tbl/params.h` | the `-p` parameters |
 //! | `stevedore.rs` | `mgt_stevedore.c` | the `-s` storage arguments |
 //! | `rfc2616.rs` | `cache_rfc2616.c` | TTLs from response headers; what `Vary` records |
+//! | `vsl.rs` | `cache_shmlog.c` | each task's shared-memory log writer |
 
 mod acceptor;
 mod ctx;
@@ -71,6 +72,7 @@ mod req_fsm;
 mod rfc2616;
 pub mod stevedore;
 mod vbe;
+mod vsl;
 
 use std::fmt;
 use std::io;
@@ -100,6 +102,8 @@ pub struct Config {
     pub storage: Vec<stevedore::StorageSpec>,
     /// `-i`: what `server.identity` answers (the host name if none).
     pub identity: Option<String>,
+    /// `-n`: where the shared-memory log (and later counters) live.
+    pub workdir: std::path::PathBuf,
 }
 
 /// Why the server could not start.
@@ -113,6 +117,8 @@ pub enum ServeError {
     Bind(String, io::Error),
     /// The runtime could not be made.
     Runtime(io::Error),
+    /// The shared-memory log could not be made in the working directory.
+    Log(std::path::PathBuf, io::Error),
 }
 
 impl fmt::Display for ServeError {
@@ -122,6 +128,7 @@ impl fmt::Display for ServeError {
             ServeError::Address(a) => write!(f, "cannot resolve listen address '{a}'"),
             ServeError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
             ServeError::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
+            ServeError::Log(d, e) => write!(f, "cannot make the shared-memory log in {}: {e}", d.display()),
         }
     }
 }
@@ -143,6 +150,8 @@ pub(crate) struct Shared {
     /// The listeners, indexed by `Endpoints::socket`.
     pub sockets: Vec<acceptor::ListenInfo>,
     pub cache: Arc<Cache>,
+    /// The shared-memory log.
+    pub log: lacquer_shm::Log,
 }
 
 /// The next transaction id (Varnish's vxid), shared by sessions, requests
@@ -207,8 +216,17 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     let cache = Cache::new(limit);
     tokio::spawn(cache.clone().run_expiry(msg::now));
     let identity = cfg.identity.unwrap_or_else(|| hostname.clone());
-    let shared =
-        Arc::new(Shared { program: cfg.program, backends, params: cfg.params, hostname, identity, sockets, cache });
+    let log = open_log(&cfg.workdir, &cfg.params)?;
+    let shared = Arc::new(Shared {
+        program: cfg.program,
+        backends,
+        params: cfg.params,
+        hostname,
+        identity,
+        sockets,
+        cache,
+        log,
+    });
     probe::start(&shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -223,6 +241,27 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     // `recv` answers `None`.
     let _ = tokio::time::timeout(DRAIN, alive_rx.recv()).await;
     Ok(())
+}
+
+/// Makes the shared-memory log in `dir`, sized and masked by the `vsl_*`
+/// parameters.
+fn open_log(dir: &std::path::Path, p: &Params) -> Result<lacquer_shm::Log, ServeError> {
+    use lacquer_defs::params::Value;
+    let space = match p.values().get("vsl_space") {
+        Some(Value::Bytes(b)) => *b as usize,
+        _ => lacquer_shm::ring::DEFAULT_SPACE,
+    };
+    let log = lacquer_shm::Log::create(dir, space).map_err(|e| ServeError::Log(dir.to_path_buf(), e))?;
+    if let Some(Value::Bits(bits)) = p.values().get("vsl_mask") {
+        log.set_mask_bits(*bits);
+    }
+    if let Some(n) = p.values().get("vsl_reclen").and_then(Value::as_f64) {
+        log.set_reclen(n as usize);
+    }
+    if let Some(n) = p.values().get("vsl_buffer").and_then(Value::as_f64) {
+        log.set_buffer_size(n as usize);
+    }
+    Ok(log)
 }
 
 async fn wait_for_signal() {

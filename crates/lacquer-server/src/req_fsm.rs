@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use lacquer_cache::{Busy, Lookup, Published, Want};
+use lacquer_cache::{Busy, Lookup, ObjCore, Published, Want};
 use lacquer_defs::{Action, Method};
 use lacquer_http::{BodyDecoder, ChunkedEncoder, Framing, LAST_CHUNK};
+use lacquer_shm::{Side, Tag};
 use lacquer_vcl::program::BackendId;
 use lacquer_vcl::Handling;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -17,6 +18,7 @@ use crate::ctx::{Endpoints, ReqCtx};
 use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
 use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
+use crate::vsl::{self, Vsl};
 use crate::Shared;
 
 /// The steps of a client request (Varnish's `REQ_STEPS`).
@@ -114,20 +116,34 @@ pub(crate) struct Req {
     /// The session's timeouts as VCL sees and sets them (`sess.*`); they
     /// go back to the session when the response is sent.
     pub timeouts: Timeouts,
+    /// The request's log.
+    pub vsl: Vsl,
+    /// Bytes of response head and body written (`ReqAcct`).
+    resp_hdr_bytes: u64,
+    resp_body_bytes: u64,
 }
 
 impl Req {
     pub fn new(shared: Arc<Shared>, sp: &Sess, req: Msg) -> Req {
         let framing = req.head.framing();
         let backend_hint = shared.program.default_backend;
+        let vxid = crate::next_vxid();
+        let t_req = now();
+        let mut vsl = Vsl::new(&shared.log, vxid, Side::Client, t_req);
+        vsl.fmt(Tag::Begin, format_args!("req {} rxreq", sp.vxid));
+        vsl.timestamp("Start", t_req);
+        vsl.timestamp("Req", t_req);
         Req {
+            vsl,
+            resp_hdr_bytes: 0,
+            resp_body_bytes: 0,
             shared,
-            vxid: crate::next_vxid(),
+            vxid,
             bereq_vxid: 0,
             sess_vxid: sp.vxid,
             ep: sp.ep,
             restarts: 0,
-            t_req: now(),
+            t_req,
             t_resp: 0.0,
             body: BodyDecoder::new(framing),
             body_cached: None,
@@ -189,8 +205,17 @@ impl Req {
 /// Runs a client method. A VCL failure is `return (fail)`.
 fn vcl(req: &mut Req, method: Method) -> Handling {
     let shared = req.shared.clone();
+    req.vsl.vcl_call(method);
     let mut ctx = ReqCtx { req, method };
-    lacquer_vcl::exec::run(&shared.program, method, &mut ctx).unwrap_or_else(|_| Handling::plain(Action::Fail))
+    let h = match lacquer_vcl::exec::run(&shared.program, method, &mut ctx) {
+        Ok(h) => h,
+        Err(f) => {
+            req.vsl.str(Tag::VCL_Error, &f.0);
+            Handling::plain(Action::Fail)
+        }
+    };
+    req.vsl.str(Tag::VCL_return, h.action.as_str());
+    h
 }
 
 /// The transition loop: runs steps until `Finish` is done.
@@ -214,6 +239,13 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
             ReqStep::Transmit => cnt_transmit(req, sp).await,
             ReqStep::Finish => {
                 cnt_finish(req, sp).await;
+                let (hdr_in, body_in) = (req.req.buf.len() as u64, sp.body_in);
+                let (hdr_out, body_out) = (req.resp_hdr_bytes, req.resp_body_bytes);
+                req.vsl.fmt(
+                    Tag::ReqAcct,
+                    format_args!("{hdr_in} {body_in} {} {hdr_out} {body_out} {}", hdr_in + body_in, hdr_out + body_out),
+                );
+                req.vsl.end();
                 return;
             }
         };
@@ -244,6 +276,10 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     let ip = lacquer_vcl::conv::ipaddr_to_string(req.ep.peer.ip());
     req.req.append_value(b"X-Forwarded-For", ip.as_bytes());
+    req.vsl.str(Tag::VCL_use, "boot");
+    let sock = req.shared.sockets.get(req.ep.socket).map_or("", |l| l.name.as_str());
+    req.vsl.fmt(Tag::ReqStart, format_args!("{ip} {} {sock}", req.ep.peer.port()));
+    req.vsl.head(&req.req, vsl::REQ);
     ReqStep::Recv
 }
 
@@ -261,7 +297,17 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
     if req.restarts as f64 > req.shared.params.max_restarts {
         return req.synth(503, None);
     }
-    req.vxid = crate::next_vxid();
+    // A restart is a new transaction, linked from the old one.
+    let (old, new, t) = (req.vxid, crate::next_vxid(), now());
+    req.vsl.timestamp("Restart", t);
+    req.vsl.fmt(Tag::Link, format_args!("req {new} restart"));
+    req.vsl.end();
+    req.vxid = new;
+    req.vsl.rebind(new, t);
+    req.vsl.fmt(Tag::Begin, format_args!("req {old} restart"));
+    req.vsl.timestamp("Start", t);
+    req.vsl.str(Tag::VCL_use, "boot");
+    req.vsl.head(&req.req, vsl::REQ);
     ReqStep::Recv
 }
 
@@ -308,16 +354,19 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
             Lookup::Hit(oc) | Lookup::Grace(oc, None) => {
                 // Expired or evicted since the lookup found it: look again.
                 let Some(obj) = oc.object() else { continue };
+                log_hit(req, Tag::Hit, &oc, obj.xid);
                 req.obj = Some((oc, obj));
                 return ReqStep::Hit;
             }
             Lookup::Grace(oc, Some(bg)) => {
                 let Some(obj) = oc.object() else { continue };
+                log_hit(req, Tag::Hit, &oc, obj.xid);
                 req.obj = Some((oc, obj));
                 req.bgfetch = Some(bg);
                 return ReqStep::Hit;
             }
-            Lookup::HitPass(_) => {
+            Lookup::HitPass(oc) => {
+                log_hit(req, Tag::HitPass, &oc, oc.xid());
                 req.is_hitpass = true;
                 return ReqStep::Pass;
             }
@@ -331,6 +380,17 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
                 return ReqStep::Miss;
             }
         }
+    }
+}
+
+/// `Hit <xid> <ttl left> <grace> <keep>` (or `HitPass <xid> <ttl left>`).
+fn log_hit(req: &mut Req, tag: Tag, oc: &ObjCore<Msg>, xid: u64) {
+    let life = oc.lifetime();
+    let ttl = life.t_origin + life.ttl - now();
+    if tag == Tag::Hit {
+        req.vsl.fmt(tag, format_args!("{xid} {ttl:.6} {:.6} {:.6}", life.grace, life.keep));
+    } else {
+        req.vsl.fmt(tag, format_args!("{xid} {ttl:.6}"));
     }
 }
 
@@ -467,6 +527,7 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
     };
     let mut bo = Bo::new(&shared, req.bereq_vxid, req.vxid, req.sess_vxid, req.ep, bereq, body, req.backend_hint, pass);
     bo.busy = if pass { None } else { req.busy.take() };
+    req.vsl.fmt(Tag::Link, format_args!("bereq {} fetch", req.bereq_vxid));
     let fetched = fetch::spawn(shared.clone(), bo);
     let fetched = match pump {
         None => fetched.await,
@@ -497,6 +558,7 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
     };
     match fetched {
         Ok(Fetched::Resp { beresp, body, t_origin }) => {
+            req.vsl.timestamp("Fetch", now());
             if let BeBody::Object(oc, obj) = &body {
                 req.obj = Some((oc.clone(), obj.clone()));
             }
@@ -527,6 +589,7 @@ fn body_at_hand(req: &mut Req, sp: &mut Sess) -> Option<Vec<u8>> {
     }
     req.body = dec;
     sp.rest.drain(..at);
+    sp.body_in += at as u64;
     req.body_done = true;
     Some(data)
 }
@@ -537,15 +600,22 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
     };
     let named = beresp.connection_named();
     let mut resp = Msg::response(beresp.head.status(), beresp.head.reason(&beresp.buf));
-    // A body still arriving keeps the length its backend announced.
-    let keep_length = match &req.resp_body {
-        RespBody::Fetched(BeBody::Stream { len, .. }) => len.is_some(),
-        RespBody::Fetched(BeBody::Object(_, obj)) => obj.is_open(),
-        _ => false,
+    // The length, when known: a whole object's, or the one the backend
+    // announced for a body still arriving. (Transmit has the last word:
+    // HEAD, 304 and VCL's changes.)
+    let length = match &req.resp_body {
+        RespBody::Fetched(BeBody::Stream { len, .. }) => *len,
+        RespBody::Fetched(BeBody::Object(_, obj)) => obj.complete_len().or_else(|| {
+            let cl = beresp.header(b"content-length")?;
+            std::str::from_utf8(cl).ok()?.parse().ok()
+        }),
+        RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
+        _ => None,
     };
-    resp.copy_headers(&beresp, |n| {
-        !is_hop_by_hop(n, &named) || (keep_length && n.eq_ignore_ascii_case(b"content-length"))
-    });
+    resp.copy_headers(&beresp, |n| !is_hop_by_hop(n, &named));
+    if let Some(n) = length {
+        resp.append(b"Content-Length", n.to_string().as_bytes());
+    }
     // A hit names the fetch that made the object too.
     let xvarnish = match (&req.obj, req.busy_xid()) {
         (Some((_, obj)), false) => format!("{} {}", req.vxid, obj.xid),
@@ -555,6 +625,7 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
     let age = (now() - req.t_origin).floor().max(0.0) as u64;
     resp.append(b"Age", age.to_string().as_bytes());
     resp.append_value(b"Via", crate::VIA.as_bytes());
+    req.vsl.head(&resp, vsl::RESP);
     req.resp = Some(resp);
     req.t_resp = now();
     let h = vcl(req, Method::Deliver);
@@ -586,6 +657,8 @@ async fn cnt_synth(req: &mut Req, sp: &mut Sess) -> ReqStep {
     resp.append(b"Date", http_date().as_bytes());
     resp.append(b"Server", b"Lacquer");
     resp.append(b"X-Varnish", req.vxid.to_string().as_bytes());
+    req.vsl.timestamp("Process", now());
+    req.vsl.head(&resp, vsl::RESP);
     req.resp = Some(resp);
     req.resp_body = RespBody::Synth;
     req.synth_body.clear();
@@ -741,8 +814,11 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         Wire::Eof
     };
     resp.append(b"Connection", if req.doclose { b"close" } else { b"keep-alive" });
+    req.vsl.timestamp("Process", now());
+    req.vsl.str(Tag::RespHeader, if req.doclose { "Connection: close" } else { "Connection: keep-alive" });
     let mut out = Vec::with_capacity(1024);
     resp.write_to(&mut out);
+    let out_len = out.len() as u64;
     // VCL may have changed the session's send timeouts for this response.
     sp.timeouts = req.timeouts;
     let since = Instant::now();
@@ -799,6 +875,9 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     if !ok || matches!(wire, Wire::Eof) {
         req.doclose = true;
     }
+    req.resp_hdr_bytes = out_len;
+    req.resp_body_bytes = if send_body { len.unwrap_or(0) } else { 0 };
+    req.vsl.timestamp("Resp", now());
     ReqStep::Finish
 }
 

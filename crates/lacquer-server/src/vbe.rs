@@ -11,6 +11,7 @@
 //! them alike.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,9 +23,27 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 /// A connection to a backend, over TCP or a Unix socket.
-pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The socket's descriptor and its local address, for `BackendOpen`
+    /// (`0.0.0.0 0` over a Unix socket, as Varnish logs it).
+    fn describe(&self) -> (i32, SocketAddr);
+}
 
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+fn unspecified() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
+impl Io for TcpStream {
+    fn describe(&self) -> (i32, SocketAddr) {
+        (std::os::fd::AsRawFd::as_raw_fd(self), self.local_addr().unwrap_or_else(|_| unspecified()))
+    }
+}
+
+impl Io for UnixStream {
+    fn describe(&self) -> (i32, SocketAddr) {
+        (std::os::fd::AsRawFd::as_raw_fd(self), unspecified())
+    }
+}
 
 /// How many idle connections a backend keeps.
 const POOL_MAX: usize = 16;

@@ -48,3 +48,10 @@ pub mod file;
 pub mod print;
 pub mod query;
 pub mod tool;
+
+/// The working directory a server uses, and the tools read, when `-n` is
+/// not given (varnishd's is `/var/lib/varnish/<host>`; Lacquer runs
+/// unprivileged, so it keeps it under the temporary directory).
+pub fn default_workdir() -> std::path::PathBuf {
+    std::env::temp_dir().join("lacquer")
+}

@@ -228,11 +228,10 @@ fn serve(
             return ExitCode::from(2);
         }
     }
-    if let Some(dir) = &workdir {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("lacquer serve: cannot create {}: {e}", dir.display());
-            return ExitCode::from(2);
-        }
+    let workdir = workdir.unwrap_or_else(lacquer_shm::default_workdir);
+    if let Err(e) = std::fs::create_dir_all(&workdir) {
+        eprintln!("lacquer serve: cannot create {}: {e}", workdir.display());
+        return ExitCode::from(2);
     }
     let storage = match lacquer_server::stevedore::parse_all(&storage) {
         Ok(s) => s,
@@ -261,7 +260,7 @@ fn serve(
             return ExitCode::from(2);
         }
     };
-    match lacquer_server::run(lacquer_server::Config { listen, program, params: p, storage, identity }) {
+    match lacquer_server::run(lacquer_server::Config { listen, program, params: p, storage, identity, workdir }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lacquer serve: {e}");
@@ -282,7 +281,7 @@ fn log(a: LogArgs) -> ExitCode {
         .chain(a.exclude_regex.into_iter().map(|v| ('X', v)))
         .collect();
     let opts = lacquer_shm::LogOptions {
-        workdir: a.workdir,
+        workdir: Some(a.workdir.unwrap_or_else(lacquer_shm::default_workdir)),
         grouping: Some(a.grouping),
         dump: a.dump,
         query: a.query,
@@ -313,6 +312,7 @@ fn demo(listen: String) -> ExitCode {
         params: lacquer_server::Params::default(),
         storage: lacquer_server::stevedore::parse_all(&[]).unwrap_or_default(),
         identity: None,
+        workdir: lacquer_shm::default_workdir(),
     };
     match lacquer_server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,79 @@
+//! What `lacquer serve` writes to its shared-memory log, read back by the
+//! real `lacquer log` from another process: a miss with its fetch, a hit,
+//! and a malformed request, each logged as Varnish logs it.
+
+mod common;
+
+use common::*;
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// `lacquer log -n DIR -d ARGS…`, until `want` shows up in it (the log is
+/// written when each transaction ends, which may be just after the client
+/// has its answer).
+fn log_until(dir: &std::path::Path, args: &[&str], want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = Command::new(LACQUER).arg("log").arg("-n").arg(dir).arg("-d").args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains(want) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of the first record with `tag` in `-g raw` output lines of
+/// transaction `vxid`.
+fn field(raw: &str, vxid: &str, tag: &str) -> Option<String> {
+    raw.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next()? == vxid && w.next()? == tag).then(|| w.skip(1).collect::<Vec<_>>().join(" "))
+    })
+}
+
+#[test]
+fn requests_fetches_and_sessions_are_logged_as_varnish_logs_them() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let o = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        use std::io::{BufReader, Write};
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            while read_head(&mut r).is_some() {
+                let _ = w.write_all(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\r\nhello");
+            }
+        }
+    });
+    let s = start(Some(&vcl(&o, "sub vcl_deliver { set resp.http.X-Seen = \"yes\"; }")), &[]);
+    let dir = s.dir.join("n");
+    let (h1, _) = request(&s, b"GET /logged HTTP/1.1\r\nHost: example\r\n\r\n");
+    let (h2, _) = request(&s, b"GET /logged HTTP/1.1\r\nHost: example\r\n\r\n");
+    let (bad, _) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let miss = header(&h1, "x-varnish").unwrap();
+    let hit = header(&h2, "x-varnish").unwrap();
+    let fetch = hit.split(' ').nth(1).unwrap().to_string();
+
+    let raw = log_until(&dir, &["-g", "raw"], "RX_JUNK");
+    assert_eq!(field(&raw, &miss, "ReqURL").as_deref(), Some("/logged"), "{raw}");
+    assert_eq!(field(&raw, &miss, "Link").as_deref(), Some(format!("bereq {fetch} fetch").as_str()));
+    assert_eq!(field(&raw, &fetch, "Begin").as_deref(), Some(format!("bereq {miss} fetch").as_str()));
+    assert_eq!(field(&raw, &fetch, "BerespStatus").as_deref(), Some("200"));
+    assert!(field(&raw, &fetch, "TTL").is_some_and(|t| t.starts_with("RFC 60 10 0 ")), "{raw}");
+    let hit_vxid = hit.split(' ').next().unwrap();
+    assert!(field(&raw, hit_vxid, "Hit").is_some_and(|h| h.starts_with(&format!("{fetch} "))), "{raw}");
+    assert!(raw.lines().any(|l| l.contains("RespHeader") && l.ends_with("X-Seen: yes")), "VCL's edit is logged");
+    assert!(raw.lines().any(|l| l.contains("BogoHeader")), "{raw}");
+
+    // Grouped by request, with a query: the client request and its fetch.
+    let grouped = log_until(&dir, &["-g", "request", "-q", "ReqURL eq \"/logged\" and VCL_call eq MISS"], "<<");
+    assert!(grouped.contains(&format!("*   << Request  >> {miss}")), "{grouped}");
+    assert!(grouped.contains(&format!("**  << BeReq    >> {fetch}")), "{grouped}");
+    assert!(!grouped.contains(&format!(">> {hit_vxid}")), "the hit did not call vcl_miss: {grouped}");
+    let bad = log_until(&dir, &["-g", "raw", "-q", "RespStatus == 400", "-i", "RespStatus"], "400");
+    assert!(bad.contains("RespStatus     c 400"), "{bad}");
+}
