@@ -399,7 +399,7 @@ params! {
         "Handle gzip: ask backends for it and unzip for clients that cannot take it.";
     http_max_hdr: Kind::Uint, "64", min F("32"), max F("65535"), "header lines", 0, true;
         "The most header lines in a head, the first line counting as five.";
-    http_range_support: Kind::Bool, "on", min N, max N, "bool", 0, false;
+    http_range_support: Kind::Bool, "on", min N, max N, "bool", 0, true;
         "Answer range requests.";
     http_req_hdr_len: Kind::BytesU, "8k", min F("40b"), max N, "bytes", 0, true;
         "The longest client request header line.";
@@ -1236,6 +1236,7 @@ mod tests {
                 "default_ttl",
                 "first_byte_timeout",
                 "http_max_hdr",
+                "http_range_support",
                 "http_req_hdr_len",
                 "http_req_size",
                 "http_resp_hdr_len",

@@ -60,9 +60,11 @@
 //! | `stevedore.rs` | `mgt_stevedore.c` | the `-s` storage arguments |
 //! | `rfc2616.rs` | `cache_rfc2616.c` | TTLs from response headers; what `Vary` records |
 //! | `vsl.rs` | `cache_shmlog.c` | each task's shared-memory log writer |
+//! | `deliver.rs` | `cache_range.c`, `cache_rfc2616.c` | 304s for conditional requests, ranges |
 
 mod acceptor;
 mod ctx;
+mod deliver;
 mod fetch;
 mod http1;
 mod msg;

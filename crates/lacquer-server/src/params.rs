@@ -64,6 +64,7 @@ honoured! {
     default_grace,
     default_keep,
     clock_skew,
+    http_range_support,
 }
 
 impl Params {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lacquer_cache::{Busy, Lookup, ObjCore, Published, Want};
+use lacquer_cache::{BodyReader, Busy, Lookup, ObjCore, Published, Want};
 use lacquer_defs::{Action, Method};
 use lacquer_http::{BodyDecoder, ChunkedEncoder, Framing, LAST_CHUNK};
 use lacquer_shm::{Side, Tag};
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::ctx::{Endpoints, ReqCtx};
+use crate::deliver;
 use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
 use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
@@ -478,7 +479,15 @@ fn make_bereq(req: &Req, pass: bool) -> Msg {
     let method = if !pass && method.eq_ignore_ascii_case(b"HEAD") { &b"GET"[..] } else { method };
     let mut bereq = Msg::request(method, req.req.head.url(&req.req.buf), b"HTTP/1.1");
     let named = req.req.connection_named();
-    bereq.copy_headers(&req.req, |n| !is_hop_by_hop(n, &named));
+    // A miss fetches the whole object for everyone: the client's own
+    // conditions and range stay with it (Varnish's HTTPH_R_FETCH).
+    let per_client = |n: &[u8]| {
+        !pass
+            && [&b"if-modified-since"[..], b"if-none-match", b"if-range", b"range"]
+                .iter()
+                .any(|h| n.eq_ignore_ascii_case(h))
+    };
+    bereq.copy_headers(&req.req, |n| !is_hop_by_hop(n, &named) && !per_client(n));
     bereq
 }
 
@@ -624,6 +633,9 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
     resp.append(b"X-Varnish", xvarnish.as_bytes());
     let age = (now() - req.t_origin).floor().max(0.0) as u64;
     resp.append(b"Age", age.to_string().as_bytes());
+    if req.shared.params.http_range_support != 0.0 && req.obj.is_some() && resp.head.status() == 200 {
+        resp.append(b"Accept-Ranges", b"bytes");
+    }
     resp.append_value(b"Via", crate::VIA.as_bytes());
     req.vsl.head(&resp, vsl::RESP);
     req.resp = Some(resp);
@@ -781,10 +793,8 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(mut resp) = req.resp.take() else {
         return ReqStep::Finish;
     };
-    let status = resp.head.status();
-    let bodiless = status < 200 || status == 204 || status == 304;
     let body = std::mem::replace(&mut req.resp_body, RespBody::None);
-    let len = match &body {
+    let mut len = match &body {
         RespBody::None => Some(0),
         RespBody::Synth => Some(req.synth_body.len() as u64),
         RespBody::Fetched(BeBody::Empty) => Some(0),
@@ -795,6 +805,39 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
             std::str::from_utf8(cl).ok()?.parse().ok()
         }),
     };
+    // A satisfied conditional request gets 304; a Range gets its part.
+    let mut window = deliver::Window::ALL;
+    let get_or_head = req.is_head() || req.req.head.method(&req.req.buf).eq_ignore_ascii_case(b"GET");
+    let last_modified = req.t_origin;
+    if get_or_head && deliver::not_modified(&req.req, &resp, req.t_req, last_modified) {
+        resp.head.set_status(304);
+        resp.head.set_reason(b"Not Modified");
+    } else if resp.head.status() == 200 && req.shared.params.http_range_support != 0.0 {
+        if let Some(r) = req.req.header(b"range").map(<[u8]>::to_vec) {
+            match deliver::range(&r, len) {
+                Ok(None) => {}
+                Ok(Some((lo, hi))) => {
+                    let total = len.unwrap_or(0);
+                    resp.head.set_status(206);
+                    resp.head.set_reason(b"Partial Content");
+                    resp.append(b"Content-Range", format!("bytes {lo}-{hi}/{total}").as_bytes());
+                    window = deliver::Window { skip: lo, take: Some(hi - lo + 1) };
+                    len = Some(hi - lo + 1);
+                }
+                Err(why) => {
+                    req.vsl.fmt(Tag::Debug, format_args!("RANGE_FAIL {why}"));
+                    resp.head.set_status(416);
+                    resp.head.set_reason(b"Requested Range Not Satisfiable");
+                    let total = len.map_or_else(|| "*".to_string(), |l| l.to_string());
+                    resp.append(b"Content-Range", format!("bytes */{total}").as_bytes());
+                    window = deliver::Window { skip: 0, take: Some(0) };
+                    len = Some(0);
+                }
+            }
+        }
+    }
+    let status = resp.head.status();
+    let bodiless = status < 200 || status == 204 || status == 304;
     if resp.has_token(b"connection", b"close") {
         req.doclose = true;
     }
@@ -822,46 +865,40 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     // VCL may have changed the session's send timeouts for this response.
     sp.timeouts = req.timeouts;
     let since = Instant::now();
-    let send_body = !bodiless && !req.is_head();
-    let ok = match body {
-        _ if !send_body => sp.send(&out, since).await,
-        RespBody::Synth => {
-            out.extend_from_slice(&req.synth_body);
+    let send_body = !bodiless && !req.is_head() && !window.done();
+    let mut source = match body {
+        _ if !send_body => Source::Nothing,
+        RespBody::Synth => Source::Once(std::mem::take(&mut req.synth_body)),
+        RespBody::Fetched(BeBody::Bytes(b)) => Source::Once(b),
+        RespBody::Fetched(BeBody::Stream { rx, .. }) => Source::Stream(rx),
+        RespBody::Fetched(BeBody::Object(_, obj)) => Source::Object(obj.reader()),
+        RespBody::Fetched(BeBody::Empty) | RespBody::None => Source::Nothing,
+    };
+    let ok = match &mut source {
+        // A body at hand goes out with the head, in one write.
+        Source::Once(b) => {
+            out.extend_from_slice(window.cut(b).unwrap_or_default());
             sp.send(&out, since).await
         }
-        RespBody::Fetched(BeBody::Bytes(b)) => {
-            out.extend_from_slice(&b);
-            sp.send(&out, since).await
-        }
-        RespBody::Fetched(BeBody::Stream { mut rx, .. }) => {
+        Source::Nothing => sp.send(&out, since).await,
+        _ => {
             let mut ok = sp.send(&out, since).await;
             let mut complete = false;
             while ok {
-                match rx.recv().await {
-                    Some(Ok(piece)) if piece.is_empty() => {
-                        complete = true;
-                        break;
-                    }
-                    Some(Ok(piece)) => ok = send_piece(sp, &wire, &piece, since).await,
-                    Some(Err(())) | None => break,
-                }
-            }
-            if complete && matches!(wire, Wire::Chunked) {
-                ok = sp.send(LAST_CHUNK, since).await;
-            }
-            ok && complete
-        }
-        RespBody::Fetched(BeBody::Object(_, obj)) => {
-            let mut ok = sp.send(&out, since).await;
-            let mut complete = false;
-            let mut reader = obj.reader();
-            while ok {
-                match reader.next().await {
+                match source.next().await {
                     None => {
                         complete = true;
                         break;
                     }
-                    Some(Ok(piece)) => ok = send_piece(sp, &wire, &piece, since).await,
+                    Some(Ok(piece)) => {
+                        if let Some(part) = window.cut(&piece) {
+                            ok = send_piece(sp, &wire, part, since).await;
+                        }
+                        if window.done() {
+                            complete = true;
+                            break;
+                        }
+                    }
                     Some(Err(())) => break,
                 }
             }
@@ -870,7 +907,6 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
             }
             ok && complete
         }
-        RespBody::Fetched(BeBody::Empty) | RespBody::None => sp.send(&out, since).await,
     };
     if !ok || matches!(wire, Wire::Eof) {
         req.doclose = true;
@@ -879,6 +915,34 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     req.resp_body_bytes = if send_body { len.unwrap_or(0) } else { 0 };
     req.vsl.timestamp("Resp", now());
     ReqStep::Finish
+}
+
+/// Where the body being written comes from.
+enum Source {
+    Nothing,
+    /// All of it, at hand.
+    Once(Vec<u8>),
+    /// Pieces from a fetch that is not kept (pass); an empty piece ends it.
+    Stream(mpsc::Receiver<Result<Vec<u8>, ()>>),
+    /// A cached object, perhaps still arriving.
+    Object(BodyReader<Msg>),
+}
+
+impl Source {
+    /// The next piece; `None` at the end, `Err` when it broke off.
+    async fn next(&mut self) -> Option<Result<Arc<Vec<u8>>, ()>> {
+        match self {
+            Source::Nothing => None,
+            Source::Once(b) if b.is_empty() => None,
+            Source::Once(b) => Some(Ok(Arc::new(std::mem::take(b)))),
+            Source::Stream(rx) => match rx.recv().await {
+                Some(Ok(piece)) if piece.is_empty() => None,
+                Some(Ok(piece)) => Some(Ok(Arc::new(piece))),
+                Some(Err(())) | None => Some(Err(())),
+            },
+            Source::Object(r) => r.next().await,
+        }
+    }
 }
 
 /// Writes one piece of a response body, framed as the response is.

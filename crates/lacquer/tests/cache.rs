@@ -227,3 +227,29 @@ fn a_full_store_evicts_the_least_recently_used() {
     assert_eq!(origin.count("/1"), 2, "/1 was evicted to make room for /3");
     assert_eq!(origin.count("/3"), 1);
 }
+
+#[test]
+fn conditional_and_range_requests_are_answered_from_the_cache() {
+    let (o, origin) = Origin::start();
+    let validators = "Cache-Control: max-age=60\r\nETag: \"v1\"\r\nLast-Modified: Wed, 11 Sep 2013 13:36:55 GMT\r\n";
+    origin.route("/r", validators, "0123456789");
+    let s = start(Some(&vcl(&o, "")), &[]);
+    let (head, body) = get(&s, "/r", "If-None-Match: \"v1\"\r\n");
+    assert!(head.starts_with("HTTP/1.1 304 Not Modified"), "{head}");
+    assert_eq!(body, "");
+    let (head, _) = get(&s, "/r", "If-Modified-Since: Wed, 11 Sep 2013 13:36:55 GMT\r\n");
+    assert!(head.starts_with("HTTP/1.1 304"), "{head}");
+    let (head, body) = get(&s, "/r", "If-None-Match: \"v0\"\r\n");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "0123456789");
+    let (head, body) = get(&s, "/r", "Range: bytes=2-5\r\n");
+    assert!(head.starts_with("HTTP/1.1 206 Partial Content"), "{head}");
+    assert_eq!(header(&head, "content-range").as_deref(), Some("bytes 2-5/10"));
+    assert_eq!(body, "2345");
+    assert_eq!(get(&s, "/r", "Range: bytes=-3\r\n").1, "789");
+    let (head, body) = get(&s, "/r", "Range: bytes=10-\r\n");
+    assert!(head.starts_with("HTTP/1.1 416"), "{head}");
+    assert_eq!(header(&head, "content-range").as_deref(), Some("bytes */10"));
+    assert_eq!(body, "");
+    assert_eq!(origin.count("/r"), 1, "one fetch, the client's conditions and ranges not sent on");
+}
