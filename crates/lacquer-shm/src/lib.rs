@@ -43,11 +43,15 @@ pub use lacquer_defs::Tag;
 pub use query::{Query, QueryError};
 pub use record::{Record, Side};
 pub use ring::{Log, ReadEvent, ShmReader, Start, VslBuf};
+pub use stat::{prometheus, run as run_stat, StatOptions};
 pub use tool::{run as run_log, LogOptions};
+pub use vsc::{Point, Vsc, VscReader};
 pub mod file;
 pub mod print;
 pub mod query;
+pub mod stat;
 pub mod tool;
+pub mod vsc;
 
 /// The working directory a server uses, and the tools read, when `-n` is
 /// not given (varnishd's is `/var/lib/varnish/<host>`; Lacquer runs

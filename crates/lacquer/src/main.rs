@@ -109,6 +109,31 @@ enum Cmd {
     },
     /// Show the shared-memory transaction log, as varnishlog does.
     Log(LogArgs),
+    /// Show the server's counters, as varnishstat does.
+    Stat(StatArgs),
+}
+
+/// `lacquer stat`'s options, named after varnishstat's.
+#[derive(clap::Args)]
+struct StatArgs {
+    /// The server's working directory (as given to `lacquer serve -n`).
+    #[arg(short = 'n')]
+    workdir: Option<PathBuf>,
+    /// Print every counter once, as text, and exit.
+    #[arg(short = '1')]
+    once: bool,
+    /// Print every counter once, as JSON, and exit.
+    #[arg(short = 'j')]
+    json: bool,
+    /// List the counters' names and descriptions, and exit.
+    #[arg(short = 'l')]
+    list: bool,
+    /// Show only counters matching this glob; `^glob` hides them. Repeatable; the first match decides.
+    #[arg(short = 'f', allow_hyphen_values = true)]
+    filters: Vec<String>,
+    /// Seconds to wait for the counters to appear (negative: forever).
+    #[arg(short = 't', allow_negative_numbers = true)]
+    wait: Option<f64>,
 }
 
 /// `lacquer log`'s options, named after varnishlog's.
@@ -177,6 +202,7 @@ fn main() -> ExitCode {
             serve(listen, vcl, backend, workdir, params, storage, identity)
         }
         Cmd::Log(args) => log(args),
+        Cmd::Stat(a) => stat(a),
     }
 }
 
@@ -442,4 +468,17 @@ fn vtc(
     } else {
         ExitCode::from(1)
     }
+}
+
+/// `lacquer stat`: hands the options to `lacquer_shm::run_stat`.
+fn stat(a: StatArgs) -> ExitCode {
+    let opts = lacquer_shm::StatOptions {
+        workdir: Some(a.workdir.unwrap_or_else(lacquer_shm::default_workdir)),
+        once: a.once,
+        json: a.json,
+        list: a.list,
+        filters: a.filters,
+        wait: a.wait,
+    };
+    ExitCode::from(lacquer_shm::run_stat(&opts))
 }
