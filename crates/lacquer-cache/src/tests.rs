@@ -7,7 +7,15 @@ fn no_headers(_: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn want(now: f64) -> Want<'static> {
-    Want { header: &no_headers, ignore_busy: false, always_miss: false, ignore_vary: false, grace: None, now }
+    Want {
+        url: b"/",
+        header: &no_headers,
+        ignore_busy: false,
+        always_miss: false,
+        ignore_vary: false,
+        grace: None,
+        now,
+    }
 }
 
 fn life(ttl: f64, grace: f64) -> Lifetime {
@@ -203,4 +211,40 @@ fn a_request_for_another_variant_does_not_wait_on_a_busy_one() {
     assert!(matches!(c.lookup(b"/pv", &Want { header: &h2, ..want(100.0) }), Lookup::Wait(_)));
     let h3 = hdr("3");
     assert!(matches!(c.lookup(b"/pv", &Want { header: &h3, ..want(100.0) }), Lookup::Miss(..)));
+}
+
+fn url_ban(prefix: &'static str) -> BanTest<&'static str> {
+    Box::new(move |_, _, req| req.map(|r| r.url.starts_with(prefix.as_bytes())))
+}
+
+#[test]
+fn bans_kill_older_objects_at_lookup_and_in_the_lurker() {
+    let c: C = Cache::new(None);
+    publish(&c, b"/a", 60.0, b"1");
+    publish(&c, b"/b", 60.0, b"2");
+    // A request ban: decided at lookup only.
+    c.ban(100.0, "req.url ~ ^/a".into(), true, url_ban("/a"));
+    assert_eq!(c.lurk(1000.0), 0, "the lurker cannot test req.* bans");
+    assert!(matches!(c.lookup(b"/a", &Want { url: b"/a", ..want(101.0) }), Lookup::Miss(..)));
+    assert!(matches!(c.lookup(b"/b", &Want { url: b"/b", ..want(101.0) }), Lookup::Hit(_)));
+    assert_eq!(c.stats().bans_obj_killed.load(Ordering::Relaxed), 1);
+    // An object ban: the lurker gets it without any request.
+    c.ban(101.0, "obj.http.x == 2".into(), false, Box::new(|h: &&str, _, _| Some(*h == "head")));
+    assert_eq!(c.lurk(1000.0), 1);
+    assert_eq!(c.stats().bans_lurker_obj_killed.load(Ordering::Relaxed), 1);
+    // Objects made after a ban are not touched by it.
+    publish(&c, b"/a", 60.0, b"3");
+    assert!(matches!(c.lookup(b"/a", &Want { url: b"/a", ..want(102.0) }), Lookup::Hit(_)));
+    // Bans every object has seen are dropped, all but the newest.
+    c.lurk(1000.0);
+    assert_eq!(c.bans().len(), 1);
+}
+
+#[test]
+fn the_lurker_leaves_young_bans_alone() {
+    let c: C = Cache::new(None);
+    publish(&c, b"/y", 60.0, b"1");
+    c.ban(100.0, "obj.status == 200".into(), false, Box::new(|_, _, _| Some(true)));
+    assert_eq!(c.lurk(99.0), 0, "younger than ban_lurker_age");
+    assert_eq!(c.lurk(100.0), 1);
 }

@@ -327,13 +327,13 @@ params! {
         "Past this many bans the lurker evicts the objects it reaches; 0 turns this off.";
     ban_dups: Kind::Bool, "on", min N, max N, "bool", 0, false;
         "Mark older identical bans as completed when a new ban is added.";
-    ban_lurker_age: Kind::Duration, "60.000", min F("0.000"), max N, "seconds", 0, false;
+    ban_lurker_age: Kind::Duration, "60.000", min F("0.000"), max N, "seconds", 0, true;
         "The lurker only works on bans at least this old.";
     ban_lurker_batch: Kind::Uint, "1000", min F("1"), max N, "", 0, false;
         "How many objects the lurker tests before it sleeps.";
     ban_lurker_holdoff: Kind::Duration, "0.010", min F("0.000"), max N, "seconds", EXPERIMENTAL, false;
         "How long the lurker waits when lookups hold the ban lock.";
-    ban_lurker_sleep: Kind::Duration, "0.010", min F("0.000"), max N, "seconds", 0, false;
+    ban_lurker_sleep: Kind::Duration, "0.010", min F("0.000"), max N, "seconds", 0, true;
         "How long the lurker sleeps between batches; 0 stops the lurker.";
     between_bytes_timeout: Kind::Duration, "60.000", min F("0.000"), max N, "seconds", 0, true;
         "Default time to wait between two reads of a backend response body.";
@@ -1228,6 +1228,8 @@ mod tests {
         assert_eq!(
             honoured,
             [
+                "ban_lurker_age",
+                "ban_lurker_sleep",
                 "between_bytes_timeout",
                 "clock_skew",
                 "connect_timeout",

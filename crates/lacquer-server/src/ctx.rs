@@ -192,6 +192,20 @@ trait Messages {
     }
 }
 
+/// `ban()` from VCL: a bad expression is logged and otherwise ignored, as
+/// in Varnish.
+fn add_ban(shared: &Shared, vsl: &mut Vsl, expr: &[u8]) {
+    let text = String::from_utf8_lossy(expr);
+    match crate::ban::parse(&text) {
+        Ok(spec) => {
+            let uses_req = spec.uses_req();
+            let t = spec.text.clone();
+            shared.cache.ban(now(), t, uses_req, spec.into_test());
+        }
+        Err(e) => vsl.fmt(lacquer_shm::Tag::VCL_Error, format_args!("ban(): {e}")),
+    }
+}
+
 /// The log tags of a header family.
 fn head_tags(family: Var) -> vsl::HeadTags {
     match family {
@@ -345,6 +359,11 @@ impl VclContext for ReqCtx<'_> {
         self.req.synth_body.extend_from_slice(body);
     }
 
+    fn ban(&mut self, expr: &[u8]) {
+        let (shared, vsl) = (self.req.shared.clone(), &mut self.req.vsl);
+        add_ban(&shared, vsl, expr);
+    }
+
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.req.shared.backends.get(b as usize).map(|be| be.def.name.as_str())
     }
@@ -474,6 +493,10 @@ impl VclContext for BoCtx<'_> {
 
     fn synthetic(&mut self, body: &[u8]) {
         self.bo.synth_body.extend_from_slice(body);
+    }
+
+    fn ban(&mut self, expr: &[u8]) {
+        add_ban(self.shared, &mut self.bo.vsl, expr);
     }
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {

@@ -60,9 +60,11 @@
 //! | `stevedore.rs` | `mgt_stevedore.c` | the `-s` storage arguments |
 //! | `rfc2616.rs` | `cache_rfc2616.c` | TTLs from response headers; what `Vary` records |
 //! | `vsl.rs` | `cache_shmlog.c` | each task's shared-memory log writer |
+//! | `ban.rs` | `cache_ban_build.c` | ban expressions, tested by the cache |
 //! | `deliver.rs` | `cache_range.c`, `cache_rfc2616.c` | 304s for conditional requests, ranges |
 
 mod acceptor;
+mod ban;
 mod ctx;
 mod deliver;
 mod fetch;
@@ -217,6 +219,8 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     let limit = cfg.storage.first().and_then(|s| s.size);
     let cache = Cache::new(limit);
     tokio::spawn(cache.clone().run_expiry(msg::now));
+    let p = &cfg.params;
+    tokio::spawn(cache.clone().run_lurker(p.ban_lurker_sleep.max(0.1), p.ban_lurker_age, msg::now));
     let identity = cfg.identity.unwrap_or_else(|| hostname.clone());
     let log = open_log(&cfg.workdir, &cfg.params)?;
     let shared = Arc::new(Shared {

@@ -65,6 +65,8 @@ honoured! {
     default_keep,
     clock_skew,
     http_range_support,
+    ban_lurker_sleep,
+    ban_lurker_age,
 }
 
 impl Params {

@@ -341,6 +341,7 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
             let r = &req.req;
             let header = |name: &[u8]| r.header(name).map(<[u8]>::to_vec);
             let want = Want {
+                url: r.head.url(&r.buf),
                 header: &header,
                 ignore_busy: req.hash_ignore_busy,
                 always_miss: req.hash_always_miss,
