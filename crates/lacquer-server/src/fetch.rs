@@ -240,6 +240,7 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
             FetchStep::Retry => stp_retry(&mut bo),
             FetchStep::Error => stp_error(&shared, &mut bo, &mut tx),
             FetchStep::Fail => {
+                shared.stats.fetch_failed.inc();
                 if let Some(tx) = tx.take() {
                     let _ = tx.send(Fetched::Failed);
                 }
@@ -363,10 +364,24 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         let mut conn = match conn {
             Ok(c) => c,
             Err(e) => {
+                let m = &shared.stats;
+                match e.kind() {
+                    io::ErrorKind::ConnectionRefused if !be.healthy() => m.backend_unhealthy.inc(),
+                    io::ErrorKind::WouldBlock => m.backend_busy.inc(),
+                    _ => m.backend_fail.inc(),
+                }
                 bo.vsl.fmt(Tag::FetchError, format_args!("backend {}: {e}", be.def.name));
                 return FetchStep::Error;
             }
         };
+        if conn.reused {
+            shared.stats.backend_reuse.inc();
+        } else {
+            shared.stats.backend_conn.inc();
+        }
+        if let Some(v) = bo.backend.and_then(|b| shared.vbe.get(b as usize)) {
+            v.req.inc();
+        }
         let (fd, local) = conn.io.describe();
         bo.conn_fd = fd;
         let (ip, port) = bo.backend_ip.map_or((String::from("0.0.0.0"), 0), |a| (ipaddr_to_string(a.ip()), a.port()));
@@ -597,7 +612,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
             Sink::Channel(btx)
         }
     };
-    log_body_start(bo, matches!(sink, Sink::Object(..)), true);
+    log_body_start(shared, bo, matches!(sink, Sink::Object(..)), true);
     let ok = pull_beresp_body(shared, bo, &sink, keep_conn).await;
     log_body_end(shared, bo, ok);
     sink.end(shared, ok).await;
@@ -605,7 +620,14 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
 }
 
 /// `Storage` and `Fetch_Body`, as the body starts to come.
-fn log_body_start(bo: &mut Bo, stored: bool, stream: bool) {
+fn log_body_start(shared: &Shared, bo: &mut Bo, stored: bool, stream: bool) {
+    let m = &shared.stats;
+    match bo.framing {
+        Framing::None => m.fetch_none.inc(),
+        Framing::Length(_) => m.fetch_length.inc(),
+        Framing::Chunked => m.fetch_chunked.inc(),
+        Framing::Eof => m.fetch_eof.inc(),
+    }
     bo.vsl.str(Tag::Storage, if stored { "malloc s0" } else { "malloc Transient" });
     let (n, how) = match bo.framing {
         Framing::None => (0, "none"),
@@ -621,6 +643,7 @@ fn log_body_end(shared: &Shared, bo: &mut Bo, ok: bool) {
     let name = bo.backend.and_then(|b| shared.backends.get(b as usize)).map_or("", |be| be.def.name.as_str());
     if !ok {
         bo.vsl.str(Tag::FetchError, "Could not get the body");
+        shared.stats.fetch_failed.inc();
     }
     bo.vsl.fmt(
         Tag::BackendClose,
@@ -642,7 +665,7 @@ async fn fetch_whole(
     keep_conn: bool,
 ) -> FetchStep {
     let sink = Sink::Buffer(std::sync::Mutex::new(Vec::new()));
-    log_body_start(bo, bo.busy.is_some() && !bo.uncacheable, false);
+    log_body_start(shared, bo, bo.busy.is_some() && !bo.uncacheable, false);
     let ok = pull_beresp_body(shared, bo, &sink, keep_conn).await;
     log_body_end(shared, bo, ok);
     if !ok {
@@ -794,6 +817,7 @@ fn recycle(shared: &Shared, bo: &mut Bo, keep: bool) {
         if let Some(be) = bo.backend.and_then(|b| shared.backends.get(b as usize)) {
             be.recycle(conn);
             bo.recycled = true;
+            shared.stats.backend_recycle.inc();
         }
     }
 }

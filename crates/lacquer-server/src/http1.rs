@@ -107,6 +107,8 @@ pub(crate) async fn session(
     _alive: mpsc::Sender<()>,
 ) {
     let timeouts = Timeouts::new(&shared.params);
+    shared.stats.sess_conn.inc();
+    shared.stats.s_sess.inc();
     let vxid = crate::next_vxid();
     let t_open = now();
     let mut vsl = Vsl::new(&shared.log, vxid, Side::Client, t_open);
@@ -138,10 +140,15 @@ pub(crate) async fn session(
             }
         };
         let mut req = Req::new(shared.clone(), &sp, msg);
+        shared.stats.client_req.inc();
         sp.body_in = 0;
         sp.vsl.fmt(Tag::Link, format_args!("req {} rxreq", req.vxid));
         req_fsm::run(&mut req, &mut sp).await;
-        if req.doclose || *sp.shutdown.borrow() {
+        if req.doclose {
+            sp.close = req.close;
+            break;
+        }
+        if *sp.shutdown.borrow() {
             break;
         }
     }
@@ -149,6 +156,27 @@ pub(crate) async fn session(
     let dur = now() - sp.t_open;
     let close = sp.close;
     sp.vsl.fmt(Tag::SessClose, format_args!("{close} {dur:.3}"));
+    let m = &shared.stats;
+    m.sess_closed.inc();
+    match close {
+        "REM_CLOSE" => m.sc_rem_close.inc(),
+        "REQ_CLOSE" => m.sc_req_close.inc(),
+        "REQ_HTTP10" => m.sc_req_http10.inc(),
+        "RX_BAD" => m.sc_rx_bad.inc(),
+        "RX_BODY" => m.sc_rx_body.inc(),
+        "RX_JUNK" => m.sc_rx_junk.inc(),
+        "RX_OVERFLOW" => m.sc_rx_overflow.inc(),
+        "RX_TIMEOUT" => m.sc_rx_timeout.inc(),
+        "TX_PIPE" => m.sc_tx_pipe.inc(),
+        "TX_ERROR" => m.sc_tx_error.inc(),
+        "TX_EOF" => m.sc_tx_eof.inc(),
+        "RESP_CLOSE" => m.sc_resp_close.inc(),
+        "VCL_FAILURE" => m.sc_vcl_failure.inc(),
+        _ => {}
+    }
+    if !matches!(close, "REM_CLOSE" | "REQ_CLOSE" | "REQ_HTTP10" | "TX_PIPE" | "TX_EOF" | "RESP_CLOSE") {
+        m.sess_closed_err.inc();
+    }
     sp.vsl.end();
 }
 
@@ -165,6 +193,7 @@ async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
     vsl.timestamp("Start", t);
     vsl.timestamp("Req", t);
     vsl.str(Tag::BogoHeader, e.kind.message());
+    shared.stats.client_req_400.inc();
     if let Some(status) = e.status() {
         let reason = crate::msg::reason(status);
         vsl.str(Tag::RespProtocol, "HTTP/1.1");

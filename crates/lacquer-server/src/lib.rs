@@ -156,6 +156,14 @@ pub(crate) struct Shared {
     pub cache: Arc<Cache>,
     /// The shared-memory log.
     pub log: lacquer_shm::Log,
+    /// The `MAIN` counters.
+    pub stats: lacquer_shm::vsc::Main,
+    /// Each backend's `VBE.boot.NAME` counters, indexed as `backends`.
+    pub vbe: Vec<lacquer_shm::vsc::Vbe>,
+    /// The counters file; the segments live as long as it does.
+    vsc: lacquer_shm::Vsc,
+    /// `SMA.s0`.
+    sma: lacquer_shm::vsc::Sma,
 }
 
 /// The next transaction id (Varnish's vxid), shared by sessions, requests
@@ -223,6 +231,13 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     tokio::spawn(cache.clone().run_lurker(p.ban_lurker_sleep.max(0.1), p.ban_lurker_age, msg::now));
     let identity = cfg.identity.unwrap_or_else(|| hostname.clone());
     let log = open_log(&cfg.workdir, &cfg.params)?;
+    let vsc_err = |e| ServeError::Log(cfg.workdir.clone(), e);
+    let vsc = lacquer_shm::Vsc::create(&cfg.workdir).map_err(vsc_err)?;
+    let stats = vsc.main().map_err(vsc_err)?;
+    let sma = vsc.sma(cfg.storage.first().map_or("s0", |s| s.name.as_str())).map_err(vsc_err)?;
+    let vbe = cfg.program.backends.iter().map(|b| vsc.vbe("boot", &b.name)).collect::<Result<Vec<_>, _>>();
+    let vbe = vbe.map_err(vsc_err)?;
+    stats.n_backend.set(vbe.len() as u64);
     let shared = Arc::new(Shared {
         program: cfg.program,
         backends,
@@ -232,7 +247,12 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         sockets,
         cache,
         log,
+        stats,
+        vbe,
+        vsc,
+        sma,
     });
+    tokio::spawn(publish_counters(shared.clone()));
     probe::start(&shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -247,6 +267,47 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     // `recv` answers `None`.
     let _ = tokio::time::timeout(DRAIN, alive_rx.recv()).await;
     Ok(())
+}
+
+/// Copies what the cache and the store count into the shared counters,
+/// four times a second (Varnish's workers also hand their counts over in
+/// batches), and keeps `MAIN.uptime`.
+async fn publish_counters(shared: Arc<Shared>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        let (c, m) = (shared.cache.stats(), &shared.stats);
+        m.uptime.set(shared.vsc.uptime());
+        m.n_object.set(c.n_object.load(Relaxed));
+        m.n_objectcore.set(c.n_objectcore.load(Relaxed));
+        m.n_objecthead.set(c.n_objecthead.load(Relaxed));
+        m.cache_hit.set(c.cache_hit.load(Relaxed));
+        m.cache_hit_grace.set(c.cache_hit_grace.load(Relaxed));
+        m.cache_hitpass.set(c.cache_hitpass.load(Relaxed));
+        m.cache_hitmiss.set(c.cache_hitmiss.load(Relaxed));
+        m.cache_miss.set(c.cache_miss.load(Relaxed));
+        m.busy_sleep.set(c.busy_sleep.load(Relaxed));
+        m.busy_wakeup.set(c.busy_wakeup.load(Relaxed));
+        m.n_expired.set(c.n_expired.load(Relaxed));
+        m.n_lru_nuked.set(c.n_lru_nuked.load(Relaxed));
+        m.n_purges.set(c.n_purges.load(Relaxed));
+        m.n_obj_purged.set(c.n_obj_purged.load(Relaxed));
+        m.bans.set(c.bans.load(Relaxed));
+        m.bans_added.set(c.bans_added.load(Relaxed));
+        m.bans_deleted.set(c.bans_deleted.load(Relaxed));
+        m.bans_tested.set(c.bans_tested.load(Relaxed));
+        m.bans_obj_killed.set(c.bans_obj_killed.load(Relaxed));
+        m.bans_lurker_tested.set(c.bans_lurker_tested.load(Relaxed));
+        m.bans_lurker_obj_killed.set(c.bans_lurker_obj_killed.load(Relaxed));
+        let store = shared.cache.store();
+        shared.sma.g_bytes.set(store.used());
+        if let Some(limit) = store.limit() {
+            shared.sma.g_space.set(limit.saturating_sub(store.used()));
+        }
+        for (be, vbe) in shared.backends.iter().zip(&shared.vbe) {
+            vbe.happy.set(u64::from(be.healthy()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Makes the shared-memory log in `dir`, sized and masked by the `vsl_*`

@@ -103,6 +103,8 @@ pub(crate) struct Req {
     pass: bool,
     /// Whether the connection closes after this request.
     pub doclose: bool,
+    /// Why, as `SessClose` says it.
+    pub close: &'static str,
     /// The cached object being delivered (`obj.*`): found by the lookup,
     /// or made by this request's fetch.
     pub obj: Option<Published<Msg>>,
@@ -166,6 +168,7 @@ impl Req {
             grace: -1.0,
             pass: false,
             doclose: false,
+            close: "REQ_CLOSE",
             obj: None,
             busy: None,
             bgfetch: None,
@@ -242,6 +245,11 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
                 cnt_finish(req, sp).await;
                 let (hdr_in, body_in) = (req.req.buf.len() as u64, sp.body_in);
                 let (hdr_out, body_out) = (req.resp_hdr_bytes, req.resp_body_bytes);
+                let m = &req.shared.stats;
+                m.s_req_hdrbytes.add(hdr_in);
+                m.s_req_bodybytes.add(body_in);
+                m.s_resp_hdrbytes.add(hdr_out);
+                m.s_resp_bodybytes.add(body_out);
                 req.vsl.fmt(
                     Tag::ReqAcct,
                     format_args!("{hdr_in} {body_in} {} {hdr_out} {body_out} {}", hdr_in + body_in, hdr_out + body_out),
@@ -261,17 +269,20 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     // `http_DoConnection` marks them).
     if m.has_token(b"connection", b"close") || (m.head.protover() < 11 && !m.has_token(b"connection", b"keep-alive")) {
         req.doclose = true;
+        req.close = if m.has_token(b"connection", b"close") { "REQ_CLOSE" } else { "REQ_HTTP10" };
     }
     if let Some(expect) = m.header(b"expect") {
         if !expect.eq_ignore_ascii_case(b"100-continue") {
             let _ = sp.send(b"HTTP/1.1 417 Expectation Failed\r\n\r\n", Instant::now()).await;
             req.doclose = true;
+            req.close = "RX_JUNK";
             return ReqStep::Finish;
         }
         let want = m.head.protover() >= 11 && sp.rest.is_empty() && !req.body_done;
         m.unset(b"expect");
         if want && !sp.send(b"HTTP/1.1 100 Continue\r\n\r\n", Instant::now()).await {
             req.doclose = true;
+            req.close = "TX_ERROR";
             return ReqStep::Finish;
         }
     }
@@ -535,6 +546,10 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         };
         ReqBody::Stream { len, rx }
     };
+    if pass {
+        shared.stats.s_pass.inc();
+    }
+    shared.stats.s_fetch.inc();
     let mut bo = Bo::new(&shared, req.bereq_vxid, req.vxid, req.sess_vxid, req.ep, bereq, body, req.backend_hint, pass);
     bo.busy = if pass { None } else { req.busy.take() };
     req.vsl.fmt(Tag::Link, format_args!("bereq {} fetch", req.bereq_vxid));
@@ -556,6 +571,7 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
                             Ok(()) => req.body_done = true,
                             Err(Pump::Client) => {
                                 req.doclose = true;
+                                req.close = "RX_BODY";
                                 req.body_done = true;
                             }
                             Err(Pump::Gone) => {}
@@ -657,13 +673,16 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
 }
 
 fn cnt_vclfail(req: &mut Req) -> ReqStep {
+    req.shared.stats.vcl_fail.inc();
     req.doclose = true;
+    req.close = "VCL_FAILURE";
     req.resp = None;
     req.resp_body = RespBody::None;
     req.synth(503, Some(b"VCL failed".to_vec()))
 }
 
 async fn cnt_synth(req: &mut Req, sp: &mut Sess) -> ReqStep {
+    req.shared.stats.s_synth.inc();
     let status = req.err_code;
     let why = req.err_reason.take().unwrap_or_else(|| reason(status).as_bytes().to_vec());
     let mut resp = Msg::response(status, &why);
@@ -684,6 +703,7 @@ async fn cnt_synth(req: &mut Req, sp: &mut Sess) -> ReqStep {
             // A failing vcl_synth gets the least response there is.
             let _ = sp.send(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", Instant::now()).await;
             req.doclose = true;
+            req.close = "VCL_FAILURE";
             ReqStep::Finish
         }
     }
@@ -712,11 +732,13 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
         Action::Pipe => {}
         Action::Synth => {
             req.doclose = true;
+            req.close = "TX_PIPE";
             return req.synth(h.status.unwrap_or(503), h.reason);
         }
         _ => return ReqStep::VclFail,
     }
     req.doclose = true;
+    req.close = "TX_PIPE";
     let Some(bereq) = req.bereq.take() else {
         return ReqStep::VclFail;
     };
@@ -737,9 +759,12 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let mut out = Vec::with_capacity(1024);
     bereq.write_to(&mut out);
     out.append(&mut sp.rest);
+    shared.stats.s_pipe.inc();
+    shared.stats.n_pipe.inc();
     if io.write_all(&out).await.is_ok() {
         tunnel(&mut sp.stream, &mut io, shared.params.pipe_timeout).await;
     }
+    shared.stats.n_pipe.dec();
     req.body_done = true;
     ReqStep::Finish
 }
@@ -841,6 +866,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let bodiless = status < 200 || status == 204 || status == 304;
     if resp.has_token(b"connection", b"close") {
         req.doclose = true;
+        req.close = "RESP_CLOSE";
     }
     resp.unset(b"connection");
     resp.unset(b"content-length");
@@ -855,6 +881,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         Wire::Chunked
     } else {
         req.doclose = true;
+        req.close = "TX_EOF";
         Wire::Eof
     };
     resp.append(b"Connection", if req.doclose { b"close" } else { b"keep-alive" });
@@ -911,6 +938,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     };
     if !ok || matches!(wire, Wire::Eof) {
         req.doclose = true;
+        req.close = if ok { "TX_EOF" } else { "TX_ERROR" };
     }
     req.resp_hdr_bytes = out_len;
     req.resp_body_bytes = if send_body { len.unwrap_or(0) } else { 0 };
@@ -966,6 +994,7 @@ async fn cnt_finish(req: &mut Req, sp: &mut Sess) {
     // The body nobody read goes, so the next request starts at its head.
     if pull_body(sp, &mut req.body, |_| {}).await.is_err() {
         req.doclose = true;
+        req.close = "RX_BODY";
     }
     req.body_done = true;
 }

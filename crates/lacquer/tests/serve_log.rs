@@ -1,6 +1,7 @@
-//! What `lacquer serve` writes to its shared-memory log, read back by the
-//! real `lacquer log` from another process: a miss with its fetch, a hit,
-//! and a malformed request, each logged as Varnish logs it.
+//! What `lacquer serve` writes to shared memory, read back from another
+//! process by the real `lacquer log` and `lacquer stat`: a miss with its
+//! fetch, a hit, and a malformed request, each logged as Varnish logs it,
+//! and the counters they move.
 
 mod common;
 
@@ -13,11 +14,16 @@ use std::time::{Duration, Instant};
 /// written when each transaction ends, which may be just after the client
 /// has its answer).
 fn log_until(dir: &std::path::Path, args: &[&str], want: &str) -> String {
+    log_when(dir, args, |t| t.contains(want))
+}
+
+/// `lacquer log -n DIR -d ARGS…`, until `done` says the output is whole.
+fn log_when(dir: &std::path::Path, args: &[&str], done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let out = Command::new(LACQUER).arg("log").arg("-n").arg(dir).arg("-d").args(args).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if text.contains(want) || Instant::now() > deadline {
+        if done(&text) || Instant::now() > deadline {
             return text;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -58,13 +64,15 @@ fn requests_fetches_and_sessions_are_logged_as_varnish_logs_them() {
     let hit = header(&h2, "x-varnish").unwrap();
     let fetch = hit.split(' ').nth(1).unwrap().to_string();
 
-    let raw = log_until(&dir, &["-g", "raw"], "RX_JUNK");
+    let hit_vxid = hit.split(' ').next().unwrap();
+    // Every transaction is in the log once each has ended.
+    let ended = |raw: &str| [miss.as_str(), fetch.as_str(), hit_vxid].iter().all(|v| field(raw, v, "End").is_some());
+    let raw = log_when(&dir, &["-g", "raw"], |raw| raw.contains("RX_JUNK") && ended(raw));
     assert_eq!(field(&raw, &miss, "ReqURL").as_deref(), Some("/logged"), "{raw}");
     assert_eq!(field(&raw, &miss, "Link").as_deref(), Some(format!("bereq {fetch} fetch").as_str()));
     assert_eq!(field(&raw, &fetch, "Begin").as_deref(), Some(format!("bereq {miss} fetch").as_str()));
     assert_eq!(field(&raw, &fetch, "BerespStatus").as_deref(), Some("200"));
     assert!(field(&raw, &fetch, "TTL").is_some_and(|t| t.starts_with("RFC 60 10 0 ")), "{raw}");
-    let hit_vxid = hit.split(' ').next().unwrap();
     assert!(field(&raw, hit_vxid, "Hit").is_some_and(|h| h.starts_with(&format!("{fetch} "))), "{raw}");
     assert!(raw.lines().any(|l| l.contains("RespHeader") && l.ends_with("X-Seen: yes")), "VCL's edit is logged");
     assert!(raw.lines().any(|l| l.contains("BogoHeader")), "{raw}");
@@ -76,4 +84,35 @@ fn requests_fetches_and_sessions_are_logged_as_varnish_logs_them() {
     assert!(!grouped.contains(&format!(">> {hit_vxid}")), "the hit did not call vcl_miss: {grouped}");
     let bad = log_until(&dir, &["-g", "raw", "-q", "RespStatus == 400", "-i", "RespStatus"], "400");
     assert!(bad.contains("RespStatus     c 400"), "{bad}");
+}
+
+/// `lacquer stat -1 -f NAME` until the counter reads `want` (counters are
+/// published a few times a second).
+fn counter_until(dir: &std::path::Path, name: &str, want: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = Command::new(LACQUER).arg("stat").arg("-n").arg(dir).args(["-1", "-f", name]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let v = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+        if v == want || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn counters_count_what_the_server_did() {
+    let s = start(Some("vcl 4.1;\nbackend default none;\nsub vcl_recv { return (synth(200)); }\n"), &[]);
+    let dir = s.dir.join("n");
+    for _ in 0..3 {
+        request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    request(&s, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
+    assert_eq!(counter_until(&dir, "MAIN.client_req", 3), 3);
+    assert_eq!(counter_until(&dir, "MAIN.s_synth", 3), 3);
+    assert_eq!(counter_until(&dir, "MAIN.sess_conn", 4), 4);
+    assert_eq!(counter_until(&dir, "MAIN.client_req_400", 1), 1);
+    assert_eq!(counter_until(&dir, "MAIN.sc_rx_junk", 1), 1);
+    assert_eq!(counter_until(&dir, "MAIN.n_backend", 1), 1);
 }
