@@ -1,0 +1,226 @@
+//! What a module may ask of the request it runs for: the [`Host`] trait,
+//! which the server implements, and [`Ctx`], what module functions get.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, OnceLock};
+
+use crate::types::{Acl, Backend, Failure, Http, IpKind, PrivScope};
+
+/// Task-scoped private state as the host keeps it: empty until a module
+/// fills it; dropping the box is the release, which the host does exactly
+/// once, when the scope ends.
+pub type PrivSlot = Option<Box<dyn Any + Send>>;
+
+/// Shared private state (PRIV_CALL, PRIV_VCL) as the host keeps it: made
+/// once by the first caller, then read by every task at once.
+pub type SharedSlot = OnceLock<Box<dyn Any + Send + Sync>>;
+
+/// The request-side services a module can use. The server implements this
+/// for the task running VCL; a test implements it with a few maps.
+///
+/// The host knows which call is running (module, call site, object), so
+/// private state needs no key: `take_priv(PrivScope::Task)` is the running
+/// module's task state. Methods with a default answer "not available".
+pub trait Host {
+    /// The VCL subroutine being run (`vcl_recv` …), or `""` outside one.
+    fn method(&self) -> &str;
+    /// Logs a `VCL_Log` record.
+    fn log(&mut self, msg: &[u8]);
+    /// The `nth` (from 0) header `name` of message `which`,
+    /// case-insensitively; `None` when there are fewer or no such message.
+    fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]>;
+    /// Replaces every header `name` with `name: value`.
+    fn set_header(&mut self, which: Http, name: &[u8], value: &[u8]) -> Result<(), Failure>;
+    /// Removes every header `name`.
+    fn unset_header(&mut self, which: Http, name: &[u8]) -> Result<(), Failure>;
+    /// Merges every header `name` into one, values joined by `sep`
+    /// (`std.collect`). The default puts the merged header last; a server
+    /// keeps it where the first one was, as Varnish does.
+    fn collect_header(&mut self, which: Http, name: &[u8], sep: &[u8]) -> Result<(), Failure> {
+        let mut all: Vec<u8> = Vec::new();
+        let mut n = 0;
+        while let Some(v) = self.header(which, name, n) {
+            if n > 0 {
+                all.extend_from_slice(sep);
+            }
+            all.extend_from_slice(v);
+            n += 1;
+        }
+        if n > 1 {
+            self.set_header(which, name, &all)?;
+        }
+        Ok(())
+    }
+    /// An address of the task; `None` where there is none (`vcl_init`).
+    fn ip(&self, kind: IpKind) -> Option<SocketAddr>;
+    /// Takes the running call's private state of an exclusive scope (TASK,
+    /// TOP, SESS) for the duration of the call; `None` where the scope does
+    /// not exist. [`put_priv`](Host::put_priv) gives it back.
+    fn take_priv(&mut self, scope: PrivScope) -> Option<PrivSlot>;
+    /// Gives back what [`take_priv`](Host::take_priv) took.
+    fn put_priv(&mut self, scope: PrivScope, slot: PrivSlot);
+    /// The running call's shared private state (CALL, VCL); `None` where
+    /// the scope does not exist.
+    fn shared_priv(&self, scope: PrivScope) -> Option<Arc<SharedSlot>>;
+    /// Whether a backend is healthy; `None` when there is no such backend.
+    fn backend_healthy(&self, _be: Backend) -> Option<bool> {
+        None
+    }
+    /// Whether `ip` matches an ACL; `None` when there is no such ACL.
+    fn acl_match(&self, _acl: Acl, _ip: SocketAddr) -> Option<bool> {
+        None
+    }
+    /// Restores `req` or `bereq` to what it was when received.
+    fn rollback(&mut self, _which: Http) -> Result<(), Failure> {
+        Err(Failure("rollback is not available here".into()))
+    }
+    /// Reads and keeps the request body up to `max` bytes: `Ok(false)` when
+    /// it is larger or could not be read.
+    fn cache_req_body(&mut self, _max: u64) -> Result<bool, Failure> {
+        Err(Failure("caching the request body is not available here".into()))
+    }
+    /// Sends `100 Continue` only when the body is read (`true`), or at once.
+    fn late_100_continue(&mut self, _late: bool) -> Result<(), Failure> {
+        Err(Failure("late_100_continue is not available here".into()))
+    }
+    /// Sets the IP TOS of the client connection.
+    fn set_ip_tos(&mut self, _tos: i64) -> Result<(), Failure> {
+        Err(Failure("set_ip_tos is not available here".into()))
+    }
+    /// Logs a `Timestamp` record: `label: now since-start since-last`.
+    fn timestamp(&mut self, _label: &[u8]) {}
+    /// Adds a ban; the error is the reason it was refused.
+    fn ban(&mut self, _expr: &[u8]) -> Result<(), String> {
+        Err("bans are not available here".into())
+    }
+}
+
+/// What a module function gets as `ctx: &mut Ctx`: the host, through
+/// `Deref`, so `ctx.log(b"…")` and `ctx.header(…)` read as they should.
+pub struct Ctx<'a> {
+    host: &'a mut dyn Host,
+}
+
+impl<'a> Ctx<'a> {
+    /// Wraps the host for one call.
+    pub fn new(host: &'a mut dyn Host) -> Ctx<'a> {
+        Ctx { host }
+    }
+
+    #[doc(hidden)]
+    pub fn __take_priv(&mut self, scope: PrivScope) -> Result<PrivSlot, Failure> {
+        self.host
+            .take_priv(scope)
+            .ok_or_else(|| Failure(format!("{} is not available in {}", scope.as_str(), self.host.method())))
+    }
+
+    #[doc(hidden)]
+    pub fn __shared_priv(&self, scope: PrivScope) -> Result<Arc<SharedSlot>, Failure> {
+        self.host
+            .shared_priv(scope)
+            .ok_or_else(|| Failure(format!("{} is not available in {}", scope.as_str(), self.host.method())))
+    }
+}
+
+impl<'a> Deref for Ctx<'a> {
+    type Target = dyn Host + 'a;
+    fn deref(&self) -> &(dyn Host + 'a) {
+        self.host
+    }
+}
+
+impl<'a> DerefMut for Ctx<'a> {
+    fn deref_mut(&mut self) -> &mut (dyn Host + 'a) {
+        self.host
+    }
+}
+
+/// Private state of an exclusive scope, typed. What [`PrivTask`],
+/// [`PrivTop`] and [`PrivSess`] share.
+pub struct Exclusive<'a, T, const S: u32> {
+    slot: &'a mut PrivSlot,
+    _t: PhantomData<T>,
+}
+
+/// PRIV_TASK: one `T` per client request or backend fetch, released
+/// (dropped) when it ends.
+pub type PrivTask<'a, T> = Exclusive<'a, T, { PrivScope::Task as u32 }>;
+/// PRIV_TOP: one `T` per top-level request, shared with its ESI children.
+pub type PrivTop<'a, T> = Exclusive<'a, T, { PrivScope::Top as u32 }>;
+/// PRIV_SESS: one `T` per client connection, released when it closes.
+pub type PrivSess<'a, T> = Exclusive<'a, T, { PrivScope::Sess as u32 }>;
+
+impl<'a, T: Any + Send, const S: u32> Exclusive<'a, T, S> {
+    #[doc(hidden)]
+    pub fn __new(slot: &'a mut PrivSlot) -> Self {
+        Exclusive { slot, _t: PhantomData }
+    }
+
+    /// The state, if set (and a `T`).
+    pub fn get(&self) -> Option<&T> {
+        self.slot.as_ref()?.downcast_ref()
+    }
+
+    /// The state, if set (and a `T`), to change.
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.slot.as_mut()?.downcast_mut()
+    }
+
+    /// The state, made with `f` first if unset (or of another type, which
+    /// is released).
+    pub fn get_or_insert_with(&mut self, f: impl FnOnce() -> T) -> &mut T {
+        if self.get().is_none() {
+            *self.slot = Some(Box::new(f()));
+        }
+        self.slot.as_mut().and_then(|b| b.downcast_mut()).expect("just set")
+    }
+
+    /// Replaces the state; the old one is released now.
+    pub fn set(&mut self, v: T) {
+        *self.slot = Some(Box::new(v));
+    }
+
+    /// Takes the state out, leaving it unset.
+    pub fn take(&mut self) -> Option<T> {
+        match self.slot.take()?.downcast::<T>() {
+            Ok(b) => Some(*b),
+            Err(_) => None,
+        }
+    }
+}
+
+/// Private state of a shared scope, typed: made once, then read by every
+/// task at once (so `T` is `Sync`; use a lock inside to change it).
+pub struct Shared<T, const S: u32> {
+    slot: Arc<SharedSlot>,
+    _t: PhantomData<fn() -> T>,
+}
+
+/// PRIV_CALL: one `T` per call site, for the life of the VCL.
+pub type PrivCall<T> = Shared<T, { PrivScope::Call as u32 }>;
+/// PRIV_VCL: one `T` per loaded VCL, released when it is discarded.
+pub type PrivVcl<T> = Shared<T, { PrivScope::Vcl as u32 }>;
+
+impl<T: Any + Send + Sync, const S: u32> Shared<T, S> {
+    #[doc(hidden)]
+    pub fn __new(slot: Arc<SharedSlot>) -> Self {
+        Shared { slot, _t: PhantomData }
+    }
+
+    /// The state, if made (and a `T`).
+    pub fn get(&self) -> Option<&T> {
+        self.slot.get()?.downcast_ref()
+    }
+
+    /// The state, made with `f` by the first caller. Fails when another
+    /// function of the module made it with another type.
+    pub fn get_or_init(&self, f: impl FnOnce() -> T) -> Result<&T, Failure> {
+        self.slot
+            .get_or_init(|| Box::new(f()))
+            .downcast_ref()
+            .ok_or_else(|| Failure(format!("private state holds another type than {}", std::any::type_name::<T>())))
+    }
+}

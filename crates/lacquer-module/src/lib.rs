@@ -1,0 +1,75 @@
+//! Writing Lacquer modules, and running them.
+//!
+//! A module is a Rust `mod` under [`#[module]`](module). Its public
+//! functions are VCL functions, its public types with an `impl` block
+//! holding `pub fn new` are VCL object classes (`new x = kv.map();`),
+//! their other `pub fn(&self, …)` are methods and their `Drop` is the
+//! destructor run at VCL discard. Doc comments are the reference docs.
+//!
+//! ```ignore
+//! #[lacquer_module::module]
+//! pub mod kv {
+//!     use lacquer_module::{Ctx, PrivTask};
+//!
+//!     /// Returns `key` upper-cased, or `fallback` when it is empty.
+//!     pub fn shout(ctx: &mut Ctx, key: &str, #[default("none")] fallback: &str) -> String {
+//!         ctx.log(b"shouting");
+//!         if key.is_empty() { fallback.into() } else { key.to_uppercase() }
+//!     }
+//!
+//!     /// Counts calls within one request.
+//!     pub fn count(n: PrivTask<i64>) -> i64 { let c = n.get_or_insert_with(|| 0); *c += 1; *c }
+//! }
+//! ```
+//!
+//! The argument and result types say the VCL types: `i64` INT, `f64`
+//! REAL, `bool` BOOL, `&str`/`String`/`&[u8]`/`Vec<u8>` STRING (NULL reads
+//! as empty; [`NullStr`] tells it apart),
+//! [`Duration`], [`Time`], [`Bytes`], [`Strands`], `SocketAddr` IP,
+//! [`Header`], [`Http`], [`Backend`], [`BlobRef`]/[`Blob`] BLOB,
+//! [`Probe`], [`Acl`], [`Sub`], `()` VOID. `Option<T>` arguments are
+//! optional; `#[default(literal)]` gives a default, `#[enum_values("a",
+//! "b")]` on a `&str` makes an ENUM, `#[positional]` leaves an argument
+//! nameless (`std.querysort(url)`); `#[restrict(client, backend)]` on a
+//! function limits where VCL may call it. Returning `Result<T, E>` fails
+//! the task with `E`'s text when `Err` (`VRT_fail`). Private state comes
+//! as typed arguments: [`PrivTask`], [`PrivTop`], [`PrivSess`] (one per
+//! request, top request, connection), [`PrivCall`], [`PrivVcl`] (shared).
+//! A `ctx: &mut Ctx` first argument reaches the [`Host`].
+//!
+//! The macro emits, inside the module, `SPEC` (the JSON interface the VCL
+//! compiler reads at `import`, see `lacquer_vcl::module`) and `MODULE`, a
+//! [`ModuleDef`] for linking the module into a server's [`Registry`]. With
+//! the crate's `cdylib` feature on it also exports the C ABI descriptor
+//! `LACQUER_MODULE_DESCRIPTOR` (so two modules linked into one program do
+//! not clash): the same crate builds linked-in and as a shared library.
+//!
+//! The server side: implement [`Host`] for a task, keep a [`Registry`],
+//! and call `registry.get(name)?.call(&mut Ctx::new(&mut host), target,
+//! &args)`. The `loader` feature adds [`loader::LoadedModule`], which opens
+//! a shared library, refuses it unless its ABI version fits, and calls it
+//! through the same interface.
+//!
+//! Architecture invariant: this crate knows nothing about the VCL compiler
+//! or the server; the spec is its only contract with the former, [`Host`]
+//! with the latter.
+
+mod conv;
+pub mod ffi;
+mod host;
+#[cfg(feature = "loader")]
+pub mod loader;
+mod registry;
+mod types;
+
+pub use host::{Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl, Shared, SharedSlot};
+pub use lacquer_module_macros::module;
+pub use registry::{CallFn, Module, ModuleDef, Registry, Target};
+pub use types::*;
+
+/// What the `#[module]` macro's output uses; not for module authors.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::conv::{result_object, FromArg, IntoObject, IntoRet};
+    pub use lacquer_abi;
+}

@@ -1,0 +1,448 @@
+//! The host side of the C ABI (feature `loader`): opening a module's shared
+//! library, checking its descriptor before trusting anything else in it,
+//! and calling its entry points with a [`Host`] behind a callback table.
+
+use std::any::Any;
+use std::ffi::{c_void, CStr};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Arc;
+
+use lacquer_abi as abi;
+use lacquer_abi::{CallCtx, Entry, EntryKind, HostTable, ModuleDescriptor, Priv, Str};
+
+use crate::ffi::{arg_to_abi, ip_from_abi, ip_to_abi, value_from_abi};
+use crate::host::{Ctx, Host};
+use crate::registry::Target;
+use crate::types::*;
+
+/// Why a library could not be used as a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// The file could not be opened as a shared library.
+    Open(String),
+    /// It has no `LACQUER_MODULE_DESCRIPTOR`: not a Lacquer module.
+    NotAModule,
+    /// The descriptor's head was refused (magic, versions, level).
+    Version(abi::VersionError),
+    /// The descriptor is inconsistent (bad name, spec, entries).
+    Corrupt(String),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Open(e) => write!(f, "cannot open: {e}"),
+            LoadError::NotAModule => write!(f, "not a Lacquer module (no {} symbol)", abi::DESCRIPTOR_SYMBOL),
+            LoadError::Version(v) => v.fmt(f),
+            LoadError::Corrupt(e) => write!(f, "corrupt module descriptor: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A module loaded from a shared library. The library stays mapped while
+/// the module, or any object or private state it made, is alive.
+pub struct LoadedModule {
+    lib: Arc<libloading::Library>,
+    name: String,
+    spec: String,
+    entries: Vec<Entry>,
+    abi: (u32, u32),
+    level: abi::ApiLevel,
+}
+
+impl fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedModule").field("name", &self.name).field("abi", &self.abi).finish()
+    }
+}
+
+unsafe fn cstr(p: *const u8, what: &str) -> Result<String, LoadError> {
+    if p.is_null() {
+        return Err(LoadError::Corrupt(format!("no {what}")));
+    }
+    // SAFETY: the descriptor's promise: NUL-terminated.
+    let c = unsafe { CStr::from_ptr(p as *const std::ffi::c_char) };
+    c.to_str().map(str::to_string).map_err(|_| LoadError::Corrupt(format!("{what} is not UTF-8")))
+}
+
+impl LoadedModule {
+    /// Opens `path` and checks its descriptor: first the head (magic, ABI
+    /// version, level), then the rest. For the `source` level the build
+    /// hash must equal `build_hash`.
+    pub fn open(path: &Path, build_hash: &str) -> Result<LoadedModule, LoadError> {
+        // SAFETY: loading a library runs its initializers; that is what
+        // loading a module means. Everything after is checked.
+        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::Open(e.to_string()))?;
+        // SAFETY: the symbol is a static ModuleDescriptor in every module.
+        let desc: &ModuleDescriptor = unsafe {
+            let sym = lib
+                .get::<*const ModuleDescriptor>(abi::DESCRIPTOR_SYMBOL.as_bytes())
+                .map_err(|_| LoadError::NotAModule)?;
+            let p: *const ModuleDescriptor = *sym;
+            p.as_ref().ok_or(LoadError::NotAModule)?
+        };
+        let level = abi::check_version(desc.magic, desc.abi_major, desc.abi_minor, desc.api_level)
+            .map_err(LoadError::Version)?;
+        // SAFETY: the head checked out, so the rest is laid out as we know.
+        let name = unsafe { cstr(desc.name, "name")? };
+        if level == abi::ApiLevel::Source {
+            // SAFETY: as above.
+            let theirs = unsafe { cstr(desc.build_hash, "build hash")? };
+            if theirs != build_hash {
+                return Err(LoadError::Corrupt(format!(
+                    "built against Lacquer build {theirs}, this is build {build_hash}: rebuild the module against this Lacquer"
+                )));
+            }
+        }
+        if desc.spec.is_null() {
+            return Err(LoadError::Corrupt("no spec".into()));
+        }
+        // SAFETY: spec_len bytes at spec, the descriptor's promise.
+        let spec = unsafe { std::slice::from_raw_parts(desc.spec, desc.spec_len) };
+        let spec = std::str::from_utf8(spec).map_err(|_| LoadError::Corrupt("spec is not UTF-8".into()))?.to_string();
+        let entries = if desc.n_entries == 0 {
+            Vec::new()
+        } else if desc.entries.is_null() {
+            return Err(LoadError::Corrupt("no entry table".into()));
+        } else {
+            // SAFETY: as above.
+            unsafe { std::slice::from_raw_parts(desc.entries, desc.n_entries) }.to_vec()
+        };
+        if let Some(e) = entries.iter().find(|e| EntryKind::from_u32(e.kind).is_none()) {
+            return Err(LoadError::Corrupt(format!("unknown entry kind {}", e.kind)));
+        }
+        let abi = (desc.abi_major, desc.abi_minor);
+        Ok(LoadedModule { lib: Arc::new(lib), name, spec, entries, abi, level })
+    }
+
+    /// The module's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its interface spec (JSON).
+    pub fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    /// The ABI version it was built against.
+    pub fn abi(&self) -> (u32, u32) {
+        self.abi
+    }
+
+    /// Its API level.
+    pub fn level(&self) -> abi::ApiLevel {
+        self.level
+    }
+
+    fn entry(&self, kind: EntryKind, object: u32, index: u32) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.kind == kind as u32 && e.object == object && e.index == index)
+    }
+
+    /// Calls `target`, as [`Module::call`](crate::Module::call).
+    pub fn call(&self, ctx: &mut Ctx<'_>, target: Target<'_>, args: &[Arg<'_>]) -> Result<Value, Failure> {
+        let (entry, this) = match target {
+            Target::Function(i) => (self.entry(EntryKind::Function, 0, i), std::ptr::null_mut()),
+            Target::Constructor(o) => (self.entry(EntryKind::Constructor, o, 0), std::ptr::null_mut()),
+            Target::Method { object, method, this } => {
+                let obj = this
+                    .downcast_ref::<ForeignObject>()
+                    .ok_or_else(|| Failure(format!("{}: object of another module", self.name)))?;
+                (self.entry(EntryKind::Method, object, method), obj.ptr)
+            }
+        };
+        let entry = entry.ok_or_else(|| Failure(format!("{}: no such entry point", self.name)))?;
+        let mut parts = Vec::new();
+        let raw: Vec<abi::Value> = args.iter().map(|a| arg_to_abi(a, &mut parts)).collect();
+        let mut bridge =
+            Bridge { host: &mut **ctx, lib: &self.lib, arena: Vec::new(), taken: Vec::new(), failure: None };
+        let cctx = CallCtx { host: &mut bridge as *mut Bridge as *mut c_void, table: &TABLE };
+        let mut out = abi::Value::absent();
+        // SAFETY: the entry's contract: ctx, args and out are valid for
+        // the call.
+        let rc = unsafe { (entry.call)(&cctx, this, raw.as_ptr(), raw.len(), &mut out) };
+        let v = if rc != 0 {
+            Err(Failure(bridge.failure.take().unwrap_or_else(|| format!("{}: call failed", self.name))))
+        } else if matches!(target, Target::Constructor(_)) {
+            // SAFETY: a constructor's result is its object.
+            let ptr = unsafe { out.data.object };
+            let destroy = self.entry(EntryKind::Destructor, entry.object, 0).map(|e| e.call);
+            Ok(Value::Object(Instance::new(ForeignObject { ptr, destroy, _lib: self.lib.clone() })))
+        } else {
+            // SAFETY: the result points to the arena or static data.
+            Ok(unsafe { value_from_abi(&out) })
+        };
+        bridge.give_back();
+        v
+    }
+}
+
+/// An object made by a loaded module; dropping it runs its destructor.
+struct ForeignObject {
+    ptr: *mut c_void,
+    destroy: Option<abi::EntryFn>,
+    _lib: Arc<libloading::Library>,
+}
+
+// SAFETY: module objects are Send + Sync by the SDK's contract (Instance).
+unsafe impl Send for ForeignObject {}
+unsafe impl Sync for ForeignObject {}
+
+impl Drop for ForeignObject {
+    fn drop(&mut self) {
+        if let Some(d) = self.destroy {
+            let mut out = abi::Value::absent();
+            // SAFETY: destructors take a null ctx and no arguments.
+            unsafe { d(std::ptr::null(), self.ptr, std::ptr::null(), 0, &mut out) };
+        }
+    }
+}
+
+/// Private state made by a loaded module, kept in the host's slot.
+struct ForeignPriv {
+    p: Priv,
+    _lib: Arc<libloading::Library>,
+}
+
+// SAFETY: the module's state is Send by the SDK's contract.
+unsafe impl Send for ForeignPriv {}
+unsafe impl Sync for ForeignPriv {}
+
+impl Drop for ForeignPriv {
+    fn drop(&mut self) {
+        if let (Some(free), false) = (self.p.free, self.p.ptr.is_null()) {
+            // SAFETY: the module's own release, run once.
+            unsafe { free(self.p.ptr) }
+        }
+    }
+}
+
+/// What the callbacks see as `host` during one call.
+struct Bridge<'h, 'l> {
+    host: &'h mut dyn Host,
+    lib: &'l Arc<libloading::Library>,
+    arena: Vec<Box<[u8]>>,
+    taken: Vec<(PrivScope, Box<ForeignPriv>)>,
+    failure: Option<String>,
+}
+
+impl Bridge<'_, '_> {
+    fn alloc(&mut self, b: &[u8]) -> Str {
+        let copy: Box<[u8]> = b.into();
+        let s = Str { ptr: copy.as_ptr(), len: copy.len() };
+        self.arena.push(copy);
+        s
+    }
+
+    fn give_back(&mut self) {
+        for (scope, p) in self.taken.drain(..) {
+            self.host.put_priv(scope, Some(p as Box<dyn Any + Send>));
+        }
+    }
+}
+
+fn guard<T>(dflt: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(dflt)
+}
+
+unsafe fn b<'a>(host: *mut c_void) -> &'a mut Bridge<'a, 'a> {
+    // SAFETY: every callback gets the Bridge pointer call() made.
+    unsafe { &mut *(host as *mut Bridge) }
+}
+
+unsafe fn bytes<'a>(s: Str) -> &'a [u8] {
+    // SAFETY: the module's strings are valid during the callback.
+    unsafe { s.as_bytes() }.unwrap_or(b"")
+}
+
+fn rc(r: Result<(), Failure>) -> i32 {
+    r.map_or(-1, |_| 0)
+}
+
+unsafe extern "C" fn cb_method(host: *mut c_void) -> Str {
+    guard(Str::NULL, || {
+        let br = unsafe { b(host) };
+        let m = br.host.method().as_bytes().to_vec();
+        br.alloc(&m)
+    })
+}
+unsafe extern "C" fn cb_log(host: *mut c_void, msg: Str) {
+    guard((), || unsafe { b(host).host.log(bytes(msg)) })
+}
+unsafe extern "C" fn cb_fail(host: *mut c_void, msg: Str) {
+    guard((), || unsafe { b(host).failure = Some(String::from_utf8_lossy(bytes(msg)).into_owned()) })
+}
+unsafe extern "C" fn cb_ws_alloc(host: *mut c_void, len: usize) -> *mut u8 {
+    guard(std::ptr::null_mut(), || {
+        let br = unsafe { b(host) };
+        let mut buf = vec![0u8; len].into_boxed_slice();
+        let p = buf.as_mut_ptr();
+        br.arena.push(buf);
+        p
+    })
+}
+unsafe extern "C" fn cb_header_get(host: *mut c_void, which: u32, name: Str, nth: u32) -> Str {
+    guard(Str::NULL, || {
+        let br = unsafe { b(host) };
+        let Some(which) = Http::from_u32(which) else { return Str::NULL };
+        match br.host.header(which, unsafe { bytes(name) }, nth as usize).map(<[u8]>::to_vec) {
+            Some(v) => br.alloc(&v),
+            None => Str::NULL,
+        }
+    })
+}
+unsafe extern "C" fn cb_header_set(host: *mut c_void, which: u32, name: Str, value: Str) -> i32 {
+    guard(-1, || {
+        let Some(which) = Http::from_u32(which) else { return -1 };
+        rc(unsafe { b(host).host.set_header(which, bytes(name), bytes(value)) })
+    })
+}
+unsafe extern "C" fn cb_header_unset(host: *mut c_void, which: u32, name: Str) -> i32 {
+    guard(-1, || {
+        let Some(which) = Http::from_u32(which) else { return -1 };
+        rc(unsafe { b(host).host.unset_header(which, bytes(name)) })
+    })
+}
+unsafe extern "C" fn cb_header_collect(host: *mut c_void, hdr: abi::HeaderRef, sep: Str) -> i32 {
+    guard(-1, || {
+        let Some(which) = Http::from_u32(hdr.which) else { return -1 };
+        rc(unsafe { b(host).host.collect_header(which, bytes(hdr.name), bytes(sep)) })
+    })
+}
+unsafe extern "C" fn cb_ip(host: *mut c_void, which: u32, out: *mut abi::Ip) -> i32 {
+    guard(-1, || {
+        let Some(kind) = IpKind::from_u32(which) else { return -1 };
+        match unsafe { b(host).host.ip(kind) } {
+            Some(ip) if !out.is_null() => {
+                unsafe { *out = ip_to_abi(Some(ip)) };
+                0
+            }
+            _ => -1,
+        }
+    })
+}
+unsafe extern "C" fn cb_priv_exclusive(host: *mut c_void, scope: u32) -> *mut Priv {
+    guard(std::ptr::null_mut(), || {
+        let br = unsafe { b(host) };
+        let Some(scope) = PrivScope::from_u32(scope).filter(|s| !s.is_shared()) else { return std::ptr::null_mut() };
+        if let Some((_, p)) = br.taken.iter_mut().find(|(s, _)| *s == scope) {
+            return &mut p.p as *mut Priv;
+        }
+        let Some(slot) = br.host.take_priv(scope) else { return std::ptr::null_mut() };
+        let mut fp = match slot.map(|s| s.downcast::<ForeignPriv>()) {
+            Some(Ok(fp)) => fp,
+            _ => Box::new(ForeignPriv { p: Priv { ptr: std::ptr::null_mut(), free: None }, _lib: br.lib.clone() }),
+        };
+        let p = &mut fp.p as *mut Priv;
+        br.taken.push((scope, fp));
+        p
+    })
+}
+unsafe extern "C" fn cb_priv_shared(
+    host: *mut c_void,
+    scope: u32,
+    init: unsafe extern "C" fn() -> Priv,
+) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        let br = unsafe { b(host) };
+        let Some(scope) = PrivScope::from_u32(scope).filter(|s| s.is_shared()) else { return std::ptr::null_mut() };
+        let Some(slot) = br.host.shared_priv(scope) else { return std::ptr::null_mut() };
+        let lib = br.lib.clone();
+        let v = slot.get_or_init(|| Box::new(ForeignPriv { p: unsafe { init() }, _lib: lib }));
+        match v.downcast_ref::<ForeignPriv>() {
+            Some(fp) => fp.p.ptr,
+            None => std::ptr::null_mut(),
+        }
+    })
+}
+unsafe extern "C" fn cb_backend_healthy(host: *mut c_void, be: u64) -> i32 {
+    guard(-1, || match unsafe { b(host).host.backend_healthy(Backend(Some(be))) } {
+        Some(true) => 1,
+        Some(false) => 0,
+        None => -1,
+    })
+}
+unsafe extern "C" fn cb_acl_match(host: *mut c_void, acl: u64, ip: *const abi::Ip) -> i32 {
+    guard(-1, || {
+        let Some(ip) = (unsafe { ip.as_ref() }).and_then(ip_from_abi) else { return -1 };
+        match unsafe { b(host).host.acl_match(Acl(acl), ip) } {
+            Some(true) => 1,
+            Some(false) => 0,
+            None => -1,
+        }
+    })
+}
+fn failed(br: &mut Bridge<'_, '_>, f: Failure) -> i32 {
+    br.failure = Some(f.0);
+    -1
+}
+unsafe extern "C" fn cb_rollback(host: *mut c_void, which: u32) -> i32 {
+    guard(-1, || {
+        let br = unsafe { b(host) };
+        let Some(which) = Http::from_u32(which) else { return -1 };
+        match br.host.rollback(which) {
+            Ok(()) => 0,
+            Err(f) => failed(br, f),
+        }
+    })
+}
+unsafe extern "C" fn cb_cache_req_body(host: *mut c_void, max: f64) -> i32 {
+    guard(-1, || {
+        let br = unsafe { b(host) };
+        match br.host.cache_req_body(max as u64) {
+            Ok(k) => k as i32,
+            Err(f) => failed(br, f),
+        }
+    })
+}
+unsafe extern "C" fn cb_late_100_continue(host: *mut c_void, late: u32) -> i32 {
+    guard(-1, || rc(unsafe { b(host).host.late_100_continue(late != 0) }))
+}
+unsafe extern "C" fn cb_set_ip_tos(host: *mut c_void, tos: i64) -> i32 {
+    guard(-1, || {
+        let br = unsafe { b(host) };
+        match br.host.set_ip_tos(tos) {
+            Ok(()) => 0,
+            Err(f) => failed(br, f),
+        }
+    })
+}
+unsafe extern "C" fn cb_timestamp(host: *mut c_void, label: Str) {
+    guard((), || unsafe { b(host).host.timestamp(bytes(label)) })
+}
+unsafe extern "C" fn cb_ban(host: *mut c_void, expr: Str) -> Str {
+    guard(Str::NULL, || {
+        let br = unsafe { b(host) };
+        match br.host.ban(unsafe { bytes(expr) }) {
+            Ok(()) => Str::NULL,
+            Err(e) => br.alloc(e.as_bytes()),
+        }
+    })
+}
+
+static TABLE: HostTable = HostTable {
+    size: std::mem::size_of::<HostTable>(),
+    method: cb_method,
+    log: cb_log,
+    fail: cb_fail,
+    ws_alloc: cb_ws_alloc,
+    header_get: cb_header_get,
+    header_set: cb_header_set,
+    header_unset: cb_header_unset,
+    header_collect: cb_header_collect,
+    ip: cb_ip,
+    priv_exclusive: cb_priv_exclusive,
+    priv_shared: cb_priv_shared,
+    backend_healthy: cb_backend_healthy,
+    acl_match: cb_acl_match,
+    rollback: cb_rollback,
+    cache_req_body: cb_cache_req_body,
+    late_100_continue: cb_late_100_continue,
+    set_ip_tos: cb_set_ip_tos,
+    timestamp: cb_timestamp,
+    ban: cb_ban,
+};

@@ -1,0 +1,217 @@
+//! The values that cross between a module and its host, on the Rust side.
+
+use std::any::Any;
+use std::fmt;
+use std::net::SocketAddr;
+
+pub use lacquer_abi::{Http, IpKind, PrivScope};
+
+/// A DURATION: seconds, possibly negative or fractional.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
+pub struct Duration(pub f64);
+
+/// A TIME: seconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
+pub struct Time(pub f64);
+
+/// A BYTES quantity. VCL keeps it as a real number; it is never negative.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
+pub struct Bytes(pub f64);
+
+/// A BACKEND: a handle the host gave out (a backend or a director), or
+/// `None` for VCL's NULL backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Backend(pub Option<u64>);
+
+/// A PROBE handle, or `None` for no probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Probe(pub Option<u64>);
+
+/// An ACL handle; match with [`Host::acl_match`](crate::Host::acl_match).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Acl(pub u64);
+
+/// A SUB handle (a VCL subroutine).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sub(pub u64);
+
+/// A STRING argument that tells NULL (an unset header) from empty, where
+/// `&str` and `&[u8]` read NULL as empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NullStr<'a>(pub Option<&'a [u8]>);
+
+/// A BLOB argument: the bytes, or `None` for VCL's NULL blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobRef<'a>(pub Option<&'a [u8]>);
+
+/// A BLOB result.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Blob(pub Vec<u8>);
+
+/// A HEADER argument: `req.http.foo` is `Header { which: Http::Req, name: b"foo" }`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// The message.
+    pub which: Http,
+    /// The name, without the colon.
+    pub name: &'a [u8],
+}
+
+/// A STRANDS argument: a string in parts, concatenated only on demand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strands<'a>(pub &'a [Option<&'a [u8]>]);
+
+impl<'a> Strands<'a> {
+    /// The parts; a NULL part reads as empty.
+    pub fn parts(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.0.iter().map(|p| p.unwrap_or(b""))
+    }
+
+    /// The parts joined.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.parts().map(<[u8]>::len).sum());
+        for p in self.parts() {
+            v.extend_from_slice(p);
+        }
+        v
+    }
+}
+
+/// An argument as the host passes it, aligned with the spec's arguments.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arg<'a> {
+    /// An optional argument left out, or a private-state argument (the
+    /// module fetches private state itself).
+    Absent,
+    /// INT.
+    Int(i64),
+    /// REAL.
+    Real(f64),
+    /// DURATION.
+    Duration(f64),
+    /// TIME.
+    Time(f64),
+    /// BYTES.
+    Bytes(f64),
+    /// BOOL.
+    Bool(bool),
+    /// STRING; `None` is NULL.
+    Str(Option<&'a [u8]>),
+    /// ENUM: the chosen value's name.
+    Enum(&'a str),
+    /// STRANDS.
+    Strands(Strands<'a>),
+    /// IP; `None` is NULL.
+    Ip(Option<SocketAddr>),
+    /// HEADER.
+    Header(Header<'a>),
+    /// HTTP (`req`, `bereq` …).
+    Http(Http),
+    /// BACKEND.
+    Backend(Backend),
+    /// BLOB.
+    Blob(BlobRef<'a>),
+    /// PROBE.
+    Probe(Probe),
+    /// ACL.
+    Acl(Acl),
+    /// SUB.
+    Sub(Sub),
+}
+
+/// A result, owned.
+#[derive(Debug)]
+pub enum Value {
+    /// A procedure's result.
+    Void,
+    /// INT.
+    Int(i64),
+    /// REAL.
+    Real(f64),
+    /// DURATION.
+    Duration(f64),
+    /// TIME.
+    Time(f64),
+    /// BYTES.
+    Bytes(f64),
+    /// BOOL.
+    Bool(bool),
+    /// STRING; `None` is NULL.
+    Str(Option<Vec<u8>>),
+    /// IP; `None` is NULL.
+    Ip(Option<SocketAddr>),
+    /// BACKEND.
+    Backend(Backend),
+    /// BLOB; `None` is NULL.
+    Blob(Option<Vec<u8>>),
+    /// PROBE.
+    Probe(Probe),
+    /// ACL.
+    Acl(Acl),
+    /// SUB.
+    Sub(Sub),
+    /// What a constructor made: keep it, call its methods with it, drop
+    /// it when the VCL is discarded (that runs the object's `Drop`).
+    Object(Instance),
+}
+
+impl PartialEq for Value {
+    fn eq(&self, o: &Value) -> bool {
+        use Value::*;
+        match (self, o) {
+            (Void, Void) => true,
+            (Int(a), Int(b)) => a == b,
+            (Real(a), Real(b)) | (Duration(a), Duration(b)) | (Time(a), Time(b)) | (Bytes(a), Bytes(b)) => a == b,
+            (Bool(a), Bool(b)) => a == b,
+            (Str(a), Str(b)) | (Blob(a), Blob(b)) => a == b,
+            (Ip(a), Ip(b)) => a == b,
+            (Backend(a), Backend(b)) => a == b,
+            (Probe(a), Probe(b)) => a == b,
+            (Acl(a), Acl(b)) => a == b,
+            (Sub(a), Sub(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Value {
+    /// A STRING result from text.
+    pub fn str(s: impl Into<Vec<u8>>) -> Value {
+        Value::Str(Some(s.into()))
+    }
+}
+
+/// An object made by a constructor. It is `Send + Sync`: every task may
+/// call its methods at once, so methods take `&self`.
+pub struct Instance(Box<dyn Any + Send + Sync>);
+
+impl Instance {
+    /// Wraps a new object.
+    pub fn new<T: Any + Send + Sync>(obj: T) -> Instance {
+        Instance(Box::new(obj))
+    }
+
+    /// The object, if it is a `T`.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl fmt::Debug for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Instance(..)")
+    }
+}
+
+/// A VCL failure (`VRT_fail`): the transaction ends as `return (fail)`
+/// and the message is logged as `VCL_Error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(pub String);
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failure {}
