@@ -24,6 +24,7 @@ impl FakeHost {
     }
 
     /// Ends the task: its private state is released.
+    #[allow(dead_code)]
     pub fn end_task(&mut self) {
         self.task.clear();
     }

@@ -46,6 +46,25 @@ pub fn pfx(s: &[u8]) -> Option<(f64, &[u8])> {
     Some((if neg { -v } else { v }, skip_sp(s)))
 }
 
+/// A number prefix as `SF_Parse_Number` reads one: up to 15 integer
+/// digits, or a decimal as [`pfx`] reads it.
+fn sf_pfx(s: &[u8]) -> Option<(f64, &[u8])> {
+    let t = skip_sp(s);
+    let (neg, digits) = match t.first() {
+        Some(b'-') => (true, &t[1..]),
+        _ => (false, t),
+    };
+    let nd = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits.get(nd) == Some(&b'.') {
+        return pfx(s);
+    }
+    if nd == 0 || nd > 15 {
+        return None;
+    }
+    let v: f64 = std::str::from_utf8(&digits[..nd]).ok()?.parse().ok()?;
+    Some((if neg { -v } else { v }, skip_sp(&digits[nd..])))
+}
+
 /// A whole string as a decimal number (`VNUM`).
 pub fn vnum(s: &[u8]) -> Option<f64> {
     match pfx(s)? {
@@ -97,7 +116,7 @@ pub fn duration(s: &[u8]) -> Option<f64> {
 /// A byte count (`VNUM_2bytes`): a whole number, or a number with a
 /// `k`/`m`/`g`/`t`/`p` multiplier (powers of 1024) and an optional `b`.
 pub fn bytes(s: &[u8]) -> Option<f64> {
-    let (v, rest) = pfx(s)?;
+    let (v, rest) = sf_pfx(s)?;
     if v < 0.0 {
         return None;
     }
