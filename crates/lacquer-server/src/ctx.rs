@@ -8,7 +8,7 @@
 //!
 //! - cache state not built yet: `req.hash` (opaque), `req.ttl` (kept,
 //!   unused), `req.storage`, `beresp.storage`, `beresp.storage_hint`,
-//!   `beresp.was_304`, `bereq.hash`, `obj.storage`, `obj.can_esi`;
+//!   `bereq.hash`, `obj.storage`, `obj.can_esi`;
 //! - delivery processors: `req.esi`, `resp.do_esi`, `resp.filters`,
 //!   `beresp.do_esi`, `beresp.do_gzip`, `beresp.do_gunzip`,
 //!   `beresp.filters`;
@@ -444,6 +444,7 @@ impl VclContext for BoCtx<'_> {
             Var::BerespAge => Value::Duration(0.0),
             Var::BerespDoStream => Value::Bool(bo.do_stream),
             Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
+            Var::BerespWas304 => Value::Bool(bo.was_304),
             _ => default_of(var),
         }
     }

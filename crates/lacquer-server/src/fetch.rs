@@ -145,6 +145,11 @@ pub(crate) struct Bo {
     recycled: bool,
     /// Bytes of request head and body sent, and of response head received.
     acct: (u64, u64, u64),
+    /// A stale object this fetch may revalidate (`keep`): its validators go
+    /// to the backend, and a 304 answer is made whole from it.
+    pub stale: Option<Published<Msg>>,
+    /// The backend answered 304 to the revalidation (`beresp.was_304`).
+    pub was_304: bool,
     /// `return (pass(DURATION))`: mark the object hit-for-pass this long.
     hit_for_pass: Option<f64>,
     /// The status and reason `return (error(...))` asked for.
@@ -207,6 +212,8 @@ impl Bo {
             recycled: false,
             acct: (0, 0, 0),
             hit_for_pass: None,
+            stale: None,
+            was_304: false,
             err: None,
             conn: None,
             rest: Vec::new(),
@@ -229,6 +236,7 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
     bo.vsl.fmt(Tag::Begin, format_args!("bereq {} {how}", bo.req_vxid));
     bo.vsl.str(Tag::VCL_use, "boot");
     bo.vsl.timestamp("Start", bo.t_start);
+    add_validators(&mut bo);
     bo.vsl.head(&bo.bereq, vsl::BEREQ);
     let mut step = FetchStep::StartFetch;
     loop {
@@ -258,6 +266,37 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
             }
         };
     }
+}
+
+/// Asks the backend whether the stale object is still good (Varnish's
+/// conditional fetch): its ETag in If-None-Match, its Last-Modified in
+/// If-Modified-Since — set before `vcl_backend_fetch`, which may remove
+/// them.
+fn add_validators(bo: &mut Bo) {
+    let Some((_, obj)) = &bo.stale else { return };
+    if obj.head.head.status() != 200 || obj.is_open() {
+        return;
+    }
+    if let Some(etag) = obj.head.header(b"etag").map(<[u8]>::to_vec) {
+        bo.bereq.set(b"If-None-Match", &etag);
+    }
+    if let Some(lm) = obj.head.header(b"last-modified").map(<[u8]>::to_vec) {
+        bo.bereq.set(b"If-Modified-Since", &lm);
+    }
+}
+
+/// A 304 to a revalidation becomes the stale object renewed: its status
+/// and headers, updated by those of the 304 (Varnish's `vbf_stp_condfetch`).
+fn merge_304(stale: &Msg, fresh: &Msg) -> Msg {
+    let mut merged = Msg::response(stale.head.status(), stale.head.reason(&stale.buf));
+    merged.copy_headers(stale, |_| true);
+    for (name, value) in fresh.head.headers(&fresh.buf) {
+        if is_hop_by_hop(name, &[]) {
+            continue;
+        }
+        merged.set(name, value);
+    }
+    merged
 }
 
 /// Runs a backend method; a VCL failure is `return (fail)`.
@@ -412,6 +451,15 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                     beresp.append(b"Date", http_date().as_bytes());
                 }
                 bo.t_resp = now();
+                if beresp.head.status() == 304
+                    && bo.bereq.header(b"if-none-match").or(bo.bereq.header(b"if-modified-since")).is_some()
+                {
+                    if let Some((_, obj)) = bo.stale.as_ref().filter(|(_, o)| !o.is_open()) {
+                        beresp = merge_304(&obj.head, &beresp);
+                        bo.was_304 = true;
+                        bo.framing = Framing::None;
+                    }
+                }
                 let life = rfc2616::lifetime(&beresp, bo.t_resp, &shared.params);
                 (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (life.t_origin, life.ttl, life.grace, life.keep);
                 bo.vsl.head(&beresp, vsl::BERESP);
@@ -613,10 +661,40 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
         }
     };
     log_body_start(shared, bo, matches!(sink, Sink::Object(..)), true);
-    let ok = pull_beresp_body(shared, bo, &sink, keep_conn).await;
+    let ok = if bo.was_304 {
+        recycle(shared, bo, keep_conn);
+        copy_stale_body(bo, &sink).await
+    } else {
+        pull_beresp_body(shared, bo, &sink, keep_conn).await
+    };
     log_body_end(shared, bo, ok);
+    if ok && matches!(sink, Sink::Object(..)) {
+        retire_stale(shared, bo);
+    }
     sink.end(shared, ok).await;
     FetchStep::Done
+}
+
+/// The object a fetch replaced is not needed any more once the new one is
+/// whole (Varnish kills the stale object after a fetch or a 304).
+fn retire_stale(shared: &Shared, bo: &mut Bo) {
+    if let Some((oc, _)) = bo.stale.take() {
+        shared.cache.remove(&oc);
+    }
+}
+
+/// The body of a revalidated object: the stale object's, copied.
+async fn copy_stale_body(bo: &mut Bo, sink: &Sink) -> bool {
+    let Some((_, stale)) = bo.stale.clone() else { return false };
+    let mut r = stale.reader();
+    while let Some(piece) = r.next().await {
+        let Ok(piece) = piece else { return false };
+        bo.body_bytes += piece.len() as u64;
+        if !sink.put(piece.to_vec()).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// `Storage` and `Fetch_Body`, as the body starts to come.
@@ -666,7 +744,12 @@ async fn fetch_whole(
 ) -> FetchStep {
     let sink = Sink::Buffer(std::sync::Mutex::new(Vec::new()));
     log_body_start(shared, bo, bo.busy.is_some() && !bo.uncacheable, false);
-    let ok = pull_beresp_body(shared, bo, &sink, keep_conn).await;
+    let ok = if bo.was_304 {
+        recycle(shared, bo, keep_conn);
+        copy_stale_body(bo, &sink).await
+    } else {
+        pull_beresp_body(shared, bo, &sink, keep_conn).await
+    };
     log_body_end(shared, bo, ok);
     if !ok {
         // The busy object goes with `bo`; whoever waits looks again.
@@ -682,7 +765,9 @@ async fn fetch_whole(
         Some((oc, obj)) => {
             let ok = obj.append(body).is_ok();
             obj.finish(ok);
-            if !ok {
+            if ok {
+                retire_stale(shared, bo);
+            } else {
                 shared.cache.remove(&oc);
             }
             Fetched::Resp { beresp, body: BeBody::Object(oc, obj), t_origin }

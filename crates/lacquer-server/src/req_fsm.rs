@@ -110,6 +110,8 @@ pub(crate) struct Req {
     pub obj: Option<Published<Msg>>,
     /// The busy object a miss fetches into.
     busy: Option<Busy<Msg>>,
+    /// The stale object a miss may revalidate instead of fetching anew.
+    stale: Option<Published<Msg>>,
     /// The busy object a hit in grace refreshes in the background.
     bgfetch: Option<Busy<Msg>>,
     pub is_hitmiss: bool,
@@ -171,6 +173,7 @@ impl Req {
             close: "REQ_CLOSE",
             obj: None,
             busy: None,
+            stale: None,
             bgfetch: None,
             is_hitmiss: false,
             is_hitpass: false,
@@ -299,6 +302,7 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
     req.restarts += 1;
     req.obj = None;
     req.busy = None;
+    req.stale = None;
     req.bgfetch = None;
     req.is_hitmiss = false;
     req.is_hitpass = false;
@@ -388,8 +392,10 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
                 req.busy = Some(busy);
                 return ReqStep::Miss;
             }
-            Lookup::Miss(busy, _stale) => {
+            Lookup::Miss(busy, stale) => {
                 req.busy = Some(busy);
+                // A stale object kept for revalidation (`keep`).
+                req.stale = stale.and_then(|oc| oc.object().map(|obj| (oc, obj)));
                 return ReqStep::Miss;
             }
         }
@@ -552,6 +558,7 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
     shared.stats.s_fetch.inc();
     let mut bo = Bo::new(&shared, req.bereq_vxid, req.vxid, req.sess_vxid, req.ep, bereq, body, req.backend_hint, pass);
     bo.busy = if pass { None } else { req.busy.take() };
+    bo.stale = if pass { None } else { req.stale.take() };
     req.vsl.fmt(Tag::Link, format_args!("bereq {} fetch", req.bereq_vxid));
     let fetched = fetch::spawn(shared.clone(), bo);
     let fetched = match pump {
