@@ -246,5 +246,25 @@ mod tests {
         assert_eq!(std::mem::offset_of!(ModuleDescriptor, abi_major), 8);
         assert_eq!(std::mem::offset_of!(ModuleDescriptor, abi_minor), 12);
         assert_eq!(std::mem::offset_of!(ModuleDescriptor, api_level), 16);
+        // 1.1's additions come after the 1.0 fields.
+        assert!(std::mem::offset_of!(ModuleDescriptor, spec_len) > std::mem::offset_of!(ModuleDescriptor, build_hash));
+        assert!(std::mem::offset_of!(ModuleDescriptor, n_entries) > std::mem::offset_of!(ModuleDescriptor, entries));
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for t in TypeCode::ALL {
+            assert_eq!(TypeCode::from_u32(t as u32), Some(t));
+        }
+        for k in 1..=4 {
+            assert_eq!(EntryKind::from_u32(k).map(|k| k as u32), Some(k));
+        }
+        for s in 1..=5 {
+            assert_eq!(PrivScope::from_u32(s).map(|s| s as u32), Some(s));
+        }
+        for h in 1..=5 {
+            assert_eq!(Http::from_u32(h).map(|h| h as u32), Some(h));
+        }
+        assert!(Value::absent().is_absent() && Value::null(TypeCode::String).is_null());
     }
 }
