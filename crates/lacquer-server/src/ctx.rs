@@ -20,12 +20,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use lacquer_defs::{Method, Var, VclType};
-use lacquer_vcl::program::{BackendId, Header};
-use lacquer_vcl::{Failure, Value, VclContext};
+use lacquer_vcl::program::{BackendId, CallId, Header};
+use lacquer_vcl::{Failure, Program, Value, VclContext};
 
 use crate::fetch::Bo;
 use crate::msg::{now, reason, wire_status, Msg};
 use crate::req_fsm::Req;
+use crate::vmod;
 use crate::vsl::{self, Vsl};
 use crate::Shared;
 
@@ -364,6 +365,29 @@ impl VclContext for ReqCtx<'_> {
         add_ban(&shared, vsl, expr);
     }
 
+    fn call(&self, program: &Program, call: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
+        let shared = self.req.shared.clone();
+        let task = vmod::Task::Req(vmod::Lent::Shared(&*self.req));
+        let (v, logs) = vmod::call(&shared, task, self.method, program, call, args)?;
+        self.req.module_logs.borrow_mut().extend(logs);
+        Ok(v)
+    }
+
+    fn call_mut(
+        &mut self,
+        program: &Program,
+        call: CallId,
+        args: &[Option<Value<'static>>],
+    ) -> Result<Value<'static>, Failure> {
+        let shared = self.req.shared.clone();
+        let task = vmod::Task::Req(vmod::Lent::Mut(&mut *self.req));
+        let (v, logs) = vmod::call(&shared, task, self.method, program, call, args)?;
+        for l in logs {
+            self.req.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        }
+        Ok(v)
+    }
+
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.req.shared.backends.get(b as usize).map(|be| be.def.name.as_str())
     }
@@ -498,6 +522,27 @@ impl VclContext for BoCtx<'_> {
 
     fn ban(&mut self, expr: &[u8]) {
         add_ban(self.shared, &mut self.bo.vsl, expr);
+    }
+
+    fn call(&self, program: &Program, call: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
+        let task = vmod::Task::Bo(vmod::Lent::Shared(&*self.bo));
+        let (v, logs) = vmod::call(self.shared, task, self.method, program, call, args)?;
+        self.bo.module_logs.borrow_mut().extend(logs);
+        Ok(v)
+    }
+
+    fn call_mut(
+        &mut self,
+        program: &Program,
+        call: CallId,
+        args: &[Option<Value<'static>>],
+    ) -> Result<Value<'static>, Failure> {
+        let task = vmod::Task::Bo(vmod::Lent::Mut(&mut *self.bo));
+        let (v, logs) = vmod::call(self.shared, task, self.method, program, call, args)?;
+        for l in logs {
+            self.bo.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        }
+        Ok(v)
     }
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {

@@ -137,6 +137,11 @@ pub(crate) struct Bo {
     pub do_stream: bool,
     /// The fetch's log.
     pub vsl: Vsl,
+    /// Modules' PRIV_TASK state, released with the fetch.
+    pub privs: std::cell::RefCell<crate::vmod::Privs>,
+    /// `VCL_Log` lines of module calls made inside expressions, logged
+    /// when the subroutine returns.
+    pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
     /// Body bytes taken from the backend (`Length`, `BereqAcct`).
     body_bytes: u64,
     /// The backend connection's descriptor, and whether it went back to
@@ -207,6 +212,8 @@ impl Bo {
             is_bgfetch: false,
             do_stream: true,
             vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
+            privs: Default::default(),
+            module_logs: Default::default(),
             body_bytes: 0,
             conn_fd: -1,
             recycled: false,
@@ -310,6 +317,9 @@ fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handli
             lacquer_vcl::Handling::plain(Action::Fail)
         }
     };
+    for l in bo.module_logs.get_mut().drain(..) {
+        bo.vsl.text(Tag::VCL_Log, &l);
+    }
     bo.vsl.str(Tag::VCL_return, h.action.as_str());
     h
 }

@@ -38,6 +38,8 @@ pub(crate) struct Sess {
     pub vsl: Vsl,
     /// Request body bytes read for the request being served (`ReqAcct`).
     pub body_in: u64,
+    /// Modules' PRIV_SESS state, released when the connection closes.
+    pub privs: crate::vmod::Privs,
     /// Why the session ends, as `SessClose` says it (Varnish's
     /// `sess_close` reasons).
     pub close: &'static str,
@@ -125,8 +127,19 @@ pub(crate) async fn session(
             stream.as_raw_fd()
         ),
     );
-    let mut sp =
-        Sess { stream, rest: Vec::new(), ep, vxid, timeouts, shutdown, vsl, body_in: 0, close: "REM_CLOSE", t_open };
+    let mut sp = Sess {
+        stream,
+        rest: Vec::new(),
+        ep,
+        vxid,
+        timeouts,
+        shutdown,
+        vsl,
+        body_in: 0,
+        privs: Default::default(),
+        close: "REM_CLOSE",
+        t_open,
+    };
     loop {
         let msg = match read_head(&shared, &mut sp).await {
             HeadRead::Req(m) => m,
@@ -140,10 +153,12 @@ pub(crate) async fn session(
             }
         };
         let mut req = Req::new(shared.clone(), &sp, msg);
+        *req.sess_privs.get_mut() = std::mem::take(&mut sp.privs);
         shared.stats.client_req.inc();
         sp.body_in = 0;
         sp.vsl.fmt(Tag::Link, format_args!("req {} rxreq", req.vxid));
         req_fsm::run(&mut req, &mut sp).await;
+        sp.privs = std::mem::take(req.sess_privs.get_mut());
         if req.doclose {
             sp.close = req.close;
             break;

@@ -60,6 +60,7 @@
 //! | `stevedore.rs` | `mgt_stevedore.c` | the `-s` storage arguments |
 //! | `rfc2616.rs` | `cache_rfc2616.c` | TTLs from response headers; what `Vary` records |
 //! | `vsl.rs` | `cache_shmlog.c` | each task's shared-memory log writer |
+//! | `vmod.rs` | `cache_vrt_vmod.c` | the module host: calls, private state, `vcl_init` |
 //! | `ban.rs` | `cache_ban_build.c` | ban expressions, tested by the cache |
 //! | `deliver.rs` | `cache_range.c`, `cache_rfc2616.c` | 304s for conditional requests, ranges |
 
@@ -76,6 +77,7 @@ mod req_fsm;
 mod rfc2616;
 pub mod stevedore;
 mod vbe;
+mod vmod;
 mod vsl;
 
 use std::fmt;
@@ -106,8 +108,17 @@ pub struct Config {
     pub storage: Vec<stevedore::StorageSpec>,
     /// `-i`: what `server.identity` answers (the host name if none).
     pub identity: Option<String>,
-    /// `-n`: where the shared-memory log (and later counters) live.
+    /// `-n`: where the shared-memory log and counters live.
     pub workdir: std::path::PathBuf,
+    /// The modules the VCL was compiled against (see [`modules`]).
+    pub modules: Arc<lacquer_module::Registry>,
+}
+
+/// The modules built into Lacquer, and a resolver for the VCL compiler
+/// that finds them at `import`.
+pub fn modules() -> (Arc<lacquer_module::Registry>, Arc<dyn lacquer_vcl::ModuleResolver>) {
+    let registry = Arc::new(vmod::builtin());
+    (registry.clone(), Arc::new(vmod::Resolver(registry)))
 }
 
 /// Why the server could not start.
@@ -123,6 +134,8 @@ pub enum ServeError {
     Runtime(io::Error),
     /// The shared-memory log could not be made in the working directory.
     Log(std::path::PathBuf, io::Error),
+    /// `vcl_init` failed.
+    VclInit(String),
 }
 
 impl fmt::Display for ServeError {
@@ -132,6 +145,7 @@ impl fmt::Display for ServeError {
             ServeError::Address(a) => write!(f, "cannot resolve listen address '{a}'"),
             ServeError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
             ServeError::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
+            ServeError::VclInit(why) => write!(f, "VCL \"boot\" Failed initialization: {why}"),
             ServeError::Log(d, e) => write!(f, "cannot make the shared-memory log in {}: {e}", d.display()),
         }
     }
@@ -164,6 +178,8 @@ pub(crate) struct Shared {
     vsc: lacquer_shm::Vsc,
     /// `SMA.s0`.
     sma: lacquer_shm::vsc::Sma,
+    /// The modules, the VCL's objects and their shared private state.
+    pub vmods: vmod::Vmods,
 }
 
 /// The next transaction id (Varnish's vxid), shared by sessions, requests
@@ -238,7 +254,9 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     let vbe = cfg.program.backends.iter().map(|b| vsc.vbe("boot", &b.name)).collect::<Result<Vec<_>, _>>();
     let vbe = vbe.map_err(vsc_err)?;
     stats.n_backend.set(vbe.len() as u64);
+    let vmods = vmod::Vmods::new(cfg.modules.clone(), &cfg.program);
     let shared = Arc::new(Shared {
+        vmods,
         program: cfg.program,
         backends,
         params: cfg.params,
@@ -252,6 +270,7 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         vsc,
         sma,
     });
+    vmod::vcl_init(&shared).map_err(ServeError::VclInit)?;
     tokio::spawn(publish_counters(shared.clone()));
     probe::start(&shared);
     let (stop_tx, stop_rx) = watch::channel(false);

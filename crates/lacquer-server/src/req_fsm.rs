@@ -123,6 +123,13 @@ pub(crate) struct Req {
     pub timeouts: Timeouts,
     /// The request's log.
     pub vsl: Vsl,
+    /// Modules' PRIV_TASK and PRIV_TOP state, released with the request.
+    pub privs: std::cell::RefCell<crate::vmod::Privs>,
+    /// Modules' PRIV_SESS state, lent by the session for the request.
+    pub sess_privs: std::cell::RefCell<crate::vmod::Privs>,
+    /// `VCL_Log` lines of module calls made inside expressions, logged
+    /// when the subroutine returns.
+    pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
     /// Bytes of response head and body written (`ReqAcct`).
     resp_hdr_bytes: u64,
     resp_body_bytes: u64,
@@ -140,6 +147,9 @@ impl Req {
         vsl.timestamp("Req", t_req);
         Req {
             vsl,
+            privs: Default::default(),
+            sess_privs: Default::default(),
+            module_logs: Default::default(),
             resp_hdr_bytes: 0,
             resp_body_bytes: 0,
             shared,
@@ -221,6 +231,9 @@ fn vcl(req: &mut Req, method: Method) -> Handling {
             Handling::plain(Action::Fail)
         }
     };
+    for l in req.module_logs.get_mut().drain(..) {
+        req.vsl.text(Tag::VCL_Log, &l);
+    }
     req.vsl.str(Tag::VCL_return, h.action.as_str());
     h
 }

@@ -107,6 +107,17 @@ pub trait VclContext {
         let _ = (program, args);
         Err(Failure(format!("call {call}: no module system in this context")))
     }
+    /// A call made as a statement, which may change the task (set
+    /// headers, log): the same as [`VclContext::call`] unless the context
+    /// lets modules act on it.
+    fn call_mut(
+        &mut self,
+        program: &Program,
+        call: CallId,
+        args: &[Option<Value<'static>>],
+    ) -> Result<Value<'static>, Failure> {
+        self.call(program, call, args)
+    }
     /// The name of a backend, for conversions to STRING.
     fn backend_name(&self, _b: BackendId) -> Option<&str> {
         None

@@ -92,12 +92,18 @@ fn stmt<C: VclContext>(p: &Program, s: &Stmt, ctx: &mut C) -> Result<Flow, Failu
             let v = string_of(p, &*ctx, e)?.map(Cow::into_owned).unwrap_or_default();
             ctx.ban(&v);
         }
+        // A call made as a statement (a procedure, or a function whose
+        // value is dropped) may change the task: its arguments are
+        // evaluated first, then the context is lent to it mutably.
+        Stmt::Eval(Expr::Call(id, _)) => {
+            call_stmt(p, ctx, *id)?;
+        }
         Stmt::Eval(e) => {
             eval(p, &*ctx, e)?;
         }
         Stmt::New(i) => {
             if let Some(c) = p.instances[*i as usize].ctor {
-                call(p, &*ctx, c)?;
+                call_stmt(p, ctx, c)?;
             }
         }
     }
@@ -277,6 +283,18 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
         Expr::Acl(_) | Expr::Probe(_) | Expr::Stevedore(_) => Value::Opaque,
         Expr::Call(id, _) => call(p, ctx, *id)?,
     })
+}
+
+/// A call as a statement: arguments evaluated and detached, then the call
+/// made with the context lent mutably.
+fn call_stmt<C: VclContext>(p: &Program, ctx: &mut C, id: CallId) -> Result<Value<'static>, Failure> {
+    let site = &p.calls[id as usize];
+    let args = site
+        .args
+        .iter()
+        .map(|a| a.as_ref().map(|e| eval(p, &*ctx, e).map(Value::into_owned)).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    ctx.call_mut(p, id, &args)
 }
 
 /// Evaluates a call site's arguments and hands the call to the context.

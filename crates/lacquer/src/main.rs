@@ -266,8 +266,10 @@ fn serve(
             return ExitCode::from(2);
         }
     };
+    let (modules, resolver) = lacquer_server::modules();
     let opts = lacquer_vcl::Options {
         stevedores: storage.iter().map(|s| s.name.clone()).collect(),
+        modules: Some(resolver),
         ..lacquer_vcl::Options::default()
     };
     let program = match (vcl, backend) {
@@ -286,7 +288,8 @@ fn serve(
             return ExitCode::from(2);
         }
     };
-    match lacquer_server::run(lacquer_server::Config { listen, program, params: p, storage, identity, workdir }) {
+    let config = lacquer_server::Config { listen, program, params: p, storage, identity, workdir, modules };
+    match lacquer_server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lacquer serve: {e}");
@@ -339,6 +342,7 @@ fn demo(listen: String) -> ExitCode {
         storage: lacquer_server::stevedore::parse_all(&[]).unwrap_or_default(),
         identity: None,
         workdir: lacquer_shm::default_workdir(),
+        modules: lacquer_server::modules().0,
     };
     match lacquer_server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -350,7 +354,8 @@ fn demo(listen: String) -> ExitCode {
 }
 
 fn check(file: &str, err_unref: bool, vcl_path: Vec<PathBuf>, name: Option<String>) -> ExitCode {
-    let opts = lacquer_vcl::Options { err_unref, vcl_path, ..Default::default() };
+    let opts =
+        lacquer_vcl::Options { err_unref, vcl_path, modules: Some(lacquer_server::modules().1), ..Default::default() };
     let result = if file == "-" {
         let mut src = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut src) {

@@ -1,0 +1,469 @@
+//! The module host (Varnish's `cache_vrt_vmod.c` and the `VRT_*` calls a
+//! vmod makes): which modules exist, how VCL's calls reach them, and what
+//! a module may ask of the task it runs for ([`lacquer_module::Host`]).
+//!
+//! Built-in modules are linked in (`std`); the compiler reads their specs
+//! through [`Resolver`], so `import std;` type-checks exactly against the
+//! code that runs. A call arrives from the interpreter as a [`CallId`]
+//! with its arguments evaluated; here they become the module's [`Arg`]s
+//! (an ENUM as its word, a HEADER as a reference to the header, STRANDS as
+//! parts), the call is made through a [`TaskHost`] that knows which module,
+//! call site and object is running, and the result comes back as a VCL
+//! value.
+//!
+//! Private state is kept where its scope lives, and dropped (released)
+//! exactly once when that scope ends: PRIV_TASK with the request or the
+//! fetch, PRIV_TOP with the request (no ESI yet), PRIV_SESS with the
+//! connection, PRIV_CALL and PRIV_VCL with the loaded VCL.
+//!
+//! Objects (`new x = mod.class(…)` in `vcl_init`) are made when the server
+//! starts, by running `vcl_init`; a failing `vcl_init` refuses the start.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use lacquer_defs::{Method, Var, VclType};
+use lacquer_module::{
+    Acl, Arg, Backend, Ctx, Failure as MFailure, Header, Host, Http, Instance, IpKind, Module, PrivScope, PrivSlot,
+    Probe, Registry, SharedSlot, Strands, Target, Value as MValue,
+};
+use lacquer_vcl::module::{ArgType, ResolveError};
+use lacquer_vcl::program::{CallId, CallTarget, Expr};
+use lacquer_vcl::{Failure, ModuleResolver, ModuleSpec, Program, Value};
+
+use crate::msg::Msg;
+
+/// The modules linked into Lacquer.
+pub fn builtin() -> Registry {
+    let mut r = Registry::new();
+    r.link(&lacquer_std::vmod::MODULE);
+    r
+}
+
+/// What the VCL compiler asks at `import`: a linked-in module's spec.
+#[derive(Debug)]
+pub struct Resolver(pub Arc<Registry>);
+
+impl ModuleResolver for Resolver {
+    fn resolve(&self, name: &str, path: Option<&str>) -> Result<ModuleSpec, ResolveError> {
+        let Some(m) = self.0.get(name) else {
+            return Err(match path {
+                Some(p) => ResolveError::Unusable {
+                    file: p.to_string(),
+                    reason: "loading modules from files is not enabled in this build of lacquer serve".into(),
+                },
+                None => ResolveError::NotFound,
+            });
+        };
+        ModuleSpec::from_json(m.spec()).map_err(|reason| ResolveError::Unusable { file: name.to_string(), reason })
+    }
+}
+
+/// Private state keyed by scope and owner (a module for functions, an
+/// object instance for methods, a call site for PRIV_CALL).
+pub(crate) type PrivKey = (u8, u64);
+
+/// A task's exclusive private state (TASK, TOP, SESS); dropping it is the
+/// release.
+#[derive(Default)]
+pub(crate) struct Privs(HashMap<PrivKey, PrivSlot>);
+
+/// The host's side of modules for one loaded VCL.
+pub(crate) struct Vmods {
+    pub registry: Arc<Registry>,
+    /// The objects made in `vcl_init`, by instance index.
+    pub instances: Vec<OnceLock<Instance>>,
+    /// PRIV_CALL and PRIV_VCL.
+    shared: Mutex<HashMap<PrivKey, Arc<SharedSlot>>>,
+}
+
+impl Vmods {
+    pub fn new(registry: Arc<Registry>, program: &Program) -> Vmods {
+        Vmods {
+            registry,
+            instances: program.instances.iter().map(|_| OnceLock::new()).collect(),
+            shared: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// A task as a module call sees it: lent mutably for a call made as a
+/// statement, shared for one inside an expression (which then cannot
+/// change headers).
+pub(crate) enum Lent<'a, T> {
+    Shared(&'a T),
+    Mut(&'a mut T),
+}
+
+impl<T> Lent<'_, T> {
+    fn get(&self) -> &T {
+        match self {
+            Lent::Shared(t) => t,
+            Lent::Mut(t) => t,
+        }
+    }
+
+    fn get_mut(&mut self) -> Option<&mut T> {
+        match self {
+            Lent::Shared(_) => None,
+            Lent::Mut(t) => Some(t),
+        }
+    }
+}
+
+/// What part of a task a module call may reach.
+pub(crate) enum Task<'a> {
+    Req(Lent<'a, crate::req_fsm::Req>),
+    Bo(Lent<'a, crate::fetch::Bo>),
+    /// `vcl_init`: no request at all.
+    Init,
+}
+
+/// A [`Host`] for one call: the task, and who is calling.
+pub(crate) struct TaskHost<'a> {
+    task: Task<'a>,
+    method: Method,
+    shared: &'a crate::Shared,
+    /// The owner of TASK/TOP/SESS/VCL state: the module, or the object.
+    owner: u64,
+    call: CallId,
+    /// `VCL_Log` lines, written to the task's log after the call.
+    pub logs: Vec<Vec<u8>>,
+}
+
+fn scope_code(s: PrivScope) -> u8 {
+    s as u8
+}
+
+impl TaskHost<'_> {
+    /// The task's exclusive private state of `scope`, if the task has it.
+    fn privs(&self, scope: PrivScope) -> Option<&std::cell::RefCell<Privs>> {
+        match (&self.task, scope) {
+            (Task::Req(r), PrivScope::Task | PrivScope::Top) => Some(&r.get().privs),
+            (Task::Req(r), PrivScope::Sess) => Some(&r.get().sess_privs),
+            (Task::Bo(b), PrivScope::Task) => Some(&b.get().privs),
+            _ => None,
+        }
+    }
+
+    fn msg(&self, which: Http) -> Option<&Msg> {
+        match (&self.task, which) {
+            (Task::Req(r), Http::Req) => Some(&r.get().req),
+            (Task::Req(r), Http::Resp) => r.get().resp.as_ref(),
+            (Task::Req(r), Http::Bereq) => r.get().bereq.as_ref(),
+            (Task::Req(r), Http::Obj) => r.get().obj.as_ref().map(|(_, o)| &o.head),
+            (Task::Bo(b), Http::Bereq) => Some(&b.get().bereq),
+            (Task::Bo(b), Http::Beresp) => b.get().beresp.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn msg_mut(&mut self, which: Http) -> Result<&mut Msg, MFailure> {
+        let m = match (&mut self.task, which) {
+            (Task::Req(r), Http::Req) => r.get_mut().map(|r| &mut r.req),
+            (Task::Req(r), Http::Resp) => r.get_mut().and_then(|r| r.resp.as_mut()),
+            (Task::Req(r), Http::Bereq) => r.get_mut().and_then(|r| r.bereq.as_mut()),
+            (Task::Bo(b), Http::Bereq) => b.get_mut().map(|b| &mut b.bereq),
+            (Task::Bo(b), Http::Beresp) => b.get_mut().and_then(|b| b.beresp.as_mut()),
+            _ => None,
+        };
+        m.ok_or_else(|| MFailure(format!("{which:?} cannot be changed here")))
+    }
+}
+
+impl Host for TaskHost<'_> {
+    fn method(&self) -> &str {
+        self.method.as_str()
+    }
+
+    fn log(&mut self, msg: &[u8]) {
+        self.logs.push(msg.to_vec());
+    }
+
+    fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]> {
+        let m = self.msg(which)?;
+        let (head, buf) = (&m.head, &m.buf[..]);
+        head.headers(buf).filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v).nth(nth)
+    }
+
+    fn set_header(&mut self, which: Http, name: &[u8], value: &[u8]) -> Result<(), MFailure> {
+        self.msg_mut(which)?.set(name, value);
+        Ok(())
+    }
+
+    fn unset_header(&mut self, which: Http, name: &[u8]) -> Result<(), MFailure> {
+        self.msg_mut(which)?.unset(name);
+        Ok(())
+    }
+
+    fn ip(&self, kind: IpKind) -> Option<SocketAddr> {
+        let ep = match &self.task {
+            Task::Req(r) => r.get().ep,
+            Task::Bo(b) => b.get().ep,
+            Task::Init => return None,
+        };
+        Some(match kind {
+            IpKind::Client | IpKind::Remote => ep.peer,
+            IpKind::Server | IpKind::Local => ep.local,
+        })
+    }
+
+    fn take_priv(&mut self, scope: PrivScope) -> Option<PrivSlot> {
+        let key = (scope_code(scope), self.owner);
+        let privs = self.privs(scope)?;
+        let slot = privs.borrow_mut().0.remove(&key).unwrap_or(None);
+        Some(slot)
+    }
+
+    fn put_priv(&mut self, scope: PrivScope, slot: PrivSlot) {
+        let key = (scope_code(scope), self.owner);
+        if let Some(privs) = self.privs(scope) {
+            privs.borrow_mut().0.insert(key, slot);
+        }
+    }
+
+    fn shared_priv(&self, scope: PrivScope) -> Option<Arc<SharedSlot>> {
+        let key = match scope {
+            PrivScope::Call => (scope_code(scope), u64::from(self.call)),
+            PrivScope::Vcl => (scope_code(scope), self.owner),
+            _ => return None,
+        };
+        let mut shared = self.shared.vmods.shared.lock().unwrap_or_else(|e| e.into_inner());
+        Some(shared.entry(key).or_default().clone())
+    }
+
+    fn backend_healthy(&self, be: Backend) -> Option<bool> {
+        let id = be.0? as usize;
+        self.shared.backends.get(id).map(|b| b.healthy())
+    }
+
+    fn acl_match(&self, acl: Acl, ip: SocketAddr) -> Option<bool> {
+        let acl = self.shared.program.acls.get(acl.0 as usize)?;
+        Some(acl.acl.matches(ip.ip()))
+    }
+
+    fn timestamp(&mut self, label: &[u8]) {
+        let now = crate::msg::now();
+        let label = String::from_utf8_lossy(label).into_owned();
+        match &mut self.task {
+            Task::Req(r) => {
+                if let Some(r) = r.get_mut() {
+                    r.vsl.timestamp(&label, now);
+                }
+            }
+            Task::Bo(b) => {
+                if let Some(b) = b.get_mut() {
+                    b.vsl.timestamp(&label, now);
+                }
+            }
+            Task::Init => {}
+        }
+    }
+
+    fn ban(&mut self, expr: &[u8]) -> Result<(), String> {
+        let spec = crate::ban::parse(&String::from_utf8_lossy(expr))?;
+        let uses_req = spec.uses_req();
+        let text = spec.text.clone();
+        self.shared.cache.ban(crate::msg::now(), text, uses_req, spec.into_test());
+        Ok(())
+    }
+}
+
+/// Makes a module call for a task: converts the arguments, runs the call
+/// with a [`TaskHost`], logs what the module logged, converts the result.
+pub(crate) fn call(
+    shared: &crate::Shared,
+    task: Task<'_>,
+    method: Method,
+    program: &Program,
+    id: CallId,
+    args: &[Option<Value<'_>>],
+) -> Result<(Value<'static>, Vec<Vec<u8>>), Failure> {
+    let site = &program.calls[id as usize];
+    let (import, target_obj) = match site.target {
+        CallTarget::Function { module, func } => (module, (None, func)),
+        CallTarget::Constructor { instance } => {
+            let inst = &program.instances[instance as usize];
+            (inst.module, (Some((instance, None)), inst.object))
+        }
+        CallTarget::Method { instance, method } => {
+            let inst = &program.instances[instance as usize];
+            (inst.module, (Some((instance, Some(method))), inst.object))
+        }
+    };
+    let imp = &program.imports[import as usize];
+    let module: &Module =
+        shared.vmods.registry.get(&imp.name).ok_or_else(|| Failure(format!("module {} is not loaded", imp.name)))?;
+    let spec = imp.spec.as_ref().ok_or_else(|| Failure(format!("module {} has no interface", imp.name)))?;
+    let fspec = match target_obj {
+        (None, f) => spec.functions.get(f as usize),
+        (Some((_, None)), o) => spec.objects.get(o as usize).map(|o| &o.ctor),
+        (Some((_, Some(m))), o) => spec.objects.get(o as usize).and_then(|o| o.methods.get(m as usize)),
+    }
+    .ok_or_else(|| Failure("call to an unknown module function".into()))?;
+
+    // Backing storage for arguments that are slices of slices.
+    let strands: Vec<Vec<Option<&[u8]>>> = args
+        .iter()
+        .map(|a| match a {
+            Some(Value::Str(s)) => vec![s.as_deref()],
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut margs = Vec::with_capacity(args.len());
+    for (i, (a, aspec)) in args.iter().zip(&fspec.args).enumerate() {
+        let expr = site.args.get(i).and_then(Option::as_ref);
+        margs.push(to_arg(program, a.as_ref(), &aspec.ty, expr, &strands[i]));
+    }
+    let owner = match target_obj.0 {
+        Some((instance, _)) => (1 << 32) | u64::from(instance),
+        None => u64::from(import),
+    };
+    let mut host = TaskHost { task, method, shared, owner, call: id, logs: Vec::new() };
+    let result = {
+        let mut ctx = Ctx::new(&mut host);
+        match target_obj {
+            (None, f) => module.call(&mut ctx, Target::Function(f), &margs),
+            (Some((instance, None)), o) => match module.call(&mut ctx, Target::Constructor(o), &margs) {
+                Ok(MValue::Object(obj)) => {
+                    let _ = shared.vmods.instances[instance as usize].set(obj);
+                    Ok(MValue::Void)
+                }
+                other => other,
+            },
+            (Some((instance, Some(m))), o) => match shared.vmods.instances[instance as usize].get() {
+                Some(this) => module.call(&mut ctx, Target::Method { object: o, method: m, this }, &margs),
+                None => Err(MFailure("the object was never made (vcl_init failed?)".into())),
+            },
+        }
+    };
+    let logs = std::mem::take(&mut host.logs);
+    match result {
+        Ok(v) => Ok((from_value(v), logs)),
+        Err(e) => Err(Failure(e.0)),
+    }
+}
+
+/// One VCL value as the module's argument of type `ty`; `expr` is the
+/// argument as written, for the types VCL evaluates to something else (a
+/// HEADER argument evaluates to the header's value; the module wants the
+/// header).
+fn to_arg<'a>(
+    program: &'a Program,
+    v: Option<&'a Value<'a>>,
+    ty: &ArgType,
+    expr: Option<&'a Expr>,
+    strands: &'a [Option<&'a [u8]>],
+) -> Arg<'a> {
+    let Some(v) = v else { return Arg::Absent };
+    match ty {
+        ArgType::Enum(_) => match v {
+            Value::Str(Some(s)) => Arg::Enum(std::str::from_utf8(s).unwrap_or("")),
+            _ => Arg::Absent,
+        },
+        ArgType::Value(t) => match (t, v) {
+            (VclType::Header, _) => match expr {
+                Some(Expr::Header(fam, h)) => {
+                    let which = match fam {
+                        Var::RespHttp => Http::Resp,
+                        Var::BereqHttp => Http::Bereq,
+                        Var::BerespHttp => Http::Beresp,
+                        Var::ObjHttp => Http::Obj,
+                        _ => Http::Req,
+                    };
+                    Arg::Header(Header { which, name: program.headers[*h as usize].lower.as_bytes() })
+                }
+                _ => Arg::Absent,
+            },
+            (VclType::Strands, _) => Arg::Strands(Strands(strands)),
+            (VclType::Acl, _) => match expr {
+                Some(Expr::Acl(id)) => Arg::Acl(Acl(u64::from(*id))),
+                _ => Arg::Absent,
+            },
+            (VclType::Probe, _) => match expr {
+                Some(Expr::Probe(id)) => Arg::Probe(Probe(Some(u64::from(*id)))),
+                _ => Arg::Probe(Probe(None)),
+            },
+            (_, Value::Str(s)) => Arg::Str(s.as_deref()),
+            (_, Value::Int(i)) => Arg::Int(*i),
+            (VclType::Real, Value::Real(r)) => Arg::Real(*r),
+            (_, Value::Real(r)) => Arg::Real(*r),
+            (_, Value::Duration(d)) => Arg::Duration(*d),
+            (_, Value::Time(t)) => Arg::Time(*t),
+            (_, Value::Bytes(b)) => Arg::Bytes(*b),
+            (_, Value::Bool(b)) => Arg::Bool(*b),
+            (_, Value::Ip(ip)) => Arg::Ip(*ip),
+            (_, Value::Backend(b)) => Arg::Backend(Backend(b.map(u64::from))),
+            (_, Value::Opaque) => Arg::Absent,
+        },
+        _ => Arg::Absent,
+    }
+}
+
+/// A module's result as a VCL value.
+fn from_value(v: MValue) -> Value<'static> {
+    match v {
+        MValue::Void | MValue::Object(_) | MValue::Probe(_) | MValue::Acl(_) | MValue::Sub(_) => Value::Opaque,
+        MValue::Int(i) => Value::Int(i),
+        MValue::Real(r) => Value::Real(r),
+        MValue::Duration(d) => Value::Duration(d),
+        MValue::Time(t) => Value::Time(t),
+        MValue::Bytes(b) => Value::Bytes(b),
+        MValue::Bool(b) => Value::Bool(b),
+        MValue::Str(s) => Value::Str(s.map(Cow::Owned)),
+        MValue::Ip(ip) => Value::Ip(ip),
+        MValue::Backend(b) => Value::Backend(b.0.map(|id| id as u32)),
+        MValue::Blob(b) => Value::Str(b.map(Cow::Owned)),
+    }
+}
+
+/// Runs `vcl_init`, making the VCL's objects; the error says why it
+/// failed (Varnish refuses to load such a VCL).
+pub(crate) fn vcl_init(shared: &crate::Shared) -> Result<(), String> {
+    let mut ctx = InitCtx { shared };
+    match lacquer_vcl::exec::run(&shared.program, Method::Init, &mut ctx) {
+        Ok(h) if matches!(h.action, lacquer_defs::Action::Ok) => Ok(()),
+        Ok(h) => Err(format!("vcl_init returned {}", h.action.as_str())),
+        Err(f) => Err(f.0),
+    }
+}
+
+/// The context `vcl_init` runs in: no request, only module calls.
+struct InitCtx<'a> {
+    shared: &'a crate::Shared,
+}
+
+impl lacquer_vcl::VclContext for InitCtx<'_> {
+    fn method(&self) -> Method {
+        Method::Init
+    }
+
+    fn get(&self, var: Var) -> Value<'_> {
+        match var {
+            Var::Now => Value::Time(crate::msg::now()),
+            _ => Value::Opaque,
+        }
+    }
+
+    fn set(&mut self, _var: Var, _value: Value<'_>) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    fn unset(&mut self, _var: Var) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    fn header(&self, _family: Var, _name: &lacquer_vcl::program::Header) -> Option<&[u8]> {
+        None
+    }
+
+    fn set_header(&mut self, _family: Var, _name: &lacquer_vcl::program::Header, _value: &[u8]) {}
+
+    fn unset_header(&mut self, _family: Var, _name: &lacquer_vcl::program::Header) {}
+
+    fn call(&self, program: &Program, id: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
+        call(self.shared, Task::Init, Method::Init, program, id, args).map(|(v, _)| v)
+    }
+}
