@@ -355,6 +355,40 @@ impl Grouper {
     }
 }
 
+/// A group's transactions in the order libvarnishapi hands them to a
+/// dispatch callback (`vslq_callback`): breadth first — the top, then every
+/// transaction one level down, then the next level — each parent's children
+/// in the order the group lists them. A [`Group`] itself is in print
+/// (depth-first) order; `logexpect` in `lacquer vtc` needs this one, since
+/// its scripts count records in the order varnishtest saw them.
+/// Transactions whose parent is not in the group come after, as they are.
+pub fn breadth_first(group: &[Tx]) -> Vec<&Tx> {
+    let mut out: Vec<&Tx> = Vec::with_capacity(group.len());
+    let mut taken = vec![false; group.len()];
+    let in_group = |v: u32| group.iter().any(|t| t.vxid == v);
+    for (k, tx) in group.iter().enumerate() {
+        if taken[k] || (tx.parent != 0 && tx.parent != tx.vxid && in_group(tx.parent)) {
+            continue;
+        }
+        taken[k] = true;
+        let mut j = out.len();
+        out.push(tx);
+        while j < out.len() {
+            let parent = out[j].vxid;
+            for (c, child) in group.iter().enumerate() {
+                if !taken[c] && child.parent == parent && child.vxid != parent {
+                    taken[c] = true;
+                    out.push(child);
+                }
+            }
+            j += 1;
+        }
+    }
+    // Whatever hangs under a cycle of parents.
+    out.extend(group.iter().zip(&taken).filter(|(_, t)| !**t).map(|(tx, _)| tx));
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -502,5 +536,41 @@ pub(crate) mod tests {
         let gr = g.pop().unwrap();
         assert!(!gr[0].complete);
         assert_eq!(g.pending(), 0);
+    }
+
+    #[test]
+    fn breadth_first_is_the_dispatch_order() {
+        let got = run(Grouping::Session, sample());
+        let order: Vec<u32> = got[0].iter().map(|t| t.0).collect();
+        assert_eq!(order, [1000, 1001, 1002, 1003, 1004], "print order: depth first");
+        let mut g = Grouper::new(Grouping::Session);
+        for r in sample() {
+            g.feed(r);
+        }
+        let group = g.pop().unwrap();
+        let bfs: Vec<u32> = breadth_first(&group).iter().map(|t| t.vxid).collect();
+        // 1002 and 1003 are both 1001's; 1004 is one level further down.
+        assert_eq!(bfs, [1000, 1001, 1002, 1003, 1004]);
+        // Two requests of one session: their fetches come after both.
+        let mut recs = Vec::new();
+        recs.push(rec(1000, Tag::Begin, "sess 0 HTTP/1"));
+        for (req, be) in [(1001, 1002), (1003, 1004)] {
+            recs.push(rec(1000, Tag::Link, &format!("req {req} rxreq")));
+            recs.push(rec(be, Tag::Begin, &format!("bereq {req} fetch")));
+            recs.push(rec(be, Tag::End, ""));
+            recs.push(rec(req, Tag::Begin, "req 1000 rxreq"));
+            recs.push(rec(req, Tag::Link, &format!("bereq {be} fetch")));
+            recs.push(rec(req, Tag::End, ""));
+        }
+        recs.push(rec(1000, Tag::End, ""));
+        let mut g = Grouper::new(Grouping::Session);
+        for r in recs {
+            g.feed(r);
+        }
+        let group = g.pop().unwrap();
+        let dfs: Vec<u32> = group.iter().map(|t| t.vxid).collect();
+        assert_eq!(dfs, [1000, 1001, 1002, 1003, 1004]);
+        let bfs: Vec<u32> = breadth_first(&group).iter().map(|t| t.vxid).collect();
+        assert_eq!(bfs, [1000, 1001, 1003, 1002, 1004]);
     }
 }

@@ -6,10 +6,11 @@
 //! directory per test, a per-test timeout, parallel runs, and a verdict
 //! per script with the log of what happened.
 //!
-//! It drives Lacquer only as a process — today through `lacquer check` for
-//! VCL compilation; through its sockets, admin CLI and shared memory as
-//! those land — never by linking the server in, so a test exercises exactly
-//! what a user runs.
+//! It drives Lacquer only as a process — through `lacquer check` for VCL
+//! compilation, `lacquer serve` and its sockets, and the shared-memory log
+//! the server writes (read with `lacquer-shm`'s reader, as `lacquer log`
+//! reads it, for `logexpect`) — never by linking the server in, so a test
+//! exercises exactly what a user runs.
 //!
 //! The rule that keeps it honest: a script that needs something this runner
 //! or Lacquer does not do yet FAILS, naming what was missing. It never
@@ -18,6 +19,7 @@
 pub mod barrier;
 pub mod ctx;
 pub mod http;
+pub mod logexp;
 pub mod net;
 pub mod parse;
 pub mod run;

@@ -13,7 +13,9 @@
 //! Unix sockets, `-repeat` and `-keepalive`), `varnish` (VCL compilation
 //! through `lacquer check`, and `-start`/`-stop`/`-wait` running a real
 //! `lacquer serve`, see `varnish.rs`), `shell`, `delay`, `filewrite`,
-//! `setenv`, `barrier` (`barrier.rs`, also inside server and client specs).
+//! `setenv`, `barrier` (`barrier.rs`, also inside server and client specs),
+//! `logexpect` (`logexp.rs`, reading the instance's shared-memory log) and
+//! `varnish vN -vsl_catchup`.
 //! Everything else fails the test with the name of what is missing.
 //!
 //! Hygiene: every actor polls the test's abort flag (`ctx.rs`), so that at
@@ -245,6 +247,18 @@ struct Test<'o> {
     servers: Vec<Server>,
     clients: HashMap<String, Client>,
     varnishes: HashMap<String, Varnish>,
+    logexps: HashMap<String, LogExpect>,
+}
+
+/// A declared `logexpect`: its instance, options and script, and its
+/// thread while it runs.
+struct LogExpect {
+    /// The instance it reads (`-v`), which cannot change.
+    vname: String,
+    opts: crate::logexp::Options,
+    /// The script's lines, split into words and macros expanded.
+    script: Vec<Vec<String>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
 }
 
 impl<'o> Test<'o> {
@@ -258,7 +272,15 @@ impl<'o> Test<'o> {
         ctx.define("tmpdir", &tmpdir.display().to_string());
         ctx.define("testdir", &testdir.display().to_string());
         ctx.define("pwd", &std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default());
-        Test { opts, ctx, tmpdir, servers: Vec::new(), clients: HashMap::new(), varnishes: HashMap::new() }
+        Test {
+            opts,
+            ctx,
+            tmpdir,
+            servers: Vec::new(),
+            clients: HashMap::new(),
+            varnishes: HashMap::new(),
+            logexps: HashMap::new(),
+        }
     }
 
     fn say(&mut self, who: &str, line: usize, msg: &str) {
@@ -273,6 +295,13 @@ impl<'o> Test<'o> {
     /// stop, every instance stopped and every thread joined.
     fn finish(&mut self) {
         self.ctx.abort();
+        // A logexpect never waited for ends with the test, whatever it was
+        // still expecting (varnishtest cancels it).
+        for l in self.logexps.values_mut() {
+            if let Some(t) = l.thread.take() {
+                let _ = t.join();
+            }
+        }
         for v in self.varnishes.values_mut() {
             if let Some(i) = v.running.take() {
                 i.stop();
@@ -314,6 +343,7 @@ impl<'o> Test<'o> {
                 "filewrite" => self.filewrite(c),
                 "setenv" => self.setenv(c),
                 "barrier" => self.barrier(c),
+                "logexpect" => self.logexpect(c),
                 other => fail(format!("line {}: '{other}' is not supported by lacquer vtc yet", c.line)),
             };
             if let Err(v) = r {
@@ -611,6 +641,12 @@ impl<'o> Test<'o> {
                     }
                     i += 1;
                 }
+                "-vsl_catchup" => {
+                    if let Some(inst) = self.varnishes.get(&name).and_then(|v| v.running.as_ref()) {
+                        inst.vsl_catchup(&self.ctx);
+                    }
+                    i += 1;
+                }
                 "-expect" => {
                     let what = t.get(i + 1).cloned().unwrap_or_default();
                     return fail(format!("varnish {name} -expect {what}: counters are not built yet"));
@@ -796,6 +832,153 @@ impl<'o> Test<'o> {
         let out = child.wait_with_output().or_else(|e| fail(format!("lacquer check: {e}")))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
         Ok((out.status.success(), text))
+    }
+
+    /// `logexpect lN -v vN [options] [{script}] [-start|-wait|-run]`, as
+    /// `cmd_logexpect` reads it: the first use names the instance, later
+    /// ones may change options and script; anything but `-wait` on a
+    /// running logexpect first waits for it.
+    fn logexpect(&mut self, c: &Command) -> Step {
+        use crate::logexp::Options;
+        use lacquer_shm::Grouping;
+        let t = &c.tokens;
+        let name = t.get(1).cloned().unwrap_or_default();
+        if !name.starts_with('l') {
+            return fail(format!("logexpect name '{name}' must start with 'l'"));
+        }
+        let mut i = 2;
+        if !self.logexps.contains_key(&name) {
+            if t.get(2).map(String::as_str) != Some("-v") || t.get(3).is_none() {
+                return fail(format!("logexpect {name}: new logexp lacks -v"));
+            }
+            let vname = self.expand(&t[3])?;
+            if !self.varnishes.contains_key(&vname) {
+                return fail(format!("logexpect {name} -v {vname}: no such varnish instance"));
+            }
+            let le = LogExpect { vname, opts: Options::default(), script: Vec::new(), thread: None };
+            self.logexps.insert(name.clone(), le);
+            i = 4;
+        }
+        while i < t.len() {
+            let arg = t[i].as_str();
+            if arg == "-wait" {
+                if self.logexps[&name].thread.is_none() {
+                    return fail(format!("logexpect {name}: logexp not -started '-wait'"));
+                }
+                self.logexpect_wait(&name, c.line)?;
+                i += 1;
+                continue;
+            }
+            self.logexpect_wait(&name, c.line)?;
+            let next = |k: usize| {
+                t.get(i + k)
+                    .cloned()
+                    .ok_or_else(|| Verdict::Failed(format!("logexpect {name}: Missing {arg} argument")))
+            };
+            match arg {
+                "-v" => {
+                    let v = self.expand(&next(1)?)?;
+                    if v != self.logexps[&name].vname {
+                        return fail(format!("logexpect {name}: -v argument cannot change"));
+                    }
+                    i += 1;
+                }
+                "-d" => {
+                    let d = next(1)?;
+                    self.logexps.get_mut(&name).expect("declared").opts.dump =
+                        d.trim().parse::<i64>().unwrap_or(0) != 0;
+                    i += 1;
+                }
+                "-g" => {
+                    let g = next(1)?;
+                    let g = Grouping::parse(&g).ok_or_else(|| Verdict::Failed(format!("Unknown grouping '{g}'")))?;
+                    self.logexps.get_mut(&name).expect("declared").opts.grouping = g;
+                    i += 1;
+                }
+                "-q" => {
+                    let q = self.expand(&next(1)?)?;
+                    self.logexps.get_mut(&name).expect("declared").opts.query = Some(q);
+                    i += 1;
+                }
+                "-m" => {
+                    let o = &mut self.logexps.get_mut(&name).expect("declared").opts;
+                    o.misses = !o.misses;
+                }
+                "-err" => {
+                    let o = &mut self.logexps.get_mut(&name).expect("declared").opts;
+                    o.err = !o.err;
+                }
+                "-start" => self.logexpect_start(&name, c.line)?,
+                "-run" => {
+                    self.logexpect_start(&name, c.line)?;
+                    self.logexpect_wait(&name, c.line)?;
+                }
+                "-i" | "-x" | "-I" | "-X" => {
+                    let v = self.expand(&next(1)?)?;
+                    let opt = arg.chars().nth(1).expect("two characters");
+                    let le = self.logexps.get_mut(&name).expect("declared");
+                    le.opts.filters.push((opt, v));
+                    // Checked now, as varnishtest's VSL_Arg checks it.
+                    crate::logexp::filter(&le.opts).or_else(|e| fail(format!("logexpect {name}: {e}")))?;
+                    i += 1;
+                }
+                "-c" | "-b" => {
+                    let opt = arg.chars().nth(1).expect("two characters");
+                    self.logexps.get_mut(&name).expect("declared").opts.filters.push((opt, String::new()));
+                }
+                "-T" => {
+                    let v = next(1)?;
+                    let secs = v.parse::<f64>().or_else(|_| fail(format!("-T: Syntax error: '{v}'")))?;
+                    self.logexps.get_mut(&name).expect("declared").opts.tx_timeout = secs;
+                    i += 1;
+                }
+                a if a.starts_with('-') => {
+                    return fail(format!("logexpect {name} {a}: not supported by lacquer vtc yet"));
+                }
+                spec => {
+                    let mut script = Vec::new();
+                    for cmd in tokenize(spec).or_else(|e| fail(format!("logexpect {name}: {e}")))? {
+                        let mut words = Vec::with_capacity(cmd.tokens.len());
+                        for w in &cmd.tokens {
+                            words.push(self.expand(w)?);
+                        }
+                        script.push(words);
+                    }
+                    // Checked now, as varnishtest parses the script when it
+                    // is given.
+                    crate::logexp::Matcher::parse(&script).or_else(|e| fail(format!("logexpect {name}: {e}")))?;
+                    self.logexps.get_mut(&name).expect("declared").script = script;
+                }
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn logexpect_start(&mut self, name: &str, line: usize) -> Step {
+        let le = &self.logexps[name];
+        let m = crate::logexp::Matcher::parse(&le.script).or_else(|e| fail(format!("logexpect {name}: {e}")))?;
+        let workdir = self.tmpdir.join(&le.vname);
+        let th = crate::logexp::start(self.ctx.clone(), name, &workdir, &le.opts, m)
+            .or_else(|e| fail(format!("logexpect {name}: {e}")))?;
+        self.logexps.get_mut(name).expect("declared").thread = Some(th);
+        self.say(name, line, "started");
+        Ok(())
+    }
+
+    /// Joins logexpect `name`'s thread if it runs; its failure fails the
+    /// test, and if the test was stopped meanwhile, whoever stopped it has
+    /// the verdict.
+    fn logexpect_wait(&mut self, name: &str, line: usize) -> Step {
+        let Some(th) = self.logexps.get_mut(name).and_then(|l| l.thread.take()) else {
+            return Ok(());
+        };
+        self.say(name, line, "Waiting for logexp");
+        match th.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => fail(self.ctx.failure().unwrap_or_else(|| format!("logexpect {name}: {e}"))),
+            Err(_) => fail(format!("logexpect {name}: its thread panicked")),
+        }
     }
 
     fn shell(&mut self, c: &Command) -> Step {

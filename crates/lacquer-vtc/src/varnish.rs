@@ -6,12 +6,20 @@
 //! more for a host name with several addresses); that is how the runner
 //! learns the ports it picked and names each endpoint as varnishd does:
 //! `name=` from the `-a` argument, else `aN` after its position.
+//!
+//! Like varnishtest, the runner follows each running instance's
+//! shared-memory log in a thread of its own and copies every record into
+//! the test's log (`vsl|` lines), counting the times it found nothing new:
+//! `varnish vN -vsl_catchup` waits for that count to move, that is, until
+//! everything logged so far has been read.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::ctx::{kill_group, Ctx};
@@ -26,6 +34,84 @@ pub struct Instance {
     child: Child,
     /// What it listens on, in the order of its `-a` arguments.
     pub listen: Vec<Endpoint>,
+    vsl: VslFollower,
+}
+
+/// The thread copying an instance's log into the test's log.
+struct VslFollower {
+    stop: Arc<AtomicBool>,
+    /// How many times the thread found the log read to its head.
+    idle: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl VslFollower {
+    /// Follows `<workdir>/_.vsl` from its first record (the file is made
+    /// anew by each `lacquer serve`), logging under `name`.
+    fn start(ctx: &Arc<Ctx>, name: &str, workdir: &Path) -> VslFollower {
+        use lacquer_shm::{ReadEvent, ShmReader, Start};
+        let stop = Arc::new(AtomicBool::new(false));
+        let idle = Arc::new(AtomicU64::new(0));
+        let (c, n, dir, s, i) = (ctx.clone(), name.to_string(), workdir.to_path_buf(), stop.clone(), idle.clone());
+        let thread = std::thread::spawn(move || {
+            let mut reader: Option<ShmReader> = None;
+            // After a stop, or at the end of the test, one last pass reads
+            // what the instance logged meanwhile.
+            let mut last_pass = false;
+            loop {
+                if s.load(Ordering::SeqCst) || c.aborted() {
+                    if last_pass {
+                        return;
+                    }
+                    last_pass = true;
+                }
+                let Some(r) = reader.as_mut() else {
+                    reader = ShmReader::open(&dir, Start::Tail).ok();
+                    if reader.is_none() {
+                        if last_pass {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    continue;
+                };
+                let mut lines = String::new();
+                loop {
+                    match r.next_event() {
+                        Ok(Some(ReadEvent::Records(recs))) => {
+                            for rec in recs {
+                                let payload = String::from_utf8_lossy(rec.payload());
+                                lines.push_str(&format!(
+                                    "vsl| {:>10} {:<15} {} {payload}\n",
+                                    rec.vxid,
+                                    rec.tag_name(),
+                                    rec.side.letter()
+                                ));
+                            }
+                        }
+                        Ok(Some(ReadEvent::Overrun(lost))) => lines.push_str(&format!("vsl| overrun, {lost} bytes\n")),
+                        Ok(Some(ReadEvent::Reopened)) => lines.push_str("vsl| log reacquired\n"),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                if !lines.is_empty() {
+                    c.say(&n, &lines);
+                }
+                i.fetch_add(1, Ordering::SeqCst);
+                if !last_pass {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        });
+        VslFollower { stop, idle, thread: Some(thread) }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// One bound socket of an instance.
@@ -171,7 +257,8 @@ impl Instance {
             if let Some(t) = done_at {
                 if !linger || t.elapsed() >= Duration::from_millis(200) {
                     let listen = name_endpoints(l.listen, &printed);
-                    return Ok(Instance { child, listen });
+                    let vsl = VslFollower::start(ctx, l.name, l.workdir);
+                    return Ok(Instance { child, listen, vsl });
                 }
             }
             if ctx.aborted() || Instant::now() >= deadline {
@@ -205,18 +292,37 @@ impl Instance {
         self.child.id()
     }
 
-    /// Stops it: SIGTERM, then SIGKILL if it has not exited in time.
+    /// `-vsl_catchup`: waits until the log thread has read the log to
+    /// its head once more, so that everything logged before this call is
+    /// in the test's log (varnishtest's `vsl_catchup`). Returns early if
+    /// the test is aborted.
+    pub fn vsl_catchup(&self, ctx: &Ctx) {
+        let seen = self.vsl.idle.load(Ordering::SeqCst);
+        // Two passes: the one running now may have started before the
+        // last records were written.
+        while self.vsl.idle.load(Ordering::SeqCst) < seen + 2 && !ctx.aborted() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stops it: SIGTERM, then SIGKILL if it has not exited in time; then
+    /// its log thread, after one last read.
     pub fn stop(mut self) {
         kill_group(&mut self.child, "TERM");
         let deadline = Instant::now() + STOP;
+        let mut exited = false;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                exited = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        kill_group(&mut self.child, "KILL");
-        let _ = self.child.wait();
+        if !exited {
+            kill_group(&mut self.child, "KILL");
+            let _ = self.child.wait();
+        }
+        self.vsl.stop();
     }
 }
 
