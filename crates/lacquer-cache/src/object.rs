@@ -125,6 +125,15 @@ pub struct BodyReader<H> {
 }
 
 impl<H> BodyReader<H> {
+    /// The next piece if it is already there, without waiting (for
+    /// gathering several pieces into one write).
+    pub fn try_next(&mut self) -> Option<Arc<Vec<u8>>> {
+        let st = self.obj.body.lock().unwrap_or_else(|e| e.into_inner());
+        let p = st.pieces.get(self.next)?.clone();
+        self.next += 1;
+        Some(p)
+    }
+
     /// The next piece; `None` at the end of a complete body, `Err` when the
     /// fetch failed before the end.
     pub async fn next(&mut self) -> Option<Result<Arc<Vec<u8>>, ()>> {

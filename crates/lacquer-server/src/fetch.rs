@@ -896,7 +896,8 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
         if consumed > 0 {
             continue;
         }
-        rest.reserve(16384);
+        // Large reads make large pieces: fewer of them to store and send.
+        rest.reserve(65536);
         match tokio::time::timeout(secs(between_bytes), io.read_buf(&mut rest)).await {
             Ok(Ok(0)) => return dec.finish().is_ok(),
             Ok(Ok(_)) => {}

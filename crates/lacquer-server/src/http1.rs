@@ -81,10 +81,42 @@ impl Sess {
     /// `since`, has also been sending for `send_timeout`. Answers whether
     /// it was all written; on `false` the connection is to be closed.
     pub async fn send(&mut self, bytes: &[u8], since: tokio::time::Instant) -> bool {
-        let t = self.timeouts;
-        let deadline =
-            (tokio::time::Instant::now() + crate::fetch::secs(t.idle_send)).max(since + crate::fetch::secs(t.send));
+        let deadline = self.send_deadline(since);
         matches!(tokio::time::timeout_at(deadline, self.stream.write_all(bytes)).await, Ok(Ok(())))
+    }
+
+    /// Writes several pieces with as few system calls as the socket allows
+    /// (`writev`), under the same timeouts as [`Sess::send`].
+    pub async fn send_all(&mut self, pieces: &[&[u8]], since: tokio::time::Instant) -> bool {
+        let deadline = self.send_deadline(since);
+        let write = async {
+            let (mut i, mut off) = (0, 0);
+            while i < pieces.len() {
+                let mut slices = Vec::with_capacity(pieces.len() - i);
+                slices.push(std::io::IoSlice::new(&pieces[i][off..]));
+                slices.extend(pieces[i + 1..].iter().map(|p| std::io::IoSlice::new(p)));
+                let mut n = self.stream.write_vectored(&slices).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                while i < pieces.len() && n >= pieces[i].len() - off {
+                    n -= pieces[i].len() - off;
+                    i += 1;
+                    off = 0;
+                }
+                off += n;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        matches!(tokio::time::timeout_at(deadline, write).await, Ok(Ok(())))
+    }
+
+    /// When a write begun now is given up: it may stall `idle_send_timeout`,
+    /// or longer while the response, begun at `since`, is within
+    /// `send_timeout`.
+    fn send_deadline(&self, since: tokio::time::Instant) -> tokio::time::Instant {
+        let t = self.timeouts;
+        (tokio::time::Instant::now() + crate::fetch::secs(t.idle_send)).max(since + crate::fetch::secs(t.send))
     }
 }
 

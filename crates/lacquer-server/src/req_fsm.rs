@@ -939,9 +939,26 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
                         break;
                     }
                     Some(Ok(piece)) => {
-                        if let Some(part) = window.cut(&piece) {
-                            ok = send_piece(sp, &wire, part, since).await;
+                        // What else is already there goes in the same write.
+                        let mut batch = vec![piece];
+                        let mut size = batch[0].len();
+                        while size < WRITE_BATCH {
+                            let Some(more) = source.try_next() else { break };
+                            size += more.len();
+                            batch.push(more);
                         }
+                        let parts: Vec<&[u8]> = batch.iter().filter_map(|p| window.cut(p)).collect();
+                        ok = match wire {
+                            Wire::Chunked => {
+                                let mut framed = Vec::with_capacity(size + 16 * parts.len());
+                                let mut enc = ChunkedEncoder::new();
+                                for p in &parts {
+                                    enc.encode(p, &mut framed);
+                                }
+                                sp.send(&framed, since).await
+                            }
+                            _ => sp.send_all(&parts, since).await,
+                        };
                         if window.done() {
                             complete = true;
                             break;
@@ -977,7 +994,18 @@ enum Source {
     Object(BodyReader<Msg>),
 }
 
+/// How many body bytes are gathered into one write at most.
+const WRITE_BATCH: usize = 256 * 1024;
+
 impl Source {
+    /// A piece that is already there, without waiting (cached objects).
+    fn try_next(&mut self) -> Option<Arc<Vec<u8>>> {
+        match self {
+            Source::Object(r) => r.try_next(),
+            _ => None,
+        }
+    }
+
     /// The next piece; `None` at the end, `Err` when it broke off.
     async fn next(&mut self) -> Option<Result<Arc<Vec<u8>>, ()>> {
         match self {
@@ -991,18 +1019,6 @@ impl Source {
             },
             Source::Object(r) => r.next().await,
         }
-    }
-}
-
-/// Writes one piece of a response body, framed as the response is.
-async fn send_piece(sp: &mut Sess, wire: &Wire, piece: &[u8], since: Instant) -> bool {
-    match wire {
-        Wire::Chunked => {
-            let mut framed = Vec::with_capacity(piece.len() + 16);
-            ChunkedEncoder::new().encode(piece, &mut framed);
-            sp.send(&framed, since).await
-        }
-        _ => sp.send(piece, since).await,
     }
 }
 
