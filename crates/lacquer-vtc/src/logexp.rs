@@ -30,8 +30,9 @@
 //!
 //! The logexpect is done when the cursor is past the last step and the
 //! fail list is empty (so a script with `fail add` must end with `fail
-//! clear`). What it does is logged as varnishtest logs it (`expecting|`,
-//! `match|`, `err|`, `condition|` …), which is what a failed test shows.
+//! clear`). What it does is logged as varnishtest 7.1 logs it (`test |`,
+//! `match|`, `err  |`, `cond |`, `done |` …), which is what a failed test
+//! shows.
 //!
 //! The log is read with `lacquer-shm`'s [`ShmReader`] and grouped by its
 //! [`Grouper`], as `lacquer log` does, never by running `lacquer log`.
@@ -85,7 +86,7 @@ impl Want {
 
 /// One line of the script.
 struct Step {
-    /// The line as varnishtest echoes it (`expect 0 1001 ReqURL "/"`).
+    /// The line as varnishtest echoes it (`expect 0 1001 ReqURL ^/$`).
     text: String,
     skip: Skip,
     vxid: Want,
@@ -204,11 +205,10 @@ impl Matcher {
             Some(r) => Some(Regex::new(r).map_err(|e| format!("Regex error ({e}): '{r}'"))?),
             None => None,
         };
+        // As varnishtest 7.1 echoes it: the words, then the regex as is.
         let mut text = format!("{} {} {} {} ", w[0], w[1], w[2], w[3]);
         if let Some(r) = w.get(4) {
-            text.push('"');
-            text.push_str(&r.replace('\\', "\\\\").replace('"', "\\\""));
-            text.push('"');
+            text.push_str(r);
         }
         Ok(Step { text, skip, vxid, tag, re })
     }
@@ -263,15 +263,15 @@ impl Matcher {
             match self.steps[i].skip {
                 Skip::Seen => {}
                 Skip::Clear => {
-                    self.lines.push("condition| fail clear".into());
+                    self.lines.push("cond | fail clear".into());
                     self.fails.clear();
                 }
                 Skip::Fail => {
-                    self.lines.push(format!("condition| {}", self.steps[i].text));
+                    self.lines.push(format!("cond | {}", self.steps[i].text));
                     self.fails.push(i);
                 }
                 _ => {
-                    self.lines.push(format!("expecting| {}", self.steps[i].text));
+                    self.lines.push(format!("test | {}", self.steps[i].text));
                     return;
                 }
             }
@@ -324,7 +324,7 @@ impl Matcher {
                 let next = (i + 1..self.steps.len()).find(|&k| self.steps[k].skip != Skip::Seen);
                 match next {
                     Some(k) if self.steps[k].skip == Skip::Alt => {
-                        self.lines.push(format!("alt      | {}", self.steps[k].text));
+                        self.lines.push(format!("alt  | {}", self.steps[k].text));
                         i = k;
                         continue;
                     }
@@ -493,7 +493,7 @@ impl Run {
     fn main(&mut self) -> Result<(), String> {
         self.say("begin|");
         if let Some(q) = self.opts.query.clone() {
-            self.say(&format!("qry| {q}"));
+            self.say(&format!("qry  | {q}"));
         }
         self.m.begin();
         self.flush();
@@ -506,7 +506,7 @@ impl Run {
                 // Whoever stopped the test has the verdict; the log shows
                 // what was still expected.
                 let what = self.m.expecting().unwrap_or("fail list not cleared").to_string();
-                self.say(&format!("bad| outstanding expectations (expecting: {what})"));
+                self.say(&format!("bad  | outstanding expectations (expecting: {what})"));
                 return Err(format!("outstanding expectations (expecting: {what})"));
             }
             let event = match self.reader.as_mut() {
@@ -539,16 +539,16 @@ impl Run {
         self.flush();
         match progress {
             Progress::Failed if self.opts.err => {
-                self.say("end| failed as expected");
+                self.say("done | failed as expected");
                 Ok(())
             }
             Progress::Failed => {
                 let what = self.m.expecting().map(|e| format!(" (expecting: {e})")).unwrap_or_default();
-                self.ctx.fail(&self.name, &format!("bad| expectation failed{what}"));
+                self.ctx.fail(&self.name, &format!("bad  | expectation failed{what}"));
                 Err(format!("expectation failed{what}"))
             }
             _ => {
-                self.say("end|");
+                self.say("done |");
                 Ok(())
             }
         }
