@@ -340,6 +340,9 @@ pub struct Want<'a> {
     pub always_miss: bool,
     /// `req.hash_ignore_vary`.
     pub ignore_vary: bool,
+    /// Headers (lower-case) whose every value matches in Vary: Varnish does
+    /// not vary on Accept-Encoding when it gzips and gunzips itself.
+    pub vary_ignore: &'a [&'a [u8]],
     /// `req.grace` when set: the most grace this request accepts.
     pub grace: Option<f64>,
     /// The time of the request.
@@ -527,14 +530,15 @@ impl<H: Send + Sync + 'static> Cache<H> {
                 if st.kind == Kind::Busy {
                     // A busy core carries the variant it is predicted to
                     // be: a request for another variant does not wait.
-                    if !want.ignore_busy && (want.ignore_vary || vary_matches(&st.vary, want.header)) {
+                    if !want.ignore_busy && (want.ignore_vary || vary_matches(&st.vary, want.header, want.vary_ignore))
+                    {
                         busy_found = true;
                     }
                     continue;
                 }
                 // An object made with no TTL at all was only ever for the
                 // request that fetched it (Varnish skips `ttl <= 0` too).
-                if st.life.ttl <= 0.0 || (!want.ignore_vary && !vary_matches(&st.vary, want.header)) {
+                if st.life.ttl <= 0.0 || (!want.ignore_vary && !vary_matches(&st.vary, want.header, want.vary_ignore)) {
                     continue;
                 }
                 if let Some(obj) = st.obj.as_ref().filter(|_| st.kind == Kind::Object) {
@@ -865,9 +869,11 @@ impl<H: Send + Sync + 'static> Cache<H> {
 /// Whether a core made for `vary` serves a request with these headers
 /// (Varnish's `VRY_Match`): every header the response varied on has the
 /// same value, or is absent in both.
-fn vary_matches(vary: &VarySpec, header: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> bool {
+fn vary_matches(vary: &VarySpec, header: &dyn Fn(&[u8]) -> Option<Vec<u8>>, ignore: &[&[u8]]) -> bool {
     let Some(spec) = vary else { return false };
-    spec.iter().all(|(name, want)| header(name).as_deref().map(<[u8]>::trim_ascii) == want.as_deref())
+    spec.iter().all(|(name, want)| {
+        ignore.contains(&name.as_slice()) || header(name).as_deref().map(<[u8]>::trim_ascii) == want.as_deref()
+    })
 }
 
 impl<H: Send + Sync + 'static> Busy<H> {

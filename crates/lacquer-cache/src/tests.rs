@@ -13,6 +13,7 @@ fn want(now: f64) -> Want<'static> {
         ignore_busy: false,
         always_miss: false,
         ignore_vary: false,
+        vary_ignore: &[],
         grace: None,
         now,
     }
@@ -247,4 +248,15 @@ fn the_lurker_leaves_young_bans_alone() {
     c.ban(100.0, "obj.status == 200".into(), false, Box::new(|_, _, _| Some(true)));
     assert_eq!(c.lurk(99.0), 0, "younger than ban_lurker_age");
     assert_eq!(c.lurk(100.0), 1);
+}
+
+#[test]
+fn vary_can_ignore_a_header() {
+    let c: C = Cache::new(None);
+    let ae = |n: &[u8]| (n == b"accept-encoding").then(|| b"gzip".to_vec());
+    let Lookup::Miss(b, _) = c.lookup(b"/g", &Want { header: &ae, ..want(100.0) }) else { panic!() };
+    b.publish("z", 1, 1, life(60.0, 0.0), Some(vec![(b"accept-encoding".to_vec(), Some(b"gzip".to_vec()))])).unwrap();
+    assert!(matches!(c.lookup(b"/g", &want(100.0)), Lookup::Miss(..)), "another variant");
+    let w = Want { vary_ignore: &[b"accept-encoding"], ..want(100.0) };
+    assert!(matches!(c.lookup(b"/g", &w), Lookup::Hit(_)), "one object for every encoding");
 }

@@ -373,7 +373,7 @@ params! {
         "Default time to wait for the first byte of a backend response.";
     gzip_buffer: Kind::BytesU, "32k", min F("2k"), max N, "bytes", EXPERIMENTAL, false;
         "The buffer size for gzip and gunzip work.";
-    gzip_level: Kind::Uint, "6", min F("0"), max F("9"), "", 0, false;
+    gzip_level: Kind::Uint, "6", min F("0"), max F("9"), "", 0, true;
         "The gzip compression level.";
     gzip_memlevel: Kind::Uint, "8", min F("1"), max F("9"), "", 0, false;
         "How much memory zlib may use while compressing.";
@@ -395,7 +395,7 @@ params! {
         "The storage HTTP/2 request bodies are buffered in.";
     http1_iovs: Kind::Uint, "64", min F("5"), max F("1024"), "struct iovec (=16 bytes)", WIZARD, false;
         "How many pieces one HTTP/1 write may gather.";
-    http_gzip_support: Kind::Bool, "on", min N, max N, "bool", 0, false;
+    http_gzip_support: Kind::Bool, "on", min N, max N, "bool", 0, true;
         "Handle gzip: ask backends for it and unzip for clients that cannot take it.";
     http_max_hdr: Kind::Uint, "64", min F("32"), max F("65535"), "header lines", 0, true;
         "The most header lines in a head, the first line counting as five.";
@@ -1237,6 +1237,8 @@ mod tests {
                 "default_keep",
                 "default_ttl",
                 "first_byte_timeout",
+                "gzip_level",
+                "http_gzip_support",
                 "http_max_hdr",
                 "http_range_support",
                 "http_req_hdr_len",

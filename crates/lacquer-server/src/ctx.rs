@@ -10,8 +10,7 @@
 //!   unused), `req.storage`, `beresp.storage`, `beresp.storage_hint`,
 //!   `bereq.hash`, `obj.storage`, `obj.can_esi`;
 //! - delivery processors: `req.esi`, `resp.do_esi`, `resp.filters`,
-//!   `beresp.do_esi`, `beresp.do_gzip`, `beresp.do_gunzip`,
-//!   `beresp.filters`;
+//!   `beresp.do_esi`, `beresp.filters`;
 //! - ESI: `req.esi_level` is always 0 and `req_top.*` is `req.*`;
 //! - `sess.timeout_linger` is kept for VCL and has no effect.
 
@@ -271,7 +270,7 @@ impl VclContext for ReqCtx<'_> {
             Var::ReqRestarts => Value::Int(r.restarts as i64),
             Var::ReqEsiLevel => Value::Int(0),
             Var::ReqEsi => Value::Bool(true),
-            Var::ReqCanGzip => Value::Bool(r.req.has_token(b"accept-encoding", b"gzip")),
+            Var::ReqCanGzip => Value::Bool(crate::gzip::accepts_gzip(&r.req)),
             Var::ReqBackendHint | Var::BereqBackend => Value::Backend(r.backend_hint),
             Var::ReqHashAlwaysMiss => Value::Bool(r.hash_always_miss),
             Var::ReqHashIgnoreBusy => Value::Bool(r.hash_ignore_busy),
@@ -467,6 +466,8 @@ impl VclContext for BoCtx<'_> {
             Var::BerespKeep => Value::Duration(bo.keep),
             Var::BerespAge => Value::Duration(0.0),
             Var::BerespDoStream => Value::Bool(bo.do_stream),
+            Var::BerespDoGzip => Value::Bool(bo.do_gzip),
+            Var::BerespDoGunzip => Value::Bool(bo.do_gunzip),
             Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
             Var::BerespWas304 => Value::Bool(bo.was_304),
             _ => default_of(var),
@@ -488,6 +489,8 @@ impl VclContext for BoCtx<'_> {
             (Var::BereqBetweenBytesTimeout, Value::Duration(d)) => bo.between_bytes_timeout = *d,
             (Var::BerespUncacheable, Value::Bool(b)) => bo.uncacheable = *b,
             (Var::BerespDoStream, Value::Bool(b)) => bo.do_stream = *b,
+            (Var::BerespDoGzip, Value::Bool(b)) => bo.do_gzip = *b,
+            (Var::BerespDoGunzip, Value::Bool(b)) => bo.do_gunzip = *b,
             (Var::BerespTtl, Value::Duration(d)) => bo.ttl = *d,
             (Var::BerespGrace, Value::Duration(d)) => bo.grace = *d,
             (Var::BerespKeep, Value::Duration(d)) => bo.keep = *d,

@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ctx::{BoCtx, Endpoints};
+use crate::gzip;
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::rfc2616;
 use crate::vbe::{Conn, Io};
@@ -135,6 +136,11 @@ pub(crate) struct Bo {
     /// `beresp.do_stream`: hand the body on as it arrives (the default),
     /// or only once it is whole.
     pub do_stream: bool,
+    /// `beresp.do_gzip` / `beresp.do_gunzip`.
+    pub do_gzip: bool,
+    pub do_gunzip: bool,
+    /// The body's transformation on its way in, when VCL asked for one.
+    filter: Option<gzip::Filter>,
     /// The fetch's log.
     pub vsl: Vsl,
     /// Modules' PRIV_TASK state, released with the fetch.
@@ -211,6 +217,9 @@ impl Bo {
             busy: None,
             is_bgfetch: false,
             do_stream: true,
+            do_gzip: false,
+            do_gunzip: false,
+            filter: None,
             vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
             privs: Default::default(),
             module_logs: Default::default(),
@@ -630,9 +639,10 @@ fn stp_response(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
 }
 
 async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<Fetched>>) -> FetchStep {
-    let Some(beresp) = bo.beresp.take() else {
+    let Some(mut beresp) = bo.beresp.take() else {
         return FetchStep::Done;
     };
+    setup_filter(shared, bo, &mut beresp);
     let tx = tx.take();
     // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only
     // when told to.
@@ -660,8 +670,8 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
                     recycle(shared, bo, keep_conn);
                     return FetchStep::Done;
                 }
-                Framing::Length(n) => Some(n),
-                Framing::Chunked | Framing::Eof => None,
+                Framing::Length(n) if bo.filter.is_none() => Some(n),
+                _ => None,
             };
             let (btx, rx) = mpsc::channel(BODY_QUEUE);
             if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, rx }, t_origin }).is_err() {
@@ -739,6 +749,31 @@ fn log_body_end(shared: &Shared, bo: &mut Bo, ok: bool) {
     );
     bo.vsl.timestamp("BerespBody", now());
     bo.vsl.fmt(Tag::Length, format_args!("{}", bo.body_bytes));
+}
+
+/// `beresp.do_gzip` / `beresp.do_gunzip`, as Varnish applies them: gzip a
+/// body that has no encoding, gunzip a gzip one; either way the length is
+/// no longer known, the ETag becomes weak, and a gzipped object varies on
+/// Accept-Encoding.
+fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
+    if bo.was_304 || bo.framing == Framing::None {
+        return;
+    }
+    let encoded = beresp.header(b"content-encoding").is_some();
+    if bo.do_gunzip && gzip::is_gzip(beresp) {
+        bo.filter = Some(gzip::Filter::gunzip());
+        beresp.unset(b"content-encoding");
+        shared.stats.n_gunzip.inc();
+    } else if bo.do_gzip && !encoded {
+        bo.filter = Some(gzip::Filter::gzip(shared.params.gzip_level as u32));
+        beresp.set(b"Content-Encoding", b"gzip");
+        gzip::vary_ae(beresp);
+        shared.stats.n_gzip.inc();
+    } else {
+        return;
+    }
+    beresp.unset(b"content-length");
+    gzip::weaken_etag(beresp);
 }
 
 /// `beresp.do_stream = false`: the body is read whole before anybody is
@@ -880,11 +915,24 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
         // Nobody to take it (the client went away, the store is full):
         // drop the connection, mid-body.
         bo.body_bytes += d.data.len() as u64;
-        if !d.data.is_empty() && !sink.put(d.data.to_vec()).await {
+        let piece = match &mut bo.filter {
+            Some(f) => match f.feed(d.data) {
+                Ok(p) => p,
+                Err(()) => return false,
+            },
+            None => d.data.to_vec(),
+        };
+        if !piece.is_empty() && !sink.put(piece).await {
             return false;
         }
         rest.drain(..consumed);
         if done {
+            if let Some(f) = bo.filter.take() {
+                let Ok(tail) = f.finish() else { return false };
+                if !tail.is_empty() && !sink.put(tail).await {
+                    return false;
+                }
+            }
             // Back to the pool before the client hears the end, so that
             // its next request finds the connection there.
             if keep_conn && rest.is_empty() && bo.framing != Framing::Eof {
@@ -899,7 +947,16 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
         // Large reads make large pieces: fewer of them to store and send.
         rest.reserve(65536);
         match tokio::time::timeout(secs(between_bytes), io.read_buf(&mut rest)).await {
-            Ok(Ok(0)) => return dec.finish().is_ok(),
+            Ok(Ok(0)) => {
+                if dec.finish().is_err() {
+                    return false;
+                }
+                return match bo.filter.take().map(gzip::Filter::finish) {
+                    None => true,
+                    Some(Ok(tail)) => tail.is_empty() || sink.put(tail).await,
+                    Some(Err(())) => false,
+                };
+            }
             Ok(Ok(_)) => {}
             _ => return false,
         }

@@ -61,6 +61,7 @@
 //! | `rfc2616.rs` | `cache_rfc2616.c` | TTLs from response headers; what `Vary` records |
 //! | `vsl.rs` | `cache_shmlog.c` | each task's shared-memory log writer |
 //! | `vmod.rs` | `cache_vrt_vmod.c` | the module host: calls, private state, `vcl_init` |
+//! | `gzip.rs` | `cache_gzip.c` | gzip and gunzip as bodies pass; Accept-Encoding |
 //! | `ban.rs` | `cache_ban_build.c` | ban expressions, tested by the cache |
 //! | `deliver.rs` | `cache_range.c`, `cache_rfc2616.c` | 304s for conditional requests, ranges |
 
@@ -69,6 +70,7 @@ mod ban;
 mod ctx;
 mod deliver;
 mod fetch;
+mod gzip;
 mod http1;
 mod msg;
 pub mod params;

@@ -67,6 +67,8 @@ honoured! {
     http_range_support,
     ban_lurker_sleep,
     ban_lurker_age,
+    http_gzip_support,
+    gzip_level,
 }
 
 impl Params {

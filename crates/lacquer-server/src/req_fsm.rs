@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::ctx::{Endpoints, ReqCtx};
 use crate::deliver;
 use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
+use crate::gzip;
 use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::vsl::{self, Vsl};
@@ -346,6 +347,15 @@ fn cnt_recv(req: &mut Req) -> ReqStep {
     match h.action {
         Action::Hash | Action::Purge => {
             let next = if h.action == Action::Purge { ReqStep::Purge } else { ReqStep::Lookup };
+            // The cache stores gzip once for everybody: the request only
+            // says whether it takes gzip (Varnish's cnt_recv).
+            if req.shared.params.http_gzip_support != 0.0 {
+                if gzip::accepts_gzip(&req.req) {
+                    req.req.set(b"Accept-Encoding", b"gzip");
+                } else {
+                    req.req.unset(b"accept-encoding");
+                }
+            }
             match vcl(req, Method::Hash).action {
                 Action::Lookup => next,
                 _ => ReqStep::VclFail,
@@ -374,6 +384,7 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
                 ignore_busy: req.hash_ignore_busy,
                 always_miss: req.hash_always_miss,
                 ignore_vary: req.hash_ignore_vary,
+                vary_ignore: if req.shared.params.http_gzip_support != 0.0 { &[b"accept-encoding"] } else { &[] },
                 grace: (req.grace >= 0.0).then_some(req.grace),
                 now: now(),
             };
@@ -519,6 +530,11 @@ fn make_bereq(req: &Req, pass: bool) -> Msg {
                 .any(|h| n.eq_ignore_ascii_case(h))
     };
     bereq.copy_headers(&req.req, |n| !is_hop_by_hop(n, &named) && !per_client(n));
+    // A miss asks for gzip whatever this client takes: the object serves
+    // every client, and is gunzipped for those that do not take it.
+    if !pass && req.shared.params.http_gzip_support != 0.0 {
+        bereq.set(b"Accept-Encoding", b"gzip");
+    }
     bereq
 }
 
@@ -851,6 +867,15 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
             std::str::from_utf8(cl).ok()?.parse().ok()
         }),
     };
+    // A gzip body goes out gunzipped to a client that does not take gzip
+    // (its length then unknown until the end).
+    let mut gunzip = None;
+    if req.shared.params.http_gzip_support != 0.0 && gzip::is_gzip(&resp) && !gzip::accepts_gzip(&req.req) {
+        resp.unset(b"content-encoding");
+        gzip::weaken_etag(&mut resp);
+        gunzip = Some(gzip::Filter::gunzip());
+        len = None;
+    }
     // A satisfied conditional request gets 304; a Range gets its part.
     let mut window = deliver::Window::ALL;
     let get_or_head = req.is_head() || req.req.head.method(&req.req.buf).eq_ignore_ascii_case(b"GET");
@@ -924,7 +949,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     };
     let ok = match &mut source {
         // A body at hand goes out with the head, in one write.
-        Source::Once(b) => {
+        Source::Once(b) if gunzip.is_none() => {
             out.extend_from_slice(window.cut(b).unwrap_or_default());
             sp.send(&out, since).await
         }
@@ -947,6 +972,16 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
                             size += more.len();
                             batch.push(more);
                         }
+                        if let Some(f) = &mut gunzip {
+                            let mut plain = Vec::new();
+                            for p in &batch {
+                                match f.feed(p) {
+                                    Ok(out) => plain.extend(out),
+                                    Err(()) => break,
+                                }
+                            }
+                            batch = vec![Arc::new(plain)];
+                        }
                         let parts: Vec<&[u8]> = batch.iter().filter_map(|p| window.cut(p)).collect();
                         ok = match wire {
                             Wire::Chunked => {
@@ -967,7 +1002,23 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
                     Some(Err(())) => break,
                 }
             }
-            if complete && matches!(wire, Wire::Chunked) {
+            if complete && ok {
+                if let Some(f) = gunzip.take() {
+                    match f.finish() {
+                        Ok(tail) if tail.is_empty() => {}
+                        Ok(tail) => {
+                            let mut framed = Vec::new();
+                            match wire {
+                                Wire::Chunked => ChunkedEncoder::new().encode(&tail, &mut framed),
+                                _ => framed = tail,
+                            }
+                            ok = sp.send(&framed, since).await;
+                        }
+                        Err(()) => complete = false,
+                    }
+                }
+            }
+            if complete && ok && matches!(wire, Wire::Chunked) {
                 ok = sp.send(LAST_CHUNK, since).await;
             }
             ok && complete

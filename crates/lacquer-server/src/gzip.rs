@@ -1,0 +1,147 @@
+//! Gzip as Varnish does it (`cache_gzip.c`, `http_gzip_support`): bodies
+//! compressed or decompressed as they stream, piece by piece, for
+//! `beresp.do_gzip` / `beresp.do_gunzip` on the way into the cache and for
+//! clients that do not accept gzip on the way out; and which requests
+//! accept it (`RFC2616_Req_Gzip`).
+
+use std::io::Write;
+
+use flate2::write::{GzDecoder, GzEncoder};
+use flate2::Compression;
+
+use crate::msg::Msg;
+
+/// A body transformation applied as the body passes.
+pub(crate) enum Filter {
+    Gzip(GzEncoder<Vec<u8>>),
+    Gunzip(GzDecoder<Vec<u8>>),
+}
+
+impl Filter {
+    /// Compresses at `level` (the `gzip_level` parameter).
+    pub fn gzip(level: u32) -> Filter {
+        Filter::Gzip(GzEncoder::new(Vec::new(), Compression::new(level.min(9))))
+    }
+
+    /// Decompresses.
+    pub fn gunzip() -> Filter {
+        Filter::Gunzip(GzDecoder::new(Vec::new()))
+    }
+
+    /// Feeds a piece of body; answers what came out (perhaps nothing yet).
+    /// An error is a body that is not valid gzip.
+    pub fn feed(&mut self, piece: &[u8]) -> Result<Vec<u8>, ()> {
+        match self {
+            Filter::Gzip(e) => {
+                e.write_all(piece).map_err(|_| ())?;
+                Ok(std::mem::take(e.get_mut()))
+            }
+            Filter::Gunzip(d) => {
+                d.write_all(piece).map_err(|_| ())?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+        }
+    }
+
+    /// The end of the body: what is left to come out.
+    pub fn finish(self) -> Result<Vec<u8>, ()> {
+        match self {
+            Filter::Gzip(e) => e.finish().map_err(|_| ()),
+            Filter::Gunzip(d) => d.finish().map_err(|_| ()),
+        }
+    }
+}
+
+/// Whether a request accepts gzip (Varnish's `RFC2616_Req_Gzip`):
+/// `x-gzip` anywhere, or `gzip` with a non-zero q value.
+pub(crate) fn accepts_gzip(req: &Msg) -> bool {
+    let tokens = req.head.header_all(&req.buf, b"accept-encoding").flat_map(|v| v.split(|&b| b == b','));
+    for t in tokens {
+        let mut parts = t.split(|&b| b == b';');
+        let coding = parts.next().unwrap_or_default().trim_ascii();
+        if coding.eq_ignore_ascii_case(b"x-gzip") {
+            return true;
+        }
+        if !coding.eq_ignore_ascii_case(b"gzip") {
+            continue;
+        }
+        let q = parts
+            .filter_map(|p| {
+                let p = p.trim_ascii();
+                p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q="))
+            })
+            .next()
+            .and_then(|q| std::str::from_utf8(q).ok()?.trim().parse::<f64>().ok())
+            .unwrap_or(1.0);
+        return q > 0.0;
+    }
+    false
+}
+
+/// Whether a message's body is gzip (`Content-Encoding: gzip`).
+pub(crate) fn is_gzip(m: &Msg) -> bool {
+    m.header(b"content-encoding").is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"gzip"))
+}
+
+/// A strong ETag becomes weak once the body's bytes change
+/// (`RFC2616_Weaken_Etag`).
+pub(crate) fn weaken_etag(m: &mut Msg) {
+    if let Some(e) = m.header(b"etag").filter(|e| !e.starts_with(b"W/")).map(<[u8]>::to_vec) {
+        let mut weak = b"W/".to_vec();
+        weak.extend_from_slice(&e);
+        m.set(b"ETag", &weak);
+    }
+}
+
+/// Adds `Accept-Encoding` to `Vary` (`RFC2616_Vary_AE`).
+pub(crate) fn vary_ae(m: &mut Msg) {
+    if m.has_token(b"vary", b"accept-encoding") {
+        return;
+    }
+    match m.header(b"vary").map(<[u8]>::to_vec) {
+        Some(v) => {
+            let mut all = v;
+            all.extend_from_slice(b", Accept-Encoding");
+            m.set(b"Vary", &all);
+        }
+        None => m.append(b"Vary", b"Accept-Encoding"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_go_through_and_back() {
+        let mut z = Filter::gzip(6);
+        let mut packed = Vec::new();
+        for piece in [&b"hello "[..], b"gzip ", b"world"] {
+            packed.extend(z.feed(piece).unwrap());
+        }
+        packed.extend(z.finish().unwrap());
+        let mut u = Filter::gunzip();
+        let mut out = Vec::new();
+        for piece in packed.chunks(7) {
+            out.extend(u.feed(piece).unwrap());
+        }
+        out.extend(u.finish().unwrap());
+        assert_eq!(out, b"hello gzip world");
+        assert!(Filter::gunzip().feed(b"not gzip at all").is_err());
+    }
+
+    #[test]
+    fn accept_encoding_as_varnish_reads_it() {
+        let req = |ae: &str| {
+            let mut m = Msg::request(b"GET", b"/", b"HTTP/1.1");
+            m.append(b"Accept-Encoding", ae.as_bytes());
+            m
+        };
+        assert!(accepts_gzip(&req("gzip, deflate")));
+        assert!(accepts_gzip(&req("deflate, x-gzip")));
+        assert!(accepts_gzip(&req("gzip;q=0.5")));
+        assert!(!accepts_gzip(&req("gzip;q=0")));
+        assert!(!accepts_gzip(&req("deflate, br")));
+        assert!(!accepts_gzip(&Msg::request(b"GET", b"/", b"HTTP/1.1")));
+    }
+}
