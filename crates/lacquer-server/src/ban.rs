@@ -107,7 +107,9 @@ pub(crate) fn parse(text: &str) -> Result<BanSpec, String> {
     let mut conds = Vec::new();
     let mut i = 0;
     loop {
-        let Some(field) = w.get(i) else { return Err("Missing field".into()) };
+        let Some(field) = w.get(i) else {
+            return Err(if i == 0 { "No ban conditions found." } else { "Expected condition after &&." }.into());
+        };
         let field = match field.as_str() {
             "req.url" => Field::ReqUrl,
             "obj.status" => Field::ObjStatus,
@@ -124,8 +126,8 @@ pub(crate) fn parse(text: &str) -> Result<BanSpec, String> {
         };
         let numeric =
             matches!(field, Field::ObjStatus | Field::ObjTtl | Field::ObjAge | Field::ObjGrace | Field::ObjKeep);
-        let Some(op) = w.get(i + 1) else { return Err("Missing operator".into()) };
-        let Some(arg) = w.get(i + 2) else { return Err("Missing argument".into()) };
+        let Some(op) = w.get(i + 1) else { return Err("Expected comparison operator.".into()) };
+        let Some(arg) = w.get(i + 2) else { return Err("Expected second operand.".into()) };
         let (cmp, arg) = match op.as_str() {
             "~" | "!~" if !numeric => {
                 let re = Regex::new(arg).map_err(|e| format!("Regex compile error: {}", e.message()))?;
@@ -143,13 +145,13 @@ pub(crate) fn parse(text: &str) -> Result<BanSpec, String> {
                 let n = if matches!(field, Field::ObjStatus) {
                     arg.parse::<u16>().map(f64::from).map_err(|_| format!("Expected integer got \"{arg}\""))?
                 } else {
-                    duration(arg).ok_or_else(|| format!("Expected duration got \"{arg}\""))?
+                    duration(arg).ok_or_else(|| format!("expected duration <n.nn>.ms|s|m|h|d|w|y. got \"{arg}\""))?
                 };
                 (cmp, Arg::Number(n))
             }
             "==" | "!=" => (if op == "==" { Cmp::Eq } else { Cmp::Ne }, Arg::Text(arg.as_bytes().to_vec())),
             _ if numeric => return Err(format!("expected conditional (==, !=, <, >, <= or >=) got \"{op}\"")),
-            _ => return Err(format!("expected conditional (~, !~, == or !=) got \"{op}\"")),
+            _ => return Err(format!("expected conditional (==, !=, ~ or !~) got \"{op}\"")),
         };
         conds.push(Cond { field, cmp, arg });
         i += 3;
@@ -271,7 +273,10 @@ mod tests {
     fn bad_expressions_are_refused_in_varnish_s_words() {
         for (expr, want) in [
             ("foo == bar", "Unknown or unsupported field \"foo\""),
-            ("req.url = /", "expected conditional (~, !~, == or !=) got \"=\""),
+            ("req.url = /", "expected conditional (==, !=, ~ or !~) got \"=\""),
+            ("", "No ban conditions found."),
+            ("req.url", "Expected comparison operator."),
+            ("req.url ~", "Expected second operand."),
             ("req.url ~ /a || req.url ~ /b", "Expected && between conditions, found \"||\""),
             ("obj.http. == x", "Missing header name: \"obj.http.\""),
             ("req.url ~ (", "Regex compile error"),

@@ -459,8 +459,10 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         let mut head = Head::new();
         let timeouts = (first_byte, between_bytes);
         let body = stream.as_mut().map(|(len, rx)| (len.is_none(), rx));
+        let cached = if let ReqBody::Cached(b) = &bo.body { b.len() as u64 } else { 0 };
         match exchange(shared, timeouts, &mut conn.io, &out, body, &mut buf, &mut head).await {
-            Ok(n) => {
+            Ok((n, body_sent)) => {
+                bo.acct.1 = body_sent + cached;
                 let rest = buf.split_off(n);
                 bo.acct.2 = n as u64;
                 bo.vsl.timestamp("Beresp", now());
@@ -540,16 +542,20 @@ fn timeouts(shared: &Shared, bo: &Bo) -> (f64, f64, f64) {
 enum Exchange {
     /// The connection closed before any response byte.
     Closed,
-    /// Anything else: a timeout, a bad head, a reset mid-head.
+    /// No response byte within the first byte timeout.
+    FirstByte,
+    /// Anything else: a bad head, a reset or a stall mid-head, a request
+    /// body that could not be sent.
     Failed,
 }
 
 impl Exchange {
-    /// The `FetchError` text.
+    /// The `FetchError` text, in Varnish's words where it has them.
     fn why(&self) -> &'static str {
         match self {
             Exchange::Closed => "backend closed the connection",
-            Exchange::Failed => "http first read error or timeout",
+            Exchange::FirstByte => "first byte timeout",
+            Exchange::Failed => "http first read error",
         }
     }
 }
@@ -566,7 +572,8 @@ async fn exchange(
     body: Option<(bool, &mut BodyRx)>,
     buf: &mut Vec<u8>,
     head: &mut Head,
-) -> Result<usize, Exchange> {
+) -> Result<(usize, u64), Exchange> {
+    let mut body_sent = 0u64;
     if io.write_all(out).await.is_err() {
         return Err(Exchange::Closed);
     }
@@ -577,6 +584,7 @@ async fn exchange(
             // The client failed mid-body: the backend must not take what
             // it got for the whole request.
             let piece = piece.map_err(|_| Exchange::Failed)?;
+            body_sent += piece.len() as u64;
             let sent = if chunked {
                 framed.clear();
                 enc.encode(&piece, &mut framed);
@@ -602,13 +610,14 @@ async fn exchange(
         let n = match tokio::time::timeout(secs(wait), io.read_buf(buf)).await {
             Ok(Ok(n)) => n,
             Ok(Err(_)) if buf.is_empty() => return Err(Exchange::Closed),
+            Err(_) if buf.is_empty() => return Err(Exchange::FirstByte),
             _ => return Err(Exchange::Failed),
         };
         if n == 0 {
             return Err(if buf.is_empty() { Exchange::Closed } else { Exchange::Failed });
         }
         match head.parse_response(buf, &limits) {
-            Ok(Parsed::Complete(n)) => return Ok(n),
+            Ok(Parsed::Complete(n)) => return Ok((n, body_sent)),
             Ok(Parsed::Partial) => {}
             Err(_) => return Err(Exchange::Failed),
         }
@@ -625,8 +634,10 @@ fn stp_response(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
     match h.action {
         Action::Deliver => FetchStep::FetchBody,
         Action::Pass => {
-            bo.hit_for_pass = Some(h.pass_ttl.unwrap_or(0.0));
+            let ttl = h.pass_ttl.unwrap_or(0.0);
+            bo.hit_for_pass = Some(ttl);
             bo.uncacheable = true;
+            bo.vsl.fmt(Tag::TTL, format_args!("HFP {ttl:.0} 0 0 {:.0} uncacheable", now()));
             FetchStep::FetchBody
         }
         Action::Retry => retry_or(shared, bo, FetchStep::Error),

@@ -687,7 +687,7 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
     let age = (now() - req.t_origin).floor().max(0.0) as u64;
     resp.append(b"Age", age.to_string().as_bytes());
     if req.shared.params.http_range_support != 0.0 && req.obj.is_some() && resp.head.status() == 200 {
-        resp.append(b"Accept-Ranges", b"bytes");
+        resp.set(b"Accept-Ranges", b"bytes");
     }
     resp.append_value(b"Via", crate::VIA.as_bytes());
     req.vsl.head(&resp, vsl::RESP);
