@@ -388,7 +388,7 @@ impl VclContext for ReqCtx<'_> {
     }
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
-        self.req.shared.backends.get(b as usize).map(|be| be.def.name.as_str())
+        self.req.shared.director(b).map(|d| d.name())
     }
 }
 
@@ -448,8 +448,8 @@ impl VclContext for BoCtx<'_> {
             Var::SessXid => owned(bo.sess_vxid.to_string()),
             Var::BereqRetries => Value::Int(bo.retries as i64),
             Var::BereqBackend => Value::Backend(bo.backend),
-            Var::BerespBackend => Value::Backend(bo.backend),
-            Var::BerespBackendName => match bo.backend.and_then(|b| self.shared.backends.get(b as usize)) {
+            Var::BerespBackend => Value::Backend(bo.resolved.map(|i| i as u32).or(bo.backend)),
+            Var::BerespBackendName => match bo.resolved.and_then(|i| self.shared.backends.get(i)) {
                 Some(be) => s(be.def.name.as_bytes()),
                 None => Value::Str(None),
             },
@@ -549,6 +549,6 @@ impl VclContext for BoCtx<'_> {
     }
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
-        self.shared.backends.get(b as usize).map(|be| be.def.name.as_str())
+        self.shared.director(b).map(|d| d.name())
     }
 }

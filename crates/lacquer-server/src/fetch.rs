@@ -141,6 +141,9 @@ pub(crate) struct Bo {
     pub do_gunzip: bool,
     /// The body's transformation on its way in, when VCL asked for one.
     filter: Option<gzip::Filter>,
+    /// The backend the director picked for this fetch (an index into the
+    /// VCL's backends; `beresp.backend`).
+    pub resolved: Option<usize>,
     /// The fetch's log.
     pub vsl: Vsl,
     /// Modules' PRIV_TASK state, released with the fetch.
@@ -220,6 +223,7 @@ impl Bo {
             do_gzip: false,
             do_gunzip: false,
             filter: None,
+            resolved: None,
             vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
             privs: Default::default(),
             module_logs: Default::default(),
@@ -372,7 +376,10 @@ fn stp_retry(bo: &mut Bo) -> FetchStep {
 
 async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
     bo.vsl.timestamp("Fetch", now());
-    let Some(be) = bo.backend.and_then(|b| shared.backends.get(b as usize)) else {
+    // The director VCL chose picks the backend now (Varnish's VDI_Resolve).
+    let be = bo.backend.and_then(|b| shared.director(b)).and_then(|d| d.resolve(shared));
+    bo.resolved = be.and_then(|be| shared.backend_index(be));
+    let Some(be) = be else {
         bo.vsl.str(Tag::FetchError, "No backend");
         return FetchStep::Error;
     };
@@ -523,7 +530,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
 /// counts as not set.
 fn timeouts(shared: &Shared, bo: &Bo) -> (f64, f64, f64) {
     let p = &shared.params;
-    let def = bo.backend.and_then(|b| shared.backends.get(b as usize)).map(|be| &be.def);
+    let def = bo.resolved.or(bo.backend.map(|b| b as usize)).and_then(|i| shared.backends.get(i)).map(|be| &be.def);
     let pick = |asked: f64, param: f64, own: Option<f64>| {
         if asked != param {
             asked
@@ -749,7 +756,7 @@ fn log_body_start(shared: &Shared, bo: &mut Bo, stored: bool, stream: bool) {
 
 /// What became of the connection and how much body came.
 fn log_body_end(shared: &Shared, bo: &mut Bo, ok: bool) {
-    let name = bo.backend.and_then(|b| shared.backends.get(b as usize)).map_or("", |be| be.def.name.as_str());
+    let name = bo.resolved.and_then(|i| shared.backends.get(i)).map_or("", |be| be.def.name.as_str());
     if !ok {
         bo.vsl.str(Tag::FetchError, "Could not get the body");
         shared.stats.fetch_failed.inc();
@@ -978,7 +985,7 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
 fn recycle(shared: &Shared, bo: &mut Bo, keep: bool) {
     let Some(conn) = bo.conn.take() else { return };
     if keep && bo.rest.is_empty() {
-        if let Some(be) = bo.backend.and_then(|b| shared.backends.get(b as usize)) {
+        if let Some(be) = bo.resolved.and_then(|i| shared.backends.get(i)) {
             be.recycle(conn);
             bo.recycled = true;
             shared.stats.backend_recycle.inc();

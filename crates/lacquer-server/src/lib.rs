@@ -53,6 +53,7 @@
 //! | `req_fsm.rs` | `cache_req_fsm.c` | the client request state machine |
 //! | `fetch.rs` | `cache_fetch.c` | the backend fetch state machine and task |
 //! | `ctx.rs` | `cache_vrt_var.c` | the two `VclContext`s |
+//! | `director.rs` | `cache_director.c` | directors: what VCL names, resolved per fetch |
 //! | `vbe.rs` | `cache_backend.c` | backends, connecting, connection pools |
 //! | `probe.rs` | `cache_backend_probe.c` | backend health probes |
 //! | `msg.rs` | `cache_http.c` | a head with its buffer; hop-by-hop headers, reasons |
@@ -69,6 +70,7 @@ mod acceptor;
 mod ban;
 mod ctx;
 mod deliver;
+mod director;
 mod fetch;
 mod gzip;
 mod http1;

@@ -779,7 +779,7 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
         return ReqStep::VclFail;
     };
     let shared = req.shared.clone();
-    let Some(be) = req.backend_hint.and_then(|b| shared.backends.get(b as usize)) else {
+    let Some(be) = req.backend_hint.and_then(|b| shared.director(b)).and_then(|d| d.resolve(&shared)) else {
         return req.synth(503, None);
     };
     let mut io = match be.connect(be.def.connect_timeout.unwrap_or(shared.params.connect_timeout)).await {

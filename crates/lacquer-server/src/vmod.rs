@@ -235,8 +235,8 @@ impl Host for TaskHost<'_> {
     }
 
     fn backend_healthy(&self, be: Backend) -> Option<bool> {
-        let id = be.0? as usize;
-        self.shared.backends.get(id).map(|b| b.healthy())
+        let id = u32::try_from(be.0?).ok()?;
+        self.shared.director(id).map(|d| d.healthy(self.shared))
     }
 
     fn acl_match(&self, acl: Acl, ip: SocketAddr) -> Option<bool> {

@@ -516,3 +516,15 @@ fn without_streaming_a_body_cut_short_is_a_503_not_a_truncated_200() {
     assert_eq!(header(&head, "content-length").as_deref(), Some("10"), "{head}");
     assert_eq!(text(&body), "Baba\nBaba\n");
 }
+
+#[test]
+fn an_abandoned_fetch_is_a_503_for_the_client() {
+    let (o, seen) = origin();
+    for (sub, reaches_backend) in [("vcl_backend_response", true), ("vcl_backend_fetch", false)] {
+        let s = start(Some(&vcl(&o, &format!("sub {sub} {{ return (abandon); }}"))), &[]);
+        let before = seen.lock().unwrap().len();
+        let (head, _) = request(&s, b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 503"), "{sub}: {head}");
+        assert_eq!(seen.lock().unwrap().len() - before, usize::from(reaches_backend), "{sub}");
+    }
+}
