@@ -352,3 +352,22 @@ fn a_backend_on_a_unix_socket() {
     assert!(seen[0].starts_with("GET /u1 HTTP/1.1\r\n"), "{}", seen[0]);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn host_header_fills_in_a_missing_host() {
+    let o = origin_with(|head, w| {
+        let host = header(head, "host").unwrap_or_else(|| "(none)".into());
+        reply(w, 200, &host)
+    });
+    let vcl = format!(
+        "vcl 4.1;\n{}sub vcl_recv {{ return (pass); }}\n",
+        backend("default", &o, ".host_header = \"origin.example\";")
+    );
+    let s = start(Some(&vcl), &[]);
+    // An HTTP/1.0 request may come without Host: the backend's stands in.
+    let (_, body) = request(&s, b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(text(&body), "origin.example");
+    // A client's own Host goes through unchanged.
+    let (_, body) = request(&s, b"GET / HTTP/1.1\r\nHost: mine.example\r\n\r\n");
+    assert_eq!(text(&body), "mine.example");
+}
