@@ -648,8 +648,11 @@ impl<'o> Test<'o> {
                     i += 1;
                 }
                 "-expect" => {
-                    let what = t.get(i + 1).cloned().unwrap_or_default();
-                    return fail(format!("varnish {name} -expect {what}: counters are not built yet"));
+                    let counter = self.expand(&next(1)?)?;
+                    let op = next(2)?;
+                    let want = self.expand(&next(3)?)?;
+                    self.varnish_expect(&name, c.line, &counter, &op, &want)?;
+                    i += 4;
                 }
                 "-errvcl" => {
                     let want = self.expand(&next(1)?)?;
@@ -677,6 +680,51 @@ impl<'o> Test<'o> {
     /// getopt does (`-p x=y` or `-px=y`). Parameters and `-a` are the
     /// runner's to manage; `-b`, `-f`, `-s`, `-h`, `-W`, `-r` and `-i` go to
     /// `lacquer serve` as they are, which refuses those it does not know.
+    /// `varnish vN -expect COUNTER OP VALUE`: reads the instance's counters
+    /// (`<workdir>/_.vsc`) as varnishtest reads varnishd's, again and again
+    /// for up to five seconds until the comparison holds (counters are
+    /// published a few times a second). A bare name is in `MAIN`; `?` and
+    /// `*` match as in varnishstat's globs.
+    fn varnish_expect(&mut self, name: &str, line: usize, counter: &str, op: &str, want: &str) -> Step {
+        let full = if counter.contains('.') { counter.to_string() } else { format!("MAIN.{counter}") };
+        let Ok(want_v) = want.parse::<u64>() else {
+            return fail(format!("varnish {name} -expect {counter}: {want} is not a number"));
+        };
+        let holds = |v: u64| match op {
+            "==" => v == want_v,
+            "!=" => v != want_v,
+            ">" => v > want_v,
+            "<" => v < want_v,
+            ">=" => v >= want_v,
+            "<=" => v <= want_v,
+            _ => false,
+        };
+        if !matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=") {
+            return fail(format!("varnish {name} -expect: bad operator {op}"));
+        }
+        let dir = self.tmpdir.join(name);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = None;
+        loop {
+            if let Ok(mut r) = lacquer_shm::VscReader::open(&dir) {
+                if let Ok(points) = r.snapshot() {
+                    last = points.iter().find(|p| glob(&full, &p.name)).map(|p| p.value);
+                }
+            }
+            if let Some(v) = last.filter(|v| holds(*v)) {
+                self.say(name, line, &format!("as expected: {full} ({v}) {op} {want}"));
+                return Ok(());
+            }
+            if Instant::now() >= deadline || self.ctx.aborted() {
+                return fail(match last {
+                    Some(v) => format!("varnish {name} -expect {full} ({v}) {op} {want} failed"),
+                    None => format!("varnish {name} -expect {full}: counter not found"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn varnish_arg(&mut self, name: &str, a: &str) -> Step {
         let words = shell_words(a).or_else(|e| fail(format!("varnish {name} -arg \"{a}\": {e}")))?;
         let mut k = 0;
@@ -1047,6 +1095,30 @@ impl<'o> Test<'o> {
     }
 }
 
+/// Whether `name` matches `pattern`, where `?` is any one character and
+/// `*` any run of them (varnishstat's globs, dots included).
+fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::shell_words;
@@ -1057,5 +1129,12 @@ mod tests {
         assert_eq!(shell_words(r#"-p "a b"c -x\ y"#).unwrap(), ["-p", "a bc", "-x y"]);
         assert_eq!(shell_words("''").unwrap(), [""]);
         assert!(shell_words("'open").is_err());
+    }
+
+    #[test]
+    fn counter_globs_match_as_varnishstat_s() {
+        assert!(super::glob("SM?.Transient.g_bytes", "SMA.Transient.g_bytes"));
+        assert!(super::glob("MAIN.*", "MAIN.cache_hit"));
+        assert!(!super::glob("MAIN.cache_hit", "MAIN.cache_hitpass"));
     }
 }
