@@ -192,7 +192,8 @@ impl Bo {
         backend: Option<BackendId>,
         is_pass: bool,
     ) -> Bo {
-        let p = &shared.params;
+        let params = shared.params.get();
+        let p = &params;
         let t_start = now();
         Bo {
             vxid,
@@ -343,7 +344,7 @@ fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handli
 /// `max_retries`.
 fn retry_or(shared: &Shared, bo: &mut Bo, otherwise: FetchStep) -> FetchStep {
     bo.retries += 1;
-    if ((bo.retries - 1) as f64) < shared.params.max_retries {
+    if ((bo.retries - 1) as f64) < shared.params.get().max_retries {
         FetchStep::Retry
     } else {
         otherwise
@@ -488,7 +489,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                         bo.framing = Framing::None;
                     }
                 }
-                let life = rfc2616::lifetime(&beresp, bo.t_resp, &shared.params);
+                let life = rfc2616::lifetime(&beresp, bo.t_resp, &shared.params.get());
                 (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (life.t_origin, life.ttl, life.grace, life.keep);
                 bo.vsl.head(&beresp, vsl::BERESP);
                 bo.vsl.fmt(
@@ -529,7 +530,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
 /// that start at the parameters, so a `bereq` value equal to the parameter
 /// counts as not set.
 fn timeouts(shared: &Shared, bo: &Bo) -> (f64, f64, f64) {
-    let p = &shared.params;
+    let params = shared.params.get();
+    let p = &params;
     let def = bo.resolved.or(bo.backend.map(|b| b as usize)).and_then(|i| shared.backends.get(i)).map(|be| &be.def);
     let pick = |asked: f64, param: f64, own: Option<f64>| {
         if asked != param {
@@ -610,7 +612,7 @@ async fn exchange(
     if io.flush().await.is_err() {
         return Err(Exchange::Closed);
     }
-    let limits = shared.params.resp_limits();
+    let limits = shared.params.get().resp_limits();
     loop {
         let wait = if buf.is_empty() { first_byte } else { between_bytes };
         buf.reserve(4096);
@@ -783,7 +785,7 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
         beresp.unset(b"content-encoding");
         shared.stats.n_gunzip.inc();
     } else if bo.do_gzip && !encoded {
-        bo.filter = Some(gzip::Filter::gzip(shared.params.gzip_level as u32));
+        bo.filter = Some(gzip::Filter::gzip(shared.params.get().gzip_level as u32));
         beresp.set(b"Content-Encoding", b"gzip");
         gzip::vary_ae(beresp);
         shared.stats.n_gzip.inc();

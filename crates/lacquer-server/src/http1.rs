@@ -140,7 +140,7 @@ pub(crate) async fn session(
     shutdown: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
 ) {
-    let timeouts = Timeouts::new(&shared.params);
+    let timeouts = Timeouts::new(&shared.params.get());
     shared.stats.sess_conn.inc();
     shared.stats.s_sess.inc();
     let vxid = crate::next_vxid();
@@ -265,7 +265,7 @@ async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
 /// `timeout_idle`. While nothing of a request has arrived the wait also
 /// ends when the server stops.
 async fn read_head(shared: &Shared, sp: &mut Sess) -> HeadRead {
-    let limits = shared.params.req_limits();
+    let limits = shared.params.get().req_limits();
     let mut buf = std::mem::take(&mut sp.rest);
     let mut head = Head::new();
     let deadline = tokio::time::Instant::now() + crate::fetch::secs(sp.timeouts.idle);

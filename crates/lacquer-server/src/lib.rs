@@ -48,6 +48,7 @@
 //! | here | Varnish | what |
 //! |---|---|---|
 //! | `lib.rs` | `cache_acceptor.c`, `mgt_main.c` | accepting, starting and shutting down |
+//! | `cli.rs` | `mgt_cli.c`, `cache_cli.c` | the admin CLI on `-T`, as varnishadm expects it |
 //! | `acceptor.rs` | `mgt_acceptor.c`, `cache_acceptor.c` | `-a` arguments, listening sockets, client streams |
 //! | `http1.rs` | `cache_http1_fsm.c` | a client connection: heads, bodies, keep-alive |
 //! | `req_fsm.rs` | `cache_req_fsm.c` | the client request state machine |
@@ -68,6 +69,7 @@
 
 mod acceptor;
 mod ban;
+mod cli;
 mod ctx;
 mod deliver;
 mod director;
@@ -93,7 +95,7 @@ use std::time::Duration;
 use lacquer_vcl::Program;
 use tokio::sync::{mpsc, watch};
 
-pub use params::{ParamError, Params};
+pub use params::{LiveParams, ParamError, Params};
 
 /// The `Via` header value Lacquer adds to responses.
 pub const VIA: &str = "1.1 lacquer (Lacquer/0.1)";
@@ -116,6 +118,8 @@ pub struct Config {
     pub workdir: std::path::PathBuf,
     /// The modules the VCL was compiled against (see [`modules`]).
     pub modules: Arc<lacquer_module::Registry>,
+    /// `-T`: where the admin CLI listens, and `-S`: the secret's bytes.
+    pub cli: Option<(String, Option<Vec<u8>>)>,
 }
 
 /// The modules built into Lacquer, and a resolver for the VCL compiler
@@ -165,7 +169,7 @@ pub(crate) type Cache = lacquer_cache::Cache<msg::Msg>;
 pub(crate) struct Shared {
     pub program: Program,
     pub backends: Vec<vbe::Backend>,
-    pub params: Params,
+    pub params: LiveParams,
     pub hostname: String,
     /// `server.identity`.
     pub identity: String,
@@ -263,7 +267,7 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         vmods,
         program: cfg.program,
         backends,
-        params: cfg.params,
+        params: LiveParams::new(cfg.params),
         hostname,
         identity,
         sockets,
@@ -275,6 +279,12 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         sma,
     });
     vmod::vcl_init(&shared).map_err(ServeError::VclInit)?;
+    if let Some((addr, secret)) = cfg.cli {
+        let l = tokio::net::TcpListener::bind(addr.as_str()).await.map_err(|e| ServeError::Bind(addr.clone(), e))?;
+        let bound = l.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+        eprintln!("lacquer: CLI listening on {bound}");
+        tokio::spawn(cli::serve(shared.clone(), l, secret));
+    }
     tokio::spawn(publish_counters(shared.clone()));
     probe::start(&shared);
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -120,6 +120,32 @@ impl Params {
     }
 }
 
+/// The parameters of a running server: each task reads a snapshot when it
+/// starts, and `param.set` replaces them whole, so a change applies to the
+/// tasks that start after it (as in Varnish, where workers read the
+/// parameters anew for each task).
+pub struct LiveParams(std::sync::RwLock<std::sync::Arc<Params>>);
+
+impl LiveParams {
+    pub fn new(p: Params) -> LiveParams {
+        LiveParams(std::sync::RwLock::new(std::sync::Arc::new(p)))
+    }
+
+    /// The parameters now.
+    pub fn get(&self) -> std::sync::Arc<Params> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets one parameter from its text, as `param.set` does.
+    pub fn set(&self, name: &str, value: &str) -> Result<(), ParamError> {
+        let mut cur = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = Params::clone(&cur);
+        next.set(name, value)?;
+        *cur = std::sync::Arc::new(next);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,6 +122,8 @@ pub(crate) struct Req {
     /// The session's timeouts as VCL sees and sets them (`sess.*`); they
     /// go back to the session when the response is sent.
     pub timeouts: Timeouts,
+    /// The parameters as they were when the request came.
+    pub params: Arc<crate::Params>,
     /// The request's log.
     pub vsl: Vsl,
     /// Modules' PRIV_TASK and PRIV_TOP state, released with the request.
@@ -147,6 +149,7 @@ impl Req {
         vsl.timestamp("Start", t_req);
         vsl.timestamp("Req", t_req);
         Req {
+            params: shared.params.get(),
             vsl,
             privs: Default::default(),
             sess_privs: Default::default(),
@@ -324,7 +327,7 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
     req.resp_body = RespBody::None;
     req.synth_body.clear();
     req.bereq = None;
-    if req.restarts as f64 > req.shared.params.max_restarts {
+    if req.restarts as f64 > req.params.max_restarts {
         return req.synth(503, None);
     }
     // A restart is a new transaction, linked from the old one.
@@ -349,7 +352,7 @@ fn cnt_recv(req: &mut Req) -> ReqStep {
             let next = if h.action == Action::Purge { ReqStep::Purge } else { ReqStep::Lookup };
             // The cache stores gzip once for everybody: the request only
             // says whether it takes gzip (Varnish's cnt_recv).
-            if req.shared.params.http_gzip_support != 0.0 {
+            if req.params.http_gzip_support != 0.0 {
                 if gzip::accepts_gzip(&req.req) {
                     req.req.set(b"Accept-Encoding", b"gzip");
                 } else {
@@ -384,7 +387,7 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
                 ignore_busy: req.hash_ignore_busy,
                 always_miss: req.hash_always_miss,
                 ignore_vary: req.hash_ignore_vary,
-                vary_ignore: if req.shared.params.http_gzip_support != 0.0 { &[b"accept-encoding"] } else { &[] },
+                vary_ignore: if req.params.http_gzip_support != 0.0 { &[b"accept-encoding"] } else { &[] },
                 grace: (req.grace >= 0.0).then_some(req.grace),
                 now: now(),
             };
@@ -532,7 +535,7 @@ fn make_bereq(req: &Req, pass: bool) -> Msg {
     bereq.copy_headers(&req.req, |n| !is_hop_by_hop(n, &named) && !per_client(n));
     // A miss asks for gzip whatever this client takes: the object serves
     // every client, and is gunzipped for those that do not take it.
-    if !pass && req.shared.params.http_gzip_support != 0.0 {
+    if !pass && req.params.http_gzip_support != 0.0 {
         bereq.set(b"Accept-Encoding", b"gzip");
     }
     bereq
@@ -686,7 +689,7 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
     resp.append(b"X-Varnish", xvarnish.as_bytes());
     let age = (now() - req.t_origin).floor().max(0.0) as u64;
     resp.append(b"Age", age.to_string().as_bytes());
-    if req.shared.params.http_range_support != 0.0 && req.obj.is_some() && resp.head.status() == 200 {
+    if req.params.http_range_support != 0.0 && req.obj.is_some() && resp.head.status() == 200 {
         resp.set(b"Accept-Ranges", b"bytes");
     }
     resp.append_value(b"Via", crate::VIA.as_bytes());
@@ -733,7 +736,7 @@ async fn cnt_synth(req: &mut Req, sp: &mut Sess) -> ReqStep {
     req.t_resp = now();
     let h = vcl(req, Method::Synth);
     match h.action {
-        Action::Restart if (req.restarts as f64) < req.shared.params.max_restarts => ReqStep::Restart,
+        Action::Restart if (req.restarts as f64) < req.params.max_restarts => ReqStep::Restart,
         Action::Deliver | Action::Restart => ReqStep::Transmit,
         _ => {
             // A failing vcl_synth gets the least response there is.
@@ -782,7 +785,7 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(be) = req.backend_hint.and_then(|b| shared.director(b)).and_then(|d| d.resolve(&shared)) else {
         return req.synth(503, None);
     };
-    let mut io = match be.connect(be.def.connect_timeout.unwrap_or(shared.params.connect_timeout)).await {
+    let mut io = match be.connect(be.def.connect_timeout.unwrap_or(req.params.connect_timeout)).await {
         Ok(io) => io,
         Err(_) => return req.synth(503, None),
     };
@@ -798,7 +801,7 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
     shared.stats.s_pipe.inc();
     shared.stats.n_pipe.inc();
     if io.write_all(&out).await.is_ok() {
-        tunnel(&mut sp.stream, &mut io, shared.params.pipe_timeout).await;
+        tunnel(&mut sp.stream, &mut io, req.params.pipe_timeout).await;
     }
     shared.stats.n_pipe.dec();
     req.body_done = true;
@@ -870,7 +873,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     // A gzip body goes out gunzipped to a client that does not take gzip
     // (its length then unknown until the end).
     let mut gunzip = None;
-    if req.shared.params.http_gzip_support != 0.0 && gzip::is_gzip(&resp) && !gzip::accepts_gzip(&req.req) {
+    if req.params.http_gzip_support != 0.0 && gzip::is_gzip(&resp) && !gzip::accepts_gzip(&req.req) {
         resp.unset(b"content-encoding");
         gzip::weaken_etag(&mut resp);
         gunzip = Some(gzip::Filter::gunzip());
@@ -883,7 +886,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     if get_or_head && deliver::not_modified(&req.req, &resp, req.t_req, last_modified) {
         resp.head.set_status(304);
         resp.head.set_reason(b"Not Modified");
-    } else if resp.head.status() == 200 && req.shared.params.http_range_support != 0.0 {
+    } else if resp.head.status() == 200 && req.params.http_range_support != 0.0 {
         if let Some(r) = req.req.header(b"range").map(<[u8]>::to_vec) {
             match deliver::range(&r, len) {
                 Ok(None) => {}

@@ -45,6 +45,25 @@ impl Io for UnixStream {
     }
 }
 
+/// What `backend.set_health` can say of a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admin {
+    /// The probe decides (or healthy, without one).
+    Auto = 0,
+    Healthy = 1,
+    Sick = 2,
+}
+
+impl std::fmt::Display for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Admin::Auto => "auto",
+            Admin::Healthy => "healthy",
+            Admin::Sick => "sick",
+        })
+    }
+}
+
 /// How many idle connections a backend keeps.
 const POOL_MAX: usize = 16;
 
@@ -107,6 +126,9 @@ pub(crate) struct Backend {
     /// `backend->sick`). Written only by the probe task, read without a lock
     /// by every fetch; a backend without a probe is never sick.
     sick: AtomicBool,
+    /// What the admin said with `backend.set_health` (an [`Admin`] as a
+    /// number): it overrides the probe until set back to auto.
+    admin: std::sync::atomic::AtomicU8,
 }
 
 impl Backend {
@@ -114,7 +136,13 @@ impl Backend {
     /// probe sets its starting health from `.initial` before the server
     /// accepts its first connection.
     pub fn new(def: BackendDef) -> Backend {
-        Backend { def, pool: Mutex::new(Vec::new()), in_use: Arc::new(AtomicU32::new(0)), sick: AtomicBool::new(false) }
+        Backend {
+            def,
+            pool: Mutex::new(Vec::new()),
+            in_use: Arc::new(AtomicU32::new(0)),
+            sick: AtomicBool::new(false),
+            admin: Default::default(),
+        }
     }
 
     /// The value a backend request's `Host` gets when it has none:
@@ -126,10 +154,29 @@ impl Backend {
     /// Whether the backend may be used: always without a probe, else as the
     /// probe last judged (Varnish's `VRT_Healthy` for a plain backend).
     pub fn healthy(&self) -> bool {
+        match self.admin.load(Ordering::Acquire) {
+            1 => return true,
+            2 => return false,
+            _ => {}
+        }
         !self.sick.load(Ordering::Acquire)
     }
 
     /// Records the probe's verdict.
+    /// The admin's say on the backend's health (`backend.list`'s Admin).
+    pub fn admin(&self) -> Admin {
+        match self.admin.load(Ordering::Acquire) {
+            1 => Admin::Healthy,
+            2 => Admin::Sick,
+            _ => Admin::Auto,
+        }
+    }
+
+    /// `backend.set_health`.
+    pub fn set_admin(&self, a: Admin) {
+        self.admin.store(a as u8, Ordering::Release);
+    }
+
     pub(crate) fn set_healthy(&self, healthy: bool) {
         self.sick.store(!healthy, Ordering::Release);
     }

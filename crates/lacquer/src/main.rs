@@ -106,6 +106,12 @@ enum Cmd {
         /// Parameters the admin CLI may not change, `name[,name...]`.
         #[arg(short = 'r')]
         read_only: Vec<String>,
+        /// Where the admin CLI listens, `host:port` (varnishadm -T).
+        #[arg(short = 'T')]
+        cli: Option<String>,
+        /// The file whose contents authenticate CLI clients (varnishadm -S).
+        #[arg(short = 'S')]
+        secret: Option<PathBuf>,
     },
     /// Show the shared-memory transaction log, as varnishlog does.
     Log(LogArgs),
@@ -194,12 +200,33 @@ fn main() -> ExitCode {
             vtc(jobs, keep_going, quiet, verbose, timeout, keep_tmp, files)
         }
         Cmd::Demo { listen } => demo(listen),
-        Cmd::Serve { listen, vcl, backend, workdir, params, storage, hash, waiter, identity, read_only, .. } => {
+        Cmd::Serve {
+            listen,
+            vcl,
+            backend,
+            workdir,
+            params,
+            storage,
+            hash,
+            waiter,
+            identity,
+            read_only,
+            cli,
+            secret,
+            ..
+        } => {
             if let Err(e) = check_tuning(hash.as_deref(), waiter.as_deref(), &read_only) {
                 eprintln!("Error: {e}");
                 return ExitCode::from(2);
             }
-            serve(listen, vcl, backend, workdir, params, storage, identity)
+            let secret = match secret.map(std::fs::read).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("Error: -S: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            serve(listen, vcl, backend, workdir, params, storage, identity, cli.map(|c| (c, secret)))
         }
         Cmd::Log(args) => log(args),
         Cmd::Stat(a) => stat(a),
@@ -233,6 +260,8 @@ fn check_tuning(hash: Option<&str>, waiter: Option<&str>, read_only: &[String]) 
 
 /// `lacquer serve`: compiles the VCL (or makes one from `-b`), sets the
 /// parameters and runs the server until SIGTERM or SIGINT.
+// One argument per `lacquer serve` option that reaches the server.
+#[allow(clippy::too_many_arguments)]
 fn serve(
     listen: Vec<String>,
     vcl: Option<PathBuf>,
@@ -241,6 +270,7 @@ fn serve(
     params: Vec<String>,
     storage: Vec<String>,
     identity: Option<String>,
+    cli: Option<(String, Option<Vec<u8>>)>,
 ) -> ExitCode {
     let mut p = lacquer_server::Params::default();
     for a in &params {
@@ -288,7 +318,7 @@ fn serve(
             return ExitCode::from(2);
         }
     };
-    let config = lacquer_server::Config { listen, program, params: p, storage, identity, workdir, modules };
+    let config = lacquer_server::Config { listen, program, params: p, storage, identity, workdir, modules, cli };
     match lacquer_server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -343,6 +373,7 @@ fn demo(listen: String) -> ExitCode {
         identity: None,
         workdir: lacquer_shm::default_workdir(),
         modules: lacquer_server::modules().0,
+        cli: None,
     };
     match lacquer_server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

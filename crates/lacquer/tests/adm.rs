@@ -1,0 +1,105 @@
+//! The admin CLI on `-T` with `-S`: Varnish's protocol, spoken by a client
+//! made here from `lacquer-cli` and, when it is installed, by the real
+//! `varnishadm`.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+/// A CLI connection: reads answers, sends commands.
+struct Cli {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Cli {
+    fn connect(addr: &str) -> Cli {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        Cli { r: BufReader::new(s.try_clone().unwrap()), w: s }
+    }
+
+    fn answer(&mut self) -> (u16, String) {
+        let mut head = String::new();
+        self.r.read_line(&mut head).unwrap();
+        let (status, len) = lacquer_cli::parse_head(&head).expect("a CLI head line");
+        let mut body = vec![0; len + 1];
+        self.r.read_exact(&mut body).unwrap();
+        body.pop();
+        (status, String::from_utf8(body).unwrap())
+    }
+
+    fn send(&mut self, words: &[&str]) -> (u16, String) {
+        let line = words.iter().map(|w| lacquer_cli::quote(w)).collect::<Vec<_>>().join(" ");
+        self.w.write_all(format!("{line}\n").as_bytes()).unwrap();
+        self.answer()
+    }
+}
+
+fn start_with_cli(secret: &[u8]) -> (Server, String, std::path::PathBuf) {
+    let dir = scratch();
+    let file = dir.join("secret");
+    std::fs::write(&file, secret).unwrap();
+    let mut cmd = Command::new(LACQUER);
+    cmd.args(["serve", "-a", "127.0.0.1:0", "-b", "127.0.0.1:9", "-T", "127.0.0.1:0", "-S"]).arg(&file);
+    cmd.arg("-n").arg(dir.join("n"));
+    let s = launch_n(cmd, dir, 2);
+    let cli = s.addrs[1].clone();
+    (s, cli, file)
+}
+
+#[test]
+fn the_cli_authenticates_and_answers_as_varnishd_does() {
+    let (s, addr, _) = start_with_cli(b"s3cret\n");
+    let mut c = Cli::connect(&addr);
+    let (status, body) = c.answer();
+    assert_eq!(status, 107, "{body}");
+    let challenge = body.lines().next().unwrap().to_string();
+    assert_eq!(challenge.len(), 32);
+    // A wrong answer gets a new challenge.
+    let (status, _) = c.send(&["auth", &lacquer_cli::auth_response(&challenge, b"wrong\n")]);
+    assert_eq!(status, 107);
+    let mut c = Cli::connect(&addr);
+    let (_, body) = c.answer();
+    let challenge = body.lines().next().unwrap().to_string();
+    let (status, banner) = c.send(&["auth", &lacquer_cli::auth_response(&challenge, b"s3cret\n")]);
+    assert_eq!(status, 200, "{banner}");
+    assert!(c.send(&["ping"]).1.starts_with("PONG "));
+    assert_eq!(c.send(&["param.set", "default_ttl", "42"]).0, 200);
+    assert!(c.send(&["param.show", "default_ttl"]).1.contains("Value is: 42.000 [seconds]"));
+    let (status, body) = c.send(&["param.set", "max_restarts", "lots"]);
+    assert_eq!(status, 106);
+    assert!(body.starts_with("Not a number (lots)"), "{body}");
+    assert_eq!(c.send(&["ban", "req.url", "~", "^/news"]).0, 200);
+    assert!(c.send(&["ban.list"]).1.contains("req.url ~ ^/news"));
+    let (status, body) = c.send(&["ban", "req.url", "=", "x"]);
+    assert_eq!(status, 106, "{body}");
+    assert_eq!(c.send(&["backend.set_health", "default", "sick"]).0, 200);
+    assert!(c.send(&["backend.list"]).1.contains("boot.default                   sick"));
+    assert_eq!(c.send(&["no.such"]).0, 101);
+    assert_eq!(c.send(&["quit"]).0, 500);
+    drop(s);
+}
+
+#[test]
+fn varnishadm_drives_lacquer() {
+    let (_s, addr, file) = start_with_cli(b"k\n");
+    if Command::new("varnishadm").arg("-h").output().is_err() {
+        eprintln!("varnishadm not installed: skipping its part");
+        return;
+    }
+    let adm = |args: &[&str]| {
+        let out = Command::new("varnishadm").args(["-T", &addr, "-S"]).arg(&file).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = adm(&["ping"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("PONG "), "{out}");
+    assert_eq!(adm(&["param.set", "default_grace", "5"]).0, Some(0));
+    assert!(adm(&["param.show", "default_grace"]).1.contains("Value is: 5.000"));
+    assert_eq!(adm(&["backend.set_health", "boot.default", "sick"]).0, Some(0));
+    assert!(adm(&["backend.list"]).1.contains("sick"));
+}
