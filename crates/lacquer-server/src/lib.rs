@@ -317,7 +317,6 @@ async fn publish_counters(shared: Arc<Shared>) {
         m.cache_hit_grace.set(c.cache_hit_grace.load(Relaxed));
         m.cache_hitpass.set(c.cache_hitpass.load(Relaxed));
         m.cache_hitmiss.set(c.cache_hitmiss.load(Relaxed));
-        m.cache_miss.set(c.cache_miss.load(Relaxed));
         m.busy_sleep.set(c.busy_sleep.load(Relaxed));
         m.busy_wakeup.set(c.busy_wakeup.load(Relaxed));
         m.n_expired.set(c.n_expired.load(Relaxed));

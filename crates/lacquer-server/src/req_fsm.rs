@@ -488,7 +488,12 @@ fn cnt_miss(req: &mut Req) -> ReqStep {
         req.busy = None;
     }
     match h.action {
-        Action::Fetch => fetch_step(req, false),
+        Action::Fetch => {
+            // Varnish counts a miss when vcl_miss fetches, hit-for-miss
+            // included.
+            req.shared.stats.cache_miss.inc();
+            fetch_step(req, false)
+        }
         Action::Pass => ReqStep::Pass,
         Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
         Action::Restart => ReqStep::Restart,

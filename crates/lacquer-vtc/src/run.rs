@@ -601,17 +601,13 @@ impl<'o> Test<'o> {
                     self.varnish_arg(&name, &a)?;
                     i += 2;
                 }
-                "-cliok" => {
-                    let cmd = self.expand(&next(1)?)?;
-                    let words: Vec<&str> = cmd.split_whitespace().collect();
-                    match words.as_slice() {
-                        ["param.set", p, v] => {
-                            self.set_param(&name, p, v)?;
-                            self.varnish_restart(&name, c.line)?;
-                        }
-                        _ => return fail(format!("varnish {name} -cliok \"{cmd}\": the admin CLI is not built yet")),
-                    }
-                    i += 2;
+                "-cli" | "-cliok" | "-clierr" | "-cliexpect" => {
+                    let (want, cmd) = match arg {
+                        "-clierr" | "-cliexpect" => (Some(self.expand(&next(1)?)?), self.expand(&next(2)?)?),
+                        _ => (None, self.expand(&next(1)?)?),
+                    };
+                    self.varnish_cli(&name, c.line, arg, want.as_deref(), &cmd)?;
+                    i += if want.is_some() { 3 } else { 2 };
                 }
                 "-vcl" | "-vcl+backend" => {
                     let body = self.expand(&next(1)?)?;
@@ -680,6 +676,47 @@ impl<'o> Test<'o> {
     /// getopt does (`-p x=y` or `-px=y`). Parameters and `-a` are the
     /// runner's to manage; `-b`, `-f`, `-s`, `-h`, `-W`, `-r` and `-i` go to
     /// `lacquer serve` as they are, which refuses those it does not know.
+    /// `-cli`, `-cliok`, `-clierr STATUS`, `-cliexpect REGEX`: a command
+    /// over the instance's admin CLI, its status or answer checked as
+    /// varnishtest checks them. Before the instance starts, `param.set`
+    /// is kept for its start; later ones also stay for its restarts.
+    fn varnish_cli(&mut self, name: &str, line: usize, how: &str, want: Option<&str>, cmd: &str) -> Step {
+        let words = lacquer_cli::words(cmd).unwrap_or_default();
+        if let ["param.set", p, v] = words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            let running = self.varnishes.get(name).is_some_and(|v| v.running.is_some());
+            if !running {
+                if how == "-clierr" {
+                    return fail(format!("varnish {name} {how} {cmd}: the instance is not running"));
+                }
+                return self.set_param(name, p, v);
+            }
+        }
+        let Some(inst) = self.varnishes.get(name).and_then(|v| v.running.as_ref()) else {
+            return fail(format!("varnish {name} {how} \"{cmd}\": the instance is not running"));
+        };
+        let (status, body) = inst.cli(cmd).or_else(|e| fail(format!("varnish {name}: {e}")))?;
+        self.say(name, line, &format!("CLI RX {status} {body}"));
+        match how {
+            "-cliok" if status != 200 => return fail(format!("varnish {name} -cliok \"{cmd}\": {status} {body}")),
+            "-clierr" if want != Some(status.to_string().as_str()) => {
+                return fail(format!("varnish {name} -clierr {} \"{cmd}\": got {status} {body}", want.unwrap_or("")))
+            }
+            "-cliexpect" => {
+                let re = pcre2::bytes::Regex::new(want.unwrap_or("")).or_else(|e| fail(format!("{e}")))?;
+                if !re.is_match(body.as_bytes()).unwrap_or(false) {
+                    return fail(format!("varnish {name} -cliexpect \"{}\" \"{cmd}\": got {body}", want.unwrap_or("")));
+                }
+            }
+            _ => {}
+        }
+        if status == 200 {
+            if let ["param.set", p, v] = words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                self.set_param(name, p, v)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `varnish vN -expect COUNTER OP VALUE`: reads the instance's counters
     /// (`<workdir>/_.vsc`) as varnishtest reads varnishd's, again and again
     /// for up to five seconds until the comparison holds (counters are
@@ -793,7 +830,17 @@ impl<'o> Test<'o> {
             None => {}
         }
         let workdir = self.tmpdir.join(name);
+        // The admin CLI's secret, as varnishtest makes one per instance.
+        let secret = self.tmpdir.join(format!("{name}.secret"));
+        if !secret.exists() {
+            let mut seed = [0u8; 32];
+            if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+                let _ = std::io::Read::read_exact(&mut f, &mut seed);
+            }
+            std::fs::write(&secret, lacquer_cli::challenge(&seed) + "\n").or_else(|e| fail(format!("{e}")))?;
+        }
         let launch = Launch {
+            secret: &secret,
             lacquer: &self.opts.lacquer,
             name,
             workdir: &workdir,

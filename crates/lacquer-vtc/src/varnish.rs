@@ -35,6 +35,9 @@ pub struct Instance {
     /// What it listens on, in the order of its `-a` arguments.
     pub listen: Vec<Endpoint>,
     vsl: VslFollower,
+    /// Its admin CLI (`-T`) and the secret that opens it (`-S`).
+    cli: String,
+    secret: Vec<u8>,
 }
 
 /// The thread copying an instance's log into the test's log.
@@ -198,6 +201,8 @@ pub struct Launch<'a> {
     pub args: &'a [String],
     /// The `-a` arguments, at least one.
     pub listen: &'a [String],
+    /// The `-S` secret file for the admin CLI.
+    pub secret: &'a Path,
 }
 
 impl Instance {
@@ -210,6 +215,7 @@ impl Instance {
         for a in l.listen {
             cmd.args(["-a", a]);
         }
+        cmd.args(["-T", "127.0.0.1:0", "-S"]).arg(l.secret);
         cmd.arg("-n").arg(l.workdir);
         match l.vcl {
             Some(vcl) => {
@@ -253,12 +259,14 @@ impl Instance {
         // more: they come at once, so a short wait sees them.
         let linger = l.listen.iter().enumerate().any(|(i, a)| may_resolve_to_many(split_listen(i, a).1));
         let mut done_at: Option<Instant> = None;
+        let mut cli = None;
         loop {
-            if let Some(t) = done_at {
+            if let (Some(t), Some(cli)) = (done_at, &cli) {
                 if !linger || t.elapsed() >= Duration::from_millis(200) {
                     let listen = name_endpoints(l.listen, &printed);
                     let vsl = VslFollower::start(ctx, l.name, l.workdir);
-                    return Ok(Instance { child, listen, vsl });
+                    let secret = std::fs::read(l.secret).unwrap_or_default();
+                    return Ok(Instance { child, listen, vsl, cli: String::clone(cli), secret });
                 }
             }
             if ctx.aborted() || Instant::now() >= deadline {
@@ -268,6 +276,10 @@ impl Instance {
             }
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => {
+                    if let Some(a) = line.strip_prefix("lacquer: CLI listening on ") {
+                        cli = Some(a.trim().to_string());
+                        continue;
+                    }
                     if let Some(a) = line.strip_prefix("lacquer: listening on ") {
                         printed.push(a.trim().to_string());
                         if printed.len() >= l.listen.len() && done_at.is_none() {
@@ -285,6 +297,37 @@ impl Instance {
                 }
             }
         }
+    }
+
+    /// Sends one command over the admin CLI, authenticating first as
+    /// varnishtest does; answers the status and the body.
+    pub fn cli(&self, command: &str) -> Result<(u16, String), String> {
+        use std::io::{BufRead, Read, Write};
+        let s = std::net::TcpStream::connect(&self.cli).map_err(|e| format!("CLI {}: {e}", self.cli))?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        let mut w = s.try_clone().map_err(|e| e.to_string())?;
+        let mut r = std::io::BufReader::new(s);
+        let mut answer = || -> Result<(u16, String), String> {
+            let mut head = String::new();
+            r.read_line(&mut head).map_err(|e| format!("CLI: {e}"))?;
+            let (status, len) = lacquer_cli::parse_head(&head).ok_or_else(|| format!("CLI: bad head {head:?}"))?;
+            let mut body = vec![0; len + 1];
+            r.read_exact(&mut body).map_err(|e| format!("CLI: {e}"))?;
+            body.pop();
+            Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        };
+        let (status, body) = answer()?;
+        if status == lacquer_cli::status::AUTH {
+            let challenge = body.lines().next().unwrap_or_default();
+            let auth = lacquer_cli::auth_response(challenge, &self.secret);
+            w.write_all(format!("auth {auth}\n").as_bytes()).map_err(|e| e.to_string())?;
+            let (status, body) = answer()?;
+            if status != lacquer_cli::status::OK {
+                return Err(format!("CLI authentication refused: {status} {body}"));
+            }
+        }
+        w.write_all(format!("{command}\n").as_bytes()).map_err(|e| e.to_string())?;
+        answer()
     }
 
     /// The process id of `lacquer serve`, varnishtest's `${vN_pid}`.
