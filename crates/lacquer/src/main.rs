@@ -10,6 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod adm;
+
 #[derive(Parser)]
 #[command(name = "lacquer", version, about = "An HTTP accelerator that runs VCL")]
 struct Cli {
@@ -117,6 +119,20 @@ enum Cmd {
     Log(LogArgs),
     /// Show the server's counters, as varnishstat does.
     Stat(StatArgs),
+    /// Talk to a server's admin CLI, as varnishadm does.
+    Adm {
+        /// The CLI's address, `host:port` (as given to `lacquer serve -T`).
+        #[arg(short = 'T')]
+        address: String,
+        /// The secret file (as given to `lacquer serve -S`).
+        #[arg(short = 'S')]
+        secret: Option<PathBuf>,
+        /// How long to wait for an answer, in seconds.
+        #[arg(short = 't', default_value_t = 5.0)]
+        timeout: f64,
+        /// The command; without one, commands are read from standard input.
+        command: Vec<String>,
+    },
 }
 
 /// `lacquer stat`'s options, named after varnishstat's.
@@ -230,6 +246,7 @@ fn main() -> ExitCode {
         }
         Cmd::Log(args) => log(args),
         Cmd::Stat(a) => stat(a),
+        Cmd::Adm { address, secret, timeout, command } => adm::run(&address, secret.as_deref(), timeout, &command),
     }
 }
 

@@ -103,3 +103,35 @@ fn varnishadm_drives_lacquer() {
     assert_eq!(adm(&["backend.set_health", "boot.default", "sick"]).0, Some(0));
     assert!(adm(&["backend.list"]).1.contains("sick"));
 }
+
+#[test]
+fn lacquer_adm_runs_commands_from_arguments_and_standard_input() {
+    let (_s, addr, file) = start_with_cli(b"adm-secret\n");
+    let adm = |args: &[&str], input: &str| {
+        let mut child = Command::new(LACQUER)
+            .args(["adm", "-T", &addr, "-S"])
+            .arg(&file)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = adm(&["ping"], "");
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("PONG "), "{out}");
+    let (code, out) = adm(&[], "param.set default_keep 7\nparam.show default_keep\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Value is: 7.000 [seconds]"), "{out}");
+    let (code, out) = adm(&["no.such"], "");
+    assert_eq!(code, Some(1));
+    assert!(out.contains("Unknown request"), "{out}");
+    let wrong = file.with_file_name("wrong");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let out = Command::new(LACQUER).args(["adm", "-T", &addr, "-S"]).arg(&wrong).arg("ping").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a wrong secret is refused");
+}
