@@ -36,7 +36,11 @@ fn banner() -> String {
 pub(crate) async fn serve(shared: Arc<Shared>, l: TcpListener, secret: Option<Vec<u8>>) {
     let secret = secret.map(Arc::new);
     loop {
-        let Ok((s, _)) = l.accept().await else { continue };
+        let Ok((s, _)) = l.accept().await else {
+            // Out of descriptors and the like: wait a little, do not spin.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
         let (shared, secret) = (shared.clone(), secret.clone());
         tokio::spawn(async move {
             let _ = session(shared, s, secret).await;
