@@ -12,7 +12,8 @@
 //! `challenge "\n" secret challenge "\n"`.
 //!
 //! This crate is the protocol only, shared by the server, `lacquer adm`
-//! and `lacquer vtc`; it does no I/O of its own.
+//! and `lacquer vtc`; it opens no connections (reading an answer works on
+//! any `BufRead` the caller has).
 
 mod sha256;
 
@@ -52,6 +53,18 @@ pub fn parse_head(line: &str) -> Option<(u16, usize)> {
     let status = w.next()?.parse().ok()?;
     let len = w.next()?.parse().ok()?;
     Some((status, len))
+}
+
+/// Reads one answer — head line, body, newline — from a client's side of
+/// the connection: its status and body.
+pub fn read_answer(r: &mut impl std::io::BufRead) -> Result<(u16, String), String> {
+    let mut head = String::new();
+    r.read_line(&mut head).map_err(|e| format!("CLI read: {e}"))?;
+    let (status, len) = parse_head(&head).ok_or_else(|| format!("CLI: bad answer {head:?}"))?;
+    let mut body = vec![0; len + 1];
+    r.read_exact(&mut body).map_err(|e| format!("CLI read: {e}"))?;
+    body.pop();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// What the client must answer to a challenge, given the secret file's
@@ -139,6 +152,8 @@ mod tests {
     fn frames_as_varnish_writes_them() {
         assert_eq!(frame(200, "PONG 1 1.0"), b"200 10      \nPONG 1 1.0\n");
         assert_eq!(parse_head("107 59      "), Some((107, 59)));
+        let wire = frame(200, "a\nb");
+        assert_eq!(read_answer(&mut &wire[..]), Ok((200, "a\nb".to_string())));
     }
 
     #[test]

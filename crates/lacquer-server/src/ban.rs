@@ -63,47 +63,10 @@ pub(crate) struct BanSpec {
     pub text: String,
 }
 
-/// Splits an expression into words as Varnish's `VAV_Parse` does for the
-/// CLI: blanks separate, `"…"` quotes with `\"` and `\\` escapes.
-fn words(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-            continue;
-        }
-        let mut w = String::new();
-        if c == '"' {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some(e) => w.push(e),
-                        None => return Err("Unterminated string".into()),
-                    },
-                    Some(ch) => w.push(ch),
-                    None => return Err("Unterminated string".into()),
-                }
-            }
-        } else {
-            while let Some(&ch) = chars.peek() {
-                if ch.is_whitespace() {
-                    break;
-                }
-                w.push(ch);
-                chars.next();
-            }
-        }
-        out.push(w);
-    }
-    Ok(out)
-}
-
 /// Parses a ban expression; the error is worded as Varnish words it.
 pub(crate) fn parse(text: &str) -> Result<BanSpec, String> {
-    let w = words(text)?;
+    // Split as the CLI splits its words (Varnish's `VAV_Parse` for both).
+    let w = lacquer_cli::words(text)?;
     let mut conds = Vec::new();
     let mut i = 0;
     loop {

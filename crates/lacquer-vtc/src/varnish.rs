@@ -302,20 +302,12 @@ impl Instance {
     /// Sends one command over the admin CLI, authenticating first as
     /// varnishtest does; answers the status and the body.
     pub fn cli(&self, command: &str) -> Result<(u16, String), String> {
-        use std::io::{BufRead, Read, Write};
+        use std::io::Write;
         let s = std::net::TcpStream::connect(&self.cli).map_err(|e| format!("CLI {}: {e}", self.cli))?;
         s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
         let mut w = s.try_clone().map_err(|e| e.to_string())?;
         let mut r = std::io::BufReader::new(s);
-        let mut answer = || -> Result<(u16, String), String> {
-            let mut head = String::new();
-            r.read_line(&mut head).map_err(|e| format!("CLI: {e}"))?;
-            let (status, len) = lacquer_cli::parse_head(&head).ok_or_else(|| format!("CLI: bad head {head:?}"))?;
-            let mut body = vec![0; len + 1];
-            r.read_exact(&mut body).map_err(|e| format!("CLI: {e}"))?;
-            body.pop();
-            Ok((status, String::from_utf8_lossy(&body).into_owned()))
-        };
+        let mut answer = || lacquer_cli::read_answer(&mut r);
         let (status, body) = answer()?;
         if status == lacquer_cli::status::AUTH {
             let challenge = body.lines().next().unwrap_or_default();

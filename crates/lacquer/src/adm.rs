@@ -3,7 +3,7 @@
 //! standard input; each answer's body is printed, and the exit status says
 //! whether the last command succeeded (0 for status 200, 1 otherwise).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::ExitCode;
@@ -38,13 +38,7 @@ impl Conn {
     }
 
     fn answer(&mut self) -> Result<(u16, String), String> {
-        let mut head = String::new();
-        self.r.read_line(&mut head).map_err(|e| format!("CLI read: {e}"))?;
-        let (status, len) = lacquer_cli::parse_head(&head).ok_or_else(|| format!("CLI: bad answer {head:?}"))?;
-        let mut body = vec![0; len + 1];
-        self.r.read_exact(&mut body).map_err(|e| format!("CLI read: {e}"))?;
-        body.pop();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        lacquer_cli::read_answer(&mut self.r)
     }
 
     fn send(&mut self, line: &str) -> Result<(u16, String), String> {

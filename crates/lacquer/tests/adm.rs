@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
@@ -23,13 +23,7 @@ impl Cli {
     }
 
     fn answer(&mut self) -> (u16, String) {
-        let mut head = String::new();
-        self.r.read_line(&mut head).unwrap();
-        let (status, len) = lacquer_cli::parse_head(&head).expect("a CLI head line");
-        let mut body = vec![0; len + 1];
-        self.r.read_exact(&mut body).unwrap();
-        body.pop();
-        (status, String::from_utf8(body).unwrap())
+        lacquer_cli::read_answer(&mut self.r).expect("a CLI answer")
     }
 
     fn send(&mut self, words: &[&str]) -> (u16, String) {
