@@ -502,13 +502,13 @@ params! {
         "How many variants of one object are found before a notice is logged.";
     vcc_allow_inline_c: Kind::Bool, "off", min N, max N, "bool", 0, false;
         "Allow C code inside VCL.";
-    vcc_err_unref: Kind::Bool, "on", min N, max N, "bool", 0, false;
+    vcc_err_unref: Kind::Bool, "on", min N, max N, "bool", 0, true;
         "Make an unused VCL object an error rather than a warning.";
     vcc_unsafe_path: Kind::Bool, "on", min N, max N, "bool", 0, false;
         "Allow absolute paths in include and import.";
-    vcl_cooldown: Kind::Duration, "600.000", min F("1.000"), max N, "seconds", 0, false;
+    vcl_cooldown: Kind::Duration, "600.000", min F("1.000"), max N, "seconds", 0, true;
         "How long an unused VCL stays warm before it goes cold.";
-    vcl_path: Kind::String, "${sysconfdir}/varnish:${datadir}/varnish/vcl", min N, max N, "", BUILD, false;
+    vcl_path: Kind::String, "${sysconfdir}/varnish:${datadir}/varnish/vcl", min N, max N, "", BUILD, true;
         "Directories searched for VCL files given by relative name.";
     vmod_path: Kind::String, "${libdir}/varnish/vmods", min N, max N, "", BUILD, false;
         "Directories searched for VMODs.";
@@ -1252,6 +1252,9 @@ mod tests {
                 "send_timeout",
                 "timeout_idle",
                 "timeout_linger",
+                "vcc_err_unref",
+                "vcl_cooldown",
+                "vcl_path",
             ]
         );
     }

@@ -257,6 +257,73 @@ impl AsyncWrite for ClientStream {
     }
 }
 
+/// Whether client connections are accepted: Varnish's child process, which
+/// the CLI's `start` and `stop` start and end. Here the listening sockets
+/// stay bound throughout (as varnishd's manager keeps them) and `start`
+/// runs one accepting task per socket; `stop` ends them, and the sessions
+/// they started close after the request they are serving.
+pub(crate) struct Child {
+    listeners: Vec<std::sync::Arc<Listener>>,
+    /// Set while running: telling it `true` stops this run's acceptors
+    /// and sessions.
+    running: std::sync::Mutex<Option<tokio::sync::watch::Sender<bool>>>,
+    /// Cloned into each acceptor and session; the server's shutdown waits
+    /// until every clone is gone.
+    alive: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<()>>>,
+}
+
+impl Child {
+    pub fn new(listeners: Vec<Listener>, alive: tokio::sync::mpsc::Sender<()>) -> Child {
+        Child {
+            listeners: listeners.into_iter().map(std::sync::Arc::new).collect(),
+            running: Default::default(),
+            alive: std::sync::Mutex::new(Some(alive)),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Starts accepting; the error is `start`'s answer when it cannot.
+    pub fn start(&self, shared: &std::sync::Arc<crate::Shared>) -> Result<(), String> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.is_some() {
+            return Err("Child in state running".into());
+        }
+        if shared.vcls.active().is_none() {
+            return Err("No active VCL".into());
+        }
+        let Some(alive) = self.alive.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Err("Child in state stopping".into());
+        };
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        for (i, l) in self.listeners.iter().enumerate() {
+            tokio::spawn(crate::accept_loop(l.clone(), i, shared.clone(), rx.clone(), alive.clone()));
+        }
+        *running = Some(tx);
+        Ok(())
+    }
+
+    /// Stops accepting; `false` if it was not running.
+    pub fn stop(&self) -> bool {
+        match self.running.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(tx) => {
+                let _ = tx.send(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops for good: nothing is started again, and the server's wait for
+    /// the last session can end.
+    pub fn shutdown(&self) {
+        self.stop();
+        self.alive.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

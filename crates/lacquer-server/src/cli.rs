@@ -5,11 +5,15 @@
 //!
 //! Commands: `ping`, `banner`, `status`, `start`, `stop`, `help`,
 //! `param.show [name]`, `param.set NAME VALUE` (applies to the tasks that
-//! start after it), `ban FIELD OP ARG [&& …]`, `ban.list`, `backend.list`,
-//! `backend.set_health NAME healthy|sick|auto`, `vcl.list`,
-//! `panic.show`, `panic.clear`, `quit`. Loading and switching VCLs
-//! (`vcl.load`, `vcl.use` …) are not there yet: Lacquer runs the VCL it
-//! started with, and says so.
+//! start after it), `ban FIELD OP ARG [&& …]`, `ban.list`,
+//! `backend.list [PATTERN]`, `backend.set_health PATTERN
+//! healthy|sick|auto`, `vcl.load`, `vcl.inline`, `vcl.use`, `vcl.discard`,
+//! `vcl.list`, `vcl.show`, `vcl.label`, `vcl.state` (see [`crate::vcl`]),
+//! `panic.show`, `panic.clear`, `quit`.
+//!
+//! A command line ending in `<< WORD` takes the lines after it, up to a
+//! line that is `WORD` alone, as its last argument (varnishd's "here
+//! document", which varnishadm and varnishtest use for `vcl.inline`).
 
 use std::io;
 use std::sync::Arc;
@@ -77,7 +81,23 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
     while let Some(line) = lines.next_line().await? {
         let (code, body) = match lacquer_cli::words(&line) {
             Ok(words) if words.is_empty() => continue,
-            Ok(words) => command(&shared, &words),
+            Ok(mut words) => {
+                if words.len() >= 3 && words[words.len() - 2] == "<<" {
+                    let end = words.pop().unwrap_or_default();
+                    words.pop();
+                    let mut doc = String::new();
+                    loop {
+                        let Some(l) = lines.next_line().await? else { return Ok(()) };
+                        if l == end {
+                            break;
+                        }
+                        doc.push_str(&l);
+                        doc.push('\n');
+                    }
+                    words.push(doc);
+                }
+                command(&shared, &words)
+            }
             Err(e) => (status::PARAM, e),
         };
         w.write_all(&frame(code, &body)).await?;
@@ -89,7 +109,7 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
 }
 
 /// Runs one command: its status and answer.
-fn command(shared: &Shared, w: &[String]) -> (u16, String) {
+fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
     let args = &w[1..];
     let want = |n: usize| -> Option<(u16, String)> {
         if args.len() < n {
@@ -106,9 +126,20 @@ fn command(shared: &Shared, w: &[String]) -> (u16, String) {
             (status::OK, format!("PONG {now} 1.0"))
         }
         "banner" => (status::OK, banner()),
-        "status" => (status::OK, "Child in state running".into()),
-        "start" => (status::CANT, "Child in state running".into()),
-        "stop" => (status::CANT, "Lacquer's worker cannot be stopped alone: send SIGTERM to stop Lacquer".into()),
+        "status" => {
+            (status::OK, format!("Child in state {}", if shared.child.is_running() { "running" } else { "stopped" }))
+        }
+        "start" => match shared.child.start(shared) {
+            Ok(()) => (status::OK, String::new()),
+            Err(e) => (status::CANT, e),
+        },
+        "stop" => {
+            if shared.child.stop() {
+                (status::OK, String::new())
+            } else {
+                (status::CANT, "Child in state stopped".into())
+            }
+        }
         "help" => (status::OK, HELP.into()),
         "quit" => (status::CLOSE, "Closing CLI connection".into()),
         "param.show" => param_show(shared, args),
@@ -145,18 +176,14 @@ fn command(shared: &Shared, w: &[String]) -> (u16, String) {
             (status::OK, out)
         }
         "backend.list" => {
+            let pattern = args.iter().find(|a| !a.starts_with('-')).map_or("*", String::as_str);
             let mut out = format!("{:<30} {:<10} {:<8} {:<10} {}\n", "Backend name", "Admin", "Probe", "Health", "");
-            for be in &shared.backends {
+            each_backend(shared, pattern, |vcl, be| {
                 let probe = if be.def.probe.is_some() { "probe" } else { "-" };
                 let health = if be.healthy() { "healthy" } else { "sick" };
-                out.push_str(&format!(
-                    "{:<30} {:<10} {:<8} {:<10}\n",
-                    format!("boot.{}", be.def.name),
-                    be.admin(),
-                    probe,
-                    health
-                ));
-            }
+                let name = format!("{vcl}.{}", be.def.name);
+                out.push_str(&format!("{name:<30} {:<10} {probe:<8} {health:<10}\n", be.admin()));
+            });
             (status::OK, out)
         }
         "backend.set_health" => {
@@ -169,26 +196,86 @@ fn command(shared: &Shared, w: &[String]) -> (u16, String) {
                 "auto" => crate::vbe::Admin::Auto,
                 _ => return (status::PARAM, "Invalid state ".to_string() + &args[1]),
             };
-            let name = args[0].strip_prefix("boot.").unwrap_or(&args[0]);
             let mut found = false;
-            for be in shared.backends.iter().filter(|b| b.def.name == name || name == "*") {
+            each_backend(shared, &args[0], |_, be| {
                 be.set_admin(admin);
                 found = true;
-            }
+            });
             if found {
                 (status::OK, String::new())
             } else {
                 (status::PARAM, "No Backends matches".into())
             }
         }
-        "vcl.list" => (status::OK, "active      auto    warm         0    boot".into()),
-        "vcl.load" | "vcl.inline" | "vcl.use" | "vcl.discard" | "vcl.label" | "vcl.show" | "vcl.state" => (
-            status::CANT,
-            "Lacquer runs the VCL it was started with; loading and switching VCLs is not supported yet".into(),
-        ),
+        "vcl.load" | "vcl.inline" => {
+            if args.len() < 2 {
+                return (status::TOOFEW, "Too few parameters".into());
+            }
+            if args.len() > 3 {
+                return (status::TOOMANY, "Too many parameters".into());
+            }
+            let from = if w[0] == "vcl.load" {
+                crate::vcl::Origin::File(std::path::Path::new(&args[1]))
+            } else {
+                crate::vcl::Origin::Inline(&args[1])
+            };
+            shared.vcls.load(shared, &args[0], from, args.get(2).map(String::as_str))
+        }
+        "vcl.use" => match want(1) {
+            Some(e) => e,
+            None => shared.vcls.use_(shared, &args[0]),
+        },
+        "vcl.state" => match want(2) {
+            Some(e) => e,
+            None => shared.vcls.state(shared, &args[0], &args[1]),
+        },
+        "vcl.label" => match want(2) {
+            Some(e) => e,
+            None => shared.vcls.label(shared, &args[0], &args[1]),
+        },
+        "vcl.discard" => {
+            if args.is_empty() {
+                return (status::TOOFEW, "Too few parameters".into());
+            }
+            shared.vcls.discard(shared, args)
+        }
+        "vcl.list" => {
+            let json = args.iter().any(|a| a == "-j");
+            let (code, text) = shared.vcls.list(json, shared.child.is_running());
+            if json {
+                let t = crate::msg::now();
+                (code, format!("[ 2, [\"vcl.list\", \"-j\"], {t:.3},\n{text}\n]"))
+            } else {
+                (code, text)
+            }
+        }
+        "vcl.show" => shared.vcls.show(args),
         "panic.show" => (status::CANT, "Child has not panicked or panic has been cleared".into()),
         "panic.clear" => (status::CANT, "No panic to clear".into()),
         _ => (status::UNKNOWN, "Unknown request.\nType 'help' for more info.".into()),
+    }
+}
+
+/// Runs `f` on each backend `pattern` names, with its VCL's name:
+/// `BACKEND` globs among the active VCL's backends, `VCL.BACKEND` among
+/// those of the VCLs the first part globs (as varnishd's `backend.list`).
+fn each_backend(shared: &Shared, pattern: &str, mut f: impl FnMut(&str, &crate::vbe::Backend)) {
+    let glob = |p: &str, n: &str| lacquer_shm::stat::fnmatch(p.as_bytes(), n.as_bytes());
+    match pattern.split_once('.') {
+        Some((vp, bp)) => shared.vcls.each(|vcl| {
+            if glob(vp, &vcl.name) {
+                for be in vcl.backends.iter().filter(|b| glob(bp, &b.def.name)) {
+                    f(&vcl.name, be);
+                }
+            }
+        }),
+        None => {
+            if let Some(vcl) = shared.vcls.active() {
+                for be in vcl.backends.iter().filter(|b| glob(pattern, &b.def.name)) {
+                    f(&vcl.name, be);
+                }
+            }
+        }
     }
 }
 
@@ -226,4 +313,7 @@ fn param_show(shared: &Shared, args: &[String]) -> (u16, String) {
 
 const HELP: &str = "ping [-j]\nbanner\nstatus\nstart\nstop\nhelp [-j|<command>]\nquit\nparam.show [-l|-j] [<param>]\n\
 param.set <param> <value>\nban <field> <operator> <arg> [&& <field> <oper> <arg> ...]\nban.list\nbackend.list\n\
-backend.set_health <backend_pattern> [auto|healthy|sick]\nvcl.list\npanic.show\npanic.clear";
+backend.set_health <backend_pattern> [auto|healthy|sick]\nvcl.load <configname> <filename> [auto|cold|warm]\n\
+vcl.inline <configname> <quoted_VCLstring> [auto|cold|warm]\nvcl.use <configname|label>\n\
+vcl.discard <configname|label>...\nvcl.list [-j]\nvcl.show [-v] [<configname>]\nvcl.state <configname> auto|cold|warm\n\
+vcl.label <label> <configname>\npanic.show\npanic.clear";

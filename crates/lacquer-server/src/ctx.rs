@@ -364,23 +364,23 @@ impl VclContext for ReqCtx<'_> {
         add_ban(&shared, vsl, expr);
     }
 
-    fn call(&self, program: &Program, call: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
-        let shared = self.req.shared.clone();
+    fn call(&self, _program: &Program, call: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
+        let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Shared(&*self.req));
-        let (v, logs) = vmod::call(&shared, task, self.method, program, call, args)?;
+        let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
         self.req.module_logs.borrow_mut().extend(logs);
         Ok(v)
     }
 
     fn call_mut(
         &mut self,
-        program: &Program,
+        _program: &Program,
         call: CallId,
         args: &[Option<Value<'static>>],
     ) -> Result<Value<'static>, Failure> {
-        let shared = self.req.shared.clone();
+        let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Mut(&mut *self.req));
-        let (v, logs) = vmod::call(&shared, task, self.method, program, call, args)?;
+        let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
         for l in logs {
             self.req.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
         }
@@ -388,7 +388,7 @@ impl VclContext for ReqCtx<'_> {
     }
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
-        self.req.shared.director(b).map(|d| d.name())
+        self.req.vcl.director(b).map(|d| d.name())
     }
 }
 
@@ -449,7 +449,7 @@ impl VclContext for BoCtx<'_> {
             Var::BereqRetries => Value::Int(bo.retries as i64),
             Var::BereqBackend => Value::Backend(bo.backend),
             Var::BerespBackend => Value::Backend(bo.resolved.map(|i| i as u32).or(bo.backend)),
-            Var::BerespBackendName => match bo.resolved.and_then(|i| self.shared.backends.get(i)) {
+            Var::BerespBackendName => match bo.resolved.and_then(|i| bo.vcl.backends.get(i)) {
                 Some(be) => s(be.def.name.as_bytes()),
                 None => Value::Str(None),
             },
@@ -527,21 +527,23 @@ impl VclContext for BoCtx<'_> {
         add_ban(self.shared, &mut self.bo.vsl, expr);
     }
 
-    fn call(&self, program: &Program, call: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
+    fn call(&self, _program: &Program, call: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
+        let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Shared(&*self.bo));
-        let (v, logs) = vmod::call(self.shared, task, self.method, program, call, args)?;
+        let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
         self.bo.module_logs.borrow_mut().extend(logs);
         Ok(v)
     }
 
     fn call_mut(
         &mut self,
-        program: &Program,
+        _program: &Program,
         call: CallId,
         args: &[Option<Value<'static>>],
     ) -> Result<Value<'static>, Failure> {
+        let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Mut(&mut *self.bo));
-        let (v, logs) = vmod::call(self.shared, task, self.method, program, call, args)?;
+        let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
         for l in logs {
             self.bo.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
         }
@@ -549,6 +551,6 @@ impl VclContext for BoCtx<'_> {
     }
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
-        self.shared.director(b).map(|d| d.name())
+        self.bo.vcl.director(b).map(|d| d.name())
     }
 }

@@ -7,17 +7,17 @@
 //! VCL's own backends.
 
 use crate::vbe::Backend;
-use crate::Shared;
+use crate::vcl::Vcl;
 
 /// Something VCL can send a request to.
 pub(crate) trait Director: Send + Sync {
     /// The name VCL and the logs show.
     fn name(&self) -> &str;
     /// Whether it could serve now (`std.healthy()`).
-    fn healthy(&self, shared: &Shared) -> bool;
+    fn healthy(&self, vcl: &Vcl) -> bool;
     /// The backend a task connects to, or none (then the fetch fails as
     /// Varnish's does with "no backend connection").
-    fn resolve<'a>(&'a self, shared: &'a Shared) -> Option<&'a Backend>;
+    fn resolve<'a>(&'a self, vcl: &'a Vcl) -> Option<&'a Backend>;
 }
 
 impl Director for Backend {
@@ -25,23 +25,23 @@ impl Director for Backend {
         &self.def.name
     }
 
-    fn healthy(&self, _shared: &Shared) -> bool {
+    fn healthy(&self, _vcl: &Vcl) -> bool {
         Backend::healthy(self)
     }
 
-    fn resolve<'a>(&'a self, _shared: &'a Shared) -> Option<&'a Backend> {
+    fn resolve<'a>(&'a self, _vcl: &'a Vcl) -> Option<&'a Backend> {
         Some(self)
     }
 }
 
-impl Shared {
+impl Vcl {
     /// The director a `BackendId` names.
     pub(crate) fn director(&self, id: lacquer_vcl::program::BackendId) -> Option<&dyn Director> {
-        self.backends.get(id as usize).map(|b| b as &dyn Director)
+        self.backends.get(id as usize).map(|b| &**b as &dyn Director)
     }
 
     /// The index of a resolved backend among the VCL's backends.
     pub(crate) fn backend_index(&self, be: &Backend) -> Option<usize> {
-        self.backends.iter().position(|b| std::ptr::eq(b, be))
+        self.backends.iter().position(|b| std::ptr::eq(&**b, be))
     }
 }

@@ -27,6 +27,7 @@ use crate::gzip;
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::rfc2616;
 use crate::vbe::{Conn, Io};
+use crate::vcl::Vcl;
 use crate::vsl::{self, Vsl};
 use crate::Shared;
 use lacquer_shm::{Side, Tag};
@@ -104,6 +105,8 @@ pub(crate) enum ReqBody {
 /// A backend fetch: the backend request, the response as it arrives, and
 /// what VCL may read or change about them.
 pub(crate) struct Bo {
+    /// The VCL of the request that started the fetch.
+    pub vcl: Arc<Vcl>,
     pub vxid: u64,
     pub req_vxid: u64,
     pub sess_vxid: u64,
@@ -183,6 +186,7 @@ impl Bo {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         shared: &Shared,
+        vcl: Arc<Vcl>,
         vxid: u64,
         req_vxid: u64,
         sess_vxid: u64,
@@ -196,6 +200,7 @@ impl Bo {
         let p = &params;
         let t_start = now();
         Bo {
+            vcl,
             vxid,
             req_vxid,
             sess_vxid,
@@ -255,7 +260,7 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
     let mut tx = Some(tx);
     let how = if bo.is_bgfetch { "bgfetch" } else { "fetch" };
     bo.vsl.fmt(Tag::Begin, format_args!("bereq {} {how}", bo.req_vxid));
-    bo.vsl.str(Tag::VCL_use, "boot");
+    bo.vsl.str(Tag::VCL_use, &bo.vcl.name);
     bo.vsl.timestamp("Start", bo.t_start);
     add_validators(&mut bo);
     bo.vsl.head(&bo.bereq, vsl::BEREQ);
@@ -323,8 +328,9 @@ fn merge_304(stale: &Msg, fresh: &Msg) -> Msg {
 /// Runs a backend method; a VCL failure is `return (fail)`.
 fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handling {
     bo.vsl.vcl_call(method);
+    let vcl = bo.vcl.clone();
     let mut ctx = BoCtx { bo, shared, method };
-    let h = match lacquer_vcl::exec::run(&shared.program, method, &mut ctx) {
+    let h = match lacquer_vcl::exec::run(&vcl.program, method, &mut ctx) {
         Ok(h) => h,
         Err(f) => {
             bo.vsl.str(Tag::VCL_Error, &f.0);
@@ -378,8 +384,9 @@ fn stp_retry(bo: &mut Bo) -> FetchStep {
 async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
     bo.vsl.timestamp("Fetch", now());
     // The director VCL chose picks the backend now (Varnish's VDI_Resolve).
-    let be = bo.backend.and_then(|b| shared.director(b)).and_then(|d| d.resolve(shared));
-    bo.resolved = be.and_then(|be| shared.backend_index(be));
+    let vcl = bo.vcl.clone();
+    let be = bo.backend.and_then(|b| vcl.director(b)).and_then(|d| d.resolve(&vcl));
+    bo.resolved = be.and_then(|be| vcl.backend_index(be));
     let Some(be) = be else {
         bo.vsl.str(Tag::FetchError, "No backend");
         return FetchStep::Error;
@@ -445,7 +452,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         } else {
             shared.stats.backend_conn.inc();
         }
-        if let Some(v) = bo.backend.and_then(|b| shared.vbe.get(b as usize)) {
+        if let Some(v) = bo.backend.and_then(|b| bo.vcl.vbe.get(b as usize)) {
             v.req.inc();
         }
         let (fd, local) = conn.io.describe();
@@ -532,7 +539,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
 fn timeouts(shared: &Shared, bo: &Bo) -> (f64, f64, f64) {
     let params = shared.params.get();
     let p = &params;
-    let def = bo.resolved.or(bo.backend.map(|b| b as usize)).and_then(|i| shared.backends.get(i)).map(|be| &be.def);
+    let def = bo.resolved.or(bo.backend.map(|b| b as usize)).and_then(|i| bo.vcl.backends.get(i)).map(|be| &be.def);
     let pick = |asked: f64, param: f64, own: Option<f64>| {
         if asked != param {
             asked
@@ -758,7 +765,7 @@ fn log_body_start(shared: &Shared, bo: &mut Bo, stored: bool, stream: bool) {
 
 /// What became of the connection and how much body came.
 fn log_body_end(shared: &Shared, bo: &mut Bo, ok: bool) {
-    let name = bo.resolved.and_then(|i| shared.backends.get(i)).map_or("", |be| be.def.name.as_str());
+    let name = bo.resolved.and_then(|i| bo.vcl.backends.get(i)).map_or("", |be| be.def.name.as_str());
     if !ok {
         bo.vsl.str(Tag::FetchError, "Could not get the body");
         shared.stats.fetch_failed.inc();
@@ -987,7 +994,7 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
 fn recycle(shared: &Shared, bo: &mut Bo, keep: bool) {
     let Some(conn) = bo.conn.take() else { return };
     if keep && bo.rest.is_empty() {
-        if let Some(be) = bo.resolved.and_then(|i| shared.backends.get(i)) {
+        if let Some(be) = bo.resolved.and_then(|i| bo.vcl.backends.get(i)) {
             be.recycle(conn);
             bo.recycled = true;
             shared.stats.backend_recycle.inc();

@@ -184,7 +184,13 @@ pub(crate) async fn session(
                 break;
             }
         };
-        let mut req = Req::new(shared.clone(), &sp, msg);
+        // The active VCL; `start` refuses to accept without one, and none
+        // can be taken away while it is active.
+        let Some(vcl) = shared.vcls.active() else {
+            sp.close = "REQ_CLOSE";
+            break;
+        };
+        let mut req = Req::new(shared.clone(), vcl, &sp, msg);
         *req.sess_privs.get_mut() = std::mem::take(&mut sp.privs);
         shared.stats.client_req.inc();
         sp.body_in = 0;

@@ -83,6 +83,7 @@ mod req_fsm;
 mod rfc2616;
 pub mod stevedore;
 mod vbe;
+mod vcl;
 mod vmod;
 mod vsl;
 
@@ -107,8 +108,9 @@ const DRAIN: Duration = Duration::from_secs(5);
 pub struct Config {
     /// The `-a` arguments: `[name=][host][:port][,proto]`.
     pub listen: Vec<String>,
-    /// The compiled VCL.
-    pub program: Program,
+    /// The VCL to start with (`-f`, `-b`), loaded as `boot`; none with
+    /// `-d`, where the CLI loads one.
+    pub boot: Option<Boot>,
     pub params: Params,
     /// The stores `-s` named; the first holds the cache.
     pub storage: Vec<stevedore::StorageSpec>,
@@ -116,10 +118,51 @@ pub struct Config {
     pub identity: Option<String>,
     /// `-n`: where the shared-memory log and counters live.
     pub workdir: std::path::PathBuf,
-    /// The modules the VCL was compiled against (see [`modules`]).
+    /// The modules VCL may import (see [`modules`]).
     pub modules: Arc<lacquer_module::Registry>,
+    /// What VCL is compiled with; `vcc_*` parameters and `vcl_path` are
+    /// applied over it for each load ([`compile_options`]).
+    pub compile: lacquer_vcl::Options,
     /// `-T`: where the admin CLI listens, and `-S`: the secret's bytes.
     pub cli: Option<(String, Option<Vec<u8>>)>,
+    /// `-d`: accept client connections only once the CLI says `start`
+    /// (varnishd's debug mode, which varnishtest uses).
+    pub wait_for_start: bool,
+}
+
+/// A compiled VCL to start with, and its main source for `vcl.show`.
+pub struct Boot {
+    pub program: Program,
+    /// The source's name (a file name) and text.
+    pub source: (String, String),
+    /// The file it came from, which SIGHUP loads again.
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// The compiler settings for a load under parameters `p`: `base` with
+/// `vcc_err_unref`, `vcc_allow_inline_c` and `vcl_path` applied.
+pub fn compile_options(base: &lacquer_vcl::Options, p: &Params) -> lacquer_vcl::Options {
+    use lacquer_defs::params::Value;
+    let mut o = base.clone();
+    let flag = |name: &str| match p.values().get(name) {
+        Some(Value::Bool(b)) => Some(*b),
+        _ => None,
+    };
+    if let Some(b) = flag("vcc_err_unref") {
+        o.err_unref = b;
+    }
+    if let Some(b) = flag("vcc_allow_inline_c") {
+        o.allow_inline_c = b;
+    }
+    if let Some(path) = p.show("vcl_path") {
+        for d in path.split(':').filter(|d| !d.is_empty() && !d.contains("${")) {
+            let d = std::path::PathBuf::from(d);
+            if !o.vcl_path.contains(&d) {
+                o.vcl_path.push(d);
+            }
+        }
+    }
+    o
 }
 
 /// The modules built into Lacquer, and a resolver for the VCL compiler
@@ -142,7 +185,7 @@ pub enum ServeError {
     Runtime(io::Error),
     /// The shared-memory log could not be made in the working directory.
     Log(std::path::PathBuf, io::Error),
-    /// `vcl_init` failed.
+    /// The boot VCL could not be loaded (`vcl_init` failed …).
     VclInit(String),
 }
 
@@ -153,7 +196,7 @@ impl fmt::Display for ServeError {
             ServeError::Address(a) => write!(f, "cannot resolve listen address '{a}'"),
             ServeError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
             ServeError::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
-            ServeError::VclInit(why) => write!(f, "VCL \"boot\" Failed initialization: {why}"),
+            ServeError::VclInit(why) => write!(f, "{why}"),
             ServeError::Log(d, e) => write!(f, "cannot make the shared-memory log in {}: {e}", d.display()),
         }
     }
@@ -164,11 +207,11 @@ impl std::error::Error for ServeError {}
 /// The cache as the server uses it: heads kept as `Msg`s.
 pub(crate) type Cache = lacquer_cache::Cache<msg::Msg>;
 
-/// What every task shares: the program, its backends, the parameters,
-/// the cache.
+/// What every task shares: the loaded VCLs, the parameters, the cache,
+/// the log and counters.
 pub(crate) struct Shared {
-    pub program: Program,
-    pub backends: Vec<vbe::Backend>,
+    /// The loaded VCLs; each request runs the one active when it started.
+    pub vcls: vcl::Vcls,
     pub params: LiveParams,
     pub hostname: String,
     /// `server.identity`.
@@ -180,14 +223,23 @@ pub(crate) struct Shared {
     pub log: lacquer_shm::Log,
     /// The `MAIN` counters.
     pub stats: lacquer_shm::vsc::Main,
-    /// Each backend's `VBE.boot.NAME` counters, indexed as `backends`.
-    pub vbe: Vec<lacquer_shm::vsc::Vbe>,
     /// The counters file; the segments live as long as it does.
-    vsc: lacquer_shm::Vsc,
+    pub vsc: lacquer_shm::Vsc,
     /// `SMA.s0`.
     sma: lacquer_shm::vsc::Sma,
-    /// The modules, the VCL's objects and their shared private state.
-    pub vmods: vmod::Vmods,
+    /// The modules VCL may import.
+    pub modules: Arc<lacquer_module::Registry>,
+    /// What VCL is compiled with, before the parameters.
+    compile: lacquer_vcl::Options,
+    /// Whether client connections are accepted (`start` / `stop`).
+    pub child: acceptor::Child,
+}
+
+impl Shared {
+    /// The compiler settings for a load now.
+    pub fn compile_options(&self) -> lacquer_vcl::Options {
+        compile_options(&self.compile, &self.params.get())
+    }
 }
 
 /// The next transaction id (Varnish's vxid), shared by sessions, requests
@@ -233,7 +285,9 @@ pub fn run(cfg: Config) -> Result<(), ServeError> {
 }
 
 async fn serve(cfg: Config) -> Result<(), ServeError> {
-    let backends = cfg.program.backends.iter().cloned().map(vbe::Backend::new).collect();
+    // Before anything is printed: whoever waits for "listening on" may
+    // signal at once.
+    let signals = Signals::new();
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
@@ -259,14 +313,9 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     let vsc = lacquer_shm::Vsc::create(&cfg.workdir).map_err(vsc_err)?;
     let stats = vsc.main().map_err(vsc_err)?;
     let sma = vsc.sma(cfg.storage.first().map_or("s0", |s| s.name.as_str())).map_err(vsc_err)?;
-    let vbe = cfg.program.backends.iter().map(|b| vsc.vbe("boot", &b.name)).collect::<Result<Vec<_>, _>>();
-    let vbe = vbe.map_err(vsc_err)?;
-    stats.n_backend.set(vbe.len() as u64);
-    let vmods = vmod::Vmods::new(cfg.modules.clone(), &cfg.program);
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let shared = Arc::new(Shared {
-        vmods,
-        program: cfg.program,
-        backends,
+        vcls: vcl::Vcls::default(),
         params: LiveParams::new(cfg.params),
         hostname,
         identity,
@@ -274,11 +323,21 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         cache,
         log,
         stats,
-        vbe,
         vsc,
         sma,
+        modules: cfg.modules,
+        compile: cfg.compile,
+        child: acceptor::Child::new(listeners, alive_tx),
     });
-    vmod::vcl_init(&shared).map_err(ServeError::VclInit)?;
+    if let Some(boot) = cfg.boot {
+        if let Some(file) = boot.file {
+            shared.vcls.set_reload_file(file);
+        }
+        let (code, why) = shared.vcls.add(&shared, "boot", boot.program, boot.source);
+        if code != lacquer_cli::status::OK {
+            return Err(ServeError::VclInit(why));
+        }
+    }
     if let Some((addr, secret)) = cfg.cli {
         let l = tokio::net::TcpListener::bind(addr.as_str()).await.map_err(|e| ServeError::Bind(addr.clone(), e))?;
         let bound = l.local_addr().map(|a| a.to_string()).unwrap_or(addr);
@@ -286,16 +345,12 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         tokio::spawn(cli::serve(shared.clone(), l, secret));
     }
     tokio::spawn(publish_counters(shared.clone()));
-    probe::start(&shared);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    for (i, l) in listeners.into_iter().enumerate() {
-        tokio::spawn(accept_loop(l, i, shared.clone(), stop_rx.clone(), alive_tx.clone()));
+    if !cfg.wait_for_start {
+        shared.child.start(&shared).map_err(ServeError::VclInit)?;
     }
-    drop(alive_tx);
-    wait_for_signal().await;
+    signals.wait(&shared).await;
     eprintln!("lacquer: stopping");
-    let _ = stop_tx.send(true);
+    shared.child.shutdown();
     // Every session and acceptor holds a sender; when the last is gone,
     // `recv` answers `None`.
     let _ = tokio::time::timeout(DRAIN, alive_rx.recv()).await;
@@ -304,9 +359,11 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
 
 /// Copies what the cache and the store count into the shared counters,
 /// four times a second (Varnish's workers also hand their counts over in
-/// batches), and keeps `MAIN.uptime`.
+/// batches), and keeps `MAIN.uptime`; once a second it lets the VCLs cool
+/// down ([`vcl::Vcls::tick`]).
 async fn publish_counters(shared: Arc<Shared>) {
     use std::sync::atomic::Ordering::Relaxed;
+    let mut ticks = 0u64;
     loop {
         let (c, m) = (shared.cache.stats(), &shared.stats);
         m.uptime.set(shared.vsc.uptime());
@@ -335,8 +392,14 @@ async fn publish_counters(shared: Arc<Shared>) {
         if let Some(limit) = store.limit() {
             shared.sma.g_space.set(limit.saturating_sub(store.used()));
         }
-        for (be, vbe) in shared.backends.iter().zip(&shared.vbe) {
-            vbe.happy.set(u64::from(be.healthy()));
+        shared.vcls.each(|vcl| {
+            for (be, vbe) in vcl.backends.iter().zip(&vcl.vbe) {
+                vbe.happy.set(u64::from(be.healthy()));
+            }
+        });
+        ticks += 1;
+        if ticks.is_multiple_of(4) {
+            shared.vcls.tick(&shared);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -363,24 +426,45 @@ fn open_log(dir: &std::path::Path, p: &Params) -> Result<lacquer_shm::Log, Serve
     Ok(log)
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+/// The signals the server answers: SIGTERM and SIGINT stop it, SIGHUP
+/// reloads the boot VCL's file ([`vcl::Vcls::reload`]).
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals { term: signal(SignalKind::terminate()).ok(), hup: signal(SignalKind::hangup()).ok() }
+    }
+
+    /// Waits for SIGTERM or SIGINT, reloading on each SIGHUP meanwhile.
+    async fn wait(mut self, shared: &Arc<Shared>) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+        loop {
+            tokio::select! {
+                _ = recv(&mut self.term) => return,
+                _ = tokio::signal::ctrl_c() => return,
+                _ = recv(&mut self.hup) => {
+                    let (_, said) = shared.vcls.reload(shared);
+                    eprintln!("lacquer: SIGHUP: {}", if said.is_empty() { "reloaded" } else { &said });
+                }
+            }
         }
     }
 }
 
 /// Accepts connections on one listener until the server stops.
 async fn accept_loop(
-    l: acceptor::Listener,
+    l: Arc<acceptor::Listener>,
     socket: usize,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,

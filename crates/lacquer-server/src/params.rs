@@ -69,6 +69,7 @@ honoured! {
     ban_lurker_age,
     http_gzip_support,
     gzip_level,
+    vcl_cooldown,
 }
 
 impl Params {

@@ -26,23 +26,26 @@ use tokio::time::MissedTickBehavior;
 
 use crate::fetch::secs;
 use crate::vbe::Backend;
-use crate::Shared;
+use crate::vcl::Vcl;
 
 /// How much of the answer a poll keeps to find the status line in
 /// (Varnish's `resp_buf`); the rest is read and thrown away.
 const RESP_BUF: usize = 128;
 
-/// Sets every probed backend's starting health and starts its probe task.
-/// Called once, before the server accepts connections.
-pub(crate) fn start(shared: &Arc<Shared>) {
-    for (idx, be) in shared.backends.iter().enumerate() {
-        let Some(def) = be.def.probe.and_then(|p| shared.program.probes.get(p as usize)) else {
+/// Sets each probed backend of `vcl` to its starting health and starts
+/// its probe task; the handles stop them when the VCL goes cold. A task
+/// holds its backend, not the VCL, so probes do not make a VCL busy.
+pub(crate) fn start(vcl: &Vcl) -> Vec<tokio::task::AbortHandle> {
+    let mut tasks = Vec::new();
+    for be in &vcl.backends {
+        let Some(def) = be.def.probe.and_then(|p| vcl.program.probes.get(p as usize)) else {
             continue;
         };
         let target = Target::new(def, be);
         be.set_healthy(target.healthy());
-        tokio::spawn(run(shared.clone(), idx, target));
+        tasks.push(tokio::spawn(run(be.clone(), target)).abort_handle());
     }
+    tasks
 }
 
 /// A probe bound to its backend (Varnish's `struct vbp_target`): what to
@@ -118,16 +121,15 @@ fn request(def: &ProbeDef, host: Option<&str>) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Polls the backend `idx` forever. The first poll goes out at once; the
+/// Polls the backend forever. The first poll goes out at once; the
 /// next is due one `.interval` after the last started, and a poll still
 /// running when the next is due makes that one be skipped, as Varnish does.
-async fn run(shared: Arc<Shared>, idx: usize, mut t: Target) {
-    let Some(be) = shared.backends.get(idx) else { return };
+async fn run(be: Arc<Backend>, mut t: Target) {
     let mut tick = tokio::time::interval(secs(t.interval));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        let status = poke(be, &t.request, t.timeout).await;
+        let status = poke(&be, &t.request, t.timeout).await;
         t.record(status == Some(t.expected));
         be.set_healthy(t.healthy());
     }

@@ -20,6 +20,7 @@ use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
 use crate::gzip;
 use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
+use crate::vcl::Vcl;
 use crate::vsl::{self, Vsl};
 use crate::Shared;
 
@@ -70,6 +71,9 @@ enum RespBody {
 /// One client request, across restarts.
 pub(crate) struct Req {
     pub shared: Arc<Shared>,
+    /// The VCL the request runs: the active one when it came, kept to its
+    /// end (restarts included) and lent to its fetches.
+    pub vcl: Arc<Vcl>,
     pub vxid: u64,
     pub bereq_vxid: u64,
     pub sess_vxid: u64,
@@ -139,9 +143,10 @@ pub(crate) struct Req {
 }
 
 impl Req {
-    pub fn new(shared: Arc<Shared>, sp: &Sess, req: Msg) -> Req {
+    /// A request received on `sp`, to run `vcl`.
+    pub fn new(shared: Arc<Shared>, vcl: Arc<Vcl>, sp: &Sess, req: Msg) -> Req {
         let framing = req.head.framing();
-        let backend_hint = shared.program.default_backend;
+        let backend_hint = vcl.program.default_backend;
         let vxid = crate::next_vxid();
         let t_req = now();
         let mut vsl = Vsl::new(&shared.log, vxid, Side::Client, t_req);
@@ -157,6 +162,7 @@ impl Req {
             resp_hdr_bytes: 0,
             resp_body_bytes: 0,
             shared,
+            vcl,
             vxid,
             bereq_vxid: 0,
             sess_vxid: sp.vxid,
@@ -225,10 +231,10 @@ impl Req {
 
 /// Runs a client method. A VCL failure is `return (fail)`.
 fn vcl(req: &mut Req, method: Method) -> Handling {
-    let shared = req.shared.clone();
+    let vcl = req.vcl.clone();
     req.vsl.vcl_call(method);
     let mut ctx = ReqCtx { req, method };
-    let h = match lacquer_vcl::exec::run(&shared.program, method, &mut ctx) {
+    let h = match lacquer_vcl::exec::run(&vcl.program, method, &mut ctx) {
         Ok(h) => h,
         Err(f) => {
             req.vsl.str(Tag::VCL_Error, &f.0);
@@ -308,7 +314,7 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     let ip = lacquer_vcl::conv::ipaddr_to_string(req.ep.peer.ip());
     req.req.append_value(b"X-Forwarded-For", ip.as_bytes());
-    req.vsl.str(Tag::VCL_use, "boot");
+    req.vsl.str(Tag::VCL_use, &req.vcl.name);
     let sock = req.shared.sockets.get(req.ep.socket).map_or("", |l| l.name.as_str());
     req.vsl.fmt(Tag::ReqStart, format_args!("{ip} {} {sock}", req.ep.peer.port()));
     req.vsl.head(&req.req, vsl::REQ);
@@ -339,7 +345,7 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
     req.vsl.rebind(new, t);
     req.vsl.fmt(Tag::Begin, format_args!("req {old} restart"));
     req.vsl.timestamp("Start", t);
-    req.vsl.str(Tag::VCL_use, "boot");
+    req.vsl.str(Tag::VCL_use, &req.vcl.name);
     req.vsl.head(&req.req, vsl::REQ);
     ReqStep::Recv
 }
@@ -474,7 +480,18 @@ fn start_bgfetch(req: &mut Req, busy: Busy<Msg>) {
     let bereq = make_bereq(req, false);
     let vxid = crate::next_vxid();
     let shared = req.shared.clone();
-    let mut bo = Bo::new(&shared, vxid, req.vxid, req.sess_vxid, req.ep, bereq, ReqBody::None, req.backend_hint, false);
+    let mut bo = Bo::new(
+        &shared,
+        req.vcl.clone(),
+        vxid,
+        req.vxid,
+        req.sess_vxid,
+        req.ep,
+        bereq,
+        ReqBody::None,
+        req.backend_hint,
+        false,
+    );
     bo.busy = Some(busy);
     bo.is_bgfetch = true;
     drop(fetch::spawn(shared, bo));
@@ -593,7 +610,18 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         shared.stats.s_pass.inc();
     }
     shared.stats.s_fetch.inc();
-    let mut bo = Bo::new(&shared, req.bereq_vxid, req.vxid, req.sess_vxid, req.ep, bereq, body, req.backend_hint, pass);
+    let mut bo = Bo::new(
+        &shared,
+        req.vcl.clone(),
+        req.bereq_vxid,
+        req.vxid,
+        req.sess_vxid,
+        req.ep,
+        bereq,
+        body,
+        req.backend_hint,
+        pass,
+    );
     bo.busy = if pass { None } else { req.busy.take() };
     bo.stale = if pass { None } else { req.stale.take() };
     req.vsl.fmt(Tag::Link, format_args!("bereq {} fetch", req.bereq_vxid));
@@ -787,7 +815,8 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
         return ReqStep::VclFail;
     };
     let shared = req.shared.clone();
-    let Some(be) = req.backend_hint.and_then(|b| shared.director(b)).and_then(|d| d.resolve(&shared)) else {
+    let vcl = req.vcl.clone();
+    let Some(be) = req.backend_hint.and_then(|b| vcl.director(b)).and_then(|d| d.resolve(&vcl)) else {
         return req.synth(503, None);
     };
     let mut io = match be.connect(be.def.connect_timeout.unwrap_or(req.params.connect_timeout)).await {

@@ -34,6 +34,7 @@ use lacquer_vcl::program::{CallId, CallTarget, Expr};
 use lacquer_vcl::{Failure, ModuleResolver, ModuleSpec, Program, Value};
 
 use crate::msg::Msg;
+use crate::vcl::Vcl;
 
 /// The modules linked into Lacquer.
 pub fn builtin() -> Registry {
@@ -126,6 +127,7 @@ pub(crate) struct TaskHost<'a> {
     task: Task<'a>,
     method: Method,
     shared: &'a crate::Shared,
+    vcl: &'a Vcl,
     /// The owner of TASK/TOP/SESS/VCL state: the module, or the object.
     owner: u64,
     call: CallId,
@@ -230,17 +232,17 @@ impl Host for TaskHost<'_> {
             PrivScope::Vcl => (scope_code(scope), self.owner),
             _ => return None,
         };
-        let mut shared = self.shared.vmods.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shared = self.vcl.vmods.shared.lock().unwrap_or_else(|e| e.into_inner());
         Some(shared.entry(key).or_default().clone())
     }
 
     fn backend_healthy(&self, be: Backend) -> Option<bool> {
         let id = u32::try_from(be.0?).ok()?;
-        self.shared.director(id).map(|d| d.healthy(self.shared))
+        self.vcl.director(id).map(|d| d.healthy(self.vcl))
     }
 
     fn acl_match(&self, acl: Acl, ip: SocketAddr) -> Option<bool> {
-        let acl = self.shared.program.acls.get(acl.0 as usize)?;
+        let acl = self.vcl.program.acls.get(acl.0 as usize)?;
         Some(acl.acl.matches(ip.ip()))
     }
 
@@ -275,12 +277,13 @@ impl Host for TaskHost<'_> {
 /// with a [`TaskHost`], logs what the module logged, converts the result.
 pub(crate) fn call(
     shared: &crate::Shared,
+    vcl: &Vcl,
     task: Task<'_>,
     method: Method,
-    program: &Program,
     id: CallId,
     args: &[Option<Value<'_>>],
 ) -> Result<(Value<'static>, Vec<Vec<u8>>), Failure> {
+    let program = &vcl.program;
     let site = &program.calls[id as usize];
     let (import, target_obj) = match site.target {
         CallTarget::Function { module, func } => (module, (None, func)),
@@ -295,7 +298,7 @@ pub(crate) fn call(
     };
     let imp = &program.imports[import as usize];
     let module: &Module =
-        shared.vmods.registry.get(&imp.name).ok_or_else(|| Failure(format!("module {} is not loaded", imp.name)))?;
+        vcl.vmods.registry.get(&imp.name).ok_or_else(|| Failure(format!("module {} is not loaded", imp.name)))?;
     let spec = imp.spec.as_ref().ok_or_else(|| Failure(format!("module {} has no interface", imp.name)))?;
     let fspec = match target_obj {
         (None, f) => spec.functions.get(f as usize),
@@ -321,19 +324,19 @@ pub(crate) fn call(
         Some((instance, _)) => (1 << 32) | u64::from(instance),
         None => u64::from(import),
     };
-    let mut host = TaskHost { task, method, shared, owner, call: id, logs: Vec::new() };
+    let mut host = TaskHost { task, method, shared, vcl, owner, call: id, logs: Vec::new() };
     let result = {
         let mut ctx = Ctx::new(&mut host);
         match target_obj {
             (None, f) => module.call(&mut ctx, Target::Function(f), &margs),
             (Some((instance, None)), o) => match module.call(&mut ctx, Target::Constructor(o), &margs) {
                 Ok(MValue::Object(obj)) => {
-                    let _ = shared.vmods.instances[instance as usize].set(obj);
+                    let _ = vcl.vmods.instances[instance as usize].set(obj);
                     Ok(MValue::Void)
                 }
                 other => other,
             },
-            (Some((instance, Some(m))), o) => match shared.vmods.instances[instance as usize].get() {
+            (Some((instance, Some(m))), o) => match vcl.vmods.instances[instance as usize].get() {
                 Some(this) => module.call(&mut ctx, Target::Method { object: o, method: m, this }, &margs),
                 None => Err(MFailure("the object was never made (vcl_init failed?)".into())),
             },
@@ -421,23 +424,35 @@ fn from_value(v: MValue) -> Value<'static> {
 
 /// Runs `vcl_init`, making the VCL's objects; the error says why it
 /// failed (Varnish refuses to load such a VCL).
-pub(crate) fn vcl_init(shared: &crate::Shared) -> Result<(), String> {
-    let mut ctx = InitCtx { shared };
-    match lacquer_vcl::exec::run(&shared.program, Method::Init, &mut ctx) {
+pub(crate) fn vcl_init(shared: &crate::Shared, vcl: &Vcl) -> Result<(), String> {
+    let mut ctx = InitCtx { shared, vcl, method: Method::Init };
+    match lacquer_vcl::exec::run(&vcl.program, Method::Init, &mut ctx) {
         Ok(h) if matches!(h.action, lacquer_defs::Action::Ok) => Ok(()),
         Ok(h) => Err(format!("vcl_init returned {}", h.action.as_str())),
         Err(f) => Err(f.0),
     }
 }
 
-/// The context `vcl_init` runs in: no request, only module calls.
+/// Runs `vcl_fini` when a discarded VCL is finished; its objects are
+/// dropped (their destructors run) when the last `Arc` of it goes, which
+/// the caller's is. Varnish ignores what `vcl_fini` returns, and so does
+/// this.
+pub(crate) fn vcl_fini(shared: &crate::Shared, vcl: &Vcl) {
+    let mut ctx = InitCtx { shared, vcl, method: Method::Fini };
+    let _ = lacquer_vcl::exec::run(&vcl.program, Method::Fini, &mut ctx);
+}
+
+/// The context `vcl_init` and `vcl_fini` run in: no request, only module
+/// calls.
 struct InitCtx<'a> {
     shared: &'a crate::Shared,
+    vcl: &'a Vcl,
+    method: Method,
 }
 
 impl lacquer_vcl::VclContext for InitCtx<'_> {
     fn method(&self) -> Method {
-        Method::Init
+        self.method
     }
 
     fn get(&self, var: Var) -> Value<'_> {
@@ -463,7 +478,7 @@ impl lacquer_vcl::VclContext for InitCtx<'_> {
 
     fn unset_header(&mut self, _family: Var, _name: &lacquer_vcl::program::Header) {}
 
-    fn call(&self, program: &Program, id: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
-        call(self.shared, Task::Init, Method::Init, program, id, args).map(|(v, _)| v)
+    fn call(&self, _program: &Program, id: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
+        call(self.shared, self.vcl, Task::Init, self.method, id, args).map(|(v, _)| v)
     }
 }

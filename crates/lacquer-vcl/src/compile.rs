@@ -73,7 +73,7 @@ pub fn compile_str(name: &str, source: &str, opts: &Options) -> Result<Program, 
 pub fn compile_path(path: &Path, opts: &Options) -> Result<Program, CompileError> {
     let text = std::fs::read(path).map_err(|e| CompileError {
         diags: Vec::new(),
-        text: format!("Cannot read file '{}': {}\n", path.display(), e),
+        text: format!("Cannot read file '{}' ({})\n", path.display(), io_reason(&e)),
     })?;
     compile_bytes(&path.display().to_string(), text, path.parent().map(Path::to_path_buf), opts)
 }

@@ -114,6 +114,11 @@ enum Cmd {
         /// The file whose contents authenticate CLI clients (varnishadm -S).
         #[arg(short = 'S')]
         secret: Option<PathBuf>,
+        /// varnishd's debug mode: bind the sockets, open the CLI, and
+        /// accept clients only after the CLI's `start`; `-f` and `-b` are
+        /// optional then (`vcl.load` + `vcl.use` give the VCL).
+        #[arg(short = 'd')]
+        debug: bool,
     },
     /// Show the shared-memory transaction log, as varnishlog does.
     Log(LogArgs),
@@ -229,6 +234,7 @@ fn main() -> ExitCode {
             read_only,
             cli,
             secret,
+            debug,
             ..
         } => {
             if let Err(e) = check_tuning(hash.as_deref(), waiter.as_deref(), &read_only) {
@@ -242,7 +248,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            serve(listen, vcl, backend, workdir, params, storage, identity, cli.map(|c| (c, secret)))
+            if debug && cli.is_none() {
+                eprintln!("Error: -d needs -T: the CLI is what starts the server");
+                return ExitCode::from(2);
+            }
+            let cli = cli.map(|c| (c, secret));
+            serve(Serve { listen, vcl, backend, workdir, params, storage, identity, cli, debug })
         }
         Cmd::Log(args) => log(args),
         Cmd::Stat(a) => stat(a),
@@ -275,11 +286,8 @@ fn check_tuning(hash: Option<&str>, waiter: Option<&str>, read_only: &[String]) 
     Ok(())
 }
 
-/// `lacquer serve`: compiles the VCL (or makes one from `-b`), sets the
-/// parameters and runs the server until SIGTERM or SIGINT.
-// One argument per `lacquer serve` option that reaches the server.
-#[allow(clippy::too_many_arguments)]
-fn serve(
+/// What `lacquer serve` was given.
+struct Serve {
     listen: Vec<String>,
     vcl: Option<PathBuf>,
     backend: Option<String>,
@@ -288,7 +296,13 @@ fn serve(
     storage: Vec<String>,
     identity: Option<String>,
     cli: Option<(String, Option<Vec<u8>>)>,
-) -> ExitCode {
+    debug: bool,
+}
+
+/// `lacquer serve`: compiles the VCL (or makes one from `-b`), sets the
+/// parameters and runs the server until SIGTERM or SIGINT.
+fn serve(a: Serve) -> ExitCode {
+    let Serve { listen, vcl, backend, workdir, params, storage, identity, cli, debug } = a;
     let mut p = lacquer_server::Params::default();
     for a in &params {
         // Worded as varnishd words it.
@@ -314,28 +328,52 @@ fn serve(
         }
     };
     let (modules, resolver) = lacquer_server::modules();
-    let opts = lacquer_vcl::Options {
+    let base = lacquer_vcl::Options {
         stevedores: storage.iter().map(|s| s.name.clone()).collect(),
         modules: Some(resolver),
         ..lacquer_vcl::Options::default()
     };
-    let program = match (vcl, backend) {
-        (Some(file), None) => lacquer_vcl::compile_path(&file, &opts),
-        (None, Some(b)) => lacquer_vcl::compile_str("<-b argument>", &lacquer_server::backend_vcl(&b), &opts),
+    let opts = lacquer_server::compile_options(&base, &p);
+    let (compiled, file) = match (vcl, backend) {
+        (Some(file), None) => (
+            lacquer_vcl::compile_path(&file, &opts).map_err(Some).map(|prog| {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                (prog, (file.display().to_string(), text))
+            }),
+            Some(file),
+        ),
+        (None, Some(b)) => {
+            let src = lacquer_server::backend_vcl(&b);
+            let compiled = lacquer_vcl::compile_str("<-b argument>", &src, &opts).map_err(Some);
+            (compiled.map(|prog| (prog, ("<-b argument>".into(), src))), None)
+        }
+        (None, None) if debug => (Err(None), None),
         _ => {
-            eprintln!("lacquer serve: exactly one of -f FILE and -b HOST[:PORT] is needed");
+            eprintln!("lacquer serve: exactly one of -f FILE and -b HOST[:PORT] is needed (or -d)");
             return ExitCode::from(2);
         }
     };
-    let program = match program {
-        Ok(p) => p,
-        Err(e) => {
+    let boot = match compiled {
+        Ok((program, source)) => Some(lacquer_server::Boot { program, source, file }),
+        Err(None) => None,
+        Err(Some(e)) => {
             eprintln!("Message from VCC-compiler:\n{e}");
             eprintln!("VCL compilation failed");
             return ExitCode::from(2);
         }
     };
-    let config = lacquer_server::Config { listen, program, params: p, storage, identity, workdir, modules, cli };
+    let config = lacquer_server::Config {
+        listen,
+        boot,
+        params: p,
+        storage,
+        identity,
+        workdir,
+        modules,
+        compile: base,
+        cli,
+        wait_for_start: debug,
+    };
     match lacquer_server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -384,13 +422,15 @@ fn demo(listen: String) -> ExitCode {
     eprintln!("lacquer demo: open http://{listen}/ (Ctrl-C stops it)");
     let config = lacquer_server::Config {
         listen: vec![listen],
-        program,
+        boot: Some(lacquer_server::Boot { program, source: ("<demo>".into(), DEMO_VCL.into()), file: None }),
         params: lacquer_server::Params::default(),
         storage: lacquer_server::stevedore::parse_all(&[]).unwrap_or_default(),
         identity: None,
         workdir: lacquer_shm::default_workdir(),
         modules: lacquer_server::modules().0,
+        compile: lacquer_vcl::Options::default(),
         cli: None,
+        wait_for_start: false,
     };
     match lacquer_server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,49 +5,18 @@
 mod common;
 
 use common::*;
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::process::Command;
 
-/// A CLI connection: reads answers, sends commands.
-struct Cli {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Cli {
-    fn connect(addr: &str) -> Cli {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        Cli { r: BufReader::new(s.try_clone().unwrap()), w: s }
-    }
-
-    fn answer(&mut self) -> (u16, String) {
-        lacquer_cli::read_answer(&mut self.r).expect("a CLI answer")
-    }
-
-    fn send(&mut self, words: &[&str]) -> (u16, String) {
-        let line = words.iter().map(|w| lacquer_cli::quote(w)).collect::<Vec<_>>().join(" ");
-        self.w.write_all(format!("{line}\n").as_bytes()).unwrap();
-        self.answer()
-    }
-}
-
-fn start_with_cli(secret: &[u8]) -> (Server, String, std::path::PathBuf) {
-    let dir = scratch();
-    let file = dir.join("secret");
-    std::fs::write(&file, secret).unwrap();
-    let mut cmd = Command::new(LACQUER);
-    cmd.args(["serve", "-a", "127.0.0.1:0", "-b", "127.0.0.1:9", "-T", "127.0.0.1:0", "-S"]).arg(&file);
-    cmd.arg("-n").arg(dir.join("n"));
-    let s = launch_n(cmd, dir, 2);
-    let cli = s.addrs[1].clone();
+fn serve_with_cli(secret: &[u8]) -> (Server, String, std::path::PathBuf) {
+    let s = start_with_cli(&["-b", "127.0.0.1:9"], secret);
+    let (cli, file) = (s.addrs[1].clone(), s.dir.join("secret"));
     (s, cli, file)
 }
 
 #[test]
 fn the_cli_authenticates_and_answers_as_varnishd_does() {
-    let (s, addr, _) = start_with_cli(b"s3cret\n");
+    let (s, addr, _) = serve_with_cli(b"s3cret\n");
     let mut c = Cli::connect(&addr);
     let (status, body) = c.answer();
     assert_eq!(status, 107, "{body}");
@@ -80,7 +49,7 @@ fn the_cli_authenticates_and_answers_as_varnishd_does() {
 
 #[test]
 fn varnishadm_drives_lacquer() {
-    let (_s, addr, file) = start_with_cli(b"k\n");
+    let (_s, addr, file) = serve_with_cli(b"k\n");
     if Command::new("varnishadm").arg("-h").output().is_err() {
         eprintln!("varnishadm not installed: skipping its part");
         return;
@@ -100,7 +69,7 @@ fn varnishadm_drives_lacquer() {
 
 #[test]
 fn lacquer_adm_runs_commands_from_arguments_and_standard_input() {
-    let (_s, addr, file) = start_with_cli(b"adm-secret\n");
+    let (_s, addr, file) = serve_with_cli(b"adm-secret\n");
     let adm = |args: &[&str], input: &str| {
         let mut child = Command::new(LACQUER)
             .args(["adm", "-T", &addr, "-S"])

@@ -213,3 +213,65 @@ pub fn request(s: &Server, raw: &[u8]) -> (String, Vec<u8>) {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// An admin CLI connection (`-T`): reads answers, sends commands.
+pub struct Cli {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Cli {
+    /// Connects; the first answer (a challenge or the banner) is unread.
+    pub fn connect(addr: &str) -> Cli {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        Cli { r: BufReader::new(s.try_clone().unwrap()), w: s }
+    }
+
+    /// Connects and answers the challenge with `secret`.
+    pub fn open(addr: &str, secret: &[u8]) -> Cli {
+        let mut c = Cli::connect(addr);
+        let (status, body) = c.answer();
+        assert_eq!(status, 107, "{body}");
+        let challenge = body.lines().next().unwrap().to_string();
+        let (status, banner) = c.send(&["auth", &lacquer_cli::auth_response(&challenge, secret)]);
+        assert_eq!(status, 200, "{banner}");
+        c
+    }
+
+    pub fn answer(&mut self) -> (u16, String) {
+        lacquer_cli::read_answer(&mut self.r).expect("a CLI answer")
+    }
+
+    /// Sends one command, each word quoted as needed.
+    pub fn send(&mut self, words: &[&str]) -> (u16, String) {
+        let line = words.iter().map(|w| lacquer_cli::quote(w)).collect::<Vec<_>>().join(" ");
+        self.w.write_all(format!("{line}\n").as_bytes()).unwrap();
+        self.answer()
+    }
+
+    /// Sends `text` as it is (one command, with any here document).
+    pub fn raw(&mut self, text: &str) -> (u16, String) {
+        self.w.write_all(text.as_bytes()).unwrap();
+        self.answer()
+    }
+
+    /// Sends one command whose answer must be 200; returns the text.
+    pub fn ok(&mut self, words: &[&str]) -> String {
+        let (status, body) = self.send(words);
+        assert_eq!(status, 200, "{words:?}: {body}");
+        body
+    }
+}
+
+/// `lacquer serve` with the admin CLI on `-T 127.0.0.1:0 -S secret` and the
+/// extra arguments; `addrs[1]` is the CLI's address.
+pub fn start_with_cli(args: &[&str], secret: &[u8]) -> Server {
+    let dir = scratch();
+    let file = dir.join("secret");
+    std::fs::write(&file, secret).unwrap();
+    let mut cmd = Command::new(LACQUER);
+    cmd.args(["serve", "-a", "127.0.0.1:0", "-T", "127.0.0.1:0", "-S"]).arg(&file);
+    cmd.arg("-n").arg(dir.join("n")).args(args);
+    launch_n(cmd, dir, 2)
+}
