@@ -40,6 +40,7 @@ pub mod ring;
 
 pub use group::{Group, Grouper, Grouping, Tx, TxKind};
 pub use lacquer_defs::Tag;
+pub use ncsa::{run as run_ncsa, NcsaOptions};
 pub use query::{Query, QueryError};
 pub use record::{Record, Side};
 pub use ring::{Log, ReadEvent, ShmReader, Start, VslBuf};
@@ -47,6 +48,7 @@ pub use stat::{prometheus, run as run_stat, StatOptions};
 pub use tool::{run as run_log, LogOptions};
 pub use vsc::{Point, Vsc, VscReader};
 pub mod file;
+pub mod ncsa;
 pub mod print;
 pub mod query;
 pub mod stat;

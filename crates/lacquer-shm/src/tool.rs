@@ -44,22 +44,28 @@ pub struct LogOptions {
     pub wait: Option<f64>,
 }
 
-enum Out {
+/// Another tool's use of each group: called with the group and whether
+/// the log is being followed live (then it should flush).
+pub(crate) type Lines<'s> = &'s mut dyn FnMut(&Group, bool) -> io::Result<()>;
+
+/// What becomes of each group shown.
+enum Out<'s> {
     Text(io::BufWriter<io::Stdout>),
     File(FileWriter),
+    Lines(Lines<'s>),
 }
 
-struct Run {
+struct Run<'s> {
     grouper: Grouper,
     filter: Filter,
     query: Option<Query>,
-    out: Out,
+    out: Out<'s>,
     shown: u64,
     limit: Option<u64>,
     live: bool,
 }
 
-impl Run {
+impl Run<'_> {
     /// Shows every finished group; `false` when `-k` is reached.
     fn drain(&mut self) -> io::Result<bool> {
         while let Some(g) = self.grouper.pop() {
@@ -95,6 +101,7 @@ impl Run {
                     w.flush()?;
                 }
             }
+            Out::Lines(f) => f(g, self.live)?,
         }
         Ok(self.limit.is_none_or(|k| self.shown < k))
     }
@@ -115,6 +122,7 @@ impl Run {
         match &mut self.out {
             Out::Text(w) => w.flush(),
             Out::File(w) => w.flush(),
+            Out::Lines(_) => Ok(()),
         }
     }
 }
@@ -122,7 +130,7 @@ impl Run {
 /// Runs `lacquer log`; returns the exit status. Errors are printed as
 /// varnishlog prints them.
 pub fn run(o: &LogOptions) -> u8 {
-    match run_inner(o) {
+    match run_inner(o, None) {
         Ok(()) => 0,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
@@ -136,7 +144,14 @@ fn usage(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-fn run_inner(o: &LogOptions) -> io::Result<()> {
+/// Reads the log as `lacquer log` does (`-n`, `-d`, `-g`, `-q`, `-r`, `-k`,
+/// `-t`, `-T`), handing each group to `lines` instead of printing it: how
+/// `lacquer ncsa` reads.
+pub(crate) fn run_with(o: &LogOptions, lines: Lines<'_>) -> io::Result<()> {
+    run_inner(o, Some(lines))
+}
+
+fn run_inner(o: &LogOptions, lines: Option<Lines<'_>>) -> io::Result<()> {
     let grouping = match o.grouping.as_deref() {
         None => Grouping::Vxid,
         Some(g) => Grouping::parse(g).ok_or_else(|| usage(format!("Unknown grouping type: {g}")))?,
@@ -158,9 +173,10 @@ fn run_inner(o: &LogOptions) -> io::Result<()> {
         Some(q) => Some(Query::parse(q).map_err(|e| usage(e.to_string()))?),
         None => None,
     };
-    let out = match &o.write {
-        Some(p) => Out::File(FileWriter::create(p)?),
-        None => Out::Text(io::BufWriter::new(io::stdout())),
+    let out = match (lines, &o.write) {
+        (Some(f), _) => Out::Lines(f),
+        (None, Some(p)) => Out::File(FileWriter::create(p)?),
+        (None, None) => Out::Text(io::BufWriter::new(io::stdout())),
     };
     let mut run = Run { grouper: Grouper::new(grouping), filter, query, out, shown: 0, limit: o.limit, live: false };
     if let Some(path) = &o.read {

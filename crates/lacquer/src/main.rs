@@ -122,6 +122,8 @@ enum Cmd {
     },
     /// Show the shared-memory transaction log, as varnishlog does.
     Log(LogArgs),
+    /// Show the log as access-log lines, as varnishncsa does.
+    Ncsa(NcsaArgs),
     /// Show the server's counters, as varnishstat does.
     Stat(StatArgs),
     /// Talk to a server's admin CLI, as varnishadm does.
@@ -161,6 +163,65 @@ struct StatArgs {
     /// Seconds to wait for the counters to appear (negative: forever).
     #[arg(short = 't', allow_negative_numbers = true)]
     wait: Option<f64>,
+}
+
+/// `lacquer ncsa`'s options, named after varnishncsa's.
+#[derive(clap::Args)]
+struct NcsaArgs {
+    /// The server's working directory (as given to `lacquer serve -n`).
+    #[arg(short = 'n')]
+    workdir: Option<PathBuf>,
+    /// The format (default: NCSA combined), with varnishncsa's specifiers.
+    #[arg(short = 'F')]
+    format: Option<String>,
+    /// Read the format from the first line of this file.
+    #[arg(short = 'f')]
+    format_file: Option<PathBuf>,
+    /// Log backend requests.
+    #[arg(short = 'b')]
+    backend: bool,
+    /// Log client requests (the default; both with -b).
+    #[arg(short = 'c')]
+    client: bool,
+    /// Start at the oldest record still in the log, and stop at its end.
+    #[arg(short = 'd')]
+    dump: bool,
+    /// Log only the requests matching this query (vsl-query(7)).
+    #[arg(short = 'q')]
+    query: Option<String>,
+    /// Read a binary log file (from `lacquer log -w`) instead of the shared memory.
+    #[arg(short = 'r')]
+    read: Option<PathBuf>,
+    /// Append the lines to this file instead of printing them.
+    #[arg(short = 'w')]
+    write: Option<PathBuf>,
+    /// Stop after this many transactions.
+    #[arg(short = 'k')]
+    limit: Option<u64>,
+    /// Seconds to wait for the log to appear (negative: forever).
+    #[arg(short = 't', allow_negative_numbers = true)]
+    wait: Option<f64>,
+}
+
+fn ncsa(a: NcsaArgs) -> ExitCode {
+    let log = lacquer_shm::LogOptions {
+        workdir: Some(a.workdir.unwrap_or_else(lacquer_shm::default_workdir)),
+        dump: a.dump,
+        query: a.query,
+        read: a.read,
+        limit: a.limit,
+        wait: a.wait,
+        ..Default::default()
+    };
+    let opts = lacquer_shm::NcsaOptions {
+        log,
+        format: a.format,
+        format_file: a.format_file,
+        backend: a.backend,
+        client: a.client,
+        write: a.write,
+    };
+    ExitCode::from(lacquer_shm::run_ncsa(&opts))
 }
 
 /// `lacquer log`'s options, named after varnishlog's.
@@ -256,6 +317,7 @@ fn main() -> ExitCode {
             serve(Serve { listen, vcl, backend, workdir, params, storage, identity, cli, debug })
         }
         Cmd::Log(args) => log(args),
+        Cmd::Ncsa(a) => ncsa(a),
         Cmd::Stat(a) => stat(a),
         Cmd::Adm { address, secret, timeout, command } => adm::run(&address, secret.as_deref(), timeout, &command),
     }

@@ -116,3 +116,50 @@ fn counters_count_what_the_server_did() {
     assert_eq!(counter_until(&dir, "MAIN.sc_rx_junk", 1), 1);
     assert_eq!(counter_until(&dir, "MAIN.n_backend", 1), 1);
 }
+
+/// `lacquer ncsa -n DIR -d ARGS…`, until it has `lines` lines.
+fn ncsa_lines(dir: &std::path::Path, args: &[&str], lines: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = Command::new(LACQUER).arg("ncsa").arg("-n").arg(dir).arg("-d").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let got: Vec<String> = text.lines().map(str::to_string).collect();
+        if got.len() >= lines || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ncsa_writes_access_log_lines_from_the_shared_memory_log() {
+    let (o, _) = origin();
+    let s = start(
+        Some(&vcl(&o, "sub vcl_recv { std.log(\"who: tester\"); }").replace("vcl 4.1;", "vcl 4.1;\nimport std;")),
+        &[],
+    );
+    let dir = s.dir.join("n");
+    let (h, body) = request(
+        &s,
+        b"GET /page?q=1 HTTP/1.1\r\nHost: example.com\r\nReferer: http://ref/\r\nUser-Agent: tester/1\r\n\
+          Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n",
+    );
+    assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+    let lines = ncsa_lines(&dir, &[], 1);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let l = &lines[0];
+    assert!(l.starts_with("127.0.0.1 - alice ["), "{l}");
+    let tail =
+        format!("] \"GET http://example.com/page?q=1 HTTP/1.1\" 200 {} \"http://ref/\" \"tester/1\"", body.len());
+    assert!(l.ends_with(&tail), "{l}");
+    let custom = ncsa_lines(&dir, &["-F", "%m %U%q %s %{Varnish:handling}x %{VCL_Log:who}x %{Varnish:side}x"], 1);
+    // Authorization makes the built-in vcl_recv pass.
+    assert_eq!(custom, ["GET /page?q=1 200 pass tester c"]);
+    // The fetch, from the backend side.
+    let be = ncsa_lines(&dir, &["-b", "-F", "%m %U %s %{Varnish:side}x"], 1);
+    assert_eq!(be, ["GET /page 200 b"]);
+    let out = Command::new(LACQUER).arg("ncsa").arg("-n").arg(&dir).args(["-d", "-F", "%Q"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown format specifier at: %Q"));
+}
