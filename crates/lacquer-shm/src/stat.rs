@@ -35,6 +35,9 @@ pub struct StatOptions {
     /// `-t`: seconds to wait for the counters to appear (default 5;
     /// negative: forever).
     pub wait: Option<f64>,
+    /// `-P ADDR`: serve the counters for Prometheus on `http://ADDR/metrics`
+    /// instead of printing them ([`serve_prometheus`]).
+    pub prometheus: Option<String>,
 }
 
 /// Which counters `-f` lets through (varnishstat's field filter): the first
@@ -301,6 +304,11 @@ fn open(o: &StatOptions) -> io::Result<VscReader> {
 }
 
 fn run_inner(o: &StatOptions) -> io::Result<()> {
+    if let Some(addr) = &o.prometheus {
+        let l = std::net::TcpListener::bind(addr)?;
+        eprintln!("lacquer stat: metrics on http://{}/metrics", l.local_addr()?);
+        return serve_prometheus(l, o);
+    }
     let mut reader = open(o)?;
     let filter = Filter::new(&o.filters);
     let all = reader.snapshot()?;
@@ -318,6 +326,65 @@ fn run_inner(o: &StatOptions) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()
+}
+
+/// Answers scrapes on `l` for as long as the process runs: `GET /metrics`
+/// is the [`prometheus`] exposition of the counters `-f` lets through,
+/// read from shared memory at each scrape (so the server does no work for
+/// it, and a restarted server is found again); anything else is 404. One
+/// scrape at a time is ample for a scraper.
+pub fn serve_prometheus(l: std::net::TcpListener, o: &StatOptions) -> io::Result<()> {
+    use std::io::{BufRead, BufReader};
+    let filter = Filter::new(&o.filters);
+    let mut reader: Option<VscReader> = None;
+    for conn in l.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut r = BufReader::new(match conn.try_clone() {
+            Ok(c) => c,
+            Err(_) => continue,
+        });
+        let mut first = String::new();
+        if r.read_line(&mut first).is_err() {
+            continue;
+        }
+        // The rest of the head, up to the empty line.
+        let mut line = String::new();
+        while r.read_line(&mut line).is_ok_and(|n| n > 0) && line.trim_end() != "" {
+            line.clear();
+        }
+        let mut words = first.split_whitespace();
+        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let (status, body) = if method != "GET" && method != "HEAD" {
+            ("405 Method Not Allowed", String::from("GET /metrics\n"))
+        } else if path.split('?').next() != Some("/metrics") {
+            ("404 Not Found", String::from("GET /metrics\n"))
+        } else {
+            if reader.as_ref().is_none_or(VscReader::replaced) {
+                reader = open(&StatOptions { wait: Some(0.0), ..o.clone() }).ok();
+            }
+            match reader.as_mut().map(VscReader::snapshot) {
+                Some(Ok(all)) => {
+                    let shown: Vec<Point> = all.into_iter().filter(|p| filter.matches(&p.name)).collect();
+                    ("200 OK", prometheus(&shown))
+                }
+                _ => {
+                    reader = None;
+                    ("503 Service Unavailable", String::from("the server's counters cannot be read\n"))
+                }
+            }
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = conn.write_all(head.as_bytes());
+        if method != "HEAD" {
+            let _ = conn.write_all(body.as_bytes());
+        }
+    }
+    Ok(())
 }
 
 /// The terminal in the mode the live view needs (no echo, no line

@@ -163,6 +163,10 @@ struct StatArgs {
     /// Seconds to wait for the counters to appear (negative: forever).
     #[arg(short = 't', allow_negative_numbers = true)]
     wait: Option<f64>,
+    /// Serve the counters for Prometheus on `http://ADDR/metrics`
+    /// (read from shared memory at each scrape) instead of printing them.
+    #[arg(short = 'P', value_name = "ADDR")]
+    prometheus: Option<String>,
 }
 
 /// `lacquer ncsa`'s options, named after varnishncsa's.
@@ -634,6 +638,7 @@ fn stat(a: StatArgs) -> ExitCode {
         list: a.list,
         filters: a.filters,
         wait: a.wait,
+        prometheus: a.prometheus,
     };
     ExitCode::from(lacquer_shm::run_stat(&opts))
 }

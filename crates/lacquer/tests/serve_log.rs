@@ -163,3 +163,44 @@ fn ncsa_writes_access_log_lines_from_the_shared_memory_log() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown format specifier at: %Q"));
 }
+
+#[test]
+fn lacquer_stat_serves_the_counters_to_prometheus() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (o, _) = origin();
+    let s = start(Some(&vcl(&o, "")), &[]);
+    let dir = s.dir.join("n");
+    request(&s, b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut exporter = Command::new(LACQUER)
+        .arg("stat")
+        .arg("-n")
+        .arg(&dir)
+        .args(["-P", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    BufReader::new(exporter.stderr.take().unwrap()).read_line(&mut said).unwrap();
+    let addr = said.split("http://").nth(1).and_then(|a| a.strip_suffix("/metrics\n")).expect(&said).to_string();
+    let scrape = |path: &str| {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: prometheus\r\n\r\n").as_bytes()).unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).unwrap();
+        text
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut text = scrape("/metrics");
+    // The server publishes its counters four times a second.
+    while !text.contains("\nvarnish_main_client_req 1\n") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        text = scrape("/metrics");
+    }
+    let other = scrape("/other");
+    let _ = exporter.kill();
+    let _ = exporter.wait();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4"), "{text}");
+    assert!(text.contains("\n# TYPE varnish_main_client_req counter\nvarnish_main_client_req 1\n"), "{text}");
+    assert!(text.contains("varnish_backend_req{backend=\"default\",server=\"boot\"} 1\n"), "{text}");
+    assert!(other.starts_with("HTTP/1.1 404 Not Found\r\n"), "{other}");
+}
