@@ -32,6 +32,8 @@ pub struct Func {
     pub ret: String,
     /// Returns `Result<…>` (used for constructors).
     pub fallible: bool,
+    /// `#[event]`: the module's VCL event function, not callable from VCL.
+    pub event: bool,
 }
 
 /// One Rust parameter.
@@ -232,6 +234,14 @@ fn read_fn(errs: &mut Errors, sig: &mut syn::Signature, attrs: &mut Vec<Attribut
             params.push(Param { ty, kind: Kind::Ctx });
             continue;
         }
+        if last_ident(&ty).is_some_and(|(s, _)| s.ident == "Event") {
+            let values = EVENTS.iter().map(|e| e.to_string()).collect();
+            let name = pname.strip_prefix("r#").unwrap_or(&pname).to_string();
+            let kind =
+                Kind::Value { vcl: "ENUM".into(), name, optional: false, positional: false, default: None, values };
+            params.push(Param { ty, kind });
+            continue;
+        }
         let (inner, optional) = match is_named(&ty, "Option") {
             Some(t) => (t, true),
             None => (ty.clone(), false),
@@ -305,7 +315,26 @@ fn read_fn(errs: &mut Errors, sig: &mut syn::Signature, attrs: &mut Vec<Attribut
         params,
         ret,
         fallible,
+        event: false,
     })
+}
+
+/// The values of an `Event` argument, as the server sends them.
+const EVENTS: [&str; 4] = ["load", "warm", "cold", "discard"];
+
+/// Checks the `#[event]` function's shape: one `Event` argument besides
+/// `ctx` and `PRIV_VCL`, nothing returned but a possible error.
+fn check_event(errs: &mut Errors, f: &Func, span: proc_macro2::Span) {
+    let values: Vec<_> = f.params.iter().filter(|p| matches!(p.kind, Kind::Value { .. })).collect();
+    let one_event = values.len() == 1
+        && matches!(&values[0].kind, Kind::Value { vcl, values, .. } if vcl == "ENUM" && values.len() == EVENTS.len());
+    let privs_ok = f.params.iter().all(|p| !matches!(p.kind, Kind::Priv { scope, .. } if scope != "PRIV_VCL"));
+    if !one_event || !privs_ok || f.ret != "VOID" {
+        errs.push(Error::new(
+            span,
+            "an #[event] function takes `e: Event` (and optionally `ctx: &mut Ctx` and a `PrivVcl`) and returns () or Result<(), Failure>",
+        ));
+    }
 }
 
 impl Module {
@@ -320,7 +349,15 @@ impl Module {
         for item in items.iter_mut() {
             match item {
                 Item::Fn(f) if is_pub(&f.vis) => {
-                    if let Some(func) = read_fn(&mut errs, &mut f.sig, &mut f.attrs, false) {
+                    let event = !take_attrs(&mut f.attrs, &["event"]).is_empty();
+                    if let Some(mut func) = read_fn(&mut errs, &mut f.sig, &mut f.attrs, false) {
+                        if event {
+                            check_event(&mut errs, &func, f.sig.ident.span());
+                            if functions.iter().any(|g: &Func| g.event) {
+                                errs.push(Error::new(f.sig.ident.span(), "a module has one #[event] function"));
+                            }
+                        }
+                        func.event = event;
                         functions.push(func);
                     }
                 }

@@ -72,6 +72,9 @@ fn func(f: &Func, with_ret: bool) -> String {
         let r: Vec<String> = f.restrict.iter().map(|r| string(r)).collect();
         s.push_str(&format!(", \"restrict\": [{}]", r.join(", ")));
     }
+    if f.event {
+        s.push_str(", \"event\": true");
+    }
     s.push_str(&format!(", \"doc\": {}}}", string(&f.doc)));
     s
 }

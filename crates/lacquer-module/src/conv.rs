@@ -37,6 +37,19 @@ macro_rules! copy_arg {
 }
 
 copy_arg!(i64, Arg::Int(v) => v, "INT");
+
+impl<'a, 'b> FromArg<'a, 'b> for Event {
+    type Held = Event;
+    fn hold(arg: &Arg<'a>) -> Result<Event, String> {
+        match *arg {
+            Arg::Enum(s) => Event::parse(s).ok_or_else(|| format!("no VCL event is called '{s}'")),
+            _ => Err(format!("expected a VCL event, got {arg:?}")),
+        }
+    }
+    fn get(held: &'b Event) -> Event {
+        *held
+    }
+}
 copy_arg!(f64, Arg::Real(v) => v, "REAL");
 copy_arg!(bool, Arg::Bool(v) => v, "BOOL");
 copy_arg!(Duration, Arg::Duration(v) => Duration(v), "DURATION");

@@ -6,6 +6,37 @@ use std::net::SocketAddr;
 
 pub use lacquer_abi::{Http, IpKind, PrivScope};
 
+/// A VCL's life event, as a module's `#[event]` function receives it
+/// (Varnish's `enum vcl_event_e`): `Load` before `vcl_init` runs (an
+/// error refuses the VCL, with the error's text), `Warm` when the VCL is
+/// warmed (its backends are probed, it may be used), `Cold` when it cools
+/// down, `Discard` when it goes, after `vcl_fini`. Each VCL sends each
+/// event to each module that imported it, with that VCL's `PRIV_VCL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Load,
+    Warm,
+    Cold,
+    Discard,
+}
+
+impl Event {
+    /// The ENUM value VCL's spec gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Load => "load",
+            Event::Warm => "warm",
+            Event::Cold => "cold",
+            Event::Discard => "discard",
+        }
+    }
+
+    /// The event an ENUM value names.
+    pub fn parse(s: &str) -> Option<Event> {
+        [Event::Load, Event::Warm, Event::Cold, Event::Discard].into_iter().find(|e| e.as_str() == s)
+    }
+}
+
 /// A DURATION: seconds, possibly negative or fractional.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
 pub struct Duration(pub f64);

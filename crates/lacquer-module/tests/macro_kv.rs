@@ -69,6 +69,21 @@ pub mod kv {
         Some(v)
     }
 
+    /// Told the VCL's events; refuses to be loaded into a VCL whose
+    /// PRIV_VCL says "refuse".
+    #[event]
+    pub fn on_event(
+        ctx: &mut Ctx,
+        vcl: lacquer_module::PrivVcl<String>,
+        e: lacquer_module::Event,
+    ) -> Result<(), String> {
+        ctx.log(format!("event {}", e.as_str()).as_bytes());
+        match vcl.get() {
+            Some(s) if s == "refuse" && e == lacquer_module::Event::Load => Err("refused".into()),
+            _ => Ok(()),
+        }
+    }
+
     /// A map shared by every task.
     pub struct Map {
         m: Mutex<HashMap<String, String>>,
@@ -117,7 +132,8 @@ const GOLDEN: &str = r#"{"name": "kv", "abi": [1, 1], "level": "stable", "doc": 
   {"name": "once", "ret": "STRING", "args": [{"type": "PRIV_CALL"}, {"name": "v", "type": "STRING"}], "doc": "The same value at every call from one call site."},
   {"name": "pick", "ret": "INT", "args": [{"name": "which", "type": "ENUM", "values": ["first", "second"], "default": "first"}, {"name": "n", "type": "INT", "optional": true}], "doc": "An enum and an optional argument."},
   {"name": "check", "args": [{"type": "BOOL"}], "doc": "Fails when told to."},
-  {"name": "join", "ret": "STRING", "args": [{"name": "s", "type": "STRANDS"}, {"name": "h", "type": "HEADER"}, {"name": "size", "type": "BYTES", "optional": true}], "doc": "Joins strands and reads a header."}],
+  {"name": "join", "ret": "STRING", "args": [{"name": "s", "type": "STRANDS"}, {"name": "h", "type": "HEADER"}, {"name": "size", "type": "BYTES", "optional": true}], "doc": "Joins strands and reads a header."},
+  {"name": "on_event", "args": [{"type": "PRIV_VCL"}, {"name": "e", "type": "ENUM", "values": ["load", "warm", "cold", "discard"]}], "event": true, "doc": "Told the VCL's events; refuses to be loaded into a VCL whose\nPRIV_VCL says \"refuse\"."}],
 "objects": [
   {"name": "map", "args": [{"name": "mode", "type": "ENUM", "values": ["shared", "task"], "default": "shared"}], "doc": "A map shared by every task.", "methods": [
     {"name": "set", "args": [{"name": "key", "type": "STRING"}, {"name": "value", "type": "STRING"}], "doc": "Stores a value."},
@@ -128,7 +144,10 @@ const GOLDEN: &str = r#"{"name": "kv", "abi": [1, 1], "level": "stable", "doc": 
 fn spec_is_the_golden_one_and_the_compiler_reads_it() {
     assert_eq!(kv::SPEC, GOLDEN);
     let s = lacquer_vcl::ModuleSpec::from_json(kv::SPEC).unwrap();
-    assert_eq!(s.functions.len(), 6);
+    assert_eq!(s.functions.len(), 7);
+    // The event function is the server's to call, not VCL's.
+    assert_eq!(s.event, Some(6));
+    assert!(s.function("on_event").is_none() && s.function("join").is_some());
     assert_eq!(s.objects[0].methods.len(), 2);
     assert_eq!(s.abi, (lacquer_abi_version().0, lacquer_abi_version().1));
 }
@@ -174,6 +193,21 @@ fn functions_are_called_with_defaults_privs_and_failures() {
     assert_eq!(call(&mut h, f(5), &[Arg::Strands(Strands(&parts)), hdr, Arg::Bytes(3.0)]), Ok(Value::str("abe")));
     let nohdr = Arg::Header(Header { which: Http::Resp, name: b"host" });
     assert_eq!(call(&mut h, f(5), &[Arg::Strands(Strands(&parts)), nohdr, Arg::Absent]), Ok(Value::Str(None)));
+}
+
+#[test]
+fn the_event_function_is_called_with_each_event() {
+    let mut h = FakeHost::new("vcl_init");
+    let vcl: Arc<SharedSlot> = Arc::default();
+    h.shared.insert(PrivScope::Vcl, vcl.clone());
+    let ev = |h: &mut FakeHost, e: &str| call(h, Target::Function(6), &[Arg::Absent, Arg::Enum(e)]);
+    for e in ["load", "warm", "cold", "discard"] {
+        assert_eq!(ev(&mut h, e), Ok(Value::Void));
+    }
+    assert_eq!(h.log, ["event load", "event warm", "event cold", "event discard"]);
+    assert!(ev(&mut h, "hot").unwrap_err().0.contains("no VCL event is called 'hot'"));
+    let _ = vcl.set(Box::new("refuse".to_string()));
+    assert_eq!(ev(&mut h, "load"), Err(Failure("refused".into())));
 }
 
 #[test]

@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use lacquer_cli::status;
+use lacquer_module::Event;
 use lacquer_vcl::Program;
 
 use crate::{vbe, vmod, Shared};
@@ -54,30 +55,48 @@ pub(crate) struct Vcl {
     pub vbe: Vec<lacquer_shm::vsc::Vbe>,
     /// The modules, the VCL's objects and their shared private state.
     pub vmods: vmod::Vmods,
-    /// The running probe tasks, stopped when the VCL goes cold.
-    probes: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Set while warm: the running probe tasks, stopped when it cools.
+    warm: Mutex<Option<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Vcl {
-    /// Starts the probes, unless they run already.
-    fn warm_up(self: &Arc<Vcl>) {
-        let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        if probes.is_empty() {
-            *probes = crate::probe::start(self);
+    pub fn is_warm(&self) -> bool {
+        self.warm.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Warms it, unless it is warm: starts the probes and tells the
+    /// modules (`Event::Warm`).
+    fn warm_up(&self, shared: &Shared) {
+        let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        if warm.is_none() {
+            *warm = Some(crate::probe::start(self));
+            drop(warm);
+            if let Err(why) = vmod::event(shared, self, Event::Warm) {
+                eprintln!("lacquer: VCL {}: warm event: {why}", self.name);
+            }
         }
     }
 
-    /// Stops the probes.
-    fn cool_down(&self) {
-        for p in self.probes.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-            p.abort();
+    /// Cools it, unless it is cold: stops the probes and tells the modules
+    /// (`Event::Cold`).
+    fn cool_down(&self, shared: &Shared) {
+        let probes = self.warm.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(probes) = probes {
+            for p in probes {
+                p.abort();
+            }
+            if let Err(why) = vmod::event(shared, self, Event::Cold) {
+                eprintln!("lacquer: VCL {}: cold event: {why}", self.name);
+            }
         }
     }
 }
 
 impl Drop for Vcl {
     fn drop(&mut self) {
-        self.cool_down();
+        for p in self.warm.get_mut().unwrap_or_else(|e| e.into_inner()).take().into_iter().flatten() {
+            p.abort();
+        }
     }
 }
 
@@ -127,9 +146,6 @@ impl Entry {
 struct Loaded {
     vcl: Arc<Vcl>,
     state: State,
-    /// Whether it is warm (its probes run); `cooling` is cold wanted while
-    /// still busy.
-    warm: bool,
     /// Since when an `auto` VCL has been unused, for `vcl_cooldown`.
     idle_since: Option<f64>,
     /// Discarded while busy: gone from use, finished when the last task
@@ -313,10 +329,10 @@ impl Vcls {
         let first = list.active.is_none();
         let warm = state != State::Cold;
         if warm {
-            vcl.warm_up();
+            vcl.warm_up(shared);
         }
         let idle_since = (!first).then(crate::msg::now);
-        list.entries.push(Entry::Vcl(Loaded { vcl, state, warm, idle_since, discarded: false }));
+        list.entries.push(Entry::Vcl(Loaded { vcl, state, idle_since, discarded: false }));
         if first && warm {
             list.active = Some(name.to_string());
             self.publish(&list);
@@ -369,15 +385,8 @@ impl Vcls {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("Cannot make the counters of VCL {name}: {e}"))?;
         let vmods = vmod::Vmods::new(shared.modules.clone(), &program);
-        let vcl = Arc::new(Vcl {
-            name: name.to_string(),
-            program,
-            source,
-            backends,
-            vbe,
-            vmods,
-            probes: Mutex::new(Vec::new()),
-        });
+        let vcl =
+            Arc::new(Vcl { name: name.to_string(), program, source, backends, vbe, vmods, warm: Mutex::new(None) });
         vmod::vcl_init(shared, &vcl)
             .map_err(|why| format!("VCL \"{name}\" Failed initialization\nMessage:\n\t{why}"))?;
         Ok(vcl)
@@ -396,9 +405,8 @@ impl Vcls {
         if l.state == State::Cold {
             return (status::CANT, format!("VCL '{target}' is cold - set to auto or warm first"));
         }
-        l.warm = true;
         l.idle_since = None;
-        l.vcl.warm_up();
+        l.vcl.warm_up(shared);
         let old = list.active_vcl().map(str::to_string);
         list.active = Some(name.to_string());
         if let Some(old) = old.filter(|o| *o != target) {
@@ -433,14 +441,8 @@ impl Vcls {
         }
         l.state = state;
         match state {
-            State::Warm => {
-                l.warm = true;
-                l.vcl.warm_up();
-            }
-            State::Cold => {
-                l.warm = false;
-                l.vcl.cool_down();
-            }
+            State::Warm => l.vcl.warm_up(shared),
+            State::Cold => l.vcl.cool_down(shared),
             State::Auto => l.idle_since = Some(crate::msg::now()),
         }
         drop(list);
@@ -460,9 +462,8 @@ impl Vcls {
         if t.state == State::Cold {
             return (status::CANT, format!("VCL '{target}' is cold - set to auto or warm first"));
         }
-        t.warm = true;
         t.idle_since = None;
-        t.vcl.warm_up();
+        t.vcl.warm_up(shared);
         match list.find(label).map(|i| &mut list.entries[i]) {
             Some(Entry::Label { target: t, .. }) => *t = target.to_string(),
             Some(Entry::Vcl(_)) => return (status::PARAM, format!("{label} is not a label")),
@@ -520,8 +521,6 @@ impl Vcls {
         for n in &names {
             if let Some(l) = list.loaded(n) {
                 l.discarded = true;
-                l.warm = false;
-                l.vcl.cool_down();
             }
         }
         self.publish(&list);
@@ -552,6 +551,10 @@ impl Vcls {
         }
         for vcl in done {
             vmod::vcl_fini(shared, &vcl);
+            vcl.cool_down(shared);
+            if let Err(why) = vmod::event(shared, &vcl, Event::Discard) {
+                eprintln!("lacquer: VCL {}: discard event: {why}", vcl.name);
+            }
         }
     }
 
@@ -574,11 +577,10 @@ impl Vcls {
             for e in &mut list.entries {
                 let Entry::Vcl(l) = e else { continue };
                 let in_use = active_name.as_deref() == Some(l.vcl.name.as_str()) || labelled.contains(&l.vcl.name);
-                if l.state == State::Auto && l.warm && !in_use && !l.discarded {
+                if l.state == State::Auto && l.vcl.is_warm() && !in_use && !l.discarded {
                     let since = *l.idle_since.get_or_insert(now);
                     if now - since >= cooldown {
-                        l.warm = false;
-                        l.vcl.cool_down();
+                        l.vcl.cool_down(shared);
                     }
                 }
             }
@@ -597,7 +599,7 @@ impl Vcls {
                 backends += l.vcl.backends.len() as u64;
                 if l.discarded {
                     discard += 1;
-                } else if l.warm {
+                } else if l.vcl.is_warm() {
                     avail += 1;
                 }
             }
@@ -621,7 +623,7 @@ impl Vcls {
             let (state, temp, busy_n, arrow, other) = match e {
                 Entry::Vcl(l) => {
                     let b = busy(&l.vcl, &active);
-                    let temp = if l.warm {
+                    let temp = if l.vcl.is_warm() {
                         "warm"
                     } else if b > 0 && !l.discarded {
                         "cooling"
@@ -638,7 +640,7 @@ impl Vcls {
                 }
                 Entry::Label { target, .. } => {
                     let temp = match list.resolve(target) {
-                        Some(l) if l.warm => "warm",
+                        Some(l) if l.vcl.is_warm() => "warm",
                         _ => "cold",
                     };
                     ("label", temp, 0, "->", target.clone())

@@ -433,6 +433,53 @@ pub(crate) fn vcl_init(shared: &crate::Shared, vcl: &Vcl) -> Result<(), String> 
     }
 }
 
+/// Sends a VCL event to each imported module that has an `#[event]`
+/// function, with the VCL's PRIV_VCL for that module: in import order,
+/// `Discard` in reverse. A module failing `Load` stops it, and the modules
+/// told before are sent `Discard` (as varnishd's generated `VGC_Load`
+/// does); the error is the module's message.
+pub(crate) fn event(shared: &crate::Shared, vcl: &Vcl, ev: lacquer_module::Event) -> Result<(), String> {
+    use lacquer_module::Event;
+    let mut order: Vec<usize> = (0..vcl.program.imports.len()).collect();
+    if ev == Event::Discard {
+        order.reverse();
+    }
+    for (n, &i) in order.iter().enumerate() {
+        if let Err(why) = event_one(shared, vcl, i, ev) {
+            if ev == Event::Load {
+                for &j in order[..n].iter().rev() {
+                    let _ = event_one(shared, vcl, j, Event::Discard);
+                }
+            }
+            return Err(why);
+        }
+    }
+    Ok(())
+}
+
+/// Sends `ev` to the module of import `i`, if it takes events.
+fn event_one(shared: &crate::Shared, vcl: &Vcl, i: usize, ev: lacquer_module::Event) -> Result<(), String> {
+    let imp = &vcl.program.imports[i];
+    let Some(spec) = imp.spec.as_ref() else { return Ok(()) };
+    let Some(f) = spec.event else { return Ok(()) };
+    let Some(module) = vcl.vmods.registry.get(&imp.name) else { return Ok(()) };
+    let fspec = &spec.functions[f as usize];
+    let margs: Vec<Arg<'_>> = fspec
+        .args
+        .iter()
+        .map(|a| if matches!(a.ty, ArgType::Enum(_)) { Arg::Enum(ev.as_str()) } else { Arg::Absent })
+        .collect();
+    let method = if ev == lacquer_module::Event::Discard { Method::Fini } else { Method::Init };
+    // The owner is the import, as for the module's functions: they share
+    // the VCL's PRIV_VCL.
+    let mut host = TaskHost { task: Task::Init, method, shared, vcl, owner: i as u64, call: 0, logs: Vec::new() };
+    let r = module.call(&mut Ctx::new(&mut host), Target::Function(f), &margs);
+    for l in &host.logs {
+        eprintln!("lacquer: VCL {} {} event: {}", vcl.name, ev.as_str(), String::from_utf8_lossy(l));
+    }
+    r.map(drop).map_err(|e| e.0)
+}
+
 /// Runs `vcl_fini` when a discarded VCL is finished; its objects are
 /// dropped (their destructors run) when the last `Arc` of it goes, which
 /// the caller's is. Varnish ignores what `vcl_fini` returns, and so does

@@ -60,6 +60,9 @@ pub struct ModuleSpec {
     pub doc: String,
     pub functions: Vec<FuncSpec>,
     pub objects: Vec<ObjectSpec>,
+    /// The function the server calls with the VCL's events (`"event":
+    /// true` in the spec; Varnish's `$Event`); VCL cannot call it.
+    pub event: Option<u32>,
 }
 
 /// A function, method or constructor.
@@ -146,7 +149,9 @@ impl ModuleSpec {
             "source" => ApiLevel::Source,
             other => return Err(format!("spec: unknown API level '{other}'")),
         };
-        let functions = list(&j, "functions")?.iter().map(func).collect::<Result<_, _>>()?;
+        let fjson = list(&j, "functions")?;
+        let functions = fjson.iter().map(func).collect::<Result<_, _>>()?;
+        let event = fjson.iter().position(|f| f.get("event").and_then(Json::as_bool) == Some(true)).map(|i| i as u32);
         let objects = list(&j, "objects")?
             .iter()
             .map(|o| {
@@ -157,12 +162,12 @@ impl ModuleSpec {
                 Ok(ObjectSpec { name, ctor, methods, doc: opt_str(o, "doc") })
             })
             .collect::<Result<_, String>>()?;
-        Ok(ModuleSpec { name, abi, level, doc: opt_str(&j, "doc"), functions, objects })
+        Ok(ModuleSpec { name, abi, level, doc: opt_str(&j, "doc"), functions, objects, event })
     }
 
-    /// A function by name.
+    /// A function VCL may call, by name.
     pub fn function(&self, name: &str) -> Option<(usize, &FuncSpec)> {
-        self.functions.iter().enumerate().find(|(_, f)| f.name == name)
+        self.functions.iter().enumerate().find(|(i, f)| f.name == name && self.event != Some(*i as u32))
     }
 
     /// An object class by name.
