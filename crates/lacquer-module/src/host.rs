@@ -96,6 +96,21 @@ pub trait Host {
     fn ban(&mut self, _expr: &[u8]) -> Result<(), String> {
         Err("bans are not available here".into())
     }
+    /// Runs `f`, which blocks its thread (a sleep, a wait on a socket),
+    /// and lets the server get on with its other work meanwhile. Varnish
+    /// gives every task a thread of its own; a server whose tasks share
+    /// threads moves the others elsewhere here. The default just runs `f`.
+    fn blocking(&mut self, f: &mut dyn FnMut()) {
+        f()
+    }
+    /// Ends the server as a Varnish panic ends the child process: the
+    /// message (`PANIC: …` for `vtc.panic`) goes to standard error, then
+    /// the process aborts. A host that keeps panics for `panic.show`
+    /// records the message first.
+    fn panic(&mut self, msg: &str) -> ! {
+        eprintln!("Panic from VCL:\n  {msg}");
+        std::process::abort()
+    }
 }
 
 /// What a module function gets as `ctx: &mut Ctx`: the host, through

@@ -39,6 +39,7 @@ use crate::msg::Msg;
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
     r.link(&lacquer_std::vmod::MODULE);
+    r.link(&lacquer_vmod_vtc::vmod::MODULE);
     r
 }
 
@@ -259,6 +260,17 @@ impl Host for TaskHost<'_> {
                 }
             }
             Task::Init => {}
+        }
+    }
+
+    fn blocking(&mut self, f: &mut dyn FnMut()) {
+        // A worker of the multi-threaded runtime hands its other tasks
+        // over before blocking; anywhere else the thread is ours.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(f)
+            }
+            _ => f(),
         }
     }
 
