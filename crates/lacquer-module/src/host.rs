@@ -96,6 +96,12 @@ pub trait Host {
     fn ban(&mut self, _expr: &[u8]) -> Result<(), String> {
         Err("bans are not available here".into())
     }
+    /// The VCL name of the object whose constructor or method is running
+    /// (`x` of `new x = mod.obj()`, Varnish's `vcl_name`); `None` in a
+    /// function.
+    fn object_name(&self) -> Option<&str> {
+        None
+    }
     /// Runs `f`, which blocks its thread (a sleep, a wait on a socket),
     /// and lets the server get on with its other work meanwhile. Varnish
     /// gives every task a thread of its own; a server whose tasks share

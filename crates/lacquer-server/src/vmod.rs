@@ -40,6 +40,7 @@ pub fn builtin() -> Registry {
     let mut r = Registry::new();
     r.link(&lacquer_std::vmod::MODULE);
     r.link(&lacquer_vmod_vtc::vmod::MODULE);
+    r.link(&lacquer_vmod_debug::vmod::MODULE);
     r
 }
 
@@ -130,6 +131,8 @@ pub(crate) struct TaskHost<'a> {
     /// The owner of TASK/TOP/SESS/VCL state: the module, or the object.
     owner: u64,
     call: CallId,
+    /// The VCL name of the object whose constructor or method runs.
+    object_name: Option<&'a str>,
     /// `VCL_Log` lines, written to the task's log after the call.
     pub logs: Vec<Vec<u8>>,
 }
@@ -263,6 +266,10 @@ impl Host for TaskHost<'_> {
         }
     }
 
+    fn object_name(&self) -> Option<&str> {
+        self.object_name
+    }
+
     fn blocking(&mut self, f: &mut dyn FnMut()) {
         // A worker of the multi-threaded runtime hands its other tasks
         // over before blocking; anywhere else the thread is ours.
@@ -333,7 +340,8 @@ pub(crate) fn call(
         Some((instance, _)) => (1 << 32) | u64::from(instance),
         None => u64::from(import),
     };
-    let mut host = TaskHost { task, method, shared, owner, call: id, logs: Vec::new() };
+    let object_name = target_obj.0.map(|(instance, _)| program.instances[instance as usize].name.as_str());
+    let mut host = TaskHost { task, method, shared, owner, call: id, object_name, logs: Vec::new() };
     let result = {
         let mut ctx = Ctx::new(&mut host);
         match target_obj {
