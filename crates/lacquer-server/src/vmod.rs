@@ -119,8 +119,8 @@ impl<T> Lent<'_, T> {
 pub(crate) enum Task<'a> {
     Req(Lent<'a, crate::req_fsm::Req>),
     Bo(Lent<'a, crate::fetch::Bo>),
-    /// `vcl_init`: no request at all.
-    Init,
+    /// `vcl_init`: no request at all, only the task's own private state.
+    Init(&'a std::cell::RefCell<Privs>),
 }
 
 /// A [`Host`] for one call: the task, and who is calling.
@@ -148,6 +148,7 @@ impl TaskHost<'_> {
             (Task::Req(r), PrivScope::Task | PrivScope::Top) => Some(&r.get().privs),
             (Task::Req(r), PrivScope::Sess) => Some(&r.get().sess_privs),
             (Task::Bo(b), PrivScope::Task) => Some(&b.get().privs),
+            (Task::Init(p), PrivScope::Task) => Some(p),
             _ => None,
         }
     }
@@ -206,7 +207,7 @@ impl Host for TaskHost<'_> {
         let ep = match &self.task {
             Task::Req(r) => r.get().ep,
             Task::Bo(b) => b.get().ep,
-            Task::Init => return None,
+            Task::Init(_) => return None,
         };
         Some(match kind {
             IpKind::Client | IpKind::Remote => ep.peer,
@@ -262,7 +263,7 @@ impl Host for TaskHost<'_> {
                     b.vsl.timestamp(&label, now);
                 }
             }
-            Task::Init => {}
+            Task::Init(_) => {}
         }
     }
 
@@ -442,7 +443,7 @@ fn from_value(v: MValue) -> Value<'static> {
 /// Runs `vcl_init`, making the VCL's objects; the error says why it
 /// failed (Varnish refuses to load such a VCL).
 pub(crate) fn vcl_init(shared: &crate::Shared) -> Result<(), String> {
-    let mut ctx = InitCtx { shared };
+    let mut ctx = InitCtx { shared, privs: Default::default() };
     match lacquer_vcl::exec::run(&shared.program, Method::Init, &mut ctx) {
         Ok(h) if matches!(h.action, lacquer_defs::Action::Ok) => Ok(()),
         Ok(h) => Err(format!("vcl_init returned {}", h.action.as_str())),
@@ -453,6 +454,8 @@ pub(crate) fn vcl_init(shared: &crate::Shared) -> Result<(), String> {
 /// The context `vcl_init` runs in: no request, only module calls.
 struct InitCtx<'a> {
     shared: &'a crate::Shared,
+    /// PRIV_TASK of `vcl_init`, released when it ends.
+    privs: std::cell::RefCell<Privs>,
 }
 
 impl lacquer_vcl::VclContext for InitCtx<'_> {
@@ -484,6 +487,6 @@ impl lacquer_vcl::VclContext for InitCtx<'_> {
     fn unset_header(&mut self, _family: Var, _name: &lacquer_vcl::program::Header) {}
 
     fn call(&self, program: &Program, id: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
-        call(self.shared, Task::Init, Method::Init, program, id, args).map(|(v, _)| v)
+        call(self.shared, Task::Init(&self.privs), Method::Init, program, id, args).map(|(v, _)| v)
     }
 }
