@@ -398,6 +398,13 @@ fn to_arg<'a>(
                 }
                 _ => Arg::Absent,
             },
+            (VclType::Http, _) => match expr {
+                Some(Expr::Var(Var::Req, _)) => Arg::Http(Http::Req),
+                Some(Expr::Var(Var::Resp, _)) => Arg::Http(Http::Resp),
+                Some(Expr::Var(Var::Bereq, _)) => Arg::Http(Http::Bereq),
+                Some(Expr::Var(Var::Beresp, _)) => Arg::Http(Http::Beresp),
+                _ => Arg::Absent,
+            },
             (VclType::Strands, _) => Arg::Strands(Strands(strands)),
             (VclType::Acl, _) => match expr {
                 Some(Expr::Acl(id)) => Arg::Acl(Acl(u64::from(*id))),

@@ -47,6 +47,16 @@ pub mod vmod {
         foo: String,
     }
 
+    /// The module's PRIV_TASK, one per task for all its functions (as in
+    /// varnishd): the text `test_priv_task` and `priv_task_with_option`
+    /// keep, and the address `store_ip` keeps (under a key of its own in
+    /// varnishd).
+    #[derive(Default)]
+    pub struct TaskState {
+        text: Option<Vec<u8>>,
+        ip: Option<SocketAddr>,
+    }
+
     fn vcl_state(p: &PrivVcl<VclState>) -> Result<&VclState, Failure> {
         p.get_or_init(|| VclState { foo: "FOO".into() })
     }
@@ -95,23 +105,24 @@ pub mod vmod {
     /// With *s* non-empty: keeps *s* as the task's state the first time,
     /// appends a space and *s* every other time. Returns the state (NULL
     /// before any was kept).
-    pub fn test_priv_task(mut priv_: PrivTask<String>, #[default("")] s: NullStr) -> Option<Vec<u8>> {
+    pub fn test_priv_task(mut priv_: PrivTask<TaskState>, #[default("")] s: NullStr) -> Option<Vec<u8>> {
+        let st = priv_.get_or_insert_with(TaskState::default);
         let s = s.0.unwrap_or(b"");
         if !s.is_empty() {
-            let s = String::from_utf8_lossy(s);
-            match priv_.get_mut() {
+            match &mut st.text {
                 Some(v) => {
-                    v.push(' ');
-                    v.push_str(&s);
+                    v.push(b' ');
+                    v.extend_from_slice(s);
                 }
-                None => priv_.set(s.into_owned()),
+                None => st.text = Some(s.to_vec()),
             }
         }
-        priv_.get().map(|v| v.clone().into_bytes())
+        st.text.clone()
     }
 
     /// Keeps *s* as the top request's state the first time; returns the
-    /// state.
+    /// state. Client side only (PRIV_TOP exists there alone).
+    #[restrict(client)]
     pub fn test_priv_top(mut priv_: PrivTop<Option<Vec<u8>>>, #[positional] s: NullStr) -> Option<Vec<u8>> {
         priv_.get_or_insert_with(|| s.0.map(<[u8]>::to_vec)).clone()
     }
@@ -211,9 +222,18 @@ pub mod vmod {
             }
         }
 
-        /// As `debug.test_priv_top()`.
-        pub fn test_priv_top(&self, priv_: PrivTop<Option<Vec<u8>>>, #[default("")] s: NullStr) -> Option<Vec<u8>> {
-            test_priv_top(priv_, s)
+        /// With *s* non-empty, keeps *s* (replacing what was kept) as this
+        /// object's state for the top request and returns it; with *s*
+        /// empty, returns the state kept, or an empty string. Fails on the
+        /// backend side, where there is no top request.
+        pub fn test_priv_top(&self, mut priv_: PrivTop<Vec<u8>>, #[default("")] s: NullStr) -> Vec<u8> {
+            match s.0.filter(|s| !s.is_empty()) {
+                Some(s) => {
+                    priv_.set(s.to_vec());
+                    s.to_vec()
+                }
+                None => priv_.get().cloned().unwrap_or_default(),
+            }
         }
     }
 
@@ -367,13 +387,13 @@ pub mod vmod {
     }
 
     /// Keeps *ip* for the task, for `get_ip`.
-    pub fn store_ip(mut task: PrivTask<SocketAddr>, #[positional] ip: SocketAddr) {
-        task.set(ip);
+    pub fn store_ip(mut task: PrivTask<TaskState>, #[positional] ip: SocketAddr) {
+        task.get_or_insert_with(TaskState::default).ip = Some(ip);
     }
 
     /// Returns what `store_ip` kept in this task (NULL when nothing).
-    pub fn get_ip(task: PrivTask<SocketAddr>) -> Option<SocketAddr> {
-        task.get().copied()
+    pub fn get_ip(task: PrivTask<TaskState>) -> Option<SocketAddr> {
+        task.get().and_then(|t| t.ip)
     }
 
     /// The client's IP address as the session recorded it.
@@ -393,13 +413,14 @@ pub mod vmod {
 
     /// Keeps *opt*, when given, as the task's state unless one is kept;
     /// returns the state (NULL when none).
-    pub fn priv_task_with_option(mut priv_: PrivTask<Vec<u8>>, opt: Option<NullStr>) -> Option<Vec<u8>> {
+    pub fn priv_task_with_option(mut priv_: PrivTask<TaskState>, opt: Option<NullStr>) -> Option<Vec<u8>> {
+        let st = priv_.get_or_insert_with(TaskState::default);
         if let Some(o) = opt.and_then(|o| o.0) {
-            if priv_.get().is_none() {
-                priv_.set(o.to_vec());
+            if st.text.is_none() {
+                st.text = Some(o.to_vec());
             }
         }
-        priv_.get().cloned()
+        st.text.clone()
     }
 
     /// Whether the arguments would make a valid header value: visible
