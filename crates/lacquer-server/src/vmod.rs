@@ -275,9 +275,7 @@ impl Host for TaskHost<'_> {
         // A worker of the multi-threaded runtime hands its other tasks
         // over before blocking; anywhere else the thread is ours.
         match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(f)
-            }
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
             _ => f(),
         }
     }

@@ -82,9 +82,11 @@ pub mod vmod {
                 Ok(0) => Ok(()),
                 Ok(n) => Err(Failure(format!("Barrier unexpected data ({n}B)"))),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    Err(Failure(format!("Barrier read failed: {} (errno={})", strerror(&e), e.raw_os_error().unwrap_or(0))))
-                }
+                Err(e) => Err(Failure(format!(
+                    "Barrier read failed: {} (errno={})",
+                    strerror(&e),
+                    e.raw_os_error().unwrap_or(0)
+                ))),
             };
         }
     }

@@ -12,7 +12,12 @@ const PP2_TYPE_AUTHORITY: u8 = 0x02;
 /// The header a client connected from `client` to `server` sends, in
 /// `version` 1 or 2. Version 1 has no room for `authority`; version 2
 /// carries it as a TLV. Both addresses must be of one family.
-pub fn format(version: u8, client: SocketAddr, server: SocketAddr, authority: Option<&[u8]>) -> Result<Vec<u8>, String> {
+pub fn format(
+    version: u8,
+    client: SocketAddr,
+    server: SocketAddr,
+    authority: Option<&[u8]>,
+) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     match (version, client.ip(), server.ip()) {
         (1, IpAddr::V4(c), IpAddr::V4(s)) => {

@@ -50,7 +50,19 @@ fn typesize_is_the_size_of_a_c_struct() {
     let mut h = FakeHost::new("vcl_recv");
     // What varnishd 7.1 answers on x86_64 (and m00000.vtc checks against
     // sizeof of the same structs).
-    for (t, n) in [("dfijlopsz", 64), ("zc", 16), ("ic", 8), ("sc", 4), ("cc", 2), ("czc", 24), ("cic", 12), ("csc", 6), ("uzp", 24), ("*", -1), ("dx", -1)] {
+    for (t, n) in [
+        ("dfijlopsz", 64),
+        ("zc", 16),
+        ("ic", 8),
+        ("sc", 4),
+        ("cc", 2),
+        ("czc", 24),
+        ("cic", 12),
+        ("csc", 6),
+        ("uzp", 24),
+        ("*", -1),
+        ("dx", -1),
+    ] {
         assert_eq!(call(&mut h, "typesize", &[s(t)]).unwrap(), Value::Int(n), "{t}");
     }
     assert!(call(&mut h, "typesize", &[s("")]).is_err());
