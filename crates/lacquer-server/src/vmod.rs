@@ -2,7 +2,7 @@
 //! vmod makes): which modules exist, how VCL's calls reach them, and what
 //! a module may ask of the task it runs for ([`lacquer_module::Host`]).
 //!
-//! Built-in modules are linked in (`std`); the compiler reads their specs
+//! Built-in modules are linked in (`std`, `vtc`, `debug`); the compiler reads their specs
 //! through [`Resolver`], so `import std;` type-checks exactly against the
 //! code that runs. A call arrives from the interpreter as a [`CallId`]
 //! with its arguments evaluated; here they become the module's [`Arg`]s
