@@ -29,6 +29,18 @@ pub trait Host {
     fn method(&self) -> &str;
     /// Logs a `VCL_Log` record.
     fn log(&mut self, msg: &[u8]);
+    /// Logs a record outside any transaction (vxid 0), as Varnish's
+    /// `VSL(tag, 0, …)` does: `tag` is a tag's name (`Debug` …); a name
+    /// the host does not know is dropped.
+    fn log_global(&mut self, _tag: &str, _msg: &[u8]) {}
+    /// The name of the VCL the call runs in (`vcl1` …); `""` if unknown.
+    fn vcl_name(&self) -> &str {
+        ""
+    }
+    /// A parameter's value as `param.show` writes it (`nuke_limit` …).
+    fn param(&self, _name: &str) -> Option<String> {
+        None
+    }
     /// The `nth` (from 0) header `name` of message `which`,
     /// case-insensitively; `None` when there are fewer or no such message.
     fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]>;
@@ -95,6 +107,27 @@ pub trait Host {
     /// Adds a ban; the error is the reason it was refused.
     fn ban(&mut self, _expr: &[u8]) -> Result<(), String> {
         Err("bans are not available here".into())
+    }
+    /// The VCL name of the object whose constructor or method is running
+    /// (`x` of `new x = mod.obj()`, Varnish's `vcl_name`); `None` in a
+    /// function.
+    fn object_name(&self) -> Option<&str> {
+        None
+    }
+    /// Runs `f`, which blocks its thread (a sleep, a wait on a socket),
+    /// and lets the server get on with its other work meanwhile. Varnish
+    /// gives every task a thread of its own; a server whose tasks share
+    /// threads moves the others elsewhere here. The default just runs `f`.
+    fn blocking(&mut self, f: &mut dyn FnMut()) {
+        f()
+    }
+    /// Ends the server as a Varnish panic ends the child process: the
+    /// message (`PANIC: …` for `vtc.panic`) goes to standard error, then
+    /// the process aborts. A host that keeps panics for `panic.show`
+    /// records the message first.
+    fn panic(&mut self, msg: &str) -> ! {
+        eprintln!("Panic from VCL:\n  {msg}");
+        std::process::abort()
     }
 }
 

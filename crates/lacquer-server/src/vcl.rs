@@ -387,8 +387,15 @@ impl Vcls {
         let vmods = vmod::Vmods::new(shared.modules.clone(), &program);
         let vcl =
             Arc::new(Vcl { name: name.to_string(), program, source, backends, vbe, vmods, warm: Mutex::new(None) });
-        vmod::vcl_init(shared, &vcl)
-            .map_err(|why| format!("VCL \"{name}\" Failed initialization\nMessage:\n\t{why}"))?;
+        let failed = |why: String| format!("VCL \"{name}\" Failed initialization\nMessage:\n\t{why}");
+        vmod::event(shared, &vcl, Event::Load).map_err(failed)?;
+        if let Err(why) = vmod::vcl_init(shared, &vcl) {
+            // As varnishd: what vcl_init made is undone by vcl_fini, and
+            // the modules told of the load are told of the discard.
+            vmod::vcl_fini(shared, &vcl);
+            let _ = vmod::event(shared, &vcl, Event::Discard);
+            return Err(failed(why));
+        }
         Ok(vcl)
     }
 

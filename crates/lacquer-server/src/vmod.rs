@@ -2,7 +2,7 @@
 //! vmod makes): which modules exist, how VCL's calls reach them, and what
 //! a module may ask of the task it runs for ([`lacquer_module::Host`]).
 //!
-//! Built-in modules are linked in (`std`); the compiler reads their specs
+//! Built-in modules are linked in (`std`, `vtc`, `debug`); the compiler reads their specs
 //! through [`Resolver`], so `import std;` type-checks exactly against the
 //! code that runs. A call arrives from the interpreter as a [`CallId`]
 //! with its arguments evaluated; here they become the module's [`Arg`]s
@@ -40,6 +40,8 @@ use crate::vcl::Vcl;
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
     r.link(&lacquer_std::vmod::MODULE);
+    r.link(&lacquer_vmod_vtc::vmod::MODULE);
+    r.link(&lacquer_vmod_debug::vmod::MODULE);
     r
 }
 
@@ -118,8 +120,8 @@ impl<T> Lent<'_, T> {
 pub(crate) enum Task<'a> {
     Req(Lent<'a, crate::req_fsm::Req>),
     Bo(Lent<'a, crate::fetch::Bo>),
-    /// `vcl_init`: no request at all.
-    Init,
+    /// `vcl_init`: no request at all, only the task's own private state.
+    Init(&'a std::cell::RefCell<Privs>),
 }
 
 /// A [`Host`] for one call: the task, and who is calling.
@@ -131,6 +133,8 @@ pub(crate) struct TaskHost<'a> {
     /// The owner of TASK/TOP/SESS/VCL state: the module, or the object.
     owner: u64,
     call: CallId,
+    /// The VCL name of the object whose constructor or method runs.
+    object_name: Option<&'a str>,
     /// `VCL_Log` lines, written to the task's log after the call.
     pub logs: Vec<Vec<u8>>,
 }
@@ -146,6 +150,7 @@ impl TaskHost<'_> {
             (Task::Req(r), PrivScope::Task | PrivScope::Top) => Some(&r.get().privs),
             (Task::Req(r), PrivScope::Sess) => Some(&r.get().sess_privs),
             (Task::Bo(b), PrivScope::Task) => Some(&b.get().privs),
+            (Task::Init(p), PrivScope::Task) => Some(p),
             _ => None,
         }
     }
@@ -184,6 +189,20 @@ impl Host for TaskHost<'_> {
         self.logs.push(msg.to_vec());
     }
 
+    fn vcl_name(&self) -> &str {
+        &self.vcl.name
+    }
+
+    fn param(&self, name: &str) -> Option<String> {
+        self.shared.params.get().show(name)
+    }
+
+    fn log_global(&mut self, tag: &str, msg: &[u8]) {
+        if let Some(tag) = lacquer_defs::Tag::from_name(tag) {
+            crate::vsl::global(&self.shared.log, tag, msg);
+        }
+    }
+
     fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]> {
         let m = self.msg(which)?;
         let (head, buf) = (&m.head, &m.buf[..]);
@@ -204,7 +223,7 @@ impl Host for TaskHost<'_> {
         let ep = match &self.task {
             Task::Req(r) => r.get().ep,
             Task::Bo(b) => b.get().ep,
-            Task::Init => return None,
+            Task::Init(_) => return None,
         };
         Some(match kind {
             IpKind::Client | IpKind::Remote => ep.peer,
@@ -260,7 +279,20 @@ impl Host for TaskHost<'_> {
                     b.vsl.timestamp(&label, now);
                 }
             }
-            Task::Init => {}
+            Task::Init(_) => {}
+        }
+    }
+
+    fn object_name(&self) -> Option<&str> {
+        self.object_name
+    }
+
+    fn blocking(&mut self, f: &mut dyn FnMut()) {
+        // A worker of the multi-threaded runtime hands its other tasks
+        // over before blocking; anywhere else the thread is ours.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+            _ => f(),
         }
     }
 
@@ -324,7 +356,8 @@ pub(crate) fn call(
         Some((instance, _)) => (1 << 32) | u64::from(instance),
         None => u64::from(import),
     };
-    let mut host = TaskHost { task, method, shared, vcl, owner, call: id, logs: Vec::new() };
+    let object_name = target_obj.0.map(|(instance, _)| program.instances[instance as usize].name.as_str());
+    let mut host = TaskHost { task, method, shared, vcl, owner, call: id, object_name, logs: Vec::new() };
     let result = {
         let mut ctx = Ctx::new(&mut host);
         match target_obj {
@@ -380,6 +413,13 @@ fn to_arg<'a>(
                 }
                 _ => Arg::Absent,
             },
+            (VclType::Http, _) => match expr {
+                Some(Expr::Var(Var::Req, _)) => Arg::Http(Http::Req),
+                Some(Expr::Var(Var::Resp, _)) => Arg::Http(Http::Resp),
+                Some(Expr::Var(Var::Bereq, _)) => Arg::Http(Http::Bereq),
+                Some(Expr::Var(Var::Beresp, _)) => Arg::Http(Http::Beresp),
+                _ => Arg::Absent,
+            },
             (VclType::Strands, _) => Arg::Strands(Strands(strands)),
             (VclType::Acl, _) => match expr {
                 Some(Expr::Acl(id)) => Arg::Acl(Acl(u64::from(*id))),
@@ -425,7 +465,7 @@ fn from_value(v: MValue) -> Value<'static> {
 /// Runs `vcl_init`, making the VCL's objects; the error says why it
 /// failed (Varnish refuses to load such a VCL).
 pub(crate) fn vcl_init(shared: &crate::Shared, vcl: &Vcl) -> Result<(), String> {
-    let mut ctx = InitCtx { shared, vcl, method: Method::Init };
+    let mut ctx = InitCtx { shared, vcl, method: Method::Init, privs: Default::default() };
     match lacquer_vcl::exec::run(&vcl.program, Method::Init, &mut ctx) {
         Ok(h) if matches!(h.action, lacquer_defs::Action::Ok) => Ok(()),
         Ok(h) => Err(format!("vcl_init returned {}", h.action.as_str())),
@@ -472,10 +512,13 @@ fn event_one(shared: &crate::Shared, vcl: &Vcl, i: usize, ev: lacquer_module::Ev
     let method = if ev == lacquer_module::Event::Discard { Method::Fini } else { Method::Init };
     // The owner is the import, as for the module's functions: they share
     // the VCL's PRIV_VCL.
-    let mut host = TaskHost { task: Task::Init, method, shared, vcl, owner: i as u64, call: 0, logs: Vec::new() };
+    let privs = std::cell::RefCell::default();
+    let task = Task::Init(&privs);
+    let mut host =
+        TaskHost { task, method, shared, vcl, owner: i as u64, call: 0, object_name: None, logs: Vec::new() };
     let r = module.call(&mut Ctx::new(&mut host), Target::Function(f), &margs);
     for l in &host.logs {
-        eprintln!("lacquer: VCL {} {} event: {}", vcl.name, ev.as_str(), String::from_utf8_lossy(l));
+        crate::vsl::global(&shared.log, lacquer_defs::Tag::VCL_Log, l);
     }
     r.map(drop).map_err(|e| e.0)
 }
@@ -485,7 +528,7 @@ fn event_one(shared: &crate::Shared, vcl: &Vcl, i: usize, ev: lacquer_module::Ev
 /// the caller's is. Varnish ignores what `vcl_fini` returns, and so does
 /// this.
 pub(crate) fn vcl_fini(shared: &crate::Shared, vcl: &Vcl) {
-    let mut ctx = InitCtx { shared, vcl, method: Method::Fini };
+    let mut ctx = InitCtx { shared, vcl, method: Method::Fini, privs: Default::default() };
     let _ = lacquer_vcl::exec::run(&vcl.program, Method::Fini, &mut ctx);
 }
 
@@ -495,6 +538,8 @@ struct InitCtx<'a> {
     shared: &'a crate::Shared,
     vcl: &'a Vcl,
     method: Method,
+    /// PRIV_TASK of `vcl_init` (or `vcl_fini`), released when it ends.
+    privs: std::cell::RefCell<Privs>,
 }
 
 impl lacquer_vcl::VclContext for InitCtx<'_> {
@@ -526,6 +571,11 @@ impl lacquer_vcl::VclContext for InitCtx<'_> {
     fn unset_header(&mut self, _family: Var, _name: &lacquer_vcl::program::Header) {}
 
     fn call(&self, _program: &Program, id: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
-        call(self.shared, self.vcl, Task::Init, self.method, id, args).map(|(v, _)| v)
+        // Outside any request: what modules log goes to vxid 0.
+        let (v, logs) = call(self.shared, self.vcl, Task::Init(&self.privs), self.method, id, args)?;
+        for l in &logs {
+            crate::vsl::global(&self.shared.log, lacquer_defs::Tag::VCL_Log, l);
+        }
+        Ok(v)
     }
 }

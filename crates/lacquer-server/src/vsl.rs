@@ -160,3 +160,11 @@ impl fmt::Display for Upper<'_> {
         self.0.chars().try_for_each(|c| f.write_char(c.to_ascii_uppercase()))
     }
 }
+
+/// Logs one record outside any transaction (vxid 0): what Varnish logs with
+/// `VSL(tag, 0, …)` from the CLI, `vcl_init` and module events.
+pub(crate) fn global(log: &lacquer_shm::Log, tag: Tag, text: &[u8]) {
+    let mut b = log.buffer();
+    b.log_bytes(tag, 0, lacquer_shm::Side::None, text);
+    b.flush();
+}
