@@ -44,7 +44,9 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// A module loaded from a shared library. The library stays mapped while
-/// the module, or any object or private state it made, is alive.
+/// the module (any clone of it), or any object or private state it made,
+/// is alive.
+#[derive(Clone)]
 pub struct LoadedModule {
     lib: Arc<libloading::Library>,
     name: String,

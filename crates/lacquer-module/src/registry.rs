@@ -33,8 +33,9 @@ pub struct ModuleDef {
     pub call: CallFn,
 }
 
-/// A module ready to be called.
-#[derive(Debug)]
+/// A module ready to be called. Cloning is cheap: a loaded module's clones
+/// share its library.
+#[derive(Debug, Clone)]
 pub enum Module {
     /// Compiled into this program.
     Linked(&'static ModuleDef),

@@ -97,6 +97,7 @@ use lacquer_vcl::Program;
 use tokio::sync::{mpsc, watch};
 
 pub use params::{LiveParams, ParamError, Params};
+pub use vmod::Modules;
 
 /// The `Via` header value Lacquer adds to responses.
 pub const VIA: &str = "1.1 lacquer (Lacquer/0.1)";
@@ -119,7 +120,7 @@ pub struct Config {
     /// `-n`: where the shared-memory log and counters live.
     pub workdir: std::path::PathBuf,
     /// The modules VCL may import (see [`modules`]).
-    pub modules: Arc<lacquer_module::Registry>,
+    pub modules: Arc<Modules>,
     /// What VCL is compiled with; `vcc_*` parameters and `vcl_path` are
     /// applied over it for each load ([`compile_options`]).
     pub compile: lacquer_vcl::Options,
@@ -165,11 +166,12 @@ pub fn compile_options(base: &lacquer_vcl::Options, p: &Params) -> lacquer_vcl::
     o
 }
 
-/// The modules built into Lacquer, and a resolver for the VCL compiler
-/// that finds them at `import`.
-pub fn modules() -> (Arc<lacquer_module::Registry>, Arc<dyn lacquer_vcl::ModuleResolver>) {
-    let registry = Arc::new(vmod::builtin());
-    (registry.clone(), Arc::new(vmod::Resolver(registry)))
+/// The modules VCL can import: those built into Lacquer, and those
+/// loaded from files. The same value is the VCL compiler's resolver
+/// (`lacquer_vcl::Options::modules`), so `import` type-checks against
+/// exactly the code that runs.
+pub fn modules() -> Arc<Modules> {
+    Arc::new(Modules::default())
 }
 
 /// Why the server could not start.
@@ -228,7 +230,7 @@ pub(crate) struct Shared {
     /// `SMA.s0`.
     sma: lacquer_shm::vsc::Sma,
     /// The modules VCL may import.
-    pub modules: Arc<lacquer_module::Registry>,
+    pub modules: Arc<Modules>,
     /// What VCL is compiled with, before the parameters.
     compile: lacquer_vcl::Options,
     /// Whether client connections are accepted (`start` / `stop`).

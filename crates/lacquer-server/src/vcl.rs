@@ -384,7 +384,7 @@ impl Vcls {
             .map(|b| shared.vsc.vbe(name, &b.name))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("Cannot make the counters of VCL {name}: {e}"))?;
-        let vmods = vmod::Vmods::new(shared.modules.clone(), &program);
+        let vmods = vmod::Vmods::new(&shared.modules, &program);
         let vcl =
             Arc::new(Vcl { name: name.to_string(), program, source, backends, vbe, vmods, warm: Mutex::new(None) });
         let failed = |why: String| format!("VCL \"{name}\" Failed initialization\nMessage:\n\t{why}");

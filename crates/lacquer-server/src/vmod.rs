@@ -36,31 +36,70 @@ use lacquer_vcl::{Failure, ModuleResolver, ModuleSpec, Program, Value};
 use crate::msg::Msg;
 use crate::vcl::Vcl;
 
-/// The modules linked into Lacquer.
-pub fn builtin() -> Registry {
-    let mut r = Registry::new();
-    r.link(&lacquer_std::vmod::MODULE);
-    r.link(&lacquer_vmod_vtc::vmod::MODULE);
-    r.link(&lacquer_vmod_debug::vmod::MODULE);
-    r
+/// The build a `source`-level module must have been built against.
+const BUILD: &str = concat!("lacquer-", env!("CARGO_PKG_VERSION"));
+
+/// The modules VCL can import: those linked into Lacquer (`import std;`)
+/// and those loaded from files (`import kv from "/path/libkv.so";`), each
+/// file opened once — its descriptor checked before anything else in it
+/// is trusted (see `lacquer_module::loader`) — and kept open while the
+/// process runs, shared by every VCL that imports it. The VCL compiler
+/// reads specs from here ([`ModuleResolver`]); each loaded VCL gets a
+/// [`Registry`] of exactly the modules it imports ([`Modules::registry_for`]).
+#[derive(Debug)]
+pub struct Modules {
+    builtin: Registry,
+    loaded: Mutex<Vec<(String, Module)>>,
 }
 
-/// What the VCL compiler asks at `import`: a linked-in module's spec.
-#[derive(Debug)]
-pub struct Resolver(pub Arc<Registry>);
+impl Default for Modules {
+    fn default() -> Modules {
+        let mut builtin = Registry::new();
+        builtin.link(&lacquer_std::vmod::MODULE);
+        builtin.link(&lacquer_vmod_vtc::vmod::MODULE);
+        builtin.link(&lacquer_vmod_debug::vmod::MODULE);
+        Modules { builtin, loaded: Mutex::default() }
+    }
+}
 
-impl ModuleResolver for Resolver {
-    fn resolve(&self, name: &str, path: Option<&str>) -> Result<ModuleSpec, ResolveError> {
-        let Some(m) = self.0.get(name) else {
-            return Err(match path {
-                Some(p) => ResolveError::Unusable {
-                    file: p.to_string(),
-                    reason: "loading modules from files is not enabled in this build of lacquer serve".into(),
-                },
-                None => ResolveError::NotFound,
-            });
+impl Modules {
+    /// The module `import name [from "path"]` names, loading the file the
+    /// first time; the error is what the compiler reports.
+    fn module(&self, name: &str, path: Option<&str>) -> Result<Module, ResolveError> {
+        let Some(path) = path else {
+            return self.builtin.get(name).cloned().ok_or(ResolveError::NotFound);
         };
-        ModuleSpec::from_json(m.spec()).map_err(|reason| ResolveError::Unusable { file: name.to_string(), reason })
+        let unusable = |reason: String| ResolveError::Unusable { file: path.to_string(), reason };
+        let key = std::fs::canonicalize(path).map_err(|e| unusable(format!("cannot open: {e}")))?;
+        let key = key.to_string_lossy().into_owned();
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, m)) = loaded.iter().find(|(k, _)| *k == key) {
+            return Ok(m.clone());
+        }
+        let m = lacquer_module::loader::LoadedModule::open(std::path::Path::new(&key), BUILD)
+            .map_err(|e| unusable(e.to_string()))?;
+        let m = Module::Loaded(m);
+        loaded.push((key, m.clone()));
+        Ok(m)
+    }
+
+    /// The modules `program` imports, by the names it imports them as.
+    pub(crate) fn registry_for(&self, program: &Program) -> Registry {
+        let mut r = Registry::new();
+        for imp in &program.imports {
+            if let Ok(m) = self.module(&imp.name, imp.path.as_deref()) {
+                r.add(m);
+            }
+        }
+        r
+    }
+}
+
+impl ModuleResolver for Modules {
+    fn resolve(&self, name: &str, path: Option<&str>) -> Result<ModuleSpec, ResolveError> {
+        let m = self.module(name, path)?;
+        let file = path.unwrap_or(name).to_string();
+        ModuleSpec::from_json(m.spec()).map_err(|reason| ResolveError::Unusable { file, reason })
     }
 }
 
@@ -75,7 +114,8 @@ pub(crate) struct Privs(HashMap<PrivKey, PrivSlot>);
 
 /// The host's side of modules for one loaded VCL.
 pub(crate) struct Vmods {
-    pub registry: Arc<Registry>,
+    /// The modules the VCL imports.
+    pub registry: Registry,
     /// The objects made in `vcl_init`, by instance index.
     pub instances: Vec<OnceLock<Instance>>,
     /// PRIV_CALL and PRIV_VCL.
@@ -83,9 +123,9 @@ pub(crate) struct Vmods {
 }
 
 impl Vmods {
-    pub fn new(registry: Arc<Registry>, program: &Program) -> Vmods {
+    pub fn new(modules: &Modules, program: &Program) -> Vmods {
         Vmods {
-            registry,
+            registry: modules.registry_for(program),
             instances: program.instances.iter().map(|_| OnceLock::new()).collect(),
             shared: Mutex::new(HashMap::new()),
         }

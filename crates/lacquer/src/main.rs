@@ -393,7 +393,8 @@ fn serve(a: Serve) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (modules, resolver) = lacquer_server::modules();
+    let modules = lacquer_server::modules();
+    let resolver: std::sync::Arc<dyn lacquer_vcl::ModuleResolver> = modules.clone();
     let base = lacquer_vcl::Options {
         stevedores: storage.iter().map(|s| s.name.clone()).collect(),
         modules: Some(resolver),
@@ -493,7 +494,7 @@ fn demo(listen: String) -> ExitCode {
         storage: lacquer_server::stevedore::parse_all(&[]).unwrap_or_default(),
         identity: None,
         workdir: lacquer_shm::default_workdir(),
-        modules: lacquer_server::modules().0,
+        modules: lacquer_server::modules(),
         compile: lacquer_vcl::Options::default(),
         cli: None,
         wait_for_start: false,
@@ -509,7 +510,7 @@ fn demo(listen: String) -> ExitCode {
 
 fn check(file: &str, err_unref: bool, vcl_path: Vec<PathBuf>, name: Option<String>) -> ExitCode {
     let opts =
-        lacquer_vcl::Options { err_unref, vcl_path, modules: Some(lacquer_server::modules().1), ..Default::default() };
+        lacquer_vcl::Options { err_unref, vcl_path, modules: Some(lacquer_server::modules()), ..Default::default() };
     let result = if file == "-" {
         let mut src = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut src) {

@@ -66,3 +66,81 @@ fn an_unknown_module_is_refused_at_start() {
     assert!(err.contains("Could not find VMOD nosuch"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Builds a module crate outside the workspace (as its author would) into
+/// its own target directory; the directory holding the libraries.
+fn build_modules(manifest: &str, target: &str, package: Option<&str>) -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| here.join("../../target"))
+        .join(target);
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "--manifest-path"]).arg(here.join(manifest)).arg("--target-dir").arg(&target);
+    if let Some(p) = package {
+        cmd.args(["-p", p]);
+    }
+    let st = cmd.env_remove("RUSTFLAGS").status().expect("cargo runs");
+    assert!(st.success(), "building {manifest} failed");
+    target.join("debug")
+}
+
+fn so(dir: &std::path::Path, name: &str) -> String {
+    dir.join(format!("{}{name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)).display().to_string()
+}
+
+#[test]
+fn a_module_built_out_of_tree_is_loaded_from_its_file_and_serves() {
+    let dir = build_modules("../../examples/modules/kv/Cargo.toml", "example-modules", None);
+    let vcl = format!(
+        "vcl 4.1;\nimport kv from \"{}\";\nbackend default none;\n\
+         sub vcl_init {{ new store = kv.map(); }}\n\
+         sub vcl_recv {{\n  if (req.method == \"PUT\") {{ store.set(req.url, req.http.value); return (synth(201)); }}\n  return (synth(200));\n}}\n\
+         sub vcl_synth {{ set resp.http.value = store.get(req.url); }}\n",
+        so(&dir, "kv")
+    );
+    let s = start(Some(&vcl), &[]);
+    let (h, _) = request(&s, b"PUT /a HTTP/1.1\r\nHost: x\r\nvalue: first\r\nContent-Length: 0\r\n\r\n");
+    assert!(h.starts_with("HTTP/1.1 201"), "{h}");
+    // Another connection, another request: the same map.
+    let (h, _) = request(&s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(header(&h, "value").as_deref(), Some("first"), "{h}");
+    let (h, _) = request(&s, b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(header(&h, "value").as_deref(), Some(""), "{h}");
+}
+
+/// A shared library this process has mapped that is not a Lacquer module
+/// (the C library).
+fn system_library() -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("/libc.so") || p.contains("/libc-"))
+        .expect("the C library is mapped")
+        .to_string()
+}
+
+#[test]
+fn modules_that_do_not_fit_are_refused_at_import_naming_why() {
+    let dir = build_modules("../lacquer-module/tests/cdylib/Cargo.toml", "cdylib-tests", Some("future"));
+    let check = |path: &str| {
+        let vcl = format!("vcl 4.1;\nimport kv from \"{path}\";\nbackend default none;\n");
+        let f = scratch().join("t.vcl");
+        std::fs::write(&f, vcl).unwrap();
+        let out = Command::new(LACQUER).arg("serve").arg("-a").arg("127.0.0.1:0").arg("-f").arg(&f).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let abi = lacquer_abi::ABI_MAJOR;
+    let err = check(&so(&dir, "future"));
+    assert!(err.contains("Could not open VMOD kv\n\tFile name: "), "{err}");
+    assert!(
+        err.contains(&format!("module built for ABI {}.x, this Lacquer has ABI {abi}.", abi + 1)),
+        "both versions are named: {err}"
+    );
+    let libc = system_library();
+    let err = check(&libc);
+    assert!(err.contains(&format!("Could not open VMOD kv\n\tFile name: {libc}\n\tnot a Lacquer module")), "{err}");
+    let err = check("/nonexistent/libkv.so");
+    assert!(err.contains("File name: /nonexistent/libkv.so\n\tcannot open: "), "{err}");
+}
