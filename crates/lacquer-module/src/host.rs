@@ -41,6 +41,13 @@ pub trait Host {
     fn param(&self, _name: &str) -> Option<String> {
         None
     }
+    /// Makes `d` a director of the VCL: the BACKEND VCL holds for it,
+    /// which the server resolves through `d` at each fetch. Only an
+    /// object's constructor (in `vcl_init`) may make one, and one each:
+    /// the director is the object's, named after it.
+    fn add_director(&mut self, _d: std::sync::Arc<dyn crate::Director>) -> Result<Backend, Failure> {
+        Err(Failure("directors cannot be made here".into()))
+    }
     /// The `nth` (from 0) header `name` of message `which`,
     /// case-insensitively; `None` when there are fewer or no such message.
     fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]>;

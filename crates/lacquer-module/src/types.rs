@@ -6,6 +6,19 @@ use std::net::SocketAddr;
 
 pub use lacquer_abi::{Http, IpKind, PrivScope};
 
+/// A director made by a module (Varnish's VDI): what a BACKEND made with
+/// [`Host::add_director`](crate::Host::add_director) stands for. The server
+/// asks it, at each fetch or pipe, which backend to use — another
+/// director's BACKEND is fine, so directors nest (a fallback over two
+/// round-robins) — and whether it could serve now (`std.healthy()`, and
+/// for the directors above it). `healthy` answers for a member.
+pub trait Director: Send + Sync {
+    /// The member to use now, or `None` when none can serve.
+    fn resolve(&self, healthy: &dyn Fn(Backend) -> bool) -> Option<Backend>;
+    /// Whether some member could serve now.
+    fn healthy(&self, healthy: &dyn Fn(Backend) -> bool) -> bool;
+}
+
 /// A VCL's life event, as a module's `#[event]` function receives it
 /// (Varnish's `enum vcl_event_e`): `Load` before `vcl_init` runs (an
 /// error refuses the VCL, with the error's text), `Warm` when the VCL is

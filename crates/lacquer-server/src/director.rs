@@ -3,8 +3,12 @@
 //! the backend a fetch or a pipe actually connects to when it happens
 //! (`VDI_Resolve`). A backend is the simplest director: it picks itself.
 //! The module system's directors (round-robin, fallback, hashing …) plug in
-//! here by implementing [`Director`] and taking `BackendId`s after the
-//! VCL's own backends.
+//! here: a module object's constructor makes one with
+//! `Host::add_director`, and it takes the `BackendId` after the VCL's own
+//! backends that is its object's (`backends.len() + instance`), so VCL
+//! holds it like any backend. Resolving one asks the module which member
+//! to use, and resolves that in turn (directors nest), at most
+//! [`MAX_DEPTH`] deep.
 
 use crate::vbe::Backend;
 use crate::vcl::Vcl;
@@ -34,10 +38,72 @@ impl Director for Backend {
     }
 }
 
+/// How deep directors may nest before resolving gives up (a director
+/// that has itself among its members would otherwise never end).
+pub(crate) const MAX_DEPTH: usize = 16;
+
+/// A director a module made: the object's name, and the module's side.
+pub(crate) struct ModDirector {
+    pub name: String,
+    pub d: std::sync::Arc<dyn lacquer_module::Director>,
+}
+
+impl Director for ModDirector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn healthy(&self, vcl: &Vcl) -> bool {
+        self.d.healthy(&|b| vcl.member_healthy(b))
+    }
+
+    fn resolve<'a>(&'a self, vcl: &'a Vcl) -> Option<&'a Backend> {
+        let mut next = self.d.resolve(&|b| vcl.member_healthy(b));
+        for _ in 0..MAX_DEPTH {
+            let id = u32::try_from(next?.0?).ok()?;
+            if let Some(be) = vcl.backends.get(id as usize) {
+                return Some(be);
+            }
+            let d = vcl.mod_director(id)?;
+            next = d.d.resolve(&|b| vcl.member_healthy(b));
+        }
+        None
+    }
+}
+
+thread_local! {
+    /// How deep the health question being answered on this thread is.
+    static HEALTH_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl Vcl {
     /// The director a `BackendId` names.
     pub(crate) fn director(&self, id: lacquer_vcl::program::BackendId) -> Option<&dyn Director> {
-        self.backends.get(id as usize).map(|b| &**b as &dyn Director)
+        match self.backends.get(id as usize) {
+            Some(b) => Some(&**b as &dyn Director),
+            None => self.mod_director(id).map(|d| d as &dyn Director),
+        }
+    }
+
+    /// The module director a `BackendId` past the VCL's backends names.
+    fn mod_director(&self, id: lacquer_vcl::program::BackendId) -> Option<&ModDirector> {
+        self.mod_directors.get((id as usize).checked_sub(self.backends.len())?)?.get()
+    }
+
+    /// Whether a member of a module director could serve (`false` for a
+    /// BACKEND that names nothing, or past [`MAX_DEPTH`]).
+    pub(crate) fn member_healthy(&self, b: lacquer_module::Backend) -> bool {
+        let Some(d) = b.0.and_then(|id| u32::try_from(id).ok()).and_then(|id| self.director(id)) else {
+            return false;
+        };
+        let depth = HEALTH_DEPTH.with(|c| c.get());
+        if depth >= MAX_DEPTH {
+            return false;
+        }
+        HEALTH_DEPTH.with(|c| c.set(depth + 1));
+        let ok = d.healthy(self);
+        HEALTH_DEPTH.with(|c| c.set(depth));
+        ok
     }
 
     /// The index of a resolved backend among the VCL's backends.

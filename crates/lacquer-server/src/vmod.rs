@@ -58,6 +58,7 @@ impl Default for Modules {
         builtin.link(&lacquer_std::vmod::MODULE);
         builtin.link(&lacquer_vmod_vtc::vmod::MODULE);
         builtin.link(&lacquer_vmod_debug::vmod::MODULE);
+        builtin.link(&lacquer_vmod_directors::vmod::MODULE);
         Modules { builtin, loaded: Mutex::default() }
     }
 }
@@ -231,6 +232,18 @@ impl Host for TaskHost<'_> {
 
     fn vcl_name(&self) -> &str {
         &self.vcl.name
+    }
+
+    fn add_director(&mut self, d: Arc<dyn lacquer_module::Director>) -> Result<Backend, MFailure> {
+        // Only an object's constructor: the director is that object's.
+        let (Some(name), true) = (self.object_name, self.owner >> 32 == 1) else {
+            return Err(MFailure("only an object's constructor can make a director".into()));
+        };
+        let instance = (self.owner & 0xffff_ffff) as usize;
+        let slot = self.vcl.mod_directors.get(instance).ok_or_else(|| MFailure("no such object".into()))?;
+        slot.set(crate::director::ModDirector { name: name.to_string(), d })
+            .map_err(|_| MFailure(format!("{name} has made its director already")))?;
+        Ok(Backend(Some((self.vcl.backends.len() + instance) as u64)))
     }
 
     fn param(&self, name: &str) -> Option<String> {
