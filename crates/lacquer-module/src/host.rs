@@ -48,6 +48,12 @@ pub trait Host {
     fn add_director(&mut self, _d: std::sync::Arc<dyn crate::Director>) -> Result<Backend, Failure> {
         Err(Failure("directors cannot be made here".into()))
     }
+    /// Makes `b` a backend of the VCL, answering fetches itself; as for
+    /// [`add_director`](Host::add_director), one per object, from its
+    /// constructor, named after it.
+    fn add_backend(&mut self, _b: std::sync::Arc<dyn crate::NativeBackend>) -> Result<Backend, Failure> {
+        Err(Failure("backends cannot be made here".into()))
+    }
     /// The `nth` (from 0) header `name` of message `which`,
     /// case-insensitively; `None` when there are fewer or no such message.
     fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]>;

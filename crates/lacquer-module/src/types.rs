@@ -19,6 +19,82 @@ pub trait Director: Send + Sync {
     fn healthy(&self, healthy: &dyn Fn(Backend) -> bool) -> bool;
 }
 
+/// A request a module's own backend answers ([`NativeBackend`]): the
+/// backend request's head as the fetch sends it.
+#[derive(Debug, Clone, Default)]
+pub struct BackendRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl BackendRequest {
+    /// The first header `name`, case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The body of a [`BackendResponse`].
+#[derive(Debug)]
+pub enum ResponseBody {
+    Empty,
+    Bytes(Vec<u8>),
+    /// `len` bytes of `file` from `offset`, copied by the server without
+    /// the module holding the task.
+    File {
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl ResponseBody {
+    /// The body's length.
+    pub fn len(&self) -> u64 {
+        match self {
+            ResponseBody::Empty => 0,
+            ResponseBody::Bytes(b) => b.len() as u64,
+            ResponseBody::File { len, .. } => *len,
+        }
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a module's own backend answers. The server adds `Content-Length`
+/// (the body's) and sends no body to a `HEAD` request.
+#[derive(Debug)]
+pub struct BackendResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: ResponseBody,
+}
+
+impl BackendResponse {
+    /// A response with no headers yet.
+    pub fn new(status: u16, body: ResponseBody) -> BackendResponse {
+        BackendResponse { status, headers: Vec::new(), body }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> BackendResponse {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// A backend a module implements itself, which answers backend requests
+/// without any network (the `fs` module serves files this way): what a
+/// BACKEND made with [`Host::add_backend`](crate::Host::add_backend)
+/// stands for. `respond` runs on a thread that may block (file reads).
+pub trait NativeBackend: Send + Sync {
+    fn respond(&self, req: &BackendRequest) -> BackendResponse;
+}
+
 /// A VCL's life event, as a module's `#[event]` function receives it
 /// (Varnish's `enum vcl_event_e`): `Load` before `vcl_init` runs (an
 /// error refuses the VCL, with the error's text), `Warm` when the VCL is

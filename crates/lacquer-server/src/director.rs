@@ -48,6 +48,13 @@ pub(crate) struct ModDirector {
     pub d: std::sync::Arc<dyn lacquer_module::Director>,
 }
 
+/// What a module object made for VCL to hold as a BACKEND.
+pub(crate) enum ModBackend {
+    Director(ModDirector),
+    /// A backend that answers itself (see `vbe::native`).
+    Native(Backend),
+}
+
 impl Director for ModDirector {
     fn name(&self) -> &str {
         &self.name
@@ -64,8 +71,10 @@ impl Director for ModDirector {
             if let Some(be) = vcl.backends.get(id as usize) {
                 return Some(be);
             }
-            let d = vcl.mod_director(id)?;
-            next = d.d.resolve(&|b| vcl.member_healthy(b));
+            match vcl.mod_backend(id)? {
+                ModBackend::Director(d) => next = d.d.resolve(&|b| vcl.member_healthy(b)),
+                ModBackend::Native(be) => return Some(be),
+            }
         }
         None
     }
@@ -81,13 +90,16 @@ impl Vcl {
     pub(crate) fn director(&self, id: lacquer_vcl::program::BackendId) -> Option<&dyn Director> {
         match self.backends.get(id as usize) {
             Some(b) => Some(&**b as &dyn Director),
-            None => self.mod_director(id).map(|d| d as &dyn Director),
+            None => match self.mod_backend(id)? {
+                ModBackend::Director(d) => Some(d as &dyn Director),
+                ModBackend::Native(b) => Some(b as &dyn Director),
+            },
         }
     }
 
-    /// The module director a `BackendId` past the VCL's backends names.
-    fn mod_director(&self, id: lacquer_vcl::program::BackendId) -> Option<&ModDirector> {
-        self.mod_directors.get((id as usize).checked_sub(self.backends.len())?)?.get()
+    /// What a `BackendId` past the VCL's backends names.
+    fn mod_backend(&self, id: lacquer_vcl::program::BackendId) -> Option<&ModBackend> {
+        self.mod_backends.get((id as usize).checked_sub(self.backends.len())?)?.get()
     }
 
     /// Whether a member of a module director could serve (`false` for a

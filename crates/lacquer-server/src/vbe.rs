@@ -39,6 +39,12 @@ impl Io for TcpStream {
     }
 }
 
+impl Io for tokio::io::DuplexStream {
+    fn describe(&self) -> (i32, SocketAddr) {
+        (-1, unspecified())
+    }
+}
+
 impl Io for UnixStream {
     fn describe(&self) -> (i32, SocketAddr) {
         (std::os::fd::AsRawFd::as_raw_fd(self), unspecified())
@@ -129,6 +135,9 @@ pub(crate) struct Backend {
     /// What the admin said with `backend.set_health` (an [`Admin`] as a
     /// number): it overrides the probe until set back to auto.
     admin: std::sync::atomic::AtomicU8,
+    /// A module's own backend: a "connection" is an in-process pipe to a
+    /// task that has the module answer ([`native`]).
+    native: Option<Arc<dyn lacquer_module::NativeBackend>>,
 }
 
 impl Backend {
@@ -142,7 +151,14 @@ impl Backend {
             in_use: Arc::new(AtomicU32::new(0)),
             sick: AtomicBool::new(false),
             admin: Default::default(),
+            native: None,
         }
+    }
+
+    /// A backend a module implements, called `name`.
+    pub fn native(name: &str, b: Arc<dyn lacquer_module::NativeBackend>) -> Backend {
+        let def = BackendDef { name: name.to_string(), ..BackendDef::default() };
+        Backend { native: Some(b), ..Backend::new(def) }
     }
 
     /// The value a backend request's `Host` gets when it has none:
@@ -222,6 +238,9 @@ impl Backend {
     /// checks of [`Backend::admit`] and outside the count of connections in
     /// use: the probe connects this way, as Varnish's does.
     pub(crate) async fn open(&self, connect_timeout: f64) -> io::Result<Box<dyn Io>> {
+        if let Some(b) = &self.native {
+            return Ok(Box::new(native::connect(b.clone())));
+        }
         if self.def.none {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "backend is 'none'"));
         }
@@ -255,6 +274,80 @@ impl Backend {
         if pool.len() < POOL_MAX {
             pool.push(conn.io);
         }
+    }
+}
+
+/// Module backends: the fetch talks HTTP/1 to them as to any backend, over
+/// an in-process pipe, so that everything after connecting (timeouts,
+/// framing, streaming into the cache, logging) is the same code. The other
+/// end is a task that reads the request head, has the module answer it on
+/// a thread that may block, and writes the response with its
+/// `Content-Length` and `Connection: close` (no pooling: a pipe is cheap).
+mod native {
+    use std::sync::Arc;
+
+    use lacquer_module::{BackendRequest, NativeBackend, ResponseBody};
+    use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, DuplexStream};
+
+    /// How much a request head may take.
+    const HEAD_MAX: usize = 64 << 10;
+
+    /// A new "connection" to `b`.
+    pub(super) fn connect(b: Arc<dyn NativeBackend>) -> DuplexStream {
+        let (ours, theirs) = tokio::io::duplex(64 << 10);
+        tokio::spawn(async move {
+            let _ = serve(theirs, b).await;
+        });
+        ours
+    }
+
+    /// The request line and headers of a head.
+    fn parse(head: &str) -> Option<BackendRequest> {
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next()?.split(' ');
+        let (method, url) = (first.next()?.to_string(), first.next()?.to_string());
+        let headers = lines
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+            .collect();
+        Some(BackendRequest { method, url, headers })
+    }
+
+    async fn serve(mut io: DuplexStream, b: Arc<dyn NativeBackend>) -> std::io::Result<()> {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        let end = loop {
+            if let Some(i) = memchr::memmem::find(&head, b"\r\n\r\n") {
+                break i;
+            }
+            let n = io.read(&mut buf).await?;
+            if n == 0 || head.len() > HEAD_MAX {
+                return Ok(());
+            }
+            head.extend_from_slice(&buf[..n]);
+        };
+        let Some(req) = parse(&String::from_utf8_lossy(&head[..end])) else { return Ok(()) };
+        let head_only = req.method.eq_ignore_ascii_case("HEAD");
+        let resp = tokio::task::spawn_blocking(move || b.respond(&req)).await.map_err(std::io::Error::other)?;
+        let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, crate::msg::reason(resp.status));
+        for (n, v) in &resp.headers {
+            out.push_str(&format!("{n}: {v}\r\n"));
+        }
+        out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", resp.body.len()));
+        io.write_all(out.as_bytes()).await?;
+        if !head_only {
+            match resp.body {
+                ResponseBody::Empty => {}
+                ResponseBody::Bytes(bytes) => io.write_all(&bytes).await?,
+                ResponseBody::File { file, offset, len } => {
+                    let mut f = tokio::fs::File::from_std(file);
+                    f.seek(std::io::SeekFrom::Start(offset)).await?;
+                    tokio::io::copy(&mut f.take(len), &mut io).await?;
+                }
+            }
+        }
+        io.shutdown().await
     }
 }
 

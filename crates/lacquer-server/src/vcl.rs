@@ -55,9 +55,9 @@ pub(crate) struct Vcl {
     pub vbe: Vec<lacquer_shm::vsc::Vbe>,
     /// The modules, the VCL's objects and their shared private state.
     pub vmods: vmod::Vmods,
-    /// The directors module objects made, one slot per object instance
-    /// (see `director.rs`).
-    pub mod_directors: Vec<std::sync::OnceLock<crate::director::ModDirector>>,
+    /// The directors and backends module objects made, one slot per
+    /// object instance (see `director.rs`).
+    pub mod_backends: Vec<std::sync::OnceLock<crate::director::ModBackend>>,
     /// Set while warm: the running probe tasks, stopped when it cools.
     warm: Mutex<Option<Vec<tokio::task::AbortHandle>>>,
 }
@@ -388,9 +388,9 @@ impl Vcls {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("Cannot make the counters of VCL {name}: {e}"))?;
         let vmods = vmod::Vmods::new(&shared.modules, &program);
-        let mod_directors = program.instances.iter().map(|_| std::sync::OnceLock::new()).collect();
+        let mod_backends = program.instances.iter().map(|_| std::sync::OnceLock::new()).collect();
         let name = name.to_string();
-        let vcl = Arc::new(Vcl { name, program, source, backends, vbe, vmods, mod_directors, warm: Mutex::new(None) });
+        let vcl = Arc::new(Vcl { name, program, source, backends, vbe, vmods, mod_backends, warm: Mutex::new(None) });
         let name = &vcl.name;
         let failed = |why: String| format!("VCL \"{name}\" Failed initialization\nMessage:\n\t{why}");
         vmod::event(shared, &vcl, Event::Load).map_err(failed)?;

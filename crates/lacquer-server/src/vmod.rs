@@ -59,6 +59,7 @@ impl Default for Modules {
         builtin.link(&lacquer_vmod_vtc::vmod::MODULE);
         builtin.link(&lacquer_vmod_debug::vmod::MODULE);
         builtin.link(&lacquer_vmod_directors::vmod::MODULE);
+        builtin.link(&lacquer_vmod_fs::vmod::MODULE);
         Modules { builtin, loaded: Mutex::default() }
     }
 }
@@ -221,6 +222,23 @@ impl TaskHost<'_> {
     }
 }
 
+impl TaskHost<'_> {
+    /// Puts what an object's constructor made for VCL into the object's
+    /// slot; its BACKEND is the slot's id (see `director.rs`).
+    fn add_mod_backend(
+        &mut self,
+        make: impl FnOnce(String) -> crate::director::ModBackend,
+    ) -> Result<Backend, MFailure> {
+        let (Some(name), true) = (self.object_name, self.owner >> 32 == 1) else {
+            return Err(MFailure("only an object's constructor can make a backend or director".into()));
+        };
+        let instance = (self.owner & 0xffff_ffff) as usize;
+        let slot = self.vcl.mod_backends.get(instance).ok_or_else(|| MFailure("no such object".into()))?;
+        slot.set(make(name.to_string())).map_err(|_| MFailure(format!("{name} has made its backend already")))?;
+        Ok(Backend(Some((self.vcl.backends.len() + instance) as u64)))
+    }
+}
+
 impl Host for TaskHost<'_> {
     fn method(&self) -> &str {
         self.method.as_str()
@@ -235,15 +253,11 @@ impl Host for TaskHost<'_> {
     }
 
     fn add_director(&mut self, d: Arc<dyn lacquer_module::Director>) -> Result<Backend, MFailure> {
-        // Only an object's constructor: the director is that object's.
-        let (Some(name), true) = (self.object_name, self.owner >> 32 == 1) else {
-            return Err(MFailure("only an object's constructor can make a director".into()));
-        };
-        let instance = (self.owner & 0xffff_ffff) as usize;
-        let slot = self.vcl.mod_directors.get(instance).ok_or_else(|| MFailure("no such object".into()))?;
-        slot.set(crate::director::ModDirector { name: name.to_string(), d })
-            .map_err(|_| MFailure(format!("{name} has made its director already")))?;
-        Ok(Backend(Some((self.vcl.backends.len() + instance) as u64)))
+        self.add_mod_backend(|name| crate::director::ModBackend::Director(crate::director::ModDirector { name, d }))
+    }
+
+    fn add_backend(&mut self, b: Arc<dyn lacquer_module::NativeBackend>) -> Result<Backend, MFailure> {
+        self.add_mod_backend(|name| crate::director::ModBackend::Native(crate::vbe::Backend::native(&name, b)))
     }
 
     fn param(&self, name: &str) -> Option<String> {

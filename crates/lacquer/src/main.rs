@@ -65,6 +65,9 @@ enum Cmd {
         /// Where to listen.
         #[arg(short = 'a', default_value = "127.0.0.1:8080")]
         listen: String,
+        /// The directory to serve (default: the source tree's examples/site).
+        #[arg(long)]
+        site: Option<PathBuf>,
     },
     /// Run the accelerator, as `varnishd -F` does.
     #[command(disable_help_flag = true)]
@@ -285,7 +288,7 @@ fn main() -> ExitCode {
         Cmd::Vtc { jobs, keep_going, quiet, verbose, timeout, keep_tmp, files } => {
             vtc(jobs, keep_going, quiet, verbose, timeout, keep_tmp, files)
         }
-        Cmd::Demo { listen } => demo(listen),
+        Cmd::Demo { listen, site } => demo(listen, site),
         Cmd::Serve {
             listen,
             vcl,
@@ -478,8 +481,22 @@ fn log(a: LogArgs) -> ExitCode {
     ExitCode::from(lacquer_shm::run_log(&opts))
 }
 
-fn demo(listen: String) -> ExitCode {
-    let program = match lacquer_vcl::compile_str("<demo>", DEMO_VCL, &lacquer_vcl::Options::default()) {
+fn demo(listen: String, site: Option<PathBuf>) -> ExitCode {
+    // The site ships in the source tree, next to the demo's VCL.
+    let site = site.unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/site")));
+    let Ok(site) = std::fs::canonicalize(&site) else {
+        eprintln!("lacquer demo: no site to serve at {}; give one with --site DIR", site.display());
+        return ExitCode::from(2);
+    };
+    let site = site.display().to_string();
+    if site.contains('"') || site.contains('\n') {
+        eprintln!("lacquer demo: a VCL string cannot hold the path {site:?}; give another with --site DIR");
+        return ExitCode::from(2);
+    }
+    let src = DEMO_VCL.replace("@SITE@", &site);
+    let modules = lacquer_server::modules();
+    let opts = lacquer_vcl::Options { modules: Some(modules.clone()), ..lacquer_vcl::Options::default() };
+    let program = match lacquer_vcl::compile_str("<demo>", &src, &opts) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("lacquer demo: the built-in VCL does not compile:\n{e}");
@@ -489,13 +506,13 @@ fn demo(listen: String) -> ExitCode {
     eprintln!("lacquer demo: open http://{listen}/ (Ctrl-C stops it)");
     let config = lacquer_server::Config {
         listen: vec![listen],
-        boot: Some(lacquer_server::Boot { program, source: ("<demo>".into(), DEMO_VCL.into()), file: None }),
+        boot: Some(lacquer_server::Boot { program, source: ("<demo>".into(), src), file: None }),
         params: lacquer_server::Params::default(),
         storage: lacquer_server::stevedore::parse_all(&[]).unwrap_or_default(),
         identity: None,
         workdir: lacquer_shm::default_workdir(),
-        modules: lacquer_server::modules(),
-        compile: lacquer_vcl::Options::default(),
+        modules,
+        compile: opts,
         cli: None,
         wait_for_start: false,
     };

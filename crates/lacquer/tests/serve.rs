@@ -282,18 +282,28 @@ fn bad_vcl_and_bad_parameters_refuse_to_start() {
 }
 
 #[test]
-fn the_demo_serves_pages_made_by_vcl() {
+fn the_demo_serves_its_site_through_the_fs_module_and_the_cache() {
     let mut cmd = Command::new(LACQUER);
     cmd.args(["demo", "-a", "127.0.0.1:0"]);
     let srv = launch(cmd, scratch());
-    let mut s = TcpStream::connect(&srv.addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s.write_all(b"GET /hello HTTP/1.1\r\nHost: demo\r\nUser-Agent: <test>\r\nConnection: close\r\n\r\n").unwrap();
-    let mut r = BufReader::new(s);
-    let head = read_head(&mut r).expect("a response");
+    let get = |url: &str| {
+        let raw = format!("GET {url} HTTP/1.1\r\nHost: demo\r\nUser-Agent: <test>\r\n\r\n");
+        let (head, body) = request(&srv, raw.as_bytes());
+        (head, String::from_utf8(body).unwrap())
+    };
+    let (head, body) = get("/");
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    let body = String::from_utf8(read_body(&mut r, &head)).unwrap();
-    assert!(body.contains("Lacquer is running") && body.contains("GET /hello"), "{body}");
+    assert_eq!(header(&head, "x-cache").as_deref(), Some("MISS"), "{head}");
+    assert!(body.contains("Lacquer is running"), "{body}");
+    let site = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/site/index.html")).unwrap();
+    assert_eq!(body, site, "the file, as it is");
+    let (head, _) = get("/");
+    assert_eq!(header(&head, "x-cache").as_deref(), Some("HIT (1)"), "{head}");
+    let (head, _) = get("/docs");
+    assert!(head.starts_with("HTTP/1.1 301"), "{head}");
+    let (head, body) = get("/request");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(body.contains("Made by VCL") && body.contains("GET /request"), "{body}");
     assert!(body.contains("user agent: test"), "markup is stripped from the user agent: {body}");
 }
 
