@@ -52,7 +52,7 @@ pub(crate) struct ModDirector {
 pub(crate) enum ModBackend {
     Director(ModDirector),
     /// A backend that answers itself (see `vbe::native`).
-    Native(Backend),
+    Native(Box<Backend>),
 }
 
 impl Director for ModDirector {
@@ -92,7 +92,7 @@ impl Vcl {
             Some(b) => Some(&**b as &dyn Director),
             None => match self.mod_backend(id)? {
                 ModBackend::Director(d) => Some(d as &dyn Director),
-                ModBackend::Native(b) => Some(b as &dyn Director),
+                ModBackend::Native(b) => Some(&**b as &dyn Director),
             },
         }
     }

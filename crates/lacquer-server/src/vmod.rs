@@ -257,7 +257,9 @@ impl Host for TaskHost<'_> {
     }
 
     fn add_backend(&mut self, b: Arc<dyn lacquer_module::NativeBackend>) -> Result<Backend, MFailure> {
-        self.add_mod_backend(|name| crate::director::ModBackend::Native(crate::vbe::Backend::native(&name, b)))
+        self.add_mod_backend(|name| {
+            crate::director::ModBackend::Native(Box::new(crate::vbe::Backend::native(&name, b)))
+        })
     }
 
     fn param(&self, name: &str) -> Option<String> {
