@@ -56,6 +56,12 @@ enum Cmd {
         /// Keep each test's temporary directory.
         #[arg(short = 'L')]
         keep_tmp: bool,
+        /// Oracle mode: run the `varnish` instances on this varnishd,
+        /// driven as varnishtest drives it, instead of `lacquer serve`. A
+        /// script that passes under varnishtest and fails here shows a
+        /// runner bug, not a Lacquer one.
+        #[arg(long = "varnishd", value_name = "PATH")]
+        varnishd: Option<PathBuf>,
         /// The scripts.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -212,8 +218,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Check { file, err_unref, vcl_path, name } => check(&file, err_unref, vcl_path, name),
-        Cmd::Vtc { jobs, keep_going, quiet, verbose, timeout, keep_tmp, files } => {
-            vtc(jobs, keep_going, quiet, verbose, timeout, keep_tmp, files)
+        Cmd::Vtc { jobs, keep_going, quiet, verbose, timeout, keep_tmp, varnishd, files } => {
+            vtc(jobs, keep_going, quiet, verbose, timeout, keep_tmp, varnishd, files)
         }
         Cmd::Demo { listen } => demo(listen),
         Cmd::Serve {
@@ -456,6 +462,7 @@ fn vtc(
     verbose: bool,
     timeout: u64,
     keep_tmp: bool,
+    varnishd: Option<PathBuf>,
     files: Vec<PathBuf>,
 ) -> ExitCode {
     use lacquer_vtc::{run_file, RunOptions, Verdict};
@@ -469,7 +476,13 @@ fn vtc(
             return ExitCode::from(2);
         }
     };
-    let opts = RunOptions { lacquer, timeout: std::time::Duration::from_secs(timeout.max(1)), keep_tmp };
+    if let Some(v) = &varnishd {
+        if !v.is_file() {
+            eprintln!("lacquer vtc: --varnishd {}: no such file", v.display());
+            return ExitCode::from(2);
+        }
+    }
+    let opts = RunOptions { lacquer, timeout: std::time::Duration::from_secs(timeout.max(1)), keep_tmp, varnishd };
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let counts = Mutex::new((0usize, 0usize, 0usize));
