@@ -99,13 +99,11 @@ fn string(b: &[u8], i: &mut usize) -> Result<(), String> {
         *i += 1;
         match c {
             b'"' => return Ok(()),
-            b'\\' => {
-                match b.get(*i) {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => *i += 1,
-                    Some(b'u') if b.len() >= *i + 5 && b[*i + 1..*i + 5].iter().all(u8::is_ascii_hexdigit) => *i += 5,
-                    _ => return Err(format!("bad escape at byte {i}")),
-                }
-            }
+            b'\\' => match b.get(*i) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => *i += 1,
+                Some(b'u') if b.len() >= *i + 5 && b[*i + 1..*i + 5].iter().all(u8::is_ascii_hexdigit) => *i += 5,
+                _ => return Err(format!("bad escape at byte {i}")),
+            },
             c if c < 0x20 => return Err(format!("control character in a string at byte {i}")),
             _ => {}
         }
@@ -152,7 +150,9 @@ mod tests {
 
     #[test]
     fn json_is_told_from_text() {
-        assert!(validate(r#"[ 2, ["vcl.list", "-j"], 1795.5, {"a": [true, null, -1.5e3], "b": "x\"y\u00e9"} ]"#).is_ok());
+        assert!(
+            validate(r#"[ 2, ["vcl.list", "-j"], 1795.5, {"a": [true, null, -1.5e3], "b": "x\"y\u00e9"} ]"#).is_ok()
+        );
         assert!(validate("  {}\n").is_ok());
         assert!(validate("Active 0 warm warm vcl1").is_err());
         assert!(validate("[1, 2").is_err());

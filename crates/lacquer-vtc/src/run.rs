@@ -32,12 +32,12 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::counters::CounterSource;
 use crate::ctx::Ctx;
+use crate::mgr::{Daemon, LaunchSpec, Manager};
 use crate::net::Listener;
 use crate::parse::{tokenize, Command};
 use crate::server::Repeat;
-use crate::counters::CounterSource;
-use crate::mgr::{Daemon, LaunchSpec, Manager};
 use crate::varnish::{Instance, Launch};
 use crate::vsl::LogSource;
 
@@ -675,10 +675,13 @@ impl<'o> Test<'o> {
                     let cmd = self.expand(&next(1)?)?;
                     let (status, body) = self.varnish_ask(&name, c.line, &cmd)?;
                     if status != lacquer_cli::status::OK {
-                        return fail(format!("varnish {name} -clijson \"{cmd}\": FAIL CLI response {status} expected 200"));
+                        return fail(format!(
+                            "varnish {name} -clijson \"{cmd}\": FAIL CLI response {status} expected 200"
+                        ));
                     }
-                    crate::json::validate(&body)
-                        .or_else(|e| fail(format!("varnish {name} -clijson \"{cmd}\": FAIL CLI, not good JSON: {e}")))?;
+                    crate::json::validate(&body).or_else(|e| {
+                        fail(format!("varnish {name} -clijson \"{cmd}\": FAIL CLI, not good JSON: {e}"))
+                    })?;
                     i += 2;
                     continue;
                 }
@@ -790,7 +793,8 @@ impl<'o> Test<'o> {
                 };
                 let re = match (arg, &want) {
                     ("-cliexpect", Some(w)) => Some(
-                        pcre2::bytes::Regex::new(w).or_else(|e| fail(format!("varnish {name}: Illegal regexp: {e}")))?,
+                        pcre2::bytes::Regex::new(w)
+                            .or_else(|e| fail(format!("varnish {name}: Illegal regexp: {e}")))?,
                     ),
                     _ => None,
                 };

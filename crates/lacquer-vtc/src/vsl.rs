@@ -228,7 +228,11 @@ impl VarnishLog {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!("{} did not attach to the log within {} s", self.program.display(), limit.as_secs()));
+                return Err(format!(
+                    "{} did not attach to the log within {} s",
+                    self.program.display(),
+                    limit.as_secs()
+                ));
             }
             if self.last_mark.is_none_or(|t| t.elapsed() >= MARK_EVERY) {
                 self.last_mark = Some(Instant::now());
@@ -250,8 +254,7 @@ impl VarnishLog {
             Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.died()),
         };
         let mut next = first;
-        loop {
-            let Some(item) = next.take() else { break };
+        while let Some(item) = next.take() {
             got = true;
             match item {
                 Item::Rec(r) => {
@@ -308,7 +311,8 @@ impl VarnishLog {
     }
 
     fn died(&mut self) -> String {
-        let status = self.child.try_wait().ok().flatten().map(|s| s.to_string()).unwrap_or_else(|| "closed its output".into());
+        let status =
+            self.child.try_wait().ok().flatten().map(|s| s.to_string()).unwrap_or_else(|| "closed its output".into());
         format!("{} stopped reading the log ({status})", self.program.display())
     }
 }

@@ -37,35 +37,7 @@ enum Cmd {
         name: Option<String>,
     },
     /// Run VTC test scripts, as varnishtest does.
-    Vtc {
-        /// Tests run in parallel.
-        #[arg(short = 'j', default_value_t = 1)]
-        jobs: usize,
-        /// Keep going after a failure.
-        #[arg(short = 'k')]
-        keep_going: bool,
-        /// Print only failures and the summary.
-        #[arg(short = 'q')]
-        quiet: bool,
-        /// Print every test's log.
-        #[arg(short = 'v')]
-        verbose: bool,
-        /// Per-test timeout in seconds.
-        #[arg(short = 't', default_value_t = 60)]
-        timeout: u64,
-        /// Keep each test's temporary directory.
-        #[arg(short = 'L')]
-        keep_tmp: bool,
-        /// Oracle mode: run the `varnish` instances on this varnishd,
-        /// driven as varnishtest drives it, instead of `lacquer serve`. A
-        /// script that passes under varnishtest and fails here shows a
-        /// runner bug, not a Lacquer one.
-        #[arg(long = "varnishd", value_name = "PATH")]
-        varnishd: Option<PathBuf>,
-        /// The scripts.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    Vtc(VtcArgs),
     /// Serve the built-in demo: pages made by VCL, no backend needed.
     Demo {
         /// Where to listen.
@@ -164,6 +136,38 @@ struct StatArgs {
     wait: Option<f64>,
 }
 
+/// `lacquer vtc`'s options, named after varnishtest's.
+#[derive(clap::Args)]
+struct VtcArgs {
+    /// Tests run in parallel.
+    #[arg(short = 'j', default_value_t = 1)]
+    jobs: usize,
+    /// Keep going after a failure.
+    #[arg(short = 'k')]
+    keep_going: bool,
+    /// Print only failures and the summary.
+    #[arg(short = 'q')]
+    quiet: bool,
+    /// Print every test's log.
+    #[arg(short = 'v')]
+    verbose: bool,
+    /// Per-test timeout in seconds.
+    #[arg(short = 't', default_value_t = 60)]
+    timeout: u64,
+    /// Keep each test's temporary directory.
+    #[arg(short = 'L')]
+    keep_tmp: bool,
+    /// Oracle mode: run the `varnish` instances on this varnishd,
+    /// driven as varnishtest drives it, instead of `lacquer serve`. A
+    /// script that passes under varnishtest and fails here shows a
+    /// runner bug, not a Lacquer one.
+    #[arg(long = "varnishd", value_name = "PATH")]
+    varnishd: Option<PathBuf>,
+    /// The scripts.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
 /// `lacquer log`'s options, named after varnishlog's.
 #[derive(clap::Args)]
 struct LogArgs {
@@ -218,9 +222,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Check { file, err_unref, vcl_path, name } => check(&file, err_unref, vcl_path, name),
-        Cmd::Vtc { jobs, keep_going, quiet, verbose, timeout, keep_tmp, varnishd, files } => {
-            vtc(jobs, keep_going, quiet, verbose, timeout, keep_tmp, varnishd, files)
-        }
+        Cmd::Vtc(a) => vtc(a),
         Cmd::Demo { listen } => demo(listen),
         Cmd::Serve {
             listen,
@@ -455,16 +457,8 @@ fn check(file: &str, err_unref: bool, vcl_path: Vec<PathBuf>, name: Option<Strin
 
 /// `lacquer vtc`: runs scripts on `jobs` threads, printing a line per test
 /// as varnishtest does, then `N passed, N failed, N skipped`.
-fn vtc(
-    jobs: usize,
-    keep_going: bool,
-    quiet: bool,
-    verbose: bool,
-    timeout: u64,
-    keep_tmp: bool,
-    varnishd: Option<PathBuf>,
-    files: Vec<PathBuf>,
-) -> ExitCode {
+fn vtc(a: VtcArgs) -> ExitCode {
+    let VtcArgs { jobs, keep_going, quiet, verbose, timeout, keep_tmp, varnishd, files } = a;
     use lacquer_vtc::{run_file, RunOptions, Verdict};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
