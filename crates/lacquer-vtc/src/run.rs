@@ -954,8 +954,11 @@ impl<'o> Test<'o> {
             let v = self.varnishes.get_mut(&name).expect("listed");
             let r = if let Some(m) = v.mgr.take() {
                 m.wait(failed)
-            } else if let (Some(inst), true) = (v.running.take(), v.expect_exit != 0) {
-                inst.stop().check(v.expect_exit)
+            } else if v.expect_exit != 0 {
+                match v.running.take() {
+                    Some(inst) => inst.stop().check(v.expect_exit),
+                    None => Ok(()),
+                }
             } else {
                 Ok(())
             };
