@@ -167,6 +167,9 @@ pub struct Manager {
     pub expect_exit: i32,
     /// Whether the child was started and not stopped since.
     pub running: bool,
+    /// At the end of the test: the other actors are being stopped, which
+    /// must not cut the shutdown short (varnishtest stops them first).
+    resetting: bool,
 }
 
 impl Manager {
@@ -257,6 +260,7 @@ impl Manager {
             vcl_nbr: 0,
             expect_exit: 0,
             running: false,
+            resetting: false,
         };
         m.authenticate()?;
         let reader = m.log_source().open(&m.workdir, false, false)?;
@@ -342,6 +346,20 @@ impl Manager {
         }
     }
 
+    /// Whether to give up waiting: the test is being aborted (but not
+    /// while it is being reset, which has deadlines of its own).
+    fn give_up(&self) -> bool {
+        !self.resetting && self.ctx.aborted()
+    }
+
+    fn nap(&self, d: Duration) {
+        if self.resetting {
+            std::thread::sleep(d);
+        } else {
+            self.ctx.sleep(d);
+        }
+    }
+
     /// `status` until the child runs (`wait_running`).
     pub fn wait_running(&mut self) -> Result<(), String> {
         loop {
@@ -361,17 +379,21 @@ impl Manager {
                 self.running = true;
                 return Ok(());
             }
-            if self.ctx.aborted() {
+            if self.give_up() {
                 return Err("aborted".into());
             }
-            self.ctx.sleep(Duration::from_millis(200));
+            self.nap(Duration::from_millis(200));
         }
     }
 
     /// `status` until the child is stopped (`wait_stopped`).
     pub fn wait_stopped(&mut self) -> Result<(), String> {
         self.ctx.say(&self.name, "wait-stopped");
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            if self.resetting && Instant::now() >= deadline {
+                return Err("the child did not stop within 30 s".into());
+            }
             let (st, r) = self.ask("status")?;
             if st != lacquer_cli::status::OK {
                 return Err(format!("CLI status command failed: {st} {r}"));
@@ -380,10 +402,10 @@ impl Manager {
                 self.running = false;
                 return Ok(());
             }
-            if self.ctx.aborted() {
+            if self.give_up() {
                 return Err("aborted".into());
             }
-            self.ctx.sleep(Duration::from_millis(200));
+            self.nap(Duration::from_millis(200));
         }
     }
 
@@ -426,13 +448,17 @@ impl Manager {
     }
 
     /// `-wait` and the end of a test (`varnish_wait`): a `backend.list`
-    /// for the log (unless the test failed), stop, no panic, cleanup.
-    pub fn wait(mut self, failed: bool) -> Result<(), String> {
+    /// for the log, stop, no panic, cleanup. At the end of a test that
+    /// failed (`failed`), the process is killed instead: the verdict is
+    /// known, and a hung varnishd must not hold it.
+    pub fn wait(mut self, failed: bool, at_reset: bool) -> Result<(), String> {
+        if failed {
+            return Ok(());
+        }
+        self.resetting = at_reset;
         self.ctx.say(&self.name, "Wait");
         let r = (|| {
-            if !failed {
-                self.ask("backend.list")?;
-            }
+            self.ask("backend.list")?;
             self.stop()?;
             let (st, _) = self.ask("panic.clear")?;
             if st != lacquer_cli::status::CANT {
@@ -457,7 +483,7 @@ impl Manager {
             if let Ok(Some(s)) = self.child.try_wait() {
                 break s;
             }
-            if Instant::now() >= deadline || self.ctx.aborted() {
+            if Instant::now() >= deadline || self.give_up() {
                 kill_group(&mut self.child, "KILL");
                 break self.child.wait().map_err(|e| e.to_string())?;
             }

@@ -876,7 +876,7 @@ impl<'o> Test<'o> {
             }
             "-wait" => {
                 if let Some(m) = self.varnishes.get_mut(name).and_then(|v| v.mgr.take()) {
-                    m.wait(false).map_err(failed)?;
+                    m.wait(false, false).map_err(failed)?;
                 }
                 Ok(1)
             }
@@ -953,7 +953,7 @@ impl<'o> Test<'o> {
         for name in names {
             let v = self.varnishes.get_mut(&name).expect("listed");
             let r = if let Some(m) = v.mgr.take() {
-                m.wait(failed)
+                m.wait(failed, true)
             } else if v.expect_exit != 0 {
                 match v.running.take() {
                     Some(inst) => inst.stop().check(v.expect_exit),
