@@ -17,13 +17,18 @@
 //! passes by skipping a command.
 
 pub mod barrier;
+pub mod cli;
+pub mod counters;
 pub mod ctx;
 pub mod http;
+pub mod json;
 pub mod logexp;
+pub mod mgr;
 pub mod net;
 pub mod parse;
 pub mod run;
 pub mod server;
 pub mod varnish;
+pub mod vsl;
 
 pub use run::{run_file, Outcome, RunOptions, Verdict};

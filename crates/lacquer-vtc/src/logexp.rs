@@ -34,20 +34,21 @@
 //! `match|`, `err  |`, `cond |`, `done |` …), which is what a failed test
 //! shows.
 //!
-//! The log is read with `lacquer-shm`'s [`ShmReader`] and grouped by its
-//! [`Grouper`], as `lacquer log` does, never by running `lacquer log`.
+//! The log is read through a [`LogReader`] (`vsl.rs`: Lacquer's log in
+//! process, varnishd's through `varnishlog`) and grouped by `lacquer-shm`'s
+//! [`Grouper`], as `lacquer log` groups it, whoever wrote the log.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lacquer_shm::group::{breadth_first, Tx};
 use lacquer_shm::print::Filter;
-use lacquer_shm::{Grouper, Grouping, Query, ReadEvent, Record, ShmReader, Start, Tag};
+use lacquer_shm::{Grouper, Grouping, Query, ReadEvent, Record, Tag};
 use pcre2::bytes::Regex;
 
 use crate::ctx::Ctx;
+use crate::vsl::LogReader;
 
 /// How a step lets records go by (varnishtest's `skip_max`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -435,8 +436,8 @@ pub fn filter(opts: &Options) -> Result<Filter, String> {
     Ok(f)
 }
 
-/// Starts a logexpect: the reader is placed now (at the head, or at the
-/// oldest record with `-d 1`), so that whatever the instance logs after
+/// Starts a logexpect on `reader`, placed by the caller (at the head, or at
+/// the oldest record with `-d 1`) so that whatever the instance logs after
 /// `-start` returns is seen; the matching runs in a thread that ends when
 /// the script is done, an expectation fails, or the test is aborted.
 ///
@@ -446,7 +447,7 @@ pub fn filter(opts: &Options) -> Result<Filter, String> {
 pub fn start(
     ctx: Arc<Ctx>,
     name: &str,
-    workdir: &Path,
+    reader: Box<dyn LogReader>,
     opts: &Options,
     mut m: Matcher,
 ) -> Result<JoinHandle<Result<(), String>>, String> {
@@ -455,14 +456,10 @@ pub fn start(
         Some(q) => Some(Query::parse(q).map_err(|e| format!("-q: {e}"))?),
         None => None,
     };
-    let start = if opts.dump { Start::Tail } else { Start::Head };
-    // The instance may not have made its log yet (it is starting); the
-    // thread then opens it when it appears, from its first record.
-    let reader = ShmReader::open(workdir, start).ok();
     m.misses = opts.misses;
-    let (name, workdir, opts) = (name.to_string(), workdir.to_path_buf(), opts.clone());
+    let (name, opts) = (name.to_string(), opts.clone());
     Ok(std::thread::spawn(move || {
-        let mut run = Run { ctx, name, workdir, opts, m, filter, query, reader };
+        let mut run = Run { ctx, name, opts, m, filter, query, reader };
         run.main()
     }))
 }
@@ -471,12 +468,11 @@ pub fn start(
 struct Run {
     ctx: Arc<Ctx>,
     name: String,
-    workdir: PathBuf,
     opts: Options,
     m: Matcher,
     filter: Filter,
     query: Option<Query>,
-    reader: Option<ShmReader>,
+    reader: Box<dyn LogReader>,
 }
 
 impl Run {
@@ -509,11 +505,11 @@ impl Run {
                 self.say(&format!("bad  | outstanding expectations (expecting: {what})"));
                 return Err(format!("outstanding expectations (expecting: {what})"));
             }
-            let event = match self.reader.as_mut() {
-                Some(r) => r.next_event().map_err(|e| format!("reading the log: {e}"))?,
-                None => {
-                    self.reader = ShmReader::open(&self.workdir, Start::Tail).ok();
-                    None
+            let event = match self.reader.next_event() {
+                Ok(e) => e,
+                Err(e) => {
+                    self.ctx.fail(&self.name, &e);
+                    return Err(e);
                 }
             };
             match event {

@@ -8,21 +8,25 @@
 //! `name=` from the `-a` argument, else `aN` after its position.
 //!
 //! Like varnishtest, the runner follows each running instance's
-//! shared-memory log in a thread of its own and copies every record into
-//! the test's log (`vsl|` lines), counting the times it found nothing new:
-//! `varnish vN -vsl_catchup` waits for that count to move, that is, until
-//! everything logged so far has been read.
+//! shared-memory log in a thread of its own (`vsl.rs`'s [`Follower`]) and
+//! copies every record into the test's log (`vsl|` lines), counting the
+//! times it found nothing new: `varnish vN -vsl_catchup` waits for that
+//! count to move, that is, until everything logged so far has been read.
+//!
+//! This is the runner's first way of running Lacquer, kept until `lacquer
+//! serve -d` follows varnishd's CLI flow (`mgr.rs`), which varnishd itself
+//! follows under `lacquer vtc --varnishd`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::ExitStatus;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::ctx::{kill_group, Ctx};
+use crate::vsl::{Follower, LogSource};
 
 /// How long a starting `lacquer serve` may take to listen.
 const START: Duration = Duration::from_secs(10);
@@ -34,87 +38,10 @@ pub struct Instance {
     child: Child,
     /// What it listens on, in the order of its `-a` arguments.
     pub listen: Vec<Endpoint>,
-    vsl: VslFollower,
+    vsl: Follower,
     /// Its admin CLI (`-T`) and the secret that opens it (`-S`).
     cli: String,
     secret: Vec<u8>,
-}
-
-/// The thread copying an instance's log into the test's log.
-struct VslFollower {
-    stop: Arc<AtomicBool>,
-    /// How many times the thread found the log read to its head.
-    idle: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl VslFollower {
-    /// Follows `<workdir>/_.vsl` from its first record (the file is made
-    /// anew by each `lacquer serve`), logging under `name`.
-    fn start(ctx: &Arc<Ctx>, name: &str, workdir: &Path) -> VslFollower {
-        use lacquer_shm::{ReadEvent, ShmReader, Start};
-        let stop = Arc::new(AtomicBool::new(false));
-        let idle = Arc::new(AtomicU64::new(0));
-        let (c, n, dir, s, i) = (ctx.clone(), name.to_string(), workdir.to_path_buf(), stop.clone(), idle.clone());
-        let thread = std::thread::spawn(move || {
-            let mut reader: Option<ShmReader> = None;
-            // After a stop, or at the end of the test, one last pass reads
-            // what the instance logged meanwhile.
-            let mut last_pass = false;
-            loop {
-                if s.load(Ordering::SeqCst) || c.aborted() {
-                    if last_pass {
-                        return;
-                    }
-                    last_pass = true;
-                }
-                let Some(r) = reader.as_mut() else {
-                    reader = ShmReader::open(&dir, Start::Tail).ok();
-                    if reader.is_none() {
-                        if last_pass {
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    continue;
-                };
-                let mut lines = String::new();
-                loop {
-                    match r.next_event() {
-                        Ok(Some(ReadEvent::Records(recs))) => {
-                            for rec in recs {
-                                let payload = String::from_utf8_lossy(rec.payload());
-                                lines.push_str(&format!(
-                                    "vsl| {:>10} {:<15} {} {payload}\n",
-                                    rec.vxid,
-                                    rec.tag_name(),
-                                    rec.side.letter()
-                                ));
-                            }
-                        }
-                        Ok(Some(ReadEvent::Overrun(lost))) => lines.push_str(&format!("vsl| overrun, {lost} bytes\n")),
-                        Ok(Some(ReadEvent::Reopened)) => lines.push_str("vsl| log reacquired\n"),
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-                if !lines.is_empty() {
-                    c.say(&n, &lines);
-                }
-                i.fetch_add(1, Ordering::SeqCst);
-                if !last_pass {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        });
-        VslFollower { stop, idle, thread: Some(thread) }
-    }
-
-    fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// One bound socket of an instance.
@@ -264,7 +191,17 @@ impl Instance {
             if let (Some(t), Some(cli)) = (done_at, &cli) {
                 if !linger || t.elapsed() >= Duration::from_millis(200) {
                     let listen = name_endpoints(l.listen, &printed);
-                    let vsl = VslFollower::start(ctx, l.name, l.workdir);
+                    // From the log's first record: the file is made anew
+                    // by each `lacquer serve`.
+                    let reader = match LogSource::Lacquer.open(l.workdir, true, false) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            kill_group(&mut child, "KILL");
+                            let _ = child.wait();
+                            return Err(e);
+                        }
+                    };
+                    let vsl = Follower::start(ctx, l.name, reader);
                     let secret = std::fs::read(l.secret).unwrap_or_default();
                     return Ok(Instance { child, listen, vsl, cli: String::clone(cli), secret });
                 }
@@ -332,32 +269,66 @@ impl Instance {
     /// in the test's log (varnishtest's `vsl_catchup`). Returns early if
     /// the test is aborted.
     pub fn vsl_catchup(&self, ctx: &Ctx) {
-        let seen = self.vsl.idle.load(Ordering::SeqCst);
-        // Two passes: the one running now may have started before the
-        // last records were written.
-        while self.vsl.idle.load(Ordering::SeqCst) < seen + 2 && !ctx.aborted() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.vsl.catchup_idle(ctx);
     }
 
     /// Stops it: SIGTERM, then SIGKILL if it has not exited in time; then
-    /// its log thread, after one last read.
-    pub fn stop(mut self) {
+    /// its log thread, after one last read. Answers how it ended.
+    pub fn stop(mut self) -> Exit {
+        let before = self.child.try_wait().ok().flatten();
+        if let Some(status) = before {
+            self.vsl.stop();
+            return Exit { status: Some(status), by_runner: false };
+        }
         kill_group(&mut self.child, "TERM");
         let deadline = Instant::now() + STOP;
-        let mut exited = false;
+        let mut status = None;
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                exited = true;
+            if let Ok(Some(s)) = self.child.try_wait() {
+                status = Some(s);
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        if !exited {
+        if status.is_none() {
             kill_group(&mut self.child, "KILL");
             let _ = self.child.wait();
         }
         self.vsl.stop();
+        Exit { status, by_runner: true }
+    }
+}
+
+/// How a stopped `lacquer serve` ended.
+pub struct Exit {
+    /// Its status; `None` if it had to be killed.
+    pub status: Option<ExitStatus>,
+    /// Whether the runner stopped it (else it had exited by itself).
+    pub by_runner: bool,
+}
+
+impl Exit {
+    /// Checks it against `-expectexit`, as varnishtest checks varnishd's:
+    /// a process that exited by itself must have exited with `expect`; one
+    /// the runner stopped counts as having exited 0 if it did as asked
+    /// (exited 0, or died of the SIGTERM), as varnishd's manager exits 0
+    /// when varnishtest closes its standard input.
+    pub fn check(&self, expect: i32) -> Result<(), String> {
+        use std::os::unix::process::ExitStatusExt;
+        let Some(s) = self.status else {
+            return Err("did not exit when told to, and was killed".into());
+        };
+        let code = if self.by_runner && (s.success() || s.signal() == Some(15)) { Some(0) } else { s.code() };
+        if code == Some(expect) {
+            return Ok(());
+        }
+        Err(format!(
+            "Bad exit status: 0x{:04x} exit 0x{:x} signal {} core {}",
+            s.into_raw(),
+            s.code().unwrap_or(0),
+            s.signal().unwrap_or(0),
+            i32::from(s.core_dumped())
+        ))
     }
 }
 

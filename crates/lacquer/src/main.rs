@@ -37,29 +37,7 @@ enum Cmd {
         name: Option<String>,
     },
     /// Run VTC test scripts, as varnishtest does.
-    Vtc {
-        /// Tests run in parallel.
-        #[arg(short = 'j', default_value_t = 1)]
-        jobs: usize,
-        /// Keep going after a failure.
-        #[arg(short = 'k')]
-        keep_going: bool,
-        /// Print only failures and the summary.
-        #[arg(short = 'q')]
-        quiet: bool,
-        /// Print every test's log.
-        #[arg(short = 'v')]
-        verbose: bool,
-        /// Per-test timeout in seconds.
-        #[arg(short = 't', default_value_t = 60)]
-        timeout: u64,
-        /// Keep each test's temporary directory.
-        #[arg(short = 'L')]
-        keep_tmp: bool,
-        /// The scripts.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    Vtc(VtcArgs),
     /// Serve the built-in demo: pages made by VCL, no backend needed.
     Demo {
         /// Where to listen.
@@ -231,6 +209,38 @@ fn ncsa(a: NcsaArgs) -> ExitCode {
     ExitCode::from(lacquer_shm::run_ncsa(&opts))
 }
 
+/// `lacquer vtc`'s options, named after varnishtest's.
+#[derive(clap::Args)]
+struct VtcArgs {
+    /// Tests run in parallel.
+    #[arg(short = 'j', default_value_t = 1)]
+    jobs: usize,
+    /// Keep going after a failure.
+    #[arg(short = 'k')]
+    keep_going: bool,
+    /// Print only failures and the summary.
+    #[arg(short = 'q')]
+    quiet: bool,
+    /// Print every test's log.
+    #[arg(short = 'v')]
+    verbose: bool,
+    /// Per-test timeout in seconds.
+    #[arg(short = 't', default_value_t = 60)]
+    timeout: u64,
+    /// Keep each test's temporary directory.
+    #[arg(short = 'L')]
+    keep_tmp: bool,
+    /// Oracle mode: run the `varnish` instances on this varnishd,
+    /// driven as varnishtest drives it, instead of `lacquer serve`. A
+    /// script that passes under varnishtest and fails here shows a
+    /// runner bug, not a Lacquer one.
+    #[arg(long = "varnishd", value_name = "PATH")]
+    varnishd: Option<PathBuf>,
+    /// The scripts.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
 /// `lacquer log`'s options, named after varnishlog's.
 #[derive(clap::Args)]
 struct LogArgs {
@@ -285,9 +295,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Check { file, err_unref, vcl_path, name } => check(&file, err_unref, vcl_path, name),
-        Cmd::Vtc { jobs, keep_going, quiet, verbose, timeout, keep_tmp, files } => {
-            vtc(jobs, keep_going, quiet, verbose, timeout, keep_tmp, files)
-        }
+        Cmd::Vtc(a) => vtc(a),
         Cmd::Demo { listen, site } => demo(listen, site),
         Cmd::Serve {
             listen,
@@ -573,15 +581,8 @@ fn check(file: &str, err_unref: bool, vcl_path: Vec<PathBuf>, name: Option<Strin
 
 /// `lacquer vtc`: runs scripts on `jobs` threads, printing a line per test
 /// as varnishtest does, then `N passed, N failed, N skipped`.
-fn vtc(
-    jobs: usize,
-    keep_going: bool,
-    quiet: bool,
-    verbose: bool,
-    timeout: u64,
-    keep_tmp: bool,
-    files: Vec<PathBuf>,
-) -> ExitCode {
+fn vtc(a: VtcArgs) -> ExitCode {
+    let VtcArgs { jobs, keep_going, quiet, verbose, timeout, keep_tmp, varnishd, files } = a;
     use lacquer_vtc::{run_file, RunOptions, Verdict};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
@@ -593,7 +594,13 @@ fn vtc(
             return ExitCode::from(2);
         }
     };
-    let opts = RunOptions { lacquer, timeout: std::time::Duration::from_secs(timeout.max(1)), keep_tmp };
+    if let Some(v) = &varnishd {
+        if !v.is_file() {
+            eprintln!("lacquer vtc: --varnishd {}: no such file", v.display());
+            return ExitCode::from(2);
+        }
+    }
+    let opts = RunOptions { lacquer, timeout: std::time::Duration::from_secs(timeout.max(1)), keep_tmp, varnishd };
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let counts = Mutex::new((0usize, 0usize, 0usize));
