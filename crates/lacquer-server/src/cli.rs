@@ -36,9 +36,29 @@ fn banner() -> String {
     )
 }
 
+/// Makes `<workdir>/_.secret`, a random secret readable by the owner
+/// only, as varnishd does when `-S` is not given; returns its bytes.
+pub(crate) fn make_secret(workdir: &std::path::Path) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let hex: String = seed().iter().map(|b| format!("{b:02x}")).collect();
+    let secret = format!("{hex}\n").into_bytes();
+    let path = workdir.join("_.secret");
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+    f.write_all(&secret)?;
+    Ok(secret)
+}
+
+/// One CLI session on a connection the server made itself (`-M`, as
+/// varnishd calls varnishtest back).
+pub(crate) async fn call(shared: Arc<Shared>, s: TcpStream, secret: Arc<Vec<u8>>) {
+    let _ = session(shared, s, Some(secret)).await;
+}
+
 /// Accepts CLI connections until the server stops.
-pub(crate) async fn serve(shared: Arc<Shared>, l: TcpListener, secret: Option<Vec<u8>>) {
-    let secret = secret.map(Arc::new);
+pub(crate) async fn serve(shared: Arc<Shared>, l: TcpListener, secret: Arc<Vec<u8>>) {
+    let secret = Some(secret);
     loop {
         let Ok((s, _)) = l.accept().await else {
             // Out of descriptors and the like: wait a little, do not spin.
@@ -250,6 +270,27 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             }
         }
         "vcl.show" => shared.vcls.show(args),
+        "debug.listen_address" => {
+            let mut out = String::new();
+            for l in &shared.sockets {
+                // `name address port`, a socket's path with port `-`.
+                let line = match l.endpoint.parse::<std::net::SocketAddr>() {
+                    Ok(a) => format!("{} {} {}", l.name, a.ip(), a.port()),
+                    Err(_) => format!("{} {} -", l.name, l.endpoint),
+                };
+                out.push_str(&line);
+                out.push('\n');
+            }
+            (status::OK, out)
+        }
+        "debug.xid" => match args.first().map(|a| a.parse::<u64>()) {
+            None => (status::OK, "XID is (not set)".into()),
+            Some(Ok(n)) => {
+                crate::set_last_vxid(n);
+                (status::OK, format!("XID is {n}"))
+            }
+            Some(Err(_)) => (status::PARAM, format!("Not a number: {}", args[0])),
+        },
         "panic.show" => (status::CANT, "Child has not panicked or panic has been cleared".into()),
         "panic.clear" => (status::CANT, "No panic to clear".into()),
         _ => (status::UNKNOWN, "Unknown request.\nType 'help' for more info.".into()),

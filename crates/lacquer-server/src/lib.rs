@@ -124,10 +124,18 @@ pub struct Config {
     /// What VCL is compiled with; `vcc_*` parameters and `vcl_path` are
     /// applied over it for each load ([`compile_options`]).
     pub compile: lacquer_vcl::Options,
-    /// `-T`: where the admin CLI listens, and `-S`: the secret's bytes.
-    pub cli: Option<(String, Option<Vec<u8>>)>,
+    /// `-T`: where the admin CLI listens.
+    pub cli: Option<String>,
+    /// `-M`: where the admin CLI calls (`ADDR PORT`), varnishtest's way.
+    pub cli_call: Option<String>,
+    /// `-S`: the secret's bytes; without one, a random secret is made in
+    /// `<workdir>/_.secret`, as varnishd makes it.
+    pub secret: Option<Vec<u8>>,
+    /// `-P`: a file to write the process id to.
+    pub pid_file: Option<std::path::PathBuf>,
     /// `-d`: accept client connections only once the CLI says `start`
-    /// (varnishd's debug mode, which varnishtest uses).
+    /// (varnishd's debug mode, which varnishtest uses), and stop when
+    /// standard input ends.
     pub wait_for_start: bool,
 }
 
@@ -248,8 +256,14 @@ impl Shared {
 /// and fetches, and shown in `X-Varnish`. The first is 1000, as in
 /// varnishd: a fresh server's first request is `X-Varnish: 1001`.
 pub(crate) fn next_vxid() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1000);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+    NEXT_VXID.fetch_add(1, Ordering::Relaxed)
+}
+
+static NEXT_VXID: AtomicU64 = AtomicU64::new(1000);
+
+/// `debug.xid N`: the next transaction is N + 1 (varnishtest sets 999).
+pub(crate) fn set_last_vxid(n: u64) {
+    NEXT_VXID.store(n + 1, Ordering::Relaxed);
 }
 
 /// The VCL `-b HOST[:PORT]` stands for: one backend called `default`.
@@ -340,17 +354,34 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
             return Err(ServeError::VclInit(why));
         }
     }
-    if let Some((addr, secret)) = cfg.cli {
+    if let Some(f) = &cfg.pid_file {
+        std::fs::write(f, format!("{}\n", std::process::id())).map_err(|e| ServeError::Log(f.clone(), e))?;
+    }
+    let secret = match cfg.secret {
+        Some(s) => s,
+        None => cli::make_secret(&cfg.workdir).map_err(|e| ServeError::Log(cfg.workdir.join("_.secret"), e))?,
+    };
+    let secret = Arc::new(secret);
+    if let Some(addr) = cfg.cli {
         let l = tokio::net::TcpListener::bind(addr.as_str()).await.map_err(|e| ServeError::Bind(addr.clone(), e))?;
         let bound = l.local_addr().map(|a| a.to_string()).unwrap_or(addr);
         eprintln!("lacquer: CLI listening on {bound}");
-        tokio::spawn(cli::serve(shared.clone(), l, secret));
+        tokio::spawn(cli::serve(shared.clone(), l, secret.clone()));
+    }
+    if let Some(addr) = cfg.cli_call {
+        let target = match addr.split_once(' ') {
+            Some((h, p)) => format!("{}:{p}", if h.contains(':') { format!("[{h}]") } else { h.to_string() }),
+            None => addr.clone(),
+        };
+        let s = tokio::net::TcpStream::connect(&target).await.map_err(|e| ServeError::Bind(addr.clone(), e))?;
+        tokio::spawn(cli::call(shared.clone(), s, secret.clone()));
     }
     tokio::spawn(publish_counters(shared.clone()));
     if !cfg.wait_for_start {
         shared.child.start(&shared).map_err(ServeError::VclInit)?;
     }
-    signals.wait(&shared).await;
+    let stdin_eof = cfg.wait_for_start.then(stdin_closed);
+    signals.wait(&shared, stdin_eof).await;
     eprintln!("lacquer: stopping");
     shared.child.shutdown();
     // Every session and acceptor holds a sender; when the last is gone,
@@ -441,8 +472,9 @@ impl Signals {
         Signals { term: signal(SignalKind::terminate()).ok(), hup: signal(SignalKind::hangup()).ok() }
     }
 
-    /// Waits for SIGTERM or SIGINT, reloading on each SIGHUP meanwhile.
-    async fn wait(mut self, shared: &Arc<Shared>) {
+    /// Waits for SIGTERM or SIGINT (or for `stdin_eof`), reloading on each
+    /// SIGHUP meanwhile.
+    async fn wait(mut self, shared: &Arc<Shared>, stdin_eof: Option<tokio::sync::oneshot::Receiver<()>>) {
         async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
             match s {
                 Some(s) => {
@@ -451,8 +483,17 @@ impl Signals {
                 None => std::future::pending().await,
             }
         }
+        let mut eof = std::pin::pin!(async move {
+            match stdin_eof {
+                Some(rx) => {
+                    let _ = rx.await;
+                }
+                None => std::future::pending().await,
+            }
+        });
         loop {
             tokio::select! {
+                _ = &mut eof => return,
                 _ = recv(&mut self.term) => return,
                 _ = tokio::signal::ctrl_c() => return,
                 _ = recv(&mut self.hup) => {
@@ -462,6 +503,19 @@ impl Signals {
             }
         }
     }
+}
+
+/// Answers when standard input ends (varnishd's debug mode: its manager
+/// stops when the terminal, or varnishtest, closes its input).
+fn stdin_closed() -> tokio::sync::oneshot::Receiver<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 512];
+        let mut stdin = std::io::stdin().lock();
+        while std::io::Read::read(&mut stdin, &mut sink).is_ok_and(|n| n > 0) {}
+        let _ = tx.send(());
+    });
+    rx
 }
 
 /// Accepts connections on one listener until the server stops.

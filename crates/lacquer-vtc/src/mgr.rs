@@ -59,6 +59,10 @@ pub enum Daemon {
     /// An installed Varnish: its varnishd, and the varnishlog and
     /// varnishstat that read what it publishes.
     Varnishd { varnishd: PathBuf, varnishlog: PathBuf, varnishstat: PathBuf },
+    /// Lacquer: `lacquer serve` in the same flow (it takes varnishd's
+    /// `-d -n -l -p -a -M -P`), its counters and log read from its
+    /// working directory directly.
+    Lacquer { lacquer: PathBuf },
 }
 
 impl Daemon {
@@ -83,6 +87,17 @@ impl Daemon {
     fn program(&self) -> &Path {
         match self {
             Daemon::Varnishd { varnishd, .. } => varnishd,
+            Daemon::Lacquer { lacquer } => lacquer,
+        }
+    }
+
+    /// The command that starts it, for the shell: the program quoted by
+    /// `q`, and its subcommand.
+    fn command(&self, q: impl Fn(&str) -> String) -> String {
+        let program = q(&self.program().to_string_lossy());
+        match self {
+            Daemon::Varnishd { .. } => program,
+            Daemon::Lacquer { .. } => format!("{program} serve"),
         }
     }
 
@@ -90,6 +105,7 @@ impl Daemon {
     pub fn counters(&self) -> CounterSource {
         match self {
             Daemon::Varnishd { varnishstat, .. } => CounterSource::Varnishstat(varnishstat.clone()),
+            Daemon::Lacquer { .. } => CounterSource::Lacquer,
         }
     }
 
@@ -97,6 +113,7 @@ impl Daemon {
     pub fn log(&self, cli: Arc<Cli>) -> LogSource {
         match self {
             Daemon::Varnishd { varnishlog, .. } => LogSource::Varnishlog { program: varnishlog.clone(), cli },
+            Daemon::Lacquer { .. } => LogSource::Lacquer,
         }
     }
 }
@@ -185,7 +202,7 @@ impl Manager {
         let mut cmd = format!(
             "cd {} && exec {} {} -d -n {}",
             q(spec.pwd),
-            q(&daemon.program().to_string_lossy()),
+            daemon.command(q),
             spec.jail,
             q(&spec.workdir.to_string_lossy())
         );
@@ -542,7 +559,7 @@ mod tests {
     #[test]
     fn tools_are_found_beside_varnishd() {
         let d = Daemon::varnishd(Path::new("/nonexistent/sbin/varnishd"));
-        let Daemon::Varnishd { varnishlog, varnishstat, .. } = d;
+        let Daemon::Varnishd { varnishlog, varnishstat, .. } = d else { panic!("varnishd") };
         assert_eq!((varnishlog, varnishstat), (PathBuf::from("varnishlog"), PathBuf::from("varnishstat")));
     }
 }

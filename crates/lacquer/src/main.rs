@@ -97,9 +97,21 @@ enum Cmd {
         secret: Option<PathBuf>,
         /// varnishd's debug mode: bind the sockets, open the CLI, and
         /// accept clients only after the CLI's `start`; `-f` and `-b` are
-        /// optional then (`vcl.load` + `vcl.use` give the VCL).
+        /// optional then (`vcl.load` + `vcl.use` give the VCL). The server
+        /// stops when its standard input ends.
         #[arg(short = 'd')]
         debug: bool,
+        /// Call an admin CLI client at `ADDR PORT` (varnishd -M, which is
+        /// how varnishtest drives varnishd).
+        #[arg(short = 'M')]
+        cli_call: Option<String>,
+        /// Write the process id to this file.
+        #[arg(short = 'P')]
+        pid_file: Option<PathBuf>,
+        /// The size of the shared-memory log (`vsl_space`), `SIZE[,VSM]`
+        /// as varnishd takes it.
+        #[arg(short = 'l')]
+        shm_size: Option<String>,
     },
     /// Show the shared-memory transaction log, as varnishlog does.
     Log(LogArgs),
@@ -311,6 +323,9 @@ fn main() -> ExitCode {
             cli,
             secret,
             debug,
+            cli_call,
+            pid_file,
+            shm_size,
             ..
         } => {
             if let Err(e) = check_tuning(hash.as_deref(), waiter.as_deref(), &read_only) {
@@ -324,12 +339,30 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            if debug && cli.is_none() {
-                eprintln!("Error: -d needs -T: the CLI is what starts the server");
+            if debug && cli.is_none() && cli_call.is_none() {
+                eprintln!("Error: -d needs -T or -M: the CLI is what starts the server");
                 return ExitCode::from(2);
             }
-            let cli = cli.map(|c| (c, secret));
-            serve(Serve { listen, vcl, backend, workdir, params, storage, identity, cli, debug })
+            let mut params = params;
+            if let Some(l) = shm_size {
+                // Before the -p arguments, which may say otherwise.
+                params.insert(0, format!("vsl_space={}", l.split(',').next().unwrap_or("")));
+            }
+            let s = Serve {
+                listen,
+                vcl,
+                backend,
+                workdir,
+                params,
+                storage,
+                identity,
+                cli,
+                cli_call,
+                secret,
+                pid_file,
+                debug,
+            };
+            serve(s)
         }
         Cmd::Log(args) => log(args),
         Cmd::Ncsa(a) => ncsa(a),
@@ -372,14 +405,17 @@ struct Serve {
     params: Vec<String>,
     storage: Vec<String>,
     identity: Option<String>,
-    cli: Option<(String, Option<Vec<u8>>)>,
+    cli: Option<String>,
+    cli_call: Option<String>,
+    secret: Option<Vec<u8>>,
+    pid_file: Option<PathBuf>,
     debug: bool,
 }
 
 /// `lacquer serve`: compiles the VCL (or makes one from `-b`), sets the
 /// parameters and runs the server until SIGTERM or SIGINT.
 fn serve(a: Serve) -> ExitCode {
-    let Serve { listen, vcl, backend, workdir, params, storage, identity, cli, debug } = a;
+    let Serve { listen, vcl, backend, workdir, params, storage, identity, cli, cli_call, secret, pid_file, debug } = a;
     let mut p = lacquer_server::Params::default();
     for a in &params {
         // Worded as varnishd words it.
@@ -450,6 +486,9 @@ fn serve(a: Serve) -> ExitCode {
         modules,
         compile: base,
         cli,
+        cli_call,
+        secret,
+        pid_file,
         wait_for_start: debug,
     };
     match lacquer_server::run(config) {
@@ -522,6 +561,9 @@ fn demo(listen: String, site: Option<PathBuf>) -> ExitCode {
         modules,
         compile: opts,
         cli: None,
+        cli_call: None,
+        secret: None,
+        pid_file: None,
         wait_for_start: false,
     };
     match lacquer_server::run(config) {

@@ -211,6 +211,15 @@ fn with_d_clients_are_served_only_after_start() {
     assert_eq!(c.send(&["stop"]), (300, "Child in state stopped".into()));
     c.ok(&["start"]);
     assert_eq!(reason(&s), "D");
+    // As varnishd's debug mode: the end of standard input stops it.
+    let mut s = s;
+    drop(s.child.stdin.take());
+    let t = Instant::now();
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < WAIT, "the server did not stop when its input ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(s.child.try_wait().unwrap().unwrap().success());
 }
 
 /// `lacquer log -d -g raw -n DIR`, until it shows `want`.

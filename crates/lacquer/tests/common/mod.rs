@@ -66,7 +66,9 @@ pub fn launch(cmd: Command, dir: PathBuf) -> Server {
 
 /// Runs a server command and waits for the `n` addresses it prints.
 pub fn launch_n(mut cmd: Command, dir: PathBuf, n: usize) -> Server {
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    // Standard input stays open as long as the `Server` (a server in
+    // debug mode, `-d`, stops when it ends).
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
