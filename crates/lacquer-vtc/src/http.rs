@@ -6,6 +6,10 @@
 //! empty line (`\r\n` or `\n`), its first line is split in three fields,
 //! and a body is framed by chunked encoding, Content-Length, or (for a
 //! response with status 200 only) the end of the connection.
+//!
+//! Bodies may be gzipped as they are sent (`-gzipbody`, `-gziplen`, with
+//! the session's `-gziplevel` and `-gzipresidual`) and gunzipped once
+//! received (`gunzip`), with zlib as varnishtest does: see `gzip.rs`.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -65,6 +69,12 @@ pub struct Session<'a> {
     body: Option<Vec<u8>>,
     bodylen: String,
     chunklen: Option<String>,
+    /// `-gziplevel`: zlib's level for `-gzipbody` and `-gziplen`, kept for
+    /// the rest of the session as varnishtest keeps it (0: stored).
+    gziplevel: i32,
+    /// `-gzipresidual`: the bits of the last byte the next gzip bodies
+    /// must use (see `gzip.rs`), kept likewise.
+    gzipresidual: Option<u64>,
 }
 
 /// `synth_body`: `len` bytes of printable text, a newline every 64.
@@ -143,6 +153,8 @@ impl<'a> Session<'a> {
             body: None,
             bodylen: "0".into(),
             chunklen: None,
+            gziplevel: 0,
+            gzipresidual: None,
         }
     }
 
@@ -238,6 +250,7 @@ impl<'a> Session<'a> {
                 r.map(|_| ())
             }
             "expect" => self.expect(args),
+            "gunzip" => self.gunzip(),
             "chunked" => {
                 let data = args.first().map(String::as_bytes).unwrap_or_default();
                 let mut out = format!("{:x}\r\n", data.len()).into_bytes();
@@ -356,7 +369,13 @@ impl<'a> Session<'a> {
 
     /// `http_tx_parse_args`: headers, then a body, then Host and
     /// Content-Length as the flags say; returns the message.
-    fn tx_message(&self, first: String, args: &[String], mut body: Option<Vec<u8>>, mut nohost: bool) -> R<Vec<u8>> {
+    fn tx_message(
+        &mut self,
+        first: String,
+        args: &[String],
+        mut body: Option<Vec<u8>>,
+        mut nohost: bool,
+    ) -> R<Vec<u8>> {
         let mut out = first.into_bytes();
         out.extend_from_slice(b"\r\n");
         let mut nolen = false;
@@ -417,8 +436,31 @@ impl<'a> Session<'a> {
                     body = Some(synth_body(n));
                     i += 1;
                 }
-                a if a.starts_with("-gzip") || a == "-bodyfrom" => {
-                    return fail(format!("{a} is not supported by lacquer vtc yet"));
+                "-gziplevel" | "-gzipresidual" => {
+                    let a = &args[i];
+                    let n = args.get(i + 1).and_then(|v| v.trim().parse::<i64>().ok());
+                    let n = n.ok_or_else(|| Stop::Fail(format!("{a}: needs a number")))?;
+                    if a == "-gziplevel" {
+                        self.gziplevel = n as i32;
+                    } else {
+                        self.gzipresidual = u64::try_from(n).ok();
+                    }
+                    i += 1;
+                }
+                "-gzipbody" | "-gziplen" => {
+                    let a = &args[i];
+                    let v = args.get(i + 1).ok_or_else(|| Stop::Fail(format!("{a}: missing argument")))?;
+                    let plain = if a == "-gzipbody" {
+                        v.as_bytes().to_vec()
+                    } else {
+                        crate::gzip::random_body(v.trim().parse().unwrap_or(0))
+                    };
+                    body = Some(self.gzip(&plain)?);
+                    out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+                    i += 1;
+                }
+                "-bodyfrom" => {
+                    return fail("-bodyfrom is not supported by lacquer vtc yet");
                 }
                 _ => break,
             }
@@ -438,6 +480,35 @@ impl<'a> Session<'a> {
             out.extend_from_slice(&b);
         }
         Ok(out)
+    }
+
+    /// `vtc_gzip`: `plain` compressed at the session's level, its
+    /// residual checked against `-gzipresidual`.
+    fn gzip(&mut self, plain: &[u8]) -> R<Vec<u8>> {
+        let (g, bits) = crate::gzip::gzip(plain, self.gziplevel).map_err(Stop::Fail)?;
+        self.say(&bits.log());
+        if let Some(want) = self.gzipresidual {
+            if bits.residual() != want {
+                return fail(format!("Wrong gzip residual got {} wanted {want}", bits.residual()));
+            }
+        }
+        self.say(&format!("new bodylen {}", g.len()));
+        self.dump("body", &g);
+        Ok(g)
+    }
+
+    /// `gunzip`: the body last received, gunzipped in place.
+    fn gunzip(&mut self) -> R<()> {
+        let Some(body) = self.body.as_ref() else {
+            return fail("gunzip: no body received yet");
+        };
+        let g = crate::gzip::gunzip(body).map_err(Stop::Fail)?;
+        self.say(&g.bits.log());
+        self.say(&format!("new bodylen {}", g.body.len()));
+        self.dump("body", &g.body);
+        self.bodylen = g.body.len().to_string();
+        self.body = Some(g.body);
+        Ok(())
     }
 
     fn txreq(&mut self, args: &[String]) -> R<()> {

@@ -18,6 +18,7 @@
 
 pub mod barrier;
 pub mod ctx;
+pub mod gzip;
 pub mod http;
 pub mod logexp;
 pub mod net;

@@ -472,7 +472,7 @@ impl<'o> Test<'o> {
             let name = self.servers[k].name.clone();
             match th.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return fail(format!("server {name}: {e}")),
+                Ok(Err(e)) => return fail(self.first_failure("server", &name, &e)),
                 Err(_) => return fail(format!("server {name}: its thread panicked")),
             }
         }
@@ -562,11 +562,22 @@ impl<'o> Test<'o> {
         Ok(())
     }
 
+    /// The verdict when actor `name` failed with `e`: the test's first
+    /// failure, if another actor's came first (a server that fails closes
+    /// its connection, and its client's end-of-file is only a
+    /// consequence), as varnishtest's log shows the first failure.
+    fn first_failure(&self, kind: &str, name: &str, e: &str) -> String {
+        match self.ctx.failure() {
+            Some(f) if !f.starts_with(&format!("{name}: ")) => f,
+            _ => format!("{kind} {name}: {e}"),
+        }
+    }
+
     fn client_wait(&mut self, name: &str) -> Step {
         if let Some(th) = self.clients.get_mut(name).and_then(|c| c.thread.take()) {
             match th.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return fail(format!("client {name}: {e}")),
+                Ok(Err(e)) => return fail(self.first_failure("client", name, &e)),
                 Err(_) => return fail(format!("client {name}: its thread panicked")),
             }
         }

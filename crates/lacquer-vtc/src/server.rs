@@ -31,14 +31,16 @@ fn session(
 ) -> Result<Option<Stream>, String> {
     let mut s = Session::new(ctx, name, stream, listener);
     let r = s.run(spec);
+    // A failure is recorded before the connection closes, so that the
+    // peer's end-of-file does not become the test's verdict.
+    if let Err(Stop::Fail(m)) = &r {
+        ctx.fail(name, m);
+    }
     let left = if keep && r.is_ok() { s.take_stream() } else { None };
     s.close();
     match r {
         Ok(()) | Err(Stop::Quiet) => Ok(left),
-        Err(Stop::Fail(m)) => {
-            ctx.fail(name, &m);
-            Err(m)
-        }
+        Err(Stop::Fail(m)) => Err(m),
     }
 }
 
