@@ -75,6 +75,23 @@ pub struct Session<'a> {
     /// `-gzipresidual`: the bits of the last byte the next gzip bodies
     /// must use (see `gzip.rs`), kept likewise.
     gzipresidual: Option<u64>,
+    /// Where the body being received is, for `rxrespbody -max`.
+    body_rx: BodyRx,
+}
+
+/// How much of a message's body is still to come.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BodyRx {
+    /// Its head was just received.
+    Unstarted,
+    /// This many bytes.
+    Length(usize),
+    /// Chunked, a chunk-size line next.
+    Chunked,
+    /// Up to the end of the connection.
+    Eof,
+    /// All of it was received.
+    Done,
 }
 
 /// `synth_body`: `len` bytes of printable text, a newline every 64.
@@ -155,6 +172,7 @@ impl<'a> Session<'a> {
             chunklen: None,
             gziplevel: 0,
             gzipresidual: None,
+            body_rx: BodyRx::Unstarted,
         }
     }
 
@@ -219,10 +237,10 @@ impl<'a> Session<'a> {
             "txresp" => self.txresp(args),
             "rxreq" => {
                 self.rx_head(true)?;
-                self.swallow_body(true, false)
+                self.swallow_body(true, false, None)
             }
             "rxreqhdrs" => self.rx_head(true),
-            "rxreqbody" => self.swallow_body(true, false),
+            "rxreqbody" => self.swallow_body(true, false, None),
             "rxresp" => {
                 let no_obj = args.iter().any(|a| a == "-no_obj");
                 self.rx_head(false)?;
@@ -232,15 +250,21 @@ impl<'a> Session<'a> {
                     return Ok(());
                 }
                 let eof_ok = self.resp.first[1].as_deref() == Some("200");
-                self.swallow_body(false, eof_ok)
+                self.swallow_body(false, eof_ok, None)
             }
             "rxresphdrs" => self.rx_head(false),
             "rxrespbody" => {
-                if args.iter().any(|a| a == "-max") {
-                    return fail("rxrespbody -max is not supported by lacquer vtc yet");
-                }
+                let max = match args {
+                    [] => None,
+                    [m, n] if m == "-max" => match n.trim().parse::<usize>() {
+                        Ok(0) => None,
+                        Ok(n) => Some(n),
+                        Err(_) => return fail(format!("rxrespbody -max: bad number {n:?}")),
+                    },
+                    _ => return fail(format!("rxrespbody: unknown arguments {args:?}")),
+                };
                 let eof_ok = self.resp.first[1].as_deref() == Some("200");
-                self.swallow_body(false, eof_ok)
+                self.swallow_body(false, eof_ok, max)
             }
             "rxchunk" => {
                 let mut body = self.body.take().unwrap_or_default();
@@ -460,7 +484,9 @@ impl<'a> Session<'a> {
                     i += 1;
                 }
                 "-bodyfrom" => {
-                    return fail("-bodyfrom is not supported by lacquer vtc yet");
+                    let f = args.get(i + 1).ok_or_else(|| Stop::Fail("-bodyfrom: missing argument".into()))?;
+                    body = Some(std::fs::read(f).or_else(|e| fail(format!("-bodyfrom {f}: {e}")))?);
+                    i += 1;
                 }
                 _ => break,
             }
@@ -652,6 +678,7 @@ impl<'a> Session<'a> {
         }
         self.body = None;
         self.bodylen = "0".into();
+        self.body_rx = BodyRx::Unstarted;
         Ok(())
     }
 
@@ -679,29 +706,88 @@ impl<'a> Session<'a> {
     }
 
     /// `http_swallow_body`: chunked, then Content-Length, then (where
-    /// `eof_ok`) up to the end of the connection.
-    fn swallow_body(&mut self, is_req: bool, eof_ok: bool) -> R<()> {
-        let h = if is_req { &self.req } else { &self.resp };
-        let te = h.header("transfer-encoding");
-        let cl = h.header("content-length");
-        let mut body = Vec::new();
-        if te.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-            if cl.is_some() {
-                return self.rx_err("Both C-E: Chunked and C-L".into());
-            }
-            while !self.rx_chunk(&mut body)? {}
-        } else if let Some(cl) = cl {
-            let n = number(&cl).max(0.0) as usize;
-            body = self.rx_bytes(n)?;
-            self.dump("c-l", &body);
-        } else if eof_ok {
-            while self.fill("body")? > 0 {}
-            body = std::mem::take(&mut self.rx);
-            self.dump("rxeof", &body);
+    /// `eof_ok`) up to the end of the connection. With `max` (`rxrespbody
+    /// -max N`), at most N more bytes are read (chunked: whole chunks until
+    /// N or more came), and the next call goes on where this one stopped,
+    /// adding to the same body.
+    fn swallow_body(&mut self, is_req: bool, eof_ok: bool, max: Option<usize>) -> R<()> {
+        if self.body_rx == BodyRx::Unstarted {
+            let h = if is_req { &self.req } else { &self.resp };
+            let te = h.header("transfer-encoding");
+            let cl = h.header("content-length");
+            self.body_rx = if te.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+                if cl.is_some() {
+                    return self.rx_err("Both C-E: Chunked and C-L".into());
+                }
+                BodyRx::Chunked
+            } else if let Some(cl) = cl {
+                BodyRx::Length(number(&cl).max(0.0) as usize)
+            } else if eof_ok {
+                BodyRx::Eof
+            } else {
+                BodyRx::Length(0)
+            };
+            self.body = Some(Vec::new());
         }
+        let mut body = self.body.take().unwrap_or_default();
+        let r = self.body_part(&mut body, max.unwrap_or(usize::MAX));
         self.bodylen = body.len().to_string();
         self.say(&format!("bodylen = {}", body.len()));
         self.body = Some(body);
+        r
+    }
+
+    /// Up to `max` more bytes of the body being received onto `body`.
+    fn body_part(&mut self, body: &mut Vec<u8>, max: usize) -> R<()> {
+        let mut left = max;
+        while left > 0 {
+            match self.body_rx {
+                BodyRx::Unstarted | BodyRx::Done => break,
+                BodyRx::Length(n) => {
+                    let k = n.min(left);
+                    let data = self.rx_bytes(k)?;
+                    self.dump("c-l", &data);
+                    body.extend_from_slice(&data);
+                    left -= k;
+                    self.body_rx = if n == k { BodyRx::Done } else { BodyRx::Length(n - k) };
+                }
+                BodyRx::Chunked => {
+                    // Whole chunks, as varnishtest reads them even under
+                    // `-max`.
+                    let line = self.rx_line()?;
+                    let text = String::from_utf8_lossy(&line);
+                    let hex: String = text.trim_start().chars().take_while(char::is_ascii_hexdigit).collect();
+                    let Ok(n) = usize::from_str_radix(&hex, 16) else {
+                        return fail(format!("chunked: bad chunk size line {:?}", text.trim_end()));
+                    };
+                    self.chunklen = Some(n.to_string());
+                    if n == 0 {
+                        let _ = self.rx_line()?;
+                        self.body_rx = BodyRx::Done;
+                        break;
+                    }
+                    let data = self.rx_bytes(n)?;
+                    self.dump("chunk", &data);
+                    body.extend_from_slice(&data);
+                    left = left.saturating_sub(n);
+                    let crlf = self.rx_line()?;
+                    if crlf.as_slice() != b"\r\n" && crlf.as_slice() != b"\n" {
+                        return fail("chunked: no CRLF after the chunk's data");
+                    }
+                }
+                BodyRx::Eof => {
+                    if self.rx.is_empty() && self.fill("body")? == 0 {
+                        self.body_rx = BodyRx::Done;
+                        break;
+                    }
+                    let k = self.rx.len().min(left);
+                    let data: Vec<u8> = self.rx.drain(..k).collect();
+                    self.dump("rxeof", &data);
+                    body.extend_from_slice(&data);
+                    left -= k;
+                }
+            }
+        }
         Ok(())
     }
 

@@ -25,6 +25,7 @@ pub mod net;
 pub mod parse;
 pub mod run;
 pub mod server;
+pub mod tunnel;
 pub mod varnish;
 
 pub use run::{run_file, Outcome, RunOptions, Verdict};

@@ -175,7 +175,8 @@ fn run_inner(path: &Path, opts: &RunOptions, ctx: Arc<Ctx>) -> (Verdict, String)
     if let Err(e) = std::fs::create_dir_all(&tmp) {
         return (Verdict::Failed(format!("cannot make {}: {e}", tmp.display())), String::new());
     }
-    let testdir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // A script named without a directory is in the current one.
+    let testdir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let testdir = std::fs::canonicalize(&testdir).unwrap_or(testdir);
     let mut t = Test::new(tmp.clone(), testdir, opts, ctx.clone());
     let mut verdict = match t.run(&cmds) {
@@ -248,6 +249,7 @@ struct Test<'o> {
     clients: HashMap<String, Client>,
     varnishes: HashMap<String, Varnish>,
     logexps: HashMap<String, LogExpect>,
+    tunnels: HashMap<String, crate::tunnel::Tunnel>,
 }
 
 /// A declared `logexpect`: its instance, options and script, and its
@@ -280,6 +282,7 @@ impl<'o> Test<'o> {
             clients: HashMap::new(),
             varnishes: HashMap::new(),
             logexps: HashMap::new(),
+            tunnels: HashMap::new(),
         }
     }
 
@@ -317,6 +320,9 @@ impl<'o> Test<'o> {
                 let _ = t.join();
             }
         }
+        for (name, t) in &mut self.tunnels {
+            let _ = t.wait(name);
+        }
     }
 
     fn run(&mut self, cmds: &[Command]) -> Step {
@@ -344,6 +350,7 @@ impl<'o> Test<'o> {
                 "setenv" => self.setenv(c),
                 "barrier" => self.barrier(c),
                 "logexpect" => self.logexpect(c),
+                "tunnel" => self.tunnel(c),
                 other => fail(format!("line {}: '{other}' is not supported by lacquer vtc yet", c.line)),
             };
             if let Err(v) = r {
@@ -549,6 +556,45 @@ impl<'o> Test<'o> {
             i += 1;
         }
         Ok(())
+    }
+
+    /// `tunnel tNAME …`, see `tunnel.rs`: declared (and listening) at its
+    /// first use, as varnishtest's servers are here.
+    fn tunnel(&mut self, c: &Command) -> Step {
+        let name = c.tokens.get(1).cloned().unwrap_or_default();
+        if !name.starts_with('t') {
+            return fail(format!("tunnel name '{name}' must start with 't'"));
+        }
+        let t = &c.tokens[2..];
+        let mut args = Vec::with_capacity(t.len());
+        let mut listen = None;
+        let mut i = 0;
+        while i < t.len() {
+            if t[i] == "-listen" {
+                i += 1;
+                listen = Some(self.expand(t.get(i).map_or("", String::as_str))?);
+            } else if t[i].starts_with('-') {
+                args.push(self.expand(&t[i])?);
+            } else {
+                // A spec (expanded as it runs), or an option's argument.
+                let after_option = args.last().is_some_and(|a: &String| a == "-connect");
+                args.push(if after_option { self.expand(&t[i])? } else { t[i].clone() });
+            }
+            i += 1;
+        }
+        if !self.tunnels.contains_key(&name) || listen.is_some() {
+            if let Some(mut old) = self.tunnels.remove(&name) {
+                old.wait(&name).map_err(Verdict::Failed)?;
+            }
+            let l = listen.unwrap_or_else(|| "127.0.0.1:0".into());
+            let tun = crate::tunnel::Tunnel::declare(&self.ctx, &name, &l).map_err(Verdict::Failed)?;
+            self.tunnels.insert(name.clone(), tun);
+        }
+        let tun = self.tunnels.get_mut(&name).expect("declared above");
+        tun.command(&self.ctx, &name, &args).map_err(|e| match self.ctx.failure() {
+            Some(f) if !f.starts_with(&format!("{name}: ")) => Verdict::Failed(f),
+            _ => Verdict::Failed(e),
+        })
     }
 
     fn client_start(&mut self, name: &str) -> Step {
