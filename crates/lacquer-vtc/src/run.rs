@@ -250,6 +250,7 @@ struct Test<'o> {
     varnishes: HashMap<String, Varnish>,
     logexps: HashMap<String, LogExpect>,
     tunnels: HashMap<String, crate::tunnel::Tunnel>,
+    processes: HashMap<String, crate::process::Process>,
 }
 
 /// A declared `logexpect`: its instance, options and script, and its
@@ -283,6 +284,7 @@ impl<'o> Test<'o> {
             varnishes: HashMap::new(),
             logexps: HashMap::new(),
             tunnels: HashMap::new(),
+            processes: HashMap::new(),
         }
     }
 
@@ -323,6 +325,9 @@ impl<'o> Test<'o> {
         for (name, t) in &mut self.tunnels {
             let _ = t.wait(name);
         }
+        for p in self.processes.values_mut() {
+            p.finish();
+        }
     }
 
     fn run(&mut self, cmds: &[Command]) -> Step {
@@ -351,6 +356,7 @@ impl<'o> Test<'o> {
                 "barrier" => self.barrier(c),
                 "logexpect" => self.logexpect(c),
                 "tunnel" => self.tunnel(c),
+                "process" => self.process(c),
                 other => fail(format!("line {}: '{other}' is not supported by lacquer vtc yet", c.line)),
             };
             if let Err(v) = r {
@@ -595,6 +601,24 @@ impl<'o> Test<'o> {
             Some(f) if !f.starts_with(&format!("{name}: ")) => Verdict::Failed(f),
             _ => Verdict::Failed(e),
         })
+    }
+
+    /// `process pNAME …`, see `process.rs`.
+    fn process(&mut self, c: &Command) -> Step {
+        let name = c.tokens.get(1).cloned().unwrap_or_default();
+        if !name.starts_with('p') {
+            return fail(format!("process name '{name}' must start with 'p'"));
+        }
+        let mut args = Vec::with_capacity(c.tokens.len());
+        for t in &c.tokens[2..] {
+            args.push(self.expand(t)?);
+        }
+        if !self.processes.contains_key(&name) {
+            let p = crate::process::Process::new(&self.ctx, &name).map_err(Verdict::Failed)?;
+            self.processes.insert(name.clone(), p);
+        }
+        let p = self.processes.get_mut(&name).expect("declared above");
+        p.command(&self.ctx, &args).map_err(Verdict::Failed)
     }
 
     fn client_start(&mut self, name: &str) -> Step {
