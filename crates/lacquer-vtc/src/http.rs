@@ -12,6 +12,7 @@
 //! received (`gunzip`), with zlib as varnishtest does: see `gzip.rs`.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,8 @@ pub struct Session<'a> {
     gzipresidual: Option<u64>,
     /// Where the body being received is, for `rxrespbody -max`.
     body_rx: BodyRx,
+    /// Set by `server -break`: the spec stops quietly.
+    brk: Option<Arc<AtomicBool>>,
 }
 
 /// How much of a message's body is still to come.
@@ -173,11 +176,21 @@ impl<'a> Session<'a> {
             gziplevel: 0,
             gzipresidual: None,
             body_rx: BodyRx::Unstarted,
+            brk: None,
         }
     }
 
     fn say(&self, msg: &str) {
         self.ctx.say(&self.name, msg);
+    }
+
+    /// Makes the session stop quietly once `brk` is set (`server -break`).
+    pub fn set_break(&mut self, brk: Arc<AtomicBool>) {
+        self.brk = Some(brk);
+    }
+
+    fn broken(&self) -> bool {
+        self.brk.as_ref().is_some_and(|b| b.load(Ordering::SeqCst))
     }
 
     fn dump(&self, tag: &str, bytes: &[u8]) {
@@ -211,7 +224,7 @@ impl<'a> Session<'a> {
     pub fn run(&mut self, spec: &str) -> R<()> {
         let cmds = tokenize(spec).or_else(|e| fail(format!("spec: {e}")))?;
         for c in cmds {
-            if self.ctx.aborted() {
+            if self.ctx.aborted() || self.broken() {
                 return Err(Stop::Quiet);
             }
             let mut words = Vec::with_capacity(c.tokens.len());
@@ -580,7 +593,7 @@ impl<'a> Session<'a> {
         let deadline = Instant::now() + self.timeout;
         let mut buf = [0u8; 16384];
         loop {
-            if self.ctx.aborted() {
+            if self.ctx.aborted() || self.broken() {
                 return Err(Stop::Quiet);
             }
             let now = Instant::now();
@@ -831,7 +844,7 @@ impl<'a> Session<'a> {
             return fail("accept: only servers accept");
         };
         self.close();
-        let s = accept(self.ctx, l).ok_or(Stop::Quiet)?;
+        let s = accept_unless(self.ctx, l, self.brk.as_deref()).ok_or(Stop::Quiet)?;
         self.say("Accepted");
         self.remote = s.remote();
         self.stream = Some(s);
@@ -914,9 +927,15 @@ fn body_text(b: &[u8]) -> String {
 
 /// Accepts one connection, giving up (None) when the test is aborted.
 pub fn accept(ctx: &Ctx, l: &Listener) -> Option<Stream> {
+    accept_unless(ctx, l, None)
+}
+
+/// Accepts one connection, giving up (None) when the test is aborted or
+/// `brk` is set (`server -break`).
+pub fn accept_unless(ctx: &Ctx, l: &Listener, brk: Option<&AtomicBool>) -> Option<Stream> {
     let _ = l.set_nonblocking(true);
     loop {
-        if ctx.aborted() {
+        if ctx.aborted() || brk.is_some_and(|b| b.load(Ordering::SeqCst)) {
             return None;
         }
         match l.accept() {

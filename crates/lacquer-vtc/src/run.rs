@@ -205,6 +205,8 @@ struct Server {
     repeat: usize,
     keepalive: bool,
     dispatch: bool,
+    /// Set by `-break` to stop the running spec.
+    brk: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
 
@@ -215,6 +217,8 @@ struct Client {
     spec: String,
     repeat: usize,
     keepalive: bool,
+    /// `-proxy1`/`-proxy2` and `-rcvbuf`.
+    opts: crate::server::ClientOptions,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
 
@@ -465,11 +469,18 @@ impl<'o> Test<'o> {
                     let s = &mut self.servers[k];
                     let (ctx, n, l, spec) = (self.ctx.clone(), s.name.clone(), s.listener.clone(), s.spec.clone());
                     let repeat = Repeat { count: s.repeat, keepalive: s.keepalive };
-                    s.thread = Some(crate::server::start_server(ctx, n, l, spec, repeat, s.dispatch));
+                    s.brk.store(false, std::sync::atomic::Ordering::SeqCst);
+                    s.thread = Some(crate::server::start_server(ctx, n, l, spec, repeat, s.dispatch, s.brk.clone()));
                 }
                 "-wait" => self.server_wait(k)?,
+                // Stops the server wherever its spec is, as varnishtest
+                // cancels its thread; the listening socket stays.
                 "-break" => {
-                    return fail(format!("server {name} -break: not supported by lacquer vtc yet"));
+                    self.servers[k].brk.store(true, std::sync::atomic::Ordering::SeqCst);
+                    if let Some(th) = self.servers[k].thread.take() {
+                        let _ = th.join();
+                    }
+                    self.ctx.say(&name, "Broken");
                 }
                 a if a.starts_with('-') => return fail(format!("server {name} {a}: unknown option")),
                 _ => self.servers[k].spec = t[i].clone(),
@@ -521,6 +532,7 @@ impl<'o> Test<'o> {
             repeat: 1,
             keepalive: false,
             dispatch: false,
+            brk: Arc::default(),
             thread: None,
         });
         Ok(())
@@ -548,6 +560,21 @@ impl<'o> Test<'o> {
                         n.ok_or_else(|| Verdict::Failed("client -repeat: bad count".into()))?;
                 }
                 "-keepalive" => self.clients.entry(name.clone()).or_default().keepalive = true,
+                "-proxy1" | "-proxy2" => {
+                    i += 1;
+                    let p = t.get(i).ok_or_else(|| Verdict::Failed(format!("client {arg}: missing argument")))?;
+                    let p = self.expand(p)?;
+                    let v = if arg == "-proxy1" { 1 } else { 2 };
+                    // Checked now, as varnishtest parses it when given.
+                    crate::server::proxy_header(v, &p).map_err(Verdict::Failed)?;
+                    self.clients.entry(name.clone()).or_default().opts.proxy = Some((v, p));
+                }
+                "-rcvbuf" => {
+                    i += 1;
+                    let n = t.get(i).and_then(|v| v.parse().ok());
+                    self.clients.entry(name.clone()).or_default().opts.rcvbuf =
+                        Some(n.ok_or_else(|| Verdict::Failed("client -rcvbuf: bad size".into()))?);
+                }
                 "-start" => self.client_start(&name)?,
                 "-wait" => self.client_wait(&name)?,
                 "-run" => {
@@ -627,7 +654,8 @@ impl<'o> Test<'o> {
         let connect = cl.connect.clone().unwrap_or_else(|| "${v1_sock}".into());
         let (spec, repeat) = (cl.spec.clone(), Repeat { count: cl.repeat.max(1), keepalive: cl.keepalive });
         let addr = self.expand(&connect)?;
-        let th = crate::server::start_client(self.ctx.clone(), name.to_string(), addr, spec, repeat);
+        let opts = self.clients[name].opts.clone();
+        let th = crate::server::start_client(self.ctx.clone(), name.to_string(), addr, spec, repeat, opts);
         self.clients.get_mut(name).expect("made above").thread = Some(th);
         Ok(())
     }
