@@ -6,8 +6,13 @@
 //! empty line (`\r\n` or `\n`), its first line is split in three fields,
 //! and a body is framed by chunked encoding, Content-Length, or (for a
 //! response with status 200 only) the end of the connection.
+//!
+//! Bodies may be gzipped as they are sent (`-gzipbody`, `-gziplen`, with
+//! the session's `-gziplevel` and `-gzipresidual`) and gunzipped once
+//! received (`gunzip`), with zlib as varnishtest does: see `gzip.rs`.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,6 +70,31 @@ pub struct Session<'a> {
     body: Option<Vec<u8>>,
     bodylen: String,
     chunklen: Option<String>,
+    /// `-gziplevel`: zlib's level for `-gzipbody` and `-gziplen`, kept for
+    /// the rest of the session as varnishtest keeps it (0: stored).
+    gziplevel: i32,
+    /// `-gzipresidual`: the bits of the last byte the next gzip bodies
+    /// must use (see `gzip.rs`), kept likewise.
+    gzipresidual: Option<u64>,
+    /// Where the body being received is, for `rxrespbody -max`.
+    body_rx: BodyRx,
+    /// Set by `server -break`: the spec stops quietly.
+    brk: Option<Arc<AtomicBool>>,
+}
+
+/// How much of a message's body is still to come.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BodyRx {
+    /// Its head was just received.
+    Unstarted,
+    /// This many bytes.
+    Length(usize),
+    /// Chunked, a chunk-size line next.
+    Chunked,
+    /// Up to the end of the connection.
+    Eof,
+    /// All of it was received.
+    Done,
 }
 
 /// `synth_body`: `len` bytes of printable text, a newline every 64.
@@ -143,11 +173,24 @@ impl<'a> Session<'a> {
             body: None,
             bodylen: "0".into(),
             chunklen: None,
+            gziplevel: 0,
+            gzipresidual: None,
+            body_rx: BodyRx::Unstarted,
+            brk: None,
         }
     }
 
     fn say(&self, msg: &str) {
         self.ctx.say(&self.name, msg);
+    }
+
+    /// Makes the session stop quietly once `brk` is set (`server -break`).
+    pub fn set_break(&mut self, brk: Arc<AtomicBool>) {
+        self.brk = Some(brk);
+    }
+
+    fn broken(&self) -> bool {
+        self.brk.as_ref().is_some_and(|b| b.load(Ordering::SeqCst))
     }
 
     fn dump(&self, tag: &str, bytes: &[u8]) {
@@ -181,7 +224,7 @@ impl<'a> Session<'a> {
     pub fn run(&mut self, spec: &str) -> R<()> {
         let cmds = tokenize(spec).or_else(|e| fail(format!("spec: {e}")))?;
         for c in cmds {
-            if self.ctx.aborted() {
+            if self.ctx.aborted() || self.broken() {
                 return Err(Stop::Quiet);
             }
             let mut words = Vec::with_capacity(c.tokens.len());
@@ -207,10 +250,10 @@ impl<'a> Session<'a> {
             "txresp" => self.txresp(args),
             "rxreq" => {
                 self.rx_head(true)?;
-                self.swallow_body(true, false)
+                self.swallow_body(true, false, None)
             }
             "rxreqhdrs" => self.rx_head(true),
-            "rxreqbody" => self.swallow_body(true, false),
+            "rxreqbody" => self.swallow_body(true, false, None),
             "rxresp" => {
                 let no_obj = args.iter().any(|a| a == "-no_obj");
                 self.rx_head(false)?;
@@ -220,15 +263,21 @@ impl<'a> Session<'a> {
                     return Ok(());
                 }
                 let eof_ok = self.resp.first[1].as_deref() == Some("200");
-                self.swallow_body(false, eof_ok)
+                self.swallow_body(false, eof_ok, None)
             }
             "rxresphdrs" => self.rx_head(false),
             "rxrespbody" => {
-                if args.iter().any(|a| a == "-max") {
-                    return fail("rxrespbody -max is not supported by lacquer vtc yet");
-                }
+                let max = match args {
+                    [] => None,
+                    [m, n] if m == "-max" => match n.trim().parse::<usize>() {
+                        Ok(0) => None,
+                        Ok(n) => Some(n),
+                        Err(_) => return fail(format!("rxrespbody -max: bad number {n:?}")),
+                    },
+                    _ => return fail(format!("rxrespbody: unknown arguments {args:?}")),
+                };
                 let eof_ok = self.resp.first[1].as_deref() == Some("200");
-                self.swallow_body(false, eof_ok)
+                self.swallow_body(false, eof_ok, max)
             }
             "rxchunk" => {
                 let mut body = self.body.take().unwrap_or_default();
@@ -238,6 +287,7 @@ impl<'a> Session<'a> {
                 r.map(|_| ())
             }
             "expect" => self.expect(args),
+            "gunzip" => self.gunzip(),
             "chunked" => {
                 let data = args.first().map(String::as_bytes).unwrap_or_default();
                 let mut out = format!("{:x}\r\n", data.len()).into_bytes();
@@ -356,7 +406,13 @@ impl<'a> Session<'a> {
 
     /// `http_tx_parse_args`: headers, then a body, then Host and
     /// Content-Length as the flags say; returns the message.
-    fn tx_message(&self, first: String, args: &[String], mut body: Option<Vec<u8>>, mut nohost: bool) -> R<Vec<u8>> {
+    fn tx_message(
+        &mut self,
+        first: String,
+        args: &[String],
+        mut body: Option<Vec<u8>>,
+        mut nohost: bool,
+    ) -> R<Vec<u8>> {
         let mut out = first.into_bytes();
         out.extend_from_slice(b"\r\n");
         let mut nolen = false;
@@ -417,8 +473,33 @@ impl<'a> Session<'a> {
                     body = Some(synth_body(n));
                     i += 1;
                 }
-                a if a.starts_with("-gzip") || a == "-bodyfrom" => {
-                    return fail(format!("{a} is not supported by lacquer vtc yet"));
+                "-gziplevel" | "-gzipresidual" => {
+                    let a = &args[i];
+                    let n = args.get(i + 1).and_then(|v| v.trim().parse::<i64>().ok());
+                    let n = n.ok_or_else(|| Stop::Fail(format!("{a}: needs a number")))?;
+                    if a == "-gziplevel" {
+                        self.gziplevel = n as i32;
+                    } else {
+                        self.gzipresidual = u64::try_from(n).ok();
+                    }
+                    i += 1;
+                }
+                "-gzipbody" | "-gziplen" => {
+                    let a = &args[i];
+                    let v = args.get(i + 1).ok_or_else(|| Stop::Fail(format!("{a}: missing argument")))?;
+                    let plain = if a == "-gzipbody" {
+                        v.as_bytes().to_vec()
+                    } else {
+                        crate::gzip::random_body(v.trim().parse().unwrap_or(0))
+                    };
+                    body = Some(self.gzip(&plain)?);
+                    out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+                    i += 1;
+                }
+                "-bodyfrom" => {
+                    let f = args.get(i + 1).ok_or_else(|| Stop::Fail("-bodyfrom: missing argument".into()))?;
+                    body = Some(std::fs::read(f).or_else(|e| fail(format!("-bodyfrom {f}: {e}")))?);
+                    i += 1;
                 }
                 _ => break,
             }
@@ -438,6 +519,35 @@ impl<'a> Session<'a> {
             out.extend_from_slice(&b);
         }
         Ok(out)
+    }
+
+    /// `vtc_gzip`: `plain` compressed at the session's level, its
+    /// residual checked against `-gzipresidual`.
+    fn gzip(&mut self, plain: &[u8]) -> R<Vec<u8>> {
+        let (g, bits) = crate::gzip::gzip(plain, self.gziplevel).map_err(Stop::Fail)?;
+        self.say(&bits.log());
+        if let Some(want) = self.gzipresidual {
+            if bits.residual() != want {
+                return fail(format!("Wrong gzip residual got {} wanted {want}", bits.residual()));
+            }
+        }
+        self.say(&format!("new bodylen {}", g.len()));
+        self.dump("body", &g);
+        Ok(g)
+    }
+
+    /// `gunzip`: the body last received, gunzipped in place.
+    fn gunzip(&mut self) -> R<()> {
+        let Some(body) = self.body.as_ref() else {
+            return fail("gunzip: no body received yet");
+        };
+        let g = crate::gzip::gunzip(body).map_err(Stop::Fail)?;
+        self.say(&g.bits.log());
+        self.say(&format!("new bodylen {}", g.body.len()));
+        self.dump("body", &g.body);
+        self.bodylen = g.body.len().to_string();
+        self.body = Some(g.body);
+        Ok(())
     }
 
     fn txreq(&mut self, args: &[String]) -> R<()> {
@@ -483,7 +593,7 @@ impl<'a> Session<'a> {
         let deadline = Instant::now() + self.timeout;
         let mut buf = [0u8; 16384];
         loop {
-            if self.ctx.aborted() {
+            if self.ctx.aborted() || self.broken() {
                 return Err(Stop::Quiet);
             }
             let now = Instant::now();
@@ -581,6 +691,7 @@ impl<'a> Session<'a> {
         }
         self.body = None;
         self.bodylen = "0".into();
+        self.body_rx = BodyRx::Unstarted;
         Ok(())
     }
 
@@ -608,29 +719,88 @@ impl<'a> Session<'a> {
     }
 
     /// `http_swallow_body`: chunked, then Content-Length, then (where
-    /// `eof_ok`) up to the end of the connection.
-    fn swallow_body(&mut self, is_req: bool, eof_ok: bool) -> R<()> {
-        let h = if is_req { &self.req } else { &self.resp };
-        let te = h.header("transfer-encoding");
-        let cl = h.header("content-length");
-        let mut body = Vec::new();
-        if te.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-            if cl.is_some() {
-                return self.rx_err("Both C-E: Chunked and C-L".into());
-            }
-            while !self.rx_chunk(&mut body)? {}
-        } else if let Some(cl) = cl {
-            let n = number(&cl).max(0.0) as usize;
-            body = self.rx_bytes(n)?;
-            self.dump("c-l", &body);
-        } else if eof_ok {
-            while self.fill("body")? > 0 {}
-            body = std::mem::take(&mut self.rx);
-            self.dump("rxeof", &body);
+    /// `eof_ok`) up to the end of the connection. With `max` (`rxrespbody
+    /// -max N`), at most N more bytes are read (chunked: whole chunks until
+    /// N or more came), and the next call goes on where this one stopped,
+    /// adding to the same body.
+    fn swallow_body(&mut self, is_req: bool, eof_ok: bool, max: Option<usize>) -> R<()> {
+        if self.body_rx == BodyRx::Unstarted {
+            let h = if is_req { &self.req } else { &self.resp };
+            let te = h.header("transfer-encoding");
+            let cl = h.header("content-length");
+            self.body_rx = if te.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+                if cl.is_some() {
+                    return self.rx_err("Both C-E: Chunked and C-L".into());
+                }
+                BodyRx::Chunked
+            } else if let Some(cl) = cl {
+                BodyRx::Length(number(&cl).max(0.0) as usize)
+            } else if eof_ok {
+                BodyRx::Eof
+            } else {
+                BodyRx::Length(0)
+            };
+            self.body = Some(Vec::new());
         }
+        let mut body = self.body.take().unwrap_or_default();
+        let r = self.body_part(&mut body, max.unwrap_or(usize::MAX));
         self.bodylen = body.len().to_string();
         self.say(&format!("bodylen = {}", body.len()));
         self.body = Some(body);
+        r
+    }
+
+    /// Up to `max` more bytes of the body being received onto `body`.
+    fn body_part(&mut self, body: &mut Vec<u8>, max: usize) -> R<()> {
+        let mut left = max;
+        while left > 0 {
+            match self.body_rx {
+                BodyRx::Unstarted | BodyRx::Done => break,
+                BodyRx::Length(n) => {
+                    let k = n.min(left);
+                    let data = self.rx_bytes(k)?;
+                    self.dump("c-l", &data);
+                    body.extend_from_slice(&data);
+                    left -= k;
+                    self.body_rx = if n == k { BodyRx::Done } else { BodyRx::Length(n - k) };
+                }
+                BodyRx::Chunked => {
+                    // Whole chunks, as varnishtest reads them even under
+                    // `-max`.
+                    let line = self.rx_line()?;
+                    let text = String::from_utf8_lossy(&line);
+                    let hex: String = text.trim_start().chars().take_while(char::is_ascii_hexdigit).collect();
+                    let Ok(n) = usize::from_str_radix(&hex, 16) else {
+                        return fail(format!("chunked: bad chunk size line {:?}", text.trim_end()));
+                    };
+                    self.chunklen = Some(n.to_string());
+                    if n == 0 {
+                        let _ = self.rx_line()?;
+                        self.body_rx = BodyRx::Done;
+                        break;
+                    }
+                    let data = self.rx_bytes(n)?;
+                    self.dump("chunk", &data);
+                    body.extend_from_slice(&data);
+                    left = left.saturating_sub(n);
+                    let crlf = self.rx_line()?;
+                    if crlf.as_slice() != b"\r\n" && crlf.as_slice() != b"\n" {
+                        return fail("chunked: no CRLF after the chunk's data");
+                    }
+                }
+                BodyRx::Eof => {
+                    if self.rx.is_empty() && self.fill("body")? == 0 {
+                        self.body_rx = BodyRx::Done;
+                        break;
+                    }
+                    let k = self.rx.len().min(left);
+                    let data: Vec<u8> = self.rx.drain(..k).collect();
+                    self.dump("rxeof", &data);
+                    body.extend_from_slice(&data);
+                    left -= k;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -674,7 +844,7 @@ impl<'a> Session<'a> {
             return fail("accept: only servers accept");
         };
         self.close();
-        let s = accept(self.ctx, l).ok_or(Stop::Quiet)?;
+        let s = accept_unless(self.ctx, l, self.brk.as_deref()).ok_or(Stop::Quiet)?;
         self.say("Accepted");
         self.remote = s.remote();
         self.stream = Some(s);
@@ -757,9 +927,15 @@ fn body_text(b: &[u8]) -> String {
 
 /// Accepts one connection, giving up (None) when the test is aborted.
 pub fn accept(ctx: &Ctx, l: &Listener) -> Option<Stream> {
+    accept_unless(ctx, l, None)
+}
+
+/// Accepts one connection, giving up (None) when the test is aborted or
+/// `brk` is set (`server -break`).
+pub fn accept_unless(ctx: &Ctx, l: &Listener, brk: Option<&AtomicBool>) -> Option<Stream> {
     let _ = l.set_nonblocking(true);
     loop {
-        if ctx.aborted() {
+        if ctx.aborted() || brk.is_some_and(|b| b.load(Ordering::SeqCst)) {
             return None;
         }
         match l.accept() {

@@ -20,14 +20,18 @@ pub mod barrier;
 pub mod cli;
 pub mod counters;
 pub mod ctx;
+pub mod gzip;
 pub mod http;
 pub mod json;
 pub mod logexp;
 pub mod mgr;
 pub mod net;
 pub mod parse;
+pub mod process;
 pub mod run;
+pub mod screen;
 pub mod server;
+pub mod tunnel;
 pub mod varnish;
 pub mod vsl;
 

@@ -179,6 +179,69 @@ pub fn expand_macros<E>(text: &str, value: impl Fn(&str) -> Result<String, E>) -
     Ok(out)
 }
 
+/// The commands of varnishtest's HTTP/2 session language (`vtc_http2.c`):
+/// a client or server spec using any of them speaks HTTP/2.
+const H2_COMMANDS: &[&str] = &[
+    "txpri",
+    "rxpri",
+    "stream",
+    "settings",
+    "txsettings",
+    "rxsettings",
+    "txping",
+    "rxping",
+    "txprio",
+    "rxprio",
+    "txrst",
+    "rxrst",
+    "txgoaway",
+    "rxgoaway",
+    "txwinup",
+    "rxwinup",
+    "txdata",
+    "rxdata",
+    "txcont",
+    "rxcont",
+    "txpush",
+    "rxpush",
+    "rxhdrs",
+    "rxframe",
+    "sendhex_h2",
+];
+
+/// The first HTTP/2-only command in the `server` and `client` specs of a
+/// script, if any: such a script is skipped ("h2 not supported") before it
+/// runs, since Lacquer does not speak HTTP/2 yet.
+pub fn h2_command(cmds: &[Command]) -> Option<String> {
+    fn in_spec(spec: &str, depth: usize) -> Option<String> {
+        let cmds = tokenize(spec).ok()?;
+        for c in cmds {
+            let first = c.tokens.first()?.as_str();
+            if H2_COMMANDS.contains(&first) {
+                return Some(first.to_string());
+            }
+            if first == "expect" && c.tokens.get(1).is_some_and(|l| l.starts_with("h2.") || l.starts_with("stream.")) {
+                return Some(format!("expect {}", c.tokens[1]));
+            }
+            // `loop N {spec}` nests a spec.
+            if depth < 4 {
+                for t in &c.tokens[1..] {
+                    if t.contains('\n') {
+                        if let Some(h) = in_spec(t, depth + 1) {
+                            return Some(h);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+    cmds.iter()
+        .filter(|c| matches!(c.tokens.first().map(String::as_str), Some("server" | "client")))
+        .flat_map(|c| c.tokens.iter().skip(2).filter(|t| !t.starts_with('-')))
+        .find_map(|spec| in_spec(spec, 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +263,18 @@ mod tests {
         assert_eq!(expand_macros("x${a}y${a}", v), Ok("x1y1".into()));
         assert_eq!(expand_macros("x${b}", v), Err("b".into()));
         assert_eq!(expand_macros("x${a", v), Ok("x${a".into()));
+    }
+
+    #[test]
+    fn h2_specs_are_found() {
+        let h2 = tokenize("server s1 {\n\tstream 1 {\n\t\trxreq\n\t} -run\n} -start\n").unwrap();
+        assert_eq!(h2_command(&h2).as_deref(), Some("stream"));
+        let h2 = tokenize("client c1 -connect ${v1_sock} {\n\ttxpri\n} -run\n").unwrap();
+        assert_eq!(h2_command(&h2).as_deref(), Some("txpri"));
+        let h2 = tokenize("client c1 {\n\tloop 2 {\n\t\texpect h2.state == open\n\t}\n} -run\n").unwrap();
+        assert_eq!(h2_command(&h2).as_deref(), Some("expect h2.state"));
+        let h1 = tokenize("server s1 {\n\trxreq\n\ttxresp -hdr \"stream: 1\"\n} -start\nshell {stream}\n").unwrap();
+        assert_eq!(h2_command(&h1), None);
     }
 
     #[test]

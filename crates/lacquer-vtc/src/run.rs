@@ -181,7 +181,8 @@ fn run_inner(path: &Path, opts: &RunOptions, ctx: Arc<Ctx>) -> (Verdict, String)
     if let Err(e) = std::fs::create_dir_all(&tmp) {
         return (Verdict::Failed(format!("cannot make {}: {e}", tmp.display())), String::new());
     }
-    let testdir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // A script named without a directory is in the current one.
+    let testdir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let testdir = std::fs::canonicalize(&testdir).unwrap_or(testdir);
     let mut t = Test::new(tmp.clone(), testdir, opts, ctx.clone());
     let mut verdict = match t.run(&cmds) {
@@ -215,6 +216,8 @@ struct Server {
     repeat: usize,
     keepalive: bool,
     dispatch: bool,
+    /// Set by `-break` to stop the running spec.
+    brk: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
 
@@ -225,6 +228,8 @@ struct Client {
     spec: String,
     repeat: usize,
     keepalive: bool,
+    /// `-proxy1`/`-proxy2` and `-rcvbuf`.
+    opts: crate::server::ClientOptions,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
 
@@ -271,6 +276,8 @@ struct Test<'o> {
     clients: HashMap<String, Client>,
     varnishes: HashMap<String, Varnish>,
     logexps: HashMap<String, LogExpect>,
+    tunnels: HashMap<String, crate::tunnel::Tunnel>,
+    processes: HashMap<String, crate::process::Process>,
 }
 
 /// A declared `logexpect`: its instance, options and script, and its
@@ -303,6 +310,8 @@ impl<'o> Test<'o> {
             clients: HashMap::new(),
             varnishes: HashMap::new(),
             logexps: HashMap::new(),
+            tunnels: HashMap::new(),
+            processes: HashMap::new(),
         }
     }
 
@@ -340,9 +349,20 @@ impl<'o> Test<'o> {
                 let _ = t.join();
             }
         }
+        for (name, t) in &mut self.tunnels {
+            let _ = t.wait(name);
+        }
+        for p in self.processes.values_mut() {
+            p.finish();
+        }
     }
 
     fn run(&mut self, cmds: &[Command]) -> Step {
+        // Decided before anything runs: Lacquer does not speak HTTP/2 yet.
+        if let Some(cmd) = crate::parse::h2_command(cmds) {
+            self.ctx.say("top", &format!("'{cmd}' is HTTP/2: h2 not supported"));
+            return Err(Verdict::Skipped("h2 not supported".into()));
+        }
         for c in cmds {
             let Some(word) = c.tokens.first() else { continue };
             let r = match word.as_str() {
@@ -367,6 +387,8 @@ impl<'o> Test<'o> {
                 "setenv" => self.setenv(c),
                 "barrier" => self.barrier(c),
                 "logexpect" => self.logexpect(c),
+                "tunnel" => self.tunnel(c),
+                "process" => self.process(c),
                 other => fail(format!("line {}: '{other}' is not supported by lacquer vtc yet", c.line)),
             };
             if let Err(v) = r {
@@ -475,11 +497,18 @@ impl<'o> Test<'o> {
                     let s = &mut self.servers[k];
                     let (ctx, n, l, spec) = (self.ctx.clone(), s.name.clone(), s.listener.clone(), s.spec.clone());
                     let repeat = Repeat { count: s.repeat, keepalive: s.keepalive };
-                    s.thread = Some(crate::server::start_server(ctx, n, l, spec, repeat, s.dispatch));
+                    s.brk.store(false, std::sync::atomic::Ordering::SeqCst);
+                    s.thread = Some(crate::server::start_server(ctx, n, l, spec, repeat, s.dispatch, s.brk.clone()));
                 }
                 "-wait" => self.server_wait(k)?,
+                // Stops the server wherever its spec is, as varnishtest
+                // cancels its thread; the listening socket stays.
                 "-break" => {
-                    return fail(format!("server {name} -break: not supported by lacquer vtc yet"));
+                    self.servers[k].brk.store(true, std::sync::atomic::Ordering::SeqCst);
+                    if let Some(th) = self.servers[k].thread.take() {
+                        let _ = th.join();
+                    }
+                    self.ctx.say(&name, "Broken");
                 }
                 a if a.starts_with('-') => return fail(format!("server {name} {a}: unknown option")),
                 _ => self.servers[k].spec = t[i].clone(),
@@ -495,7 +524,7 @@ impl<'o> Test<'o> {
             let name = self.servers[k].name.clone();
             match th.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return fail(format!("server {name}: {e}")),
+                Ok(Err(e)) => return fail(self.first_failure("server", &name, &e)),
                 Err(_) => return fail(format!("server {name}: its thread panicked")),
             }
         }
@@ -531,6 +560,7 @@ impl<'o> Test<'o> {
             repeat: 1,
             keepalive: false,
             dispatch: false,
+            brk: Arc::default(),
             thread: None,
         });
         Ok(())
@@ -558,6 +588,21 @@ impl<'o> Test<'o> {
                         n.ok_or_else(|| Verdict::Failed("client -repeat: bad count".into()))?;
                 }
                 "-keepalive" => self.clients.entry(name.clone()).or_default().keepalive = true,
+                "-proxy1" | "-proxy2" => {
+                    i += 1;
+                    let p = t.get(i).ok_or_else(|| Verdict::Failed(format!("client {arg}: missing argument")))?;
+                    let p = self.expand(p)?;
+                    let v = if arg == "-proxy1" { 1 } else { 2 };
+                    // Checked now, as varnishtest parses it when given.
+                    crate::server::proxy_header(v, &p).map_err(Verdict::Failed)?;
+                    self.clients.entry(name.clone()).or_default().opts.proxy = Some((v, p));
+                }
+                "-rcvbuf" => {
+                    i += 1;
+                    let n = t.get(i).and_then(|v| v.parse().ok());
+                    self.clients.entry(name.clone()).or_default().opts.rcvbuf =
+                        Some(n.ok_or_else(|| Verdict::Failed("client -rcvbuf: bad size".into()))?);
+                }
                 "-start" => self.client_start(&name)?,
                 "-wait" => self.client_wait(&name)?,
                 "-run" => {
@@ -574,22 +619,91 @@ impl<'o> Test<'o> {
         Ok(())
     }
 
+    /// `tunnel tNAME …`, see `tunnel.rs`: declared (and listening) at its
+    /// first use, as varnishtest's servers are here.
+    fn tunnel(&mut self, c: &Command) -> Step {
+        let name = c.tokens.get(1).cloned().unwrap_or_default();
+        if !name.starts_with('t') {
+            return fail(format!("tunnel name '{name}' must start with 't'"));
+        }
+        let t = &c.tokens[2..];
+        let mut args = Vec::with_capacity(t.len());
+        let mut listen = None;
+        let mut i = 0;
+        while i < t.len() {
+            if t[i] == "-listen" {
+                i += 1;
+                listen = Some(self.expand(t.get(i).map_or("", String::as_str))?);
+            } else if t[i].starts_with('-') {
+                args.push(self.expand(&t[i])?);
+            } else {
+                // A spec (expanded as it runs), or an option's argument.
+                let after_option = args.last().is_some_and(|a: &String| a == "-connect");
+                args.push(if after_option { self.expand(&t[i])? } else { t[i].clone() });
+            }
+            i += 1;
+        }
+        if !self.tunnels.contains_key(&name) || listen.is_some() {
+            if let Some(mut old) = self.tunnels.remove(&name) {
+                old.wait(&name).map_err(Verdict::Failed)?;
+            }
+            let l = listen.unwrap_or_else(|| "127.0.0.1:0".into());
+            let tun = crate::tunnel::Tunnel::declare(&self.ctx, &name, &l).map_err(Verdict::Failed)?;
+            self.tunnels.insert(name.clone(), tun);
+        }
+        let tun = self.tunnels.get_mut(&name).expect("declared above");
+        tun.command(&self.ctx, &name, &args).map_err(|e| match self.ctx.failure() {
+            Some(f) if !f.starts_with(&format!("{name}: ")) => Verdict::Failed(f),
+            _ => Verdict::Failed(e),
+        })
+    }
+
+    /// `process pNAME …`, see `process.rs`.
+    fn process(&mut self, c: &Command) -> Step {
+        let name = c.tokens.get(1).cloned().unwrap_or_default();
+        if !name.starts_with('p') {
+            return fail(format!("process name '{name}' must start with 'p'"));
+        }
+        let mut args = Vec::with_capacity(c.tokens.len());
+        for t in &c.tokens[2..] {
+            args.push(self.expand(t)?);
+        }
+        if !self.processes.contains_key(&name) {
+            let p = crate::process::Process::new(&self.ctx, &name).map_err(Verdict::Failed)?;
+            self.processes.insert(name.clone(), p);
+        }
+        let p = self.processes.get_mut(&name).expect("declared above");
+        p.command(&self.ctx, &args).map_err(Verdict::Failed)
+    }
+
     fn client_start(&mut self, name: &str) -> Step {
         self.client_wait(name)?;
         let cl = self.clients.entry(name.to_string()).or_default();
         let connect = cl.connect.clone().unwrap_or_else(|| "${v1_sock}".into());
         let (spec, repeat) = (cl.spec.clone(), Repeat { count: cl.repeat.max(1), keepalive: cl.keepalive });
         let addr = self.expand(&connect)?;
-        let th = crate::server::start_client(self.ctx.clone(), name.to_string(), addr, spec, repeat);
+        let opts = self.clients[name].opts.clone();
+        let th = crate::server::start_client(self.ctx.clone(), name.to_string(), addr, spec, repeat, opts);
         self.clients.get_mut(name).expect("made above").thread = Some(th);
         Ok(())
+    }
+
+    /// The verdict when actor `name` failed with `e`: the test's first
+    /// failure, if another actor's came first (a server that fails closes
+    /// its connection, and its client's end-of-file is only a
+    /// consequence), as varnishtest's log shows the first failure.
+    fn first_failure(&self, kind: &str, name: &str, e: &str) -> String {
+        match self.ctx.failure() {
+            Some(f) if !f.starts_with(&format!("{name}: ")) => f,
+            _ => format!("{kind} {name}: {e}"),
+        }
     }
 
     fn client_wait(&mut self, name: &str) -> Step {
         if let Some(th) = self.clients.get_mut(name).and_then(|c| c.thread.take()) {
             match th.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return fail(format!("client {name}: {e}")),
+                Ok(Err(e)) => return fail(self.first_failure("client", name, &e)),
                 Err(_) => return fail(format!("client {name}: its thread panicked")),
             }
         }

@@ -125,4 +125,25 @@ fn under_varnishd_scripts_that_must_fail_are_reported_failed() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains(&format!("0 passed, {} failed, 0 skipped", files.len())), "{stdout}");
+
+#[test]
+fn scripts_speaking_h2_are_skipped_before_they_run() {
+    // A client spec with an HTTP/2 stream, and a server that would fail
+    // the test if anything ran (nothing connects to it, and it waits for
+    // a request).
+    let dir = std::env::temp_dir().join(format!("lacquer-vtc-h2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("h2.vtc");
+    std::fs::write(
+        &f,
+        "varnishtest \"h2\"\nserver s1 {\n\trxreq\n\ttxresp\n} -start\n\
+         client c1 -connect ${s1_sock} {\n\tstream 1 {\n\t\ttxreq\n\t\trxresp\n\t} -run\n} -run\nserver s1 -wait\n",
+    )
+    .unwrap();
+    let out = lacquer().args(["vtc", "-t", "10"]).arg(&f).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("skipped (h2 not supported)"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("0 passed, 0 failed, 1 skipped"), "{stdout}");
 }
