@@ -125,6 +125,7 @@ fn under_varnishd_scripts_that_must_fail_are_reported_failed() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains(&format!("0 passed, {} failed, 0 skipped", files.len())), "{stdout}");
+}
 
 #[test]
 fn scripts_speaking_h2_are_skipped_before_they_run() {
