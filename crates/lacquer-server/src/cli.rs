@@ -116,7 +116,18 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
                     }
                     words.push(doc);
                 }
-                command(&shared, &words)
+                // A command varnishd's child would see goes to the log at
+                // vxid 0 with its answer, as the child logs them.
+                let logged = !MANAGER_ONLY.contains(&words[0].as_str()) && !words[0].starts_with("param.");
+                if logged {
+                    crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, format!("Rd {line}").as_bytes());
+                }
+                let (code, body) = command(&shared, &words);
+                if logged {
+                    let wr = format!("Wr {code:03} {} {body}", body.len());
+                    crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, wr.as_bytes());
+                }
+                (code, body)
             }
             Err(e) => (status::PARAM, e),
         };
@@ -127,6 +138,24 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
     }
     Ok(())
 }
+
+/// The commands varnishd's manager answers itself, which its child (and
+/// so its log) never sees; `param.*` too.
+const MANAGER_ONLY: &[&str] = &[
+    "auth",
+    "banner",
+    "help",
+    "ping",
+    "quit",
+    "status",
+    "start",
+    "stop",
+    "vcl.list",
+    "vcl.show",
+    "debug.listen_address",
+    "panic.show",
+    "panic.clear",
+];
 
 /// Runs one command: its status and answer.
 fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {

@@ -153,14 +153,18 @@ pub enum Listener {
 
 impl Listener {
     /// Listens on a Unix socket `/path` (replacing a socket left there, as
-    /// varnishtest unlinks the path first), or on `host:port` /
+    /// varnishtest unlinks the path first; open to every user, as
+    /// varnishtest's is, since varnishd's child runs as another), or on `host:port` /
     /// `host port` / `host` (port 0, as varnishtest's default).
     pub fn bind(addr: &str) -> io::Result<Listener> {
         if is_path(addr) {
             if std::fs::symlink_metadata(addr).is_ok_and(|m| m.file_type().is_socket()) {
                 let _ = std::fs::remove_file(addr);
             }
-            return UnixListener::bind(addr).map(Listener::Unix);
+            let l = UnixListener::bind(addr)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(addr, std::fs::Permissions::from_mode(0o777))?;
+            return Ok(Listener::Unix(l));
         }
         let spec = match addr.split_once(' ') {
             Some((h, p)) => format!("{h}:{p}"),

@@ -38,7 +38,6 @@ use crate::mgr::{Daemon, LaunchSpec, Manager};
 use crate::net::Listener;
 use crate::parse::{tokenize, Command};
 use crate::server::Repeat;
-use crate::varnish::{Instance, Launch};
 use crate::vsl::LogSource;
 
 /// How to run scripts.
@@ -99,61 +98,6 @@ pub fn run_file(path: &Path, opts: &RunOptions) -> Outcome {
             Outcome { verdict: Verdict::Failed(why), log: ctx.log(), elapsed: start.elapsed() }
         }
     }
-}
-
-/// Splits `s` into words as `sh` does: blanks separate, `'…'` quotes
-/// literally, `"…"` quotes with `\\` escaping `"`, `\\`, `$` and `` ` ``,
-/// and a bare `\\` quotes the next character.
-fn shell_words(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur: Option<String> = None;
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        match c {
-            ' ' | '\t' | '\n' => {
-                if let Some(w) = cur.take() {
-                    words.push(w);
-                }
-            }
-            '\'' => {
-                let w = cur.get_or_insert_with(String::new);
-                loop {
-                    match it.next() {
-                        Some('\'') => break,
-                        Some(c) => w.push(c),
-                        None => return Err("unterminated '".into()),
-                    }
-                }
-            }
-            '"' => {
-                let w = cur.get_or_insert_with(String::new);
-                loop {
-                    match it.next() {
-                        Some('"') => break,
-                        Some('\\') => match it.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => w.push(c),
-                            Some(c) => {
-                                w.push('\\');
-                                w.push(c);
-                            }
-                            None => return Err("unterminated \"".into()),
-                        },
-                        Some(c) => w.push(c),
-                        None => return Err("unterminated \"".into()),
-                    }
-                }
-            }
-            '\\' => {
-                let w = cur.get_or_insert_with(String::new);
-                if let Some(c) = it.next() {
-                    w.push(c);
-                }
-            }
-            c => cur.get_or_insert_with(String::new).push(c),
-        }
-    }
-    words.extend(cur);
-    Ok(words)
 }
 
 /// A step's result: go on, or stop the test with a verdict.
@@ -233,38 +177,24 @@ struct Client {
     thread: Option<JoinHandle<Result<(), String>>>,
 }
 
-/// A `varnish` instance: what VCL compilation needs, and the running
-/// `lacquer serve` once started.
+/// A `varnish` instance: what its launch needs, and its manager once
+/// launched (`lacquer serve -d`, or varnishd under `--varnishd`).
 #[derive(Default)]
 struct Varnish {
-    err_unref: bool,
-    allow_inline_c: bool,
-    /// The parameters `lacquer serve` gets, `name=value`.
-    params: Vec<String>,
-    /// Other arguments for `lacquer serve` given with `-arg` (`-s …`).
-    args: Vec<String>,
-    /// The `-a` arguments given with `-arg`; without any, the instance
-    /// listens on `127.0.0.1:0` (with `,PROXY` under `-proto`).
-    listen: Vec<String>,
     /// `-proto`: the protocol of the default listen address.
     proto: Option<String>,
-    /// `-b …` or `-f …` given with `-arg`: what runs without `-vcl`.
-    boot: Vec<String>,
-    /// The latest VCL given, as source.
-    vcl: Option<String>,
-    running: Option<Instance>,
     /// `-expectexit`: the exit status the process must end with.
     expect_exit: i32,
-    /// Oracle mode: the `-arg` strings, each after a blank, as
-    /// varnishtest pastes them into varnishd's command line.
+    /// The `-arg` strings, each after a blank, as varnishtest pastes them
+    /// into varnishd's command line.
     raw_args: String,
-    /// Oracle mode: whether an `-arg` string starts with `-a`.
+    /// Whether an `-arg` string starts with `-a`.
     has_a_arg: bool,
-    /// Oracle mode: `-jail`'s argument.
+    /// `-jail`'s argument (varnishd only).
     jail: String,
-    /// Oracle mode: the last `vclN` loaded, kept across launches.
+    /// The last `vclN` loaded, kept across launches.
     vcl_nbr: u32,
-    /// Oracle mode: the launched varnishd.
+    /// The launched manager.
     mgr: Option<Manager>,
 }
 
@@ -335,9 +265,9 @@ impl<'o> Test<'o> {
             }
         }
         for v in self.varnishes.values_mut() {
-            if let Some(i) = v.running.take() {
-                i.stop();
-            }
+            // A manager still there was not waited for (the test failed
+            // first): dropping it kills it.
+            drop(v.mgr.take());
         }
         for s in &mut self.servers {
             if let Some(t) = s.thread.take() {
@@ -720,7 +650,7 @@ impl<'o> Test<'o> {
             return fail(format!("varnish name '{name}' must start with 'v'"));
         }
         if !self.varnishes.contains_key(&name) {
-            self.varnishes.insert(name.clone(), Varnish { err_unref: true, ..Default::default() });
+            self.varnishes.insert(name.clone(), Varnish::default());
             // varnishtest's `-n` directory for the instance.
             let workdir = self.tmpdir.join(&name);
             self.ctx.define(&format!("{name}_name"), &workdir.to_string_lossy());
@@ -762,7 +692,7 @@ impl<'o> Test<'o> {
                 }
                 "-vsc" => {
                     let pattern = self.expand(&next(1)?)?;
-                    let (source, _) = self.varnish_counters(&name)?;
+                    let source = self.varnish_counters(&name)?;
                     let lines = crate::counters::vsc(&source, &self.tmpdir.join(&name), &pattern)
                         .or_else(|e| fail(format!("varnish {name} -vsc: {e}")))?;
                     self.say(&name, c.line, &lines.join("\n"));
@@ -777,7 +707,7 @@ impl<'o> Test<'o> {
                         av.push(self.expand(&next(3)?)?);
                     }
                     i += 1 + av.len();
-                    let (source, _) = self.varnish_counters(&name)?;
+                    let source = self.varnish_counters(&name)?;
                     let dir = self.tmpdir.join(&name);
                     match crate::counters::expect(&self.ctx, &source, &dir, &av) {
                         Ok(said) => self.say(&name, c.line, &said),
@@ -787,7 +717,7 @@ impl<'o> Test<'o> {
                 }
                 "-clijson" => {
                     let cmd = self.expand(&next(1)?)?;
-                    let (status, body) = self.varnish_ask(&name, c.line, &cmd)?;
+                    let (status, body) = self.varnish_ask(&name, &cmd)?;
                     if status != lacquer_cli::status::OK {
                         return fail(format!(
                             "varnish {name} -clijson \"{cmd}\": FAIL CLI response {status} expected 200"
@@ -801,86 +731,15 @@ impl<'o> Test<'o> {
                 }
                 _ => {}
             }
-            if self.opts.varnishd.is_some() {
-                i += self.varnish_oracle(&name, c.line, &t[i..], &syntax)?;
-                continue;
-            }
-            match arg {
-                "-arg" => {
-                    let a = self.expand(&next(1)?)?;
-                    self.varnish_arg(&name, &a)?;
-                    i += 2;
-                }
-                "-cli" | "-cliok" | "-clierr" | "-cliexpect" => {
-                    let (want, cmd) = match arg {
-                        "-clierr" | "-cliexpect" => (Some(self.expand(&next(1)?)?), self.expand(&next(2)?)?),
-                        _ => (None, self.expand(&next(1)?)?),
-                    };
-                    self.varnish_cli(&name, c.line, arg, want.as_deref(), &cmd)?;
-                    i += if want.is_some() { 3 } else { 2 };
-                }
-                "-vcl" | "-vcl+backend" => {
-                    let body = self.expand(&next(1)?)?;
-                    let src = self.vcl_source(&syntax, &body, arg == "-vcl+backend");
-                    let (ok, out) = self.compile(&name, &src)?;
-                    if !ok {
-                        self.say(&name, c.line, &out);
-                        return fail(format!("varnish {name} {arg}: VCL did not compile"));
-                    }
-                    self.varnishes.get_mut(&name).expect("made above").vcl = Some(src);
-                    self.varnish_restart(&name, c.line)?;
-                    i += 2;
-                }
-                "-start" => {
-                    self.varnish_start(&name, c.line)?;
-                    i += 1;
-                }
-                "-stop" | "-wait" | "-cleanup" => {
-                    if let Some(inst) = self.varnishes.get_mut(&name).and_then(|v| v.running.take()) {
-                        let exit = inst.stop();
-                        self.say(&name, c.line, "stopped");
-                        // `-cleanup`, `-expectexit` and a process that
-                        // ended by itself: its exit status is checked, as
-                        // varnishtest checks varnishd's.
-                        let expect = self.varnishes[&name].expect_exit;
-                        if arg == "-cleanup" || expect != 0 || (arg == "-wait" && !exit.by_runner) {
-                            exit.check(expect).or_else(|e| fail(format!("varnish {name} {arg}: {e}")))?;
-                        }
-                    }
-                    i += 1;
-                }
-                "-vsl_catchup" => {
-                    if let Some(inst) = self.varnishes.get(&name).and_then(|v| v.running.as_ref()) {
-                        inst.vsl_catchup(&self.ctx);
-                    }
-                    i += 1;
-                }
-                "-errvcl" => {
-                    let want = self.expand(&next(1)?)?;
-                    let body = self.expand(&next(2)?)?;
-                    let src = self.vcl_source(&syntax, &body, false);
-                    let (ok, out) = self.compile(&name, &src)?;
-                    if ok {
-                        return fail(format!("varnish {name} -errvcl: VCL compiled, expected failure"));
-                    }
-                    if !out.contains(&want) {
-                        self.say(&name, c.line, &out);
-                        return fail(format!("varnish {name} -errvcl: expected error text not found: {want:?}"));
-                    }
-                    self.say(&name, c.line, &format!("VCL compilation failed (expected): {want}"));
-                    i += 3;
-                }
-                other => return fail(format!("varnish {name} {other}: not supported by lacquer vtc yet")),
-            }
+            i += self.varnish_option(&name, c.line, &t[i..], &syntax)?;
         }
         Ok(())
     }
 
-    /// One option of `varnish vN` under `--varnishd`, at the start of `t`;
-    /// answers how many words it took. Each does what `cmd_varnish` does,
-    /// launching the manager first where varnishtest does
-    /// (`VARNISH_LAUNCH`).
-    fn varnish_oracle(&mut self, name: &str, line: usize, t: &[String], syntax: &str) -> Result<usize, Verdict> {
+    /// One option of `varnish vN`, at the start of `t`; answers how many
+    /// words it took. Each does what `cmd_varnish` does, launching the
+    /// manager first where varnishtest does (`VARNISH_LAUNCH`).
+    fn varnish_option(&mut self, name: &str, line: usize, t: &[String], syntax: &str) -> Result<usize, Verdict> {
         let arg = t[0].as_str();
         let next = |k: usize| t.get(k).cloned().ok_or_else(|| Verdict::Failed(format!("{arg}: missing argument")));
         let failed = |e: String| Verdict::Failed(format!("varnish {name} {arg}: {e}"));
@@ -912,7 +771,7 @@ impl<'o> Test<'o> {
                     ),
                     _ => None,
                 };
-                let (status, body) = self.varnish_ask(name, line, &cmd)?;
+                let (status, body) = self.varnish_ask(name, &cmd)?;
                 self.say(name, line, &format!("CLI {status:03} <{cmd}>"));
                 let exp = match arg {
                     "-cliok" => Some(lacquer_cli::status::OK),
@@ -1005,11 +864,15 @@ impl<'o> Test<'o> {
         }
     }
 
-    /// Oracle mode: the instance's manager, launched first if need be
-    /// (varnishtest's `VARNISH_LAUNCH`), defining `${vN_pid}`.
+    /// The instance's manager — `lacquer serve -d`, or varnishd under
+    /// `--varnishd` — launched first if need be (varnishtest's
+    /// `VARNISH_LAUNCH`), defining `${vN_pid}`.
     fn varnish_mgr(&mut self, name: &str) -> Result<&mut Manager, Verdict> {
         if self.varnishes[name].mgr.is_none() {
-            let varnishd = self.opts.varnishd.clone().expect("oracle mode");
+            let daemon = match &self.opts.varnishd {
+                Some(varnishd) => Daemon::varnishd(varnishd),
+                None => Daemon::Lacquer { lacquer: self.opts.lacquer.clone() },
+            };
             let workdir = self.tmpdir.join(name);
             let pwd = self.ctx.macro_value("pwd").unwrap_or_default();
             let v = &self.varnishes[name];
@@ -1023,8 +886,7 @@ impl<'o> Test<'o> {
                 proto: v.proto.as_deref(),
                 timeout: self.opts.timeout,
             };
-            let mut m = Manager::launch(&self.ctx, &Daemon::varnishd(&varnishd), &spec)
-                .or_else(|e| fail(format!("varnish {name}: {e}")))?;
+            let mut m = Manager::launch(&self.ctx, &daemon, &spec).or_else(|e| fail(format!("varnish {name}: {e}")))?;
             m.vcl_nbr = v.vcl_nbr;
             m.expect_exit = v.expect_exit;
             self.ctx.define(&format!("{name}_pid"), &m.pid().to_string());
@@ -1033,27 +895,15 @@ impl<'o> Test<'o> {
         Ok(self.varnishes.get_mut(name).and_then(|v| v.mgr.as_mut()).expect("launched above"))
     }
 
-    /// One CLI command for `-clijson` (and, under `--varnishd`, `-cli*`):
-    /// over the manager's connection, or a running `lacquer serve`'s.
-    fn varnish_ask(&mut self, name: &str, line: usize, cmd: &str) -> Result<(u16, String), Verdict> {
-        if self.opts.varnishd.is_some() {
-            return self.varnish_mgr(name)?.ask(cmd).or_else(|e| fail(format!("varnish {name}: {e}")));
-        }
-        let Some(inst) = self.varnishes.get(name).and_then(|v| v.running.as_ref()) else {
-            return fail(format!("varnish {name} \"{cmd}\": the instance is not running"));
-        };
-        let (status, body) = inst.cli(cmd).or_else(|e| fail(format!("varnish {name}: {e}")))?;
-        self.say(name, line, &format!("CLI RX {status} {body}"));
-        Ok((status, body))
+    /// One CLI command over the manager's connection.
+    fn varnish_ask(&mut self, name: &str, cmd: &str) -> Result<(u16, String), Verdict> {
+        self.varnish_mgr(name)?.ask(cmd).or_else(|e| fail(format!("varnish {name}: {e}")))
     }
 
-    /// Where instance `name`'s counters are read (launching varnishd
-    /// first under `--varnishd`, as varnishtest's `-expect` does).
-    fn varnish_counters(&mut self, name: &str) -> Result<(CounterSource, ()), Verdict> {
-        if self.opts.varnishd.is_some() {
-            return Ok((self.varnish_mgr(name)?.counters(), ()));
-        }
-        Ok((CounterSource::Lacquer, ()))
+    /// Where instance `name`'s counters are read (launching it first, as
+    /// varnishtest's `-expect` does).
+    fn varnish_counters(&mut self, name: &str) -> Result<CounterSource, Verdict> {
+        Ok(self.varnish_mgr(name)?.counters())
     }
 
     /// The end of a test (varnishtest's `cmd_varnish(NULL)`): every
@@ -1066,15 +916,9 @@ impl<'o> Test<'o> {
         names.sort();
         for name in names {
             let v = self.varnishes.get_mut(&name).expect("listed");
-            let r = if let Some(m) = v.mgr.take() {
-                m.wait(failed, true)
-            } else if v.expect_exit != 0 {
-                match v.running.take() {
-                    Some(inst) => inst.stop().check(v.expect_exit),
-                    None => Ok(()),
-                }
-            } else {
-                Ok(())
+            let r = match v.mgr.take() {
+                Some(m) => m.wait(failed, true),
+                None => Ok(()),
             };
             if let Err(e) = r {
                 self.ctx.say(&name, &format!("FAIL: {e}"));
@@ -1084,184 +928,6 @@ impl<'o> Test<'o> {
             }
         }
         first
-    }
-
-    /// `-cli`, `-cliok`, `-clierr STATUS`, `-cliexpect REGEX`: a command
-    /// over the instance's admin CLI, its status or answer checked as
-    /// varnishtest checks them. Before the instance starts, `param.set`
-    /// is kept for its start; later ones also stay for its restarts.
-    fn varnish_cli(&mut self, name: &str, line: usize, how: &str, want: Option<&str>, cmd: &str) -> Step {
-        let words = lacquer_cli::words(cmd).unwrap_or_default();
-        if let ["param.set", p, v] = words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            let running = self.varnishes.get(name).is_some_and(|v| v.running.is_some());
-            if !running {
-                if how == "-clierr" {
-                    return fail(format!("varnish {name} {how} {cmd}: the instance is not running"));
-                }
-                return self.set_param(name, p, v);
-            }
-        }
-        let Some(inst) = self.varnishes.get(name).and_then(|v| v.running.as_ref()) else {
-            return fail(format!("varnish {name} {how} \"{cmd}\": the instance is not running"));
-        };
-        let (status, body) = inst.cli(cmd).or_else(|e| fail(format!("varnish {name}: {e}")))?;
-        self.say(name, line, &format!("CLI RX {status} {body}"));
-        match how {
-            "-cliok" if status != 200 => return fail(format!("varnish {name} -cliok \"{cmd}\": {status} {body}")),
-            "-clierr" if want != Some(status.to_string().as_str()) => {
-                return fail(format!("varnish {name} -clierr {} \"{cmd}\": got {status} {body}", want.unwrap_or("")))
-            }
-            "-cliexpect" => {
-                let re = pcre2::bytes::Regex::new(want.unwrap_or("")).or_else(|e| fail(format!("{e}")))?;
-                if !re.is_match(body.as_bytes()).unwrap_or(false) {
-                    return fail(format!("varnish {name} -cliexpect \"{}\" \"{cmd}\": got {body}", want.unwrap_or("")));
-                }
-            }
-            _ => {}
-        }
-        if status == 200 {
-            if let ["param.set", p, v] = words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-                self.set_param(name, p, v)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// An `-arg` string, read as varnishtest's shell reads the varnishd
-    /// command line it is pasted into, and its flags taken as varnishd's
-    /// getopt does (`-p x=y` or `-px=y`). Parameters and `-a` are the
-    /// runner's to manage; `-b`, `-f`, `-s`, `-h`, `-W`, `-r` and `-i` go to
-    /// `lacquer serve` as they are, which refuses those it does not know.
-    fn varnish_arg(&mut self, name: &str, a: &str) -> Step {
-        let words = shell_words(a).or_else(|e| fail(format!("varnish {name} -arg \"{a}\": {e}")))?;
-        let mut k = 0;
-        while k < words.len() {
-            let w = words[k].as_str();
-            let flag = w.strip_prefix('-').and_then(|f| f.chars().next()).filter(|_| w.len() >= 2);
-            let Some(flag) = flag else {
-                return fail(format!("varnish {name} -arg \"{a}\": '{w}' is not a flag"));
-            };
-            if !"abfhiprsW".contains(flag) {
-                return fail(format!("varnish {name} -arg \"{a}\": -{flag} is not supported by lacquer vtc yet"));
-            }
-            let value = if w.len() > 2 {
-                w[2..].to_string()
-            } else {
-                k += 1;
-                words.get(k).cloned().ok_or_else(|| Verdict::Failed(format!("varnish {name}: -{flag}: no value")))?
-            };
-            k += 1;
-            if flag == 'p' {
-                let (p, v) = value.split_once('=').unwrap_or((&value, ""));
-                self.set_param(name, p, v)?;
-                continue;
-            }
-            let inst = self.varnishes.get_mut(name).expect("varnish made first");
-            match flag {
-                'a' => inst.listen.push(value),
-                'b' | 'f' => inst.boot.extend([format!("-{flag}"), value]),
-                _ => inst.args.extend([format!("-{flag}"), value]),
-            }
-        }
-        Ok(())
-    }
-
-    fn set_param(&mut self, name: &str, p: &str, v: &str) -> Step {
-        let on = matches!(v, "on" | "true" | "1" | "yes");
-        let off = matches!(v, "off" | "false" | "0" | "no");
-        let inst = self.varnishes.get_mut(name).expect("varnish made first");
-        // The VCC parameters the runner's `lacquer check` honours are also
-        // the instance's, since it compiles its VCL itself.
-        match p {
-            "vcc_err_unref" if on || off => inst.err_unref = on,
-            "vcc_allow_inline_c" if on || off => inst.allow_inline_c = on,
-            p if p.starts_with("vcc_") => {
-                return fail(format!("varnish {name}: parameter {p}={v} is not supported by lacquer vtc yet"))
-            }
-            _ => {}
-        }
-        // `lacquer serve -p` checks them all when the instance starts.
-        let prefix = format!("{p}=");
-        inst.params.retain(|a| !a.starts_with(&prefix));
-        inst.params.push(format!("{p}={v}"));
-        Ok(())
-    }
-
-    /// Starts instance `name`'s `lacquer serve` with its latest VCL (or
-    /// its `-b`/`-f`), on the `-a` arguments `listen`, and defines its
-    /// macros as varnishtest does: `vN_addr`, `vN_port` and `vN_sock` for
-    /// the first endpoint, `vN_NAME_addr` … for each, and `vN_pid`.
-    fn varnish_launch(&mut self, name: &str, line: usize, listen: &[String]) -> Step {
-        let v = self.varnishes.get(name).expect("varnish made first");
-        let file = self.tmpdir.join(format!("{name}.vcl"));
-        match &v.vcl {
-            Some(src) => std::fs::write(&file, src).or_else(|e| fail(format!("varnish {name}: {e}")))?,
-            None if v.boot.is_empty() => return fail(format!("varnish {name} -start: no VCL was given")),
-            None => {}
-        }
-        let workdir = self.tmpdir.join(name);
-        // The admin CLI's secret, as varnishtest makes one per instance.
-        let secret = self.tmpdir.join(format!("{name}.secret"));
-        if !secret.exists() {
-            let mut seed = [0u8; 32];
-            if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-                let _ = std::io::Read::read_exact(&mut f, &mut seed);
-            }
-            std::fs::write(&secret, lacquer_cli::challenge(&seed) + "\n").or_else(|e| fail(format!("{e}")))?;
-        }
-        let launch = Launch {
-            secret: &secret,
-            lacquer: &self.opts.lacquer,
-            name,
-            workdir: &workdir,
-            vcl: v.vcl.as_ref().map(|_| file.as_path()),
-            boot: &v.boot,
-            params: &v.params,
-            args: &v.args,
-            listen,
-        };
-        let inst = Instance::start(&self.ctx, &launch).or_else(|e| fail(format!("varnish {name}: {e}")))?;
-        for (k, e) in inst.listen.iter().enumerate() {
-            self.say(name, line, &format!("listening on {} ({})", e.endpoint, e.name));
-            let (addr, port, sock) = e.macros();
-            if k == 0 {
-                self.ctx.define(&format!("{name}_addr"), &addr);
-                self.ctx.define(&format!("{name}_port"), &port);
-                self.ctx.define(&format!("{name}_sock"), &sock);
-            }
-            self.ctx.define(&format!("{name}_{}_addr", e.name), &addr);
-            self.ctx.define(&format!("{name}_{}_port", e.name), &port);
-            self.ctx.define(&format!("{name}_{}_sock", e.name), &sock);
-        }
-        self.ctx.define(&format!("{name}_pid"), &inst.pid().to_string());
-        self.varnishes.get_mut(name).expect("varnish made first").running = Some(inst);
-        Ok(())
-    }
-
-    fn varnish_start(&mut self, name: &str, line: usize) -> Step {
-        if self.varnishes.get(name).is_some_and(|v| v.running.is_some()) {
-            return fail(format!("varnish {name} -start: already running"));
-        }
-        let v = &self.varnishes[name];
-        let listen = if v.listen.is_empty() {
-            let proto = v.proto.as_ref().map(|p| format!(",{p}")).unwrap_or_default();
-            vec![format!("127.0.0.1:0{proto}")]
-        } else {
-            v.listen.clone()
-        };
-        self.varnish_launch(name, line, &listen)
-    }
-
-    /// A running instance given a new VCL or parameter is restarted on the
-    /// same address, since Lacquer has no admin CLI to load it yet.
-    fn varnish_restart(&mut self, name: &str, line: usize) -> Step {
-        let Some(inst) = self.varnishes.get_mut(name).and_then(|v| v.running.take()) else {
-            return Ok(());
-        };
-        let listen: Vec<String> = inst.listen.iter().map(|e| e.again.clone()).collect();
-        inst.stop();
-        self.say(name, line, "restarting with the new VCL and parameters");
-        self.varnish_launch(name, line, &listen)
     }
 
     /// The source varnishtest sends with `vcl.inline`.
@@ -1276,26 +942,6 @@ impl<'o> Test<'o> {
         s.push_str(body);
         s.push('\n');
         s
-    }
-
-    /// Compiles through `lacquer check`, as a user would; returns whether
-    /// it compiled and what it printed.
-    fn compile(&mut self, name: &str, src: &str) -> Result<(bool, String), Verdict> {
-        let inst = &self.varnishes[name];
-        let mut cmd = Process::new(&self.opts.lacquer);
-        cmd.args(["check", "--name", "<vcl.inline>", "--err-unref", if inst.err_unref { "true" } else { "false" }])
-            .arg("-")
-            .current_dir(&self.tmpdir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().or_else(|e| fail(format!("cannot run {}: {e}", self.opts.lacquer.display())))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(src.as_bytes());
-        }
-        let out = child.wait_with_output().or_else(|e| fail(format!("lacquer check: {e}")))?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-        Ok((out.status.success(), text))
     }
 
     /// `logexpect lN -v vN [options] [{script}] [-start|-wait|-run]`, as
@@ -1426,12 +1072,17 @@ impl<'o> Test<'o> {
         let workdir = self.tmpdir.join(&vname);
         // Under `--varnishd` the log is varnishd's, read through varnishlog
         // and synchronized over the manager's CLI.
-        let reader = if self.opts.varnishd.is_some() {
-            let m = self.varnish_mgr(&vname)?;
-            let running = m.running;
-            m.log_source().open(&workdir, dump, running)
-        } else {
-            LogSource::Lacquer.open(&workdir, dump, false)
+        // A logexpect does not launch Lacquer (varnishtest's does not
+        // launch varnishd either): it waits for the log to appear. Under
+        // --varnishd the log is read through varnishd's CLI, which must be
+        // there.
+        let reader = match (&self.opts.varnishd, self.varnishes[&vname].mgr.as_ref()) {
+            (None, None) => LogSource::Lacquer.open(&workdir, dump, false),
+            _ => {
+                let m = self.varnish_mgr(&vname)?;
+                let running = m.running;
+                m.log_source().open(&workdir, dump, running)
+            }
         };
         let reader = reader.or_else(|e| fail(format!("logexpect {name}: {e}")))?;
         let le = &self.logexps[name];
@@ -1520,18 +1171,5 @@ impl<'o> Test<'o> {
         let v = self.expand(v)?;
         self.ctx.setenv(k, &v);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shell_words;
-
-    #[test]
-    fn arguments_split_as_the_shell_splits_them() {
-        assert_eq!(shell_words("-b '127.0.0.1:80'  -p x=1").unwrap(), ["-b", "127.0.0.1:80", "-p", "x=1"]);
-        assert_eq!(shell_words(r#"-p "a b"c -x\ y"#).unwrap(), ["-p", "a bc", "-x y"]);
-        assert_eq!(shell_words("''").unwrap(), [""]);
-        assert!(shell_words("'open").is_err());
     }
 }
