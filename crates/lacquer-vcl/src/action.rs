@@ -176,7 +176,7 @@ impl Vcc<'_> {
             Some((Found::Sym(s), _)) if matches!(s.kind, SymKind::Module(_)) => {
                 let d = Diag::new(vec![
                     Piece::Text(format!(
-                        "Module '{}' is imported, but calling its functions needs the module system (not built yet)\n",
+                        "Module '{}' is imported, but the compiler was given no modules to call into\n",
                         name.split('.').next().unwrap_or("")
                     )),
                     Piece::Where(t.span),

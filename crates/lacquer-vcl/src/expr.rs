@@ -696,11 +696,26 @@ impl Vcc<'_> {
                     }
                     return Ok(E { e: self.call_method(i, m, t1)?, t1 });
                 }
+                SymKind::Module(m) if self.imports[m as usize].spec.is_some() => {
+                    // The module is known and has no such member: VCC names
+                    // and marks the whole dotted name.
+                    let member = (self.tok_text() == ".").then(|| self.toks.get(self.i + 1)).flatten();
+                    let whole = match member {
+                        Some(m) => crate::source::Span { end: m.span.end, ..tspan },
+                        None => tspan,
+                    };
+                    let name = self.text(whole);
+                    let d = Diag::new(vec![
+                        Piece::Text(format!("Symbol not found: '{name}'\nAt: ")),
+                        Piece::Where2(whole, whole),
+                    ]);
+                    return self.fail(d);
+                }
                 SymKind::Module(_) => {
                     let name = self.text(tspan);
                     let d = Diag::new(vec![
                         Piece::Text(format!(
-                            "Module '{}' is imported, but calling its functions needs the module system (not built yet)\n",
+                            "Module '{}' is imported, but the compiler was given no modules to call into\n",
                             name
                         )),
                         Piece::Where(tspan),
