@@ -202,6 +202,16 @@ impl Vcc<'_> {
                 self.next();
                 Ok(Expr::Const(Const::Str(w.into_bytes())))
             }
+            ArgType::Regex => {
+                // As VCC: only a string literal (or literals joined with
+                // `+`), checked as a pattern here; the module gets its text.
+                if self.t().tok != Tok::CStr {
+                    return self.not_a_regex().map_err(ArgError::from);
+                }
+                let re = self.regex_here()?;
+                let pattern = self.regexes[re as usize].as_str().as_bytes().to_vec();
+                Ok(Expr::Const(Const::Str(pattern)))
+            }
             ArgType::Priv(_) => unreachable!("private arguments are never written in VCL"),
         }
     }
