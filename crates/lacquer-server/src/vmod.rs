@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use lacquer_defs::{Method, Var, VclType};
 use lacquer_module::{
-    Acl, Arg, Backend, Ctx, Failure as MFailure, Header, Host, Http, Instance, IpKind, Module, PrivScope, PrivSlot,
+    Acl, Arg, Backend, BlobRef, Ctx, Failure as MFailure, Header, Host, Http, Instance, IpKind, Module, PrivScope, PrivSlot,
     Probe, Registry, SharedSlot, Strands, Target, Value as MValue,
 };
 use lacquer_vcl::module::{ArgType, ResolveError};
@@ -59,6 +59,8 @@ impl Default for Modules {
         builtin.link(&lacquer_vmod_vtc::vmod::MODULE);
         builtin.link(&lacquer_vmod_debug::vmod::MODULE);
         builtin.link(&lacquer_vmod_directors::vmod::MODULE);
+        builtin.link(&lacquer_vmod_cookie::vmod::MODULE);
+        builtin.link(&lacquer_vmod_blob::vmod::MODULE);
         Modules { builtin, loaded: Mutex::default() }
     }
 }
@@ -452,6 +454,11 @@ fn to_arg<'a>(
             Value::Str(Some(s)) => Arg::Enum(std::str::from_utf8(s).unwrap_or("")),
             _ => Arg::Absent,
         },
+        // The pattern's text; the compiler has checked it.
+        ArgType::Regex => match v {
+            Value::Str(s) => Arg::Str(s.as_deref()),
+            _ => Arg::Absent,
+        },
         ArgType::Value(t) => match (t, v) {
             (VclType::Header, _) => match expr {
                 Some(Expr::Header(fam, h)) => {
@@ -482,6 +489,7 @@ fn to_arg<'a>(
                 Some(Expr::Probe(id)) => Arg::Probe(Probe(Some(u64::from(*id)))),
                 _ => Arg::Probe(Probe(None)),
             },
+            (VclType::Blob, Value::Str(s)) => Arg::Blob(BlobRef(s.as_deref())),
             (_, Value::Str(s)) => Arg::Str(s.as_deref()),
             (_, Value::Int(i)) => Arg::Int(*i),
             (VclType::Real, Value::Real(r)) => Arg::Real(*r),
