@@ -399,6 +399,7 @@ pub(crate) fn call(
         .iter()
         .map(|a| match a {
             Some(Value::Str(s)) => vec![s.as_deref()],
+            Some(Value::Strands(parts)) => parts.iter().map(|s| s.as_deref()).collect(),
             _ => Vec::new(),
         })
         .collect();
@@ -500,7 +501,7 @@ fn to_arg<'a>(
             (_, Value::Bool(b)) => Arg::Bool(*b),
             (_, Value::Ip(ip)) => Arg::Ip(*ip),
             (_, Value::Backend(b)) => Arg::Backend(Backend(b.map(u64::from))),
-            (_, Value::Opaque) => Arg::Absent,
+            (_, Value::Opaque | Value::Strands(_)) => Arg::Absent,
         },
         _ => Arg::Absent,
     }

@@ -178,13 +178,19 @@ impl Vcc<'_> {
         match &a.ty {
             ArgType::Value(t) => {
                 let want = if *t == VclType::Strands { VclType::String } else { *t };
-                self.expr(want).map_err(|Stop| {
+                let e = self.expr(want).map_err(|Stop| {
                     // VCC names the argument it was reading.
                     if let Some(d) = self.diags.last_mut() {
                         let name = a.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
                         d.push(Piece::Text(format!("Expected argument: {}{}\n\n", t.as_str(), name)));
                     }
                     ArgError::InCall
+                })?;
+                // The parts of a STRANDS stay apart.
+                Ok(match e {
+                    Expr::Concat(parts) if *t == VclType::Strands => Expr::Strands(parts),
+                    e if *t == VclType::Strands => Expr::Strands(vec![e]),
+                    e => e,
                 })
             }
             ArgType::Enum(vals) => {
