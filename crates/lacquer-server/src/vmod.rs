@@ -612,6 +612,8 @@ impl lacquer_vcl::VclContext for InitCtx<'_> {
     fn get(&self, var: Var) -> Value<'_> {
         match var {
             Var::Now => Value::Time(crate::msg::now()),
+            Var::ServerIdentity => Value::Str(Some(Cow::Owned(self.shared.identity.clone().into_bytes()))),
+            Var::ServerHostname => Value::Str(Some(Cow::Owned(self.shared.hostname.clone().into_bytes()))),
             _ => Value::Opaque,
         }
     }
