@@ -186,9 +186,19 @@ impl Vcc<'_> {
                     }
                     ArgError::InCall
                 })?;
-                // The parts of a STRANDS stay apart.
+                // The parts of a STRANDS stay apart, but for literals side
+                // by side, which VCC joins into one.
                 Ok(match e {
-                    Expr::Concat(parts) if *t == VclType::Strands => Expr::Strands(parts),
+                    Expr::Concat(parts) if *t == VclType::Strands => {
+                        let mut out: Vec<Expr> = Vec::with_capacity(parts.len());
+                        for part in parts {
+                            match (out.last_mut(), part) {
+                                (Some(Expr::Const(Const::Str(a))), Expr::Const(Const::Str(b))) => a.extend_from_slice(&b),
+                                (_, part) => out.push(part),
+                            }
+                        }
+                        Expr::Strands(out)
+                    }
                     e if *t == VclType::Strands => Expr::Strands(vec![e]),
                     e => e,
                 })
