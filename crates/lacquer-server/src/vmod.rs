@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use lacquer_defs::{Method, Var, VclType};
 use lacquer_module::{
-    Acl, Arg, Backend, BlobRef, Ctx, Failure as MFailure, Header, Host, Http, Instance, IpKind, Module, PrivScope, PrivSlot,
-    Probe, Registry, SharedSlot, Strands, Target, Value as MValue,
+    Acl, Arg, Backend, BlobRef, Ctx, Failure as MFailure, Header, Host, Http, Instance, IpKind, Module, PrivScope,
+    PrivSlot, Probe, Registry, SharedSlot, Strands, Target, Value as MValue,
 };
 use lacquer_vcl::module::{ArgType, ResolveError};
 use lacquer_vcl::program::{CallId, CallTarget, Expr};

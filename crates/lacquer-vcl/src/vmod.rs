@@ -193,7 +193,9 @@ impl Vcc<'_> {
                         let mut out: Vec<Expr> = Vec::with_capacity(parts.len());
                         for part in parts {
                             match (out.last_mut(), part) {
-                                (Some(Expr::Const(Const::Str(a))), Expr::Const(Const::Str(b))) => a.extend_from_slice(&b),
+                                (Some(Expr::Const(Const::Str(a))), Expr::Const(Const::Str(b))) => {
+                                    a.extend_from_slice(&b)
+                                }
                                 (_, part) => out.push(part),
                             }
                         }

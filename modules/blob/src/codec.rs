@@ -81,7 +81,9 @@ impl Encoding {
         match self {
             // A STRING ends at its first NUL.
             Encoding::Identity => c_str(bytes).to_vec(),
-            Encoding::Hex => bytes.iter().flat_map(|&b| [digits[usize::from(b >> 4)], digits[usize::from(b & 15)]]).collect(),
+            Encoding::Hex => {
+                bytes.iter().flat_map(|&b| [digits[usize::from(b >> 4)], digits[usize::from(b & 15)]]).collect()
+            }
             Encoding::Url => {
                 let mut out = Vec::with_capacity(bytes.len() * 3);
                 for &b in bytes {
@@ -147,7 +149,13 @@ fn hex_decode(parts: &[&[u8]], limit: Option<usize>) -> Result<Vec<u8>, Illegal>
 
 fn url_decode(parts: &[&[u8]], limit: Option<usize>) -> Result<Vec<u8>, Illegal> {
     // varnishd takes `0`–`9`, `A`–`F` and `a`–`f` after a `%`.
-    let nibble = |c: u8| if c.is_ascii_digit() || (b'A'..=b'F').contains(&c) || (b'a'..=b'f').contains(&c) { hex_value(c) } else { None };
+    let nibble = |c: u8| {
+        if c.is_ascii_digit() || (b'A'..=b'F').contains(&c) || (b'a'..=b'f').contains(&c) {
+            hex_value(c)
+        } else {
+            None
+        }
+    };
     let mut left = limit.unwrap_or(usize::MAX);
     let mut out = Vec::new();
     // `None`: not in an escape; `Some(None)`: just read `%`; `Some(Some(n))`:

@@ -115,9 +115,9 @@ pub mod vmod {
         if dec.decoded_room(total(&encoded)) == 0 {
             return Ok(Vec::new());
         }
-        let bytes = dec.decode(encoded.0, limit(length)).map_err(|_| {
-            err(format_args!("cannot decode, illegal encoding beginning with \"{}\"", first(&encoded)))
-        })?;
+        let bytes = dec
+            .decode(encoded.0, limit(length))
+            .map_err(|_| err(format_args!("cannot decode, illegal encoding beginning with \"{}\"", first(&encoded))))?;
         // The same encoding both ways gives the input back as it was
         // written (only where the case cannot differ).
         if length <= 0 && enc == dec && !enc.has_case() {
