@@ -149,6 +149,7 @@ fn vcl_type(ty: &Type) -> Option<String> {
         "Http" => "HTTP",
         "Backend" => "BACKEND",
         "Blob" | "BlobRef" => "BLOB",
+        "Regex" => "REGEX",
         "Probe" => "PROBE",
         "Acl" => "ACL",
         "Sub" => "SUB",

@@ -154,6 +154,19 @@ impl<'a: 'b, 'b> FromArg<'a, 'b> for BlobRef<'b> {
     }
 }
 
+impl<'a: 'b, 'b> FromArg<'a, 'b> for Regex<'b> {
+    type Held = Regex<'a>;
+    fn hold(arg: &Arg<'a>) -> Result<Regex<'a>, String> {
+        match *arg {
+            Arg::Str(s) => Ok(Regex(s.unwrap_or(b""))),
+            _ => Err(format!("expected REGEX, got {arg:?}")),
+        }
+    }
+    fn get(held: &'b Regex<'a>) -> Regex<'b> {
+        *held
+    }
+}
+
 /// `Option<T>`: an optional argument, `None` when left out.
 impl<'a, 'b, T: FromArg<'a, 'b>> FromArg<'a, 'b> for Option<T> {
     type Held = Option<T::Held>;

@@ -27,7 +27,7 @@
 //! as empty; [`NullStr`] tells it apart),
 //! [`Duration`], [`Time`], [`Bytes`], [`Strands`], `SocketAddr` IP,
 //! [`Header`], [`Http`], [`Backend`], [`BlobRef`]/[`Blob`] BLOB,
-//! [`Probe`], [`Acl`], [`Sub`], `()` VOID. `Option<T>` arguments are
+//! [`Probe`], [`Acl`], [`Sub`], [`Regex`] REGEX (the pattern's text), `()` VOID. `Option<T>` arguments are
 //! optional; `#[default(literal)]` gives a default, `#[enum_values("a",
 //! "b")]` on a `&str` makes an ENUM, `#[positional]` leaves an argument
 //! nameless (`std.querysort(url)`); `#[restrict(client, backend)]` on a

@@ -164,6 +164,13 @@ pub struct NullStr<'a>(pub Option<&'a [u8]>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlobRef<'a>(pub Option<&'a [u8]>);
 
+/// A REGEX argument: the pattern's text, as the VCL wrote it (a string
+/// literal, which the VCL compiler has already checked compiles). The
+/// module compiles it for matching, once per call site if it keeps the
+/// result in a [`PrivCall`](crate::PrivCall).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Regex<'a>(pub &'a [u8]);
+
 /// A BLOB result.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Blob(pub Vec<u8>);

@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use lacquer_defs::{Method, Var, VclType};
 use lacquer_module::{
-    Acl, Arg, Backend, Ctx, Failure as MFailure, Header, Host, Http, Instance, IpKind, Module, PrivScope, PrivSlot,
-    Probe, Registry, SharedSlot, Strands, Target, Value as MValue,
+    Acl, Arg, Backend, BlobRef, Ctx, Failure as MFailure, Header, Host, Http, Instance, IpKind, Module, PrivScope,
+    PrivSlot, Probe, Registry, SharedSlot, Strands, Target, Value as MValue,
 };
 use lacquer_vcl::module::{ArgType, ResolveError};
 use lacquer_vcl::program::{CallId, CallTarget, Expr};
@@ -60,6 +60,8 @@ impl Default for Modules {
         builtin.link(&lacquer_vmod_debug::vmod::MODULE);
         builtin.link(&lacquer_vmod_directors::vmod::MODULE);
         builtin.link(&lacquer_vmod_fs::vmod::MODULE);
+        builtin.link(&lacquer_vmod_cookie::vmod::MODULE);
+        builtin.link(&lacquer_vmod_blob::vmod::MODULE);
         Modules { builtin, loaded: Mutex::default() }
     }
 }
@@ -413,6 +415,7 @@ pub(crate) fn call(
         .iter()
         .map(|a| match a {
             Some(Value::Str(s)) => vec![s.as_deref()],
+            Some(Value::Strands(parts)) => parts.iter().map(|s| s.as_deref()).collect(),
             _ => Vec::new(),
         })
         .collect();
@@ -468,6 +471,11 @@ fn to_arg<'a>(
             Value::Str(Some(s)) => Arg::Enum(std::str::from_utf8(s).unwrap_or("")),
             _ => Arg::Absent,
         },
+        // The pattern's text; the compiler has checked it.
+        ArgType::Regex => match v {
+            Value::Str(s) => Arg::Str(s.as_deref()),
+            _ => Arg::Absent,
+        },
         ArgType::Value(t) => match (t, v) {
             (VclType::Header, _) => match expr {
                 Some(Expr::Header(fam, h)) => {
@@ -498,6 +506,7 @@ fn to_arg<'a>(
                 Some(Expr::Probe(id)) => Arg::Probe(Probe(Some(u64::from(*id)))),
                 _ => Arg::Probe(Probe(None)),
             },
+            (VclType::Blob, Value::Str(s)) => Arg::Blob(BlobRef(s.as_deref())),
             (_, Value::Str(s)) => Arg::Str(s.as_deref()),
             (_, Value::Int(i)) => Arg::Int(*i),
             (VclType::Real, Value::Real(r)) => Arg::Real(*r),
@@ -508,7 +517,7 @@ fn to_arg<'a>(
             (_, Value::Bool(b)) => Arg::Bool(*b),
             (_, Value::Ip(ip)) => Arg::Ip(*ip),
             (_, Value::Backend(b)) => Arg::Backend(Backend(b.map(u64::from))),
-            (_, Value::Opaque) => Arg::Absent,
+            (_, Value::Opaque | Value::Strands(_)) => Arg::Absent,
         },
         _ => Arg::Absent,
     }
@@ -619,6 +628,8 @@ impl lacquer_vcl::VclContext for InitCtx<'_> {
     fn get(&self, var: Var) -> Value<'_> {
         match var {
             Var::Now => Value::Time(crate::msg::now()),
+            Var::ServerIdentity => Value::Str(Some(Cow::Owned(self.shared.identity.clone().into_bytes()))),
+            Var::ServerHostname => Value::Str(Some(Cow::Owned(self.shared.hostname.clone().into_bytes()))),
             _ => Value::Opaque,
         }
     }

@@ -26,6 +26,8 @@ pub enum Value<'a> {
     Ip(Option<SocketAddr>),
     /// A backend of the program (by index), or none.
     Backend(Option<BackendId>),
+    /// STRANDS: the parts of a string, each possibly NULL.
+    Strands(Vec<Option<Cow<'a, [u8]>>>),
     /// A value of a type the context does not expose (`req` as HTTP …).
     Opaque,
 }
@@ -43,6 +45,7 @@ impl Value<'_> {
             Value::Bool(v) => Value::Bool(v),
             Value::Ip(v) => Value::Ip(v),
             Value::Backend(v) => Value::Backend(v),
+            Value::Strands(v) => Value::Strands(v.into_iter().map(|s| s.map(|c| Cow::Owned(c.into_owned()))).collect()),
             Value::Opaque => Value::Opaque,
         }
     }

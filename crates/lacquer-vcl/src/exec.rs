@@ -164,6 +164,13 @@ fn to_string<'a, C: VclContext>(_p: &Program, ctx: &'a C, v: Value<'a>) -> Optio
         Value::Ip(None) => return None,
         Value::Backend(Some(b)) => return ctx.backend_name(b).map(|n| Cow::Owned(n.as_bytes().to_vec())),
         Value::Backend(None) | Value::Opaque => return None,
+        Value::Strands(parts) => {
+            let mut out = Vec::new();
+            for part in parts.iter().flatten() {
+                out.extend_from_slice(part);
+            }
+            return Some(Cow::Owned(out));
+        }
     };
     Some(Cow::Owned(s.into_bytes()))
 }
@@ -188,6 +195,9 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
         },
         Expr::Var(v, _) => ctx.get(*v),
         Expr::Header(fam, h) => Value::Str(ctx.header(*fam, &p.headers[*h as usize]).map(Cow::Borrowed)),
+        Expr::Strands(parts) => {
+            Value::Strands(parts.iter().map(|part| string_of(p, ctx, part)).collect::<Result<_, _>>()?)
+        }
         Expr::Concat(parts) => {
             let mut out = Vec::new();
             let mut any = false;

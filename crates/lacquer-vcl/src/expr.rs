@@ -521,7 +521,7 @@ impl Vcc<'_> {
     /// A regex argument that is not a literal: VCC parses it as an
     /// expression of type REGEX, which Lacquer has not, and refuses what
     /// it finds.
-    fn not_a_regex<T>(&mut self) -> R<T> {
+    pub(crate) fn not_a_regex<T>(&mut self) -> R<T> {
         let t1 = self.i;
         if !matches!(self.t().tok, Tok::Id | Tok::CNum | Tok::FNum | Tok::Op(Op::LParen)) {
             return self.unknown_token("REGEX");

@@ -107,6 +107,9 @@ pub enum ArgType {
     Value(VclType),
     /// One of a fixed set of words, written bare in VCL.
     Enum(Vec<String>),
+    /// A regular expression (VCC's REGEX): a string literal the compiler
+    /// checks as a pattern; the module gets the pattern's text.
+    Regex,
     /// Private state, supplied by the host.
     Priv(PrivScope),
 }
@@ -239,6 +242,7 @@ fn arg(func: &str, j: &Json) -> Result<ArgSpec, String> {
         "PRIV_TOP" => ArgType::Priv(PrivScope::Top),
         "PRIV_VCL" => ArgType::Priv(PrivScope::Vcl),
         "PRIV_SESS" => ArgType::Priv(PrivScope::Sess),
+        "REGEX" => ArgType::Regex,
         "ENUM" => {
             let vals = list(j, "values")?
                 .iter()
@@ -278,7 +282,8 @@ mod tests {
                  {"name": "get", "ret": "STRING", "restrict": ["client"],
                   "args": [{"name": "key", "type": "STRING"},
                            {"name": "how", "type": "ENUM", "values": ["a", "b"], "default": "a"},
-                           {"type": "PRIV_TASK"}]}],
+                           {"type": "PRIV_TASK"},
+                           {"name": "re", "type": "REGEX"}]}],
                "objects": [{"name": "map", "methods": [{"name": "set", "args": [{"name": "k", "type": "STRING"}]}]}]}"#,
         )
         .unwrap();
@@ -288,6 +293,7 @@ mod tests {
         assert_eq!(f.restrict, Method::CLIENT);
         assert_eq!(f.args[1].ty, ArgType::Enum(vec!["a".into(), "b".into()]));
         assert_eq!(f.args[2].ty, ArgType::Priv(PrivScope::Task));
+        assert_eq!(f.args[3].ty, ArgType::Regex);
         let (_, o) = s.object("map").unwrap();
         assert_eq!(o.ctor.restrict, Method::Init.bit());
         assert_eq!(o.methods[0].ret, VclType::Void);

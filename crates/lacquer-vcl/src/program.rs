@@ -269,6 +269,9 @@ pub enum Expr {
     Header(Var, HdrId),
     /// Strings concatenated (the parts are already STRING).
     Concat(Vec<Expr>),
+    /// A STRANDS argument: its STRING parts, kept apart (as VCC passes
+    /// `"a" + req.http.b` to a module: two strands).
+    Strands(Vec<Expr>),
     /// Conversion of a non-string value to STRING.
     ToString(Box<Expr>),
     /// Truthiness of a non-BOOL value in a BOOL context.
@@ -329,6 +332,7 @@ impl Expr {
             Expr::Var(_, t) => *t,
             Expr::Header(..) => VclType::Header,
             Expr::Concat(_) | Expr::ToString(_) | Expr::Builtin(..) => VclType::String,
+            Expr::Strands(_) => VclType::Strands,
             Expr::ToBool(_)
             | Expr::Cmp(..)
             | Expr::Match(..)

@@ -178,13 +178,31 @@ impl Vcc<'_> {
         match &a.ty {
             ArgType::Value(t) => {
                 let want = if *t == VclType::Strands { VclType::String } else { *t };
-                self.expr(want).map_err(|Stop| {
+                let e = self.expr(want).map_err(|Stop| {
                     // VCC names the argument it was reading.
                     if let Some(d) = self.diags.last_mut() {
                         let name = a.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
                         d.push(Piece::Text(format!("Expected argument: {}{}\n\n", t.as_str(), name)));
                     }
                     ArgError::InCall
+                })?;
+                // The parts of a STRANDS stay apart, but for literals side
+                // by side, which VCC joins into one.
+                Ok(match e {
+                    Expr::Concat(parts) if *t == VclType::Strands => {
+                        let mut out: Vec<Expr> = Vec::with_capacity(parts.len());
+                        for part in parts {
+                            match (out.last_mut(), part) {
+                                (Some(Expr::Const(Const::Str(a))), Expr::Const(Const::Str(b))) => {
+                                    a.extend_from_slice(&b)
+                                }
+                                (_, part) => out.push(part),
+                            }
+                        }
+                        Expr::Strands(out)
+                    }
+                    e if *t == VclType::Strands => Expr::Strands(vec![e]),
+                    e => e,
                 })
             }
             ArgType::Enum(vals) => {
@@ -201,6 +219,16 @@ impl Vcc<'_> {
                 }
                 self.next();
                 Ok(Expr::Const(Const::Str(w.into_bytes())))
+            }
+            ArgType::Regex => {
+                // As VCC: only a string literal (or literals joined with
+                // `+`), checked as a pattern here; the module gets its text.
+                if self.t().tok != Tok::CStr {
+                    return self.not_a_regex().map_err(ArgError::from);
+                }
+                let re = self.regex_here()?;
+                let pattern = self.regexes[re as usize].as_str().as_bytes().to_vec();
+                Ok(Expr::Const(Const::Str(pattern)))
             }
             ArgType::Priv(_) => unreachable!("private arguments are never written in VCL"),
         }

@@ -13,6 +13,7 @@ fn arg(a: &ArgSpec) -> Option<String> {
         ArgType::Priv(_) => return None,
         ArgType::Value(t) => t.as_str().to_string(),
         ArgType::Enum(v) => format!("ENUM{{{}}}", v.join(",")),
+        ArgType::Regex => "REGEX".to_string(),
     };
     if let Some(n) = &a.name {
         s.push(' ');
