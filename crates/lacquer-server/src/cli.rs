@@ -216,6 +216,26 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                 Err(e) => (status::PARAM, e),
             }
         }
+        "ban.list" if args.iter().any(|a| a == "-j") => {
+            // varnishd's JSON: the CLI's header, then one object a ban
+            // (without the reference counts Lacquer does not keep).
+            let bans: Vec<String> = shared
+                .cache
+                .bans()
+                .iter()
+                .map(|b| {
+                    format!(
+                        "  {{\n    \"time\": {:.6},\n    \"req\": {},\n    \"spec\": \"{}\"\n}}",
+                        b.t,
+                        b.uses_req,
+                        json_escape(&b.spec)
+                    )
+                })
+                .collect();
+            let head = format!("[ 2, [\"ban.list\", \"-j\"], {:.3}", crate::msg::now());
+            let body = if bans.is_empty() { String::new() } else { format!(",\n{}", bans.join(",\n")) };
+            (status::OK, format!("{head}{body}\n]"))
+        }
         "ban.list" => {
             let mut out = String::from("Present bans:\n");
             for b in shared.cache.bans() {
@@ -324,6 +344,20 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
         "panic.clear" => (status::CANT, "No panic to clear".into()),
         _ => (status::UNKNOWN, "Unknown request.\nType 'help' for more info.".into()),
     }
+}
+
+/// `s` inside a JSON string.
+fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Runs `f` on each backend `pattern` names, with its VCL's name:
