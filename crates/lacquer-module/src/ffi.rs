@@ -220,12 +220,7 @@ macro_rules! since_1_1 {
 }
 
 /// Calls a module's hook provider for the host ([`abi::Hook::call`]).
-unsafe extern "C" fn hook_call_provider(
-    data: *const c_void,
-    arg: Str,
-    sink: *mut c_void,
-    put: abi::HookPut,
-) -> i32 {
+unsafe extern "C" fn hook_call_provider(data: *const c_void, arg: Str, sink: *mut c_void, put: abi::HookPut) -> i32 {
     let answer = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `data` is the Box<HookFn> made in hook_provide, alive
         // until the host frees it; `arg` is valid during the call.

@@ -68,8 +68,8 @@ pub mod loader;
 mod registry;
 mod types;
 
-pub use host::{Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl, Shared, SharedSlot};
 pub use hooks::{HookFn, Hooks};
+pub use host::{Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl, Shared, SharedSlot};
 pub use lacquer_module_macros::module;
 pub use registry::{CallFn, Module, ModuleDef, Registry, Target};
 pub use types::*;

@@ -637,9 +637,8 @@ mod tests {
         let mut out = abi::Value::absent();
         let null = std::ptr::null_mut();
         // SAFETY: as LoadedModule::call makes a call.
-        let rc = unsafe {
-            crate::ffi::enter(&PROBE, EntryKind::Function, 0, 0, &cctx, null, std::ptr::null(), 0, &mut out)
-        };
+        let rc =
+            unsafe { crate::ffi::enter(&PROBE, EntryKind::Function, 0, 0, &cctx, null, std::ptr::null(), 0, &mut out) };
         assert_eq!(rc, 0, "{:?}", bridge.failure);
         // SAFETY: the result points to the bridge's arena, still alive.
         match unsafe { value_from_abi(&out) } {
@@ -665,8 +664,7 @@ mod tests {
         let mut host = TestHost::default();
         let text = call_through_table(&mut host, HostTable::SIZE_1_1);
         assert_eq!(
-            text,
-            r#"vcl="" param=None provided=Err("this Lacquer has no hooks (ABI 1.1)") answer=None"#,
+            text, r#"vcl="" param=None provided=Err("this Lacquer has no hooks (ABI 1.1)") answer=None"#,
             "the defaults of a host without them"
         );
         assert!(host.global.is_empty());
