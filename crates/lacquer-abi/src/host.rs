@@ -184,6 +184,9 @@ pub struct HostTable {
     /// A parameter's value as `param.show` writes it; NULL when there is
     /// no such parameter.
     pub param: unsafe extern "C" fn(host: *mut c_void, name: Str) -> Str,
+    /// The VCL name of the object whose constructor or method is running
+    /// (`x` of `new x = mod.obj()`); NULL in a function.
+    pub object_name: unsafe extern "C" fn(host: *mut c_void) -> Str,
     /// Registers `hook` as a provider of the named hook with `order`
     /// (lower is asked first; equal orders in registration order). The
     /// host owns `hook` from now on, whatever it answers: it runs

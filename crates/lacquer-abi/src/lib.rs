@@ -18,8 +18,9 @@
 //! - 1.1: value layouts ([`Value`] and its parts), the descriptor's entry
 //!   table and spec length ([`Entry`], [`ModuleDescriptor::entries`]), the
 //!   host callback table ([`HostTable`]) and the call context ([`CallCtx`]).
-//! - 1.2: at the end of [`HostTable`]: `log_global`, `vcl_name` and `param`
-//!   (host services that reached linked-in modules only), and the named
+//! - 1.2: at the end of [`HostTable`]: `log_global`, `vcl_name`, `param`
+//!   and `object_name` (host services that reached linked-in modules
+//!   only), and the named
 //!   hooks between modules, `hook_provide` (with [`Hook`], a provider) and
 //!   `hook_call`. A 1.1 module reads the table as before; a 1.2 module
 //!   checks [`HostTable::size`] before calling a 1.2 callback
@@ -271,6 +272,7 @@ mod tests {
             offset_of!(HostTable, log_global),
             offset_of!(HostTable, vcl_name),
             offset_of!(HostTable, param),
+            offset_of!(HostTable, object_name),
             offset_of!(HostTable, hook_provide),
             offset_of!(HostTable, hook_call),
         ];

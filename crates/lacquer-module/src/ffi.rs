@@ -265,6 +265,12 @@ impl Host for ForeignHost {
         let s = unsafe { f(self.host, Str::from_bytes(name.as_bytes())) };
         self.copy_out(s).map(|b| String::from_utf8_lossy(b).into_owned())
     }
+    fn object_name(&self) -> Option<&str> {
+        let f = since_1_1!(self, object_name)?;
+        // SAFETY: as above.
+        let s = unsafe { f(self.host) };
+        self.copy_out(s).and_then(|b| std::str::from_utf8(b).ok())
+    }
     fn hook_provide(&mut self, name: &str, order: i32, f: crate::HookFn) -> Result<(), Failure> {
         let Some(provide) = since_1_1!(self, hook_provide) else {
             return Err(Failure("this Lacquer has no hooks (ABI 1.1)".into()));

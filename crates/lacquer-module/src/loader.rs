@@ -498,6 +498,15 @@ unsafe extern "C" fn cb_param(host: *mut c_void, name: Str) -> Str {
         }
     })
 }
+unsafe extern "C" fn cb_object_name(host: *mut c_void) -> Str {
+    guard(Str::NULL, || {
+        let br = unsafe { b(host) };
+        match br.host.object_name().map(|n| n.as_bytes().to_vec()) {
+            Some(n) => br.alloc(&n),
+            None => Str::NULL,
+        }
+    })
+}
 unsafe extern "C" fn cb_hook_provide(host: *mut c_void, name: Str, order: i32, hook: abi::Hook) -> Str {
     const PANICKED: &[u8] = b"the host failed registering the hook";
     // The host owns the hook from here: whatever happens below drops it
@@ -550,6 +559,7 @@ pub(crate) static TABLE: HostTable = HostTable {
     log_global: cb_log_global,
     vcl_name: cb_vcl_name,
     param: cb_param,
+    object_name: cb_object_name,
     hook_provide: cb_hook_provide,
     hook_call: cb_hook_call,
 };
@@ -582,6 +592,9 @@ mod tests {
         }
         fn param(&self, name: &str) -> Option<String> {
             (name == "nuke_limit").then(|| "50".into())
+        }
+        fn object_name(&self) -> Option<&str> {
+            Some("obj")
         }
         fn hook_provide(&mut self, name: &str, order: i32, f: crate::HookFn) -> Result<(), Failure> {
             self.hooks.provide(1, name, order, f).map_err(Failure)
@@ -616,9 +629,10 @@ mod tests {
         let provided = ctx.hook_provide("twice", 0, Arc::new(|a: &[u8]| Some([a, a].concat())));
         let answer = ctx.hook_call("twice", b"ab").map(|v| String::from_utf8(v).unwrap());
         let text = format!(
-            "vcl={:?} param={:?} provided={:?} answer={answer:?}",
+            "vcl={:?} param={:?} object={:?} provided={:?} answer={answer:?}",
             ctx.vcl_name(),
             ctx.param("nuke_limit"),
+            ctx.object_name(),
             provided.map_err(|e| e.0),
         );
         Ok(Value::Str(Some(text.into_bytes())))
@@ -651,7 +665,7 @@ mod tests {
     fn a_module_reaches_the_services_of_abi_1_2() {
         let mut host = TestHost::default();
         let text = call_through_table(&mut host, std::mem::size_of::<HostTable>());
-        assert_eq!(text, r#"vcl="vcl7" param=Some("50") provided=Ok(()) answer=Some("abab")"#);
+        assert_eq!(text, r#"vcl="vcl7" param=Some("50") object=Some("obj") provided=Ok(()) answer=Some("abab")"#);
         assert_eq!(host.global, [("Debug".to_string(), b"from the module".to_vec())]);
         // The provider stays registered after the call, and is the module's
         // closure behind the ABI.
@@ -664,7 +678,7 @@ mod tests {
         let mut host = TestHost::default();
         let text = call_through_table(&mut host, HostTable::SIZE_1_1);
         assert_eq!(
-            text, r#"vcl="" param=None provided=Err("this Lacquer has no hooks (ABI 1.1)") answer=None"#,
+            text, r#"vcl="" param=None object=None provided=Err("this Lacquer has no hooks (ABI 1.1)") answer=None"#,
             "the defaults of a host without them"
         );
         assert!(host.global.is_empty());
