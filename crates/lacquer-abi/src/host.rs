@@ -174,6 +174,64 @@ pub struct HostTable {
     pub timestamp: unsafe extern "C" fn(host: *mut c_void, label: Str),
     /// Adds a ban. NULL on success, else the reason (in the workspace).
     pub ban: unsafe extern "C" fn(host: *mut c_void, expr: Str) -> Str,
+    // Since 1.2: a module checks `size` before calling anything below
+    // ([`HostTable::has`]).
+    /// Logs `msg` outside any transaction (vxid 0) with the tag named
+    /// `tag` (`Debug` …); a tag the host does not know drops the record.
+    pub log_global: unsafe extern "C" fn(host: *mut c_void, tag: Str, msg: Str),
+    /// The name of the VCL the call runs in (`boot` …); empty if unknown.
+    pub vcl_name: unsafe extern "C" fn(host: *mut c_void) -> Str,
+    /// A parameter's value as `param.show` writes it; NULL when there is
+    /// no such parameter.
+    pub param: unsafe extern "C" fn(host: *mut c_void, name: Str) -> Str,
+    /// The VCL name of the object whose constructor or method is running
+    /// (`x` of `new x = mod.obj()`); NULL in a function.
+    pub object_name: unsafe extern "C" fn(host: *mut c_void) -> Str,
+    /// Registers `hook` as a provider of the named hook with `order`
+    /// (lower is asked first; equal orders in registration order). The
+    /// host owns `hook` from now on, whatever it answers: it runs
+    /// `hook.free` exactly once, when the provider is unregistered (its
+    /// VCL is discarded) or at once when it refuses. NULL on success, else
+    /// the reason (in the workspace).
+    pub hook_provide: unsafe extern "C" fn(host: *mut c_void, name: Str, order: i32, hook: Hook) -> Str,
+    /// Calls the named hook with `arg`: the providers are asked in order
+    /// until one answers. The answer (in the workspace; possibly empty),
+    /// or NULL when nobody answered.
+    pub hook_call: unsafe extern "C" fn(host: *mut c_void, name: Str, arg: Str) -> Str,
+}
+
+impl HostTable {
+    /// The size of the table of ABI 1.1, the first: a host built against
+    /// 1.1 sets `size` to this, and a callback at or past it is missing.
+    pub const SIZE_1_1: usize = std::mem::offset_of!(HostTable, log_global);
+
+    /// Whether a table of `size` bytes holds the callback at byte `offset`
+    /// (`std::mem::offset_of!(HostTable, field)`): what a module checks
+    /// before calling a callback added after 1.1.
+    pub fn has(size: usize, offset: usize) -> bool {
+        size >= offset + std::mem::size_of::<usize>()
+    }
+}
+
+/// What a host does with a hook's answer: `put(sink, answer)` copies it.
+pub type HookPut = unsafe extern "C" fn(sink: *mut c_void, answer: Str);
+
+/// A provider of a named hook, as a module hands it to
+/// [`HostTable::hook_provide`] (Apache EAPI's `ap_hook_register`).
+///
+/// `call(data, arg, sink, put)` answers by calling `put(sink, answer)`
+/// once and returning 1, or declines by returning 0 without calling it.
+/// It runs outside any task (no [`CallCtx`]), on any thread, possibly on
+/// several at once, and never unwinds. `free(data)` releases `data`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Hook {
+    /// Asks the provider.
+    pub call: unsafe extern "C" fn(data: *const c_void, arg: Str, sink: *mut c_void, put: HookPut) -> i32,
+    /// The provider's state, passed to `call` and `free`.
+    pub data: *const c_void,
+    /// Releases `data`; `None` when there is nothing to release.
+    pub free: Option<unsafe extern "C" fn(data: *const c_void)>,
 }
 
 /// What an [`Entry`] is.

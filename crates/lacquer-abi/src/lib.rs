@@ -18,6 +18,13 @@
 //! - 1.1: value layouts ([`Value`] and its parts), the descriptor's entry
 //!   table and spec length ([`Entry`], [`ModuleDescriptor::entries`]), the
 //!   host callback table ([`HostTable`]) and the call context ([`CallCtx`]).
+//! - 1.2: at the end of [`HostTable`]: `log_global`, `vcl_name`, `param`
+//!   and `object_name` (host services that reached linked-in modules
+//!   only), and the named
+//!   hooks between modules, `hook_provide` (with [`Hook`], a provider) and
+//!   `hook_call`. A 1.1 module reads the table as before; a 1.2 module
+//!   checks [`HostTable::size`] before calling a 1.2 callback
+//!   ([`HostTable::has`]).
 //!
 //! # How a call crosses
 //!
@@ -39,7 +46,7 @@ pub use value::*;
 /// The ABI major version: a module built against another major is refused.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: a module built against a newer minor is refused.
-pub const ABI_MINOR: u32 = 1;
+pub const ABI_MINOR: u32 = 2;
 
 /// The name of the symbol every module library exports.
 pub const DESCRIPTOR_SYMBOL: &str = "LACQUER_MODULE_DESCRIPTOR";
@@ -249,6 +256,33 @@ mod tests {
         // 1.1's additions come after the 1.0 fields.
         assert!(std::mem::offset_of!(ModuleDescriptor, spec_len) > std::mem::offset_of!(ModuleDescriptor, build_hash));
         assert!(std::mem::offset_of!(ModuleDescriptor, n_entries) > std::mem::offset_of!(ModuleDescriptor, entries));
+    }
+
+    #[test]
+    fn the_host_table_grows_at_its_end() {
+        use std::mem::{offset_of, size_of};
+        let ptr = size_of::<usize>();
+        // 1.1's table: `size` then nineteen callbacks, in their order.
+        assert_eq!(offset_of!(HostTable, size), 0);
+        assert_eq!(offset_of!(HostTable, method), ptr);
+        assert_eq!(offset_of!(HostTable, ban), 19 * ptr);
+        assert_eq!(HostTable::SIZE_1_1, 20 * ptr);
+        // 1.2's callbacks come after, and a 1.1 table holds none of them.
+        let added = [
+            offset_of!(HostTable, log_global),
+            offset_of!(HostTable, vcl_name),
+            offset_of!(HostTable, param),
+            offset_of!(HostTable, object_name),
+            offset_of!(HostTable, hook_provide),
+            offset_of!(HostTable, hook_call),
+        ];
+        for (i, off) in added.into_iter().enumerate() {
+            assert_eq!(off, HostTable::SIZE_1_1 + i * ptr);
+            assert!(!HostTable::has(HostTable::SIZE_1_1, off));
+            assert!(HostTable::has(size_of::<HostTable>(), off));
+        }
+        assert!(HostTable::has(HostTable::SIZE_1_1, offset_of!(HostTable, ban)));
+        assert_eq!(size_of::<HostTable>(), HostTable::SIZE_1_1 + added.len() * ptr);
     }
 
     #[test]

@@ -203,9 +203,92 @@ impl ForeignHost {
     }
 }
 
+/// A callback added to the table after 1.1, if the host's table has it
+/// (its `size` says how long it is).
+macro_rules! since_1_1 {
+    ($fh:expr, $field:ident) => {{
+        let table: *const HostTable = $fh.table;
+        // SAFETY: `size` is the table's first field, in every version.
+        let size = unsafe { (*table).size };
+        if HostTable::has(size, std::mem::offset_of!(HostTable, $field)) {
+            // SAFETY: the table is long enough to hold the field.
+            Some(unsafe { std::ptr::addr_of!((*table).$field).read() })
+        } else {
+            None
+        }
+    }};
+}
+
+/// Calls a module's hook provider for the host ([`abi::Hook::call`]).
+unsafe extern "C" fn hook_call_provider(data: *const c_void, arg: Str, sink: *mut c_void, put: abi::HookPut) -> i32 {
+    let answer = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `data` is the Box<HookFn> made in hook_provide, alive
+        // until the host frees it; `arg` is valid during the call.
+        let f = unsafe { &*(data as *const crate::HookFn) };
+        f(unsafe { arg.as_bytes() }.unwrap_or(b""))
+    }));
+    match answer {
+        Ok(Some(a)) => {
+            // SAFETY: the host's sink and put, as the ABI promises.
+            unsafe { put(sink, Str::from_bytes(&a)) };
+            1
+        }
+        _ => 0,
+    }
+}
+
+/// Releases a module's hook provider ([`abi::Hook::free`]).
+unsafe extern "C" fn hook_free_provider(data: *const c_void) {
+    // SAFETY: made by Box::into_raw in hook_provide; the host frees once.
+    let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(data as *mut crate::HookFn) })));
+}
+
 impl Host for ForeignHost {
     fn method(&self) -> &str {
         &self.method
+    }
+    fn log_global(&mut self, tag: &str, msg: &[u8]) {
+        if let Some(f) = since_1_1!(self, log_global) {
+            // SAFETY: the table's callbacks take the host pointer it gave.
+            unsafe { f(self.host, Str::from_bytes(tag.as_bytes()), Str::from_bytes(msg)) }
+        }
+    }
+    fn vcl_name(&self) -> &str {
+        let Some(f) = since_1_1!(self, vcl_name) else { return "" };
+        // SAFETY: as above.
+        let s = unsafe { f(self.host) };
+        self.copy_out(s).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
+    }
+    fn param(&self, name: &str) -> Option<String> {
+        let f = since_1_1!(self, param)?;
+        // SAFETY: as above.
+        let s = unsafe { f(self.host, Str::from_bytes(name.as_bytes())) };
+        self.copy_out(s).map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+    fn object_name(&self) -> Option<&str> {
+        let f = since_1_1!(self, object_name)?;
+        // SAFETY: as above.
+        let s = unsafe { f(self.host) };
+        self.copy_out(s).and_then(|b| std::str::from_utf8(b).ok())
+    }
+    fn hook_provide(&mut self, name: &str, order: i32, f: crate::HookFn) -> Result<(), Failure> {
+        let Some(provide) = since_1_1!(self, hook_provide) else {
+            return Err(Failure("this Lacquer has no hooks (ABI 1.1)".into()));
+        };
+        let data = Box::into_raw(Box::new(f)) as *const c_void;
+        let hook = abi::Hook { call: hook_call_provider, data, free: Some(hook_free_provider) };
+        // SAFETY: as above; the host owns `hook` from here on.
+        let s = unsafe { provide(self.host, Str::from_bytes(name.as_bytes()), order, hook) };
+        match self.copy_out(s) {
+            None => Ok(()),
+            Some(e) => Err(Failure(String::from_utf8_lossy(e).into_owned())),
+        }
+    }
+    fn hook_call(&self, name: &str, arg: &[u8]) -> Option<Vec<u8>> {
+        let call = since_1_1!(self, hook_call)?;
+        // SAFETY: as above; a non-NULL answer is in the workspace.
+        let s = unsafe { call(self.host, Str::from_bytes(name.as_bytes()), Str::from_bytes(arg)) };
+        self.copy_out(s).map(<[u8]>::to_vec)
     }
     fn log(&mut self, msg: &[u8]) {
         // SAFETY: the table's callbacks take the host pointer it gave.

@@ -41,6 +41,20 @@ pub trait Host {
     fn param(&self, _name: &str) -> Option<String> {
         None
     }
+    /// Registers `f` as a provider of the named hook, asked in `order`
+    /// (lower first; equal orders in registration order) by every module
+    /// that calls the hook, until the VCL whose load registered it is
+    /// discarded. A server allows it while a VCL loads: in a module's
+    /// `load` event or in `vcl_init` (an object's constructor). See
+    /// [`Hooks`](crate::Hooks).
+    fn hook_provide(&mut self, _name: &str, _order: i32, _f: crate::HookFn) -> Result<(), Failure> {
+        Err(Failure("hooks cannot be provided here".into()))
+    }
+    /// Calls the named hook with `arg`: the first provider's answer, or
+    /// `None` when nobody answered (no provider, or all declined).
+    fn hook_call(&self, _name: &str, _arg: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
     /// Makes `d` a director of the VCL: the BACKEND VCL holds for it,
     /// which the server resolves through `d` at each fetch. Only an
     /// object's constructor (in `vcl_init`) may make one, and one each:

@@ -37,6 +37,11 @@
 //! request, top request, connection), [`PrivCall`], [`PrivVcl`] (shared).
 //! A `ctx: &mut Ctx` first argument reaches the [`Host`].
 //!
+//! Modules call each other by name, never by symbol: one provides a
+//! named hook (`ctx.hook_provide("greeting", 10, f)`, usually from its
+//! `load` event), another calls it (`ctx.hook_call("greeting", arg)`) and
+//! gets the first provider's answer, or `None` — see [`Hooks`].
+//!
 //! The macro emits, inside the module, `SPEC` (the JSON interface the VCL
 //! compiler reads at `import`, see `lacquer_vcl::module`) and `MODULE`, a
 //! [`ModuleDef`] for linking the module into a server's [`Registry`]. With
@@ -56,12 +61,14 @@
 
 mod conv;
 pub mod ffi;
+mod hooks;
 mod host;
 #[cfg(feature = "loader")]
 pub mod loader;
 mod registry;
 mod types;
 
+pub use hooks::{HookFn, Hooks};
 pub use host::{Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl, Shared, SharedSlot};
 pub use lacquer_module_macros::module;
 pub use registry::{CallFn, Module, ModuleDef, Registry, Target};

@@ -223,6 +223,54 @@ impl Drop for ForeignPriv {
     }
 }
 
+/// A hook provider a loaded module registered: asking it crosses the ABI;
+/// dropping it (when the host unregisters it) runs the module's `free`.
+/// It keeps the library mapped, so it can never be called, nor freed,
+/// after the library is gone.
+struct ForeignHook {
+    hook: abi::Hook,
+    _lib: Arc<libloading::Library>,
+}
+
+// SAFETY: a provider may be called from any thread, by the ABI's contract
+// (the SDK makes them from `Send + Sync` closures).
+unsafe impl Send for ForeignHook {}
+unsafe impl Sync for ForeignHook {}
+
+impl ForeignHook {
+    fn ask(&self, arg: &[u8]) -> Option<Vec<u8>> {
+        unsafe extern "C" fn put(sink: *mut c_void, answer: Str) {
+            guard((), || {
+                // SAFETY: `sink` is the Option in `ask`, alive during the
+                // call; the answer is valid during this callback.
+                let out = unsafe { &mut *(sink as *mut Option<Vec<u8>>) };
+                *out = Some(unsafe { answer.as_bytes() }.unwrap_or(b"").to_vec());
+            })
+        }
+        let mut out: Option<Vec<u8>> = None;
+        // SAFETY: the provider's contract: `data` is its own, `arg` is
+        // valid during the call, `put` copies the answer into `out`.
+        let rc = unsafe {
+            (self.hook.call)(self.hook.data, Str::from_bytes(arg), &mut out as *mut Option<Vec<u8>> as *mut c_void, put)
+        };
+        if rc != 0 {
+            out
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for ForeignHook {
+    fn drop(&mut self) {
+        if let Some(free) = self.hook.free {
+            // SAFETY: the module's own release, run once; the library is
+            // still mapped (`_lib` is dropped after this).
+            unsafe { free(self.hook.data) }
+        }
+    }
+}
+
 /// What the callbacks see as `host` during one call.
 struct Bridge<'h, 'l> {
     host: &'h mut dyn Host,
@@ -426,7 +474,68 @@ unsafe extern "C" fn cb_ban(host: *mut c_void, expr: Str) -> Str {
     })
 }
 
-static TABLE: HostTable = HostTable {
+unsafe extern "C" fn cb_log_global(host: *mut c_void, tag: Str, msg: Str) {
+    guard((), || {
+        let br = unsafe { b(host) };
+        let tag = String::from_utf8_lossy(unsafe { bytes(tag) }).into_owned();
+        br.host.log_global(&tag, unsafe { bytes(msg) })
+    })
+}
+unsafe extern "C" fn cb_vcl_name(host: *mut c_void) -> Str {
+    guard(Str::NULL, || {
+        let br = unsafe { b(host) };
+        let n = br.host.vcl_name().as_bytes().to_vec();
+        br.alloc(&n)
+    })
+}
+unsafe extern "C" fn cb_param(host: *mut c_void, name: Str) -> Str {
+    guard(Str::NULL, || {
+        let br = unsafe { b(host) };
+        let Ok(name) = std::str::from_utf8(unsafe { bytes(name) }) else { return Str::NULL };
+        match br.host.param(name) {
+            Some(v) => br.alloc(v.as_bytes()),
+            None => Str::NULL,
+        }
+    })
+}
+unsafe extern "C" fn cb_object_name(host: *mut c_void) -> Str {
+    guard(Str::NULL, || {
+        let br = unsafe { b(host) };
+        match br.host.object_name().map(|n| n.as_bytes().to_vec()) {
+            Some(n) => br.alloc(&n),
+            None => Str::NULL,
+        }
+    })
+}
+unsafe extern "C" fn cb_hook_provide(host: *mut c_void, name: Str, order: i32, hook: abi::Hook) -> Str {
+    const PANICKED: &[u8] = b"the host failed registering the hook";
+    // The host owns the hook from here: whatever happens below drops it
+    // (releasing it) at most once.
+    let br = unsafe { b(host) };
+    let hook = ForeignHook { hook, _lib: br.lib.clone() };
+    guard(Str::from_bytes(PANICKED), move || {
+        let Ok(name) = std::str::from_utf8(unsafe { bytes(name) }) else {
+            return br.alloc(b"a hook's name must be UTF-8");
+        };
+        let f: crate::HookFn = Arc::new(move |arg: &[u8]| hook.ask(arg));
+        match br.host.hook_provide(name, order, f) {
+            Ok(()) => Str::NULL,
+            Err(e) => br.alloc(e.0.as_bytes()),
+        }
+    })
+}
+unsafe extern "C" fn cb_hook_call(host: *mut c_void, name: Str, arg: Str) -> Str {
+    guard(Str::NULL, || {
+        let br = unsafe { b(host) };
+        let Ok(name) = std::str::from_utf8(unsafe { bytes(name) }) else { return Str::NULL };
+        match br.host.hook_call(name, unsafe { bytes(arg) }) {
+            Some(v) => br.alloc(&v),
+            None => Str::NULL,
+        }
+    })
+}
+
+pub(crate) static TABLE: HostTable = HostTable {
     size: std::mem::size_of::<HostTable>(),
     method: cb_method,
     log: cb_log,
@@ -447,4 +556,153 @@ static TABLE: HostTable = HostTable {
     set_ip_tos: cb_set_ip_tos,
     timestamp: cb_timestamp,
     ban: cb_ban,
+    log_global: cb_log_global,
+    vcl_name: cb_vcl_name,
+    param: cb_param,
+    object_name: cb_object_name,
+    hook_provide: cb_hook_provide,
+    hook_call: cb_hook_call,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{PrivSlot, SharedSlot};
+    use crate::registry::ModuleDef;
+    use crate::Hooks;
+    use std::net::SocketAddr;
+
+    /// A host with the 1.2 services and a hook registry.
+    #[derive(Default)]
+    struct TestHost {
+        global: Vec<(String, Vec<u8>)>,
+        hooks: Hooks,
+    }
+
+    impl Host for TestHost {
+        fn method(&self) -> &str {
+            "vcl_init"
+        }
+        fn log(&mut self, _msg: &[u8]) {}
+        fn log_global(&mut self, tag: &str, msg: &[u8]) {
+            self.global.push((tag.into(), msg.into()));
+        }
+        fn vcl_name(&self) -> &str {
+            "vcl7"
+        }
+        fn param(&self, name: &str) -> Option<String> {
+            (name == "nuke_limit").then(|| "50".into())
+        }
+        fn object_name(&self) -> Option<&str> {
+            Some("obj")
+        }
+        fn hook_provide(&mut self, name: &str, order: i32, f: crate::HookFn) -> Result<(), Failure> {
+            self.hooks.provide(1, name, order, f).map_err(Failure)
+        }
+        fn hook_call(&self, name: &str, arg: &[u8]) -> Option<Vec<u8>> {
+            self.hooks.call(name, arg)
+        }
+        fn header(&self, _: Http, _: &[u8], _: usize) -> Option<&[u8]> {
+            None
+        }
+        fn set_header(&mut self, _: Http, _: &[u8], _: &[u8]) -> Result<(), Failure> {
+            Ok(())
+        }
+        fn unset_header(&mut self, _: Http, _: &[u8]) -> Result<(), Failure> {
+            Ok(())
+        }
+        fn ip(&self, _: IpKind) -> Option<SocketAddr> {
+            None
+        }
+        fn take_priv(&mut self, _: PrivScope) -> Option<PrivSlot> {
+            None
+        }
+        fn put_priv(&mut self, _: PrivScope, _: PrivSlot) {}
+        fn shared_priv(&self, _: PrivScope) -> Option<Arc<SharedSlot>> {
+            None
+        }
+    }
+
+    /// What a module sees of the 1.2 services, as one string.
+    fn probe(ctx: &mut Ctx<'_>, _: Target<'_>, _: &[Arg<'_>]) -> Result<Value, Failure> {
+        ctx.log_global("Debug", b"from the module");
+        let provided = ctx.hook_provide("twice", 0, Arc::new(|a: &[u8]| Some([a, a].concat())));
+        let answer = ctx.hook_call("twice", b"ab").map(|v| String::from_utf8(v).unwrap());
+        let text = format!(
+            "vcl={:?} param={:?} object={:?} provided={:?} answer={answer:?}",
+            ctx.vcl_name(),
+            ctx.param("nuke_limit"),
+            ctx.object_name(),
+            provided.map_err(|e| e.0),
+        );
+        Ok(Value::Str(Some(text.into_bytes())))
+    }
+
+    static PROBE: ModuleDef = ModuleDef { name: "probe", spec: "{}", call: probe };
+
+    /// Calls PROBE as a loaded module would be called, through the
+    /// loader's table cut to `size` bytes.
+    fn call_through_table(host: &mut TestHost, size: usize) -> String {
+        // Any library will do to stand for the module's.
+        let lib = Arc::new(unsafe { libloading::Library::new("libm.so.6") }.unwrap());
+        let table = HostTable { size, ..TABLE };
+        let mut bridge = Bridge { host, lib: &lib, arena: Vec::new(), taken: Vec::new(), failure: None };
+        let cctx = CallCtx { host: &mut bridge as *mut Bridge as *mut c_void, table: &table };
+        let mut out = abi::Value::absent();
+        let null = std::ptr::null_mut();
+        // SAFETY: as LoadedModule::call makes a call.
+        let rc =
+            unsafe { crate::ffi::enter(&PROBE, EntryKind::Function, 0, 0, &cctx, null, std::ptr::null(), 0, &mut out) };
+        assert_eq!(rc, 0, "{:?}", bridge.failure);
+        // SAFETY: the result points to the bridge's arena, still alive.
+        match unsafe { value_from_abi(&out) } {
+            Value::Str(Some(s)) => String::from_utf8(s).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_module_reaches_the_services_of_abi_1_2() {
+        let mut host = TestHost::default();
+        let text = call_through_table(&mut host, std::mem::size_of::<HostTable>());
+        assert_eq!(text, r#"vcl="vcl7" param=Some("50") object=Some("obj") provided=Ok(()) answer=Some("abab")"#);
+        assert_eq!(host.global, [("Debug".to_string(), b"from the module".to_vec())]);
+        // The provider stays registered after the call, and is the module's
+        // closure behind the ABI.
+        assert_eq!(host.hooks.call("twice", b"x"), Some(b"xx".to_vec()));
+        assert_eq!(host.hooks.remove_owner(1), 1);
+    }
+
+    #[test]
+    fn a_module_in_a_host_of_abi_1_1_does_not_call_past_the_table() {
+        let mut host = TestHost::default();
+        let text = call_through_table(&mut host, HostTable::SIZE_1_1);
+        assert_eq!(
+            text, r#"vcl="" param=None object=None provided=Err("this Lacquer has no hooks (ABI 1.1)") answer=None"#,
+            "the defaults of a host without them"
+        );
+        assert!(host.global.is_empty());
+        assert_eq!(host.hooks.providers("twice"), 0);
+    }
+
+    #[test]
+    fn a_refused_hook_is_released_once() {
+        // The registry refuses an empty name: the module's provider is
+        // freed at once.
+        let mut host = TestHost::default();
+        let lib = Arc::new(unsafe { libloading::Library::new("libm.so.6") }.unwrap());
+        let mut bridge = Bridge { host: &mut host, lib: &lib, arena: Vec::new(), taken: Vec::new(), failure: None };
+        let bp = &mut bridge as *mut Bridge as *mut c_void;
+        static FREED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        unsafe extern "C" fn never(_: *const c_void, _: Str, _: *mut c_void, _: abi::HookPut) -> i32 {
+            unreachable!()
+        }
+        unsafe extern "C" fn free(_: *const c_void) {
+            FREED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let hook = abi::Hook { call: never, data: std::ptr::null(), free: Some(free) };
+        let s = unsafe { cb_hook_provide(bp, Str::from_bytes(b""), 0, hook) };
+        assert_eq!(unsafe { s.as_bytes() }, Some(&b"a hook needs a name"[..]));
+        assert_eq!(FREED.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

@@ -151,3 +151,112 @@ fn a_library_that_is_not_a_module_is_refused() {
     let e = LoadedModule::open(Path::new("/nonexistent/libx.so"), "").unwrap_err();
     assert!(matches!(e, LoadError::Open(_)), "{e:?}");
 }
+
+fn loaded(name: &str) -> &'static Module {
+    static PROVIDER: OnceLock<Module> = OnceLock::new();
+    static CONSUMER: OnceLock<Module> = OnceLock::new();
+    let cell = match name {
+        "provider" => &PROVIDER,
+        "consumer" => &CONSUMER,
+        _ => unreachable!(),
+    };
+    cell.get_or_init(|| Module::Loaded(LoadedModule::open(&lib(name), "").unwrap_or_else(|e| panic!("{e}"))))
+}
+
+/// Sends VCL event `ev` to `m`, as the server does at load and discard.
+fn event(m: &Module, h: &mut FakeHost, ev: &str) -> Result<Value, Failure> {
+    let f = lacquer_vcl::ModuleSpec::from_json(m.spec()).unwrap().event.expect("an #[event] function");
+    m.call(&mut Ctx::new(h), Target::Function(f), &[Arg::Enum(ev)])
+}
+
+fn greet(h: &mut FakeHost, arg: &str) -> Value {
+    let consumer = loaded("consumer");
+    let call = func(consumer, "call");
+    consumer
+        .call(
+            &mut Ctx::new(h),
+            Target::Function(call),
+            &[Arg::Str(Some(b"greeting")), Arg::Str(Some(arg.as_bytes())), Arg::Absent],
+        )
+        .unwrap()
+}
+
+fn freed(h: &mut FakeHost) -> i64 {
+    let provider = loaded("provider");
+    match provider.call(&mut Ctx::new(h), Target::Function(func(provider, "freed")), &[]) {
+        Ok(Value::Int(n)) => n,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Two modules built separately, each its own shared library: `provider`
+/// provides the hook "greeting", `consumer` calls it by name. The host's
+/// registry is all they share.
+#[test]
+fn one_module_serves_another_through_a_named_hook() {
+    let (provider, consumer) = (loaded("provider"), loaded("consumer"));
+    assert_eq!((provider.name(), consumer.name()), ("provider", "consumer"));
+    let hooks = Arc::new(Hooks::new());
+    // VCL 1 imports both; the consumer runs in VCL 2, which does not
+    // import the provider: hooks are the server's, not a VCL's.
+    let mut init = FakeHost::for_vcl("vcl_init", &hooks, 1);
+    let mut req = FakeHost::for_vcl("vcl_recv", &hooks, 2);
+    assert_eq!(greet(&mut req, "you"), Value::str("(nobody answered)"), "no provider yet");
+    let freed_before = freed(&mut req);
+
+    // The load event registers the order-100 provider.
+    assert_eq!(event(provider, &mut init, "load"), Ok(Value::Void));
+    assert_eq!(hooks.providers("greeting"), 1);
+    assert_eq!(greet(&mut req, "you"), Value::str("hello, you"));
+    assert_eq!(greet(&mut req, ""), Value::str("(nobody answered)"), "it declines an empty argument");
+
+    // Objects made in vcl_init register more, at their order.
+    let answer = |h: &mut FakeHost, key: &str, reply: &str, order: i64| {
+        let args = [Arg::Str(Some(key.as_bytes())), Arg::Str(Some(reply.as_bytes())), Arg::Int(order)];
+        match provider.call(&mut Ctx::new(h), Target::Constructor(0), &args) {
+            Ok(Value::Object(o)) => o,
+            other => panic!("{other:?}"),
+        }
+    };
+    let vip = answer(&mut init, "vip", "welcome back", 10);
+    assert_eq!(greet(&mut req, "vip"), Value::str("welcome back"), "order 10 answers before order 100");
+    assert_eq!(greet(&mut req, "you"), Value::str("hello, you"), "order 10 declines, order 100 answers");
+    let tie = answer(&mut init, "vip", "second at 10", 10);
+    assert_eq!(greet(&mut req, "vip"), Value::str("welcome back"), "a tie goes to the first registered");
+    let first = answer(&mut init, "vip", "first at 5", 5);
+    assert_eq!(greet(&mut req, "vip"), Value::str("first at 5"));
+    let empty = answer(&mut init, "", "an empty argument", 200);
+    assert_eq!(greet(&mut req, ""), Value::str("an empty argument"), "order 100 declined it");
+    assert_eq!(hooks.providers("greeting"), 5);
+    // Providing is for loading a VCL; a request cannot.
+    let args = [Arg::Str(Some(&b"x"[..])), Arg::Str(Some(&b"y"[..])), Arg::Int(0)];
+    let refused = provider.call(&mut Ctx::new(&mut req), Target::Constructor(0), &args).map(drop);
+    assert_eq!(refused, Err(Failure("hooks cannot be provided in vcl_recv".into())));
+    assert_eq!(hooks.providers("greeting"), 5);
+    assert_eq!(freed(&mut req), freed_before + 1, "the refused provider was released at once");
+
+    // Discarding VCL 1: its objects go (vcl_fini), it is told `discard`,
+    // and the host unregisters every provider it registered, releasing
+    // them in the module that made them.
+    drop((vip, tie, first, empty));
+    assert_eq!(greet(&mut req, "vip"), Value::str("first at 5"), "providers outlive their objects");
+    assert_eq!(event(provider, &mut init, "discard"), Ok(Value::Void));
+    assert_eq!(hooks.remove_owner(1), 5);
+    assert_eq!(freed(&mut req), freed_before + 6, "each provider released once, by its module");
+    assert_eq!(greet(&mut req, "vip"), Value::str("(nobody answered)"));
+    assert_eq!(greet(&mut req, "you"), Value::str("(nobody answered)"));
+}
+
+#[test]
+fn host_services_of_abi_1_2_reach_a_loaded_module() {
+    let consumer = loaded("consumer");
+    let hooks = Arc::new(Hooks::new());
+    let mut h = FakeHost::for_vcl("vcl_recv", &hooks, 7);
+    h.params.insert("nuke_limit".into(), "50".into());
+    let whoami = func(consumer, "whoami");
+    let r = consumer.call(&mut Ctx::new(&mut h), Target::Function(whoami), &[Arg::Str(Some(b"nuke_limit"))]);
+    assert_eq!(r, Ok(Value::str("vcl7 50")));
+    let r = consumer.call(&mut Ctx::new(&mut h), Target::Function(whoami), &[Arg::Str(Some(b"nope"))]);
+    assert_eq!(r, Ok(Value::str("vcl7 -")));
+    assert_eq!(h.global, [("Debug".to_string(), "vcl7 50".to_string()), ("Debug".into(), "vcl7 -".into())]);
+}

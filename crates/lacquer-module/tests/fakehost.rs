@@ -16,11 +16,24 @@ pub struct FakeHost {
     pub shared: HashMap<PrivScope, Arc<SharedSlot>>,
     pub healthy: HashMap<u64, bool>,
     pub bans: Vec<String>,
+    /// The hook registry, shared by every host of one "server".
+    pub hooks: Arc<Hooks>,
+    /// The VCL this host runs for: the owner of the hooks it registers.
+    pub vcl: u64,
+    pub vcl_name: String,
+    pub params: HashMap<String, String>,
+    pub global: Vec<(String, String)>,
 }
 
 impl FakeHost {
     pub fn new(method: &str) -> FakeHost {
         FakeHost { method: method.into(), ..FakeHost::default() }
+    }
+
+    /// A host for VCL `vcl` sharing the hook registry `hooks`.
+    #[allow(dead_code)]
+    pub fn for_vcl(method: &str, hooks: &Arc<Hooks>, vcl: u64) -> FakeHost {
+        FakeHost { hooks: hooks.clone(), vcl, vcl_name: format!("vcl{vcl}"), ..FakeHost::new(method) }
     }
 
     /// Ends the task: its private state is released.
@@ -36,6 +49,24 @@ impl Host for FakeHost {
     }
     fn log(&mut self, msg: &[u8]) {
         self.log.push(String::from_utf8_lossy(msg).into_owned());
+    }
+    fn log_global(&mut self, tag: &str, msg: &[u8]) {
+        self.global.push((tag.into(), String::from_utf8_lossy(msg).into_owned()));
+    }
+    fn vcl_name(&self) -> &str {
+        &self.vcl_name
+    }
+    fn param(&self, name: &str) -> Option<String> {
+        self.params.get(name).cloned()
+    }
+    fn hook_provide(&mut self, name: &str, order: i32, f: HookFn) -> Result<(), Failure> {
+        if self.method != "vcl_init" {
+            return Err(Failure(format!("hooks cannot be provided in {}", self.method)));
+        }
+        self.hooks.provide(self.vcl, name, order, f).map_err(Failure)
+    }
+    fn hook_call(&self, name: &str, arg: &[u8]) -> Option<Vec<u8>> {
+        self.hooks.call(name, arg)
     }
     fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]> {
         self.headers

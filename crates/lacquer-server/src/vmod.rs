@@ -18,16 +18,25 @@
 //!
 //! Objects (`new x = mod.class(…)` in `vcl_init`) are made when the server
 //! starts, by running `vcl_init`; a failing `vcl_init` refuses the start.
+//!
+//! Named hooks between modules ([`Hooks`]) are the server's, one registry
+//! for every VCL: a module provides one while a VCL loads (in `vcl_init`
+//! or a VCL event), any module of any VCL calls it, and the providers a
+//! VCL registered are unregistered when it is discarded — after its
+//! modules are told `discard` — or dropped, whichever comes first. A
+//! provider from a loaded library keeps the library mapped, and files
+//! stay open while the process runs anyway.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use lacquer_defs::{Method, Var, VclType};
 use lacquer_module::{
-    Acl, Arg, Backend, BlobRef, Ctx, Failure as MFailure, Header, Host, Http, Instance, IpKind, Module, PrivScope,
-    PrivSlot, Probe, Registry, SharedSlot, Strands, Target, Value as MValue,
+    Acl, Arg, Backend, BlobRef, Ctx, Failure as MFailure, Header, HookFn, Hooks, Host, Http, Instance, IpKind, Module,
+    PrivScope, PrivSlot, Probe, Registry, SharedSlot, Strands, Target, Value as MValue,
 };
 use lacquer_vcl::module::{ArgType, ResolveError};
 use lacquer_vcl::program::{CallId, CallTarget, Expr};
@@ -50,6 +59,8 @@ const BUILD: &str = concat!("lacquer-", env!("CARGO_PKG_VERSION"));
 pub struct Modules {
     builtin: Registry,
     loaded: Mutex<Vec<(String, Module)>>,
+    /// The named hooks modules provide one another, owned by VCLs.
+    hooks: Arc<Hooks>,
 }
 
 impl Default for Modules {
@@ -62,7 +73,7 @@ impl Default for Modules {
         builtin.link(&lacquer_vmod_fs::vmod::MODULE);
         builtin.link(&lacquer_vmod_cookie::vmod::MODULE);
         builtin.link(&lacquer_vmod_blob::vmod::MODULE);
-        Modules { builtin, loaded: Mutex::default() }
+        Modules { builtin, loaded: Mutex::default(), hooks: Arc::default() }
     }
 }
 
@@ -124,15 +135,33 @@ pub(crate) struct Vmods {
     pub instances: Vec<OnceLock<Instance>>,
     /// PRIV_CALL and PRIV_VCL.
     shared: Mutex<HashMap<PrivKey, Arc<SharedSlot>>>,
+    /// The server's hooks, and this VCL's name for the providers it
+    /// registers there (unique in the process, unlike VCL names).
+    hooks: Arc<Hooks>,
+    hook_owner: u64,
 }
 
 impl Vmods {
     pub fn new(modules: &Modules, program: &Program) -> Vmods {
+        static OWNERS: AtomicU64 = AtomicU64::new(1);
         Vmods {
             registry: modules.registry_for(program),
             instances: program.instances.iter().map(|_| OnceLock::new()).collect(),
             shared: Mutex::new(HashMap::new()),
+            hooks: modules.hooks.clone(),
+            hook_owner: OWNERS.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Unregisters the hook providers the VCL registered.
+    fn drop_hooks(&self) {
+        self.hooks.remove_owner(self.hook_owner);
+    }
+}
+
+impl Drop for Vmods {
+    fn drop(&mut self) {
+        self.drop_hooks();
     }
 }
 
@@ -252,6 +281,19 @@ impl Host for TaskHost<'_> {
 
     fn vcl_name(&self) -> &str {
         &self.vcl.name
+    }
+
+    fn hook_provide(&mut self, name: &str, order: i32, f: HookFn) -> Result<(), MFailure> {
+        // While the VCL loads (vcl_init, its events), never from a task
+        // or once it is being discarded.
+        if !matches!(self.task, Task::Init(_)) || self.method != Method::Init {
+            return Err(MFailure(format!("hooks cannot be provided in {}", self.method.as_str())));
+        }
+        self.vcl.vmods.hooks.provide(self.vcl.vmods.hook_owner, name, order, f).map_err(MFailure)
+    }
+
+    fn hook_call(&self, name: &str, arg: &[u8]) -> Option<Vec<u8>> {
+        self.vcl.vmods.hooks.call(name, arg)
     }
 
     fn add_director(&mut self, d: Arc<dyn lacquer_module::Director>) -> Result<Backend, MFailure> {
@@ -555,7 +597,8 @@ pub(crate) fn vcl_init(shared: &crate::Shared, vcl: &Vcl) -> Result<(), String> 
 /// function, with the VCL's PRIV_VCL for that module: in import order,
 /// `Discard` in reverse. A module failing `Load` stops it, and the modules
 /// told before are sent `Discard` (as varnishd's generated `VGC_Load`
-/// does); the error is the module's message.
+/// does); the error is the module's message. After `Discard` (or a failed
+/// `Load`) the hook providers the VCL registered are unregistered.
 pub(crate) fn event(shared: &crate::Shared, vcl: &Vcl, ev: lacquer_module::Event) -> Result<(), String> {
     use lacquer_module::Event;
     let mut order: Vec<usize> = (0..vcl.program.imports.len()).collect();
@@ -568,9 +611,14 @@ pub(crate) fn event(shared: &crate::Shared, vcl: &Vcl, ev: lacquer_module::Event
                 for &j in order[..n].iter().rev() {
                     let _ = event_one(shared, vcl, j, Event::Discard);
                 }
+                vcl.vmods.drop_hooks();
             }
             return Err(why);
         }
+    }
+    if ev == Event::Discard {
+        // Every module has been told; nothing of this VCL answers hooks.
+        vcl.vmods.drop_hooks();
     }
     Ok(())
 }

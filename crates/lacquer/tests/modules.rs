@@ -144,3 +144,58 @@ fn modules_that_do_not_fit_are_refused_at_import_naming_why() {
     let err = check("/nonexistent/libkv.so");
     assert!(err.contains("File name: /nonexistent/libkv.so\n\tcannot open: "), "{err}");
 }
+
+/// Two test modules built apart, each its own shared library: `provider`
+/// provides the hook "greeting" (order 100 from its load event, and an
+/// object made in `vcl_init` at the order it is given), `consumer` calls
+/// it by name. Hooks are the server's: a VCL that imports only the
+/// consumer is answered while the provider's VCL is loaded, and nobody
+/// answers once that VCL is discarded.
+#[test]
+fn a_module_from_one_library_serves_another_through_a_named_hook() {
+    let dir = build_modules("../lacquer-module/tests/cdylib/Cargo.toml", "cdylib-tests", None);
+    let (provider, consumer) = (so(&dir, "provider"), so(&dir, "consumer"));
+    let scratch = scratch();
+    let boot = scratch.join("boot.vcl");
+    std::fs::write(
+        &boot,
+        format!(
+            "vcl 4.1;\nimport provider from \"{provider}\";\nimport consumer from \"{consumer}\";\n\
+             backend default none;\n\
+             sub vcl_init {{ new vip = provider.answer(\"/vip\", \"welcome back\", 10); }}\n\
+             sub vcl_recv {{ return (synth(200)); }}\n\
+             sub vcl_synth {{\n  set resp.http.greeting = consumer.call(\"greeting\", req.url);\n  \
+             set resp.http.who = consumer.whoami(\"nuke_limit\");\n}}\n"
+        ),
+    )
+    .unwrap();
+    let s = start_with_cli(&["-f", boot.to_str().unwrap()], b"k");
+    let greeting = |path: &str| {
+        let (h, _) = request(&s, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+        (header(&h, "greeting").unwrap_or_default(), header(&h, "who"))
+    };
+    assert_eq!(greeting("/vip"), ("welcome back".into(), Some("boot 50".into())), "order 10 answers first");
+    assert_eq!(greeting("/you").0, "hello, /you", "order 10 declines, the load event's order 100 answers");
+
+    // A VCL importing only the consumer.
+    let mut cli = Cli::open(&s.addrs[1], b"k");
+    let v2 = format!(
+        "vcl 4.1;\nimport consumer from \"{consumer}\";\nbackend default none;\n\
+         sub vcl_recv {{ return (synth(200)); }}\n\
+         sub vcl_synth {{\n  set resp.http.greeting = consumer.call(\"greeting\", req.url, \"nobody\");\n  \
+         set resp.http.who = consumer.whoami(\"nuke_limit\");\n}}\n"
+    );
+    cli.ok(&["vcl.inline", "v2", &v2]);
+    cli.ok(&["vcl.use", "v2"]);
+    assert_eq!(greeting("/vip"), ("welcome back".into(), Some("v2 50".into())), "boot's providers answer v2");
+    cli.ok(&["vcl.discard", "boot"]);
+    // Discarded once its last task ends: then nobody answers.
+    let deadline = Instant::now() + WAIT;
+    while greeting("/vip").0 != "nobody" {
+        assert!(Instant::now() < deadline, "the discarded VCL's providers still answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(greeting("/you").0, "nobody");
+    let _ = std::fs::remove_dir_all(scratch);
+}
