@@ -389,6 +389,8 @@ pub struct Cache<H: Send + Sync + 'static> {
     next_id: AtomicU64,
     /// The stores, in `-s` order, Transient last.
     stores: Vec<Arc<Store>>,
+    /// Turns through the stores for [`Cache::next_store`].
+    next_store: AtomicUsize,
     stats: Arc<Stats>,
     /// The ban list, oldest first.
     bans: Mutex<Vec<Arc<Ban<H>>>>,
@@ -459,6 +461,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
             timer_added: Notify::new(),
             next_id: AtomicU64::new(1),
             stores: stores.into_iter().map(|s| Arc::new(Store::new(s))).collect(),
+            next_store: AtomicUsize::new(0),
             stats: Arc::new(Stats::default()),
             bans: Mutex::new(Vec::new()),
         });
@@ -482,6 +485,14 @@ impl<H: Send + Sync + 'static> Cache<H> {
     /// Every store, in the order given.
     pub fn stores(&self) -> &[Arc<Store>] {
         &self.stores
+    }
+
+    /// The store the next object goes to when nothing else decides
+    /// (varnishd's `STV_next`): every store but the last (Transient) in
+    /// turn; Transient when it is the only one.
+    pub fn next_store(&self) -> usize {
+        let n = self.stores.len().saturating_sub(1).max(1);
+        self.next_store.fetch_add(1, Ordering::Relaxed) % n
     }
 
     /// The index of the store named `name`.
