@@ -26,25 +26,30 @@
 //!   from the one fetch as it streams;
 //! - lifetimes are Varnish's `t_origin + ttl (+ grace (+ keep))`; expiry
 //!   is a timer heap worked by [`Cache::run_expiry`], never a scan;
-//! - the store ([`Store`]) charges every byte of head and body against the
-//!   `-s malloc,SIZE` limit and evicts the least recently used objects to
-//!   make room (`n_lru_nuked`); a fetch that cannot get room fails.
+//! - each object lives in one store ([`Store`]), which charges every byte of
+//!   head and body against its limit and evicts the least recently used
+//!   objects of that store to make room (`n_lru_nuked`); a fetch that
+//!   cannot get room fails. What a store is made of (the heap, a mapped
+//!   file) is behind the [`Storage`] trait ([`storage`]): lookup, expiry,
+//!   bans and eviction never ask.
 //!
 //! Locks are short and never held across an await: one per shard of the
 //! key map, one per object head, one for the LRU, one for the timer heap.
 
 pub mod object;
+pub mod storage;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
 pub use object::{BodyReader, NoSpace, Object};
+pub use storage::{Space, Storage};
 
 /// How many shards the key map has; a power of two.
 const SHARDS: usize = 64;
@@ -54,7 +59,7 @@ const SHARDS: usize = 64;
 /// no LRU lock.
 const LRU_INTERVAL: f64 = 2.0;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -113,59 +118,68 @@ fn bump(c: &AtomicU64) {
 /// freed anything.
 type Evictor = Box<dyn Fn(u64) -> bool + Send + Sync>;
 
+/// A store's objects by age of last use: place → core.
+type Lru<H> = Mutex<BTreeMap<u64, Weak<ObjCore<H>>>>;
+
 /// One shard of the key map.
 type Shard<H> = Mutex<HashMap<Box<[u8]>, Arc<ObjHead<H>>>>;
 
 /// The expiry timers: (deadline in ms, core id, core), earliest first.
 type Timers<H> = Mutex<BinaryHeap<Reverse<(u64, u64, TimerRef<H>)>>>;
 
-/// A store's bytes, against its limit (`SMA.<name>.g_bytes`, `g_space`).
+/// The bytes an object costs in its store besides its head and body: what
+/// varnishd's `struct object` and its fixed attributes (`OA_VXID`,
+/// `OA_FLAGS`, `OA_GZIPBITS`, `OA_LASTMODIFIED`) take there, so that a
+/// store fills as varnishd's does.
+pub const OBJECT_OVERHEAD: u64 = 128;
+
+/// A store as the cache uses it: a [`Storage`] of any kind, and the
+/// eviction that makes room in it (Varnish's `struct stevedore` with its
+/// LRU).
 pub struct Store {
-    limit: Option<u64>,
-    used: AtomicU64,
-    /// Frees room by evicting; set once the cache exists.
+    imp: Arc<dyn Storage>,
+    /// Frees room by evicting from this store's LRU; set once the cache
+    /// exists.
     evict: Mutex<Option<Evictor>>,
 }
 
 impl Store {
-    fn new(limit: Option<u64>) -> Store {
-        Store { limit, used: AtomicU64::new(0), evict: Mutex::new(None) }
+    fn new(imp: Arc<dyn Storage>) -> Store {
+        Store { imp, evict: Mutex::new(None) }
     }
 
-    /// Takes `n` bytes, evicting least recently used objects when the limit
-    /// would be passed; false when no room can be made.
-    fn charge(&self, n: u64) -> bool {
-        let Some(limit) = self.limit else {
-            self.used.fetch_add(n, Ordering::Relaxed);
-            return true;
-        };
+    /// Room for `n` bytes, evicting least recently used objects of this
+    /// store while there is none; `None` when no room can be made.
+    fn allocate(&self, n: u64) -> Option<Space> {
         loop {
-            let used = self.used.load(Ordering::Relaxed);
-            if used + n <= limit {
-                if self.used.compare_exchange(used, used + n, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-                    return true;
-                }
-                continue;
+            if let Some(space) = self.imp.allocate(n) {
+                return Some(space);
             }
-            let evicted = lock(&self.evict).as_ref().is_some_and(|f| f(used + n - limit));
+            let evicted = lock(&self.evict).as_ref().is_some_and(|f| f(n));
             if !evicted {
-                return false;
+                return None;
             }
         }
     }
 
-    fn release(&self, n: u64) {
-        self.used.fetch_sub(n, Ordering::Relaxed);
+    /// The storage behind it.
+    pub fn storage(&self) -> &dyn Storage {
+        &*self.imp
+    }
+
+    /// `storage.NAME`.
+    pub fn name(&self) -> &str {
+        self.imp.name()
     }
 
     /// The bytes in use.
     pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Relaxed)
+        self.imp.used()
     }
 
     /// The limit, if any.
     pub fn limit(&self) -> Option<u64> {
-        self.limit
+        self.imp.limit()
     }
 }
 
@@ -236,6 +250,8 @@ pub struct ObjCore<H> {
     ban_seen: AtomicU64,
     /// When it last moved in the LRU, and its place there.
     lru: Mutex<(f64, u64)>,
+    /// Which store (and so which LRU) its object is in.
+    store: AtomicUsize,
     in_lru: AtomicBool,
 }
 
@@ -365,13 +381,16 @@ pub struct Busy<H: Send + Sync + 'static> {
 pub struct Cache<H: Send + Sync + 'static> {
     shards: Vec<Shard<H>>,
     hasher: std::collections::hash_map::RandomState,
-    /// Published objects by age of last use: place → core.
-    lru: Mutex<BTreeMap<u64, Weak<ObjCore<H>>>>,
+    /// Per store, its published objects by age of last use: place → core.
+    lru: Vec<Lru<H>>,
     /// Cores by when they stop being useful: (deadline in ms, id).
     timers: Timers<H>,
     timer_added: Notify,
     next_id: AtomicU64,
-    store: Arc<Store>,
+    /// The stores, in `-s` order, Transient last.
+    stores: Vec<Arc<Store>>,
+    /// Turns through the stores for [`Cache::next_store`].
+    next_store: AtomicUsize,
     stats: Arc<Stats>,
     /// The ban list, oldest first.
     bans: Mutex<Vec<Arc<Ban<H>>>>,
@@ -423,21 +442,33 @@ impl<H> Ord for TimerRef<H> {
 }
 
 impl<H: Send + Sync + 'static> Cache<H> {
-    /// A cache whose objects may hold `limit` bytes (unbounded if `None`).
+    /// A cache with one malloc store `s0` whose objects may hold `limit`
+    /// bytes (unbounded if `None`), and an unbounded `Transient`.
     pub fn new(limit: Option<u64>) -> Arc<Cache<H>> {
+        Cache::with_stores(vec![
+            Arc::new(storage::Malloc::new("s0", limit)),
+            Arc::new(storage::Malloc::new("Transient", None)),
+        ])
+    }
+
+    /// A cache over these stores, of whatever kinds; each has its own LRU.
+    pub fn with_stores(stores: Vec<Arc<dyn Storage>>) -> Arc<Cache<H>> {
         let cache = Arc::new(Cache {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: Default::default(),
-            lru: Mutex::new(BTreeMap::new()),
+            lru: stores.iter().map(|_| Mutex::new(BTreeMap::new())).collect(),
             timers: Mutex::new(BinaryHeap::new()),
             timer_added: Notify::new(),
             next_id: AtomicU64::new(1),
-            store: Arc::new(Store::new(limit)),
+            stores: stores.into_iter().map(|s| Arc::new(Store::new(s))).collect(),
+            next_store: AtomicUsize::new(0),
             stats: Arc::new(Stats::default()),
             bans: Mutex::new(Vec::new()),
         });
-        let weak = Arc::downgrade(&cache);
-        *lock(&cache.store.evict) = Some(Box::new(move |need| weak.upgrade().is_some_and(|c| c.evict(need))));
+        for (i, store) in cache.stores.iter().enumerate() {
+            let weak = Arc::downgrade(&cache);
+            *lock(&store.evict) = Some(Box::new(move |need| weak.upgrade().is_some_and(|c| c.evict(i, need))));
+        }
         cache
     }
 
@@ -446,9 +477,27 @@ impl<H: Send + Sync + 'static> Cache<H> {
         &self.stats
     }
 
-    /// The store.
+    /// The first store.
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.stores[0]
+    }
+
+    /// Every store, in the order given.
+    pub fn stores(&self) -> &[Arc<Store>] {
+        &self.stores
+    }
+
+    /// The store the next object goes to when nothing else decides
+    /// (varnishd's `STV_next`): every store but the last (Transient) in
+    /// turn; Transient when it is the only one.
+    pub fn next_store(&self) -> usize {
+        let n = self.stores.len().saturating_sub(1).max(1);
+        self.next_store.fetch_add(1, Ordering::Relaxed) % n
+    }
+
+    /// The index of the store named `name`.
+    pub fn store_index(&self, name: &str) -> Option<usize> {
+        self.stores.iter().position(|s| s.name() == name)
     }
 
     fn shard(&self, key: &[u8]) -> &Shard<H> {
@@ -495,6 +544,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
             hits: AtomicU64::new(0),
             ban_seen: AtomicU64::new(0),
             lru: Mutex::new((0.0, 0)),
+            store: AtomicUsize::new(0),
             in_lru: AtomicBool::new(false),
         })
     }
@@ -636,20 +686,21 @@ impl<H: Send + Sync + 'static> Cache<H> {
         if now - place.0 < LRU_INTERVAL {
             return;
         }
-        let mut lru = lock(&self.lru);
+        let mut lru = lock(&self.lru[oc.store.load(Ordering::Relaxed)]);
         lru.remove(&place.1);
         let at = self.next_id.fetch_add(1, Ordering::Relaxed);
         lru.insert(at, Arc::downgrade(oc));
         *place = (now, at);
     }
 
-    /// Evicts least recently used objects until `need` bytes are freed (or
-    /// nothing more can go); objects still being fetched are skipped.
-    fn evict(&self, need: u64) -> bool {
+    /// Evicts the least recently used objects of store `store` until
+    /// `need` bytes are freed (or nothing more can go); objects still being
+    /// fetched are skipped.
+    fn evict(&self, store: usize, need: u64) -> bool {
         let mut freed = 0;
         let mut skipped = Vec::new();
         while freed < need {
-            let next = lock(&self.lru).pop_first();
+            let next = lock(&self.lru[store]).pop_first();
             let Some((at, weak)) = next else { break };
             let Some(oc) = weak.upgrade() else { continue };
             let obj = oc.object();
@@ -662,7 +713,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
                 bump(&self.stats.n_lru_nuked);
             }
         }
-        lock(&self.lru).extend(skipped);
+        lock(&self.lru[store]).extend(skipped);
         freed > 0
     }
 
@@ -684,7 +735,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
         self.stats.n_objectcore.fetch_sub(1, Ordering::Relaxed);
         if oc.in_lru.swap(false, Ordering::Relaxed) {
             let place = lock(&oc.lru).1;
-            lock(&self.lru).remove(&place);
+            lock(&self.lru[oc.store.load(Ordering::Relaxed)]).remove(&place);
         }
         if let Some(oh) = oc.head.upgrade() {
             lock(&oh.cores).retain(|c| !Arc::ptr_eq(c, oc));
@@ -886,26 +937,42 @@ impl<H: Send + Sync + 'static> Busy<H> {
         self.oc.as_ref().map_or(0, |oc| oc.id)
     }
 
-    /// Makes the object available: the core becomes a cached object with
-    /// these lifetimes, findable for the variant `vary`, and every client
-    /// waiting on the key looks again. The body may still be arriving.
-    /// `head_size` is what the head costs in the store; it fails (and the
-    /// key is freed for another try) when there is no room for it.
+    /// [`Busy::publish_in`] the first store.
     pub fn publish(
-        mut self,
+        self,
         head: H,
         head_size: u64,
         xid: u64,
         life: Lifetime,
         vary: VarySpec,
     ) -> Result<Published<H>, NoSpace> {
+        self.publish_in(0, head, head_size, xid, life, vary).map_err(|(_, e)| e)
+    }
+
+    /// Makes the object available in store `store` (an index into
+    /// [`Cache::stores`]): the core becomes a cached object with these
+    /// lifetimes, findable for the variant `vary`, and every client
+    /// waiting on the key looks again. The body may still be arriving.
+    /// `head_size` is what the head costs in the store (with
+    /// [`OBJECT_OVERHEAD`] on top); it fails, and the busy core comes back
+    /// for another try, when there is no room for it.
+    pub fn publish_in(
+        mut self,
+        store: usize,
+        head: H,
+        head_size: u64,
+        xid: u64,
+        life: Lifetime,
+        vary: VarySpec,
+    ) -> Result<Published<H>, (Busy<H>, NoSpace)> {
         let oc = self.take();
         let cache = self.cache.clone();
-        if !cache.store.charge(head_size) {
+        let Some(space) = cache.stores[store].allocate(head_size + OBJECT_OVERHEAD) else {
             self.oc = Some(oc);
-            return Err(NoSpace);
-        }
-        let obj = Arc::new(Object::new(head, head_size, xid, cache.store.clone()));
+            return Err((self, NoSpace));
+        };
+        let obj = Arc::new(Object::new(head, space, xid, cache.stores[store].clone()));
+        oc.store.store(store, Ordering::Relaxed);
         oc.xid.store(xid, Ordering::Relaxed);
         oc.ban_seen.store(cache.newest_ban(), Ordering::Relaxed);
         {
@@ -919,7 +986,7 @@ impl<H: Send + Sync + 'static> Busy<H> {
         {
             let at = cache.next_id.fetch_add(1, Ordering::Relaxed);
             *lock(&oc.lru) = (life.t_origin.max(0.0), at);
-            lock(&cache.lru).insert(at, Arc::downgrade(&oc));
+            lock(&cache.lru[store]).insert(at, Arc::downgrade(&oc));
             oc.in_lru.store(true, Ordering::Relaxed);
         }
         cache.add_timer(&oc, life.keep_until());

@@ -9,7 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::Store;
+use crate::storage::{Piece, Space};
+use crate::{lock, Store};
+
+/// How much room a body asks for at a time when it can (Varnish's
+/// `fetch_chunksize`); what is left unused is given back when the body is
+/// whole (`ObjTrimStore`).
+pub const CHUNK: u64 = 16 * 1024;
 
 /// How a body ended, or that it has not yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,8 +26,16 @@ enum End {
 }
 
 struct BodyState {
-    pieces: Vec<Arc<Vec<u8>>>,
+    pieces: Vec<Piece>,
     end: End,
+}
+
+/// The room an object holds in its store: what the fetch writes into.
+struct Room {
+    /// The head's, then the body's, in order.
+    spaces: Vec<Space>,
+    /// How much of the last body space is written.
+    fill: u64,
 }
 
 /// A cached response: its head (whatever type the server keeps heads in)
@@ -35,8 +49,10 @@ pub struct Object<H> {
     body: Mutex<BodyState>,
     grew: Notify,
     len: AtomicU64,
-    /// The bytes charged to the store for the head.
-    head_size: u64,
+    /// The bytes it holds in its store.
+    held: AtomicU64,
+    /// Taken only by the one fetch writing the body, and at the end.
+    room: Mutex<Room>,
     store: Arc<Store>,
 }
 
@@ -45,37 +61,80 @@ pub struct Object<H> {
 pub struct NoSpace;
 
 impl<H> Object<H> {
-    pub(crate) fn new(head: H, head_size: u64, xid: u64, store: Arc<Store>) -> Object<H> {
+    /// An object whose head holds `head` (already taken from `store`).
+    pub(crate) fn new(head: H, head_space: Space, xid: u64, store: Arc<Store>) -> Object<H> {
         Object {
             head,
             xid,
             body: Mutex::new(BodyState { pieces: Vec::new(), end: End::Open }),
             grew: Notify::new(),
             len: AtomicU64::new(0),
-            head_size,
+            held: AtomicU64::new(head_space.len),
+            room: Mutex::new(Room { spaces: vec![head_space], fill: 0 }),
             store,
         }
     }
 
-    /// Appends a piece of body and wakes the readers. Fails when the store
-    /// cannot make room even by evicting.
+    /// The store it is in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Appends a piece of body and wakes the readers. The piece goes into
+    /// the room the last one left; when that is too small, into new room
+    /// of at least [`CHUNK`] bytes if the store has it free, else of just
+    /// the piece, evicting for it. Fails when the store cannot make room
+    /// even by evicting.
     pub fn append(&self, piece: Vec<u8>) -> Result<(), NoSpace> {
         if piece.is_empty() {
             return Ok(());
         }
         let n = piece.len() as u64;
-        if !self.store.charge(n) {
-            return Err(NoSpace);
+        let imp = self.store.storage();
+        // Never held with the body's lock: eviction looks at other objects'
+        // bodies, whose writers may be evicting too.
+        let mut room = lock(&self.room);
+        let left = if room.spaces.len() > 1 { room.spaces.last().map_or(0, |s| s.len - room.fill) } else { 0 };
+        if left < n {
+            let fill = room.fill;
+            if room.spaces.len() > 1 {
+                let last = room.spaces.last_mut().expect("a body space");
+                let before = last.len;
+                imp.trim(last, fill);
+                self.held.fetch_sub(before - last.len, Ordering::Relaxed);
+            }
+            let space = match imp.allocate(n.max(CHUNK)) {
+                Some(s) => s,
+                None => self.store.allocate(n).ok_or(NoSpace)?,
+            };
+            self.held.fetch_add(space.len, Ordering::Relaxed);
+            room.spaces.push(space);
+            room.fill = 0;
         }
+        let fill = room.fill;
+        let stored = imp.write(room.spaces.last().expect("a body space"), fill, piece);
+        room.fill += n;
+        drop(room);
         self.len.fetch_add(n, Ordering::Relaxed);
-        self.body.lock().unwrap_or_else(|e| e.into_inner()).pieces.push(Arc::new(piece));
+        lock(&self.body).pieces.push(stored);
         self.grew.notify_waiters();
         Ok(())
     }
 
     /// Marks the body complete (`ok`) or failed, and wakes the readers.
+    /// The room the body did not use goes back to the store.
     pub fn finish(&self, ok: bool) {
-        self.body.lock().unwrap_or_else(|e| e.into_inner()).end = if ok { End::Done } else { End::Failed };
+        {
+            let mut room = lock(&self.room);
+            let fill = room.fill;
+            if room.spaces.len() > 1 {
+                let last = room.spaces.last_mut().expect("a body space");
+                let before = last.len;
+                self.store.storage().trim(last, fill);
+                self.held.fetch_sub(before - last.len, Ordering::Relaxed);
+            }
+        }
+        lock(&self.body).end = if ok { End::Done } else { End::Failed };
         self.grew.notify_waiters();
     }
 
@@ -91,18 +150,18 @@ impl<H> Object<H> {
 
     /// The body's length, once it is complete.
     pub fn complete_len(&self) -> Option<u64> {
-        let st = self.body.lock().unwrap_or_else(|e| e.into_inner());
+        let st = lock(&self.body);
         (st.end == End::Done).then(|| self.len())
     }
 
     /// Whether the body is still being written.
     pub fn is_open(&self) -> bool {
-        self.body.lock().unwrap_or_else(|e| e.into_inner()).end == End::Open
+        lock(&self.body).end == End::Open
     }
 
     /// The bytes this object holds in its store.
     pub fn size(&self) -> u64 {
-        self.head_size + self.len()
+        self.held.load(Ordering::Relaxed)
     }
 
     /// A reader from the first byte.
@@ -113,7 +172,10 @@ impl<H> Object<H> {
 
 impl<H> Drop for Object<H> {
     fn drop(&mut self) {
-        self.store.release(self.head_size + self.len());
+        let room = self.room.get_mut().unwrap_or_else(|e| e.into_inner());
+        for space in room.spaces.drain(..) {
+            self.store.storage().free(space);
+        }
     }
 }
 
@@ -128,10 +190,9 @@ impl<H> BodyReader<H> {
     /// The next piece if it is already there, without waiting (for
     /// gathering several pieces into one write).
     pub fn try_next(&mut self) -> Option<Arc<Vec<u8>>> {
-        let st = self.obj.body.lock().unwrap_or_else(|e| e.into_inner());
-        let p = st.pieces.get(self.next)?.clone();
+        let p = lock(&self.obj.body).pieces.get(self.next)?.clone();
         self.next += 1;
-        Some(p)
+        Some(self.obj.store.storage().read(&p))
     }
 
     /// The next piece; `None` at the end of a complete body, `Err` when the
@@ -142,10 +203,11 @@ impl<H> BodyReader<H> {
             // look and the wait still wakes us.
             let grew = self.obj.grew.notified();
             {
-                let st = self.obj.body.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(p) = st.pieces.get(self.next) {
+                let st = lock(&self.obj.body);
+                if let Some(p) = st.pieces.get(self.next).cloned() {
+                    drop(st);
                     self.next += 1;
-                    return Some(Ok(p.clone()));
+                    return Some(Ok(self.obj.store.storage().read(&p)));
                 }
                 match st.end {
                     End::Done => return None,

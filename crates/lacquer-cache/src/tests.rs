@@ -158,16 +158,16 @@ fn expiry_removes_objects_when_their_time_is_up() {
 
 #[test]
 fn a_full_store_evicts_the_least_recently_used() {
-    let c: C = Cache::new(Some(1000));
+    let c: C = Cache::new(Some(1200));
     let body = vec![b'x'; 390];
     publish(&c, b"/1", 60.0, &body);
     publish(&c, b"/2", 60.0, &body);
-    assert_eq!(c.store().used(), 800);
+    assert_eq!(c.store().used(), 2 * (10 + OBJECT_OVERHEAD + 390));
     // A hit long after makes /1 the more recently used.
     assert!(matches!(c.lookup(b"/1", &want(100.0 + LRU_INTERVAL + 1.0)), Lookup::Hit(_)));
     publish(&c, b"/3", 60.0, &body);
     assert_eq!(c.stats().n_lru_nuked.load(Ordering::Relaxed), 1);
-    assert!(c.store().used() <= 1000);
+    assert!(c.store().used() <= 1200);
     assert!(matches!(c.lookup(b"/2", &want(101.0)), Lookup::Miss(..)), "/2 was evicted");
     assert!(matches!(c.lookup(b"/1", &want(101.0)), Lookup::Hit(_)));
     // An object bigger than the whole store cannot be kept.
@@ -259,4 +259,97 @@ fn vary_can_ignore_a_header() {
     assert!(matches!(c.lookup(b"/g", &want(100.0)), Lookup::Miss(..)), "another variant");
     let w = Want { vary_ignore: &[b"accept-encoding"], ..want(100.0) };
     assert!(matches!(c.lookup(b"/g", &w), Lookup::Hit(_)), "one object for every encoding");
+}
+
+fn file_store(name: &str, size: u64, granularity: u64) -> (Arc<storage::File>, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("lacquer-cache-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = storage::File::open(name, &dir, size, granularity, storage::Advice::Random).unwrap();
+    (Arc::new(f), dir)
+}
+
+fn counters(s: &dyn Storage) -> Vec<u64> {
+    s.counters()
+}
+
+#[tokio::test]
+async fn objects_in_a_file_store_are_read_back_from_the_file() {
+    let (f, dir) = file_store("f1", 1 << 20, 4096);
+    let c: C = Cache::with_stores(vec![f.clone(), Arc::new(storage::Malloc::new("Transient", None))]);
+    let b = miss(&c, b"/f", 100.0);
+    let (_, obj) = b.publish_in(0, "head", 10, 7, life(60.0, 0.0), Some(Vec::new())).map_err(|(_, e)| e).unwrap();
+    let mut want_body = Vec::new();
+    for i in 0..20u8 {
+        let piece = vec![i; 1000 + i as usize];
+        want_body.extend_from_slice(&piece);
+        obj.append(piece).unwrap();
+    }
+    obj.finish(true);
+    // Head room and one 16 KiB chunk, the chunk trimmed to the granules
+    // the body used, then a second chunk for the rest, trimmed.
+    assert_eq!(obj.store().name(), "f1");
+    let mut got = Vec::new();
+    let mut r = obj.reader();
+    while let Some(p) = r.next().await {
+        got.extend_from_slice(&p.unwrap());
+    }
+    assert_eq!(got, want_body);
+    let used = f.used();
+    assert_eq!(used % 4096, 0, "the file store hands out whole granules");
+    assert!(used >= want_body.len() as u64 + 10 + OBJECT_OVERHEAD && used < want_body.len() as u64 + 3 * 4096);
+    let v = counters(&*f);
+    // c_req c_fail c_bytes c_freed g_alloc g_bytes g_space g_smf g_smf_frag g_smf_large
+    assert_eq!(v[5], used);
+    assert_eq!(v[6], (1 << 20) - used);
+    assert_eq!(v[2] - v[3], used);
+    assert_eq!(v[4], 3, "head, and two body extents");
+    assert_eq!(v[7], 4, "three taken and one free");
+    assert_eq!((v[8], v[9]), (0, 1));
+    drop(r);
+    drop(obj);
+    c.purge(b"/f");
+    let v = counters(&*f);
+    assert_eq!((v[4], v[5], v[6], v[7], v[9]), (0, 0, 1 << 20, 1, 1), "freed extents join again");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_full_file_store_evicts_its_own_objects_only() {
+    let (f, dir) = file_store("f2", 64 * 1024, 4096);
+    let m = Arc::new(storage::Malloc::new("m", None));
+    let c: C = Cache::with_stores(vec![f.clone(), m.clone()]);
+    let put = |key: &[u8], store: usize, len: usize| {
+        let b = miss(&c, key, 100.0);
+        let (_, obj) = b.publish_in(store, "h", 10, 1, life(60.0, 0.0), Some(Vec::new())).map_err(|(_, e)| e).unwrap();
+        obj.append(vec![b'y'; len]).unwrap();
+        obj.finish(true);
+    };
+    put(b"/m", 1, 40_000);
+    for i in 0..3u8 {
+        put(&[b'/', b'0' + i], 0, 20_000);
+    }
+    assert_eq!(c.stats().n_lru_nuked.load(Ordering::Relaxed), 1, "64k holds two 24k objects");
+    assert!(matches!(c.lookup(b"/0", &want(101.0)), Lookup::Miss(..)));
+    assert!(matches!(c.lookup(b"/2", &want(101.0)), Lookup::Hit(_)));
+    assert!(matches!(c.lookup(b"/m", &want(101.0)), Lookup::Hit(_)), "the other store kept its object");
+    assert!(f.used() <= 64 * 1024);
+    // Bigger than the whole file: refused, and counted as failures.
+    let b = miss(&c, b"/big", 100.0);
+    let (_, obj) = b.publish_in(0, "h", 10, 1, life(60.0, 0.0), Some(Vec::new())).map_err(|(_, e)| e).unwrap();
+    assert_eq!(obj.append(vec![0; 100_000]), Err(NoSpace));
+    assert!(counters(&*f)[1] > 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bodies_take_room_by_the_chunk_and_give_back_what_they_did_not_use() {
+    let c: C = Cache::new(Some(1 << 20));
+    let b = miss(&c, b"/c", 100.0);
+    let (_, obj) = b.publish("h", 10, 1, life(60.0, 0.0), Some(Vec::new())).unwrap();
+    obj.append(vec![1; 4096]).unwrap();
+    assert_eq!(c.store().used(), 10 + OBJECT_OVERHEAD + object::CHUNK, "a whole chunk while open");
+    obj.finish(true);
+    assert_eq!(c.store().used(), 10 + OBJECT_OVERHEAD + 4096, "trimmed when whole");
+    let v = c.store().storage().counters();
+    assert_eq!((v[0], v[4]), (2, 2), "two allocations asked, two held");
 }

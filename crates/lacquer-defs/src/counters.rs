@@ -4,7 +4,7 @@
 //! of our own.
 //!
 //! Varnish groups counters into segments: `MAIN` exists once, `SMA.<store>`
-//! once per malloc storage, `VBE.<vcl>.<backend>` once per backend of each
+//! once per malloc storage, `SMF.<store>` once per file storage, `VBE.<vcl>.<backend>` once per backend of each
 //! loaded VCL. Each group here is a table; the dynamic groups are
 //! instantiated at run time under their identifier (`lacquer-shm`'s `vsc`).
 //!
@@ -316,6 +316,26 @@ macro_rules! vsc_sma {
     };
 }
 
+/// The `SMF.<store>` group: one file storage (Varnish's `smf.vsc`). The
+/// first rows are `SMA`'s, in the same order.
+#[macro_export]
+macro_rules! vsc_smf {
+    ($cb:ident) => {
+        $cb! { "SMF" Smf SMF;
+            c_req Counter Info Count "Allocations asked of this storage";
+            c_fail Counter Info Count "Allocations this storage could not give";
+            c_bytes Counter Info Bytes "Bytes ever allocated";
+            c_freed Counter Info Bytes "Bytes ever freed";
+            g_alloc Gauge Info Count "Allocations held now";
+            g_bytes Gauge Info Bytes "Bytes held now";
+            g_space Gauge Info Bytes "Bytes still free";
+            g_smf Gauge Info Count "Extents of the file, held and free";
+            g_smf_frag Gauge Info Count "Free extents of fewer than 128 granules";
+            g_smf_large Gauge Info Count "Free extents of 128 granules or more";
+        }
+    };
+}
+
 /// The `VBE.<vcl>.<backend>` group: one backend of one VCL (Varnish's
 /// `vbe.vsc`); it appears with the VCL and goes at its discard.
 #[macro_export]
@@ -348,10 +368,11 @@ macro_rules! vsc_vbe {
 
 vsc_main!(def_slice);
 vsc_sma!(def_slice);
+vsc_smf!(def_slice);
 vsc_vbe!(def_slice);
 
 /// Every group with a table: (Varnish's group name, its counters).
-pub static GROUPS: &[(&str, &[CounterDef])] = &[("MAIN", MAIN), ("SMA", SMA), ("VBE", VBE)];
+pub static GROUPS: &[(&str, &[CounterDef])] = &[("MAIN", MAIN), ("SMA", SMA), ("SMF", SMF), ("VBE", VBE)];
 
 /// The counter `group.name` of the tables (`("VBE", "happy")`).
 pub fn lookup(group: &str, name: &str) -> Option<&'static CounterDef> {
@@ -377,6 +398,12 @@ mod tests {
         assert_eq!(lookup("VBE", "happy").unwrap().kind, Kind::Bitmap);
         assert_eq!(lookup("SMA", "g_space").unwrap().kind, Kind::Gauge);
         assert!(lookup("MAIN", "summs").is_none());
+        // A file store counts what a malloc store does, and its extents.
+        assert_eq!(
+            SMF[..SMA.len()].iter().map(|d| d.name).collect::<Vec<_>>(),
+            SMA.iter().map(|d| d.name).collect::<Vec<_>>()
+        );
+        assert_eq!(lookup("SMF", "g_smf_large").unwrap().kind, Kind::Gauge);
     }
 
     #[test]

@@ -451,7 +451,7 @@ params! {
         "How many waiting requests each finished request wakes up.";
     send_timeout: Kind::Duration, "600.000", min F("0.000"), max N, "seconds", DELAYED, true;
         "The longest a response may take to send to the client.";
-    shortlived: Kind::Duration, "10.000", min F("0.000"), max N, "seconds", 0, false;
+    shortlived: Kind::Duration, "10.000", min F("0.000"), max N, "seconds", 0, true;
         "Objects with a TTL this short or shorter go to Transient storage.";
     sigsegv_handler: Kind::Bool, "on", min N, max N, "bool", MUST_RESTART, false;
         "Catch segmentation faults and report them as panics.";
@@ -1250,6 +1250,7 @@ mod tests {
                 "max_retries",
                 "pipe_timeout",
                 "send_timeout",
+                "shortlived",
                 "timeout_idle",
                 "timeout_linger",
                 "vcc_err_unref",

@@ -679,7 +679,8 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
     if !bo.do_stream {
         return fetch_whole(shared, bo, beresp, tx, keep_conn).await;
     }
-    let sink = match store(bo, &beresp) {
+    let stv = choose_store(shared, bo);
+    let sink = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {
             if let Some(tx) = tx {
                 let body = BeBody::Object(oc.clone(), obj.clone());
@@ -707,7 +708,12 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
             Sink::Channel(btx)
         }
     };
-    log_body_start(shared, bo, matches!(sink, Sink::Object(..)), true);
+    let stv = match &sink {
+        Sink::Object(_, obj) => obj.store().storage(),
+        _ => transient(shared),
+    };
+    let stv = format!("{} {}", stv.kind(), stv.name());
+    log_body_start(shared, bo, &stv, true);
     let ok = if bo.was_304 {
         recycle(shared, bo, keep_conn);
         copy_stale_body(bo, &sink).await
@@ -744,8 +750,9 @@ async fn copy_stale_body(bo: &mut Bo, sink: &Sink) -> bool {
     true
 }
 
-/// `Storage` and `Fetch_Body`, as the body starts to come.
-fn log_body_start(shared: &Shared, bo: &mut Bo, stored: bool, stream: bool) {
+/// `Storage` (the store's kind and name) and `Fetch_Body`, as the body
+/// starts to come.
+fn log_body_start(shared: &Shared, bo: &mut Bo, stv: &str, stream: bool) {
     let m = &shared.stats;
     match bo.framing {
         Framing::None => m.fetch_none.inc(),
@@ -753,7 +760,7 @@ fn log_body_start(shared: &Shared, bo: &mut Bo, stored: bool, stream: bool) {
         Framing::Chunked => m.fetch_chunked.inc(),
         Framing::Eof => m.fetch_eof.inc(),
     }
-    bo.vsl.str(Tag::Storage, if stored { "malloc s0" } else { "malloc Transient" });
+    bo.vsl.str(Tag::Storage, stv);
     let (n, how) = match bo.framing {
         Framing::None => (0, "none"),
         Framing::Length(_) => (2, "length"),
@@ -815,7 +822,10 @@ async fn fetch_whole(
     keep_conn: bool,
 ) -> FetchStep {
     let sink = Sink::Buffer(std::sync::Mutex::new(Vec::new()));
-    log_body_start(shared, bo, bo.busy.is_some() && !bo.uncacheable, false);
+    let stv = choose_store(shared, bo);
+    let stored = bo.busy.is_some() && !bo.uncacheable && bo.hit_for_pass.is_none();
+    let named = if stored { shared.cache.stores()[stv].storage() } else { transient(shared) };
+    log_body_start(shared, bo, &format!("{} {}", named.kind(), named.name()), false);
     let ok = if bo.was_304 {
         recycle(shared, bo, keep_conn);
         copy_stale_body(bo, &sink).await
@@ -833,7 +843,7 @@ async fn fetch_whole(
     let Sink::Buffer(body) = sink else { unreachable!("made above") };
     let body = body.into_inner().unwrap_or_else(|e| e.into_inner());
     let t_origin = bo.t_origin;
-    let fetched = match store(bo, &beresp) {
+    let fetched = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {
             let ok = obj.append(body).is_ok();
             obj.finish(ok);
@@ -894,10 +904,30 @@ impl Sink {
     }
 }
 
+/// The Transient store (always the cache's last).
+fn transient(shared: &Shared) -> &dyn lacquer_cache::Storage {
+    shared.cache.stores().last().expect("Transient always exists").storage()
+}
+
+/// Which store an object goes to, as varnishd's `vbf_allocobj` decides:
+/// Transient when it is uncacheable or its whole life (`ttl + grace +
+/// keep`) is shorter than `shortlived`; otherwise the next store in turn
+/// (`STV_next`: the stores `-s` gave, Transient left out, round robin).
+fn choose_store(shared: &Shared, bo: &Bo) -> usize {
+    let last = shared.cache.stores().len() - 1;
+    let life = bo.ttl + bo.grace.max(0.0) + bo.keep.max(0.0);
+    if bo.uncacheable || life < shared.params.get().shortlived {
+        return last;
+    }
+    shared.cache.next_store()
+}
+
 /// Completes a miss's busy object from the response as VCL left it:
-/// hit-for-pass, hit-for-miss, or a cached object whose body is yet to be
-/// read. Answers the object when there is one to fill.
-fn store(bo: &mut Bo, beresp: &Msg) -> Option<Published<Msg>> {
+/// hit-for-pass, hit-for-miss, or a cached object in store `stv` whose
+/// body is yet to be read. Answers the object when there is one to fill.
+/// When `stv` has no room for it, the object goes to Transient with its
+/// life cut to `shortlived` (varnishd's salvage in `vbf_allocobj`).
+fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Published<Msg>> {
     let busy = bo.busy.take()?;
     let life = Lifetime { t_origin: bo.t_origin, ttl: bo.ttl, grace: bo.grace, keep: bo.keep };
     let vary = rfc2616::vary(beresp, &bo.bereq);
@@ -920,7 +950,16 @@ fn store(bo: &mut Bo, beresp: &Msg) -> Option<Published<Msg>> {
     }
     let mut wire = Vec::new();
     kept.write_to(&mut wire);
-    busy.publish(kept, wire.len() as u64, bo.vxid, life, vary).ok()
+    let last = shared.cache.stores().len() - 1;
+    match busy.publish_in(stv, kept.clone(), wire.len() as u64, bo.vxid, life, vary.clone()) {
+        Ok(p) => Some(p),
+        Err(_) if stv == last => None,
+        Err((busy, _)) => {
+            let short = shared.params.get().shortlived;
+            let life = Lifetime { ttl: life.ttl.min(short), grace: 0.0, keep: 0.0, ..life };
+            busy.publish_in(last, kept, wire.len() as u64, bo.vxid, life, vary).ok()
+        }
+    }
 }
 
 /// Reads the backend response body into `sink`; answers whether it was

@@ -197,6 +197,8 @@ pub enum ServeError {
     Log(std::path::PathBuf, io::Error),
     /// The boot VCL could not be loaded (`vcl_init` failed …).
     VclInit(String),
+    /// A store could not be made (its file could not be mapped).
+    Storage(String, io::Error),
 }
 
 impl fmt::Display for ServeError {
@@ -207,6 +209,7 @@ impl fmt::Display for ServeError {
             ServeError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
             ServeError::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
             ServeError::VclInit(why) => write!(f, "{why}"),
+            ServeError::Storage(name, e) => write!(f, "cannot make storage {name}: {e}"),
             ServeError::Log(d, e) => write!(f, "cannot make the shared-memory log in {}: {e}", d.display()),
         }
     }
@@ -235,8 +238,9 @@ pub(crate) struct Shared {
     pub stats: lacquer_shm::vsc::Main,
     /// The counters file; the segments live as long as it does.
     pub vsc: lacquer_shm::Vsc,
-    /// `SMA.s0`.
-    sma: lacquer_shm::vsc::Sma,
+    /// Per store of the cache, in its order: its `SMA.<name>` or
+    /// `SMF.<name>` counters and their table.
+    store_vsc: Vec<(lacquer_shm::vsc::Segment, &'static [lacquer_defs::counters::CounterDef])>,
     /// The modules VCL may import.
     pub modules: Arc<Modules>,
     /// What VCL is compiled with, before the parameters.
@@ -316,10 +320,18 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         listeners.push(l);
         sockets.push(info);
     }
-    // The first store `-s` named holds the cache; Transient (unbounded)
-    // only when it is the only one.
-    let limit = cfg.storage.first().and_then(|s| s.size);
-    let cache = Cache::new(limit);
+    // Every store `-s` named, Transient last (`stevedore::parse_all`); which
+    // one an object goes to is the fetch's choice (`fetch::choose_store`).
+    let mut stores = Vec::new();
+    for spec in &cfg.storage {
+        let store = stevedore::open(spec).map_err(|e| ServeError::Storage(spec.name.clone(), e))?;
+        if let (stevedore::Kind::File { .. }, Some(n)) = (&spec.kind, store.limit()) {
+            // As varnishd's child says it.
+            eprintln!("lacquer: SMF.{} mmap'ed {n} bytes of {n}", spec.name);
+        }
+        stores.push(store);
+    }
+    let cache = Cache::with_stores(stores);
     tokio::spawn(cache.clone().run_expiry(msg::now));
     let p = &cfg.params;
     tokio::spawn(cache.clone().run_lurker(p.ban_lurker_sleep.max(0.1), p.ban_lurker_age, msg::now));
@@ -328,7 +340,12 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     let vsc_err = |e| ServeError::Log(cfg.workdir.clone(), e);
     let vsc = lacquer_shm::Vsc::create(&cfg.workdir).map_err(vsc_err)?;
     let stats = vsc.main().map_err(vsc_err)?;
-    let sma = vsc.sma(cfg.storage.first().map_or("s0", |s| s.name.as_str())).map_err(vsc_err)?;
+    let mut store_vsc = Vec::new();
+    for store in cache.stores() {
+        let group = store.storage().group();
+        let defs = lacquer_defs::counters::GROUPS.iter().find(|(g, _)| *g == group).map_or(&[][..], |(_, d)| *d);
+        store_vsc.push((vsc.segment(group, store.name(), defs).map_err(vsc_err)?, defs));
+    }
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let shared = Arc::new(Shared {
         vcls: vcl::Vcls::default(),
@@ -340,7 +357,7 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         log,
         stats,
         vsc,
-        sma,
+        store_vsc,
         modules: cfg.modules,
         compile: cfg.compile,
         child: acceptor::Child::new(listeners, alive_tx),
@@ -420,10 +437,14 @@ async fn publish_counters(shared: Arc<Shared>) {
         m.bans_obj_killed.set(c.bans_obj_killed.load(Relaxed));
         m.bans_lurker_tested.set(c.bans_lurker_tested.load(Relaxed));
         m.bans_lurker_obj_killed.set(c.bans_lurker_obj_killed.load(Relaxed));
-        let store = shared.cache.store();
-        shared.sma.g_bytes.set(store.used());
-        if let Some(limit) = store.limit() {
-            shared.sma.g_space.set(limit.saturating_sub(store.used()));
+        for (store, (seg, defs)) in shared.cache.stores().iter().zip(&shared.store_vsc) {
+            for (i, (v, def)) in store.storage().counters().into_iter().zip(defs.iter()).enumerate() {
+                match def.kind {
+                    lacquer_defs::counters::Kind::Counter => seg.counter(i).set(v),
+                    lacquer_defs::counters::Kind::Gauge => seg.gauge(i).set(v),
+                    lacquer_defs::counters::Kind::Bitmap => seg.bitmap(i).set(v),
+                }
+            }
         }
         shared.vcls.each(|vcl| {
             for (be, vbe) in vcl.backends.iter().zip(&vcl.vbe) {

@@ -70,6 +70,7 @@ honoured! {
     http_gzip_support,
     gzip_level,
     vcl_cooldown,
+    shortlived,
 }
 
 /// Honoured parameters that are not numbers: read by name where they are

@@ -367,3 +367,52 @@ fn gzip_is_stored_once_and_gunzipped_for_clients_that_do_not_take_it() {
     assert_eq!(String::from_utf8(body).unwrap(), text);
     assert_eq!(origin.count("/z"), 1, "one object serves both");
 }
+
+/// A file store's path in a directory of its own.
+fn store_file(name: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("lacquer-cache-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("store").display().to_string();
+    (dir, f)
+}
+
+#[test]
+fn objects_in_a_file_store_are_served_from_it_and_evicted_when_it_is_full() {
+    let (o, origin) = Origin::start();
+    let big: String = (0..400 * 1024).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    for u in ["/1", "/2", "/3"] {
+        origin.route(u, "Cache-Control: max-age=60\r\n", &big);
+    }
+    let (dir, f) = store_file("evict");
+    let s = start(Some(&vcl(&o, "")), &["-s", &format!("file,{f},1M")]);
+    // Stored, then a hit served from the mapped file, byte for byte.
+    assert_eq!(get(&s, "/1", "").1, big);
+    let (head, body) = get(&s, "/1", "");
+    assert!(
+        head.contains("X-Varnish: ") && head.split("X-Varnish: ").nth(1).unwrap().lines().next().unwrap().contains(' '),
+        "{head}"
+    );
+    assert_eq!(body, big);
+    assert_eq!(origin.count("/1"), 1);
+    // Two objects fill the megabyte; the third pushes out the oldest.
+    for u in ["/2", "/3", "/1"] {
+        assert_eq!(get(&s, u, "").1, big);
+    }
+    assert_eq!(origin.count("/1"), 2, "/1 was evicted to make room for /3");
+    assert_eq!(origin.count("/3"), 1);
+    assert_eq!(std::fs::metadata(&f).unwrap().len(), 1 << 20, "the file is the store's size");
+    drop(s);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_bad_file_store_stops_the_start_with_varnishd_s_words() {
+    let (dir, f) = store_file("bad");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lacquer"))
+        .args(["serve", "-a", "127.0.0.1:0", "-b", "127.0.0.1:9", "-s", &format!("file,{f}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(-sfile) no size specified"), "{out:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
