@@ -216,6 +216,26 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                 Err(e) => (status::PARAM, e),
             }
         }
+        "storage.list" if args.iter().any(|a| a == "-j") => {
+            let stores: Vec<String> = shared
+                .cache
+                .stores()
+                .iter()
+                .map(|st| {
+                    let (name, kind) = (json_escape(st.name()), st.storage().kind());
+                    format!("  {{\n    \"name\": \"{name}\",\n    \"storage\": \"{kind}\"\n}}")
+                })
+                .collect();
+            let head = format!("[ 2, [\"storage.list\", \"-j\"], {:.3}", crate::msg::now());
+            (status::OK, format!("{head},\n{}\n]", stores.join(",\n")))
+        }
+        "storage.list" => {
+            let mut out = String::from("Storage devices:\n");
+            for st in shared.cache.stores() {
+                out.push_str(&format!("\tstorage.{} = {}\n", st.name(), st.storage().kind()));
+            }
+            (status::OK, out)
+        }
         "ban.list" if args.iter().any(|a| a == "-j") => {
             // varnishd's JSON: the CLI's header, then one object a ban
             // (without the reference counts Lacquer does not keep).
@@ -313,7 +333,8 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             let (code, text) = shared.vcls.list(json, shared.child.is_running());
             if json {
                 let t = crate::msg::now();
-                (code, format!("[ 2, [\"vcl.list\", \"-j\"], {t:.3},\n{text}\n]"))
+                let body = if text.is_empty() { String::new() } else { format!(",\n{text}") };
+                (code, format!("[ 2, [\"vcl.list\", \"-j\"], {t:.3}{body}\n]"))
             } else {
                 (code, text)
             }
@@ -416,7 +437,7 @@ fn param_show(shared: &Shared, args: &[String]) -> (u16, String) {
 }
 
 const HELP: &str = "ping [-j]\nbanner\nstatus\nstart\nstop\nhelp [-j|<command>]\nquit\nparam.show [-l|-j] [<param>]\n\
-param.set <param> <value>\nban <field> <operator> <arg> [&& <field> <oper> <arg> ...]\nban.list\nbackend.list\n\
+param.set <param> <value>\nstorage.list [-j]\nban <field> <operator> <arg> [&& <field> <oper> <arg> ...]\nban.list\nbackend.list\n\
 backend.set_health <backend_pattern> [auto|healthy|sick]\nvcl.load <configname> <filename> [auto|cold|warm]\n\
 vcl.inline <configname> <quoted_VCLstring> [auto|cold|warm]\nvcl.use <configname|label>\n\
 vcl.discard <configname|label>...\nvcl.list [-j]\nvcl.show [-v] [<configname>]\nvcl.state <configname> auto|cold|warm\n\

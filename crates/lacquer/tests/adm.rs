@@ -42,6 +42,8 @@ fn the_cli_authenticates_and_answers_as_varnishd_does() {
     assert_eq!(status, 106, "{body}");
     assert_eq!(c.send(&["backend.set_health", "default", "sick"]).0, 200);
     assert!(c.send(&["backend.list"]).1.contains("boot.default                   sick"));
+    // Storage devices, as varnishd lists them.
+    assert_eq!(c.send(&["storage.list"]).1, "Storage devices:\n\tstorage.s0 = malloc\n\tstorage.Transient = malloc\n");
     assert_eq!(c.send(&["no.such"]).0, 101);
     assert_eq!(c.send(&["quit"]).0, 500);
     drop(s);
