@@ -60,6 +60,7 @@
 //! with the latter.
 
 mod conv;
+mod date;
 pub mod ffi;
 mod hooks;
 mod host;
@@ -68,6 +69,7 @@ pub mod loader;
 mod registry;
 mod types;
 
+pub use date::http_date;
 pub use hooks::{HookFn, Hooks};
 pub use host::{Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl, Shared, SharedSlot};
 pub use lacquer_module_macros::module;

@@ -31,10 +31,8 @@
 //! workspace-overflow errors (Lacquer's strings are not held in a
 //! fixed-size workspace).
 
-mod date;
-
 #[doc(hidden)]
-pub use date::http_date;
+pub use lacquer_module::http_date;
 
 /// The cookies of one task, in the order first set.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -208,7 +206,7 @@ pub mod vmod {
 
     use lacquer_module::{Failure, NullStr, PrivCall, PrivTask, Regex, Time};
 
-    use crate::{date, CompiledRe, Jar};
+    use crate::{CompiledRe, Jar};
 
     fn compiled<'a>(re: Regex, cache: &'a PrivCall<Result<CompiledRe, String>>) -> Result<&'a CompiledRe, Failure> {
         cache.get_or_init(|| CompiledRe::new(re.0))?.as_ref().map_err(|e| Failure(e.clone()))
@@ -261,7 +259,7 @@ pub mod vmod {
     /// Returns *now* plus *timedelta* as an HTTP date (RFC 1123), as used
     /// in the `Expires` attribute of `Set-Cookie`.
     pub fn format_date(now: Time, timedelta: lacquer_module::Duration) -> Result<String, Failure> {
-        date::http_date(now.0 + timedelta.0).ok_or_else(|| Failure("Unformatable VCL_TIME".into()))
+        lacquer_module::http_date(now.0 + timedelta.0).ok_or_else(|| Failure("Unformatable VCL_TIME".into()))
     }
 
     /// The same as `format_date` (its older name).

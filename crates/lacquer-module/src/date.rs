@@ -1,4 +1,5 @@
-//! HTTP dates (RFC 1123), as varnishd's `VTIM_format` writes them.
+//! HTTP dates (RFC 1123), as varnishd's `VTIM_format` writes them: what
+//! modules put in `Last-Modified`, `Expires` or a cookie's `expires`.
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
