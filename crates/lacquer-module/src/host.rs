@@ -55,6 +55,17 @@ pub trait Host {
     fn hook_call(&self, _name: &str, _arg: &[u8]) -> Option<Vec<u8>> {
         None
     }
+    /// Publishes counters `GROUP[.IDENT].name` for each of `defs` in
+    /// shared memory (Varnish's `VRT_VSC_Alloc`); a second live set of the
+    /// same names is refused.
+    fn counters(
+        &mut self,
+        _group: &str,
+        _ident: &str,
+        _defs: &'static [crate::CounterDef],
+    ) -> Result<Box<dyn crate::Counters>, Failure> {
+        Err(Failure("counters cannot be made here".into()))
+    }
     /// Makes `d` a director of the VCL: the BACKEND VCL holds for it,
     /// which the server resolves through `d` at each fetch. Only an
     /// object's constructor (in `vcl_init`) may make one, and one each:

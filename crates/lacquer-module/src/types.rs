@@ -19,6 +19,29 @@ pub trait Director: Send + Sync {
     fn healthy(&self, healthy: &dyn Fn(Backend) -> bool) -> bool;
 }
 
+/// One counter a module publishes in shared memory (an element of
+/// Varnish's `.vsc` files): shown by `lacquer stat` as `GROUP.name`, with
+/// the server's own, and to Prometheus.
+#[derive(Clone, Copy, Debug)]
+pub struct CounterDef {
+    pub name: &'static str,
+    /// A gauge goes up and down; a counter only grows.
+    pub gauge: bool,
+    /// A one-line description.
+    pub doc: &'static str,
+}
+
+/// A module's counters, made with [`Host::counters`](crate::Host::counters):
+/// row `i` is `defs[i]`. They leave shared memory when this is dropped.
+pub trait Counters: Send + Sync {
+    /// Adds `n` to row `i` (a counter or a gauge).
+    fn add(&self, i: usize, n: u64);
+    /// Sets gauge `i`.
+    fn set(&self, i: usize, v: u64);
+    /// Row `i`'s value.
+    fn get(&self, i: usize) -> u64;
+}
+
 /// A request a module's own backend answers ([`NativeBackend`]): the
 /// backend request's head as the fetch sends it.
 #[derive(Debug, Clone, Default)]

@@ -306,6 +306,27 @@ impl Host for TaskHost<'_> {
         })
     }
 
+    fn counters(
+        &mut self,
+        group: &str,
+        ident: &str,
+        defs: &'static [lacquer_module::CounterDef],
+    ) -> Result<Box<dyn lacquer_module::Counters>, MFailure> {
+        use lacquer_defs::counters::{CounterDef, Kind, Level, Unit};
+        let rows: Vec<CounterDef> = defs
+            .iter()
+            .map(|d| CounterDef {
+                name: d.name,
+                kind: if d.gauge { Kind::Gauge } else { Kind::Counter },
+                level: Level::Info,
+                unit: Unit::Count,
+                doc: d.doc,
+            })
+            .collect();
+        let seg = self.shared.vsc.segment(group, ident, &rows).map_err(|e| MFailure(e.to_string()))?;
+        Ok(Box::new(ModCounters { seg, gauge: defs.iter().map(|d| d.gauge).collect() }))
+    }
+
     fn param(&self, name: &str) -> Option<String> {
         self.shared.params.get().show(name)
     }
@@ -415,6 +436,38 @@ impl Host for TaskHost<'_> {
         let text = spec.text.clone();
         self.shared.cache.ban(crate::msg::now(), text, uses_req, spec.into_test());
         Ok(())
+    }
+}
+
+/// A module's counters: its segment of the counters file, gone when dropped.
+struct ModCounters {
+    seg: lacquer_shm::vsc::Segment,
+    gauge: Vec<bool>,
+}
+
+impl lacquer_module::Counters for ModCounters {
+    fn add(&self, i: usize, n: u64) {
+        match self.gauge.get(i) {
+            Some(true) => self.seg.gauge(i).add(n),
+            Some(false) => self.seg.counter(i).add(n),
+            None => {}
+        }
+    }
+
+    fn set(&self, i: usize, v: u64) {
+        match self.gauge.get(i) {
+            Some(true) => self.seg.gauge(i).set(v),
+            Some(false) => self.seg.counter(i).set(v),
+            None => {}
+        }
+    }
+
+    fn get(&self, i: usize) -> u64 {
+        match self.gauge.get(i) {
+            Some(true) => self.seg.gauge(i).get(),
+            Some(false) => self.seg.counter(i).get(),
+            None => 0,
+        }
     }
 }
 

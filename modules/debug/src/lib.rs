@@ -21,7 +21,7 @@
 //! `vcl_discard_delay`, `vcl_prevent_cold`, `vcl_allow_cold`,
 //! `cold_backend`, `cooling_backend`);
 //! dynamic backends and directors (`dyn`, `dyn_uds`, `director`);
-//! counters (`vsc_new`, `vsc_count`, `vsc_destroy`); SUB arguments and
+//! SUB arguments and
 //! results (`call`, `check_call`, `bad_memory`, `total_recall`, `caller`),
 //! REGEX (`just_return_regex`), ACL results (`null_acl`, `acl`, `aclobj`,
 //! `sweep_acl`, `time_acl`), STRANDS results (`return_strands`); the
@@ -452,6 +452,37 @@ pub mod vmod {
             }
         }
         st.text.clone()
+    }
+
+    /// The module's counters (varnishd's `debug.vsc`): `DEBUG.count`.
+    const VSC: &[lacquer_module::CounterDef] =
+        &[lacquer_module::CounterDef { name: "count", gauge: false, doc: "arbitrary counter" }];
+
+    /// The counters while they exist, shared by every VCL (as varnishd's
+    /// one static segment).
+    static COUNTERS: std::sync::Mutex<Option<Box<dyn lacquer_module::Counters>>> = std::sync::Mutex::new(None);
+
+    /// Makes the `DEBUG` counters, unless they exist.
+    pub fn vsc_new(ctx: &mut Ctx) -> Result<(), Failure> {
+        let mut c = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+        if c.is_none() {
+            *c = Some(ctx.counters("DEBUG", "", VSC)?);
+        }
+        Ok(())
+    }
+
+    /// Adds `val` to `DEBUG.count`; the counters must exist (varnishd
+    /// asserts, Lacquer fails the task).
+    pub fn vsc_count(#[default(1)] val: i64) -> Result<(), Failure> {
+        let c = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+        let c = c.as_ref().ok_or_else(|| Failure("debug.vsc_count: no counters (debug.vsc_new first)".into()))?;
+        c.add(0, val as u64);
+        Ok(())
+    }
+
+    /// Removes the `DEBUG` counters, if they exist.
+    pub fn vsc_destroy() {
+        COUNTERS.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// Whether the arguments would make a valid header value: visible

@@ -57,6 +57,9 @@ const VARNISHD: &[&str] = &[
     "re_quote(STRING) -> STRING",
     "priv_task_with_option(STRING opt=?) -> STRING",
     "validhdr(STRANDS) -> BOOL",
+    "vsc_new() -> VOID",
+    "vsc_count(INT val=1) -> VOID",
+    "vsc_destroy() -> VOID",
 ];
 
 #[test]
