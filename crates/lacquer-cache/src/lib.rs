@@ -310,8 +310,9 @@ pub enum Lookup<H: Send + Sync + 'static> {
     Grace(Arc<ObjCore<H>>, Option<Busy<H>>),
     /// A hit-for-pass marker: pass.
     HitPass(Arc<ObjCore<H>>),
-    /// A hit-for-miss marker: fetch, without others waiting on it.
-    HitMiss(Busy<H>),
+    /// A hit-for-miss marker (the second) was found: fetch, without
+    /// others waiting on it.
+    HitMiss(Busy<H>, Arc<ObjCore<H>>),
     /// Nothing usable: fetch it; others wait for this busy core. The stale
     /// object, if one is kept, can be revalidated.
     Miss(Busy<H>, Option<Arc<ObjCore<H>>>),
@@ -609,8 +610,9 @@ impl<H: Send + Sync + 'static> Cache<H> {
                         }
                         Kind::HitForMiss => {
                             bump(&self.stats.cache_hitmiss);
+                            let marker = oc.clone();
                             let busy = self.insert_busy(&oh, &mut cores, want);
-                            return Lookup::HitMiss(busy);
+                            return Lookup::HitMiss(busy, marker);
                         }
                         _ => {
                             oc.hits.fetch_add(1, Ordering::Relaxed);

@@ -132,9 +132,9 @@ fn grace_serves_stale_while_one_background_fetch_refreshes() {
 fn markers_say_hit_for_miss_and_hit_for_pass_without_waiting() {
     let c: C = Cache::new(None);
     miss(&c, b"/m", 100.0).hit_for_miss(9, life(120.0, 0.0), Some(Vec::new()));
-    let Lookup::HitMiss(first) = c.lookup(b"/m", &want(101.0)) else { panic!("expected hit-for-miss") };
+    let Lookup::HitMiss(first, _) = c.lookup(b"/m", &want(101.0)) else { panic!("expected hit-for-miss") };
     // Another client does not wait on the first one's fetch.
-    assert!(matches!(c.lookup(b"/m", &want(101.0)), Lookup::HitMiss(_)));
+    assert!(matches!(c.lookup(b"/m", &want(101.0)), Lookup::HitMiss(..)));
     drop(first);
     miss(&c, b"/p", 100.0).hit_for_pass(9, life(60.0, 0.0), Some(Vec::new()));
     assert!(matches!(c.lookup(b"/p", &want(150.0)), Lookup::HitPass(_)));

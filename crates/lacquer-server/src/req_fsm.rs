@@ -420,7 +420,8 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
                 req.is_hitpass = true;
                 return ReqStep::Pass;
             }
-            Lookup::HitMiss(busy) => {
+            Lookup::HitMiss(busy, oc) => {
+                log_hit(req, Tag::HitMiss, &oc, oc.xid());
                 req.is_hitmiss = true;
                 req.busy = Some(busy);
                 return ReqStep::Miss;
@@ -435,7 +436,8 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
     }
 }
 
-/// `Hit <xid> <ttl left> <grace> <keep>` (or `HitPass <xid> <ttl left>`).
+/// `Hit <xid> <ttl left> <grace> <keep>` (or `HitPass`/`HitMiss <xid>
+/// <ttl left>`).
 fn log_hit(req: &mut Req, tag: Tag, oc: &ObjCore<Msg>, xid: u64) {
     let life = oc.lifetime();
     let ttl = life.t_origin + life.ttl - now();
