@@ -67,6 +67,20 @@ fn varnishadm_drives_lacquer() {
     assert!(adm(&["param.show", "default_grace"]).1.contains("Value is: 5.000"));
     assert_eq!(adm(&["backend.set_health", "boot.default", "sick"]).0, Some(0));
     assert!(adm(&["backend.list"]).1.contains("sick"));
+    // An operator's reload, varnishadm's way (it sends its arguments as
+    // they are: the VCL is quoted for the CLI here).
+    let (code, out) = adm(&["vcl.inline", "v2", "\"vcl 4.1; backend b none; sub vcl_recv { return (synth(204)); }\""]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(adm(&["vcl.use", "v2"]).1.trim(), "VCL 'v2' now active");
+    let list = adm(&["vcl.list"]).1;
+    assert!(
+        list.contains("available   auto    warm         0    boot\nactive      auto    warm         0    v2"),
+        "{list}"
+    );
+    let (code, out) = adm(&["vcl.inline", "v3", "\"vcl 4.1; sub vcl_recv { nope }\""]);
+    assert_eq!(code, Some(1), "a VCL that does not compile is refused: {out}");
+    assert!(out.contains("VCL compilation failed"), "{out}");
+    assert_eq!(adm(&["vcl.discard", "boot"]).0, Some(0));
 }
 
 #[test]
