@@ -174,39 +174,8 @@ pub(crate) async fn session(
         close: "REM_CLOSE",
         t_open,
     };
-    let proxied = !proxy || proxy_preamble(&mut sp).await;
-    while proxied {
-        let msg = match read_head(&shared, &mut sp).await {
-            HeadRead::Req(m) => m,
-            HeadRead::Gone(why) => {
-                sp.close = why;
-                break;
-            }
-            HeadRead::Bad(e) => {
-                bad_request(&shared, &mut sp, e).await;
-                break;
-            }
-        };
-        // The active VCL; `start` refuses to accept without one, and none
-        // can be taken away while it is active.
-        let Some(vcl) = shared.vcls.active() else {
-            sp.close = "REQ_CLOSE";
-            break;
-        };
-        let mut req = Req::new(shared.clone(), vcl, &sp, msg);
-        *req.sess_privs.get_mut() = std::mem::take(&mut sp.privs);
-        shared.stats.client_req.inc();
-        sp.body_in = 0;
-        sp.vsl.fmt(Tag::Link, format_args!("req {} rxreq", req.vxid));
-        req_fsm::run(&mut req, &mut sp).await;
-        sp.privs = std::mem::take(req.sess_privs.get_mut());
-        if req.doclose {
-            sp.close = req.close;
-            break;
-        }
-        if *sp.shutdown.borrow() {
-            break;
-        }
+    if !proxy || proxy_preamble(&mut sp).await {
+        serve(&shared, &mut sp).await;
     }
     let _ = sp.stream.shutdown().await;
     let dur = now() - sp.t_open;
@@ -234,6 +203,44 @@ pub(crate) async fn session(
         m.sess_closed_err.inc();
     }
     sp.vsl.end();
+}
+
+/// Serves requests on the connection until it is to close, `sp.close`
+/// saying why.
+async fn serve(shared: &Arc<Shared>, sp: &mut Sess) {
+    loop {
+        let msg = match read_head(shared, sp).await {
+            HeadRead::Req(m) => m,
+            HeadRead::Gone(why) => {
+                sp.close = why;
+                break;
+            }
+            HeadRead::Bad(e) => {
+                bad_request(shared, sp, e).await;
+                break;
+            }
+        };
+        // The active VCL; `start` refuses to accept without one, and none
+        // can be taken away while it is active.
+        let Some(vcl) = shared.vcls.active() else {
+            sp.close = "REQ_CLOSE";
+            break;
+        };
+        let mut req = Req::new(shared.clone(), vcl, sp, msg);
+        *req.sess_privs.get_mut() = std::mem::take(&mut sp.privs);
+        shared.stats.client_req.inc();
+        sp.body_in = 0;
+        sp.vsl.fmt(Tag::Link, format_args!("req {} rxreq", req.vxid));
+        req_fsm::run(&mut req, sp).await;
+        sp.privs = std::mem::take(req.sess_privs.get_mut());
+        if req.doclose {
+            sp.close = req.close;
+            break;
+        }
+        if *sp.shutdown.borrow() {
+            break;
+        }
+    }
 }
 
 /// Reads the PROXY header a `,PROXY` listener's connections open with
