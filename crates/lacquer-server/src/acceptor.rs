@@ -16,8 +16,9 @@
 //!   `0.0.0.0`, as in Varnish, and `local.endpoint` is the path.
 //!
 //! Names default to `a0`, `a1` … in order, which is what `local.socket`
-//! answers. `HTTP` is the only protocol: `PROXY` is refused at start-up with
-//! a clear message rather than misreading its preamble as a bad request.
+//! answers. The protocol is `HTTP` (the default) or `PROXY`, in any case
+//! and at most one, as varnishd takes it: on a `PROXY` listener every
+//! connection opens with a PROXY protocol header (see `proxy.rs`).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,6 +39,8 @@ pub(crate) struct ListenInfo {
     pub name: String,
     /// `local.endpoint`: the bound address, or the socket's path.
     pub endpoint: String,
+    /// Whether connections open with a PROXY protocol header (`,PROXY`).
+    pub proxy: bool,
 }
 
 /// A bound listening socket.
@@ -66,6 +69,7 @@ struct ListenSpec {
     name: Option<String>,
     addr: Addr,
     mode: Option<u32>,
+    proxy: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,12 +93,13 @@ fn parse_spec(arg: &str) -> Result<ListenSpec, ServeError> {
         _ => (None, first),
     };
     let mut mode = None;
+    let mut proto: Option<bool> = None;
     for opt in parts {
         match opt.split_once('=') {
-            None if opt.eq_ignore_ascii_case("HTTP") => {}
-            None if opt.eq_ignore_ascii_case("PROXY") => {
-                return Err(bad("the PROXY protocol is not supported by Lacquer yet"));
-            }
+            None if proto.is_some() => return Err(bad(&format!("Too many protocol sub-args in -a ({opt})"))),
+            None if opt.eq_ignore_ascii_case("HTTP") => proto = Some(false),
+            None if opt.eq_ignore_ascii_case("PROXY") => proto = Some(true),
+            None => return Err(bad(&format!("Unknown protocol '{opt}'"))),
             Some(("mode", m)) => {
                 mode = Some(u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o777).ok_or_else(|| bad("bad mode"))?);
             }
@@ -122,7 +127,7 @@ fn parse_spec(arg: &str) -> Result<ListenSpec, ServeError> {
     if mode.is_some() && !matches!(addr, Addr::Path(_)) {
         return Err(bad("mode= is only for Unix sockets"));
     }
-    Ok(ListenSpec { name, addr, mode })
+    Ok(ListenSpec { name, addr, mode, proxy: proto.unwrap_or(false) })
 }
 
 /// Binds every `-a` argument; answers the listeners with what sessions on
@@ -144,7 +149,7 @@ pub(crate) async fn bind_all(args: &[String]) -> Result<Vec<(Listener, ListenInf
                     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                         .map_err(|e| ServeError::Bind(path.clone(), e))?;
                 }
-                out.push((Listener::Unix(l), ListenInfo { name, endpoint: path.clone() }));
+                out.push((Listener::Unix(l), ListenInfo { name, endpoint: path.clone(), proxy: spec.proxy }));
             }
             Addr::Any(port) => {
                 let v6 = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), *port);
@@ -156,7 +161,7 @@ pub(crate) async fn bind_all(args: &[String]) -> Result<Vec<(Listener, ListenInf
                     }
                 };
                 let endpoint = l.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| arg.clone());
-                out.push((Listener::Tcp(l), ListenInfo { name, endpoint }));
+                out.push((Listener::Tcp(l), ListenInfo { name, endpoint, proxy: spec.proxy }));
             }
             Addr::Host(host, port) => {
                 let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), *port))
@@ -169,7 +174,7 @@ pub(crate) async fn bind_all(args: &[String]) -> Result<Vec<(Listener, ListenInf
                 for addr in addrs {
                     let l = TcpListener::bind(addr).await.map_err(|e| ServeError::Bind(addr.to_string(), e))?;
                     let endpoint = l.local_addr().unwrap_or(addr).to_string();
-                    out.push((Listener::Tcp(l), ListenInfo { name: name.clone(), endpoint }));
+                    out.push((Listener::Tcp(l), ListenInfo { name: name.clone(), endpoint, proxy: spec.proxy }));
                 }
             }
         }
@@ -342,6 +347,10 @@ mod tests {
         let s = spec("web=/tmp/x.sock,HTTP,mode=660");
         assert_eq!((s.name.as_deref(), &s.addr, s.mode), (Some("web"), &Addr::Path("/tmp/x.sock".into()), Some(0o660)));
         assert_eq!(spec("adm=127.0.0.1:0,HTTP").name.as_deref(), Some("adm"));
+        assert!(!spec(":80").proxy && !spec(":80,HTTP").proxy);
+        assert!(spec(":80,PROXY").proxy && spec("127.0.0.1:80,proxy").proxy);
+        let s = spec("p=/tmp/x.sock,mode=600,PROXY");
+        assert!(s.proxy && s.mode == Some(0o600) && s.name.as_deref() == Some("p"));
     }
 
     #[test]
@@ -350,11 +359,13 @@ mod tests {
             (":http", "bad port"),
             ("127.0.0.1:99999", "bad port"),
             ("[::1:80", "unclosed"),
-            (":80,PROXY", "PROXY"),
+            (":80,PROXY,FOO", "Too many protocol sub-args in -a (FOO)"),
+            (":80,HTTP,PROXY", "Too many protocol sub-args in -a (PROXY)"),
             (":80,mode=600", "only for Unix"),
             ("/tmp/s,mode=999", "bad mode"),
             ("/tmp/s,user=www", "mode="),
-            (":80,SPDY", "unknown option"),
+            (":80,SPDY", "Unknown protocol 'SPDY'"),
+            (":80,x=y", "unknown option"),
         ] {
             let e = parse_spec(arg).unwrap_err().to_string();
             assert!(e.contains(why), "{arg}: {e}");

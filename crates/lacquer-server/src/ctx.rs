@@ -63,22 +63,58 @@ fn default_of(var: Var) -> Value<'static> {
 }
 
 /// The addresses and names a task knows about its connection.
-#[derive(Clone, Copy, Debug)]
+///
+/// `remote` and `local` are the socket's two ends (`remote.ip`,
+/// `local.ip`); `client` and `server` are the same unless a PROXY header
+/// said otherwise (`client.ip`, `server.ip`).
+#[derive(Clone, Debug)]
 pub(crate) struct Endpoints {
-    pub peer: SocketAddr,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub remote: SocketAddr,
     pub local: SocketAddr,
     /// Which listener accepted the connection: an index into
     /// `Shared::sockets`.
     pub socket: usize,
+    /// The client's address and port as a PROXY version 1 header wrote
+    /// them (varnishd's `SA_CLIENT_IP` and `SA_CLIENT_PORT`), which is what
+    /// `X-Forwarded-For`, `ReqStart` and `client.identity` use; otherwise
+    /// they are `client` written out.
+    pub client_text: Option<Arc<(String, String)>>,
+}
+
+impl Endpoints {
+    /// A connection as accepted, before any PROXY header.
+    pub fn accepted(remote: SocketAddr, local: SocketAddr, socket: usize) -> Endpoints {
+        Endpoints { client: remote, server: local, remote, local, socket, client_text: None }
+    }
+
+    /// The client's address as text.
+    pub fn client_ip_text(&self) -> String {
+        match &self.client_text {
+            Some(t) => t.0.clone(),
+            None => lacquer_vcl::conv::ip_to_string(&self.client),
+        }
+    }
+
+    /// The client's port as text.
+    pub fn client_port_text(&self) -> String {
+        match &self.client_text {
+            Some(t) => t.1.clone(),
+            None => self.client.port().to_string(),
+        }
+    }
 }
 
 /// Variables both sides answer the same way.
 fn common(var: Var, shared: &Shared, ep: &Endpoints) -> Option<Value<'static>> {
     Some(match var {
         Var::Now => Value::Time(crate::msg::now()),
-        Var::ClientIp | Var::RemoteIp => Value::Ip(Some(ep.peer)),
-        Var::LocalIp | Var::ServerIp => Value::Ip(Some(ep.local)),
-        Var::ClientIdentity => owned(lacquer_vcl::conv::ip_to_string(&ep.peer)),
+        Var::ClientIp => Value::Ip(Some(ep.client)),
+        Var::RemoteIp => Value::Ip(Some(ep.remote)),
+        Var::ServerIp => Value::Ip(Some(ep.server)),
+        Var::LocalIp => Value::Ip(Some(ep.local)),
+        Var::ClientIdentity => owned(ep.client_ip_text()),
         Var::ServerHostname => owned(shared.hostname.clone()),
         Var::ServerIdentity => owned(shared.identity.clone()),
         Var::LocalEndpoint => owned(shared.sockets.get(ep.socket).map_or_else(String::new, |l| l.endpoint.clone())),

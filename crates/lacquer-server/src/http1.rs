@@ -20,6 +20,7 @@ use crate::ctx::Endpoints;
 use crate::fetch::read_some;
 use crate::msg::now;
 use crate::msg::Msg;
+use crate::proxy;
 use crate::req_fsm::{self, Req};
 use crate::vsl::Vsl;
 use crate::Shared;
@@ -146,14 +147,15 @@ pub(crate) async fn session(
     let vxid = crate::next_vxid();
     let t_open = now();
     let mut vsl = Vsl::new(&shared.log, vxid, Side::Client, t_open);
-    vsl.str(Tag::Begin, "sess 0 HTTP/1");
+    let proxy = shared.sockets.get(ep.socket).is_some_and(|l| l.proxy);
+    vsl.str(Tag::Begin, if proxy { "sess 0 PROXY" } else { "sess 0 HTTP/1" });
     let sock = shared.sockets.get(ep.socket).map_or("", |l| l.name.as_str());
     vsl.fmt(
         Tag::SessOpen,
         format_args!(
             "{} {} {sock} {} {} {t_open:.6} {}",
-            ipaddr_to_string(ep.peer.ip()),
-            ep.peer.port(),
+            ipaddr_to_string(ep.remote.ip()),
+            ep.remote.port(),
             ipaddr_to_string(ep.local.ip()),
             ep.local.port(),
             stream.as_raw_fd()
@@ -172,38 +174,8 @@ pub(crate) async fn session(
         close: "REM_CLOSE",
         t_open,
     };
-    loop {
-        let msg = match read_head(&shared, &mut sp).await {
-            HeadRead::Req(m) => m,
-            HeadRead::Gone(why) => {
-                sp.close = why;
-                break;
-            }
-            HeadRead::Bad(e) => {
-                bad_request(&shared, &mut sp, e).await;
-                break;
-            }
-        };
-        // The active VCL; `start` refuses to accept without one, and none
-        // can be taken away while it is active.
-        let Some(vcl) = shared.vcls.active() else {
-            sp.close = "REQ_CLOSE";
-            break;
-        };
-        let mut req = Req::new(shared.clone(), vcl, &sp, msg);
-        *req.sess_privs.get_mut() = std::mem::take(&mut sp.privs);
-        shared.stats.client_req.inc();
-        sp.body_in = 0;
-        sp.vsl.fmt(Tag::Link, format_args!("req {} rxreq", req.vxid));
-        req_fsm::run(&mut req, &mut sp).await;
-        sp.privs = std::mem::take(req.sess_privs.get_mut());
-        if req.doclose {
-            sp.close = req.close;
-            break;
-        }
-        if *sp.shutdown.borrow() {
-            break;
-        }
+    if !proxy || proxy_preamble(&mut sp).await {
+        serve(&shared, &mut sp).await;
     }
     let _ = sp.stream.shutdown().await;
     let dur = now() - sp.t_open;
@@ -231,6 +203,75 @@ pub(crate) async fn session(
         m.sess_closed_err.inc();
     }
     sp.vsl.end();
+}
+
+/// Serves requests on the connection until it is to close, `sp.close`
+/// saying why.
+async fn serve(shared: &Arc<Shared>, sp: &mut Sess) {
+    loop {
+        let msg = match read_head(shared, sp).await {
+            HeadRead::Req(m) => m,
+            HeadRead::Gone(why) => {
+                sp.close = why;
+                break;
+            }
+            HeadRead::Bad(e) => {
+                bad_request(shared, sp, e).await;
+                break;
+            }
+        };
+        // The active VCL; `start` refuses to accept without one, and none
+        // can be taken away while it is active.
+        let Some(vcl) = shared.vcls.active() else {
+            sp.close = "REQ_CLOSE";
+            break;
+        };
+        let mut req = Req::new(shared.clone(), vcl, sp, msg);
+        *req.sess_privs.get_mut() = std::mem::take(&mut sp.privs);
+        shared.stats.client_req.inc();
+        sp.body_in = 0;
+        sp.vsl.fmt(Tag::Link, format_args!("req {} rxreq", req.vxid));
+        req_fsm::run(&mut req, sp).await;
+        sp.privs = std::mem::take(req.sess_privs.get_mut());
+        if req.doclose {
+            sp.close = req.close;
+            break;
+        }
+        if *sp.shutdown.borrow() {
+            break;
+        }
+    }
+}
+
+/// Reads the PROXY header a `,PROXY` listener's connections open with
+/// and takes the addresses it gives; the bytes after it are the start of
+/// the HTTP/1 session. `false` when the session is to close, `sp.close`
+/// saying why.
+async fn proxy_preamble(sp: &mut Sess) -> bool {
+    let deadline = tokio::time::Instant::now() + crate::fetch::secs(sp.timeouts.idle);
+    let buf = match proxy::receive(&mut sp.stream, deadline, &mut sp.shutdown).await {
+        Ok(buf) => buf,
+        Err(why) => {
+            sp.close = why;
+            return false;
+        }
+    };
+    let vsl = &mut sp.vsl;
+    match proxy::parse(&buf, &mut |tag, text| vsl.str(tag, &text)) {
+        Ok(h) => {
+            sp.rest = buf[h.len..].to_vec();
+            if let Some(a) = h.addrs {
+                sp.ep.client = a.client;
+                sp.ep.server = a.server;
+                sp.ep.client_text = a.text.map(Arc::new);
+            }
+            true
+        }
+        Err(()) => {
+            sp.close = "RX_JUNK";
+            false
+        }
+    }
 }
 
 /// Answers a head lacquer-http refused (400, or nothing for an oversized

@@ -51,6 +51,7 @@
 //! | `cli.rs` | `mgt_cli.c`, `cache_cli.c` | the admin CLI on `-T`, as varnishadm expects it |
 //! | `acceptor.rs` | `mgt_acceptor.c`, `cache_acceptor.c` | `-a` arguments, listening sockets, client streams |
 //! | `http1.rs` | `cache_http1_fsm.c` | a client connection: heads, bodies, keep-alive |
+//! | `proxy.rs` | `proxy/cache_proxy_proto.c` | PROXY protocol headers on `-a …,PROXY` listeners |
 //! | `req_fsm.rs` | `cache_req_fsm.c` | the client request state machine |
 //! | `fetch.rs` | `cache_fetch.c` | the backend fetch state machine and task |
 //! | `ctx.rs` | `cache_vrt_var.c` | the two `VclContext`s |
@@ -79,6 +80,7 @@ mod http1;
 mod msg;
 pub mod params;
 mod probe;
+mod proxy;
 mod req_fsm;
 mod rfc2616;
 pub mod stevedore;
@@ -551,7 +553,7 @@ async fn accept_loop(
         tokio::select! {
             r = l.accept() => match r {
                 Ok(a) => {
-                    let ep = ctx::Endpoints { peer: a.peer, local: a.local, socket };
+                    let ep = ctx::Endpoints::accepted(a.peer, a.local, socket);
                     tokio::spawn(http1::session(shared.clone(), a.stream, ep, stop.clone(), alive.clone()));
                 }
                 // Out of file descriptors and the like: wait a little.

@@ -166,7 +166,7 @@ impl Req {
             vxid,
             bereq_vxid: 0,
             sess_vxid: sp.vxid,
-            ep: sp.ep,
+            ep: sp.ep.clone(),
             restarts: 0,
             t_req,
             t_resp: 0.0,
@@ -312,11 +312,11 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
             return ReqStep::Finish;
         }
     }
-    let ip = lacquer_vcl::conv::ipaddr_to_string(req.ep.peer.ip());
+    let ip = req.ep.client_ip_text();
     req.req.append_value(b"X-Forwarded-For", ip.as_bytes());
     req.vsl.str(Tag::VCL_use, &req.vcl.name);
     let sock = req.shared.sockets.get(req.ep.socket).map_or("", |l| l.name.as_str());
-    req.vsl.fmt(Tag::ReqStart, format_args!("{ip} {} {sock}", req.ep.peer.port()));
+    req.vsl.fmt(Tag::ReqStart, format_args!("{ip} {} {sock}", req.ep.client_port_text()));
     req.vsl.head(&req.req, vsl::REQ);
     ReqStep::Recv
 }
@@ -488,7 +488,7 @@ fn start_bgfetch(req: &mut Req, busy: Busy<Msg>) {
         vxid,
         req.vxid,
         req.sess_vxid,
-        req.ep,
+        req.ep.clone(),
         bereq,
         ReqBody::None,
         req.backend_hint,
@@ -618,7 +618,7 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         req.bereq_vxid,
         req.vxid,
         req.sess_vxid,
-        req.ep,
+        req.ep.clone(),
         bereq,
         body,
         req.backend_hint,

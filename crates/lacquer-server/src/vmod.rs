@@ -355,13 +355,15 @@ impl Host for TaskHost<'_> {
 
     fn ip(&self, kind: IpKind) -> Option<SocketAddr> {
         let ep = match &self.task {
-            Task::Req(r) => r.get().ep,
-            Task::Bo(b) => b.get().ep,
+            Task::Req(r) => &r.get().ep,
+            Task::Bo(b) => &b.get().ep,
             Task::Init(_) => return None,
         };
         Some(match kind {
-            IpKind::Client | IpKind::Remote => ep.peer,
-            IpKind::Server | IpKind::Local => ep.local,
+            IpKind::Client => ep.client,
+            IpKind::Remote => ep.remote,
+            IpKind::Server => ep.server,
+            IpKind::Local => ep.local,
         })
     }
 

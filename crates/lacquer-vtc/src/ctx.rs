@@ -95,6 +95,8 @@ impl Ctx {
         if let Some(args) = name.strip_prefix("string,repeat,") {
             if let Some((n, s)) = args.split_once(',') {
                 if let Ok(n) = n.trim().parse::<usize>() {
+                    // A quoted text is its inside: `${string,repeat,3," "}`.
+                    let s = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s);
                     return Ok(s.repeat(n));
                 }
             }

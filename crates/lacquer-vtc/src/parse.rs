@@ -115,6 +115,20 @@ pub fn tokenize(text: &str) -> Result<Vec<Command>, String> {
                             tok.push(v);
                             p += n;
                         }
+                        // A macro is taken whole, quotes in its arguments
+                        // included: `"x${string,repeat,3," "}y"`.
+                        Some(b'$') if b.get(p + 1) == Some(&b'{') => {
+                            match b[p..].iter().position(|c| matches!(c, b'}' | b'\n')) {
+                                Some(n) if b[p + n] == b'}' => {
+                                    tok.extend_from_slice(&b[p..=p + n]);
+                                    p += n + 1;
+                                }
+                                _ => {
+                                    tok.push(b'$');
+                                    p += 1;
+                                }
+                            }
+                        }
                         Some(b'\n') => {
                             return Err(format!("line {line}: unterminated quoted string"));
                         }
@@ -263,6 +277,8 @@ mod tests {
         assert_eq!(expand_macros("x${a}y${a}", v), Ok("x1y1".into()));
         assert_eq!(expand_macros("x${b}", v), Err("b".into()));
         assert_eq!(expand_macros("x${a", v), Ok("x${a".into()));
+        let quoted = tokenize("send \"a${string,repeat,2,\" \"}b\\r\"\n").unwrap();
+        assert_eq!(quoted[0].tokens, ["send", "a${string,repeat,2,\" \"}b\r"]);
     }
 
     #[test]
