@@ -552,9 +552,17 @@ impl<H: Send + Sync + 'static> Cache<H> {
 
     /// Looks `key` up as `HSH_Lookup` does.
     pub fn lookup(self: &Arc<Self>, key: &[u8], want: &Want<'_>) -> Lookup<H> {
+        self.lookup_noting_bans(key, want, &mut Vec::new())
+    }
+
+    /// [`lookup`](Cache::lookup), noting in `banned_xids` the transaction
+    /// ids of the objects a ban caught on the way (what varnishd logs as
+    /// `ExpBan <xid> banned lookup`).
+    pub fn lookup_noting_bans(self: &Arc<Self>, key: &[u8], want: &Want<'_>, banned_xids: &mut Vec<u64>) -> Lookup<H> {
         let mut banned = Vec::new();
         let found = self.walk(key, want, &mut banned);
         for oc in banned {
+            banned_xids.push(oc.xid());
             if self.kill(&oc) {
                 bump(&self.stats.bans_obj_killed);
             }

@@ -789,8 +789,14 @@ fn log_body_end(shared: &Shared, bo: &mut Bo, ok: bool) {
 /// body that has no encoding, gunzip a gzip one; either way the length is
 /// no longer known, the ETag becomes weak, and a gzipped object varies on
 /// Accept-Encoding.
+/// Chooses the fetch filter (varnishd's VFP stack) and logs it: `Filters`
+/// with each filter after a blank, empty for none.
 fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
-    if bo.was_304 || bo.framing == Framing::None {
+    if bo.was_304 {
+        return;
+    }
+    if bo.framing == Framing::None {
+        bo.vsl.str(Tag::Filters, "");
         return;
     }
     let encoded = beresp.header(b"content-encoding").is_some();
@@ -798,12 +804,15 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
         bo.filter = Some(gzip::Filter::gunzip());
         beresp.unset(b"content-encoding");
         shared.stats.n_gunzip.inc();
+        bo.vsl.str(Tag::Filters, " gunzip");
     } else if bo.do_gzip && !encoded {
         bo.filter = Some(gzip::Filter::gzip(shared.params.get().gzip_level as u32));
         beresp.set(b"Content-Encoding", b"gzip");
         gzip::vary_ae(beresp);
         shared.stats.n_gzip.inc();
+        bo.vsl.str(Tag::Filters, " gzip");
     } else {
+        bo.vsl.str(Tag::Filters, "");
         return;
     }
     beresp.unset(b"content-length");

@@ -137,6 +137,9 @@ pub(crate) struct Req {
     /// `VCL_Log` lines of module calls made inside expressions, logged
     /// when the subroutine returns.
     pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
+    /// A piped request's `PipeAcct` (request head, backend request head,
+    /// bytes piped each way), logged instead of `ReqAcct`.
+    piped: Option<[u64; 4]>,
     /// Bytes of response head and body written (`ReqAcct`).
     resp_hdr_bytes: u64,
     resp_body_bytes: u64,
@@ -161,6 +164,7 @@ impl Req {
             module_logs: Default::default(),
             resp_hdr_bytes: 0,
             resp_body_bytes: 0,
+            piped: None,
             shared,
             vcl,
             vxid,
@@ -269,6 +273,12 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
             ReqStep::Transmit => cnt_transmit(req, sp).await,
             ReqStep::Finish => {
                 cnt_finish(req, sp).await;
+                if let Some([hdr, behdr, piped_in, piped_out]) = req.piped {
+                    // As varnishd: a pipe is accounted in PipeAcct alone.
+                    req.vsl.fmt(Tag::PipeAcct, format_args!("{hdr} {behdr} {piped_in} {piped_out}"));
+                    req.vsl.end();
+                    return;
+                }
                 let (hdr_in, body_in) = (req.req.buf.len() as u64, sp.body_in);
                 let (hdr_out, body_out) = (req.resp_hdr_bytes, req.resp_body_bytes);
                 let m = &req.shared.stats;
@@ -397,7 +407,12 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
                 grace: (req.grace >= 0.0).then_some(req.grace),
                 now: now(),
             };
-            shared.cache.lookup(&req.hash, &want)
+            let mut banned = Vec::new();
+            let found = shared.cache.lookup_noting_bans(&req.hash, &want, &mut banned);
+            for xid in banned {
+                req.vsl.fmt(Tag::ExpBan, format_args!("{xid} banned lookup"));
+            }
+            found
         };
         match found {
             Lookup::Wait(ticket) => ticket.wait().await,
@@ -833,13 +848,21 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     let mut out = Vec::with_capacity(1024);
     bereq.write_to(&mut out);
+    let behdr = out.len() as u64;
+    let early = sp.rest.len() as u64;
     out.append(&mut sp.rest);
     shared.stats.s_pipe.inc();
     shared.stats.n_pipe.inc();
+    req.vsl.timestamp("Pipe", now());
+    let (mut piped_in, mut piped_out) = (early, 0);
     if io.write_all(&out).await.is_ok() {
-        tunnel(&mut sp.stream, &mut io, req.params.pipe_timeout).await;
+        let (a_to_b, b_to_a) = tunnel(&mut sp.stream, &mut io, req.params.pipe_timeout).await;
+        piped_in += a_to_b;
+        piped_out = b_to_a;
     }
+    req.vsl.timestamp("PipeSess", now());
     shared.stats.n_pipe.dec();
+    req.piped = Some([req.req.buf.len() as u64, behdr, piped_in, piped_out]);
     req.body_done = true;
     ReqStep::Finish
 }
@@ -847,8 +870,9 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
 /// Copies bytes both ways between the client and the backend until both
 /// have closed, or nothing has moved either way for `idle` seconds
 /// (Varnish's `pipe_timeout`). When one side closes, the other is told by a
-/// shutdown of its write half and may still answer.
-async fn tunnel<A, B>(a: &mut A, b: &mut B, idle: f64)
+/// shutdown of its write half and may still answer. Answers the bytes
+/// moved from `a` to `b` and from `b` to `a`.
+async fn tunnel<A, B>(a: &mut A, b: &mut B, idle: f64) -> (u64, u64)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -856,18 +880,25 @@ where
     let idle = crate::fetch::secs(idle);
     let (mut from_a, mut from_b) = (vec![0u8; 16384], vec![0u8; 16384]);
     let (mut a_open, mut b_open) = (true, true);
+    let (mut a_to_b, mut b_to_a) = (0u64, 0u64);
     while a_open || b_open {
         let moved = tokio::time::timeout(idle, async {
             tokio::select! {
                 r = a.read(&mut from_a), if a_open => match r {
-                    Ok(n) if n > 0 => b.write_all(&from_a[..n]).await.is_ok(),
+                    Ok(n) if n > 0 => {
+                        a_to_b += n as u64;
+                        b.write_all(&from_a[..n]).await.is_ok()
+                    }
                     _ => {
                         a_open = false;
                         b.shutdown().await.is_ok() || b_open
                     }
                 },
                 r = b.read(&mut from_b), if b_open => match r {
-                    Ok(n) if n > 0 => a.write_all(&from_b[..n]).await.is_ok(),
+                    Ok(n) if n > 0 => {
+                        b_to_a += n as u64;
+                        a.write_all(&from_b[..n]).await.is_ok()
+                    }
                     _ => {
                         b_open = false;
                         a.shutdown().await.is_ok() || a_open
@@ -877,9 +908,10 @@ where
         })
         .await;
         if !matches!(moved, Ok(true)) {
-            return;
+            break;
         }
     }
+    (a_to_b, b_to_a)
 }
 
 /// How the response body is delimited on the wire.
@@ -948,6 +980,17 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     let status = resp.head.status();
     let bodiless = status < 200 || status == 204 || status == 304;
+    if !bodiless {
+        // The delivery filters, each after a blank (varnishd's VDP list).
+        let mut filters = String::new();
+        if gunzip.is_some() {
+            filters.push_str(" gunzip");
+        }
+        if status == 206 {
+            filters.push_str(" range");
+        }
+        req.vsl.str(Tag::Filters, &filters);
+    }
     if resp.has_token(b"connection", b"close") {
         req.doclose = true;
         req.close = "RESP_CLOSE";
