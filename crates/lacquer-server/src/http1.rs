@@ -314,6 +314,10 @@ async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
 async fn read_head(shared: &Shared, sp: &mut Sess) -> HeadRead {
     let limits = shared.params.get().req_limits();
     let mut buf = std::mem::take(&mut sp.rest);
+    // Bytes of this request came with the last one (pipelining).
+    if !buf.iter().all(|b| b.is_ascii_whitespace()) {
+        shared.stats.sess_readahead.inc();
+    }
     let mut head = Head::new();
     let deadline = tokio::time::Instant::now() + crate::fetch::secs(sp.timeouts.idle);
     loop {
