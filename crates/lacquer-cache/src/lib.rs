@@ -914,6 +914,19 @@ impl<H: Send + Sync + 'static> Cache<H> {
         }
     }
 
+    /// Removes every object and marker (not fetches under way): what a
+    /// varnishd child restart does to a malloc store. Answers how many went.
+    pub fn clear(&self) -> usize {
+        let mut victims = Vec::new();
+        for shard in &self.shards {
+            let heads: Vec<Arc<ObjHead<H>>> = lock(shard).values().cloned().collect();
+            for oh in heads {
+                victims.extend(lock(&oh.cores).iter().filter(|oc| oc.kind() != Kind::Busy).cloned());
+            }
+        }
+        victims.iter().filter(|oc| self.kill(oc)).count()
+    }
+
     /// Removes every object and marker under `key` (`return (purge)`);
     /// answers how many went.
     pub fn purge(&self, key: &[u8]) -> usize {

@@ -177,6 +177,18 @@ fn a_full_store_evicts_the_least_recently_used() {
 }
 
 #[test]
+fn clear_removes_every_object_but_fetches_under_way() {
+    let c: C = Cache::new(None);
+    publish(&c, b"/a", 10.0, b"a");
+    publish(&c, b"/b", 10.0, b"b");
+    let _fetching = miss(&c, b"/c", 100.0);
+    assert_eq!(c.clear(), 2);
+    assert!(matches!(c.lookup(b"/a", &want(101.0)), Lookup::Miss(_, None)));
+    assert!(matches!(c.lookup(b"/b", &want(101.0)), Lookup::Miss(_, None)));
+    assert!(matches!(c.lookup(b"/c", &want(101.0)), Lookup::Wait(_)), "the fetch under way stays");
+}
+
+#[test]
 fn purge_removes_every_variant_of_a_key() {
     let c: C = Cache::new(None);
     publish(&c, b"/p", 60.0, b"1");

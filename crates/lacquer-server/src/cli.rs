@@ -184,6 +184,8 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
         },
         "stop" => {
             if shared.child.stop() {
+                // varnishd's child goes, and its cache (malloc) with it.
+                shared.cache.clear();
                 (status::OK, String::new())
             } else {
                 (status::CANT, "Child in state stopped".into())

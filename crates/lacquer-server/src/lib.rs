@@ -254,7 +254,9 @@ pub(crate) struct Shared {
 impl Shared {
     /// The compiler settings for a load now.
     pub fn compile_options(&self) -> lacquer_vcl::Options {
-        compile_options(&self.compile, &self.params.get())
+        let mut o = compile_options(&self.compile, &self.params.get());
+        o.labels = self.vcls.label_names();
+        o
     }
 }
 

@@ -137,6 +137,9 @@ pub(crate) struct Req {
     /// `VCL_Log` lines of module calls made inside expressions, logged
     /// when the subroutine returns.
     pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
+    /// The VCL the request started with, once `return (vcl(LABEL))` has
+    /// switched it to the labelled one (Varnish's `req->vcl0`).
+    vcl0: Option<Arc<Vcl>>,
     /// A piped request's `PipeAcct` (request head, backend request head,
     /// bytes piped each way), logged instead of `ReqAcct`.
     piped: Option<[u64; 4]>,
@@ -165,6 +168,7 @@ impl Req {
             resp_hdr_bytes: 0,
             resp_body_bytes: 0,
             piped: None,
+            vcl0: None,
             shared,
             vcl,
             vxid,
@@ -384,8 +388,28 @@ fn cnt_recv(req: &mut Req) -> ReqStep {
         Action::Pipe => ReqStep::Pipe,
         Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
         Action::Restart => ReqStep::Restart,
+        Action::Vcl => switch_vcl(req, h.label.as_deref().unwrap_or("")),
         _ => ReqStep::VclFail,
     }
+}
+
+/// `return (vcl(LABEL))` (Varnish's `VPI_vcl_select`): the request runs
+/// `vcl_recv` again in the VCL the label points at. Only once, and only
+/// before any restart; the VCL switched to may not switch again (a
+/// failure, as in varnishd). What the first `vcl_recv` changed in the
+/// request stays (varnishd rolls it back).
+fn switch_vcl(req: &mut Req, label: &str) -> ReqStep {
+    if req.vcl0.is_some() || req.restarts > 0 {
+        req.vsl.str(Tag::VCL_Error, "return(vcl) only allowed once, from vcl_recv of the active VCL");
+        return ReqStep::VclFail;
+    }
+    let Some(to) = req.shared.vcls.get(label) else {
+        req.vsl.fmt(Tag::VCL_Error, format_args!("No VCL labelled {label}"));
+        return ReqStep::VclFail;
+    };
+    req.vsl.fmt(Tag::VCL_use, format_args!("{} via {label}", to.name));
+    req.vcl0 = Some(std::mem::replace(&mut req.vcl, to));
+    ReqStep::Recv
 }
 
 /// Looks the request's hash up (Varnish's `cnt_lookup`). A lookup that

@@ -198,6 +198,40 @@ impl List {
             .collect()
     }
 
+    /// The VCLs whose `return (vcl(…))` names label `label`.
+    fn users_of(&self, label: &str) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Vcl(l) if !l.discarded && l.vcl.program.vcl_labels.iter().any(|x| x == label) => {
+                    Some(l.vcl.name.as_str())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether pointing `label` at VCL `target` closes a loop of
+    /// `return (vcl(…))` through labels; the path that does, in varnishd's
+    /// words, when it would.
+    fn loop_through(&self, label: &str, target: &str) -> Option<Vec<String>> {
+        let loaded = self.resolve(target)?;
+        for used in &loaded.vcl.program.vcl_labels {
+            let mut path = vec![format!("Vcl {target} uses Label {used}")];
+            if used == label {
+                return Some(path);
+            }
+            let Some(next) = self.resolve(used) else { continue };
+            let next = next.vcl.name.clone();
+            path.push(format!("Label {used} points to vcl {next}"));
+            if let Some(rest) = self.loop_through(label, &next) {
+                path.extend(rest);
+                return Some(path);
+            }
+        }
+        None
+    }
+
     /// The VCL `name` stands for: itself, or the one a label points at.
     fn resolve(&self, name: &str) -> Option<&Loaded> {
         match &self.entries[self.find(name)?] {
@@ -260,6 +294,18 @@ impl Vcls {
                 }
             }
         }
+    }
+
+    /// The names of the labels, which `return (vcl(LABEL))` may name.
+    pub fn label_names(&self) -> Vec<String> {
+        let list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        list.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Label { name, .. } => Some(name.clone()),
+                Entry::Vcl(_) => None,
+            })
+            .collect()
     }
 
     /// The VCL called `name` (a label names the VCL it points at).
@@ -438,6 +484,9 @@ impl Vcls {
             return (status::PARAM, "State must be one of auto, cold or warm.".into());
         };
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(list.find(name).map(|i| &list.entries[i]), Some(Entry::Label { .. })) {
+            return (status::PARAM, "Labels are always warm".into());
+        }
         let labelled = !list.labels_of(name).is_empty();
         let active = list.active_vcl() == Some(name);
         let Some(l) = list.loaded(name) else {
@@ -468,6 +517,14 @@ impl Vcls {
             return bad;
         }
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(list.find(target).map(|i| &list.entries[i]), Some(Entry::Label { .. })) {
+            return (status::CANT, "VCL labels cannot point to labels".into());
+        }
+        if let Some(path) = list.loop_through(label, target) {
+            let mut text = path.join("\n");
+            text.push_str(&format!("\nPointing label {label} at {target} would create a loop"));
+            return (status::PARAM, text);
+        }
         let Some(t) = list.loaded(target) else {
             return (status::PARAM, format!("No VCL named {target} known\n"));
         };
@@ -514,6 +571,16 @@ impl Vcls {
             }
         }
         let doomed_labels: Vec<&String> = names.iter().filter(|n| is_label(&list, n)).collect();
+        for l in &doomed_labels {
+            let users: Vec<&str> = list.users_of(l).into_iter().filter(|u| !names.iter().any(|n| n == u)).collect();
+            if !users.is_empty() {
+                let mut text = format!("Cannot discard VCL label {l}, other VCLs depend on it:\n");
+                for u in users {
+                    let _ = writeln!(text, "\t{u}");
+                }
+                return (status::CANT, text);
+            }
+        }
         for n in names.iter().filter(|n| !is_label(&list, n)) {
             let left: Vec<&str> =
                 list.labels_of(n).into_iter().filter(|l| !doomed_labels.iter().any(|d| d == l)).collect();
@@ -650,12 +717,14 @@ impl Vcls {
                     };
                     (l.state.as_str(), temp, b, arrow, other)
                 }
-                Entry::Label { target, .. } => {
+                Entry::Label { name, target } => {
                     let temp = match list.resolve(target) {
                         Some(l) if l.vcl.is_warm() => "warm",
                         _ => "cold",
                     };
-                    ("label", temp, 0, "->", target.clone())
+                    let users = list.users_of(name).len();
+                    let other = if users > 0 { format!("{target} ({users} return(vcl))") } else { target.clone() };
+                    ("label", temp, 0, "->", other)
                 }
             };
             let status_word = match e {

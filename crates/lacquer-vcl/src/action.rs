@@ -488,16 +488,25 @@ impl Vcc<'_> {
                     self.expect_tok(Tok::Id, 315)?;
                     let label = self.tok_text();
                     let lt = self.t().span;
-                    // Labels are resolved when the VCL is loaded; the
-                    // compiler only knows none exist yet.
-                    let d = match self.syms.get(&label).cloned().filter(|_| self.other_kinds_visible(&label)) {
-                        Some(sym) => self.wrong_type(&label, &sym, "vcl", lt),
-                        None => Diag::new(vec![
-                            Piece::Text(format!("Symbol not found: '{}'\nAt: ", label)),
-                            Piece::Where2(lt, lt),
-                        ]),
-                    };
-                    return self.fail(d);
+                    // Labels are resolved when the VCL is loaded: the
+                    // server says which exist.
+                    if self.opts.labels.contains(&label) {
+                        self.next();
+                        self.skip(Op::RParen, 316)?;
+                        if !self.vcl_labels.contains(&label) {
+                            self.vcl_labels.push(label.clone());
+                        }
+                        Return::Vcl(label)
+                    } else {
+                        let d = match self.syms.get(&label).cloned().filter(|_| self.other_kinds_visible(&label)) {
+                            Some(sym) => self.wrong_type(&label, &sym, "vcl", lt),
+                            None => Diag::new(vec![
+                                Piece::Text(format!("Symbol not found: '{}'\nAt: ", label)),
+                                Piece::Where2(lt, lt),
+                            ]),
+                        };
+                        return self.fail(d);
+                    }
                 }
                 _ => return self.fail_here("Arguments not allowed."),
             }

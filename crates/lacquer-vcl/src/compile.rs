@@ -32,6 +32,9 @@ pub struct Options {
     /// Where `include "x";` looks for relative paths that are not found next
     /// to the including file (Varnish's `vcl_path`).
     pub vcl_path: Vec<PathBuf>,
+    /// The VCL labels that exist where the VCL is loaded, which
+    /// `return (vcl(LABEL))` may name.
+    pub labels: Vec<String>,
     /// Finds the interface of imported modules. Without one, `import` is
     /// recorded but calling into a module is an error.
     pub modules: Option<std::sync::Arc<dyn crate::module::ModuleResolver>>,
@@ -44,6 +47,7 @@ impl Default for Options {
             allow_inline_c: false,
             stevedores: vec!["s0".into(), "Transient".into()],
             vcl_path: Vec::new(),
+            labels: Vec::new(),
             modules: None,
         }
     }
@@ -153,6 +157,8 @@ pub struct Vcc<'o> {
     pub(crate) imports: Vec<Import>,
     pub(crate) calls: Vec<CallSite>,
     pub(crate) instances: Vec<Instance>,
+    /// The labels `return (vcl(…))` names, each once.
+    pub(crate) vcl_labels: Vec<String>,
     pub(crate) main_syntax: u8,
     /// Whether `backend default` has been declared.
     pub(crate) default_backend: bool,
@@ -193,6 +199,7 @@ impl<'o> Vcc<'o> {
             imports: Vec::new(),
             calls: Vec::new(),
             instances: Vec::new(),
+            vcl_labels: Vec::new(),
             main_syntax: 41,
             default_backend: false,
             first_backend: None,
@@ -552,6 +559,7 @@ impl<'o> Vcc<'o> {
             imports: std::mem::take(&mut self.imports),
             calls: std::mem::take(&mut self.calls),
             instances: std::mem::take(&mut self.instances),
+            vcl_labels: std::mem::take(&mut self.vcl_labels),
             default_backend: Some(self.default_backend_id()),
         })
     }

@@ -44,6 +44,8 @@ pub struct Program {
     pub calls: Vec<CallSite>,
     /// Objects made with `new`, in order.
     pub instances: Vec<Instance>,
+    /// The VCL labels `return (vcl(LABEL))` names, each once.
+    pub vcl_labels: Vec<String>,
     /// The backend used when VCL sets none: the first one defined.
     pub default_backend: Option<BackendId>,
 }

@@ -264,3 +264,33 @@ fn modules_are_told_each_vcls_events() {
     assert!(!c.ok(&["vcl.list"]).contains("ev2"));
     assert_eq!(c.send(&["vcl.use", "ev2"]).0, 106);
 }
+
+#[test]
+fn return_vcl_switches_a_request_to_the_labelled_vcl() {
+    let dir = scratch();
+    let f = dir.join("a.vcl");
+    std::fs::write(&f, answering("A")).unwrap();
+    let s = start_with_cli(&["-f", f.to_str().unwrap()], b"k");
+    let mut c = Cli::open(&s.addrs[1], b"k");
+    // A label must exist before a VCL names it.
+    let switching = "vcl 4.1;\nbackend default none;\n\
+                     sub vcl_recv { if (req.http.x) { return (vcl(la)); } return (synth(200, \"B\")); }\n";
+    let (code, text) = c.send(&["vcl.inline", "v2", switching]);
+    assert_eq!(code, 106);
+    assert!(text.contains("Symbol not found: 'la'"), "{text}");
+    c.ok(&["vcl.label", "la", "boot"]);
+    c.ok(&["vcl.inline", "v2", switching]);
+    c.ok(&["vcl.use", "v2"]);
+    assert_eq!(reason(&s), "B");
+    let (head, _) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\nx: 1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 A"), "{head}");
+    assert!(c.ok(&["vcl.list"]).contains("la      ->    boot (1 return(vcl))"));
+    let (code, text) = c.send(&["vcl.discard", "la"]);
+    assert_eq!((code, text.as_str()), (300, "Cannot discard VCL label la, other VCLs depend on it:\n\tv2\n"));
+    // Pointing the label at the VCL that uses it would loop.
+    let (code, text) = c.send(&["vcl.label", "la", "v2"]);
+    assert_eq!(code, 106);
+    assert_eq!(text, "Vcl v2 uses Label la\nPointing label la at v2 would create a loop");
+    assert_eq!(c.send(&["vcl.label", "lb", "la"]).0, 300, "labels cannot point to labels");
+    assert_eq!(c.send(&["vcl.state", "la", "cold"]), (106, "Labels are always warm".into()));
+}
