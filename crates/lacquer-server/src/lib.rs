@@ -375,6 +375,11 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
             return Err(ServeError::VclInit(why));
         }
     }
+    // Running before the CLI answers: a `status` or `vcl.list` right
+    // after "CLI listening" sees the child running.
+    if !cfg.wait_for_start {
+        shared.child.start(&shared).map_err(ServeError::VclInit)?;
+    }
     if let Some(f) = &cfg.pid_file {
         std::fs::write(f, format!("{}\n", std::process::id())).map_err(|e| ServeError::Log(f.clone(), e))?;
     }
@@ -398,9 +403,6 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         tokio::spawn(cli::call(shared.clone(), s, secret.clone()));
     }
     tokio::spawn(publish_counters(shared.clone()));
-    if !cfg.wait_for_start {
-        shared.child.start(&shared).map_err(ServeError::VclInit)?;
-    }
     let stdin_eof = cfg.wait_for_start.then(stdin_closed);
     signals.wait(&shared, stdin_eof).await;
     eprintln!("lacquer: stopping");
