@@ -190,6 +190,7 @@ impl Transfer {
     }
 
     /// The control connection, for the tokio flavour.
+    #[cfg(feature = "tokio")]
     fn into_parts(self) -> (OwnedFd, Meta, Vec<u8>, UnixStream) {
         (self.fd, self.meta, self.received, self.control)
     }

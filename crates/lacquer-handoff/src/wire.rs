@@ -201,6 +201,22 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// Checks that `path` is a socket owned by this process's user or by
+/// root, so that no other user can have put it there to receive clients.
+pub fn check_socket(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if !m.file_type().is_socket() {
+        return Err("not a socket".into());
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if m.uid() != me && m.uid() != 0 {
+        return Err(format!("owned by uid {}, not by {me} or root", m.uid()));
+    }
+    Ok(())
+}
+
 /// Connects to a Unix stream socket without waiting: a full backlog is
 /// `WouldBlock` at once, not a wait. The socket is left blocking.
 pub fn connect(path: &Path) -> io::Result<UnixStream> {

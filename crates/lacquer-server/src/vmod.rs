@@ -73,6 +73,7 @@ impl Default for Modules {
         builtin.link(&lacquer_vmod_fs::vmod::MODULE);
         builtin.link(&lacquer_vmod_cookie::vmod::MODULE);
         builtin.link(&lacquer_vmod_blob::vmod::MODULE);
+        builtin.link(&lacquer_vmod_handoff::vmod::MODULE);
         Modules { builtin, loaded: Mutex::default(), hooks: Arc::default() }
     }
 }
