@@ -214,3 +214,120 @@ fn the_connection_cannot_be_taken_outside_vcl_recv() {
     assert_eq!(counter_until(&dir, "MAIN.s_handoff", 0), 0);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The `handoff-echo` example's binary, brought up to date (a test run
+/// of this package alone does not build another package's binaries).
+fn echo_binary() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo).args(["build", "-q", "-p", "handoff-echo"]).status().unwrap();
+        assert!(st.success(), "building handoff-echo");
+    });
+    Path::new(LACQUER).with_file_name("handoff-echo")
+}
+
+/// `/ws…`, `/events` and `/pid` go to handoff-echo, started by Lacquer
+/// on first use; the rest is cached from the origin.
+fn echo_vcl(origin: &str, sock: &Path) -> String {
+    vcl(
+        origin,
+        &format!(
+            r#"import handoff;
+sub vcl_init {{
+    new echo = handoff.endpoint(path = "{sock}", command = "exec {bin} --socket {sock}");
+}}
+sub vcl_recv {{
+    if (req.url ~ "^/(ws|events|pid)") {{
+        echo.transfer();
+    }}
+}}
+sub vcl_backend_response {{
+    set beresp.ttl = 1h;
+}}
+"#,
+            sock = sock.display(),
+            bin = echo_binary().display()
+        ),
+    )
+}
+
+#[test]
+fn websockets_and_events_live_alongside_cached_traffic() {
+    use tungstenite::Message;
+    let d = scratch();
+    let (o, _, fetches) = counting_origin();
+    let s = start(Some(&echo_vcl(&o, &d.join("echo.sock"))), &[]);
+    // Three websockets and two event streams open at once.
+    let mut sockets: Vec<_> = (0..3)
+        .map(|i| {
+            let (ws, resp) = tungstenite::connect(format!("ws://{}/ws?n={i}", s.addr)).expect("the upgrade");
+            assert_eq!(resp.status(), 101);
+            ws
+        })
+        .collect();
+    let mut streams: Vec<_> = (0..2)
+        .map(|_| {
+            let (mut c, mut r) = connect(&s);
+            c.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let head = read_head(&mut r).unwrap();
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert_eq!(header(&head, "content-type").as_deref(), Some("text/event-stream"));
+            (c, r)
+        })
+        .collect();
+    for round in 0..3 {
+        for (i, ws) in sockets.iter_mut().enumerate() {
+            ws.send(Message::Text(format!("hello {i} round {round}"))).unwrap();
+        }
+        // Cached traffic keeps flowing meanwhile: one fetch, then hits.
+        let (head, body) = request(&s, b"GET /cached HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(text(&body).starts_with("GET /cached"), "{}", text(&body));
+        for (i, ws) in sockets.iter_mut().enumerate() {
+            assert_eq!(ws.read().unwrap(), Message::Text(format!("hello {i} round {round}")));
+        }
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "the cached object was fetched once");
+    sockets[1].send(Message::Binary(vec![1, 2, 3])).unwrap();
+    assert_eq!(sockets[1].read().unwrap(), Message::Binary(vec![1, 2, 3]));
+    // Each event stream ticks once a second.
+    for (_, r) in streams.iter_mut() {
+        let mut times = Vec::new();
+        while times.len() < 2 {
+            let mut line = String::new();
+            std::io::BufRead::read_line(r, &mut line).unwrap();
+            if let Some(t) = line.strip_prefix("data: ") {
+                times.push(t.trim().parse::<u64>().unwrap());
+            }
+        }
+        assert!(times[1] >= times[0] && times[1] - times[0] <= 2, "{times:?}");
+    }
+    for mut ws in sockets {
+        ws.close(None).unwrap();
+    }
+    drop(streams);
+    assert_eq!(counter_until(&s.dir.join("n"), "MAIN.s_handoff", 5), 5);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn the_process_is_started_on_first_use_and_again_when_it_died() {
+    let d = scratch();
+    let (o, _) = origin();
+    let sock = d.join("echo.sock");
+    let s = start(Some(&echo_vcl(&o, &sock)), &[]);
+    assert!(!sock.exists(), "not started before it is needed");
+    let (head, body) = request(&s, b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let first = text(&body);
+    // Kill that one process (by its id), and the next transfer starts
+    // another.
+    let st = Command::new("kill").arg(&first).status().unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(200));
+    let (head, body) = request(&s, b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_ne!(text(&body), first, "a new process");
+    let _ = std::fs::remove_dir_all(&d);
+}

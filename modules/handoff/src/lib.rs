@@ -90,12 +90,7 @@ impl Supervisor {
                 return Err(format!("restarting in {:.1}s", (self.backoff - since).as_secs_f64()));
             }
         }
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(&self.command)
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start '{}': {e}", self.command))?;
+        let child = spawn(&self.command).map_err(|e| format!("cannot start '{}': {e}", self.command))?;
         self.child = Some(child);
         self.started = Some(Instant::now());
         Ok(true)
@@ -109,6 +104,51 @@ impl Drop for Supervisor {
             let _ = c.wait();
         }
     }
+}
+
+/// Starts `sh -c command` from a thread that lives as long as the
+/// process: the child is told to end (`SIGTERM`, Linux's
+/// `PR_SET_PDEATHSIG`) when the thread that forked it ends, so it must
+/// not be a worker thread that may come and go. Lacquer killed outright
+/// thus takes its applications with it.
+fn spawn(command: &str) -> std::io::Result<Child> {
+    type Order = (String, std::sync::mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<Order>>> = std::sync::OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Order>();
+        std::thread::Builder::new()
+            .name("handoff-spawner".into())
+            .spawn(move || {
+                for (command, reply) in rx {
+                    let _ = reply.send(spawn_here(&command));
+                }
+            })
+            .expect("a thread");
+        Mutex::new(tx)
+    });
+    let (reply, answer) = std::sync::mpsc::channel();
+    tx.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command.to_string(), reply))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    answer.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+}
+
+fn spawn_here(command: &str) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(command).stdin(std::process::Stdio::null());
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
 }
 
 /// Connects to `path`, waiting up to `wait` for a process that is
