@@ -331,3 +331,76 @@ fn the_process_is_started_on_first_use_and_again_when_it_died() {
     assert_ne!(text(&body), first, "a new process");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The same websocket client, both ways through one Lacquer: `/pipe/…`
+/// the Varnish way (`return (pipe)` with the upgrade headers copied, to a
+/// websocket origin), `/ws` handed off to handoff-echo.
+#[test]
+fn websockets_work_through_pipe_and_through_handoff_side_by_side() {
+    use std::net::TcpListener;
+    use tungstenite::Message;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let o = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            std::thread::spawn(move || {
+                let Ok(mut ws) = tungstenite::accept(s) else { return };
+                while let Ok(m @ (Message::Text(_) | Message::Binary(_))) = ws.read() {
+                    if ws.send(m).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let d = scratch();
+    let sock = d.join("echo.sock");
+    let subs = format!(
+        r#"import handoff;
+sub vcl_init {{
+    new echo = handoff.endpoint(path = "{sock}", command = "exec {bin} --socket {sock}");
+}}
+sub vcl_recv {{
+    if (req.url ~ "^/pipe/" && req.http.upgrade ~ "(?i)websocket") {{
+        return (pipe);
+    }}
+    if (req.url ~ "^/ws") {{
+        echo.transfer();
+    }}
+}}
+sub vcl_pipe {{
+    if (req.http.upgrade) {{
+        set bereq.http.upgrade = req.http.upgrade;
+        set bereq.http.connection = req.http.connection;
+    }}
+}}
+"#,
+        sock = sock.display(),
+        bin = echo_binary().display()
+    );
+    let s = start(Some(&vcl(&o, &subs)), &[]);
+    let mut both: Vec<_> = ["/pipe/ws", "/ws"]
+        .iter()
+        .map(|p| {
+            let (ws, resp) = tungstenite::connect(format!("ws://{}{p}", s.addr)).expect("the upgrade");
+            assert_eq!(resp.status(), 101, "{p}");
+            ws
+        })
+        .collect();
+    for round in 0..3 {
+        for ws in both.iter_mut() {
+            ws.send(Message::Text(format!("round {round}"))).unwrap();
+        }
+        for ws in both.iter_mut() {
+            assert_eq!(ws.read().unwrap(), Message::Text(format!("round {round}")));
+        }
+    }
+    for mut ws in both {
+        ws.close(None).unwrap();
+    }
+    let dir = s.dir.join("n");
+    assert_eq!(counter_until(&dir, "MAIN.s_pipe", 1), 1);
+    assert_eq!(counter_until(&dir, "MAIN.s_handoff", 1), 1);
+    let _ = std::fs::remove_dir_all(&d);
+}
