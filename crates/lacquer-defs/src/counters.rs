@@ -228,6 +228,7 @@ macro_rules! vsc_main {
             pipe_limited Counter Info Count "Pipes refused at pipe_sess_max";
             s_pipe Counter Info Count "Requests handled by pipe";
             s_pass Counter Info Count "Requests handled by pass";
+            s_handoff Counter Info Count "Requests whose connection was handed to another process";
             s_fetch Counter Info Count "Backend fetches started";
             s_bgfetch Counter Info Count "Backend fetches started in the background (grace)";
             s_synth Counter Info Count "Synthetic responses made";
@@ -251,6 +252,7 @@ macro_rules! vsc_main {
             sc_rx_timeout Counter Diag Count "Closed: request read timed out";
             sc_rx_close_idle Counter Diag Count "Closed: idle past timeout_idle";
             sc_tx_pipe Counter Diag Count "Closed: pipe finished";
+            sc_tx_handoff Counter Diag Count "Closed: connection handed to another process";
             sc_tx_error Counter Diag Count "Closed: error writing the response";
             sc_tx_eof Counter Diag Count "Closed: body delimited by end of connection";
             sc_resp_close Counter Diag Count "Closed: the response asked to";
@@ -393,7 +395,7 @@ mod tests {
                 assert_eq!(d.kind == Kind::Bitmap, d.unit == Unit::Bits, "{g}.{}", d.name);
             }
         }
-        assert_eq!(MAIN.len(), 133);
+        assert_eq!(MAIN.len(), 135);
         assert_eq!(lookup("MAIN", "uptime").unwrap().unit, Unit::Seconds);
         assert_eq!(lookup("VBE", "happy").unwrap().kind, Kind::Bitmap);
         assert_eq!(lookup("SMA", "g_space").unwrap().kind, Kind::Gauge);

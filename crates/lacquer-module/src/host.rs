@@ -159,6 +159,21 @@ pub trait Host {
     fn blocking(&mut self, f: &mut dyn FnMut()) {
         f()
     }
+    /// The client connection of the request, for a module to hand over
+    /// to another process (the `handoff` module): a duplicate of the
+    /// socket's descriptor, what Lacquer read off it already and what it
+    /// knows about it. Nothing changes for the request yet: the module
+    /// then ends it with [`end_request`](Host::end_request), saying
+    /// whether the connection went ([`RequestEnd::HandedOff`]) or not.
+    /// A server allows it in `vcl_recv`, from a call made as a statement.
+    fn connection(&mut self) -> Result<Connection, Failure> {
+        Err(Failure("the client connection cannot be taken here".into()))
+    }
+    /// Ends the request at once, as a `return` would: nothing after the
+    /// running call in VCL runs for it. See [`RequestEnd`].
+    fn end_request(&mut self, _end: RequestEnd) -> Result<(), Failure> {
+        Err(Failure("a module cannot end the request here".into()))
+    }
     /// Ends the server as a Varnish panic ends the child process: the
     /// message (`PANIC: …` for `vtc.panic`) goes to standard error, then
     /// the process aborts. A host that keeps panics for `panic.show`
@@ -167,6 +182,63 @@ pub trait Host {
         eprintln!("Panic from VCL:\n  {msg}");
         std::process::abort()
     }
+}
+
+/// A client connection lent to a module by [`Host::connection`].
+///
+/// `fd` is a *duplicate* of the client socket's descriptor (made
+/// close-on-exec), the module's own: dropping it closes only that copy.
+/// The server keeps its copy until the request ends; after
+/// [`RequestEnd::HandedOff`] it closes it without writing anything or
+/// shutting the socket down, so whoever holds the other copy owns the
+/// connection. The socket is non-blocking (that flag belongs to the
+/// socket, shared by every copy).
+#[derive(Debug)]
+pub struct Connection {
+    /// The module's copy of the client socket.
+    pub fd: std::os::fd::OwnedFd,
+    /// Every byte read off the connection and not used: the request head
+    /// exactly as received (before any VCL change), then whatever came
+    /// after it (a body's first part, pipelined requests).
+    pub received: Vec<u8>,
+    /// How many bytes of `received` are the head.
+    pub head_len: usize,
+    /// Addresses and names.
+    pub info: ConnInfo,
+}
+
+/// What the server knows about a client connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// `client.ip` and its port: the PROXY header's source, else `remote`.
+    pub client: SocketAddr,
+    /// `server.ip`: the PROXY header's destination, else `local`.
+    pub server: SocketAddr,
+    /// The socket's peer (`remote.ip`; `0.0.0.0:0` on a Unix listener).
+    pub remote: SocketAddr,
+    /// The socket's own address (`local.ip`).
+    pub local: SocketAddr,
+    /// The request's transaction id (`X-Varnish`, `req.xid`).
+    pub xid: u64,
+    /// The session's transaction id.
+    pub sess_xid: u64,
+    /// The listener's name (`local.socket`, `a0` …).
+    pub listener: String,
+    /// Whether the connection began with a PROXY protocol header.
+    pub proxy: bool,
+}
+
+/// How a module ends the request it runs for ([`Host::end_request`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestEnd {
+    /// The connection now belongs to another process: the server writes
+    /// nothing more on it, forgets it and closes its copy. `to` says
+    /// where it went, for the log.
+    HandedOff { to: String },
+    /// Answer with a synthetic response through `vcl_synth`, as
+    /// `return (synth(status, reason))`; with `close` the connection
+    /// closes after it.
+    Synth { status: u16, reason: String, close: bool },
 }
 
 /// What a module function gets as `ctx: &mut Ctx`: the host, through

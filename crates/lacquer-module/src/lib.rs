@@ -71,7 +71,10 @@ mod types;
 
 pub use date::http_date;
 pub use hooks::{HookFn, Hooks};
-pub use host::{Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl, Shared, SharedSlot};
+pub use host::{
+    ConnInfo, Connection, Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl, RequestEnd,
+    Shared, SharedSlot,
+};
 pub use lacquer_module_macros::module;
 pub use registry::{CallFn, Module, ModuleDef, Registry, Target};
 pub use types::*;

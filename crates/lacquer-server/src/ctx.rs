@@ -420,6 +420,11 @@ impl VclContext for ReqCtx<'_> {
         for l in logs {
             self.req.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
         }
+        if self.req.conn.end.is_some() {
+            // A module ended the request: nothing after the call runs
+            // (see handoff.rs).
+            return Err(Failure("the request was ended by a module".into()));
+        }
         Ok(v)
     }
 

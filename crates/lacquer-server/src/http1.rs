@@ -177,7 +177,11 @@ pub(crate) async fn session(
     if !proxy || proxy_preamble(&mut sp).await {
         serve(&shared, &mut sp).await;
     }
-    let _ = sp.stream.shutdown().await;
+    // A connection handed to another process is that process's: no
+    // shutdown, only our descriptor closes (handoff.rs).
+    if sp.close != "TX_HANDOFF" {
+        let _ = sp.stream.shutdown().await;
+    }
     let dur = now() - sp.t_open;
     let close = sp.close;
     sp.vsl.fmt(Tag::SessClose, format_args!("{close} {dur:.3}"));
@@ -193,13 +197,14 @@ pub(crate) async fn session(
         "RX_OVERFLOW" => m.sc_rx_overflow.inc(),
         "RX_TIMEOUT" => m.sc_rx_timeout.inc(),
         "TX_PIPE" => m.sc_tx_pipe.inc(),
+        "TX_HANDOFF" => m.sc_tx_handoff.inc(),
         "TX_ERROR" => m.sc_tx_error.inc(),
         "TX_EOF" => m.sc_tx_eof.inc(),
         "RESP_CLOSE" => m.sc_resp_close.inc(),
         "VCL_FAILURE" => m.sc_vcl_failure.inc(),
         _ => {}
     }
-    if !matches!(close, "REM_CLOSE" | "REQ_CLOSE" | "REQ_HTTP10" | "TX_PIPE" | "TX_EOF" | "RESP_CLOSE") {
+    if !matches!(close, "REM_CLOSE" | "REQ_CLOSE" | "REQ_HTTP10" | "TX_PIPE" | "TX_HANDOFF" | "TX_EOF" | "RESP_CLOSE") {
         m.sess_closed_err.inc();
     }
     sp.vsl.end();

@@ -76,6 +76,7 @@ mod deliver;
 mod director;
 mod fetch;
 mod gzip;
+mod handoff;
 mod http1;
 mod msg;
 pub mod params;

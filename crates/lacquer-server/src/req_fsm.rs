@@ -58,6 +58,9 @@ pub(crate) enum ReqStep {
     Transmit,
     /// Reads any unread request body, so the next request can start.
     Finish,
+    /// The connection went to another process (`handoff.rs`): nothing is
+    /// written, the session forgets it.
+    Handoff,
 }
 
 /// The body of the response being delivered.
@@ -146,6 +149,8 @@ pub(crate) struct Req {
     /// Bytes of response head and body written (`ReqAcct`).
     resp_hdr_bytes: u64,
     resp_body_bytes: u64,
+    /// The client connection, for a module to hand over (`handoff.rs`).
+    pub conn: crate::handoff::Conn,
 }
 
 impl Req {
@@ -169,6 +174,7 @@ impl Req {
             resp_body_bytes: 0,
             piped: None,
             vcl0: None,
+            conn: crate::handoff::Conn::new(std::os::fd::AsRawFd::as_raw_fd(&sp.stream)),
             shared,
             vcl,
             vxid,
@@ -244,15 +250,20 @@ fn vcl(req: &mut Req, method: Method) -> Handling {
     let mut ctx = ReqCtx { req, method };
     let h = match lacquer_vcl::exec::run(&vcl.program, method, &mut ctx) {
         Ok(h) => h,
-        Err(f) => {
-            req.vsl.str(Tag::VCL_Error, &f.0);
-            Handling::plain(Action::Fail)
-        }
+        Err(f) => match crate::handoff::stopped(req) {
+            // A module ended the request (handoff.rs).
+            Some(h) => h,
+            None => {
+                req.vsl.str(Tag::VCL_Error, &f.0);
+                Handling::plain(Action::Fail)
+            }
+        },
     };
     for l in req.module_logs.get_mut().drain(..) {
         req.vsl.text(Tag::VCL_Log, &l);
     }
-    req.vsl.str(Tag::VCL_return, h.action.as_str());
+    let word = crate::handoff::return_word(req).unwrap_or(h.action.as_str());
+    req.vsl.str(Tag::VCL_return, word);
     h
 }
 
@@ -263,7 +274,8 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
         step = match step {
             ReqStep::Transport => cnt_transport(req, sp).await,
             ReqStep::Restart => cnt_restart(req),
-            ReqStep::Recv => cnt_recv(req),
+            ReqStep::Recv => crate::handoff::lend_rest(req, sp, cnt_recv),
+            ReqStep::Handoff => crate::handoff::cnt_handoff(req),
             ReqStep::Pipe => cnt_pipe(req, sp).await,
             ReqStep::Pass => cnt_pass(req),
             ReqStep::Lookup => cnt_lookup(req).await,
@@ -367,6 +379,9 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
 fn cnt_recv(req: &mut Req) -> ReqStep {
     req.hash.clear();
     let h = vcl(req, Method::Recv);
+    if let Some(step) = crate::handoff::after_recv(req) {
+        return step;
+    }
     match h.action {
         Action::Hash | Action::Purge => {
             let next = if h.action == Action::Purge { ReqStep::Purge } else { ReqStep::Lookup };

@@ -73,6 +73,7 @@ impl Default for Modules {
         builtin.link(&lacquer_vmod_fs::vmod::MODULE);
         builtin.link(&lacquer_vmod_cookie::vmod::MODULE);
         builtin.link(&lacquer_vmod_blob::vmod::MODULE);
+        builtin.link(&lacquer_vmod_handoff::vmod::MODULE);
         Modules { builtin, loaded: Mutex::default(), hooks: Arc::default() }
     }
 }
@@ -254,6 +255,18 @@ impl TaskHost<'_> {
 }
 
 impl TaskHost<'_> {
+    /// The request, for what only a statement in `vcl_recv` may do with
+    /// it: take its connection, end it.
+    fn recv_req(&mut self) -> Result<&mut crate::req_fsm::Req, MFailure> {
+        if self.method != Method::Recv {
+            return Err(MFailure(format!("not in {} (only in vcl_recv)", self.method.as_str())));
+        }
+        match &mut self.task {
+            Task::Req(Lent::Mut(r)) => Ok(r),
+            _ => Err(MFailure("only a call made as a statement can take the request's connection".into())),
+        }
+    }
+
     /// Puts what an object's constructor made for VCL into the object's
     /// slot; its BACKEND is the slot's id (see `director.rs`).
     fn add_mod_backend(
@@ -430,6 +443,16 @@ impl Host for TaskHost<'_> {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
             _ => f(),
         }
+    }
+
+    fn connection(&mut self) -> Result<lacquer_module::Connection, MFailure> {
+        let req = self.recv_req()?;
+        crate::handoff::connection(req)
+    }
+
+    fn end_request(&mut self, end: lacquer_module::RequestEnd) -> Result<(), MFailure> {
+        let req = self.recv_req()?;
+        crate::handoff::end_request(req, end)
     }
 
     fn ban(&mut self, expr: &[u8]) -> Result<(), String> {

@@ -82,7 +82,7 @@ VBE.boot.default.bereq_bodybytes            0         0.00 Bytes of request bodi
     assert_eq!(out.lines().count(), 10 + 1 + lacquer_defs::counters::VBE.len());
     // Without a filter: every counter of every segment, MAIN first.
     let (all, _, _) = stat(&d.0, &["-1"]);
-    assert_eq!(all.lines().count(), 133 + 7 + 20);
+    assert_eq!(all.lines().count(), 135 + 7 + 20);
     assert!(all.starts_with("MAIN.uptime                  4         1.00 Seconds since the server started\n"));
 }
 
@@ -150,7 +150,7 @@ fn filters_exclude_and_first_match_decides() {
         .filter(|d| d.name.starts_with('s') && !d.name.starts_with("s_"))
         .map(|d| format!("MAIN.{}", d.name))
         .collect();
-    assert_eq!(want.len(), 13 + 18 + 4);
+    assert_eq!(want.len(), 13 + 19 + 4);
     assert_eq!(names(&["-1", "-f", "^MAIN.s_*", "-f", "MAIN.s*"]), want);
     assert_eq!(names(&["-1", "-f", "MAIN.S_SESS"]), Vec::<String>::new());
 }
