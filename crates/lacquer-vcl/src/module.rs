@@ -168,6 +168,73 @@ impl ModuleSpec {
         Ok(ModuleSpec { name, abi, level, doc: opt_str(&j, "doc"), functions, objects, event })
     }
 
+    /// The module's reference, as `lacquer module-doc` prints it: its doc,
+    /// version and level, then each function and object class with its
+    /// methods, their VCL signatures (private-state arguments left out,
+    /// optional ones in brackets, defaults after `=`) and their docs.
+    pub fn reference(&self) -> String {
+        fn indent(doc: &str, by: &str) -> String {
+            doc.lines().map(|l| if l.trim().is_empty() { "\n".to_string() } else { format!("{by}{l}\n") }).collect()
+        }
+        fn args(f: &FuncSpec) -> String {
+            let shown: Vec<String> = f
+                .args
+                .iter()
+                .filter(|a| !matches!(a.ty, ArgType::Priv(_)))
+                .map(|a| {
+                    let mut s = match &a.ty {
+                        ArgType::Value(t) => t.as_str().to_string(),
+                        ArgType::Enum(v) => format!("ENUM {{{}}}", v.join(", ")),
+                        ArgType::Regex => "REGEX".to_string(),
+                        ArgType::Priv(_) => String::new(),
+                    };
+                    if let Some(n) = &a.name {
+                        s.push(' ');
+                        s.push_str(n);
+                    }
+                    match &a.default {
+                        Some(DefaultValue::Str(d)) if matches!(a.ty, ArgType::Enum(_)) => s.push_str(&format!("={d}")),
+                        Some(DefaultValue::Str(d)) => s.push_str(&format!("={d:?}")),
+                        Some(DefaultValue::Num(n)) => s.push_str(&format!("={n}")),
+                        Some(DefaultValue::Bool(b)) => s.push_str(&format!("={b}")),
+                        None => {}
+                    }
+                    if a.optional {
+                        s = format!("[{s}]");
+                    }
+                    s
+                })
+                .collect();
+            shown.join(", ")
+        }
+        let mut out = format!("{} (ABI {}.{}, {} level)\n", self.name, self.abi.0, self.abi.1, self.level.as_str());
+        out.push_str(&indent(&self.doc, "    "));
+        if self.event.is_some() {
+            out.push_str("\n    It is told the VCL's events (load, warm, cold, discard).\n");
+        }
+        let functions: Vec<(usize, &FuncSpec)> =
+            self.functions.iter().enumerate().filter(|(i, _)| self.event != Some(*i as u32)).collect();
+        if !functions.is_empty() {
+            out.push_str("\nFUNCTIONS\n");
+            for (_, f) in functions {
+                out.push_str(&format!("\n  {} {}.{}({})\n", f.ret.as_str(), self.name, f.name, args(f)));
+                out.push_str(&indent(&f.doc, "      "));
+            }
+        }
+        if !self.objects.is_empty() {
+            out.push_str("\nOBJECTS\n");
+            for o in &self.objects {
+                out.push_str(&format!("\n  new x = {}.{}({})\n", self.name, o.name, args(&o.ctor)));
+                out.push_str(&indent(&o.doc, "      "));
+                for m in &o.methods {
+                    out.push_str(&format!("\n    {} x.{}({})\n", m.ret.as_str(), m.name, args(m)));
+                    out.push_str(&indent(&m.doc, "        "));
+                }
+            }
+        }
+        out
+    }
+
     /// A function VCL may call, by name.
     pub fn function(&self, name: &str) -> Option<(usize, &FuncSpec)> {
         self.functions.iter().enumerate().find(|(i, f)| f.name == name && self.event != Some(*i as u32))

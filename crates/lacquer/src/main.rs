@@ -115,6 +115,12 @@ enum Cmd {
     },
     /// Show the shared-memory transaction log, as varnishlog does.
     Log(LogArgs),
+    /// Print a module's reference: a built-in one by name, or a shared
+    /// library by its path.
+    ModuleDoc {
+        /// `std`, `directors` …, or `/path/to/libNAME.so`.
+        module: String,
+    },
     /// Show the log as access-log lines, as varnishncsa does.
     Ncsa(NcsaArgs),
     /// Show the server's counters, as varnishstat does.
@@ -160,6 +166,29 @@ struct StatArgs {
     /// (read from shared memory at each scrape) instead of printing them.
     #[arg(short = 'P', value_name = "ADDR")]
     prometheus: Option<String>,
+}
+
+/// `lacquer module-doc`: the reference of a module, from the spec the VCL
+/// compiler reads at `import` (so what it prints is what VCL may call).
+fn module_doc(module: &str) -> ExitCode {
+    use lacquer_vcl::ModuleResolver;
+    let modules = lacquer_server::modules();
+    let is_file = module.contains('/') || module.ends_with(".so");
+    let found = if is_file { modules.resolve("", Some(module)) } else { modules.resolve(module, None) };
+    match found {
+        Ok(spec) => {
+            print!("{}", spec.reference());
+            ExitCode::SUCCESS
+        }
+        Err(lacquer_vcl::ResolveError::NotFound) => {
+            eprintln!("lacquer module-doc: no built-in module is called {module}");
+            ExitCode::from(2)
+        }
+        Err(lacquer_vcl::ResolveError::Unusable { file, reason }) => {
+            eprintln!("lacquer module-doc: {file}: {reason}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// `lacquer ncsa`'s options, named after varnishncsa's.
@@ -366,6 +395,7 @@ fn main() -> ExitCode {
         }
         Cmd::Log(args) => log(args),
         Cmd::Ncsa(a) => ncsa(a),
+        Cmd::ModuleDoc { module } => module_doc(&module),
         Cmd::Stat(a) => stat(a),
         Cmd::Adm { address, secret, timeout, command } => adm::run(&address, secret.as_deref(), timeout, &command),
     }

@@ -199,3 +199,27 @@ fn a_module_from_one_library_serves_another_through_a_named_hook() {
     assert_eq!(greeting("/you").0, "nobody");
     let _ = std::fs::remove_dir_all(scratch);
 }
+
+#[test]
+fn module_doc_prints_a_modules_reference_from_its_spec() {
+    let out = Command::new(LACQUER).args(["module-doc", "directors"]).output().unwrap();
+    assert!(out.status.success());
+    let doc = String::from_utf8_lossy(&out.stdout);
+    assert!(doc.starts_with("directors (ABI "), "{doc}");
+    assert!(doc.contains("\n  new x = directors.fallback(BOOL sticky=false)\n"), "{doc}");
+    assert!(doc.contains("\n    BACKEND x.backend(STRANDS)\n"), "the hash director's: {doc}");
+    let out = Command::new(LACQUER).args(["module-doc", "std"]).output().unwrap();
+    let doc = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        doc.contains(
+            "\n  REAL std.random(REAL lo, REAL hi)\n      Returns a random REAL number between *lo* and *hi*.\n"
+        ),
+        "{doc}"
+    );
+    let out = Command::new(LACQUER).args(["module-doc", "nosuch"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let libc = system_library();
+    let out = Command::new(LACQUER).args(["module-doc", &libc]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a Lacquer module"));
+}
