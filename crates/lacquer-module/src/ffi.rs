@@ -184,7 +184,10 @@ pub unsafe fn value_from_abi(v: &abi::Value) -> Value {
 struct ForeignHost {
     host: *mut c_void,
     table: &'static HostTable,
-    method: String,
+    /// The method's name, asked of the host the first time a module
+    /// wants it (most calls never do, and asking costs a crossing and a
+    /// copy).
+    method: std::cell::OnceCell<String>,
 }
 
 impl ForeignHost {
@@ -198,7 +201,7 @@ impl ForeignHost {
         if rc == 0 {
             Ok(())
         } else {
-            Err(Failure(format!("{what} is not available in {}", self.method)))
+            Err(Failure(format!("{what} is not available in {}", Host::method(self))))
         }
     }
 }
@@ -245,7 +248,11 @@ unsafe extern "C" fn hook_free_provider(data: *const c_void) {
 
 impl Host for ForeignHost {
     fn method(&self) -> &str {
-        &self.method
+        self.method.get_or_init(|| {
+            // SAFETY: the host's strings live until the task ends.
+            let m = unsafe { (self.table.method)(self.host).as_bytes() }.unwrap_or(b"");
+            String::from_utf8_lossy(m).into_owned()
+        })
     }
     fn log_global(&mut self, tag: &str, msg: &[u8]) {
         if let Some(f) = since_1_1!(self, log_global) {
@@ -528,11 +535,9 @@ pub unsafe fn enter(
         let mut strands = Vec::new();
         // SAFETY: as above.
         let args = unsafe { args_from_abi(raw, &mut strands) };
-        // SAFETY: as above; the method name lives through the call.
-        let method = unsafe { (table.method)(host).as_bytes() }.unwrap_or(b"");
         // SAFETY: the table outlives the call; ForeignHost does not keep it.
         let table_static: &'static HostTable = unsafe { &*(table as *const HostTable) };
-        let mut fh = ForeignHost { host, table: table_static, method: String::from_utf8_lossy(method).into_owned() };
+        let mut fh = ForeignHost { host, table: table_static, method: std::cell::OnceCell::new() };
         let this_ref;
         let target = match kind {
             EntryKind::Function => Target::Function(index),
