@@ -176,7 +176,12 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
         }
         "banner" => (status::OK, banner()),
         "status" => {
-            (status::OK, format!("Child in state {}", if shared.child.is_running() { "running" } else { "stopped" }))
+            let state = if shared.child.is_running() { "running" } else { "stopped" };
+            if args.iter().any(|a| a == "-j") {
+                (status::OK, format!("[ 2, [\"status\", \"-j\"], {:.3}, \"{state}\"\n]", crate::msg::now()))
+            } else {
+                (status::OK, format!("Child in state {state}"))
+            }
         }
         "start" => match shared.child.start(shared) {
             Ok(()) => (status::OK, String::new()),
@@ -195,10 +200,18 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
         "quit" => (status::CLOSE, "Closing CLI connection".into()),
         "param.show" => param_show(shared, args),
         "param.set" => {
-            if let Some(e) = want(2) {
-                return e;
+            // `-j`: answer with the parameter as `param.show -j` shows it.
+            let json = args.first().is_some_and(|a| a == "-j");
+            let rest = if json { &args[1..] } else { args };
+            match rest.len() {
+                0 | 1 => return (status::TOOFEW, "Too few parameters".into()),
+                2 => {}
+                _ => return (status::TOOMANY, "Too many parameters".into()),
             }
-            match shared.params.set(&args[0], &args[1]) {
+            match shared.params.set(&rest[0], &rest[1]) {
+                Ok(()) if json => {
+                    param_show_json(&shared.params.get(), &["-j".to_string(), rest[0].clone()], &[&rest[0]])
+                }
                 Ok(()) => (status::OK, String::new()),
                 Err(e) => (e.status, e.message),
             }
@@ -265,6 +278,28 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                 out.push_str(&format!("{:.6} {req}  {}\n", b.t, b.spec));
             }
             (status::OK, out)
+        }
+        "backend.list" if args.iter().any(|a| a == "-j") => {
+            let pattern = args.iter().find(|a| !a.starts_with('-')).map_or("*", String::as_str);
+            let mut rows = Vec::new();
+            each_backend(shared, pattern, |vcl, be| {
+                let health = if be.healthy() { "healthy" } else { "sick" };
+                // As varnishd words them: the admin's say, or the health
+                // when it leaves it to the probe.
+                let admin = match be.admin() {
+                    crate::vbe::Admin::Auto => health,
+                    crate::vbe::Admin::Healthy => "healthy",
+                    crate::vbe::Admin::Sick => "sick",
+                };
+                rows.push(format!(
+                    "    \"{}.{}\": {{\n      \"type\": \"backend\",\n      \"admin_health\": \"{admin}\",\n      \
+                     \"probe_message\": [0, 0, \"{health}\"]\n    }}",
+                    json_escape(vcl),
+                    json_escape(&be.def.name)
+                ));
+            });
+            let head = format!("[ 3, [\"backend.list\", \"-j\"], {:.3}", crate::msg::now());
+            (status::OK, format!("{head},\n  {{\n{}\n  }}\n]", rows.join(",\n")))
         }
         "backend.list" => {
             let pattern = args.iter().find(|a| !a.starts_with('-')).map_or("*", String::as_str);
@@ -383,6 +418,54 @@ fn json_escape(s: &str) -> String {
     out
 }
 
+/// `param.show -j [NAME|changed]`: varnishd's JSON, one object a
+/// parameter (`implemented` says whether Lacquer acts on it; values are
+/// given as `param.show` writes them).
+fn param_show_json(p: &crate::Params, args: &[String], names: &[&str]) -> (u16, String) {
+    if args.iter().any(|a| a == "-l") {
+        return (status::PARAM, "-l and -j are mutually exclusive".into());
+    }
+    if names.len() > 1 {
+        return (status::TOOMANY, "Too many parameters".into());
+    }
+    let defaults = crate::Params::default();
+    let wanted: Vec<&lacquer_defs::params::ParamDef> = match names.first() {
+        None => lacquer_defs::params::PARAMS.iter().collect(),
+        Some(&"changed") => {
+            lacquer_defs::params::PARAMS.iter().filter(|d| p.show(d.name) != defaults.show(d.name)).collect()
+        }
+        Some(n) => match lacquer_defs::params::lookup(n) {
+            Some(d) => vec![d],
+            None => return (status::PARAM, format!("Unknown parameter \"{n}\".")),
+        },
+    };
+    let objs: Vec<String> = wanted
+        .iter()
+        .map(|d| {
+            let mut o = format!(
+                "  {{\n    \"name\": \"{}\",\n    \"implemented\": {},\n    \"value\": \"{}\",\n",
+                d.name,
+                d.honoured,
+                json_escape(&p.show(d.name).unwrap_or_default())
+            );
+            if !d.units.is_empty() {
+                o.push_str(&format!("    \"units\": \"{}\",\n", d.units));
+            }
+            o.push_str(&format!(
+                "    \"default\": \"{}\",\n    \"description\": \"{}\",\n    \"flags\": []\n  }}",
+                json_escape(d.default),
+                json_escape(d.doc)
+            ));
+            o
+        })
+        .collect();
+    let mut words = vec!["\"param.show\"".to_string()];
+    words.extend(args.iter().map(|a| format!("\"{}\"", json_escape(a))));
+    let head = format!("[ 2, [{}], {:.3}", words.join(", "), crate::msg::now());
+    let body = if objs.is_empty() { String::new() } else { format!(",\n{}", objs.join(",\n")) };
+    (status::OK, format!("{head}{body}\n]"))
+}
+
 /// Runs `f` on each backend `pattern` names, with its VCL's name:
 /// `BACKEND` globs among the active VCL's backends, `VCL.BACKEND` among
 /// those of the VCLs the first part globs (as varnishd's `backend.list`).
@@ -410,12 +493,31 @@ fn each_backend(shared: &Shared, pattern: &str, mut f: impl FnMut(&str, &crate::
 fn param_show(shared: &Shared, args: &[String]) -> (u16, String) {
     let p = shared.params.get();
     let names: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
+    if args.iter().any(|a| a == "-j") {
+        return param_show_json(&p, args, &names);
+    }
     match names.as_slice() {
-        [] => {
+        // Every parameter (or, with `changed`, those not at their
+        // default), as varnishd lists them: the name in 30 columns, the
+        // value, the units in brackets, `(default)` when it is.
+        [] | ["changed"] => {
+            let changed_only = names == ["changed"];
+            let defaults = crate::Params::default();
             let mut out = String::new();
             for d in lacquer_defs::params::PARAMS {
                 let v = p.show(d.name).unwrap_or_default();
-                out.push_str(format!("{:<32} {} {}", d.name, v, d.units).trim_end());
+                let is_default = defaults.show(d.name).as_deref() == Some(v.as_str());
+                if changed_only && is_default {
+                    continue;
+                }
+                let mut line = format!("{:<29} {v}", d.name);
+                if !d.units.is_empty() {
+                    line.push_str(&format!(" [{}]", d.units));
+                }
+                if is_default {
+                    line.push_str(" (default)");
+                }
+                out.push_str(&line);
                 out.push('\n');
             }
             (status::OK, out)

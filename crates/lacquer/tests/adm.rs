@@ -33,6 +33,11 @@ fn the_cli_authenticates_and_answers_as_varnishd_does() {
     assert!(c.send(&["ping"]).1.starts_with("PONG "));
     assert_eq!(c.send(&["param.set", "default_ttl", "42"]).0, 200);
     assert!(c.send(&["param.show", "default_ttl"]).1.contains("Value is: 42.000 [seconds]"));
+    // The list, as varnishd writes it: only what changed with `changed`.
+    assert!(c.send(&["param.show"]).1.contains("\ndefault_grace                 10.000 [seconds] (default)\n"));
+    let changed = c.send(&["param.show", "changed"]).1;
+    assert!(changed.contains("default_ttl                   42.000 [seconds]\n"), "{changed}");
+    assert!(!changed.contains("default_grace"), "{changed}");
     let (status, body) = c.send(&["param.set", "max_restarts", "lots"]);
     assert_eq!(status, 106);
     assert!(body.starts_with("Not a number (lots)"), "{body}");
