@@ -13,33 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// `lacquer log -d` output until `want` appears (or 5 s).
-fn log_until(dir: &Path, args: &[&str], want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = Command::new(LACQUER).arg("log").arg("-n").arg(dir).arg("-d").args(args).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if text.contains(want) || Instant::now() > deadline {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `lacquer stat -1 -f NAME` until the counter reads `want` (or 5 s).
-fn counter_until(dir: &Path, name: &str, want: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = Command::new(LACQUER).arg("stat").arg("-n").arg(dir).args(["-1", "-f", name]).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let v = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
-        if v == want || Instant::now() > deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The VCL: `/take…` goes to the endpoint at `sock`, anything else is a
 /// synthetic 200.
 fn take_vcl(sock: &Path, extra: &str) -> String {

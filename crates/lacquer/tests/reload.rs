@@ -222,19 +222,6 @@ fn with_d_clients_are_served_only_after_start() {
     assert!(s.child.try_wait().unwrap().unwrap().success());
 }
 
-/// `lacquer log -d -g raw -n DIR`, until it shows `want`.
-fn raw_log_until(dir: &std::path::Path, want: &str) -> String {
-    let t = Instant::now();
-    loop {
-        let out = std::process::Command::new(LACQUER).arg("log").arg("-n").arg(dir).args(["-d", "-g", "raw"]).output();
-        let text = String::from_utf8_lossy(&out.unwrap().stdout).into_owned();
-        if text.contains(want) || t.elapsed() > WAIT {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn modules_are_told_each_vcls_events() {
     let with_debug = "vcl 4.1;\nimport debug;\nimport std;\nbackend default none;\n\
@@ -247,14 +234,14 @@ fn modules_are_told_each_vcls_events() {
     c.ok(&["vcl.inline", "ev1", with_debug]);
     // Loading warms it: the module's warm event logs, vcl_init's log is
     // outside any transaction.
-    let log = raw_log_until(&dir, "ev1: VCL_EVENT_WARM");
+    let log = log_until(&dir, &["-g", "raw"], "ev1: VCL_EVENT_WARM");
     // (Debug is a binary tag: printed quoted, as varnishlog prints it.)
     assert!(log.contains("0 Debug          - \"ev1: VCL_EVENT_WARM\""), "{log}");
     assert!(log.contains("0 VCL_Log        - init ran"), "{log}");
     c.ok(&["vcl.state", "ev1", "cold"]);
-    raw_log_until(&dir, "ev1: VCL_EVENT_COLD");
+    log_until(&dir, &["-g", "raw"], "ev1: VCL_EVENT_COLD");
     c.ok(&["vcl.discard", "ev1"]);
-    let log = raw_log_until(&dir, "fini ran");
+    let log = log_until(&dir, &["-g", "raw"], "fini ran");
     assert!(log.contains("0 VCL_Log        - fini ran"), "{log}");
     // A module may refuse a load; what runs keeps running.
     c.ok(&["param.set", "nuke_limit", "42"]);

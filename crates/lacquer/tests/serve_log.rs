@@ -10,26 +10,6 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// `lacquer log -n DIR -d ARGS…`, until `want` shows up in it (the log is
-/// written when each transaction ends, which may be just after the client
-/// has its answer).
-fn log_until(dir: &std::path::Path, args: &[&str], want: &str) -> String {
-    log_when(dir, args, |t| t.contains(want))
-}
-
-/// `lacquer log -n DIR -d ARGS…`, until `done` says the output is whole.
-fn log_when(dir: &std::path::Path, args: &[&str], done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = Command::new(LACQUER).arg("log").arg("-n").arg(dir).arg("-d").args(args).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if done(&text) || Instant::now() > deadline {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The value of the first record with `tag` in `-g raw` output lines of
 /// transaction `vxid`.
 fn field(raw: &str, vxid: &str, tag: &str) -> Option<String> {
@@ -84,21 +64,6 @@ fn requests_fetches_and_sessions_are_logged_as_varnish_logs_them() {
     assert!(!grouped.contains(&format!(">> {hit_vxid}")), "the hit did not call vcl_miss: {grouped}");
     let bad = log_until(&dir, &["-g", "raw", "-q", "RespStatus == 400", "-i", "RespStatus"], "400");
     assert!(bad.contains("RespStatus     c 400"), "{bad}");
-}
-
-/// `lacquer stat -1 -f NAME` until the counter reads `want` (counters are
-/// published a few times a second).
-fn counter_until(dir: &std::path::Path, name: &str, want: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = Command::new(LACQUER).arg("stat").arg("-n").arg(dir).args(["-1", "-f", name]).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let v = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
-        if v == want || Instant::now() > deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

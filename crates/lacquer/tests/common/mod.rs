@@ -277,3 +277,38 @@ pub fn start_with_cli(args: &[&str], secret: &[u8]) -> Server {
     cmd.arg("-n").arg(dir.join("n")).args(args);
     launch_n(cmd, dir, 2)
 }
+
+/// `lacquer log -n DIR -d ARGS…`, until `want` shows up in it (the log is
+/// written when each transaction ends, which may be just after the client
+/// has its answer), or five seconds.
+pub fn log_until(dir: &std::path::Path, args: &[&str], want: &str) -> String {
+    log_when(dir, args, |t| t.contains(want))
+}
+
+/// `lacquer log -n DIR -d ARGS…`, until `done` says the output is whole.
+pub fn log_when(dir: &std::path::Path, args: &[&str], done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let out = Command::new(LACQUER).arg("log").arg("-n").arg(dir).arg("-d").args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if done(&text) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `lacquer stat -1 -f NAME` until the counter reads `want` (counters are
+/// published a few times a second), or five seconds.
+pub fn counter_until(dir: &std::path::Path, name: &str, want: u64) -> u64 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let out = Command::new(LACQUER).arg("stat").arg("-n").arg(dir).args(["-1", "-f", name]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let v = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+        if v == want || std::time::Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
