@@ -341,7 +341,7 @@ params! {
         "The command that compiles generated C into a shared object.";
     cc_warnings: Kind::String, "-Wall -Werror", min N, max N, "", MUST_RELOAD | BUILD, false;
         "The warning options passed to the C compiler.";
-    cli_limit: Kind::BytesU, "48k", min F("128b"), max F("99999999b"), "bytes", 0, false;
+    cli_limit: Kind::BytesU, "48k", min F("128b"), max F("99999999b"), "bytes", 0, true;
         "The longest CLI answer; longer ones are cut short.";
     cli_timeout: Kind::Duration, "60.000", min F("0.000"), max N, "seconds", 0, false;
         "How long the manager waits for the worker to answer a CLI command.";

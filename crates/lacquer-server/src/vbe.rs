@@ -138,6 +138,11 @@ pub(crate) struct Backend {
     /// A module's own backend: a "connection" is an in-process pipe to a
     /// task that has the module answer ([`native`]).
     native: Option<Arc<dyn lacquer_module::NativeBackend>>,
+    /// The probe's record, for `backend.list -p` (none without a probe).
+    history: Mutex<Option<crate::probe::History>>,
+    /// When the health last changed (or the backend was made), as the
+    /// bits of an `f64` time: `backend.list`'s "Last change".
+    changed: std::sync::atomic::AtomicU64,
 }
 
 impl Backend {
@@ -152,6 +157,8 @@ impl Backend {
             sick: AtomicBool::new(false),
             admin: Default::default(),
             native: None,
+            history: Mutex::new(None),
+            changed: crate::msg::now().to_bits().into(),
         }
     }
 
@@ -194,7 +201,23 @@ impl Backend {
     }
 
     pub(crate) fn set_healthy(&self, healthy: bool) {
-        self.sick.store(!healthy, Ordering::Release);
+        if self.sick.swap(!healthy, Ordering::AcqRel) == healthy {
+            self.changed.store(crate::msg::now().to_bits(), Ordering::Release);
+        }
+    }
+
+    /// When the health last changed.
+    pub fn changed(&self) -> f64 {
+        f64::from_bits(self.changed.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_history(&self, h: crate::probe::History) {
+        *self.history.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    }
+
+    /// The probe's record, if the backend has a probe.
+    pub(crate) fn history(&self) -> Option<crate::probe::History> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// An idle pooled connection, or a new one; fails at once if the
