@@ -504,7 +504,7 @@ params! {
         "Allow C code inside VCL.";
     vcc_err_unref: Kind::Bool, "on", min N, max N, "bool", 0, true;
         "Make an unused VCL object an error rather than a warning.";
-    vcc_unsafe_path: Kind::Bool, "on", min N, max N, "bool", 0, false;
+    vcc_unsafe_path: Kind::Bool, "on", min N, max N, "bool", 0, true;
         "Allow absolute paths in include and import.";
     vcl_cooldown: Kind::Duration, "600.000", min F("1.000"), max N, "seconds", 0, true;
         "How long an unused VCL stays warm before it goes cold.";

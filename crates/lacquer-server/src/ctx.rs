@@ -7,8 +7,8 @@
 //! ignore writes:
 //!
 //! - cache state not built yet: `req.hash` (opaque), `req.ttl` (kept,
-//!   unused), `req.storage`, `beresp.storage`, `beresp.storage_hint`,
-//!   `bereq.hash`, `obj.storage`, `obj.can_esi`;
+//!   unused), `req.storage` (kept, unused: request bodies are not kept in
+//!   a store), `beresp.storage_hint`, `bereq.hash`, `obj.can_esi`;
 //! - delivery processors: `req.esi`, `resp.do_esi`, `resp.filters`,
 //!   `beresp.do_esi`, `beresp.filters`;
 //! - ESI: `req.esi_level` is always 0 and `req_top.*` is `req.*`;
@@ -19,10 +19,41 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use lacquer_defs::{Method, Var, VclType};
-use lacquer_vcl::program::{BackendId, CallId, Header};
+use lacquer_vcl::program::{BackendId, CallId, Header, TypeMethod};
 use lacquer_vcl::{Failure, Program, Value, VclContext};
 
 use crate::fetch::Bo;
+
+/// A STEVEDORE value as VCL sees it: `storage.NAME` (the compiler keeps
+/// the types apart, so the name is all a value needs to carry).
+fn storage_value(shared: &Shared, i: Option<usize>) -> Value<'static> {
+    match i.and_then(|i| shared.cache.stores().get(i)) {
+        Some(st) => Value::Str(Some(Cow::Owned(format!("storage.{}", st.name()).into_bytes()))),
+        None => Value::Str(None),
+    }
+}
+
+/// `storage.NAME.used_space`, `.free_space` and `.happy`: the bytes the
+/// store holds, the bytes it may still take (0 when it has no limit, as
+/// varnishd's malloc answers) and whether it exists.
+fn stevedore(shared: &Shared, name: &str, m: TypeMethod) -> Value<'static> {
+    let st = shared.cache.stores().iter().find(|st| st.name() == name);
+    match (m, st) {
+        (TypeMethod::Happy, st) => Value::Bool(st.is_some()),
+        (TypeMethod::UsedSpace, Some(st)) => Value::Bytes(st.used() as f64),
+        (TypeMethod::FreeSpace, Some(st)) => {
+            Value::Bytes(st.limit().map_or(0.0, |l| l.saturating_sub(st.used()) as f64))
+        }
+        _ => Value::Bytes(0.0),
+    }
+}
+
+/// The store a STEVEDORE value names, by index.
+fn store_of(shared: &Shared, v: &Value<'_>) -> Option<usize> {
+    let Value::Str(Some(name)) = v else { return None };
+    let name = name.strip_prefix(b"storage.")?;
+    shared.cache.stores().iter().position(|st| st.name().as_bytes() == name)
+}
 use crate::msg::{now, reason, wire_status, Msg};
 use crate::req_fsm::Req;
 use crate::vmod;
@@ -283,6 +314,21 @@ impl Messages for ReqCtx<'_> {
     }
 }
 
+impl ReqCtx<'_> {
+    /// Logs what expressions queued (module logs, ACL verdicts) before
+    /// anything else is logged, so the records keep VCL's order.
+    fn flush_pending(&mut self) {
+        flush(&mut self.req.vsl, &mut self.req.module_logs);
+    }
+}
+
+/// Logs and empties the records expressions queued.
+pub(crate) fn flush(vsl: &mut Vsl, pending: &mut std::cell::RefCell<Vec<(lacquer_shm::Tag, Vec<u8>)>>) {
+    for (tag, l) in pending.get_mut().drain(..) {
+        vsl.text(tag, &l);
+    }
+}
+
 impl VclContext for ReqCtx<'_> {
     fn method(&self) -> Method {
         self.method
@@ -332,6 +378,13 @@ impl VclContext for ReqCtx<'_> {
                     _ => Value::Int(oc.hits() as i64),
                 }
             }
+            Var::ReqStorage => storage_value(&r.shared, r.storage),
+            // A pass's body is not kept, but varnishd would have put it in
+            // Transient, and that is what VCL is told.
+            Var::ObjStorage => match &r.obj {
+                Some((_, obj)) => owned(format!("storage.{}", obj.store().name())),
+                None => storage_value(&r.shared, Some(r.shared.cache.stores().len() - 1)),
+            },
             Var::ObjUncacheable => Value::Bool(r.obj.is_none()),
             Var::ObjCanEsi => Value::Bool(false),
             Var::SessTimeoutIdle => Value::Duration(r.timeouts.idle),
@@ -343,6 +396,7 @@ impl VclContext for ReqCtx<'_> {
     }
 
     fn set(&mut self, var: Var, value: Value<'_>) -> Result<(), Failure> {
+        self.flush_pending();
         if let Some((family, line)) = line_of(var) {
             if let Some(m) = self.msg_mut(family) {
                 line_set(m, line, &value);
@@ -355,6 +409,7 @@ impl VclContext for ReqCtx<'_> {
             (Var::ReqHashAlwaysMiss, Value::Bool(b)) => r.hash_always_miss = *b,
             (Var::ReqHashIgnoreBusy, Value::Bool(b)) => r.hash_ignore_busy = *b,
             (Var::ReqHashIgnoreVary, Value::Bool(b)) => r.hash_ignore_vary = *b,
+            (Var::ReqStorage, v) => r.storage = store_of(&r.shared, v),
             (Var::ReqTtl, Value::Duration(d)) => r.ttl = *d,
             (Var::ReqGrace, Value::Duration(d)) => r.grace = *d,
             (Var::RespBody, v) => r.synth_body = bytes_of(v),
@@ -368,6 +423,7 @@ impl VclContext for ReqCtx<'_> {
     }
 
     fn unset(&mut self, var: Var) -> Result<(), Failure> {
+        self.flush_pending();
         if var == Var::RespBody {
             self.req.synth_body.clear();
         }
@@ -379,23 +435,28 @@ impl VclContext for ReqCtx<'_> {
     }
 
     fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+        self.flush_pending();
         self.write_header(family, name, value);
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
+        self.flush_pending();
         self.remove_header(family, name);
     }
 
     fn hash_data(&mut self, data: &[u8]) {
+        self.flush_pending();
         self.req.hash.extend_from_slice(data);
         self.req.hash.push(0);
     }
 
     fn synthetic(&mut self, body: &[u8]) {
+        self.flush_pending();
         self.req.synth_body.extend_from_slice(body);
     }
 
     fn ban(&mut self, expr: &[u8]) {
+        self.flush_pending();
         let (shared, vsl) = (self.req.shared.clone(), &mut self.req.vsl);
         add_ban(&shared, vsl, expr);
     }
@@ -404,7 +465,7 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Shared(&*self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        self.req.module_logs.borrow_mut().extend(logs);
+        self.req.module_logs.borrow_mut().extend(logs.into_iter().map(|l| (lacquer_shm::Tag::VCL_Log, l)));
         Ok(v)
     }
 
@@ -414,6 +475,7 @@ impl VclContext for ReqCtx<'_> {
         call: CallId,
         args: &[Option<Value<'static>>],
     ) -> Result<Value<'static>, Failure> {
+        self.flush_pending();
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Mut(&mut *self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
@@ -430,6 +492,14 @@ impl VclContext for ReqCtx<'_> {
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.req.vcl.director(b).map(|d| d.name())
+    }
+
+    fn stevedore(&self, name: &str, m: TypeMethod) -> Value<'static> {
+        stevedore(&self.req.shared, name, m)
+    }
+
+    fn log_acl(&self, line: &str) {
+        self.req.module_logs.borrow_mut().push((lacquer_shm::Tag::VCL_acl, line.as_bytes().to_vec()));
     }
 }
 
@@ -464,6 +534,13 @@ impl Messages for BoCtx<'_> {
             Var::BerespHttp => Some((bo.beresp.as_mut()?, &mut bo.vsl)),
             _ => None,
         }
+    }
+}
+
+impl BoCtx<'_> {
+    /// As [`ReqCtx::flush_pending`].
+    fn flush_pending(&mut self) {
+        flush(&mut self.bo.vsl, &mut self.bo.module_logs);
     }
 }
 
@@ -511,11 +588,13 @@ impl VclContext for BoCtx<'_> {
             Var::BerespDoGunzip => Value::Bool(bo.do_gunzip),
             Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
             Var::BerespWas304 => Value::Bool(bo.was_304),
+            Var::BerespStorage => storage_value(self.shared, Some(bo.storage)),
             _ => default_of(var),
         }
     }
 
     fn set(&mut self, var: Var, value: Value<'_>) -> Result<(), Failure> {
+        self.flush_pending();
         if let Some((family, line)) = line_of(var) {
             if let Some(m) = self.msg_mut(family) {
                 line_set(m, line, &value);
@@ -536,12 +615,18 @@ impl VclContext for BoCtx<'_> {
             (Var::BerespGrace, Value::Duration(d)) => bo.grace = *d,
             (Var::BerespKeep, Value::Duration(d)) => bo.keep = *d,
             (Var::BerespBody, v) => bo.synth_body = bytes_of(v),
+            (Var::BerespStorage, v) => {
+                if let Some(i) = store_of(self.shared, v) {
+                    bo.storage = i;
+                }
+            }
             _ => {}
         }
         Ok(())
     }
 
     fn unset(&mut self, var: Var) -> Result<(), Failure> {
+        self.flush_pending();
         if var == Var::BereqBody {
             self.bo.body = crate::fetch::ReqBody::None;
         }
@@ -553,18 +638,22 @@ impl VclContext for BoCtx<'_> {
     }
 
     fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+        self.flush_pending();
         self.write_header(family, name, value);
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
+        self.flush_pending();
         self.remove_header(family, name);
     }
 
     fn synthetic(&mut self, body: &[u8]) {
+        self.flush_pending();
         self.bo.synth_body.extend_from_slice(body);
     }
 
     fn ban(&mut self, expr: &[u8]) {
+        self.flush_pending();
         add_ban(self.shared, &mut self.bo.vsl, expr);
     }
 
@@ -572,7 +661,7 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Shared(&*self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        self.bo.module_logs.borrow_mut().extend(logs);
+        self.bo.module_logs.borrow_mut().extend(logs.into_iter().map(|l| (lacquer_shm::Tag::VCL_Log, l)));
         Ok(v)
     }
 
@@ -582,6 +671,7 @@ impl VclContext for BoCtx<'_> {
         call: CallId,
         args: &[Option<Value<'static>>],
     ) -> Result<Value<'static>, Failure> {
+        self.flush_pending();
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Mut(&mut *self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
@@ -593,5 +683,13 @@ impl VclContext for BoCtx<'_> {
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.bo.vcl.director(b).map(|d| d.name())
+    }
+
+    fn stevedore(&self, name: &str, m: TypeMethod) -> Value<'static> {
+        stevedore(self.shared, name, m)
+    }
+
+    fn log_acl(&self, line: &str) {
+        self.bo.module_logs.borrow_mut().push((lacquer_shm::Tag::VCL_acl, line.as_bytes().to_vec()));
     }
 }

@@ -78,7 +78,7 @@ honoured! {
 
 /// Honoured parameters that are not numbers: read by name where they are
 /// used (`crate::compile_options`).
-pub const READ_BY_NAME: &[&str] = &["vcc_err_unref", "vcl_path"];
+pub const READ_BY_NAME: &[&str] = &["vcc_err_unref", "vcc_unsafe_path", "vcl_path"];
 
 impl Params {
     /// Sets a parameter from `name=value` text, as `-p` gives it.

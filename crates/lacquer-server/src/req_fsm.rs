@@ -105,6 +105,8 @@ pub(crate) struct Req {
     pub hash_always_miss: bool,
     pub hash_ignore_busy: bool,
     pub hash_ignore_vary: bool,
+    /// `req.storage`: where a cached request body would go (by index).
+    pub storage: Option<usize>,
     pub ttl: f64,
     pub grace: f64,
     /// Whether the fetch being made is a pass (not a miss).
@@ -137,9 +139,10 @@ pub(crate) struct Req {
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
     /// Modules' PRIV_SESS state, lent by the session for the request.
     pub sess_privs: std::cell::RefCell<crate::vmod::Privs>,
-    /// `VCL_Log` lines of module calls made inside expressions, logged
-    /// when the subroutine returns.
-    pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
+    /// Records of what expressions did (module calls' `VCL_Log` lines,
+    /// `+log` ACLs' verdicts), which cannot log as they run: logged
+    /// before the next thing VCL logs, or when the subroutine returns.
+    pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
     /// The VCL the request started with, once `return (vcl(LABEL))` has
     /// switched it to the labelled one (Varnish's `req->vcl0`).
     vcl0: Option<Arc<Vcl>>,
@@ -200,6 +203,7 @@ impl Req {
             hash_always_miss: false,
             hash_ignore_busy: false,
             hash_ignore_vary: false,
+            storage: None,
             ttl: -1.0,
             grace: -1.0,
             pass: false,
@@ -259,9 +263,7 @@ fn vcl(req: &mut Req, method: Method) -> Handling {
             }
         },
     };
-    for l in req.module_logs.get_mut().drain(..) {
-        req.vsl.text(Tag::VCL_Log, &l);
-    }
+    crate::ctx::flush(&mut req.vsl, &mut req.module_logs);
     let word = crate::handoff::return_word(req).unwrap_or(h.action.as_str());
     req.vsl.str(Tag::VCL_return, word);
     h

@@ -426,6 +426,15 @@ impl Vcls {
         program: Program,
         source: (String, String),
     ) -> Result<Arc<Vcl>, String> {
+        // VCL 4.0 has no way to speak of a client on a Unix socket
+        // (`client.ip` would lie), so varnishd refuses it when one listens.
+        if program.syntax < 41 && shared.sockets.iter().any(|l| l.endpoint.starts_with('/')) {
+            let v = format!("{}.{}", program.syntax / 10, program.syntax % 10);
+            return Err(format!(
+                "Compiled VCL version ({v}) not supported.\nVCL {v} cannot be used with a listener on a Unix socket; \
+                 use vcl 4.1."
+            ));
+        }
         let backends = program.backends.iter().cloned().map(|d| Arc::new(vbe::Backend::new(d))).collect();
         let vbe = program
             .backends

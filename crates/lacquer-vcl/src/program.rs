@@ -80,6 +80,9 @@ pub struct AclDef {
     pub acl: Acl,
     /// `+log`: log each match.
     pub log: bool,
+    /// Each entry as written (`"10.0.0.1"/8`, with ` fixed: 10.0.0.0/8`
+    /// when VCC masked it), what `+log` names a match by.
+    pub labels: Vec<String>,
 }
 
 /// A backend declaration.
