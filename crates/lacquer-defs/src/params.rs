@@ -421,9 +421,9 @@ params! {
         "How many times a request may restart before it fails.";
     max_retries: Kind::Uint, "4", min F("0"), max N, "retries", 0, true;
         "How many times a backend fetch may be retried before it fails.";
-    max_vcl: Kind::Uint, "100", min F("0"), max N, "", 0, false;
+    max_vcl: Kind::Uint, "100", min F("0"), max N, "", 0, true;
         "How many VCLs may be loaded before max_vcl_handling applies.";
-    max_vcl_handling: Kind::Uint, "1", min F("0"), max F("2"), "", 0, false;
+    max_vcl_handling: Kind::Uint, "1", min F("0"), max F("2"), "", 0, true;
         "What to do past max_vcl: 0 nothing, 1 warn, 2 refuse.";
     nuke_limit: Kind::Uint, "50", min F("0"), max N, "allocations", EXPERIMENTAL, false;
         "How many objects one allocation may evict before it gives up.";

@@ -342,6 +342,9 @@ impl VclContext for ReqCtx<'_> {
             };
         }
         let r = &*self.req;
+        if let (Var::ClientIdentity, Some(id)) = (var, &r.client_identity) {
+            return s(id.as_bytes());
+        }
         if let Some(v) = common(var, &r.shared, &r.ep) {
             return v;
         }
@@ -410,6 +413,9 @@ impl VclContext for ReqCtx<'_> {
             (Var::ReqHashIgnoreBusy, Value::Bool(b)) => r.hash_ignore_busy = *b,
             (Var::ReqHashIgnoreVary, Value::Bool(b)) => r.hash_ignore_vary = *b,
             (Var::ReqStorage, v) => r.storage = store_of(&r.shared, v),
+            (Var::ClientIdentity, v) => {
+                r.client_identity = Some(String::from_utf8_lossy(&bytes_of(v)).into_owned());
+            }
             (Var::ReqTtl, Value::Duration(d)) => r.ttl = *d,
             (Var::ReqGrace, Value::Duration(d)) => r.grace = *d,
             (Var::RespBody, v) => r.synth_body = bytes_of(v),
@@ -555,6 +561,9 @@ impl VclContext for BoCtx<'_> {
                 Some(m) => line_get(m, line),
                 None => default_of(var),
             };
+        }
+        if let (Var::ClientIdentity, Some(id)) = (var, &self.bo.client_identity) {
+            return s(id.as_bytes());
         }
         if let Some(v) = common(var, self.shared, &self.bo.ep) {
             return v;

@@ -123,6 +123,9 @@ pub(crate) struct Bo {
     pub is_pass: bool,
     /// The store a cached object goes to (`beresp.storage`), by index.
     pub storage: usize,
+    /// `client.identity` of the request that started the fetch, if its
+    /// VCL set one.
+    pub client_identity: Option<String>,
     pub uncacheable: bool,
     pub connect_timeout: f64,
     pub first_byte_timeout: f64,
@@ -219,6 +222,7 @@ impl Bo {
             // `beresp.storage` before VCL says otherwise (varnishd's
             // `bo->storage`): Transient for a pass, else the next store.
             storage: if is_pass { shared.cache.stores().len() - 1 } else { shared.cache.next_store() },
+            client_identity: None,
             connect_timeout: p.connect_timeout,
             first_byte_timeout: p.first_byte_timeout,
             between_bytes_timeout: p.between_bytes_timeout,

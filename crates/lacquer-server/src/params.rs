@@ -74,6 +74,8 @@ honoured! {
     vcl_cooldown,
     shortlived,
     cli_limit,
+    max_vcl,
+    max_vcl_handling,
 }
 
 /// Honoured parameters that are not numbers: read by name where they are

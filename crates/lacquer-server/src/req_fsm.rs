@@ -107,6 +107,9 @@ pub(crate) struct Req {
     pub hash_ignore_vary: bool,
     /// `req.storage`: where a cached request body would go (by index).
     pub storage: Option<usize>,
+    /// `client.identity` as VCL set it (the client's address until then);
+    /// fetches inherit it.
+    pub client_identity: Option<String>,
     pub ttl: f64,
     pub grace: f64,
     /// Whether the fetch being made is a pass (not a miss).
@@ -204,6 +207,7 @@ impl Req {
             hash_ignore_busy: false,
             hash_ignore_vary: false,
             storage: None,
+            client_identity: None,
             ttl: -1.0,
             grace: -1.0,
             pass: false,
@@ -552,6 +556,7 @@ fn start_bgfetch(req: &mut Req, busy: Busy<Msg>) {
     );
     bo.busy = Some(busy);
     bo.is_bgfetch = true;
+    bo.client_identity = req.client_identity.clone();
     drop(fetch::spawn(shared, bo));
 }
 
@@ -680,6 +685,7 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         req.backend_hint,
         pass,
     );
+    bo.client_identity = req.client_identity.clone();
     bo.busy = if pass { None } else { req.busy.take() };
     bo.stale = if pass { None } else { req.stale.take() };
     req.vsl.fmt(Tag::Link, format_args!("bereq {} fetch", req.bereq_vxid));

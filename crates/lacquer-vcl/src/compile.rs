@@ -93,7 +93,12 @@ fn compile_bytes(name: &str, text: Vec<u8>, dir: Option<PathBuf>, opts: &Options
     let mut vcc = Vcc::new(opts, srcs);
     let r = vcc.run(&mut dirs, main);
     match r {
-        Ok(p) => Ok(p),
+        Ok(mut p) => {
+            if !vcc.diags.is_empty() {
+                p.warnings = crate::render::render_all(&vcc.diags, &vcc.srcs);
+            }
+            Ok(p)
+        }
         Err(Stop) => {
             let text = crate::render::render_all(&vcc.diags, &vcc.srcs);
             Err(CompileError { diags: vcc.diags, text })
@@ -570,6 +575,7 @@ impl<'o> Vcc<'o> {
             instances: std::mem::take(&mut self.instances),
             vcl_labels: std::mem::take(&mut self.vcl_labels),
             default_backend: Some(self.default_backend_id()),
+            warnings: String::new(),
         })
     }
 

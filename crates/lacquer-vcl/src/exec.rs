@@ -132,6 +132,10 @@ fn handling<C: VclContext>(p: &Program, r: &Return, ctx: &C) -> Result<Handling,
             Handling { pass_ttl: Some(ttl), ..Handling::plain(Action::Pass) }
         }
         Return::Vcl(label) => Handling { label: Some(label.clone()), ..Handling::plain(Action::Vcl) },
+        Return::FailWith(why) => {
+            let why = string_of(p, ctx, why)?;
+            return Err(Failure(String::from_utf8_lossy(why.as_deref().unwrap_or(b"")).into_owned()));
+        }
     })
 }
 

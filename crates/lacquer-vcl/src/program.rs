@@ -48,6 +48,9 @@ pub struct Program {
     pub vcl_labels: Vec<String>,
     /// The backend used when VCL sets none: the first one defined.
     pub default_backend: Option<BackendId>,
+    /// What VCC warned about, rendered as its errors are (each ends
+    /// "(That was just a warning)"); empty when it had nothing to say.
+    pub warnings: String,
 }
 
 impl Program {
@@ -224,6 +227,8 @@ pub enum Return {
     PassFor(Expr),
     /// `return (vcl(label))`.
     Vcl(String),
+    /// `return (fail(STRING))`: fails with that message, as `VRT_fail`.
+    FailWith(Expr),
 }
 
 /// Binary arithmetic.
