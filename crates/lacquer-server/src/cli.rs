@@ -3,13 +3,13 @@
 //! `lacquer adm` both work: framing and authentication come from
 //! `lacquer-cli`, the commands act on the running server here.
 //!
-//! Commands: `ping`, `banner`, `status`, `start`, `stop`, `help`,
-//! `param.show [name]`, `param.set NAME VALUE` (applies to the tasks that
-//! start after it), `ban FIELD OP ARG [&& …]`, `ban.list`,
-//! `backend.list [PATTERN]`, `backend.set_health PATTERN
-//! healthy|sick|auto`, `vcl.load`, `vcl.inline`, `vcl.use`, `vcl.discard`,
-//! `vcl.list`, `vcl.show`, `vcl.label`, `vcl.state` (see [`crate::vcl`]),
-//! `panic.show`, `panic.clear`, `quit`.
+//! The commands are those of varnishd 7.1 that mean something for
+//! Lacquer, listed once in [`COMMANDS`] with their syntax, help and
+//! arity: `help` prints that table, and every command line is checked
+//! against it before it runs (104 too few, 105 too many arguments, 101
+//! unknown, or not available while the server is stopped, as varnishd's
+//! child commands are not). Answers longer than `cli_limit` are cut, with
+//! status 201.
 //!
 //! A command line ending in `<< WORD` takes the lines after it, up to a
 //! line that is `WORD` alone, as its last argument (varnishd's "here
