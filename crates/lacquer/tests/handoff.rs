@@ -284,6 +284,65 @@ fn websockets_and_events_live_alongside_cached_traffic() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// The routes `bench/handoff.sh` measures, both ways through one
+/// Lacquer: the same handoff-echo process is the backend of a pass (its
+/// `--http` listener) and receives handed-off connections.
+#[test]
+fn the_same_application_answers_proxied_and_handed_off() {
+    use std::io::BufRead;
+    let d = scratch();
+    let sock = d.join("app.sock");
+    let mut app = Command::new(echo_binary())
+        .args(["--socket", &sock.display().to_string(), "--http", "127.0.0.1:0", "--interval-ms", "0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(app.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let http = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(line.contains("serving HTTP on 127.0.0.1:"), "{line}");
+    let s = start(
+        Some(&vcl(
+            &http,
+            &format!(
+                r#"import handoff;
+sub vcl_init {{ new app = handoff.endpoint(path = "{}"); }}
+sub vcl_recv {{
+    if (req.url ~ "[?&]via=handoff") {{ app.transfer(); }}
+    return (pass);
+}}
+"#,
+                sock.display()
+            ),
+        )),
+        &[],
+    );
+    for via in ["", "&via=handoff"] {
+        let req = format!("GET /download?bytes=300000{via} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (head, body) = request(&s, req.as_bytes());
+        assert!(head.starts_with("HTTP/1.1 200"), "{via}: {head}");
+        assert_eq!(body.len(), 300_000, "{via}");
+        assert!(body.iter().all(|&b| b == b'x'), "{via}");
+        // A burst of events, then the end of the stream.
+        let (mut c, mut r) = connect(&s);
+        c.write_all(format!("GET /events?count=5{via} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        let head = read_head(&mut r).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{via}: {head}");
+        let mut events = 0;
+        let mut line = String::new();
+        while events < 5 {
+            line.clear();
+            assert!(r.read_line(&mut line).unwrap() > 0, "{via}: the stream ended after {events} events");
+            events += usize::from(line.contains("data: "));
+        }
+    }
+    assert_eq!(counter_until(&s.dir.join("n"), "MAIN.s_handoff", 2), 2);
+    let _ = app.kill();
+    let _ = app.wait();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn the_process_is_started_on_first_use_and_again_when_it_died() {
     let d = scratch();
