@@ -169,6 +169,41 @@ fn a_refusal_or_no_answer_is_a_503_and_the_connection_closes() {
     let _ = std::fs::remove_dir_all(&d2);
 }
 
+/// `max_transfers` bounds the transfers under way: past it a request is
+/// answered 503 at once (the process is not asked), and the others go on.
+#[test]
+fn past_max_transfers_a_request_is_refused_at_once() {
+    let d = scratch();
+    let silent = receiver(&d, Mode::Silent);
+    let s = start(Some(&take_vcl(&silent, ", max_transfers = 1, timeout = 3s")), &[]);
+    let addr = s.addr.clone();
+    // The first transfer waits for an answer that never comes.
+    let first = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(b"GET /take/1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    });
+    let n = s.dir.join("n");
+    // (The log of a request is written when it ends, so it cannot say
+    // when the first transfer is under way: give it time to start.)
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let (head, _) = request(&s, b"GET /take/2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503 Handoff Failed"), "{head}");
+    assert!(t.elapsed() < Duration::from_secs(1), "refused at once, not after the timeout: {:?}", t.elapsed());
+    let log = log_until(&n, &["-g", "raw", "-i", "VCL_Log"], "busy");
+    assert!(log.contains("busy: 1 transfers under way"), "{log}");
+    // Ordinary requests are not held up, and the first transfer ends on
+    // its own timeout.
+    let (head, _) = request(&s, b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 plain"), "{head}");
+    let out = first.join().unwrap();
+    assert!(out.starts_with("HTTP/1.1 503 Handoff Failed"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn the_connection_cannot_be_taken_outside_vcl_recv() {
     let d = scratch();
