@@ -123,6 +123,54 @@ fn the_process_gets_the_connection_with_the_bytes_already_read() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// The handoff module built as a shared library (ABI 1.3 carries the
+/// connection across the C ABI), in a target directory of its own.
+fn handoff_so() -> String {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| here.join("../../target"))
+        .join("handoff-so");
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "lacquer-vmod-handoff", "--features", "cdylib", "--manifest-path"])
+        .arg(here.join("../../Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("RUSTFLAGS")
+        .status()
+        .unwrap();
+    assert!(st.success(), "building the handoff module as a shared library");
+    let name = format!("{}lacquer_vmod_handoff{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    target.join("debug").join(name).display().to_string()
+}
+
+/// The same transfer with the module loaded from a file: the
+/// connection, the blocking send and the end of the request cross the C
+/// ABI.
+#[test]
+fn a_module_loaded_from_a_file_hands_off_too() {
+    let d = scratch();
+    let sock = receiver(&d, Mode::Answer);
+    let vcl = take_vcl(&sock, "").replace("import handoff;", &format!("import handoff from \"{}\";", handoff_so()));
+    let s = start(Some(&vcl), &[]);
+    let (head, body) = request(&s, b"GET /take HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 Taken"), "{head}");
+    let body = text(&body);
+    assert!(body.contains(" client=127.0.0.1:") && body.contains("GET /take HTTP/1.1"), "{body}");
+    // A refusal ends the request the other way, through the ABI too.
+    let (head, _) = request(&s, b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 plain"), "{head}");
+    assert_eq!(counter_until(&s.dir.join("n"), "MAIN.s_handoff", 1), 1);
+    drop(s);
+    let nobody = take_vcl(&d.join("nobody.sock"), "")
+        .replace("import handoff;", &format!("import handoff from \"{}\";", handoff_so()));
+    let s = start(Some(&nobody), &[]);
+    let (head, _) = request(&s, b"GET /take HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503 Handoff Failed"), "{head}");
+    assert_eq!(header(&head, "x-synth").as_deref(), Some("yes"), "through vcl_synth: {head}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn no_process_is_a_503_and_the_connection_is_kept() {
     let d = scratch();
