@@ -161,6 +161,9 @@ pub(crate) async fn session(
             stream.as_raw_fd()
         ),
     );
+    shared.modules.notify(lacquer_module::server_events::CONN_OPEN, || {
+        format!("{vxid} {} {} {sock}", ipaddr_to_string(ep.client.ip()), ep.client.port())
+    });
     let mut sp = Sess {
         stream,
         rest: Vec::new(),
@@ -185,6 +188,7 @@ pub(crate) async fn session(
     let dur = now() - sp.t_open;
     let close = sp.close;
     sp.vsl.fmt(Tag::SessClose, format_args!("{close} {dur:.3}"));
+    shared.modules.notify(lacquer_module::server_events::CONN_CLOSE, || format!("{} {close}", sp.vxid));
     let m = &shared.stats;
     m.sess_closed.inc();
     match close {

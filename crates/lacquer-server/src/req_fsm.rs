@@ -107,6 +107,8 @@ pub(crate) struct Req {
     pub hash_ignore_vary: bool,
     /// `req.storage`: where a cached request body would go (by index).
     pub storage: Option<usize>,
+    /// The status the response went out with (0 before it did).
+    pub resp_status: u16,
     /// `client.identity` as VCL set it (the client's address until then);
     /// fetches inherit it.
     pub client_identity: Option<String>,
@@ -208,6 +210,7 @@ impl Req {
             hash_ignore_vary: false,
             storage: None,
             client_identity: None,
+            resp_status: 0,
             ttl: -1.0,
             grace: -1.0,
             pass: false,
@@ -313,6 +316,10 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
                     format_args!("{hdr_in} {body_in} {} {hdr_out} {body_out} {}", hdr_in + body_in, hdr_out + body_out),
                 );
                 req.vsl.end();
+                let r = &*req;
+                r.shared.modules.notify(lacquer_module::server_events::REQUEST_DONE, || {
+                    format!("{} {} {body_out} {:.6}", r.vxid, r.resp_status, crate::msg::now() - r.t_req)
+                });
                 return;
             }
         };
@@ -1026,6 +1033,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         }
     }
     let status = resp.head.status();
+    req.resp_status = status;
     let bodiless = status < 200 || status == 204 || status == 304;
     if !bodiless {
         // The delivery filters, each after a blank (varnishd's VDP list).

@@ -63,6 +63,17 @@ pub struct Modules {
     hooks: Arc<Hooks>,
 }
 
+impl Modules {
+    /// Tells the modules that provide server event `name` (one of
+    /// [`lacquer_module::server_events`]); the text is made only when one
+    /// does.
+    pub(crate) fn notify(&self, name: &str, arg: impl FnOnce() -> String) {
+        if self.hooks.wanted(name) {
+            self.hooks.notify(name, arg().as_bytes());
+        }
+    }
+}
+
 impl Default for Modules {
     fn default() -> Modules {
         let mut builtin = Registry::new();
@@ -155,6 +166,15 @@ impl Vmods {
     }
 
     /// Unregisters the hook providers the VCL registered.
+    /// `lacquer.reload`: VCL `active` is now the one new requests get
+    /// (the registry is the server's; any VCL's handle on it will do).
+    pub(crate) fn notify_reload(&self, active: &str) {
+        let name = lacquer_module::server_events::RELOAD;
+        if self.hooks.wanted(name) {
+            self.hooks.notify(name, active.as_bytes());
+        }
+    }
+
     fn drop_hooks(&self) {
         self.hooks.remove_owner(self.hook_owner);
     }
