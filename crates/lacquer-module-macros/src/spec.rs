@@ -75,6 +75,9 @@ fn func(f: &Func, with_ret: bool) -> String {
     if f.event {
         s.push_str(", \"event\": true");
     }
+    if f.request_raw {
+        s.push_str(", \"request_raw\": true");
+    }
     s.push_str(&format!(", \"doc\": {}}}", string(&f.doc)));
     s
 }

@@ -391,6 +391,25 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
 
 fn cnt_recv(req: &mut Req) -> ReqStep {
     req.hash.clear();
+    // Modules with a request_raw function see the head first (not again
+    // on a restart); one may end the request there, VCL unseen.
+    if req.restarts == 0 {
+        match crate::vmod::request_raw(req) {
+            Ok(()) => {}
+            Err(why) => {
+                req.vsl.str(Tag::VCL_Error, &why);
+                return ReqStep::VclFail;
+            }
+        }
+        if req.conn.end.is_some() {
+            req.vsl.str(Tag::VCL_return, crate::handoff::return_word(req).unwrap_or("fail"));
+            if let Some(step) = crate::handoff::after_recv(req) {
+                return step;
+            }
+            let h = crate::handoff::stopped(req).unwrap_or_else(|| Handling::plain(Action::Fail));
+            return req.synth(h.status.unwrap_or(503), h.reason);
+        }
+    }
     let h = vcl(req, Method::Recv);
     if let Some(step) = crate::handoff::after_recv(req) {
         return step;

@@ -171,6 +171,50 @@ fn a_module_loaded_from_a_file_hands_off_too() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// `app.route(prefix)`: the module's request_raw function hands those
+/// requests off before VCL runs (zero-VCL routing); the rest go to VCL.
+#[test]
+fn routed_requests_are_handed_off_before_vcl() {
+    let d = scratch();
+    let sock = receiver(&d, Mode::Answer);
+    let vcl = format!(
+        r#"vcl 4.1;
+import handoff;
+backend default none;
+sub vcl_init {{
+    new app = handoff.endpoint(path = "{}");
+    app.route("/raw/");
+    new gone = handoff.endpoint(path = "{}");
+    gone.route("/gone/");
+}}
+sub vcl_recv {{
+    return (synth(200, "vcl saw it"));
+}}
+sub vcl_synth {{
+    set resp.http.x-synth = "yes";
+}}
+"#,
+        sock.display(),
+        d.join("nobody.sock").display()
+    );
+    let s = start(Some(&vcl), &[]);
+    let (head, body) = request(&s, b"GET /raw/feed HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 Taken"), "{head}");
+    assert!(text(&body).contains("GET /raw/feed HTTP/1.1"), "{}", text(&body));
+    let (head, _) = request(&s, b"GET /rawish HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 vcl saw it"), "not a route: {head}");
+    // A route whose process is not there: the 503 of a failed transfer.
+    let (head, _) = request(&s, b"GET /gone/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503 Handoff Failed"), "{head}");
+    assert_eq!(header(&head, "x-synth").as_deref(), Some("yes"), "through vcl_synth: {head}");
+    let n = s.dir.join("n");
+    let log = log_until(&n, &["-g", "request", "-i", "ReqURL,VCL_call,VCL_return"], "/gone/x");
+    let raw = log.split("ReqURL").find(|b| b.contains("/raw/feed")).unwrap_or("");
+    assert!(!raw.contains("RECV") && raw.contains("handoff"), "vcl_recv did not run for it: {log}");
+    assert_eq!(counter_until(&n, "MAIN.s_handoff", 1), 1);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn no_process_is_a_503_and_the_connection_is_kept() {
     let d = scratch();
