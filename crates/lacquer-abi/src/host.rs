@@ -214,6 +214,9 @@ pub struct HostTable {
     /// blocking does not hold up other tasks (`Host::blocking`).
     pub blocking:
         unsafe extern "C" fn(host: *mut c_void, f: unsafe extern "C" fn(data: *mut c_void), data: *mut c_void),
+    /// The VCL version of the running VCL's main source, times ten (40,
+    /// 41); 0 when unknown (`std.syntax`).
+    pub vcl_syntax: unsafe extern "C" fn(host: *mut c_void) -> u32,
 }
 
 /// A client connection as [`HostTable::connection`] lends it.

@@ -28,7 +28,7 @@
 //! - 1.3: at the end of [`HostTable`]: `connection` (with [`ConnOut`]),
 //!   `end_request` and `blocking`, so that a module loaded from a file
 //!   can hand a client connection to another process as the linked-in
-//!   `handoff` module does.
+//!   `handoff` module does; and `vcl_syntax`.
 //!
 //! # How a call crosses
 //!
@@ -288,8 +288,12 @@ mod tests {
         assert!(HostTable::has(HostTable::SIZE_1_1, offset_of!(HostTable, ban)));
         assert_eq!(HostTable::SIZE_1_2, HostTable::SIZE_1_1 + added.len() * ptr);
         // 1.3's after those, and a 1.2 table holds none of them.
-        let added_1_3 =
-            [offset_of!(HostTable, connection), offset_of!(HostTable, end_request), offset_of!(HostTable, blocking)];
+        let added_1_3 = [
+            offset_of!(HostTable, connection),
+            offset_of!(HostTable, end_request),
+            offset_of!(HostTable, blocking),
+            offset_of!(HostTable, vcl_syntax),
+        ];
         for (i, off) in added_1_3.into_iter().enumerate() {
             assert_eq!(off, HostTable::SIZE_1_2 + i * ptr);
             assert!(!HostTable::has(HostTable::SIZE_1_2, off));

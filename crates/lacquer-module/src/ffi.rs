@@ -311,6 +311,12 @@ impl Host for ForeignHost {
         // returning, and `f` outlives that.
         unsafe { run(self.host, trampoline, &mut f as *mut &mut dyn FnMut() as *mut c_void) }
     }
+    fn vcl_syntax(&self) -> Option<u32> {
+        let f = since_1_1!(self, vcl_syntax)?;
+        // SAFETY: as above.
+        let v = unsafe { f(self.host) };
+        (v != 0).then_some(v)
+    }
     fn connection(&mut self) -> Result<crate::Connection, Failure> {
         let Some(lend) = since_1_1!(self, connection) else {
             return Err(Failure("this Lacquer cannot lend the connection to a loaded module (ABI before 1.3)".into()));

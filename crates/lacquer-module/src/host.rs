@@ -159,6 +159,11 @@ pub trait Host {
     fn blocking(&mut self, f: &mut dyn FnMut()) {
         f()
     }
+    /// The VCL version of the running VCL, times ten (40 for `vcl 4.0;`),
+    /// if the host knows it.
+    fn vcl_syntax(&self) -> Option<u32> {
+        None
+    }
     /// The client connection of the request, for a module to hand over
     /// to another process (the `handoff` module): a duplicate of the
     /// socket's descriptor, what Lacquer read off it already and what it

@@ -599,6 +599,10 @@ unsafe extern "C" fn cb_blocking(host: *mut c_void, f: unsafe extern "C" fn(data
     })
 }
 
+unsafe extern "C" fn cb_vcl_syntax(host: *mut c_void) -> u32 {
+    guard(0, || unsafe { b(host) }.host.vcl_syntax().unwrap_or(0))
+}
+
 pub(crate) static TABLE: HostTable = HostTable {
     size: std::mem::size_of::<HostTable>(),
     method: cb_method,
@@ -629,6 +633,7 @@ pub(crate) static TABLE: HostTable = HostTable {
     connection: cb_connection,
     end_request: cb_end_request,
     blocking: cb_blocking,
+    vcl_syntax: cb_vcl_syntax,
 };
 
 #[cfg(test)]

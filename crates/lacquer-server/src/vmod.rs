@@ -478,6 +478,10 @@ impl Host for TaskHost<'_> {
         }
     }
 
+    fn vcl_syntax(&self) -> Option<u32> {
+        Some(u32::from(self.vcl.program.syntax))
+    }
+
     fn set_ip_tos(&mut self, tos: i64) -> Result<(), MFailure> {
         let fd = match &self.task {
             Task::Req(Lent::Mut(r)) => r.conn.fd(),

@@ -46,6 +46,13 @@ pub mod vmod {
         }
     }
 
+    /// Whether the running VCL's version (`vcl 4.0;`, `vcl 4.1;`) is at
+    /// least *v*.
+    pub fn syntax(ctx: &mut Ctx, v: f64) -> Result<bool, Failure> {
+        let have = ctx.vcl_syntax().ok_or_else(|| Failure("std.syntax: the VCL version is not known here".into()))?;
+        Ok((v * 10.0).round() <= f64::from(have))
+    }
+
     /// Returns a random REAL number between *lo* and *hi*.
     pub fn random(lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * lacquer_module::rand::fine_unit()
