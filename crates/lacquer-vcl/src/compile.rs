@@ -561,6 +561,8 @@ impl<'o> Vcc<'o> {
                 _ => unreachable!("the built-in VCL defines every method"),
             })
             .collect();
+        // Before the backends are moved out: it looks for `default`.
+        let default_backend = Some(self.default_backend_id());
         Ok(Program {
             syntax: self.main_syntax,
             subs: std::mem::take(&mut self.subs),
@@ -574,7 +576,7 @@ impl<'o> Vcc<'o> {
             calls: std::mem::take(&mut self.calls),
             instances: std::mem::take(&mut self.instances),
             vcl_labels: std::mem::take(&mut self.vcl_labels),
-            default_backend: Some(self.default_backend_id()),
+            default_backend,
             warnings: String::new(),
         })
     }

@@ -413,7 +413,12 @@ fn compare<C: VclContext>(p: &Program, ctx: &C, op: CmpOp, a: &Expr, b: &Expr) -
                 Value::Str(s) => s,
                 v => to_string(p, ctx, v),
             };
-            Some(xs.as_deref().unwrap_or(b"").cmp(ys.as_deref().unwrap_or(b"")))
+            // As Varnish's `VRT_strcmp`: a NULL string equals nothing,
+            // not even another NULL (two unset headers are not equal).
+            match (xs, ys) {
+                (Some(a), Some(b)) => Some(a.cmp(&b)),
+                _ => None,
+            }
         }
         (Value::Int(i), Value::Int(j)) => Some(i.cmp(j)),
         (Value::Real(i), Value::Real(j))
