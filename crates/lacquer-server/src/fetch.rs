@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ctx::{BoCtx, Endpoints};
+use crate::esi;
 use crate::gzip;
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::rfc2616;
@@ -142,6 +143,8 @@ pub(crate) struct Bo {
     /// `beresp.do_gzip` / `beresp.do_gunzip`.
     pub do_gzip: bool,
     pub do_gunzip: bool,
+    /// `beresp.do_esi`: parse the body for ESI (`esi.rs`).
+    pub do_esi: bool,
     /// The body's transformation on its way in, when VCL asked for one.
     filter: Option<gzip::Filter>,
     /// The backend the director picked for this fetch (an index into the
@@ -228,6 +231,7 @@ impl Bo {
             do_stream: true,
             do_gzip: false,
             do_gunzip: false,
+            do_esi: false,
             filter: None,
             resolved: None,
             vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
@@ -676,7 +680,9 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
     let keep_conn = !beresp.has_token(b"connection", b"close")
         && (beresp.head.protover() >= 11 || beresp.has_token(b"connection", b"keep-alive"));
     let t_origin = bo.t_origin;
-    if !bo.do_stream {
+    // ESI instructions go with the object when it is published, so a body
+    // parsed for ESI is read whole first.
+    if !bo.do_stream || bo.do_esi {
         return fetch_whole(shared, bo, beresp, tx, keep_conn).await;
     }
     let stv = choose_store(shared, bo);
@@ -800,19 +806,28 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
         return;
     }
     let encoded = beresp.header(b"content-encoding").is_some();
-    if bo.do_gunzip && gzip::is_gzip(beresp) {
+    let filters = if bo.do_gunzip && gzip::is_gzip(beresp) {
         bo.filter = Some(gzip::Filter::gunzip());
         beresp.unset(b"content-encoding");
         shared.stats.n_gunzip.inc();
-        bo.vsl.str(Tag::Filters, " gunzip");
+        " gunzip"
     } else if bo.do_gzip && !encoded {
         bo.filter = Some(gzip::Filter::gzip(shared.params.get().gzip_level as u32));
         beresp.set(b"Content-Encoding", b"gzip");
         gzip::vary_ae(beresp);
         shared.stats.n_gzip.inc();
-        bo.vsl.str(Tag::Filters, " gzip");
+        " gzip"
     } else {
-        bo.vsl.str(Tag::Filters, "");
+        ""
+    };
+    // ESI parses what is stored (gunzipping it if need be: `esi_gzip`).
+    let esi = match (bo.do_esi, gzip::is_gzip(beresp)) {
+        (false, _) => "",
+        (true, false) => " esi",
+        (true, true) => " esi_gzip",
+    };
+    bo.vsl.str(Tag::Filters, &format!("{filters}{esi}"));
+    if bo.filter.is_none() {
         return;
     }
     beresp.unset(b"content-length");
@@ -851,6 +866,7 @@ async fn fetch_whole(
     }
     let Sink::Buffer(body) = sink else { unreachable!("made above") };
     let body = body.into_inner().unwrap_or_else(|e| e.into_inner());
+    esi_instructions(shared, bo, &beresp, &body);
     let t_origin = bo.t_origin;
     let fetched = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {
@@ -869,6 +885,53 @@ async fn fetch_whole(
         let _ = tx.send(fetched);
     }
     FetchStep::Done
+}
+
+/// Gives the object being made its ESI instructions: the stale object's
+/// when a 304 revalidated it, else those parsed from the body when
+/// `beresp.do_esi` asks for them (a gzip body is parsed gunzipped). The
+/// parser's complaints are logged as `ESI_xmlerror` and counted.
+fn esi_instructions(shared: &Shared, bo: &mut Bo, beresp: &Msg, body: &[u8]) {
+    let Some(busy) = bo.busy.as_mut() else { return };
+    if bo.was_304 {
+        if let Some(data) = bo.stale.as_ref().and_then(|(_, obj)| obj.esidata().cloned()) {
+            busy.set_esidata(data.to_vec());
+        }
+        return;
+    }
+    if !bo.do_esi {
+        return;
+    }
+    let plain;
+    let text = if gzip::is_gzip(beresp) {
+        let mut f = gzip::Filter::gunzip();
+        plain = match f.feed(body).and_then(|mut p| {
+            f.finish().map(|t| {
+                p.extend(t);
+                p
+            })
+        }) {
+            Ok(p) => p,
+            Err(()) => return,
+        };
+        &plain[..]
+    } else {
+        body
+    };
+    let params = shared.params.get();
+    let url = bo.bereq.head.url(&bo.bereq.buf).to_vec();
+    let parsed = esi::parse(text, &url, esi::Features::of(&params));
+    for note in &parsed.notes {
+        match note {
+            esi::Note::Error(_) => shared.stats.esi_errors.inc(),
+            esi::Note::Warning(_) => shared.stats.esi_warnings.inc(),
+            esi::Note::Notice(_) => {}
+        }
+        bo.vsl.str(Tag::ESI_xmlerror, note.text());
+    }
+    if let (Some(instrs), Some(busy)) = (parsed.instrs, bo.busy.as_mut()) {
+        busy.set_esidata(esi::encode(&instrs));
+    }
 }
 
 /// Where a backend response body goes.

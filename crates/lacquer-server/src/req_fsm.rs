@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lacquer_cache::{BodyReader, Busy, Lookup, ObjCore, Published, Want};
+use lacquer_cache::{BodyReader, Busy, Lookup, ObjCore, Object, Published, Want};
 use lacquer_defs::{Action, Method};
 use lacquer_http::{BodyDecoder, ChunkedEncoder, Framing, LAST_CHUNK};
 use lacquer_shm::{Side, Tag};
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::ctx::{Endpoints, ReqCtx};
 use crate::deliver;
+use crate::esi::{self, Instr};
 use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
 use crate::gzip;
 use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
@@ -142,7 +143,7 @@ pub(crate) struct Req {
     pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
     /// The VCL the request started with, once `return (vcl(LABEL))` has
     /// switched it to the labelled one (Varnish's `req->vcl0`).
-    vcl0: Option<Arc<Vcl>>,
+    pub vcl0: Option<Arc<Vcl>>,
     /// A piped request's `PipeAcct` (request head, backend request head,
     /// bytes piped each way), logged instead of `ReqAcct`.
     piped: Option<[u64; 4]>,
@@ -151,20 +152,46 @@ pub(crate) struct Req {
     resp_body_bytes: u64,
     /// The client connection, for a module to hand over (`handoff.rs`).
     pub conn: crate::handoff::Conn,
+    /// How deep in ESI includes the request is (`req.esi_level`): 0 for a
+    /// client's own request.
+    pub esi_level: u32,
+    /// The request as the client sent it, before VCL changed it
+    /// (Varnish's `http0`): what ESI includes start from.
+    pub req0: Option<Msg>,
+    /// The top request's head and time (`req_top.*`), in an ESI include.
+    pub top: Option<Arc<(Msg, f64)>>,
+    /// `req.esi` (VCL 4.0): whether ESI instructions are followed at all.
+    pub esi: bool,
+    /// `resp.do_esi` as VCL set it; unset, it is `obj.can_esi`.
+    pub do_esi: Option<bool>,
+    /// Where the body goes when it is part of an ESI delivery (`ved.rs`):
+    /// the top request's writer, lent to each include in turn.
+    pub esi_out: Option<crate::ved::EsiOut>,
 }
 
 impl Req {
     /// A request received on `sp`, to run `vcl`.
     pub fn new(shared: Arc<Shared>, vcl: Arc<Vcl>, sp: &Sess, req: Msg) -> Req {
-        let framing = req.head.framing();
-        let backend_hint = vcl.program.default_backend;
         let vxid = crate::next_vxid();
         let t_req = now();
         let mut vsl = Vsl::new(&shared.log, vxid, Side::Client, t_req);
         vsl.fmt(Tag::Begin, format_args!("req {} rxreq", sp.vxid));
         vsl.timestamp("Start", t_req);
         vsl.timestamp("Req", t_req);
+        Req::with_log(shared, vcl, sp, req, vxid, vsl, t_req)
+    }
+
+    /// A request whose transaction `vxid` has begun in `vsl`.
+    pub fn with_log(shared: Arc<Shared>, vcl: Arc<Vcl>, sp: &Sess, req: Msg, vxid: u64, vsl: Vsl, t_req: f64) -> Req {
+        let framing = req.head.framing();
+        let backend_hint = vcl.program.default_backend;
         Req {
+            esi_level: 0,
+            req0: None,
+            top: None,
+            esi: true,
+            do_esi: None,
+            esi_out: None,
             params: shared.params.get(),
             vsl,
             privs: Default::default(),
@@ -225,6 +252,12 @@ impl Req {
         }
     }
 
+    /// Whether the object being delivered has ESI instructions
+    /// (`obj.can_esi`).
+    pub fn can_esi(&self) -> bool {
+        self.obj.as_ref().is_some_and(|(_, obj)| obj.esidata().is_some())
+    }
+
     fn is_head(&self) -> bool {
         self.req.head.method(&self.req.buf).eq_ignore_ascii_case(b"HEAD")
     }
@@ -269,7 +302,11 @@ fn vcl(req: &mut Req, method: Method) -> Handling {
 
 /// The transition loop: runs steps until `Finish` is done.
 pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
-    let mut step = ReqStep::Transport;
+    run_from(req, sp, ReqStep::Transport).await
+}
+
+/// The transition loop from `step`: an ESI include starts at `Recv`.
+pub(crate) async fn run_from(req: &mut Req, sp: &mut Sess, mut step: ReqStep) {
     loop {
         step = match step {
             ReqStep::Transport => cnt_transport(req, sp).await,
@@ -295,13 +332,19 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
                     req.vsl.end();
                     return;
                 }
-                let (hdr_in, body_in) = (req.req.buf.len() as u64, sp.body_in);
+                let (hdr_in, body_in) = match req.esi_level {
+                    0 => (req.req.buf.len() as u64, sp.body_in),
+                    _ => (0, 0),
+                };
                 let (hdr_out, body_out) = (req.resp_hdr_bytes, req.resp_body_bytes);
-                let m = &req.shared.stats;
-                m.s_req_hdrbytes.add(hdr_in);
-                m.s_req_bodybytes.add(body_in);
-                m.s_resp_hdrbytes.add(hdr_out);
-                m.s_resp_bodybytes.add(body_out);
+                // An include's bytes are the top request's already.
+                if req.esi_level == 0 {
+                    let m = &req.shared.stats;
+                    m.s_req_hdrbytes.add(hdr_in);
+                    m.s_req_bodybytes.add(body_in);
+                    m.s_resp_hdrbytes.add(hdr_out);
+                    m.s_resp_bodybytes.add(body_out);
+                }
                 req.vsl.fmt(
                     Tag::ReqAcct,
                     format_args!("{hdr_in} {body_in} {} {hdr_out} {body_out} {}", hdr_in + body_in, hdr_out + body_out),
@@ -344,6 +387,7 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let sock = req.shared.sockets.get(req.ep.socket).map_or("", |l| l.name.as_str());
     req.vsl.fmt(Tag::ReqStart, format_args!("{ip} {} {sock}", req.ep.client_port_text()));
     req.vsl.head(&req.req, vsl::REQ);
+    req.req0 = Some(req.req.clone());
     ReqStep::Recv
 }
 
@@ -359,6 +403,7 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
     req.resp_body = RespBody::None;
     req.synth_body.clear();
     req.bereq = None;
+    req.do_esi = None;
     if req.restarts as f64 > req.params.max_restarts {
         return req.synth(503, None);
     }
@@ -966,6 +1011,14 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         return ReqStep::Finish;
     };
     let body = std::mem::replace(&mut req.resp_body, RespBody::None);
+    if req.esi_out.is_some() {
+        return transmit_include(req, sp, resp, body).await;
+    }
+    let status = resp.head.status();
+    let bodiless = status < 200 || status == 204 || status == 304;
+    if let Some((obj, instrs)) = esi_instructions(req, &body).filter(|_| !bodiless && !req.is_head()) {
+        return transmit_esi(req, sp, resp, obj, instrs).await;
+    }
     let mut len = match &body {
         RespBody::None => Some(0),
         RespBody::Synth => Some(req.synth_body.len() as u64),
@@ -1151,6 +1204,156 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     req.resp_hdr_bytes = out_len;
     req.resp_body_bytes = if send_body { len.unwrap_or(0) } else { 0 };
+    req.vsl.timestamp("Resp", now());
+    ReqStep::Finish
+}
+
+/// The ESI instructions of the object being delivered, when they are to
+/// be followed: the object has them (`obj.can_esi`), `req.esi` is on and
+/// `resp.do_esi` was not turned off.
+fn esi_instructions(req: &Req, body: &RespBody) -> Option<(Arc<Object<Msg>>, Vec<Instr>)> {
+    let RespBody::Fetched(BeBody::Object(_, obj)) = body else { return None };
+    let data = obj.esidata()?;
+    if !req.esi || req.do_esi == Some(false) {
+        return None;
+    }
+    Some((obj.clone(), esi::decode(data)?))
+}
+
+/// Sends a response made by ESI (Varnish's `VDP_esi` at the top): the
+/// length is not known, so it goes chunked (to EOF for HTTP/1.0); a gzip
+/// object stays gzip for a client that takes it, as one stream with the
+/// includes inside.
+async fn transmit_esi(
+    req: &mut Req,
+    sp: &mut Sess,
+    mut resp: Msg,
+    obj: Arc<Object<Msg>>,
+    instrs: Vec<Instr>,
+) -> ReqStep {
+    let gzipped = req.params.http_gzip_support != 0.0 && gzip::is_gzip(&resp);
+    let to_gzip = gzipped && gzip::accepts_gzip(&req.req);
+    if gzipped && !to_gzip {
+        resp.unset(b"content-encoding");
+        gzip::weaken_etag(&mut resp);
+    }
+    req.vsl.str(Tag::Filters, " esi");
+    if resp.has_token(b"connection", b"close") {
+        req.doclose = true;
+        req.close = "RESP_CLOSE";
+    }
+    resp.unset(b"connection");
+    if let Some(cl) = resp.header(b"content-length").map(<[u8]>::to_vec) {
+        req.vsl.header(Tag::RespUnset, b"Content-Length", &cl);
+    }
+    resp.unset(b"content-length");
+    resp.unset(b"transfer-encoding");
+    let chunked = req.req.head.protover() >= 11;
+    if !chunked {
+        req.doclose = true;
+        req.close = "TX_EOF";
+    }
+    let conn: &[u8] = if req.doclose { b"close" } else { b"keep-alive" };
+    resp.append(b"Connection", conn);
+    req.vsl.header(Tag::RespHeader, b"Connection", conn);
+    if chunked {
+        resp.append(b"Transfer-Encoding", b"chunked");
+        req.vsl.header(Tag::RespHeader, b"Transfer-Encoding", b"chunked");
+    }
+    req.vsl.timestamp("Process", now());
+    let mut head = Vec::with_capacity(1024);
+    resp.write_to(&mut head);
+    sp.timeouts = req.timeouts;
+    let since = Instant::now();
+    let mut ok = sp.send(&head, since).await;
+    if ok {
+        let level = to_gzip.then_some(req.params.gzip_level as u32);
+        req.esi_out = Some(crate::ved::EsiOut::new(chunked, since, level));
+        crate::ved::deliver(req, sp, &obj, &instrs).await;
+        let out = req.esi_out.take().expect("the writer comes back");
+        let (whole, bytes) = out.finish(sp).await;
+        ok = whole;
+        req.resp_body_bytes = bytes;
+    }
+    if !ok {
+        req.doclose = true;
+        req.close = "TX_ERROR";
+    }
+    req.resp_hdr_bytes = head.len() as u64;
+    req.vsl.timestamp("Resp", now());
+    ReqStep::Finish
+}
+
+/// Sends the body of an include into the top request's response: no head,
+/// plain bytes (gunzipped if need be), and the object's own ESI followed
+/// if it has any. A failing include cuts the whole response off unless
+/// it may fail (`onerror="continue"`); with `esi_include_onerror` a
+/// status other than 200 and 204 is a failure too, and sends nothing.
+async fn transmit_include(req: &mut Req, sp: &mut Sess, resp: Msg, body: RespBody) -> ReqStep {
+    req.vsl.timestamp("Process", now());
+    let status = resp.head.status();
+    let before = req.esi_out.as_ref().map_or(0, |o| o.plain_bytes);
+    if req.params.feature("esi_include_onerror") && status != 200 && status != 204 {
+        req.vsl.str(Tag::Filters, "");
+        crate::ved::fail(req);
+    } else if let Some((obj, instrs)) = esi_instructions(req, &body) {
+        req.vsl.str(Tag::Filters, " esi");
+        crate::ved::deliver(req, sp, &obj, &instrs).await;
+    } else {
+        let gzipped = match &body {
+            RespBody::Fetched(BeBody::Object(_, obj)) => gzip::is_gzip(&obj.head),
+            _ => gzip::is_gzip(&resp),
+        };
+        req.vsl.str(Tag::Filters, if gzipped { " gunzip" } else { "" });
+        let mut gunzip = gzipped.then(gzip::Filter::gunzip);
+        let mut source = match body {
+            _ if status < 200 || status == 204 || status == 304 => Source::Nothing,
+            RespBody::Synth => Source::Once(std::mem::take(&mut req.synth_body)),
+            RespBody::Fetched(BeBody::Bytes(b)) => Source::Once(b),
+            RespBody::Fetched(BeBody::Stream { rx, .. }) => Source::Stream(rx),
+            RespBody::Fetched(BeBody::Object(_, obj)) => Source::Object(obj.reader()),
+            RespBody::Fetched(BeBody::Empty) | RespBody::None => Source::Nothing,
+        };
+        let mut failed = false;
+        loop {
+            let piece = match source.next().await {
+                None => break,
+                Some(Ok(piece)) => piece,
+                Some(Err(())) => {
+                    failed = true;
+                    break;
+                }
+            };
+            let plain = match &mut gunzip {
+                Some(f) => match f.feed(&piece) {
+                    Ok(p) => p,
+                    Err(()) => {
+                        failed = true;
+                        break;
+                    }
+                },
+                None => piece.to_vec(),
+            };
+            let Some(out) = req.esi_out.as_mut() else { break };
+            if !out.write(sp, &plain).await {
+                break;
+            }
+        }
+        if let (false, Some(f)) = (failed, gunzip) {
+            match f.finish() {
+                Ok(tail) => {
+                    if let Some(out) = req.esi_out.as_mut() {
+                        out.write(sp, &tail).await;
+                    }
+                }
+                Err(()) => failed = true,
+            }
+        }
+        if failed {
+            crate::ved::fail(req);
+        }
+    }
+    req.resp_body_bytes = req.esi_out.as_ref().map_or(0, |o| o.plain_bytes) - before;
     req.vsl.timestamp("Resp", now());
     ReqStep::Finish
 }
