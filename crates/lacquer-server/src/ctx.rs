@@ -361,7 +361,9 @@ impl VclContext for ReqCtx<'_> {
             (Var::ReqHashIgnoreBusy, Value::Bool(b)) => r.hash_ignore_busy = *b,
             (Var::ReqHashIgnoreVary, Value::Bool(b)) => r.hash_ignore_vary = *b,
             (Var::ReqTtl, Value::Duration(d)) => r.ttl = *d,
-            (Var::ReqEsi, Value::Bool(b)) => r.esi = *b,
+            // Only the top request may turn ESI off: an include half way
+            // through a response cannot (as in Varnish).
+            (Var::ReqEsi, Value::Bool(b)) if r.esi_level == 0 => r.esi = *b,
             (Var::RespDoEsi, Value::Bool(b)) => r.do_esi = Some(*b),
             (Var::ReqGrace, Value::Duration(d)) => r.grace = *d,
             (Var::RespBody, v) => r.synth_body = bytes_of(v),

@@ -82,6 +82,9 @@ pub(crate) enum BeBody {
     Stream { len: Option<u64>, rx: mpsc::Receiver<Result<Vec<u8>, ()>> },
     /// A cached object, its body possibly still arriving.
     Object(Arc<ObjCore<Msg>>, Arc<Object<Msg>>),
+    /// A body that is not kept, read whole for ESI, with its instructions
+    /// (what a cached object holds as its `esidata`).
+    Esi(Vec<u8>, Arc<Vec<u8>>),
 }
 
 /// Where a streamed request body arrives: its pieces in order, an `Err`
@@ -856,6 +859,11 @@ async fn fetch_whole(
     } else {
         pull_beresp_body(shared, bo, &sink, keep_conn).await
     };
+    let Sink::Buffer(body) = sink else { unreachable!("made above") };
+    let body = body.into_inner().unwrap_or_else(|e| e.into_inner());
+    // Varnish parses as the body comes: its complaints come before the
+    // end of the body is logged.
+    let esidata = if ok { esi_instructions(shared, bo, &beresp, &body) } else { None };
     log_body_end(shared, bo, ok);
     if !ok {
         // The busy object goes with `bo`; whoever waits looks again.
@@ -864,9 +872,9 @@ async fn fetch_whole(
         }
         return FetchStep::Done;
     }
-    let Sink::Buffer(body) = sink else { unreachable!("made above") };
-    let body = body.into_inner().unwrap_or_else(|e| e.into_inner());
-    esi_instructions(shared, bo, &beresp, &body);
+    if let (Some(data), Some(busy)) = (&esidata, bo.busy.as_mut()) {
+        busy.set_esidata(data.clone());
+    }
     let t_origin = bo.t_origin;
     let fetched = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {
@@ -879,7 +887,10 @@ async fn fetch_whole(
             }
             Fetched::Resp { beresp, body: BeBody::Object(oc, obj), t_origin }
         }
-        None => Fetched::Resp { beresp, body: BeBody::Bytes(body), t_origin },
+        None => match esidata {
+            Some(data) => Fetched::Resp { beresp, body: BeBody::Esi(body, Arc::new(data)), t_origin },
+            None => Fetched::Resp { beresp, body: BeBody::Bytes(body), t_origin },
+        },
     };
     if let Some(tx) = tx {
         let _ = tx.send(fetched);
@@ -887,33 +898,24 @@ async fn fetch_whole(
     FetchStep::Done
 }
 
-/// Gives the object being made its ESI instructions: the stale object's
-/// when a 304 revalidated it, else those parsed from the body when
-/// `beresp.do_esi` asks for them (a gzip body is parsed gunzipped). The
-/// parser's complaints are logged as `ESI_xmlerror` and counted.
-fn esi_instructions(shared: &Shared, bo: &mut Bo, beresp: &Msg, body: &[u8]) {
-    let Some(busy) = bo.busy.as_mut() else { return };
+/// The ESI instructions of the object being made, in their stored form:
+/// the stale object's when a 304 revalidated it, else those parsed from
+/// the body when `beresp.do_esi` asks for them (a gzip body is parsed
+/// gunzipped). The parser's complaints are logged as `ESI_xmlerror` and
+/// counted.
+fn esi_instructions(shared: &Shared, bo: &mut Bo, beresp: &Msg, body: &[u8]) -> Option<Vec<u8>> {
     if bo.was_304 {
-        if let Some(data) = bo.stale.as_ref().and_then(|(_, obj)| obj.esidata().cloned()) {
-            busy.set_esidata(data.to_vec());
-        }
-        return;
+        return bo.stale.as_ref().and_then(|(_, obj)| obj.esidata()).map(|d| d.to_vec());
     }
     if !bo.do_esi {
-        return;
+        return None;
     }
     let plain;
     let text = if gzip::is_gzip(beresp) {
         let mut f = gzip::Filter::gunzip();
-        plain = match f.feed(body).and_then(|mut p| {
-            f.finish().map(|t| {
-                p.extend(t);
-                p
-            })
-        }) {
-            Ok(p) => p,
-            Err(()) => return,
-        };
+        let mut p = f.feed(body).ok()?;
+        p.extend(f.finish().ok()?);
+        plain = p;
         &plain[..]
     } else {
         body
@@ -929,9 +931,7 @@ fn esi_instructions(shared: &Shared, bo: &mut Bo, beresp: &Msg, body: &[u8]) {
         }
         bo.vsl.str(Tag::ESI_xmlerror, note.text());
     }
-    if let (Some(instrs), Some(busy)) = (parsed.instrs, bo.busy.as_mut()) {
-        busy.set_esidata(esi::encode(&instrs));
-    }
+    parsed.instrs.map(|i| esi::encode(&i))
 }
 
 /// Where a backend response body goes.

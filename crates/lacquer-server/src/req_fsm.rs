@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lacquer_cache::{BodyReader, Busy, Lookup, ObjCore, Object, Published, Want};
+use lacquer_cache::{BodyReader, Busy, Lookup, ObjCore, Published, Want};
 use lacquer_defs::{Action, Method};
 use lacquer_http::{BodyDecoder, ChunkedEncoder, Framing, LAST_CHUNK};
 use lacquer_shm::{Side, Tag};
@@ -22,6 +22,7 @@ use crate::gzip;
 use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::vcl::Vcl;
+use crate::ved::EsiBody;
 use crate::vsl::{self, Vsl};
 use crate::Shared;
 
@@ -255,7 +256,10 @@ impl Req {
     /// Whether the object being delivered has ESI instructions
     /// (`obj.can_esi`).
     pub fn can_esi(&self) -> bool {
-        self.obj.as_ref().is_some_and(|(_, obj)| obj.esidata().is_some())
+        match &self.resp_body {
+            RespBody::Fetched(BeBody::Esi(..)) => true,
+            _ => self.obj.as_ref().is_some_and(|(_, obj)| obj.esidata().is_some()),
+        }
     }
 
     fn is_head(&self) -> bool {
@@ -808,7 +812,7 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
             let cl = beresp.header(b"content-length")?;
             std::str::from_utf8(cl).ok()?.parse().ok()
         }),
-        RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
+        RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Some(b.len() as u64),
         _ => None,
     };
     resp.copy_headers(&beresp, |n| !is_hop_by_hop(n, &named));
@@ -1016,14 +1020,14 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     let status = resp.head.status();
     let bodiless = status < 200 || status == 204 || status == 304;
-    if let Some((obj, instrs)) = esi_instructions(req, &body).filter(|_| !bodiless && !req.is_head()) {
-        return transmit_esi(req, sp, resp, obj, instrs).await;
+    if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body).filter(|_| !bodiless && !req.is_head()) {
+        return transmit_esi(req, sp, resp, esi_body, instrs).await;
     }
     let mut len = match &body {
         RespBody::None => Some(0),
         RespBody::Synth => Some(req.synth_body.len() as u64),
         RespBody::Fetched(BeBody::Empty) => Some(0),
-        RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
+        RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Some(b.len() as u64),
         RespBody::Fetched(BeBody::Stream { len, .. }) => *len,
         RespBody::Fetched(BeBody::Object(_, obj)) => obj.complete_len().or_else(|| {
             let cl = resp.header(b"content-length")?;
@@ -1116,7 +1120,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let mut source = match body {
         _ if !send_body => Source::Nothing,
         RespBody::Synth => Source::Once(std::mem::take(&mut req.synth_body)),
-        RespBody::Fetched(BeBody::Bytes(b)) => Source::Once(b),
+        RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Source::Once(b),
         RespBody::Fetched(BeBody::Stream { rx, .. }) => Source::Stream(rx),
         RespBody::Fetched(BeBody::Object(_, obj)) => Source::Object(obj.reader()),
         RespBody::Fetched(BeBody::Empty) | RespBody::None => Source::Nothing,
@@ -1208,31 +1212,29 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     ReqStep::Finish
 }
 
-/// The ESI instructions of the object being delivered, when they are to
-/// be followed: the object has them (`obj.can_esi`), `req.esi` is on and
-/// `resp.do_esi` was not turned off.
-fn esi_instructions(req: &Req, body: &RespBody) -> Option<(Arc<Object<Msg>>, Vec<Instr>)> {
-    let RespBody::Fetched(BeBody::Object(_, obj)) = body else { return None };
-    let data = obj.esidata()?;
+/// The ESI instructions of the body being delivered and the body they
+/// apply to, when they are to be followed: the object has them
+/// (`obj.can_esi`), `req.esi` is on and `resp.do_esi` was not turned off.
+fn esi_instructions(req: &Req, resp: &Msg, body: &RespBody) -> Option<(EsiBody, Vec<Instr>)> {
     if !req.esi || req.do_esi == Some(false) {
         return None;
     }
-    Some((obj.clone(), esi::decode(data)?))
+    let (body, data) = match body {
+        RespBody::Fetched(BeBody::Object(_, obj)) => (EsiBody::Object(obj.clone()), obj.esidata()?.clone()),
+        RespBody::Fetched(BeBody::Esi(b, data)) => (EsiBody::Bytes(b.clone(), gzip::is_gzip(resp)), data.clone()),
+        _ => return None,
+    };
+    Some((body, esi::decode(&data)?))
 }
 
 /// Sends a response made by ESI (Varnish's `VDP_esi` at the top): the
 /// length is not known, so it goes chunked (to EOF for HTTP/1.0); a gzip
 /// object stays gzip for a client that takes it, as one stream with the
 /// includes inside.
-async fn transmit_esi(
-    req: &mut Req,
-    sp: &mut Sess,
-    mut resp: Msg,
-    obj: Arc<Object<Msg>>,
-    instrs: Vec<Instr>,
-) -> ReqStep {
-    let gzipped = req.params.http_gzip_support != 0.0 && gzip::is_gzip(&resp);
-    let to_gzip = gzipped && gzip::accepts_gzip(&req.req);
+async fn transmit_esi(req: &mut Req, sp: &mut Sess, mut resp: Msg, body: EsiBody, instrs: Vec<Instr>) -> ReqStep {
+    // Without http_gzip_support, gzip goes out as it is, whoever asks.
+    let gzipped = gzip::is_gzip(&resp);
+    let to_gzip = gzipped && (req.params.http_gzip_support == 0.0 || gzip::accepts_gzip(&req.req));
     if gzipped && !to_gzip {
         resp.unset(b"content-encoding");
         gzip::weaken_etag(&mut resp);
@@ -1269,7 +1271,7 @@ async fn transmit_esi(
     if ok {
         let level = to_gzip.then_some(req.params.gzip_level as u32);
         req.esi_out = Some(crate::ved::EsiOut::new(chunked, since, level));
-        crate::ved::deliver(req, sp, &obj, &instrs).await;
+        crate::ved::deliver(req, sp, body, &instrs).await;
         let out = req.esi_out.take().expect("the writer comes back");
         let (whole, bytes) = out.finish(sp).await;
         ok = whole;
@@ -1296,9 +1298,9 @@ async fn transmit_include(req: &mut Req, sp: &mut Sess, resp: Msg, body: RespBod
     if req.params.feature("esi_include_onerror") && status != 200 && status != 204 {
         req.vsl.str(Tag::Filters, "");
         crate::ved::fail(req);
-    } else if let Some((obj, instrs)) = esi_instructions(req, &body) {
+    } else if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body) {
         req.vsl.str(Tag::Filters, " esi");
-        crate::ved::deliver(req, sp, &obj, &instrs).await;
+        crate::ved::deliver(req, sp, esi_body, &instrs).await;
     } else {
         let gzipped = match &body {
             RespBody::Fetched(BeBody::Object(_, obj)) => gzip::is_gzip(&obj.head),
@@ -1309,7 +1311,7 @@ async fn transmit_include(req: &mut Req, sp: &mut Sess, resp: Msg, body: RespBod
         let mut source = match body {
             _ if status < 200 || status == 204 || status == 304 => Source::Nothing,
             RespBody::Synth => Source::Once(std::mem::take(&mut req.synth_body)),
-            RespBody::Fetched(BeBody::Bytes(b)) => Source::Once(b),
+            RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Source::Once(b),
             RespBody::Fetched(BeBody::Stream { rx, .. }) => Source::Stream(rx),
             RespBody::Fetched(BeBody::Object(_, obj)) => Source::Object(obj.reader()),
             RespBody::Fetched(BeBody::Empty) | RespBody::None => Source::Nothing,

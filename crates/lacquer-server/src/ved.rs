@@ -120,27 +120,41 @@ impl EsiOut {
     }
 }
 
-/// An object's whole body, gunzipped if it is stored gzip: what the
-/// instructions' offsets count in. `None` if it broke off.
-async fn plain_body(obj: &Arc<Object<Msg>>) -> Option<Vec<u8>> {
-    let mut r = obj.reader();
-    let mut body = Vec::with_capacity(obj.len() as usize);
-    while let Some(piece) = r.next().await {
-        body.extend_from_slice(&piece.ok()?);
-    }
-    if !gzip::is_gzip(&obj.head) {
-        return Some(body);
+/// The body ESI instructions apply to.
+pub(crate) enum EsiBody {
+    /// A cached object's.
+    Object(Arc<Object<Msg>>),
+    /// A body not kept (a pass), and whether it is gzip.
+    Bytes(Vec<u8>, bool),
+}
+
+/// The whole body, gunzipped if it is gzip: what the instructions'
+/// offsets count in. `None` if it broke off or does not gunzip.
+async fn plain_body(body: EsiBody) -> Option<Vec<u8>> {
+    let (bytes, gzipped) = match body {
+        EsiBody::Object(obj) => {
+            let mut r = obj.reader();
+            let mut bytes = Vec::with_capacity(obj.len() as usize);
+            while let Some(piece) = r.next().await {
+                bytes.extend_from_slice(&piece.ok()?);
+            }
+            (bytes, gzip::is_gzip(&obj.head))
+        }
+        EsiBody::Bytes(b, gzipped) => (b, gzipped),
+    };
+    if !gzipped {
+        return Some(bytes);
     }
     let mut f = gzip::Filter::gunzip();
-    let mut plain = f.feed(&body).ok()?;
+    let mut plain = f.feed(&bytes).ok()?;
     plain.extend(f.finish().ok()?);
     Some(plain)
 }
 
-/// Delivers `obj`'s body by its ESI instructions into the request's
+/// Delivers a body by its ESI instructions into the request's
 /// [`EsiOut`].
-pub(crate) async fn deliver(req: &mut Req, sp: &mut Sess, obj: &Arc<Object<Msg>>, instrs: &[Instr]) {
-    let Some(body) = plain_body(obj).await else {
+pub(crate) async fn deliver(req: &mut Req, sp: &mut Sess, body: EsiBody, instrs: &[Instr]) {
+    let Some(body) = plain_body(body).await else {
         fail(req);
         return;
     };
