@@ -398,6 +398,18 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             }
             Some(Err(_)) => (status::PARAM, format!("Not a number: {}", args[0])),
         },
+        "debug.fragfetch" => {
+            if let Some(r) = want(1) {
+                return r;
+            }
+            match args[0].parse::<usize>() {
+                Ok(n) => {
+                    crate::fetch::set_fragfetch(n);
+                    (status::OK, String::new())
+                }
+                Err(_) => (status::PARAM, format!("Not a number: {}", args[0])),
+            }
+        }
         "panic.show" => (status::CANT, "Child has not panicked or panic has been cleared".into()),
         "panic.clear" => (status::CANT, "No panic to clear".into()),
         _ => (status::UNKNOWN, "Unknown request.\nType 'help' for more info.".into()),

@@ -827,7 +827,12 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
     let esi = match (bo.do_esi, gzip::is_gzip(beresp)) {
         (false, _) => "",
         (true, false) => " esi",
-        (true, true) => " esi_gzip",
+        (true, true) => {
+            // Which clients get the gzip ESI makes depends on their
+            // Accept-Encoding.
+            gzip::vary_ae(beresp);
+            " esi_gzip"
+        }
     };
     bo.vsl.str(Tag::Filters, &format!("{filters}{esi}"));
     if bo.filter.is_none() {
@@ -1034,6 +1039,36 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
     }
 }
 
+/// `debug.fragfetch N`: backend bodies are handed on in pieces of at most
+/// N bytes (0: as they come), so that filters and storage see a body in
+/// many pieces, as Varnish's test command does.
+static FRAGFETCH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets what `debug.fragfetch` sets.
+pub(crate) fn set_fragfetch(n: usize) {
+    FRAGFETCH.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Hands a decoded piece of backend body through the fetch filter to
+/// `sink`, cut as `debug.fragfetch` asks; false when it cannot go on.
+async fn put_piece(bo: &mut Bo, sink: &Sink, data: &[u8]) -> bool {
+    let frag = FRAGFETCH.load(std::sync::atomic::Ordering::Relaxed);
+    let size = if frag == 0 { data.len().max(1) } else { frag };
+    for part in data.chunks(size) {
+        let piece = match &mut bo.filter {
+            Some(f) => match f.feed(part) {
+                Ok(p) => p,
+                Err(()) => return false,
+            },
+            None => part.to_vec(),
+        };
+        if !piece.is_empty() && !sink.put(piece).await {
+            return false;
+        }
+    }
+    true
+}
+
 /// Reads the backend response body into `sink`; answers whether it was
 /// read whole. The connection goes back to the pool when it can.
 async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_conn: bool) -> bool {
@@ -1053,14 +1088,7 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
         // Nobody to take it (the client went away, the store is full):
         // drop the connection, mid-body.
         bo.body_bytes += d.data.len() as u64;
-        let piece = match &mut bo.filter {
-            Some(f) => match f.feed(d.data) {
-                Ok(p) => p,
-                Err(()) => return false,
-            },
-            None => d.data.to_vec(),
-        };
-        if !piece.is_empty() && !sink.put(piece).await {
+        if !put_piece(bo, sink, d.data).await {
             return false;
         }
         rest.drain(..consumed);
