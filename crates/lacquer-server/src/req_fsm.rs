@@ -1238,6 +1238,7 @@ async fn transmit_esi(req: &mut Req, sp: &mut Sess, mut resp: Msg, body: EsiBody
     if gzipped && !to_gzip {
         resp.unset(b"content-encoding");
         gzip::weaken_etag(&mut resp);
+        req.shared.stats.n_gunzip.inc();
     }
     req.vsl.str(Tag::Filters, " esi");
     if resp.has_token(b"connection", b"close") {
@@ -1288,17 +1289,14 @@ async fn transmit_esi(req: &mut Req, sp: &mut Sess, mut resp: Msg, body: EsiBody
 
 /// Sends the body of an include into the top request's response: no head,
 /// plain bytes (gunzipped if need be), and the object's own ESI followed
-/// if it has any. A failing include cuts the whole response off unless
-/// it may fail (`onerror="continue"`); with `esi_include_onerror` a
-/// status other than 200 and 204 is a failure too, and sends nothing.
+/// if it has any. Whatever its status, the body is included (as varnishd
+/// 7.1 does); a body that breaks off cuts the whole response off unless
+/// the include may fail (`onerror="continue"`).
 async fn transmit_include(req: &mut Req, sp: &mut Sess, resp: Msg, body: RespBody) -> ReqStep {
     req.vsl.timestamp("Process", now());
     let status = resp.head.status();
     let before = req.esi_out.as_ref().map_or(0, |o| o.plain_bytes);
-    if req.params.feature("esi_include_onerror") && status != 200 && status != 204 {
-        req.vsl.str(Tag::Filters, "");
-        crate::ved::fail(req);
-    } else if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body) {
+    if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body) {
         req.vsl.str(Tag::Filters, " esi");
         crate::ved::deliver(req, sp, esi_body, &instrs).await;
     } else {
@@ -1307,6 +1305,9 @@ async fn transmit_include(req: &mut Req, sp: &mut Sess, resp: Msg, body: RespBod
             _ => gzip::is_gzip(&resp),
         };
         req.vsl.str(Tag::Filters, if gzipped { " gunzip" } else { "" });
+        if gzipped && !req.esi_out.as_ref().is_some_and(crate::ved::EsiOut::is_gzip) {
+            req.shared.stats.n_gunzip.inc();
+        }
         let mut gunzip = gzipped.then(gzip::Filter::gunzip);
         let mut source = match body {
             _ if status < 200 || status == 204 || status == 304 => Source::Nothing,

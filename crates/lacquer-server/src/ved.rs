@@ -186,12 +186,10 @@ pub(crate) fn fail(req: &mut Req) {
 
 /// Runs one include as a request of its own (Varnish's `ved_include`).
 async fn include(parent: &mut Req, sp: &mut Sess, url: &[u8], host: Option<&[u8]>, abort: bool) {
+    // Too deep: the include is left out, the rest goes on.
     let depth = parent.params.max_esi_depth;
     if parent.esi_level as f64 >= depth {
         parent.vsl.fmt(Tag::VCL_Error, format_args!("ESI depth limit reach (param max_esi_depth = {depth})"));
-        if abort {
-            fail(parent);
-        }
         return;
     }
     let Some(mut out) = parent.esi_out.take() else { return };
