@@ -1020,7 +1020,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     let status = resp.head.status();
     let bodiless = status < 200 || status == 204 || status == 304;
-    if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body).filter(|_| !bodiless && !req.is_head()) {
+    if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body).filter(|_| !bodiless) {
         return transmit_esi(req, sp, resp, esi_body, instrs).await;
     }
     let mut len = match &body {
@@ -1251,8 +1251,10 @@ async fn transmit_esi(req: &mut Req, sp: &mut Sess, mut resp: Msg, body: EsiBody
     }
     resp.unset(b"content-length");
     resp.unset(b"transfer-encoding");
-    let chunked = req.req.head.protover() >= 11;
-    if !chunked {
+    // A HEAD gets the head alone, without a length or framing.
+    let head_only = req.is_head();
+    let chunked = !head_only && req.req.head.protover() >= 11;
+    if !chunked && !head_only {
         req.doclose = true;
         req.close = "TX_EOF";
     }
@@ -1269,7 +1271,7 @@ async fn transmit_esi(req: &mut Req, sp: &mut Sess, mut resp: Msg, body: EsiBody
     sp.timeouts = req.timeouts;
     let since = Instant::now();
     let mut ok = sp.send(&head, since).await;
-    if ok {
+    if ok && !head_only {
         let level = to_gzip.then_some(req.params.gzip_level as u32);
         req.esi_out = Some(crate::ved::EsiOut::new(chunked, since, level));
         crate::ved::deliver(req, sp, body, &instrs).await;
