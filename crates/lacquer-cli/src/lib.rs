@@ -21,6 +21,8 @@ pub use sha256::sha256;
 
 /// Statuses (Varnish's `CLIS_*`).
 pub mod status {
+    /// The command line does not parse (an unbalanced quote).
+    pub const SYNTAX: u16 = 100;
     /// Unknown request.
     pub const UNKNOWN: u16 = 101;
     /// Too few parameters.
@@ -33,6 +35,8 @@ pub mod status {
     pub const AUTH: u16 = 107;
     /// Done.
     pub const OK: u16 = 200;
+    /// Done, but the answer was cut at `cli_limit`.
+    pub const TRUNCATED: u16 = 201;
     /// Cannot be done now.
     pub const CANT: u16 = 300;
     /// The connection closes.

@@ -341,7 +341,7 @@ params! {
         "The command that compiles generated C into a shared object.";
     cc_warnings: Kind::String, "-Wall -Werror", min N, max N, "", MUST_RELOAD | BUILD, false;
         "The warning options passed to the C compiler.";
-    cli_limit: Kind::BytesU, "48k", min F("128b"), max F("99999999b"), "bytes", 0, false;
+    cli_limit: Kind::BytesU, "48k", min F("128b"), max F("99999999b"), "bytes", 0, true;
         "The longest CLI answer; longer ones are cut short.";
     cli_timeout: Kind::Duration, "60.000", min F("0.000"), max N, "seconds", 0, false;
         "How long the manager waits for the worker to answer a CLI command.";
@@ -421,9 +421,9 @@ params! {
         "How many times a request may restart before it fails.";
     max_retries: Kind::Uint, "4", min F("0"), max N, "retries", 0, true;
         "How many times a backend fetch may be retried before it fails.";
-    max_vcl: Kind::Uint, "100", min F("0"), max N, "", 0, false;
+    max_vcl: Kind::Uint, "100", min F("0"), max N, "", 0, true;
         "How many VCLs may be loaded before max_vcl_handling applies.";
-    max_vcl_handling: Kind::Uint, "1", min F("0"), max F("2"), "", 0, false;
+    max_vcl_handling: Kind::Uint, "1", min F("0"), max F("2"), "", 0, true;
         "What to do past max_vcl: 0 nothing, 1 warn, 2 refuse.";
     nuke_limit: Kind::Uint, "50", min F("0"), max N, "allocations", EXPERIMENTAL, false;
         "How many objects one allocation may evict before it gives up.";
@@ -504,7 +504,7 @@ params! {
         "Allow C code inside VCL.";
     vcc_err_unref: Kind::Bool, "on", min N, max N, "bool", 0, true;
         "Make an unused VCL object an error rather than a warning.";
-    vcc_unsafe_path: Kind::Bool, "on", min N, max N, "bool", 0, false;
+    vcc_unsafe_path: Kind::Bool, "on", min N, max N, "bool", 0, true;
         "Allow absolute paths in include and import.";
     vcl_cooldown: Kind::Duration, "600.000", min F("1.000"), max N, "seconds", 0, true;
         "How long an unused VCL stays warm before it goes cold.";

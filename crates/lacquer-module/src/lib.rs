@@ -66,6 +66,7 @@ mod hooks;
 mod host;
 #[cfg(feature = "loader")]
 pub mod loader;
+pub mod rand;
 mod registry;
 mod types;
 

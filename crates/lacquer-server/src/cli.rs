@@ -122,14 +122,14 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
                 if logged {
                     crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, format!("Rd {line}").as_bytes());
                 }
-                let (code, body) = command(&shared, &words);
+                let (code, body) = limit(command(&shared, &words), shared.params.get().cli_limit as usize);
                 if logged {
                     let wr = format!("Wr {code:03} {} {body}", body.len());
                     crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, wr.as_bytes());
                 }
                 (code, body)
             }
-            Err(e) => (status::PARAM, e),
+            Err(e) => (status::SYNTAX, e),
         };
         w.write_all(&frame(code, &body)).await?;
         if code == status::CLOSE {
@@ -139,12 +139,29 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
     Ok(())
 }
 
+/// Cuts an answer longer than `cli_limit` (keeping room for varnishd's
+/// terminating NUL, so the same number of bytes arrive), saying so with
+/// status 201.
+fn limit((code, mut body): (u16, String), cli_limit: usize) -> (u16, String) {
+    let max = cli_limit.saturating_sub(1);
+    if body.len() <= max {
+        return (code, body);
+    }
+    let mut cut = max;
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    body.truncate(cut);
+    (if code == status::OK { status::TRUNCATED } else { code }, body)
+}
+
 /// The commands varnishd's manager answers itself, which its child (and
 /// so its log) never sees; `param.*` too.
 const MANAGER_ONLY: &[&str] = &[
     "auth",
     "banner",
     "help",
+    "pid",
     "ping",
     "quit",
     "status",
@@ -159,7 +176,29 @@ const MANAGER_ONLY: &[&str] = &[
 
 /// Runs one command: its status and answer.
 fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
+    // `-CMD` is CMD whose failure a script may ignore (varnishd's `-I`
+    // files); the answer is the command's own.
+    let name = w[0].strip_prefix('-').unwrap_or(&w[0]);
+    let running = shared.child.is_running();
+    let Some(c) = lookup(name).filter(|c| running || !c.child) else {
+        let text = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            "Unknown request.\nType 'help' for more info.\nall commands are in lower-case."
+        } else if !running {
+            "Unknown request in manager process (child not running).\nType 'help' for more info."
+        } else {
+            "Unknown request.\nType 'help' for more info."
+        };
+        return (status::UNKNOWN, text.into());
+    };
     let args = &w[1..];
+    let json = c.json && args.iter().any(|a| a == "-j");
+    let n = args.len() - usize::from(json);
+    if n < c.min {
+        return (status::TOOFEW, "Too few parameters".into());
+    }
+    if c.max.is_some_and(|max| n > max) {
+        return (status::TOOMANY, "Too many parameters".into());
+    }
     let want = |n: usize| -> Option<(u16, String)> {
         if args.len() < n {
             Some((status::TOOFEW, "Too few parameters".into()))
@@ -169,7 +208,8 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             None
         }
     };
-    match w[0].as_str() {
+    match c.name {
+        "ping" if json => (status::OK, format!("[ 2, [\"ping\", \"-j\"], {:.3}, \"PONG\"\n\n]", crate::msg::now())),
         "ping" => {
             let now = crate::msg::now() as u64;
             (status::OK, format!("PONG {now} 1.0"))
@@ -196,7 +236,35 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                 (status::CANT, "Child in state stopped".into())
             }
         }
-        "help" => (status::OK, HELP.into()),
+        "help" => {
+            let rest: Vec<String> = args.iter().filter(|a| *a != "-j").cloned().collect();
+            help(running, json, &rest)
+        }
+        "pid" => {
+            // One process serves and answers the CLI: it is both of
+            // varnishd's (the worker only while serving).
+            let pid = std::process::id();
+            if json {
+                let worker = if running { format!(", \"worker\": {pid}") } else { String::new() };
+                let t = crate::msg::now();
+                (status::OK, format!("[ 2, [\"pid\", \"-j\"], {t:.3},\n  {{\"master\": {pid}{worker}}}\n]"))
+            } else if running {
+                (status::OK, format!("Master: {pid:>10}\nWorker: {pid:>10}\n"))
+            } else {
+                (status::OK, format!("Master: {pid:>10}\n"))
+            }
+        }
+        "debug.srandom" => match args.first().map(|a| a.parse::<u32>()) {
+            None => {
+                lacquer_module::rand::seed(1);
+                (status::OK, String::new())
+            }
+            Some(Ok(n)) => {
+                lacquer_module::rand::seed(n);
+                (status::OK, String::new())
+            }
+            Some(Err(_)) => (status::PARAM, format!("Not a number: {}", args[0])),
+        },
         "quit" => (status::CLOSE, "Closing CLI connection".into()),
         "param.show" => param_show(shared, args),
         "param.set" => {
@@ -302,15 +370,26 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             (status::OK, format!("{head},\n  {{\n{}\n  }}\n]", rows.join(",\n")))
         }
         "backend.list" => {
+            let details = args.iter().any(|a| a == "-p");
             let pattern = args.iter().find(|a| !a.starts_with('-')).map_or("*", String::as_str);
-            let mut out = format!("{:<30} {:<10} {:<8} {:<10} {}\n", "Backend name", "Admin", "Probe", "Health", "");
+            let mut rows = vec![(
+                ["Backend name".to_string(), "Admin".into(), "Probe".into(), "Health".into(), "Last change".into()],
+                None,
+            )];
             each_backend(shared, pattern, |vcl, be| {
-                let probe = if be.def.probe.is_some() { "probe" } else { "-" };
+                let history = be.history();
+                let admin = match (be.admin(), &history) {
+                    (crate::vbe::Admin::Auto, Some(_)) => "probe".to_string(),
+                    (crate::vbe::Admin::Auto, None) => "healthy".to_string(),
+                    (a, _) => a.to_string(),
+                };
+                let probe = history.as_ref().map_or("0/0".to_string(), |h| format!("{}/{}", h.good(), h.window));
                 let health = if be.healthy() { "healthy" } else { "sick" };
-                let name = format!("{vcl}.{}", be.def.name);
-                out.push_str(&format!("{name:<30} {:<10} {probe:<8} {health:<10}\n", be.admin()));
+                let changed = lacquer_module::http_date(be.changed()).unwrap_or_default();
+                let report = history.filter(|_| details).map(|h| h.report());
+                rows.push(([format!("{vcl}.{}", be.def.name), admin, probe, health.into(), changed], report));
             });
-            (status::OK, out)
+            (status::OK, table(&rows))
         }
         "backend.set_health" => {
             if let Some(e) = want(2) {
@@ -333,6 +412,13 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                 (status::PARAM, "No Backends matches".into())
             }
         }
+        "param.reset" => match lacquer_defs::params::lookup(&args[0]) {
+            Some(d) => match shared.params.set(d.name, d.default) {
+                Ok(()) => (status::OK, String::new()),
+                Err(e) => (e.status, e.message),
+            },
+            None => (status::PARAM, format!("Unknown parameter \"{}\".", args[0])),
+        },
         "vcl.load" | "vcl.inline" => {
             if args.len() < 2 {
                 return (status::TOOFEW, "Too few parameters".into());
@@ -340,7 +426,7 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             if args.len() > 3 {
                 return (status::TOOMANY, "Too many parameters".into());
             }
-            let from = if w[0] == "vcl.load" {
+            let from = if c.name == "vcl.load" {
                 crate::vcl::Origin::File(std::path::Path::new(&args[1]))
             } else {
                 crate::vcl::Origin::Inline(&args[1])
@@ -414,6 +500,31 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
         "panic.clear" => (status::CANT, "No panic to clear".into()),
         _ => (status::UNKNOWN, "Unknown request.\nType 'help' for more info.".into()),
     }
+}
+
+/// `backend.list`'s table as varnishd lays it out: each column as wide
+/// as its widest cell and some room, a probe's report (`-p`) under its
+/// backend's line.
+fn table(rows: &[([String; 5], Option<String>)]) -> String {
+    let mut widths = [0usize; 4];
+    for (cells, _) in rows {
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for (cells, report) in rows {
+        for (i, (w, c)) in widths.iter().zip(cells).enumerate() {
+            let room = if i == 0 { 3 } else { 4 };
+            out.push_str(&format!("{c:<0$}", w + room));
+        }
+        out.push_str(&cells[4]);
+        out.push('\n');
+        if let Some(r) = report {
+            out.push_str(r);
+        }
+    }
+    out
 }
 
 /// `s` inside a JSON string.
@@ -552,9 +663,205 @@ fn param_show(shared: &Shared, args: &[String]) -> (u16, String) {
     }
 }
 
-const HELP: &str = "ping [-j]\nbanner\nstatus\nstart\nstop\nhelp [-j|<command>]\nquit\nparam.show [-l|-j] [<param>]\n\
-param.set <param> <value>\nstorage.list [-j]\nban <field> <operator> <arg> [&& <field> <oper> <arg> ...]\nban.list\nbackend.list\n\
-backend.set_health <backend_pattern> [auto|healthy|sick]\nvcl.load <configname> <filename> [auto|cold|warm]\n\
-vcl.inline <configname> <quoted_VCLstring> [auto|cold|warm]\nvcl.use <configname|label>\n\
-vcl.discard <configname|label>...\nvcl.list [-j]\nvcl.show [-v] [<configname>]\nvcl.state <configname> auto|cold|warm\n\
-vcl.label <label> <configname>\npanic.show\npanic.clear";
+/// One admin command: how it is written, what it does, how many
+/// arguments it takes, and where it is answered. The table is what
+/// `help` shows and what every command line is checked against before it
+/// runs, so the arity errors (104, 105) come from one place.
+struct Cmd {
+    name: &'static str,
+    syntax: &'static str,
+    help: &'static str,
+    min: usize,
+    /// `None`: no upper bound (`ban`, `vcl.discard`).
+    max: Option<usize>,
+    /// Takes `-j` for JSON output; `-j` is not counted as an argument.
+    json: bool,
+    /// A debugging command, listed by `help -d` and `help -a` only.
+    debug: bool,
+    /// Answered by the cache itself, so only while it runs (varnishd's
+    /// child); the others are the manager's and always answered.
+    child: bool,
+}
+
+const fn cmd(name: &'static str, syntax: &'static str, help: &'static str, min: usize, max: Option<usize>) -> Cmd {
+    Cmd { name, syntax, help, min, max, json: false, debug: false, child: false }
+}
+
+impl Cmd {
+    const fn json(mut self) -> Cmd {
+        self.json = true;
+        self
+    }
+    const fn debug(mut self) -> Cmd {
+        self.debug = true;
+        self
+    }
+    const fn child(mut self) -> Cmd {
+        self.child = true;
+        self
+    }
+}
+
+/// Every command, by name (varnishd 7.1's set and syntax).
+const COMMANDS: &[Cmd] = &[
+    cmd("auth", "auth <response>", "Answer the authentication challenge.", 1, Some(1)),
+    cmd(
+        "backend.list",
+        "backend.list [-j] [-p] [<backend_pattern>]",
+        "List the backends, with their health; -p adds each probe's recent history.",
+        0,
+        Some(2),
+    )
+    .json()
+    .child(),
+    cmd(
+        "backend.set_health",
+        "backend.set_health <backend_pattern> [auto|healthy|sick]",
+        "Force the health of the matching backends, or give it back to their probes (auto).",
+        2,
+        Some(2),
+    )
+    .child(),
+    cmd(
+        "ban",
+        "ban <field> <operator> <arg> [&& <field> <oper> <arg> ...]",
+        "Invalidate every cached object the conditions all match.",
+        3,
+        None,
+    )
+    .child(),
+    cmd("ban.list", "ban.list [-j]", "List the bans still in force.", 0, Some(0)).json().child(),
+    cmd("banner", "banner", "Show the greeting a new CLI connection gets.", 0, Some(0)),
+    cmd("debug.listen_address", "debug.listen_address", "Show the addresses the listeners actually bound.", 0, Some(0))
+        .debug()
+        .child(),
+    cmd("debug.srandom", "debug.srandom", "Seed the testable random numbers (1 if no seed is given).", 0, Some(1))
+        .debug()
+        .child(),
+    cmd("debug.xid", "debug.xid [<xid> [<cachesize>]]", "Show or set the last transaction id.", 0, Some(2))
+        .debug()
+        .child(),
+    cmd(
+        "help",
+        "help [-j|<command>]",
+        "List the commands, or show one in full; -a lists the debug commands too, -d only those.",
+        0,
+        Some(1),
+    )
+    .json(),
+    cmd("panic.clear", "panic.clear [-z]", "Forget the last panic; -z also zeroes the panic counter.", 0, Some(1)),
+    cmd("panic.show", "panic.show [-j]", "Show the last panic, if there was one.", 0, Some(0)).json(),
+    cmd("param.reset", "param.reset <param>", "Give a parameter back its default value.", 1, Some(1)),
+    cmd(
+        "param.set",
+        "param.set [-j] <param> <value>",
+        "Change a parameter; tasks that start after it see the new value.",
+        2,
+        Some(2),
+    )
+    .json(),
+    cmd(
+        "param.show",
+        "param.show [-l|-j] [<param>|changed]",
+        "Show the parameters, one in full, or those not at their default.",
+        0,
+        Some(2),
+    )
+    .json(),
+    cmd("pid", "pid [-j]", "Show the server's process id.", 0, Some(0)).json(),
+    cmd("ping", "ping [-j] [<timestamp>]", "Answer PONG, to keep a connection alive.", 0, Some(1)).json(),
+    cmd("quit", "quit", "Close this CLI connection.", 0, Some(0)),
+    cmd("start", "start", "Start accepting and serving clients.", 0, Some(0)),
+    cmd("status", "status [-j]", "Say whether the server is serving clients.", 0, Some(0)).json(),
+    cmd("stop", "stop", "Stop serving clients, and drop the cache.", 0, Some(0)),
+    cmd("storage.list", "storage.list [-j]", "List the storage the cache uses.", 0, Some(0)).json(),
+    cmd(
+        "vcl.discard",
+        "vcl.discard <name_pattern>...",
+        "Unload the VCLs the patterns name, when nothing uses them.",
+        1,
+        None,
+    ),
+    cmd(
+        "vcl.inline",
+        "vcl.inline <configname> <quoted_VCLstring> [auto|cold|warm]",
+        "Compile and load the VCL given as text, under this name.",
+        2,
+        Some(3),
+    ),
+    cmd(
+        "vcl.label",
+        "vcl.label <label> <configname>",
+        "Make a label name a VCL (for vcl.use and return(vcl(label))).",
+        2,
+        Some(2),
+    ),
+    cmd("vcl.list", "vcl.list [-j]", "List the loaded VCLs and their states.", 0, Some(0)).json(),
+    cmd(
+        "vcl.load",
+        "vcl.load <configname> <filename> [auto|cold|warm]",
+        "Compile and load the VCL in a file, under this name.",
+        2,
+        Some(3),
+    ),
+    cmd(
+        "vcl.show",
+        "vcl.show [-v] [<configname>]",
+        "Show a VCL's source; -v shows every file it was made of, and the built-in VCL.",
+        0,
+        Some(2),
+    )
+    .child(),
+    cmd(
+        "vcl.state",
+        "vcl.state <configname> [auto|cold|warm]",
+        "Set a VCL's temperature, or let it follow its use (auto).",
+        2,
+        Some(2),
+    ),
+    cmd("vcl.use", "vcl.use <configname|label>", "Make a VCL the one new requests use.", 1, Some(1)),
+];
+
+fn lookup(name: &str) -> Option<&'static Cmd> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// `help`: the commands one may use now (debug ones with `-a` or only
+/// with `-d`), one command in full, or the table in JSON with `-j`.
+fn help(running: bool, json: bool, args: &[String]) -> (u16, String) {
+    let usable = |c: &&Cmd| running || !c.child;
+    if json {
+        let objs: Vec<String> = COMMANDS
+            .iter()
+            .filter(usable)
+            .map(|c| {
+                let max = c.max.map_or(-1, |m| m as i64);
+                let flags = if c.debug { "d" } else { "" };
+                format!(
+                    "  {{\n    \"request\": \"{}\",\n    \"syntax\": \"{}\",\n    \"help\": \"{}\",\n    \
+                     \"minarg\": {},\n    \"maxarg\": {max},\n    \"flags\": \"{flags}\",\n    \"json\": {}\n  }}",
+                    c.name,
+                    json_escape(c.syntax),
+                    json_escape(c.help),
+                    c.min,
+                    c.json
+                )
+            })
+            .collect();
+        let head = format!("[ 2, [\"help\", \"-j\"], {:.3}", crate::msg::now());
+        return (status::OK, format!("{head},\n{}\n]", objs.join(",\n")));
+    }
+    let list = |pick: &dyn Fn(&Cmd) -> bool| -> String {
+        COMMANDS.iter().filter(usable).filter(|c| pick(c)).map(|c| format!("{}\n", c.syntax)).collect()
+    };
+    match args.first().map(String::as_str) {
+        None => (status::OK, list(&|c| !c.debug)),
+        Some("-a") => (status::OK, list(&|_| true)),
+        Some("-d") => (status::OK, list(&|c| c.debug)),
+        Some(a) if a.starts_with('-') => (status::UNKNOWN, "Unknown flag".into()),
+        Some(name) => match lookup(name).filter(usable) {
+            Some(c) => (status::OK, format!("{}\n{}\n", c.syntax, c.help)),
+            None => (status::UNKNOWN, "Unknown request.\nType 'help' for more info.".into()),
+        },
+    }
+}

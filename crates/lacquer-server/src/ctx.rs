@@ -7,8 +7,8 @@
 //! ignore writes:
 //!
 //! - cache state not built yet: `req.hash` (opaque), `req.ttl` (kept,
-//!   unused), `req.storage`, `beresp.storage`, `beresp.storage_hint`,
-//!   `bereq.hash`, `obj.storage`;
+//!   unused), `req.storage` (kept, unused: request bodies are not kept in
+//!   a store), `beresp.storage_hint`, `bereq.hash`;
 //! - filter lists: `resp.filters`, `beresp.filters`;
 //! - `sess.timeout_linger` is kept for VCL and has no effect.
 
@@ -17,10 +17,41 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use lacquer_defs::{Method, Var, VclType};
-use lacquer_vcl::program::{BackendId, CallId, Header};
+use lacquer_vcl::program::{BackendId, CallId, Header, TypeMethod};
 use lacquer_vcl::{Failure, Program, Value, VclContext};
 
 use crate::fetch::Bo;
+
+/// A STEVEDORE value as VCL sees it: `storage.NAME` (the compiler keeps
+/// the types apart, so the name is all a value needs to carry).
+fn storage_value(shared: &Shared, i: Option<usize>) -> Value<'static> {
+    match i.and_then(|i| shared.cache.stores().get(i)) {
+        Some(st) => Value::Str(Some(Cow::Owned(format!("storage.{}", st.name()).into_bytes()))),
+        None => Value::Str(None),
+    }
+}
+
+/// `storage.NAME.used_space`, `.free_space` and `.happy`: the bytes the
+/// store holds, the bytes it may still take (0 when it has no limit, as
+/// varnishd's malloc answers) and whether it exists.
+fn stevedore(shared: &Shared, name: &str, m: TypeMethod) -> Value<'static> {
+    let st = shared.cache.stores().iter().find(|st| st.name() == name);
+    match (m, st) {
+        (TypeMethod::Happy, st) => Value::Bool(st.is_some()),
+        (TypeMethod::UsedSpace, Some(st)) => Value::Bytes(st.used() as f64),
+        (TypeMethod::FreeSpace, Some(st)) => {
+            Value::Bytes(st.limit().map_or(0.0, |l| l.saturating_sub(st.used()) as f64))
+        }
+        _ => Value::Bytes(0.0),
+    }
+}
+
+/// The store a STEVEDORE value names, by index.
+fn store_of(shared: &Shared, v: &Value<'_>) -> Option<usize> {
+    let Value::Str(Some(name)) = v else { return None };
+    let name = name.strip_prefix(b"storage.")?;
+    shared.cache.stores().iter().position(|st| st.name().as_bytes() == name)
+}
 use crate::msg::{now, reason, wire_status, Msg};
 use crate::req_fsm::Req;
 use crate::vmod;
@@ -286,6 +317,21 @@ impl Messages for ReqCtx<'_> {
     }
 }
 
+impl ReqCtx<'_> {
+    /// Logs what expressions queued (module logs, ACL verdicts) before
+    /// anything else is logged, so the records keep VCL's order.
+    fn flush_pending(&mut self) {
+        flush(&mut self.req.vsl, &mut self.req.module_logs);
+    }
+}
+
+/// Logs and empties the records expressions queued.
+pub(crate) fn flush(vsl: &mut Vsl, pending: &mut std::cell::RefCell<Vec<(lacquer_shm::Tag, Vec<u8>)>>) {
+    for (tag, l) in pending.get_mut().drain(..) {
+        vsl.text(tag, &l);
+    }
+}
+
 impl VclContext for ReqCtx<'_> {
     fn method(&self) -> Method {
         self.method
@@ -299,6 +345,9 @@ impl VclContext for ReqCtx<'_> {
             };
         }
         let r = &*self.req;
+        if let (Var::ClientIdentity, Some(id)) = (var, &r.client_identity) {
+            return s(id.as_bytes());
+        }
         if let Some(v) = common(var, &r.shared, &r.ep) {
             return v;
         }
@@ -337,6 +386,13 @@ impl VclContext for ReqCtx<'_> {
                     _ => Value::Int(oc.hits() as i64),
                 }
             }
+            Var::ReqStorage => storage_value(&r.shared, r.storage),
+            // A pass's body is not kept, but varnishd would have put it in
+            // Transient, and that is what VCL is told.
+            Var::ObjStorage => match &r.obj {
+                Some((_, obj)) => owned(format!("storage.{}", obj.store().name())),
+                None => storage_value(&r.shared, Some(r.shared.cache.stores().len() - 1)),
+            },
             Var::ObjUncacheable => Value::Bool(r.obj.is_none()),
             Var::ObjCanEsi => Value::Bool(r.can_esi()),
             Var::SessTimeoutIdle => Value::Duration(r.timeouts.idle),
@@ -348,6 +404,7 @@ impl VclContext for ReqCtx<'_> {
     }
 
     fn set(&mut self, var: Var, value: Value<'_>) -> Result<(), Failure> {
+        self.flush_pending();
         if let Some((family, line)) = line_of(var) {
             if let Some(m) = self.msg_mut(family) {
                 line_set(m, line, &value);
@@ -360,6 +417,10 @@ impl VclContext for ReqCtx<'_> {
             (Var::ReqHashAlwaysMiss, Value::Bool(b)) => r.hash_always_miss = *b,
             (Var::ReqHashIgnoreBusy, Value::Bool(b)) => r.hash_ignore_busy = *b,
             (Var::ReqHashIgnoreVary, Value::Bool(b)) => r.hash_ignore_vary = *b,
+            (Var::ReqStorage, v) => r.storage = store_of(&r.shared, v),
+            (Var::ClientIdentity, v) => {
+                r.client_identity = Some(String::from_utf8_lossy(&bytes_of(v)).into_owned());
+            }
             (Var::ReqTtl, Value::Duration(d)) => r.ttl = *d,
             // Only the top request may turn ESI off: an include half way
             // through a response cannot (as in Varnish).
@@ -377,6 +438,7 @@ impl VclContext for ReqCtx<'_> {
     }
 
     fn unset(&mut self, var: Var) -> Result<(), Failure> {
+        self.flush_pending();
         if var == Var::RespBody {
             self.req.synth_body.clear();
         }
@@ -388,23 +450,28 @@ impl VclContext for ReqCtx<'_> {
     }
 
     fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+        self.flush_pending();
         self.write_header(family, name, value);
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
+        self.flush_pending();
         self.remove_header(family, name);
     }
 
     fn hash_data(&mut self, data: &[u8]) {
+        self.flush_pending();
         self.req.hash.extend_from_slice(data);
         self.req.hash.push(0);
     }
 
     fn synthetic(&mut self, body: &[u8]) {
+        self.flush_pending();
         self.req.synth_body.extend_from_slice(body);
     }
 
     fn ban(&mut self, expr: &[u8]) {
+        self.flush_pending();
         let (shared, vsl) = (self.req.shared.clone(), &mut self.req.vsl);
         add_ban(&shared, vsl, expr);
     }
@@ -413,7 +480,7 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Shared(&*self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        self.req.module_logs.borrow_mut().extend(logs);
+        self.req.module_logs.borrow_mut().extend(logs.into_iter().map(|l| (lacquer_shm::Tag::VCL_Log, l)));
         Ok(v)
     }
 
@@ -423,6 +490,7 @@ impl VclContext for ReqCtx<'_> {
         call: CallId,
         args: &[Option<Value<'static>>],
     ) -> Result<Value<'static>, Failure> {
+        self.flush_pending();
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Mut(&mut *self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
@@ -439,6 +507,14 @@ impl VclContext for ReqCtx<'_> {
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.req.vcl.director(b).map(|d| d.name())
+    }
+
+    fn stevedore(&self, name: &str, m: TypeMethod) -> Value<'static> {
+        stevedore(&self.req.shared, name, m)
+    }
+
+    fn log_acl(&self, line: &str) {
+        self.req.module_logs.borrow_mut().push((lacquer_shm::Tag::VCL_acl, line.as_bytes().to_vec()));
     }
 }
 
@@ -476,6 +552,13 @@ impl Messages for BoCtx<'_> {
     }
 }
 
+impl BoCtx<'_> {
+    /// As [`ReqCtx::flush_pending`].
+    fn flush_pending(&mut self) {
+        flush(&mut self.bo.vsl, &mut self.bo.module_logs);
+    }
+}
+
 impl VclContext for BoCtx<'_> {
     fn method(&self) -> Method {
         self.method
@@ -487,6 +570,9 @@ impl VclContext for BoCtx<'_> {
                 Some(m) => line_get(m, line),
                 None => default_of(var),
             };
+        }
+        if let (Var::ClientIdentity, Some(id)) = (var, &self.bo.client_identity) {
+            return s(id.as_bytes());
         }
         if let Some(v) = common(var, self.shared, &self.bo.ep) {
             return v;
@@ -521,11 +607,13 @@ impl VclContext for BoCtx<'_> {
             Var::BerespDoEsi => Value::Bool(bo.do_esi),
             Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
             Var::BerespWas304 => Value::Bool(bo.was_304),
+            Var::BerespStorage => storage_value(self.shared, Some(bo.storage)),
             _ => default_of(var),
         }
     }
 
     fn set(&mut self, var: Var, value: Value<'_>) -> Result<(), Failure> {
+        self.flush_pending();
         if let Some((family, line)) = line_of(var) {
             if let Some(m) = self.msg_mut(family) {
                 line_set(m, line, &value);
@@ -547,12 +635,18 @@ impl VclContext for BoCtx<'_> {
             (Var::BerespGrace, Value::Duration(d)) => bo.grace = *d,
             (Var::BerespKeep, Value::Duration(d)) => bo.keep = *d,
             (Var::BerespBody, v) => bo.synth_body = bytes_of(v),
+            (Var::BerespStorage, v) => {
+                if let Some(i) = store_of(self.shared, v) {
+                    bo.storage = i;
+                }
+            }
             _ => {}
         }
         Ok(())
     }
 
     fn unset(&mut self, var: Var) -> Result<(), Failure> {
+        self.flush_pending();
         if var == Var::BereqBody {
             self.bo.body = crate::fetch::ReqBody::None;
         }
@@ -564,18 +658,22 @@ impl VclContext for BoCtx<'_> {
     }
 
     fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+        self.flush_pending();
         self.write_header(family, name, value);
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
+        self.flush_pending();
         self.remove_header(family, name);
     }
 
     fn synthetic(&mut self, body: &[u8]) {
+        self.flush_pending();
         self.bo.synth_body.extend_from_slice(body);
     }
 
     fn ban(&mut self, expr: &[u8]) {
+        self.flush_pending();
         add_ban(self.shared, &mut self.bo.vsl, expr);
     }
 
@@ -583,7 +681,7 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Shared(&*self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        self.bo.module_logs.borrow_mut().extend(logs);
+        self.bo.module_logs.borrow_mut().extend(logs.into_iter().map(|l| (lacquer_shm::Tag::VCL_Log, l)));
         Ok(v)
     }
 
@@ -593,6 +691,7 @@ impl VclContext for BoCtx<'_> {
         call: CallId,
         args: &[Option<Value<'static>>],
     ) -> Result<Value<'static>, Failure> {
+        self.flush_pending();
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Mut(&mut *self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
@@ -604,5 +703,13 @@ impl VclContext for BoCtx<'_> {
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.bo.vcl.director(b).map(|d| d.name())
+    }
+
+    fn stevedore(&self, name: &str, m: TypeMethod) -> Value<'static> {
+        stevedore(self.shared, name, m)
+    }
+
+    fn log_acl(&self, line: &str) {
+        self.bo.module_logs.borrow_mut().push((lacquer_shm::Tag::VCL_acl, line.as_bytes().to_vec()));
     }
 }

@@ -125,6 +125,11 @@ pub(crate) struct Bo {
     pub backend_ip: Option<SocketAddr>,
     pub retries: u32,
     pub is_pass: bool,
+    /// The store a cached object goes to (`beresp.storage`), by index.
+    pub storage: usize,
+    /// `client.identity` of the request that started the fetch, if its
+    /// VCL set one.
+    pub client_identity: Option<String>,
     pub uncacheable: bool,
     pub connect_timeout: f64,
     pub first_byte_timeout: f64,
@@ -159,7 +164,7 @@ pub(crate) struct Bo {
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
     /// `VCL_Log` lines of module calls made inside expressions, logged
     /// when the subroutine returns.
-    pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
+    pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
     /// Body bytes taken from the backend (`Length`, `BereqAcct`).
     body_bytes: u64,
     /// The backend connection's descriptor, and whether it went back to
@@ -220,6 +225,10 @@ impl Bo {
             retries: 0,
             is_pass,
             uncacheable: is_pass,
+            // `beresp.storage` before VCL says otherwise (varnishd's
+            // `bo->storage`): Transient for a pass, else the next store.
+            storage: if is_pass { shared.cache.stores().len() - 1 } else { shared.cache.next_store() },
+            client_identity: None,
             connect_timeout: p.connect_timeout,
             first_byte_timeout: p.first_byte_timeout,
             between_bytes_timeout: p.between_bytes_timeout,
@@ -344,9 +353,7 @@ fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handli
             lacquer_vcl::Handling::plain(Action::Fail)
         }
     };
-    for l in bo.module_logs.get_mut().drain(..) {
-        bo.vsl.text(Tag::VCL_Log, &l);
-    }
+    crate::ctx::flush(&mut bo.vsl, &mut bo.module_logs);
     bo.vsl.str(Tag::VCL_return, h.action.as_str());
     h
 }
@@ -988,15 +995,16 @@ fn transient(shared: &Shared) -> &dyn lacquer_cache::Storage {
 
 /// Which store an object goes to, as varnishd's `vbf_allocobj` decides:
 /// Transient when it is uncacheable or its whole life (`ttl + grace +
-/// keep`) is shorter than `shortlived`; otherwise the next store in turn
-/// (`STV_next`: the stores `-s` gave, Transient left out, round robin).
+/// keep`) is shorter than `shortlived`; otherwise `beresp.storage`, which
+/// starts as the next store in turn (`STV_next`: the stores `-s` gave,
+/// Transient left out, round robin).
 fn choose_store(shared: &Shared, bo: &Bo) -> usize {
     let last = shared.cache.stores().len() - 1;
     let life = bo.ttl + bo.grace.max(0.0) + bo.keep.max(0.0);
     if bo.uncacheable || life < shared.params.get().shortlived {
         return last;
     }
-    shared.cache.next_store()
+    bo.storage
 }
 
 /// Completes a miss's busy object from the response as VCL left it:

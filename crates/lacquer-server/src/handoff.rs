@@ -47,6 +47,12 @@ impl Conn {
     pub fn new(fd: RawFd) -> Conn {
         Conn { fd, rest: Vec::new(), end: None }
     }
+
+    /// The client socket, for socket options (`std.set_ip_tos`); the
+    /// session still owns it.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
 }
 
 /// Runs `recv` (the `Recv` step) with the session's unread bytes lent to

@@ -167,6 +167,9 @@ pub fn compile_options(base: &lacquer_vcl::Options, p: &Params) -> lacquer_vcl::
     if let Some(b) = flag("vcc_err_unref") {
         o.err_unref = b;
     }
+    if let Some(b) = flag("vcc_unsafe_path") {
+        o.unsafe_path = b;
+    }
     if let Some(b) = flag("vcc_allow_inline_c") {
         o.allow_inline_c = b;
     }

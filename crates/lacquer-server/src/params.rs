@@ -22,6 +22,8 @@ macro_rules! honoured {
                 pub $field: f64,
             )*
             values: ParamValues,
+            /// The parameters `-r` protects from the CLI.
+            protected: Vec<&'static str>,
         }
 
         /// The parameters copied into [`Params`]' typed fields.
@@ -36,7 +38,7 @@ macro_rules! honoured {
 
         impl Default for Params {
             fn default() -> Params {
-                let mut p = Params { $( $field: 0.0, )* values: ParamValues::default() };
+                let mut p = Params { $( $field: 0.0, )* values: ParamValues::default(), protected: Vec::new() };
                 p.sync();
                 p
             }
@@ -71,12 +73,15 @@ honoured! {
     gzip_level,
     vcl_cooldown,
     shortlived,
+    cli_limit,
+    max_vcl,
+    max_vcl_handling,
     max_esi_depth,
 }
 
 /// Honoured parameters that are not numbers: read by name where they are
 /// used (`crate::compile_options`).
-pub const READ_BY_NAME: &[&str] = &["vcc_err_unref", "vcl_path", "feature"];
+pub const READ_BY_NAME: &[&str] = &["vcc_err_unref", "vcc_unsafe_path", "vcl_path", "feature"];
 
 impl Params {
     /// Sets a parameter from `name=value` text, as `-p` gives it.
@@ -92,6 +97,18 @@ impl Params {
         self.values.set(name, value)?;
         self.sync();
         Ok(())
+    }
+
+    /// Protects a parameter from `param.set` and `param.reset` (`-r`);
+    /// `-p` still sets it at start.
+    pub fn protect(&mut self, name: &str) -> Result<(), ParamError> {
+        match lacquer_defs::params::lookup(name) {
+            Some(d) => {
+                self.protected.push(d.name);
+                Ok(())
+            }
+            None => Err(ParamError { status: 106, message: format!("Unknown parameter \"{name}\" in -r") }),
+        }
     }
 
     fn number(&self, name: &str) -> f64 {
@@ -152,9 +169,13 @@ impl LiveParams {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Sets one parameter from its text, as `param.set` does.
+    /// Sets one parameter from its text, as `param.set` does (refused
+    /// for one `-r` protects).
     pub fn set(&self, name: &str, value: &str) -> Result<(), ParamError> {
         let mut cur = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if cur.protected.contains(&name) {
+            return Err(ParamError { status: 107, message: format!("parameter \"{name}\" is protected.") });
+        }
         let mut next = Params::clone(&cur);
         next.set(name, value)?;
         *cur = std::sync::Arc::new(next);

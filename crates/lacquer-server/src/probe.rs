@@ -43,6 +43,7 @@ pub(crate) fn start(vcl: &Vcl) -> Vec<tokio::task::AbortHandle> {
         };
         let target = Target::new(def, be);
         be.set_healthy(target.healthy());
+        be.set_history(target.hist.clone());
         tasks.push(tokio::spawn(run(be.clone(), target)).abort_handle());
     }
     tasks
@@ -56,10 +57,98 @@ struct Target {
     expected: u16,
     timeout: f64,
     interval: f64,
-    window: u32,
-    threshold: u32,
-    /// One bit per poll, newest lowest: set for a good poll.
-    happy: u64,
+    /// What the polls did, shared with the backend for `backend.list -p`.
+    hist: History,
+}
+
+/// A probe's record (Varnish's bitmaps in `struct vbp_target`): one bit a
+/// poll in each map, newest lowest, set when that step of the poll went
+/// right (or wrong, for the `err_` maps); `happy` holds the verdicts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct History {
+    pub good_ipv4: u64,
+    pub good_ipv6: u64,
+    pub good_unix: u64,
+    pub err_xmit: u64,
+    pub good_xmit: u64,
+    pub err_recv: u64,
+    pub good_recv: u64,
+    pub happy: u64,
+    /// The average response time of good polls, over the last few.
+    pub avg: f64,
+    /// How many polls `avg` averages, up to [`AVG_RATE`].
+    rate: u32,
+    pub window: u32,
+    pub threshold: u32,
+}
+
+/// How many good polls the average response time is smoothed over.
+const AVG_RATE: u32 = 4;
+
+impl History {
+    /// A new poll: every map moves up one place.
+    fn shift(&mut self) {
+        for m in [
+            &mut self.good_ipv4,
+            &mut self.good_ipv6,
+            &mut self.good_unix,
+            &mut self.err_xmit,
+            &mut self.good_xmit,
+            &mut self.err_recv,
+            &mut self.good_recv,
+            &mut self.happy,
+        ] {
+            *m <<= 1;
+        }
+    }
+
+    /// How many of the newest `.window` polls were good.
+    pub fn good(&self) -> u32 {
+        let mask = if self.window >= 64 { u64::MAX } else { (1u64 << self.window) - 1 };
+        (self.happy & mask).count_ones()
+    }
+
+    /// A good poll took `secs`: into the running average.
+    fn took(&mut self, secs: f64) {
+        if self.rate < AVG_RATE {
+            self.rate += 1;
+        }
+        self.avg += (secs - self.avg) / f64::from(self.rate);
+    }
+
+    /// The history as `backend.list -p` shows it: the counts, then one
+    /// line a map that has a bit set (and always `Happy`), oldest poll
+    /// first, a character for a set bit and `-` for a clear one.
+    pub fn report(&self) -> String {
+        let mut out = format!(
+            " Current states  good: {:2} threshold: {:2} window: {:2}\n  Average response time of good probes: {:.6}\n  \
+             Oldest ================================================== Newest\n",
+            self.good(),
+            self.threshold,
+            self.window,
+            self.avg
+        );
+        let maps = [
+            (self.good_ipv4, '4', "Good IPv4"),
+            (self.good_ipv6, '6', "Good IPv6"),
+            (self.good_unix, 'U', "Good UNIX"),
+            (self.err_xmit, 'x', "Error Xmit"),
+            (self.good_xmit, 'X', "Good Xmit"),
+            (self.err_recv, 'r', "Error Recv"),
+            (self.good_recv, 'R', "Good Recv"),
+        ];
+        for (map, c, label) in maps.into_iter().chain([(self.happy, 'H', "Happy")]) {
+            if map == 0 && label != "Happy" {
+                continue;
+            }
+            out.push_str("  ");
+            out.extend((0..64).rev().map(|bit| if map >> bit & 1 == 1 { c } else { '-' }));
+            out.push(' ');
+            out.push_str(label);
+            out.push('\n');
+        }
+        out
+    }
 }
 
 impl Target {
@@ -74,9 +163,7 @@ impl Target {
             expected: if def.expected_response == 0 { 200 } else { def.expected_response },
             timeout: or(def.timeout, 2.0),
             interval: or(def.interval, 5.0),
-            window,
-            threshold,
-            happy: 0,
+            hist: History { window, threshold, ..History::default() },
         };
         let initial = def.initial.unwrap_or(threshold.saturating_sub(1)).min(threshold);
         for _ in 0..initial {
@@ -85,20 +172,20 @@ impl Target {
         t
     }
 
-    /// Shifts one poll's result into the history.
+    /// Shifts one poll's verdict into the history (the `.initial` polls,
+    /// and the tests; a real poll fills in every map, see [`poke`]).
     fn record(&mut self, good: bool) {
-        self.happy = (self.happy << 1) | u64::from(good);
+        self.hist.shift();
+        self.hist.happy |= u64::from(good);
     }
 
-    /// How many of the newest `.window` polls were good.
     fn good(&self) -> u32 {
-        let mask = if self.window >= 64 { u64::MAX } else { (1u64 << self.window) - 1 };
-        (self.happy & mask).count_ones()
+        self.hist.good()
     }
 
     /// Healthy iff enough of the window was good.
     fn healthy(&self) -> bool {
-        self.good() >= self.threshold
+        self.good() >= self.hist.threshold
     }
 }
 
@@ -129,20 +216,54 @@ async fn run(be: Arc<Backend>, mut t: Target) {
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        let status = poke(&be, &t.request, t.timeout).await;
-        t.record(status == Some(t.expected));
+        t.hist.shift();
+        be.set_history(t.hist.clone());
+        let started = std::time::Instant::now();
+        let status = poke(&be, &mut t).await;
+        if status == Some(t.expected) {
+            t.hist.happy |= 1;
+            t.hist.took(started.elapsed().as_secs_f64());
+        }
         be.set_healthy(t.healthy());
+        be.set_history(t.hist.clone());
     }
+}
+
+/// How far a poll got, for its marks in the history.
+#[derive(Clone, Copy)]
+enum Step {
+    Connecting,
+    Sending,
+    Receiving,
 }
 
 /// One poll (Varnish's `vbp_poke`): the status of the answer, or `None` if
 /// connecting, writing or reading failed, the backend did not close the
-/// connection within `timeout`, or the status line does not parse.
-async fn poke(be: &Backend, request: &[u8], timeout: f64) -> Option<u16> {
+/// connection within `.timeout`, or the status line does not parse. Each
+/// step's outcome is marked in the history as it happens, so that
+/// `backend.list -p` shows a poll in progress as varnishd does.
+async fn poke(be: &Backend, t: &mut Target) -> Option<u16> {
+    let timeout = t.timeout;
+    let mut step = Step::Connecting;
     let attempt = async {
         let mut io = be.open(timeout).await.ok()?;
-        io.write_all(request).await.ok()?;
-        io.flush().await.ok()?;
+        let family = match (&be.def.path, be.def.addrs.first()) {
+            (Some(_), _) => Some(&mut t.hist.good_unix),
+            (None, Some(a)) if a.is_ipv6() => Some(&mut t.hist.good_ipv6),
+            (None, Some(_)) => Some(&mut t.hist.good_ipv4),
+            (None, None) => None,
+        };
+        if let Some(map) = family {
+            *map |= 1;
+        }
+        step = Step::Sending;
+        be.set_history(t.hist.clone());
+        if io.write_all(&t.request).await.is_err() || io.flush().await.is_err() {
+            return None;
+        }
+        t.hist.good_xmit |= 1;
+        step = Step::Receiving;
+        be.set_history(t.hist.clone());
         let mut head = Vec::with_capacity(RESP_BUF);
         let mut buf = [0u8; 4096];
         loop {
@@ -154,9 +275,21 @@ async fn poke(be: &Backend, request: &[u8], timeout: f64) -> Option<u16> {
                 }
             }
         }
+        if !head.is_empty() {
+            t.hist.good_recv |= 1;
+        }
         status_of(&head)
     };
-    tokio::time::timeout(secs(timeout), attempt).await.ok().flatten()
+    let got = tokio::time::timeout(secs(timeout), attempt).await.ok().flatten();
+    if got.is_none() {
+        match step {
+            Step::Connecting => {}
+            Step::Sending => t.hist.err_xmit |= 1,
+            Step::Receiving if t.hist.good_recv & 1 == 0 => t.hist.err_recv |= 1,
+            Step::Receiving => {}
+        }
+    }
+    got
 }
 
 /// The status of a status line as Varnish reads it: the first line,
@@ -207,6 +340,24 @@ mod tests {
         assert!(t.healthy());
         t.record(false);
         assert!(!t.healthy());
+    }
+
+    #[test]
+    fn the_report_shows_each_map_oldest_first() {
+        let mut h = History { window: 8, threshold: 3, ..History::default() };
+        for (connected, sent, happy) in [(true, true, true), (true, true, false), (false, false, false)] {
+            h.shift();
+            h.good_ipv4 |= u64::from(connected);
+            h.good_xmit |= u64::from(sent);
+            h.happy |= u64::from(happy);
+        }
+        let r = h.report();
+        let lines: Vec<&str> = r.lines().collect();
+        assert_eq!(lines[0], " Current states  good:  1 threshold:  3 window:  8");
+        assert_eq!(lines[3], format!("  {}44- Good IPv4", "-".repeat(61)));
+        assert_eq!(lines[4], format!("  {}XX- Good Xmit", "-".repeat(61)));
+        assert_eq!(lines[5], format!("  {}H-- Happy", "-".repeat(61)));
+        assert_eq!(lines.len(), 6, "maps with no bit set are left out, but for Happy:\n{r}");
     }
 
     #[test]

@@ -107,6 +107,11 @@ pub(crate) struct Req {
     pub hash_always_miss: bool,
     pub hash_ignore_busy: bool,
     pub hash_ignore_vary: bool,
+    /// `req.storage`: where a cached request body would go (by index).
+    pub storage: Option<usize>,
+    /// `client.identity` as VCL set it (the client's address until then);
+    /// fetches inherit it.
+    pub client_identity: Option<String>,
     pub ttl: f64,
     pub grace: f64,
     /// Whether the fetch being made is a pass (not a miss).
@@ -139,9 +144,10 @@ pub(crate) struct Req {
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
     /// Modules' PRIV_SESS state, lent by the session for the request.
     pub sess_privs: std::cell::RefCell<crate::vmod::Privs>,
-    /// `VCL_Log` lines of module calls made inside expressions, logged
-    /// when the subroutine returns.
-    pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
+    /// Records of what expressions did (module calls' `VCL_Log` lines,
+    /// `+log` ACLs' verdicts), which cannot log as they run: logged
+    /// before the next thing VCL logs, or when the subroutine returns.
+    pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
     /// The VCL the request started with, once `return (vcl(LABEL))` has
     /// switched it to the labelled one (Varnish's `req->vcl0`).
     pub vcl0: Option<Arc<Vcl>>,
@@ -228,6 +234,8 @@ impl Req {
             hash_always_miss: false,
             hash_ignore_busy: false,
             hash_ignore_vary: false,
+            storage: None,
+            client_identity: None,
             ttl: -1.0,
             grace: -1.0,
             pass: false,
@@ -296,9 +304,7 @@ fn vcl(req: &mut Req, method: Method) -> Handling {
             }
         },
     };
-    for l in req.module_logs.get_mut().drain(..) {
-        req.vsl.text(Tag::VCL_Log, &l);
-    }
+    crate::ctx::flush(&mut req.vsl, &mut req.module_logs);
     let word = crate::handoff::return_word(req).unwrap_or(h.action.as_str());
     req.vsl.str(Tag::VCL_return, word);
     h
@@ -599,6 +605,7 @@ fn start_bgfetch(req: &mut Req, busy: Busy<Msg>) {
     );
     bo.busy = Some(busy);
     bo.is_bgfetch = true;
+    bo.client_identity = req.client_identity.clone();
     drop(fetch::spawn(shared, bo));
 }
 
@@ -727,6 +734,7 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         req.backend_hint,
         pass,
     );
+    bo.client_identity = req.client_identity.clone();
     bo.busy = if pass { None } else { req.busy.take() };
     bo.stale = if pass { None } else { req.stale.take() };
     req.vsl.fmt(Tag::Link, format_args!("bereq {} fetch", req.bereq_vxid));

@@ -70,6 +70,48 @@ impl std::fmt::Display for Admin {
     }
 }
 
+/// Idle connections to one endpoint.
+type Pool = Mutex<Vec<Box<dyn Io>>>;
+
+/// What makes two backends' connections interchangeable: where they go
+/// and what is sent first on a new one.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    addrs: Vec<std::net::SocketAddr>,
+    path: Option<String>,
+    proxy_header: Option<u8>,
+    preamble: Option<Vec<u8>>,
+}
+
+/// The pool for `def`'s endpoint: the one other backends to it already
+/// use, or a new one. As in varnishd (`VCP_Ref`), a connection opened by
+/// one VCL's backend is reused by the same backend in the next VCL, so
+/// a reload does not cost every backend connection (and an origin that
+/// expects one connection keeps getting one).
+fn pool_for(def: &BackendDef) -> Arc<Pool> {
+    use std::collections::HashMap;
+    use std::sync::{OnceLock, Weak};
+    static POOLS: OnceLock<Mutex<HashMap<PoolKey, Weak<Pool>>>> = OnceLock::new();
+    if def.none || (def.addrs.is_empty() && def.path.is_none()) {
+        return Arc::default();
+    }
+    let key = PoolKey {
+        addrs: def.addrs.clone(),
+        path: def.path.clone(),
+        proxy_header: def.proxy_header,
+        preamble: def.preamble.clone(),
+    };
+    let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = pools.get(&key).and_then(Weak::upgrade) {
+        return p;
+    }
+    // Forget the pools nobody uses any more while here.
+    pools.retain(|_, p| p.strong_count() > 0);
+    let p = Arc::new(Pool::default());
+    pools.insert(key, Arc::downgrade(&p));
+    p
+}
+
 /// How many idle connections a backend keeps.
 const POOL_MAX: usize = 16;
 
@@ -124,7 +166,9 @@ impl AsyncWrite for Conn {
 /// count of connections in use.
 pub(crate) struct Backend {
     pub def: BackendDef,
-    pool: Mutex<Vec<Box<dyn Io>>>,
+    /// Idle connections, shared by every backend of every VCL that
+    /// reaches the same endpoint the same way ([`pool_for`]).
+    pool: Arc<Pool>,
     /// Connections handed out and not yet given back (Varnish's `n_conn`);
     /// idle pooled connections do not count.
     in_use: Arc<AtomicU32>,
@@ -138,6 +182,11 @@ pub(crate) struct Backend {
     /// A module's own backend: a "connection" is an in-process pipe to a
     /// task that has the module answer ([`native`]).
     native: Option<Arc<dyn lacquer_module::NativeBackend>>,
+    /// The probe's record, for `backend.list -p` (none without a probe).
+    history: Mutex<Option<crate::probe::History>>,
+    /// When the health last changed (or the backend was made), as the
+    /// bits of an `f64` time: `backend.list`'s "Last change".
+    changed: std::sync::atomic::AtomicU64,
 }
 
 impl Backend {
@@ -146,12 +195,14 @@ impl Backend {
     /// accepts its first connection.
     pub fn new(def: BackendDef) -> Backend {
         Backend {
+            pool: pool_for(&def),
             def,
-            pool: Mutex::new(Vec::new()),
             in_use: Arc::new(AtomicU32::new(0)),
             sick: AtomicBool::new(false),
             admin: Default::default(),
             native: None,
+            history: Mutex::new(None),
+            changed: crate::msg::now().to_bits().into(),
         }
     }
 
@@ -194,7 +245,23 @@ impl Backend {
     }
 
     pub(crate) fn set_healthy(&self, healthy: bool) {
-        self.sick.store(!healthy, Ordering::Release);
+        if self.sick.swap(!healthy, Ordering::AcqRel) == healthy {
+            self.changed.store(crate::msg::now().to_bits(), Ordering::Release);
+        }
+    }
+
+    /// When the health last changed.
+    pub fn changed(&self) -> f64 {
+        f64::from_bits(self.changed.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_history(&self, h: crate::probe::History) {
+        *self.history.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    }
+
+    /// The probe's record, if the backend has a probe.
+    pub(crate) fn history(&self) -> Option<crate::probe::History> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// An idle pooled connection, or a new one; fails at once if the

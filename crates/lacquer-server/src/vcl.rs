@@ -335,6 +335,17 @@ impl Vcls {
         if self.list.lock().unwrap_or_else(|e| e.into_inner()).find(name).is_some() {
             return (status::PARAM, format!("Already a VCL named {name}"));
         }
+        // `max_vcl`: past it, refuse (handling 2) or load and remind
+        // (handling 1), as varnishd does.
+        let params = shared.params.get();
+        let loaded = self.loaded_count();
+        let over = params.max_vcl_handling > 0.0 && loaded as f64 >= params.max_vcl;
+        if over && params.max_vcl_handling >= 2.0 {
+            return (
+                status::CANT,
+                format!("Too many ({loaded}) VCLs already loaded\n(See max_vcl and max_vcl_handling parameters)"),
+            );
+        }
         let opts = shared.compile_options();
         let compiled = match from {
             Origin::File(path) => {
@@ -347,7 +358,7 @@ impl Vcls {
             Origin::Inline(src) => lacquer_vcl::compile_str("<vcl.inline>", src, &opts)
                 .map(|p| (p, ("<vcl.inline>".to_string(), src.to_string()))),
         };
-        let (program, source) = match compiled {
+        let (mut program, source) = match compiled {
             Ok(c) => c,
             Err(e) => {
                 // The compiler's text ends in a newline (a blank line after
@@ -358,7 +369,25 @@ impl Vcls {
                 return (status::PARAM, text);
             }
         };
-        self.install(shared, name, program, source, state)
+        let warnings = std::mem::take(&mut program.warnings);
+        let (code, mut text) = self.install(shared, name, program, source, state);
+        if code == status::OK && !warnings.is_empty() {
+            text = format!("Message from VCC-compiler:\n{warnings}VCL compiled.\n{text}");
+        }
+        if code == status::OK && over {
+            text.push_str(&format!(
+                "{} VCLs loaded\nRemember to vcl.discard the old/unused VCLs.\n\
+                 (See max_vcl and max_vcl_handling parameters)",
+                loaded + 1
+            ));
+        }
+        (code, text)
+    }
+
+    /// How many VCLs are loaded (labels aside).
+    fn loaded_count(&self) -> usize {
+        let list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        list.entries.iter().filter(|e| matches!(e, Entry::Vcl(_))).count()
     }
 
     /// Loads an already compiled VCL, `auto` (the boot VCL).
@@ -426,6 +455,15 @@ impl Vcls {
         program: Program,
         source: (String, String),
     ) -> Result<Arc<Vcl>, String> {
+        // VCL 4.0 has no way to speak of a client on a Unix socket
+        // (`client.ip` would lie), so varnishd refuses it when one listens.
+        if program.syntax < 41 && shared.sockets.iter().any(|l| l.endpoint.starts_with('/')) {
+            let v = format!("{}.{}", program.syntax / 10, program.syntax % 10);
+            return Err(format!(
+                "Compiled VCL version ({v}) not supported.\nVCL {v} cannot be used with a listener on a Unix socket; \
+                 use vcl 4.1."
+            ));
+        }
         let backends = program.backends.iter().cloned().map(|d| Arc::new(vbe::Backend::new(d))).collect();
         let vbe = program
             .backends

@@ -460,6 +460,16 @@ impl Host for TaskHost<'_> {
         }
     }
 
+    fn set_ip_tos(&mut self, tos: i64) -> Result<(), MFailure> {
+        let fd = match &self.task {
+            Task::Req(Lent::Mut(r)) => r.conn.fd(),
+            Task::Req(Lent::Shared(r)) => r.conn.fd(),
+            _ => return Err(MFailure("set_ip_tos is only for the client side".into())),
+        };
+        let tos = i32::try_from(tos).map_err(|_| MFailure(format!("set_ip_tos: {tos} is not a TOS value")))?;
+        set_tos(fd, tos).map_err(|e| MFailure(format!("set_ip_tos: {e}")))
+    }
+
     fn connection(&mut self) -> Result<lacquer_module::Connection, MFailure> {
         let req = self.recv_req()?;
         crate::handoff::connection(req)
@@ -477,6 +487,31 @@ impl Host for TaskHost<'_> {
         self.shared.cache.ban(crate::msg::now(), text, uses_req, spec.into_test());
         Ok(())
     }
+}
+
+/// Sets the IP type-of-service byte of a client socket (`IP_TOS`, or
+/// `IPV6_TCLASS` for IPv6); a Unix socket has none, and is left alone as
+/// varnishd leaves it.
+fn set_tos(fd: std::os::fd::RawFd, tos: i32) -> std::io::Result<()> {
+    // SAFETY: plain system calls on a descriptor the session owns, with
+    // buffers sized for what they write.
+    unsafe {
+        let mut addr: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let (level, opt) = match i32::from(addr.ss_family) {
+            libc::AF_INET => (libc::IPPROTO_IP, libc::IP_TOS),
+            libc::AF_INET6 => (libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
+            _ => return Ok(()),
+        };
+        let v = (&tos as *const i32).cast();
+        if libc::setsockopt(fd, level, opt, v, std::mem::size_of::<i32>() as libc::socklen_t) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// A module's counters: its segment of the counters file, gone when dropped.

@@ -49,12 +49,13 @@ impl Vcc<'_> {
         self.skip(Op::LBrace, 731)?;
         let mut entries = Vec::new();
         let mut where_from = Vec::new();
+        let mut labels = Vec::new();
         while !self.t().is(Op::RBrace) {
-            self.acl_entry(&mut entries, &mut where_from, pedantic)?;
+            self.acl_entry(&mut entries, &mut where_from, &mut labels, pedantic)?;
             self.skip(Op::Semi, 736)?;
         }
         self.skip(Op::RBrace, 804)?;
-        let def = AclDef { name: name.clone(), acl: Acl::new(entries), log };
+        let def = AclDef { name: name.clone(), acl: Acl::new(entries), log, labels };
         match fwd {
             Some(SymKind::Acl(fid)) => self.acls[fid as usize] = def,
             _ => {
@@ -67,8 +68,15 @@ impl Vcc<'_> {
 
     /// One entry: `[!] ["("] [!] "address[/bits]" [/ bits] [")"]`, added
     /// for every address it stands for (VCC's `vcc_acl_entry`).
-    /// `where_from` holds the address token of each entry in `out`.
-    fn acl_entry(&mut self, out: &mut Vec<AclEntry>, where_from: &mut Vec<Span>, pedantic: bool) -> R<()> {
+    /// `where_from` holds the address token of each entry in `out`;
+    /// `labels` gets the entry as written, for `+log`.
+    fn acl_entry(
+        &mut self,
+        out: &mut Vec<AclEntry>,
+        where_from: &mut Vec<Span>,
+        labels: &mut Vec<String>,
+        pedantic: bool,
+    ) -> R<()> {
         let mut negated = false;
         if self.t().is(Op::Bang) {
             negated = true;
@@ -104,6 +112,11 @@ impl Vcc<'_> {
             let sp = self.t().span;
             bits = Some((self.tok_text().parse().unwrap_or(u32::MAX), sp));
             self.next();
+        }
+        // As written: the string token, and a mask given after it.
+        let mut written = self.text(t_addr);
+        if let Some((_, sp)) = bits.filter(|(_, sp)| *sp != t_addr) {
+            written = format!("{written}/{}", self.text(sp));
         }
         if paren {
             self.skip(Op::RParen, 444)?;
@@ -168,7 +181,8 @@ impl Vcc<'_> {
                 ]);
                 return self.fail(d);
             }
-            let e = AclEntry { addr: m, bits: b as u8, negated };
+            let label = if m == a { written.clone() } else { format!("{written} fixed: {m}/{b}") };
+            let e = AclEntry { addr: m, bits: b as u8, negated, label: labels.len() as u32 };
             if let Some(i) = out.iter().position(|o| o.addr == e.addr && o.bits == e.bits) {
                 if out[i].negated != negated {
                     let d = Diag::new(vec![
@@ -183,6 +197,7 @@ impl Vcc<'_> {
             }
             out.push(e);
             where_from.push(t_addr);
+            labels.push(label);
         }
         Ok(())
     }

@@ -24,6 +24,9 @@ pub struct AclEntry {
     pub bits: u8,
     /// Whether the entry excludes the addresses it contains (`!`).
     pub negated: bool,
+    /// Which of the ACL's labels (`AclDef::labels`) names the entry as
+    /// written, for `+log`.
+    pub label: u32,
 }
 
 impl AclEntry {
@@ -155,7 +158,7 @@ impl Acl {
             .map(|e| {
                 let width = if e.addr.is_ipv4() { 32 } else { 128 };
                 let bits = e.bits.min(width);
-                AclEntry { addr: mask(e.addr, bits), bits, negated: e.negated }
+                AclEntry { addr: mask(e.addr, bits), bits, ..e }
             })
             .collect();
         // A stable sort keeps the first of equal entries first.
@@ -211,7 +214,7 @@ mod tests {
                 (addr, if addr.is_ipv4() { 32 } else { 128 })
             }
         };
-        AclEntry { addr, bits, negated }
+        AclEntry { addr, bits, negated, label: 0 }
     }
 
     fn acl(specs: &[&str]) -> Acl {
@@ -300,9 +303,9 @@ mod tests {
     #[test]
     fn new_masks_and_keeps_the_first_duplicate() {
         let a = Acl::new(vec![
-            AclEntry { addr: ip("10.1.2.3"), bits: 8, negated: false },
-            AclEntry { addr: ip("10.9.9.9"), bits: 8, negated: true },
-            AclEntry { addr: ip("1.2.3.4"), bits: 40, negated: false },
+            AclEntry { addr: ip("10.1.2.3"), bits: 8, negated: false, label: 0 },
+            AclEntry { addr: ip("10.9.9.9"), bits: 8, negated: true, label: 0 },
+            AclEntry { addr: ip("1.2.3.4"), bits: 40, negated: false, label: 0 },
         ]);
         assert_eq!(a.entries().len(), 2);
         assert!(a.matches(ip("10.200.0.1")));
@@ -345,7 +348,7 @@ mod tests {
                     IpAddr::V4(Ipv4Addr::from(x))
                 };
                 let bits = if v6 { bits * 4 } else { bits };
-                entries.push(AclEntry { addr: mask(addr, bits), bits, negated: next() % 2 == 0 });
+                entries.push(AclEntry { addr: mask(addr, bits), bits, negated: next() % 2 == 0, label: 0 });
             }
             let a = Acl::new(entries);
             for _ in 0..200 {

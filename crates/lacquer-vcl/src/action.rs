@@ -183,6 +183,23 @@ impl Vcc<'_> {
                 ]);
                 self.fail(d)
             }
+            Some((Found::Sym(s), used)) if used == name.len() && matches!(s.kind, SymKind::Instance(_)) => {
+                // An object alone: VCC wants `.method` after it.
+                self.next();
+                self.skip(Op::Dot, 1478)?;
+                self.fail_here("Symbol cannot be used here.")
+            }
+            Some((Found::Sym(s), used)) if used < name.len() && matches!(s.kind, SymKind::ModObject(..)) => {
+                let SymKind::ModObject(m, o) = s.kind else { unreachable!("matched above") };
+                self.split_token(used);
+                let first = self.t().span;
+                self.next();
+                if self.names_class_method(m, o) {
+                    let d = self.class_method_call(first);
+                    return self.fail(d);
+                }
+                self.fail_here("Symbol cannot be used here.")
+            }
             Some(_) => {
                 self.next();
                 self.fail_here("Symbol cannot be used here.")
@@ -507,6 +524,12 @@ impl Vcc<'_> {
                         };
                         return self.fail(d);
                     }
+                }
+                Action::Fail => {
+                    self.next();
+                    let why = self.expr(VclType::String)?;
+                    self.skip(Op::RParen, 316)?;
+                    Return::FailWith(why)
                 }
                 _ => return self.fail_here("Arguments not allowed."),
             }

@@ -32,6 +32,9 @@ pub struct Options {
     /// Where `include "x";` looks for relative paths that are not found next
     /// to the including file (Varnish's `vcl_path`).
     pub vcl_path: Vec<PathBuf>,
+    /// Whether `include` may name a file by a path (with a `/`) rather
+    /// than only by a name found in `vcl_path` (`vcc_unsafe_path`).
+    pub unsafe_path: bool,
     /// The VCL labels that exist where the VCL is loaded, which
     /// `return (vcl(LABEL))` may name.
     pub labels: Vec<String>,
@@ -47,6 +50,7 @@ impl Default for Options {
             allow_inline_c: false,
             stevedores: vec!["s0".into(), "Transient".into()],
             vcl_path: Vec::new(),
+            unsafe_path: true,
             labels: Vec::new(),
             modules: None,
         }
@@ -89,7 +93,12 @@ fn compile_bytes(name: &str, text: Vec<u8>, dir: Option<PathBuf>, opts: &Options
     let mut vcc = Vcc::new(opts, srcs);
     let r = vcc.run(&mut dirs, main);
     match r {
-        Ok(p) => Ok(p),
+        Ok(mut p) => {
+            if !vcc.diags.is_empty() {
+                p.warnings = crate::render::render_all(&vcc.diags, &vcc.srcs);
+            }
+            Ok(p)
+        }
         Err(Stop) => {
             let text = crate::render::render_all(&vcc.diags, &vcc.srcs);
             Err(CompileError { diags: vcc.diags, text })
@@ -436,7 +445,12 @@ impl<'o> Vcc<'o> {
         }
         let (word, sk, e) = if kind == VclType::Acl {
             let id = self.acls.len() as AclId;
-            self.acls.push(AclDef { name: name.clone(), acl: crate::aclmatch::Acl::new(Vec::new()), log: false });
+            self.acls.push(AclDef {
+                name: name.clone(),
+                acl: crate::aclmatch::Acl::new(Vec::new()),
+                log: false,
+                labels: Vec::new(),
+            });
             ("acl", SymKind::Acl(id), Expr::Acl(id))
         } else {
             let id = self.backends.len() as BackendId;
@@ -561,6 +575,7 @@ impl<'o> Vcc<'o> {
             instances: std::mem::take(&mut self.instances),
             vcl_labels: std::mem::take(&mut self.vcl_labels),
             default_backend: Some(self.default_backend_id()),
+            warnings: String::new(),
         })
     }
 
@@ -615,6 +630,9 @@ impl<'o> Vcc<'o> {
                     Piece::Where(name_span),
                 ]);
                 return self.fail(d);
+            }
+            if !self.opts.unsafe_path && fname.contains('/') {
+                return self.fail(Diag::at(format!("VCL filename '{fname}' is unsafe."), name_span));
             }
             if fname.starts_with("./") && !self.srcs.get(kw.src).name.starts_with('/') {
                 let d = Diag::at("include \"./xxxxx\"; needs absolute filename of including file.", name_span);

@@ -121,8 +121,20 @@ pub trait VclContext {
     ) -> Result<Value<'static>, Failure> {
         self.call(program, call, args)
     }
+    /// Logs a `+log` ACL's verdict (a `VCL_acl` record), in order with
+    /// the rest of the task's log.
+    fn log_acl(&self, _line: &str) {}
     /// The name of a backend, for conversions to STRING.
     fn backend_name(&self, _b: BackendId) -> Option<&str> {
         None
+    }
+    /// `storage.NAME.free_space`, `.used_space` (BYTES) and `.happy`
+    /// (BOOL): the cache's figures, which only the server knows. Without
+    /// a cache, a store is empty and happy.
+    fn stevedore(&self, _name: &str, method: crate::program::TypeMethod) -> Value<'static> {
+        match method {
+            crate::program::TypeMethod::Happy => Value::Bool(true),
+            _ => Value::Bytes(0.0),
+        }
     }
 }

@@ -132,6 +132,10 @@ fn handling<C: VclContext>(p: &Program, r: &Return, ctx: &C) -> Result<Handling,
             Handling { pass_ttl: Some(ttl), ..Handling::plain(Action::Pass) }
         }
         Return::Vcl(label) => Handling { label: Some(label.clone()), ..Handling::plain(Action::Vcl) },
+        Return::FailWith(why) => {
+            let why = string_of(p, ctx, why)?;
+            return Err(Failure(String::from_utf8_lossy(why.as_deref().unwrap_or(b"")).into_owned()));
+        }
     })
 }
 
@@ -242,8 +246,23 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
             Value::Bool(m != *neg)
         }
         Expr::AclMatch(ip, acl, neg) => {
+            let def = &p.acls[*acl as usize];
             let m = match eval(p, ctx, ip)? {
-                Value::Ip(Some(a)) => p.acls[*acl as usize].acl.matches(a.ip()),
+                Value::Ip(Some(a)) if def.log => {
+                    // `+log`: say which entry decided, as `VCL_acl`.
+                    let hit = def.acl.lookup(a.ip());
+                    let line = match hit {
+                        Some(e) => {
+                            let verdict = if e.negated { "NEG_MATCH" } else { "MATCH" };
+                            let label = def.labels.get(e.label as usize).map_or("", String::as_str);
+                            format!("{verdict} {} {label}", def.name)
+                        }
+                        None => format!("NO_MATCH {}", def.name),
+                    };
+                    ctx.log_acl(&line);
+                    hit.is_some_and(|e| !e.negated)
+                }
+                Value::Ip(Some(a)) => def.acl.matches(a.ip()),
                 _ => false,
             };
             Value::Bool(m != *neg)
@@ -285,12 +304,18 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
             }
             TypeMethod::Resolve => eval(p, ctx, inner)?,
             // Storage statistics come from the cache, which the compiler
-            // does not know; the server's context answers `storage.*`.
-            TypeMethod::FreeSpace | TypeMethod::UsedSpace => Value::Bytes(0.0),
-            TypeMethod::Happy => Value::Bool(true),
+            // does not know; the context answers them.
+            TypeMethod::FreeSpace | TypeMethod::UsedSpace | TypeMethod::Happy => match &**inner {
+                Expr::Stevedore(name) => ctx.stevedore(name, *m),
+                _ => return Err(Failure(format!("{m:?} of something that is not a storage"))),
+            },
         },
         Expr::Backend(id) => Value::Backend(Some(*id)),
-        Expr::Acl(_) | Expr::Probe(_) | Expr::Stevedore(_) => Value::Opaque,
+        // As STRING these are their names (module calls take the ACL or
+        // probe itself from the expression, see the server's `vmod`).
+        Expr::Acl(id) => Value::Str(p.acls.get(*id as usize).map(|a| Cow::Borrowed(a.name.as_bytes()))),
+        Expr::Probe(id) => Value::Str(p.probes.get(*id as usize).map(|d| Cow::Borrowed(d.name.as_bytes()))),
+        Expr::Stevedore(name) => Value::Str(Some(Cow::Owned(format!("storage.{name}").into_bytes()))),
         Expr::Call(id, _) => call(p, ctx, *id)?,
     })
 }

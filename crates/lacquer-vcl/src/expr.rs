@@ -460,8 +460,13 @@ impl Vcc<'_> {
             }
             Tok::Id => self.expr_symbol(want),
             Tok::CStr if want == VclType::Ip => {
-                // VCC resolves a string literal where an IP is wanted.
+                // VCC resolves a string literal where an IP is wanted; a
+                // socket's path is not one.
                 let host = String::from_utf8_lossy(&t.dec).into_owned();
+                if host.starts_with('/') {
+                    let msg = format!("Cannot convert to an IP address: '\"{host}\"'");
+                    return self.fail(Diag::at(msg, t.span));
+                }
                 match crate::backend::resolve(&host, "0") {
                     Ok(addrs) => {
                         self.next();
@@ -731,6 +736,10 @@ impl Vcc<'_> {
                     let msg = format!("Unknown property '{}' for type {}", self.tok_text(), class);
                     return self.fail_here(&msg);
                 }
+                SymKind::ModObject(m, o) if self.names_class_method(m, o) => {
+                    let d = self.class_method_call(tspan);
+                    return self.fail(d);
+                }
                 kind @ (SymKind::Action
                 | SymKind::Reserved
                 | SymKind::HdrFamily(_)
@@ -771,6 +780,47 @@ impl Vcc<'_> {
     /// prefix names something, the token is split so that the rest
     /// (`.lower`, `.z`) is read as a type method. Fails with
     /// `"<what>: 'name'"` when nothing matches.
+    /// Whether the tokens after an object type's name (`directors.hash`)
+    /// go on to one of its methods (`.backend`): a method called on the
+    /// type rather than on an object made with `new`.
+    pub(crate) fn names_class_method(&self, m: u32, o: u32) -> bool {
+        let (Some(dot), Some(id)) = (self.toks.get(self.i), self.toks.get(self.i + 1)) else { return false };
+        if !dot.is(Op::Dot) || id.tok != Tok::Id {
+            return false;
+        }
+        let name = self.text(id.span);
+        let spec = self.imports.get(m as usize).and_then(|i| i.spec.as_ref());
+        spec.and_then(|s| s.objects.get(o as usize)).is_some_and(|ob| ob.methods.iter().any(|f| f.name == name))
+    }
+
+    /// VCC's answer to `module.type.method(...)`: a syntax error, shown
+    /// over the whole call (the arguments are read past).
+    pub(crate) fn class_method_call(&mut self, first: crate::source::Span) -> Diag {
+        self.next();
+        self.next();
+        if self.t().is(Op::LParen) {
+            let mut depth = 0;
+            loop {
+                if self.t().is(Op::LParen) {
+                    depth += 1;
+                } else if self.t().is(Op::RParen) {
+                    depth -= 1;
+                } else if self.t().tok == Tok::Eoi {
+                    break;
+                }
+                self.next();
+                if depth == 0 {
+                    break;
+                }
+            }
+        }
+        Diag::new(vec![
+            Piece::text("Syntax error.\n"),
+            Piece::text("While compiling function call:\n\n"),
+            Piece::Where2(first, self.prev_span()),
+        ])
+    }
+
     pub(crate) fn lookup_partial_split(&mut self, what: &str) -> R<Found> {
         let t = self.t().clone();
         let (joined, last) = self.joined_name();
@@ -828,7 +878,7 @@ impl Vcc<'_> {
 
     /// Splits the identifier token here after `at` bytes into
     /// `ident`, `.`, `rest` (the rest is split again on demand).
-    fn split_token(&mut self, at: usize) {
+    pub(crate) fn split_token(&mut self, at: usize) {
         use crate::token::Token;
         let t = self.toks[self.i].clone();
         let s = t.span;

@@ -48,6 +48,9 @@ pub struct Program {
     pub vcl_labels: Vec<String>,
     /// The backend used when VCL sets none: the first one defined.
     pub default_backend: Option<BackendId>,
+    /// What VCC warned about, rendered as its errors are (each ends
+    /// "(That was just a warning)"); empty when it had nothing to say.
+    pub warnings: String,
 }
 
 impl Program {
@@ -80,6 +83,9 @@ pub struct AclDef {
     pub acl: Acl,
     /// `+log`: log each match.
     pub log: bool,
+    /// Each entry as written (`"10.0.0.1"/8`, with ` fixed: 10.0.0.0/8`
+    /// when VCC masked it), what `+log` names a match by.
+    pub labels: Vec<String>,
 }
 
 /// A backend declaration.
@@ -221,6 +227,8 @@ pub enum Return {
     PassFor(Expr),
     /// `return (vcl(label))`.
     Vcl(String),
+    /// `return (fail(STRING))`: fails with that message, as `VRT_fail`.
+    FailWith(Expr),
 }
 
 /// Binary arithmetic.

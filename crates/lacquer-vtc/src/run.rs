@@ -355,7 +355,10 @@ impl<'o> Test<'o> {
                 "64bit" | "ipv4" | "pcre_jit" | "SO_RCVTIMEO_WORKS" => true,
                 "ipv6" => TcpListener::bind("[::1]:0").is_ok(),
                 "root" => Process::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0")),
-                "dns" => std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80)).is_ok(),
+                // As varnishtest: the tests that need DNS need the real
+                // one, which resolves this canary to 192.0.2.255.
+                "dns" => std::net::ToSocketAddrs::to_socket_addrs(&("dns-canary.varnish-cache.org", 80))
+                    .is_ok_and(|mut a| a.any(|a| a.ip() == std::net::Ipv4Addr::new(192, 0, 2, 255))),
                 "cmd" => {
                     i += 1;
                     let cmd = names.get(i).cloned().unwrap_or_default();

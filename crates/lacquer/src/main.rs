@@ -364,7 +364,7 @@ fn main() -> ExitCode {
             shm_size,
             ..
         } => {
-            if let Err(e) = check_tuning(hash.as_deref(), waiter.as_deref(), &read_only) {
+            if let Err(e) = check_tuning(hash.as_deref(), waiter.as_deref()) {
                 eprintln!("Error: {e}");
                 return ExitCode::from(2);
             }
@@ -385,6 +385,7 @@ fn main() -> ExitCode {
                 params.insert(0, format!("vsl_space={}", l.split(',').next().unwrap_or("")));
             }
             let s = Serve {
+                read_only,
                 listen,
                 vcl,
                 backend,
@@ -409,8 +410,8 @@ fn main() -> ExitCode {
 }
 
 /// Checks varnishd's tuning flags that Lacquer accepts for compatibility
-/// (`-h`, `-W`, `-r`), refusing what varnishd refuses.
-fn check_tuning(hash: Option<&str>, waiter: Option<&str>, read_only: &[String]) -> Result<(), String> {
+/// (`-h`, `-W`), refusing what varnishd refuses.
+fn check_tuning(hash: Option<&str>, waiter: Option<&str>) -> Result<(), String> {
     if let Some(h) = hash {
         let (name, arg) = h.split_once(',').map_or((h, None), |(n, a)| (n, Some(a)));
         match (name, arg) {
@@ -425,16 +426,13 @@ fn check_tuning(hash: Option<&str>, waiter: Option<&str>, read_only: &[String]) 
             return Err(format!("unknown waiter: -W {w}"));
         }
     }
-    for name in read_only.iter().flat_map(|r| r.split(',')) {
-        if lacquer_defs::params::lookup(name.trim()).is_none() {
-            return Err(format!("Unknown parameter \"{name}\" in -r"));
-        }
-    }
     Ok(())
 }
 
 /// What `lacquer serve` was given.
 struct Serve {
+    /// `-r`: parameters the CLI may not change.
+    read_only: Vec<String>,
     listen: Vec<String>,
     vcl: Option<PathBuf>,
     backend: Option<String>,
@@ -452,7 +450,21 @@ struct Serve {
 /// `lacquer serve`: compiles the VCL (or makes one from `-b`), sets the
 /// parameters and runs the server until SIGTERM or SIGINT.
 fn serve(a: Serve) -> ExitCode {
-    let Serve { listen, vcl, backend, workdir, params, storage, identity, cli, cli_call, secret, pid_file, debug } = a;
+    let Serve {
+        read_only,
+        listen,
+        vcl,
+        backend,
+        workdir,
+        params,
+        storage,
+        identity,
+        cli,
+        cli_call,
+        secret,
+        pid_file,
+        debug,
+    } = a;
     let mut p = lacquer_server::Params::default();
     for a in &params {
         // Worded as varnishd words it.
@@ -462,6 +474,12 @@ fn serve(a: Serve) -> ExitCode {
         }
         if let Err(e) = p.apply(a) {
             eprintln!("Error:\n{e}");
+            return ExitCode::from(2);
+        }
+    }
+    for name in read_only.iter().flat_map(|r| r.split(',')) {
+        if let Err(e) = p.protect(name.trim()) {
+            eprintln!("Error: {e}");
             return ExitCode::from(2);
         }
     }

@@ -46,7 +46,15 @@ fn the_cli_authenticates_and_answers_as_varnishd_does() {
     let (status, body) = c.send(&["ban", "req.url", "=", "x"]);
     assert_eq!(status, 106, "{body}");
     assert_eq!(c.send(&["backend.set_health", "default", "sick"]).0, 200);
-    assert!(c.send(&["backend.list"]).1.contains("boot.default                   sick"));
+    let list = c.send(&["backend.list"]).1;
+    let row: Vec<&str> =
+        list.lines().find(|l| l.starts_with("boot.default ")).unwrap_or("").split_whitespace().collect();
+    assert_eq!(row[..4], ["boot.default", "sick", "0/0", "sick"], "{list}");
+    // The arity comes from the command table; help lists the commands.
+    assert_eq!(c.send(&["vcl.use"]).0, 104);
+    assert_eq!(c.send(&["ping", "a", "b"]).0, 105);
+    assert!(c.send(&["help"]).1.contains("backend.list [-j] [-p] [<backend_pattern>]\n"));
+    assert_eq!(c.send(&["help", "-d"]).0, 200);
     // Storage devices, as varnishd lists them.
     assert_eq!(c.send(&["storage.list"]).1, "Storage devices:\n\tstorage.s0 = malloc\n\tstorage.Transient = malloc\n");
     assert_eq!(c.send(&["no.such"]).0, 101);

@@ -163,25 +163,9 @@ pub struct RandomDirector {
     members: Members,
 }
 
-/// A number in `[0, 1)` from a xorshift generator seeded from the clock.
-fn random_unit() -> f64 {
-    use std::sync::atomic::AtomicU64;
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let mut x = STATE.load(Ordering::Relaxed);
-    if x == 0 {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        x = now.map_or(1, |d| d.as_nanos() as u64) | 1;
-    }
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    STATE.store(x, Ordering::Relaxed);
-    (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 impl lacquer_module::Director for RandomDirector {
     fn resolve(&self, healthy: &dyn Fn(Backend) -> bool) -> Option<Backend> {
-        self.members.pick(random_unit(), healthy)
+        self.members.pick(lacquer_module::rand::unit(), healthy)
     }
 
     fn healthy(&self, healthy: &dyn Fn(Backend) -> bool) -> bool {

@@ -24,9 +24,7 @@ pub mod vmod {
 
     use std::collections::HashMap;
     use std::net::SocketAddr;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
-    use std::time::{SystemTime, UNIX_EPOCH};
 
     use lacquer_module::{
         Backend, Blob, Bytes, Ctx, Duration, Failure, Header, Http, NullStr, PrivCall, PrivTask, Strands, Time,
@@ -50,18 +48,7 @@ pub mod vmod {
 
     /// Returns a random REAL number between *lo* and *hi*.
     pub fn random(lo: f64, hi: f64) -> f64 {
-        static STATE: AtomicU64 = AtomicU64::new(0);
-        let mut x = STATE.load(Ordering::Relaxed);
-        if x == 0 {
-            x = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
-        }
-        // xorshift64*: ample for load spreading, which is what VCL uses it for.
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        STATE.store(x, Ordering::Relaxed);
-        let r = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
-        lo + (hi - lo) * r
+        lo + (hi - lo) * lacquer_module::rand::fine_unit()
     }
 
     /// Rounds the real *r* to the nearest integer, but round halfway cases
