@@ -455,6 +455,11 @@ fn cnt_recv(req: &mut Req) -> ReqStep {
             }
         }
         Action::Pass => ReqStep::Pass,
+        // An include has no connection of its own to pipe.
+        Action::Pipe if req.esi_level > 0 => {
+            req.vsl.str(Tag::VCL_Error, "vcl_recv{} returns pipe for ESI included object.  Doing pass.");
+            ReqStep::Pass
+        }
         Action::Pipe => ReqStep::Pipe,
         Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
         Action::Restart => ReqStep::Restart,
