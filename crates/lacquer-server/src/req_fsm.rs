@@ -1033,7 +1033,10 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     let status = resp.head.status();
     let bodiless = status < 200 || status == 204 || status == 304;
-    if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body).filter(|_| !bodiless) {
+    // A satisfied conditional request gets its 304 below, ESI or not.
+    let get_or_head = req.is_head() || req.req.head.method(&req.req.buf).eq_ignore_ascii_case(b"GET");
+    let cond = get_or_head && deliver::not_modified(&req.req, &resp, req.t_req, req.t_origin);
+    if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body).filter(|_| !bodiless && !cond) {
         return transmit_esi(req, sp, resp, esi_body, instrs).await;
     }
     let mut len = match &body {
