@@ -1256,7 +1256,7 @@ async fn transmit_esi(req: &mut Req, sp: &mut Sess, mut resp: Msg, body: EsiBody
         gzip::weaken_etag(&mut resp);
         req.shared.stats.n_gunzip.inc();
     }
-    req.vsl.str(Tag::Filters, " esi");
+    req.vsl.str(Tag::Filters, if gzipped && !to_gzip { " esi gunzip" } else { " esi" });
     if resp.has_token(b"connection", b"close") {
         req.doclose = true;
         req.close = "RESP_CLOSE";
