@@ -24,6 +24,9 @@ use crate::msg::{now, Msg};
 use crate::req_fsm::{run_from, Req, ReqStep};
 use crate::vsl::{self, Vsl};
 
+/// How much compressed output is gathered before it is sent.
+const GZIP_WRITE: usize = 16 * 1024;
+
 /// The writer of an ESI response, shared by the top request and its
 /// includes.
 pub(crate) struct EsiOut {
@@ -31,6 +34,9 @@ pub(crate) struct EsiOut {
     since: Instant,
     /// The compressor of a gzip response.
     gzip: Option<gzip::Filter>,
+    /// What the compressor gave and is not sent yet: sent in writes of a
+    /// useful size, and whenever an include begins.
+    pending: Vec<u8>,
     /// Body bytes put on the wire (`ReqAcct` of the top request).
     pub wire_bytes: u64,
     /// Body bytes given to the writer, before compression.
@@ -50,6 +56,7 @@ impl EsiOut {
             chunked,
             since,
             gzip: gzip_level.map(gzip::Filter::gzip),
+            pending: Vec::new(),
             wire_bytes: 0,
             plain_bytes: 0,
             broken: false,
@@ -68,17 +75,41 @@ impl EsiOut {
             return !self.broken;
         }
         self.plain_bytes += data.len() as u64;
-        let bytes = match &mut self.gzip {
-            Some(f) => match f.feed(data) {
-                Ok(b) => b,
-                Err(()) => {
-                    self.broken = true;
-                    return false;
-                }
-            },
-            None => data.to_vec(),
+        let Some(f) = &mut self.gzip else {
+            return self.send(sp, data).await;
         };
+        match f.feed(data) {
+            Ok(b) => self.pending.extend(b),
+            Err(()) => {
+                self.broken = true;
+                return false;
+            }
+        }
+        if self.pending.len() < GZIP_WRITE {
+            return true;
+        }
+        let bytes = std::mem::take(&mut self.pending);
         self.send(sp, &bytes).await
+    }
+
+    /// Sends what the compressor holds, before an include that may take
+    /// its time: the client reads the response as far as it is made.
+    pub async fn flush(&mut self, sp: &mut Sess) -> bool {
+        let Some(f) = &mut self.gzip else { return !self.broken };
+        if self.broken {
+            return false;
+        }
+        match f.flush() {
+            Ok(bytes) => {
+                let mut all = std::mem::take(&mut self.pending);
+                all.extend(bytes);
+                self.send(sp, &all).await
+            }
+            Err(()) => {
+                self.broken = true;
+                false
+            }
+        }
     }
 
     async fn send(&mut self, sp: &mut Sess, bytes: &[u8]) -> bool {
@@ -108,7 +139,9 @@ impl EsiOut {
         if let Some(f) = self.gzip.take() {
             match f.finish() {
                 Ok(tail) => {
-                    self.send(sp, &tail).await;
+                    let mut all = std::mem::take(&mut self.pending);
+                    all.extend(tail);
+                    self.send(sp, &all).await;
                 }
                 Err(()) => self.broken = true,
             }
@@ -193,6 +226,10 @@ async fn include(parent: &mut Req, sp: &mut Sess, url: &[u8], host: Option<&[u8]
         return;
     }
     let Some(mut out) = parent.esi_out.take() else { return };
+    if !out.flush(sp).await {
+        parent.esi_out = Some(out);
+        return;
+    }
     let mut child = child_req(parent, sp, url, host, out.is_gzip());
     let outer_abort = std::mem::replace(&mut out.abort, abort);
     child.esi_out = Some(out);
