@@ -869,6 +869,36 @@ mod tests {
     }
 
     #[test]
+    fn features_change_what_is_accepted() {
+        let run = |body: &[u8], f: Features| parse(body, b"/", f);
+        let bom = b"\xef\xbb\xbf<a><esi:include src=\"/x\"/>";
+        assert!(run(bom, Features::default()).instrs.is_none(), "a BOM is not '<'");
+        let p = run(bom, Features { remove_bom: true, ..Features::default() });
+        assert_eq!(p.instrs.unwrap()[0], Instr::Verbatim { at: 3, len: 3 });
+        let https = b"<a><esi:include src=\"https://h/x\"/>";
+        let p = run(https, Features::default());
+        assert_eq!(p.notes, [Note::Warning("WARN after 3 ESI 1.0 <esi:include> with https:// ignored".into())]);
+        let p = run(https, Features { ignore_https: true, ..Features::default() });
+        let host = Some(b"h".to_vec());
+        assert!(p.instrs.unwrap().contains(&Instr::Include { url: b"/x".to_vec(), host, abort: true }));
+        let cont = b"<a><esi:include src=\"/x\" onerror=\"continue\"/>";
+        let abort = |f: Features| match &run(cont, f).instrs.unwrap()[1] {
+            Instr::Include { abort, .. } => *abort,
+            other => panic!("{other:?}"),
+        };
+        assert!(abort(Features::default()), "onerror is obeyed only under esi_include_onerror");
+        assert!(!abort(Features { include_onerror: true, ..Features::default() }));
+    }
+
+    #[test]
+    fn comments_and_cdata_pass_through() {
+        let (out, notes) =
+            texts("<a><!-- <esi:include src=\"/x\"/> --><![CDATA[<esi:bogus>]]><esi:comment text=\"x\"/>b");
+        assert_eq!(out, ["<a><!-- <esi:include src=\"/x\"/> --><![CDATA[<esi:bogus>]]>", "b"]);
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
     fn not_xml_is_not_parsed() {
         let p = parse(b"xx<esi:include src=\"/b\"/>", b"/", Features::default());
         assert!(p.instrs.is_none());
