@@ -830,18 +830,22 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
     } else {
         ""
     };
-    // ESI parses what is stored (gunzipping it if need be: `esi_gzip`).
-    let esi = match (bo.do_esi, gzip::is_gzip(beresp)) {
-        (false, _) => "",
-        (true, false) => " esi",
-        (true, true) => {
-            // Which clients get the gzip ESI makes depends on their
-            // Accept-Encoding.
-            gzip::vary_ae(beresp);
-            " esi_gzip"
-        }
+    // ESI parses what is stored, named as varnishd names its filter stack:
+    // a gzip body is gunzipped to be parsed, and gzipped again
+    // (`esi_gzip`) unless `do_gunzip` keeps it plain.
+    let named = match (bo.do_esi, filters) {
+        (false, f) => f,
+        (true, " gzip") => " esi_gzip",
+        (true, " gunzip") => " gunzip esi",
+        (true, _) if gzip::is_gzip(beresp) => " gunzip esi_gzip",
+        (true, _) => " esi",
     };
-    bo.vsl.str(Tag::Filters, &format!("{filters}{esi}"));
+    if bo.do_esi && gzip::is_gzip(beresp) {
+        // Which clients get the gzip ESI makes depends on their
+        // Accept-Encoding.
+        gzip::vary_ae(beresp);
+    }
+    bo.vsl.str(Tag::Filters, named);
     if bo.filter.is_none() {
         return;
     }
