@@ -198,12 +198,73 @@ pub struct HostTable {
     /// until one answers. The answer (in the workspace; possibly empty),
     /// or NULL when nobody answered.
     pub hook_call: unsafe extern "C" fn(host: *mut c_void, name: Str, arg: Str) -> Str,
+    // Since 1.3.
+    /// Lends the module the request's client connection (the `handoff`
+    /// module's `Host::connection`): fills `out`, whose `fd` the module
+    /// then owns (a duplicate; it must close it). NULL on success, else
+    /// the reason (in the workspace), `out` untouched.
+    pub connection: unsafe extern "C" fn(host: *mut c_void, out: *mut ConnOut) -> Str,
+    /// Ends the request at once (`Host::end_request`): `kind` 1 handed
+    /// off (`to` says where), 2 a synthetic `status`/`reason` answer, the
+    /// connection closing after it when `close` is 1. NULL on success,
+    /// else the reason (in the workspace).
+    pub end_request:
+        unsafe extern "C" fn(host: *mut c_void, kind: u32, status: u32, reason: Str, close: u32, to: Str) -> Str,
+    /// Runs `f(data)`, which may block (connect, wait, read a file), where
+    /// blocking does not hold up other tasks (`Host::blocking`).
+    pub blocking:
+        unsafe extern "C" fn(host: *mut c_void, f: unsafe extern "C" fn(data: *mut c_void), data: *mut c_void),
+}
+
+/// A client connection as [`HostTable::connection`] lends it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ConnOut {
+    /// A duplicate of the client socket's descriptor, the module's to close.
+    pub fd: i32,
+    /// Every byte read off the connection and not used, the head first
+    /// (in the workspace).
+    pub received: Str,
+    /// How many bytes of `received` are the request head.
+    pub head_len: usize,
+    /// `client.ip`, `server.ip`, `remote.ip`, `local.ip` with their ports.
+    pub client: Ip,
+    pub server: Ip,
+    pub remote: Ip,
+    pub local: Ip,
+    /// The request's and the session's transaction ids.
+    pub xid: u64,
+    pub sess_xid: u64,
+    /// The listener's name (in the workspace).
+    pub listener: Str,
+    /// 1 when the connection began with a PROXY protocol header.
+    pub proxy: u32,
+}
+
+impl Default for ConnOut {
+    fn default() -> ConnOut {
+        ConnOut {
+            fd: -1,
+            received: Str::NULL,
+            head_len: 0,
+            client: Ip::default(),
+            server: Ip::default(),
+            remote: Ip::default(),
+            local: Ip::default(),
+            xid: 0,
+            sess_xid: 0,
+            listener: Str::NULL,
+            proxy: 0,
+        }
+    }
 }
 
 impl HostTable {
     /// The size of the table of ABI 1.1, the first: a host built against
     /// 1.1 sets `size` to this, and a callback at or past it is missing.
     pub const SIZE_1_1: usize = std::mem::offset_of!(HostTable, log_global);
+    /// The size of the table of ABI 1.2.
+    pub const SIZE_1_2: usize = std::mem::offset_of!(HostTable, connection);
 
     /// Whether a table of `size` bytes holds the callback at byte `offset`
     /// (`std::mem::offset_of!(HostTable, field)`): what a module checks

@@ -297,6 +297,75 @@ impl Host for ForeignHost {
         let s = unsafe { call(self.host, Str::from_bytes(name.as_bytes()), Str::from_bytes(arg)) };
         self.copy_out(s).map(<[u8]>::to_vec)
     }
+    fn blocking(&mut self, f: &mut dyn FnMut()) {
+        let Some(run) = since_1_1!(self, blocking) else { return f() };
+        /// Runs the module's closure from the host's side of the call.
+        unsafe extern "C" fn trampoline(data: *mut c_void) {
+            // SAFETY: `data` is the `&mut &mut dyn FnMut()` below, alive
+            // for the whole call; a panic must not unwind into the host.
+            let f = unsafe { &mut *(data as *mut &mut dyn FnMut()) };
+            let _ = catch_unwind(AssertUnwindSafe(f));
+        }
+        let mut f = f;
+        // SAFETY: as above; the host calls `trampoline(data)` before
+        // returning, and `f` outlives that.
+        unsafe { run(self.host, trampoline, &mut f as *mut &mut dyn FnMut() as *mut c_void) }
+    }
+    fn connection(&mut self) -> Result<crate::Connection, Failure> {
+        let Some(lend) = since_1_1!(self, connection) else {
+            return Err(Failure("this Lacquer cannot lend the connection to a loaded module (ABI before 1.3)".into()));
+        };
+        let mut out = abi::ConnOut::default();
+        // SAFETY: as above; `out` is a valid place to write.
+        let err = unsafe { lend(self.host, &mut out) };
+        if let Some(why) = self.copy_out(err) {
+            return Err(Failure(String::from_utf8_lossy(why).into_owned()));
+        }
+        if out.fd < 0 {
+            return Err(Failure("the host lent no connection".into()));
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: the host gave this module a descriptor of its own.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(out.fd) };
+        let received = self.copy_out(out.received).unwrap_or(b"").to_vec();
+        let none = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let info = crate::ConnInfo {
+            client: ip_from_abi(&out.client).unwrap_or(none),
+            server: ip_from_abi(&out.server).unwrap_or(none),
+            remote: ip_from_abi(&out.remote).unwrap_or(none),
+            local: ip_from_abi(&out.local).unwrap_or(none),
+            xid: out.xid,
+            sess_xid: out.sess_xid,
+            listener: String::from_utf8_lossy(self.copy_out(out.listener).unwrap_or(b"")).into_owned(),
+            proxy: out.proxy != 0,
+        };
+        let head_len = out.head_len.min(received.len());
+        Ok(crate::Connection { fd, received, head_len, info })
+    }
+    fn end_request(&mut self, end: crate::RequestEnd) -> Result<(), Failure> {
+        let Some(finish) = since_1_1!(self, end_request) else {
+            return Err(Failure("this Lacquer cannot let a loaded module end the request (ABI before 1.3)".into()));
+        };
+        let (kind, status, reason, close, to) = match &end {
+            crate::RequestEnd::HandedOff { to } => (1, 0, "", false, to.as_str()),
+            crate::RequestEnd::Synth { status, reason, close } => (2, u32::from(*status), reason.as_str(), *close, ""),
+        };
+        // SAFETY: as above.
+        let err = unsafe {
+            finish(
+                self.host,
+                kind,
+                status,
+                Str::from_bytes(reason.as_bytes()),
+                u32::from(close),
+                Str::from_bytes(to.as_bytes()),
+            )
+        };
+        match self.copy_out(err) {
+            Some(why) => Err(Failure(String::from_utf8_lossy(why).into_owned())),
+            None => Ok(()),
+        }
+    }
     fn log(&mut self, msg: &[u8]) {
         // SAFETY: the table's callbacks take the host pointer it gave.
         unsafe { (self.table.log)(self.host, Str::from_bytes(msg)) }

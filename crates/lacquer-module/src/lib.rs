@@ -71,7 +71,7 @@ mod registry;
 mod types;
 
 pub use date::http_date;
-pub use hooks::{HookFn, Hooks};
+pub use hooks::{server as server_events, HookFn, Hooks};
 pub use host::{
     ConnInfo, Connection, Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl, RequestEnd,
     Shared, SharedSlot,

@@ -535,6 +535,70 @@ unsafe extern "C" fn cb_hook_call(host: *mut c_void, name: Str, arg: Str) -> Str
     })
 }
 
+unsafe extern "C" fn cb_connection(host: *mut c_void, out: *mut abi::ConnOut) -> Str {
+    guard(Str::from_bytes(b"the host failed lending the connection"), || {
+        let br = unsafe { b(host) };
+        if out.is_null() {
+            return br.alloc(b"no place to put the connection");
+        }
+        match br.host.connection() {
+            Ok(c) => {
+                use std::os::fd::IntoRawFd;
+                let received = br.alloc(&c.received);
+                let listener = br.alloc(c.info.listener.as_bytes());
+                let i = &c.info;
+                let lent = abi::ConnOut {
+                    head_len: c.head_len,
+                    client: ip_to_abi(Some(i.client)),
+                    server: ip_to_abi(Some(i.server)),
+                    remote: ip_to_abi(Some(i.remote)),
+                    local: ip_to_abi(Some(i.local)),
+                    xid: i.xid,
+                    sess_xid: i.sess_xid,
+                    proxy: u32::from(i.proxy),
+                    received,
+                    listener,
+                    // The module owns the duplicate from here.
+                    fd: c.fd.into_raw_fd(),
+                };
+                // SAFETY: the module gave a valid place to write.
+                unsafe { *out = lent };
+                Str::NULL
+            }
+            Err(f) => br.alloc(f.0.as_bytes()),
+        }
+    })
+}
+unsafe extern "C" fn cb_end_request(
+    host: *mut c_void,
+    kind: u32,
+    status: u32,
+    reason: Str,
+    close: u32,
+    to: Str,
+) -> Str {
+    guard(Str::from_bytes(b"the host failed ending the request"), || {
+        let br = unsafe { b(host) };
+        let text = |s: Str| String::from_utf8_lossy(unsafe { bytes(s) }).into_owned();
+        let end = match (kind, u16::try_from(status)) {
+            (1, _) => crate::RequestEnd::HandedOff { to: text(to) },
+            (2, Ok(status)) => crate::RequestEnd::Synth { status, reason: text(reason), close: close != 0 },
+            _ => return br.alloc(format!("no such way to end a request: {kind} (status {status})").as_bytes()),
+        };
+        match br.host.end_request(end) {
+            Ok(()) => Str::NULL,
+            Err(f) => br.alloc(f.0.as_bytes()),
+        }
+    })
+}
+unsafe extern "C" fn cb_blocking(host: *mut c_void, f: unsafe extern "C" fn(data: *mut c_void), data: *mut c_void) {
+    guard((), || {
+        let br = unsafe { b(host) };
+        // SAFETY: the module's function and data, valid for this call.
+        br.host.blocking(&mut || unsafe { f(data) });
+    })
+}
+
 pub(crate) static TABLE: HostTable = HostTable {
     size: std::mem::size_of::<HostTable>(),
     method: cb_method,
@@ -562,6 +626,9 @@ pub(crate) static TABLE: HostTable = HostTable {
     object_name: cb_object_name,
     hook_provide: cb_hook_provide,
     hook_call: cb_hook_call,
+    connection: cb_connection,
+    end_request: cb_end_request,
+    blocking: cb_blocking,
 };
 
 #[cfg(test)]

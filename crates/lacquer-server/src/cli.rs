@@ -3,13 +3,13 @@
 //! `lacquer adm` both work: framing and authentication come from
 //! `lacquer-cli`, the commands act on the running server here.
 //!
-//! Commands: `ping`, `banner`, `status`, `start`, `stop`, `help`,
-//! `param.show [name]`, `param.set NAME VALUE` (applies to the tasks that
-//! start after it), `ban FIELD OP ARG [&& …]`, `ban.list`,
-//! `backend.list [PATTERN]`, `backend.set_health PATTERN
-//! healthy|sick|auto`, `vcl.load`, `vcl.inline`, `vcl.use`, `vcl.discard`,
-//! `vcl.list`, `vcl.show`, `vcl.label`, `vcl.state` (see [`crate::vcl`]),
-//! `panic.show`, `panic.clear`, `quit`.
+//! The commands are those of varnishd 7.1 that mean something for
+//! Lacquer, listed once in [`COMMANDS`] with their syntax, help and
+//! arity: `help` prints that table, and every command line is checked
+//! against it before it runs (104 too few, 105 too many arguments, 101
+//! unknown, or not available while the server is stopped, as varnishd's
+//! child commands are not). Answers longer than `cli_limit` are cut, with
+//! status 201.
 //!
 //! A command line ending in `<< WORD` takes the lines after it, up to a
 //! line that is `WORD` alone, as its last argument (varnishd's "here
@@ -491,6 +491,7 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             }
             Err(_) => (status::PARAM, format!("Not a number: {}", args[0])),
         },
+        "vcl.symtab" => (status::OK, symtab(shared)),
         "panic.show" => (status::CANT, "Child has not panicked or panic has been cleared".into()),
         "panic.clear" => (status::CANT, "No panic to clear".into()),
         _ => (status::UNKNOWN, "Unknown request.\nType 'help' for more info.".into()),
@@ -519,6 +520,28 @@ fn table(rows: &[([String; 5], Option<String>)]) -> String {
             out.push_str(r);
         }
     }
+    out
+}
+
+/// `vcl.symtab`: each VCL's table of imported modules, laid out as
+/// varnishd dumps its JSON (a version, then one object an import).
+fn symtab(shared: &Shared) -> String {
+    let mut out = String::new();
+    shared.vcls.each(|vcl| {
+        out.push_str(&format!("Vcl: {}\n  symtab:\n    {{array}}\n      {{object}}\n", vcl.name));
+        out.push_str("        [\"version\"]: {number} <0>\n");
+        for imp in &vcl.program.imports {
+            let s = |v: &str| format!("{{string}} <\"{}\">", json_escape(v));
+            out.push_str("      {object}\n");
+            out.push_str(&format!("        [\"dir\"]: {}\n", s("import")));
+            out.push_str(&format!("        [\"name\"]: {}\n", s(&imp.name)));
+            out.push_str(&format!("        [\"file\"]: {}\n", s(imp.path.as_deref().unwrap_or("(built in)"))));
+            if let Some(spec) = &imp.spec {
+                out.push_str(&format!("        [\"abi\"]: {}\n", s(&format!("{}.{}", spec.abi.0, spec.abi.1))));
+                out.push_str(&format!("        [\"level\"]: {}\n", s(&format!("{:?}", spec.level).to_lowercase())));
+            }
+        }
+    });
     out
 }
 
@@ -823,6 +846,7 @@ const COMMANDS: &[Cmd] = &[
         2,
         Some(2),
     ),
+    cmd("vcl.symtab", "vcl.symtab", "Show what each loaded VCL imported (its symbol table).", 0, Some(0)).debug(),
     cmd("vcl.use", "vcl.use <configname|label>", "Make a VCL the one new requests use.", 1, Some(1)),
 ];
 

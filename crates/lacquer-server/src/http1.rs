@@ -128,8 +128,8 @@ enum HeadRead {
     /// The client closed, went idle too long, or the server is stopping:
     /// the `SessClose` reason.
     Gone(&'static str),
-    /// A head that lacquer-http refused.
-    Bad(HeadError),
+    /// A head that lacquer-http refused, and what the log says of it.
+    Bad(HeadError, String),
 }
 
 /// Serves one connection until it closes. `_alive` is dropped when the
@@ -161,6 +161,9 @@ pub(crate) async fn session(
             stream.as_raw_fd()
         ),
     );
+    shared.modules.notify(lacquer_module::server_events::CONN_OPEN, || {
+        format!("{vxid} {} {} {sock}", ipaddr_to_string(ep.client.ip()), ep.client.port())
+    });
     let mut sp = Sess {
         stream,
         rest: Vec::new(),
@@ -185,6 +188,7 @@ pub(crate) async fn session(
     let dur = now() - sp.t_open;
     let close = sp.close;
     sp.vsl.fmt(Tag::SessClose, format_args!("{close} {dur:.3}"));
+    shared.modules.notify(lacquer_module::server_events::CONN_CLOSE, || format!("{} {close}", sp.vxid));
     let m = &shared.stats;
     m.sess_closed.inc();
     match close {
@@ -220,8 +224,8 @@ async fn serve(shared: &Arc<Shared>, sp: &mut Sess) {
                 sp.close = why;
                 break;
             }
-            HeadRead::Bad(e) => {
-                bad_request(shared, sp, e).await;
+            HeadRead::Bad(e, why) => {
+                bad_request(shared, sp, e, &why).await;
                 break;
             }
         };
@@ -279,10 +283,42 @@ async fn proxy_preamble(sp: &mut Sess) -> bool {
     }
 }
 
+/// What varnishd logs as `BogoHeader` for a refused head, in its words
+/// where the head shows what they name (the offending line or byte).
+fn bogo_text(buf: &[u8], kind: lacquer_http::HeadErrorKind) -> String {
+    use lacquer_http::HeadErrorKind as K;
+    // The header lines: after the first line, up to the empty one.
+    let start = memchr::memchr(b'\n', buf).map_or(buf.len(), |i| i + 1);
+    let end = memchr::memmem::find(&buf[start..], b"\r\n\r\n").map_or(buf.len(), |i| start + i);
+    let headers = &buf[start..end];
+    let first_line = || {
+        let l = headers.split(|&b| b == b'\n').next().unwrap_or(b"");
+        String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned()
+    };
+    match kind {
+        K::FoldWithoutHeader => format!("1st header has white space: {}", first_line()),
+        K::BadHeaderName(b':') => {
+            let line = headers.split(|&b| b == b'\n').find(|l| l.first() == Some(&b':')).unwrap_or(b"");
+            format!("Missing header name: {}", String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)))
+        }
+        K::ControlByte => {
+            let bad = headers.iter().enumerate().find(|&(i, &b)| {
+                (b < 0x20 && b != b'\t' && b != b'\n' && !(b == b'\r' && headers.get(i + 1) == Some(&b'\n')))
+                    || b == 0x7f
+            });
+            match bad {
+                Some((_, b)) => format!("Header has ctrl char 0x{b:02x}"),
+                None => kind.to_string(),
+            }
+        }
+        k => k.to_string(),
+    }
+}
+
 /// Answers a head lacquer-http refused (400, or nothing for an oversized
 /// head), logged as Varnish logs it: a request transaction with the reason
 /// in `BogoHeader`, and the session closed as junk or a bad request.
-async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
+async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError, why: &str) {
     use lacquer_http::HeadErrorKind as K;
     let vxid = crate::next_vxid();
     let t = now();
@@ -291,7 +327,7 @@ async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
     vsl.fmt(Tag::Begin, format_args!("req {} rxreq", sp.vxid));
     vsl.timestamp("Start", t);
     vsl.timestamp("Req", t);
-    vsl.str(Tag::BogoHeader, e.kind.message());
+    vsl.str(Tag::BogoHeader, why);
     shared.stats.client_req_400.inc();
     if let Some(status) = e.status() {
         let reason = crate::msg::reason(status);
@@ -333,7 +369,7 @@ async fn read_head(shared: &Shared, sp: &mut Sess) -> HeadRead {
                     return HeadRead::Req(Msg { buf, head });
                 }
                 Ok(Parsed::Partial) => {}
-                Err(e) => return HeadRead::Bad(e),
+                Err(e) => return HeadRead::Bad(e, bogo_text(&buf, e.kind)),
             }
         }
         buf.reserve(16384);

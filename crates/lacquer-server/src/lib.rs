@@ -468,6 +468,7 @@ async fn publish_counters(shared: Arc<Shared>) {
         ticks += 1;
         if ticks.is_multiple_of(4) {
             shared.vcls.tick(&shared);
+            shared.modules.notify(lacquer_module::server_events::TICK, || format!("{}", msg::now() as u64));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -109,6 +109,8 @@ pub(crate) struct Req {
     pub hash_ignore_vary: bool,
     /// `req.storage`: where a cached request body would go (by index).
     pub storage: Option<usize>,
+    /// The status the response went out with (0 before it did).
+    pub resp_status: u16,
     /// `client.identity` as VCL set it (the client's address until then);
     /// fetches inherit it.
     pub client_identity: Option<String>,
@@ -236,6 +238,7 @@ impl Req {
             hash_ignore_vary: false,
             storage: None,
             client_identity: None,
+            resp_status: 0,
             ttl: -1.0,
             grace: -1.0,
             pass: false,
@@ -360,6 +363,10 @@ pub(crate) async fn run_from(req: &mut Req, sp: &mut Sess, mut step: ReqStep) {
                     format_args!("{hdr_in} {body_in} {} {hdr_out} {body_out} {}", hdr_in + body_in, hdr_out + body_out),
                 );
                 req.vsl.end();
+                let r = &*req;
+                r.shared.modules.notify(lacquer_module::server_events::REQUEST_DONE, || {
+                    format!("{} {} {body_out} {:.6}", r.vxid, r.resp_status, crate::msg::now() - r.t_req)
+                });
                 return;
             }
         };
@@ -433,6 +440,25 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
 
 fn cnt_recv(req: &mut Req) -> ReqStep {
     req.hash.clear();
+    // Modules with a request_raw function see the head first (not again
+    // on a restart); one may end the request there, VCL unseen.
+    if req.restarts == 0 {
+        match crate::vmod::request_raw(req) {
+            Ok(()) => {}
+            Err(why) => {
+                req.vsl.str(Tag::VCL_Error, &why);
+                return ReqStep::VclFail;
+            }
+        }
+        if req.conn.end.is_some() {
+            req.vsl.str(Tag::VCL_return, crate::handoff::return_word(req).unwrap_or("fail"));
+            if let Some(step) = crate::handoff::after_recv(req) {
+                return step;
+            }
+            let h = crate::handoff::stopped(req).unwrap_or_else(|| Handling::plain(Action::Fail));
+            return req.synth(h.status.unwrap_or(503), h.reason);
+        }
+    }
     let h = vcl(req, Method::Recv);
     if let Some(step) = crate::handoff::after_recv(req) {
         return step;
@@ -1091,6 +1117,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         }
     }
     let status = resp.head.status();
+    req.resp_status = status;
     let bodiless = status < 200 || status == 204 || status == 304;
     if !bodiless {
         // The delivery filters, each after a blank (varnishd's VDP list).

@@ -317,7 +317,15 @@ impl Vcls {
     /// Publishes the active VCL for new requests.
     fn publish(&self, list: &List) {
         let vcl = list.active.as_deref().and_then(|a| list.resolve(a)).map(|l| l.vcl.clone());
-        *self.active.write().unwrap_or_else(|e| e.into_inner()) = vcl;
+        let name = vcl.as_ref().map(|v| v.name.clone());
+        let before = std::mem::replace(&mut *self.active.write().unwrap_or_else(|e| e.into_inner()), vcl);
+        // The modules' `lacquer.reload`, when the VCL new requests get is
+        // another one (not for the first).
+        if let (Some(before), Some(name)) = (before, name) {
+            if before.name != name {
+                before.vmods.notify_reload(&name);
+            }
+        }
     }
 
     /// `vcl.load` / `vcl.inline`: compiles, makes the backends and

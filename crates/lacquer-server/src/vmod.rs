@@ -63,6 +63,17 @@ pub struct Modules {
     hooks: Arc<Hooks>,
 }
 
+impl Modules {
+    /// Tells the modules that provide server event `name` (one of
+    /// [`lacquer_module::server_events`]); the text is made only when one
+    /// does.
+    pub(crate) fn notify(&self, name: &str, arg: impl FnOnce() -> String) {
+        if self.hooks.wanted(name) {
+            self.hooks.notify(name, arg().as_bytes());
+        }
+    }
+}
+
 impl Default for Modules {
     fn default() -> Modules {
         let mut builtin = Registry::new();
@@ -170,6 +181,15 @@ impl Vmods {
     }
 
     /// Unregisters the hook providers the VCL registered.
+    /// `lacquer.reload`: VCL `active` is now the one new requests get
+    /// (the registry is the server's; any VCL's handle on it will do).
+    pub(crate) fn notify_reload(&self, active: &str) {
+        let name = lacquer_module::server_events::RELOAD;
+        if self.hooks.wanted(name) {
+            self.hooks.notify(name, active.as_bytes());
+        }
+    }
+
     fn drop_hooks(&self) {
         self.hooks.remove_owner(self.hook_owner);
     }
@@ -233,6 +253,17 @@ fn scope_code(s: PrivScope) -> u8 {
 }
 
 impl TaskHost<'_> {
+    /// The import the running call belongs to: the owner itself for a
+    /// function, the object's module for a constructor or method.
+    fn module_import(&self) -> u64 {
+        if self.owner >> 32 == 1 {
+            let instance = (self.owner & 0xffff_ffff) as usize;
+            self.vcl.program.instances.get(instance).map_or(self.owner, |i| u64::from(i.module))
+        } else {
+            self.owner
+        }
+    }
+
     /// The task's exclusive private state of `scope`, if the task has it.
     fn privs(&self, scope: PrivScope) -> Option<&std::cell::RefCell<Privs>> {
         match (&self.task, scope) {
@@ -412,7 +443,9 @@ impl Host for TaskHost<'_> {
     fn shared_priv(&self, scope: PrivScope) -> Option<Arc<SharedSlot>> {
         let key = match scope {
             PrivScope::Call => (scope_code(scope), u64::from(self.call)),
-            PrivScope::Vcl => (scope_code(scope), self.owner),
+            // One per module per VCL, as Varnish's: an object's methods
+            // share it with the module's functions (and request_raw).
+            PrivScope::Vcl => (scope_code(scope), self.module_import()),
             _ => return None,
         };
         let mut shared = self.vcl.vmods.shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -775,6 +808,49 @@ fn event_one(shared: &crate::Shared, vcl: &Vcl, i: usize, ev: lacquer_module::Ev
         crate::vsl::global(&shared.log, lacquer_defs::Tag::VCL_Log, l);
     }
     r.map(drop).map_err(|e| e.0)
+}
+
+/// Gives each imported module with a `request_raw` function the request's
+/// head as received, before VCL runs: in import order, with the request
+/// lent as in `vcl_recv` (so a module may take the connection and end the
+/// request; the first that ends it is the last asked). An error fails the
+/// request as a VCL failure would.
+pub(crate) fn request_raw(req: &mut crate::req_fsm::Req) -> Result<(), String> {
+    let vcl = req.vcl.clone();
+    for (i, imp) in vcl.program.imports.iter().enumerate() {
+        let Some(f) = imp.spec.as_ref().and_then(|s| s.request_raw) else { continue };
+        let Some(module) = vcl.vmods.registry.get(&imp.name) else { continue };
+        if req.conn.end.is_some() {
+            break;
+        }
+        let shared = req.shared.clone();
+        let head = req.req.buf.clone();
+        let spec = &imp.spec.as_ref().expect("checked above").functions[f as usize];
+        let margs: Vec<Arg<'_>> = spec
+            .args
+            .iter()
+            .map(|a| if matches!(a.ty, ArgType::Priv(_)) { Arg::Absent } else { Arg::Str(Some(&head)) })
+            .collect();
+        let task = Task::Req(Lent::Mut(&mut *req));
+        let mut host = TaskHost {
+            task,
+            method: Method::Recv,
+            shared: &shared,
+            vcl: &vcl,
+            owner: i as u64,
+            call: 0,
+            object_name: None,
+            logs: Vec::new(),
+        };
+        let r = module.call(&mut Ctx::new(&mut host), Target::Function(f), &margs);
+        let logs = std::mem::take(&mut host.logs);
+        drop(host);
+        for l in logs {
+            req.vsl.text(lacquer_defs::Tag::VCL_Log, &l);
+        }
+        r.map_err(|e| format!("{}: {}", imp.name, e.0))?;
+    }
+    Ok(())
 }
 
 /// Runs `vcl_fini` when a discarded VCL is finished; its objects are

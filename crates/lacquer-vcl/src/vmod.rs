@@ -54,7 +54,7 @@ impl Vcc<'_> {
             return self.fail(d);
         }
         for (i, f) in spec.functions.iter().enumerate() {
-            if spec.event == Some(i as u32) {
+            if !spec.callable(i) {
                 continue;
             }
             let sym = Sym { kind: SymKind::ModFunc(idx, i as u32), def: Some(at), ty: f.ret };
