@@ -376,6 +376,9 @@ pub type Published<H> = (Arc<ObjCore<H>>, Arc<Object<H>>);
 pub struct Busy<H: Send + Sync + 'static> {
     cache: Arc<Cache<H>>,
     oc: Option<Arc<ObjCore<H>>>,
+    /// What the object is born with besides its head (see
+    /// [`Busy::set_esidata`]).
+    esidata: Option<Arc<Vec<u8>>>,
 }
 
 /// The cache.
@@ -683,7 +686,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
             lock(&oc.state).vary = Some(mine.collect());
         }
         cores.insert(0, oc.clone());
-        Busy { cache: self.clone(), oc: Some(oc) }
+        Busy { cache: self.clone(), oc: Some(oc), esidata: None }
     }
 
     /// Moves a core to the young end of the LRU, at most once per
@@ -960,6 +963,14 @@ impl<H: Send + Sync + 'static> Busy<H> {
         self.oc.as_ref().map_or(0, |oc| oc.id)
     }
 
+    /// Gives the object about to be published opaque delivery
+    /// instructions that the server made while reading its body
+    /// (Varnish's `OA_ESIDATA`), readable with [`Object::esidata`] from
+    /// the moment the object can be found.
+    pub fn set_esidata(&mut self, data: Vec<u8>) {
+        self.esidata = Some(Arc::new(data));
+    }
+
     /// [`Busy::publish_in`] the first store.
     pub fn publish(
         self,
@@ -994,7 +1005,9 @@ impl<H: Send + Sync + 'static> Busy<H> {
             self.oc = Some(oc);
             return Err((self, NoSpace));
         };
-        let obj = Arc::new(Object::new(head, space, xid, cache.stores[store].clone()));
+        let mut obj = Object::new(head, space, xid, cache.stores[store].clone());
+        obj.esidata = self.esidata.take();
+        let obj = Arc::new(obj);
         oc.store.store(store, Ordering::Relaxed);
         oc.xid.store(xid, Ordering::Relaxed);
         oc.ban_seen.store(cache.newest_ban(), Ordering::Relaxed);

@@ -363,7 +363,7 @@ params! {
         "TTL given to responses that carry no caching headers of their own.";
     experimental: Kind::Bits(&EXPERIMENTAL_BITS), "none", min N, max N, "", 0, false;
         "Switches for experimental features.";
-    feature: Kind::Bits(&FEATURE_BITS), "+validate_headers", min N, max N, "", 0, false;
+    feature: Kind::Bits(&FEATURE_BITS), "+validate_headers", min N, max N, "", 0, true;
         "Switches for minor features.";
     fetch_chunksize: Kind::Bytes, "16k", min F("4k"), max N, "bytes", EXPERIMENTAL, false;
         "The storage asked for at a time when the body length is unknown.";
@@ -415,7 +415,7 @@ params! {
         "The listen queue length asked of the kernel.";
     lru_interval: Kind::Duration, "2.000", min F("0.000"), max N, "seconds", EXPERIMENTAL, false;
         "How long after a move an object may be moved to the front of the LRU list again.";
-    max_esi_depth: Kind::Uint, "5", min F("0"), max N, "levels", 0, false;
+    max_esi_depth: Kind::Uint, "5", min F("0"), max N, "levels", 0, true;
         "How deep ESI includes may nest.";
     max_restarts: Kind::Uint, "4", min F("0"), max N, "restarts", 0, true;
         "How many times a request may restart before it fails.";
@@ -1231,11 +1231,13 @@ mod tests {
                 "ban_lurker_age",
                 "ban_lurker_sleep",
                 "between_bytes_timeout",
+                "cli_limit",
                 "clock_skew",
                 "connect_timeout",
                 "default_grace",
                 "default_keep",
                 "default_ttl",
+                "feature",
                 "first_byte_timeout",
                 "gzip_level",
                 "http_gzip_support",
@@ -1246,14 +1248,18 @@ mod tests {
                 "http_resp_hdr_len",
                 "http_resp_size",
                 "idle_send_timeout",
+                "max_esi_depth",
                 "max_restarts",
                 "max_retries",
+                "max_vcl",
+                "max_vcl_handling",
                 "pipe_timeout",
                 "send_timeout",
                 "shortlived",
                 "timeout_idle",
                 "timeout_linger",
                 "vcc_err_unref",
+                "vcc_unsafe_path",
                 "vcl_cooldown",
                 "vcl_path",
             ]

@@ -484,6 +484,13 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             }
             Some(Err(_)) => (status::PARAM, format!("Not a number: {}", args[0])),
         },
+        "debug.fragfetch" => match args[0].parse::<usize>() {
+            Ok(n) => {
+                crate::fetch::set_fragfetch(n);
+                (status::OK, String::new())
+            }
+            Err(_) => (status::PARAM, format!("Not a number: {}", args[0])),
+        },
         "vcl.symtab" => (status::OK, symtab(shared)),
         "panic.show" => (status::CANT, "Child has not panicked or panic has been cleared".into()),
         "panic.clear" => (status::CANT, "No panic to clear".into()),
@@ -743,6 +750,15 @@ const COMMANDS: &[Cmd] = &[
     .child(),
     cmd("ban.list", "ban.list [-j]", "List the bans still in force.", 0, Some(0)).json().child(),
     cmd("banner", "banner", "Show the greeting a new CLI connection gets.", 0, Some(0)),
+    cmd(
+        "debug.fragfetch",
+        "debug.fragfetch <size>",
+        "Hand backend bodies on in pieces of at most <size> bytes.",
+        1,
+        Some(1),
+    )
+    .debug()
+    .child(),
     cmd("debug.listen_address", "debug.listen_address", "Show the addresses the listeners actually bound.", 0, Some(0))
         .debug()
         .child(),

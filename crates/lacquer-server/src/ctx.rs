@@ -8,10 +8,8 @@
 //!
 //! - cache state not built yet: `req.hash` (opaque), `req.ttl` (kept,
 //!   unused), `req.storage` (kept, unused: request bodies are not kept in
-//!   a store), `beresp.storage_hint`, `bereq.hash`, `obj.can_esi`;
-//! - delivery processors: `req.esi`, `resp.do_esi`, `resp.filters`,
-//!   `beresp.do_esi`, `beresp.filters`;
-//! - ESI: `req.esi_level` is always 0 and `req_top.*` is `req.*`;
+//!   a store), `beresp.storage_hint`, `bereq.hash`;
+//! - filter lists: `resp.filters`, `beresp.filters`;
 //! - `sess.timeout_linger` is kept for VCL and has no effect.
 
 use std::borrow::Cow;
@@ -197,9 +195,12 @@ enum Line {
 /// parts of heads.
 fn line_of(var: Var) -> Option<(Var, Line)> {
     Some(match var {
-        Var::ReqMethod | Var::ReqTopMethod => (Var::ReqHttp, Line::Method),
-        Var::ReqUrl | Var::ReqTopUrl => (Var::ReqHttp, Line::Url),
-        Var::ReqProto | Var::ReqTopProto => (Var::ReqHttp, Line::Proto),
+        Var::ReqMethod => (Var::ReqHttp, Line::Method),
+        Var::ReqUrl => (Var::ReqHttp, Line::Url),
+        Var::ReqProto => (Var::ReqHttp, Line::Proto),
+        Var::ReqTopMethod => (Var::ReqTopHttp, Line::Method),
+        Var::ReqTopUrl => (Var::ReqTopHttp, Line::Url),
+        Var::ReqTopProto => (Var::ReqTopHttp, Line::Proto),
         Var::BereqMethod => (Var::BereqHttp, Line::Method),
         Var::BereqUrl => (Var::BereqHttp, Line::Url),
         Var::BereqProto => (Var::BereqHttp, Line::Proto),
@@ -286,7 +287,9 @@ fn head_tags(family: Var) -> vsl::HeadTags {
 impl Messages for ReqCtx<'_> {
     fn msg(&self, family: Var) -> Option<&Msg> {
         match family {
-            Var::ReqHttp | Var::ReqTopHttp => Some(&self.req.req),
+            // In an ESI include, `req_top` is the client's own request.
+            Var::ReqTopHttp => Some(self.req.top.as_ref().map_or(&self.req.req, |t| &t.0)),
+            Var::ReqHttp => Some(&self.req.req),
             Var::RespHttp => self.req.resp.as_ref(),
             Var::BereqHttp => self.req.bereq.as_ref(),
             Var::ObjHttp => self.req.obj.as_ref().map(|(_, obj)| &obj.head),
@@ -296,7 +299,7 @@ impl Messages for ReqCtx<'_> {
 
     fn msg_mut(&mut self, family: Var) -> Option<&mut Msg> {
         match family {
-            Var::ReqHttp | Var::ReqTopHttp => Some(&mut self.req.req),
+            Var::ReqHttp => Some(&mut self.req.req),
             Var::RespHttp => self.req.resp.as_mut(),
             Var::BereqHttp => self.req.bereq.as_mut(),
             _ => None,
@@ -306,7 +309,7 @@ impl Messages for ReqCtx<'_> {
     fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)> {
         let r = &mut *self.req;
         match family {
-            Var::ReqHttp | Var::ReqTopHttp => Some((&mut r.req, &mut r.vsl)),
+            Var::ReqHttp => Some((&mut r.req, &mut r.vsl)),
             Var::RespHttp => Some((r.resp.as_mut()?, &mut r.vsl)),
             Var::BereqHttp => Some((r.bereq.as_mut()?, &mut r.vsl)),
             _ => None,
@@ -353,8 +356,9 @@ impl VclContext for ReqCtx<'_> {
             Var::BereqXid => owned(r.bereq_vxid.to_string()),
             Var::SessXid => owned(r.sess_vxid.to_string()),
             Var::ReqRestarts => Value::Int(r.restarts as i64),
-            Var::ReqEsiLevel => Value::Int(0),
-            Var::ReqEsi => Value::Bool(true),
+            Var::ReqEsiLevel => Value::Int(r.esi_level as i64),
+            Var::ReqEsi => Value::Bool(r.esi),
+            Var::RespDoEsi => Value::Bool(r.do_esi.unwrap_or_else(|| r.can_esi())),
             Var::ReqCanGzip => Value::Bool(crate::gzip::accepts_gzip(&r.req)),
             Var::ReqBackendHint | Var::BereqBackend => Value::Backend(r.backend_hint),
             Var::ReqHashAlwaysMiss => Value::Bool(r.hash_always_miss),
@@ -362,7 +366,8 @@ impl VclContext for ReqCtx<'_> {
             Var::ReqHashIgnoreVary => Value::Bool(r.hash_ignore_vary),
             Var::ReqTtl => Value::Duration(r.ttl),
             Var::ReqGrace => Value::Duration(r.grace),
-            Var::ReqTime | Var::ReqTopTime => Value::Time(r.t_req),
+            Var::ReqTime => Value::Time(r.t_req),
+            Var::ReqTopTime => Value::Time(r.top.as_ref().map_or(r.t_req, |t| t.1)),
             Var::RespTime => Value::Time(r.t_resp),
             Var::ReqTransport => s(b"HTTP/1"),
             Var::RespIsStreaming => Value::Bool(r.is_streaming()),
@@ -389,7 +394,7 @@ impl VclContext for ReqCtx<'_> {
                 None => storage_value(&r.shared, Some(r.shared.cache.stores().len() - 1)),
             },
             Var::ObjUncacheable => Value::Bool(r.obj.is_none()),
-            Var::ObjCanEsi => Value::Bool(false),
+            Var::ObjCanEsi => Value::Bool(r.can_esi()),
             Var::SessTimeoutIdle => Value::Duration(r.timeouts.idle),
             Var::SessTimeoutLinger => Value::Duration(r.timeouts.linger),
             Var::SessSendTimeout => Value::Duration(r.timeouts.send),
@@ -417,6 +422,10 @@ impl VclContext for ReqCtx<'_> {
                 r.client_identity = Some(String::from_utf8_lossy(&bytes_of(v)).into_owned());
             }
             (Var::ReqTtl, Value::Duration(d)) => r.ttl = *d,
+            // Only the top request may turn ESI off: an include half way
+            // through a response cannot (as in Varnish).
+            (Var::ReqEsi, Value::Bool(b)) if r.esi_level == 0 => r.esi = *b,
+            (Var::RespDoEsi, Value::Bool(b)) => r.do_esi = Some(*b),
             (Var::ReqGrace, Value::Duration(d)) => r.grace = *d,
             (Var::RespBody, v) => r.synth_body = bytes_of(v),
             (Var::SessTimeoutIdle, Value::Duration(d)) => r.timeouts.idle = *d,
@@ -595,6 +604,7 @@ impl VclContext for BoCtx<'_> {
             Var::BerespDoStream => Value::Bool(bo.do_stream),
             Var::BerespDoGzip => Value::Bool(bo.do_gzip),
             Var::BerespDoGunzip => Value::Bool(bo.do_gunzip),
+            Var::BerespDoEsi => Value::Bool(bo.do_esi),
             Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
             Var::BerespWas304 => Value::Bool(bo.was_304),
             Var::BerespStorage => storage_value(self.shared, Some(bo.storage)),
@@ -620,6 +630,7 @@ impl VclContext for BoCtx<'_> {
             (Var::BerespDoStream, Value::Bool(b)) => bo.do_stream = *b,
             (Var::BerespDoGzip, Value::Bool(b)) => bo.do_gzip = *b,
             (Var::BerespDoGunzip, Value::Bool(b)) => bo.do_gunzip = *b,
+            (Var::BerespDoEsi, Value::Bool(b)) => bo.do_esi = *b,
             (Var::BerespTtl, Value::Duration(d)) => bo.ttl = *d,
             (Var::BerespGrace, Value::Duration(d)) => bo.grace = *d,
             (Var::BerespKeep, Value::Duration(d)) => bo.keep = *d,

@@ -66,6 +66,8 @@
 //! | `vmod.rs` | `cache_vrt_vmod.c` | the module host: calls, private state, `vcl_init` |
 //! | `gzip.rs` | `cache_gzip.c` | gzip and gunzip as bodies pass; Accept-Encoding |
 //! | `ban.rs` | `cache_ban_build.c` | ban expressions, tested by the cache |
+//! | `esi.rs` | `cache_esi_parse.c` | ESI parsing at fetch, the instructions kept with objects |
+//! | `ved.rs` | `cache_esi_deliver.c` | ESI delivery: verbatim parts and includes as requests of their own |
 //! | `deliver.rs` | `cache_range.c`, `cache_rfc2616.c` | 304s for conditional requests, ranges |
 
 mod acceptor;
@@ -74,6 +76,7 @@ mod cli;
 mod ctx;
 mod deliver;
 mod director;
+mod esi;
 mod fetch;
 mod gzip;
 mod handoff;
@@ -87,6 +90,7 @@ mod rfc2616;
 pub mod stevedore;
 mod vbe;
 mod vcl;
+mod ved;
 mod vmod;
 mod vsl;
 

@@ -76,11 +76,12 @@ honoured! {
     cli_limit,
     max_vcl,
     max_vcl_handling,
+    max_esi_depth,
 }
 
 /// Honoured parameters that are not numbers: read by name where they are
 /// used (`crate::compile_options`).
-pub const READ_BY_NAME: &[&str] = &["vcc_err_unref", "vcc_unsafe_path", "vcl_path"];
+pub const READ_BY_NAME: &[&str] = &["vcc_err_unref", "vcc_unsafe_path", "vcl_path", "feature"];
 
 impl Params {
     /// Sets a parameter from `name=value` text, as `-p` gives it.
@@ -122,6 +123,15 @@ impl Params {
     /// A parameter's value as `param.show` writes it.
     pub fn show(&self, name: &str) -> Option<String> {
         self.values.show(name)
+    }
+
+    /// Whether bit `name` of the `feature` parameter is set.
+    pub fn feature(&self, name: &str) -> bool {
+        let bit = lacquer_defs::params::FEATURE_BITS.names.iter().position(|n| *n == name);
+        match (self.values.get("feature"), bit) {
+            (Some(Value::Bits(bits)), Some(i)) => bits & (1 << i) != 0,
+            _ => false,
+        }
     }
 
     /// The limits a client request head is parsed under.

@@ -16,11 +16,13 @@ use tokio::time::Instant;
 
 use crate::ctx::{Endpoints, ReqCtx};
 use crate::deliver;
+use crate::esi::{self, Instr};
 use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
 use crate::gzip;
 use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::vcl::Vcl;
+use crate::ved::EsiBody;
 use crate::vsl::{self, Vsl};
 use crate::Shared;
 
@@ -150,7 +152,7 @@ pub(crate) struct Req {
     pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
     /// The VCL the request started with, once `return (vcl(LABEL))` has
     /// switched it to the labelled one (Varnish's `req->vcl0`).
-    vcl0: Option<Arc<Vcl>>,
+    pub vcl0: Option<Arc<Vcl>>,
     /// A piped request's `PipeAcct` (request head, backend request head,
     /// bytes piped each way), logged instead of `ReqAcct`.
     piped: Option<[u64; 4]>,
@@ -159,20 +161,46 @@ pub(crate) struct Req {
     resp_body_bytes: u64,
     /// The client connection, for a module to hand over (`handoff.rs`).
     pub conn: crate::handoff::Conn,
+    /// How deep in ESI includes the request is (`req.esi_level`): 0 for a
+    /// client's own request.
+    pub esi_level: u32,
+    /// The request as the client sent it, before VCL changed it
+    /// (Varnish's `http0`): what ESI includes start from.
+    pub req0: Option<Msg>,
+    /// The top request's head and time (`req_top.*`), in an ESI include.
+    pub top: Option<Arc<(Msg, f64)>>,
+    /// `req.esi` (VCL 4.0): whether ESI instructions are followed at all.
+    pub esi: bool,
+    /// `resp.do_esi` as VCL set it; unset, it is `obj.can_esi`.
+    pub do_esi: Option<bool>,
+    /// Where the body goes when it is part of an ESI delivery (`ved.rs`):
+    /// the top request's writer, lent to each include in turn.
+    pub esi_out: Option<crate::ved::EsiOut>,
 }
 
 impl Req {
     /// A request received on `sp`, to run `vcl`.
     pub fn new(shared: Arc<Shared>, vcl: Arc<Vcl>, sp: &Sess, req: Msg) -> Req {
-        let framing = req.head.framing();
-        let backend_hint = vcl.program.default_backend;
         let vxid = crate::next_vxid();
         let t_req = now();
         let mut vsl = Vsl::new(&shared.log, vxid, Side::Client, t_req);
         vsl.fmt(Tag::Begin, format_args!("req {} rxreq", sp.vxid));
         vsl.timestamp("Start", t_req);
         vsl.timestamp("Req", t_req);
+        Req::with_log(shared, vcl, sp, req, vxid, vsl, t_req)
+    }
+
+    /// A request whose transaction `vxid` has begun in `vsl`.
+    pub fn with_log(shared: Arc<Shared>, vcl: Arc<Vcl>, sp: &Sess, req: Msg, vxid: u64, vsl: Vsl, t_req: f64) -> Req {
+        let framing = req.head.framing();
+        let backend_hint = vcl.program.default_backend;
         Req {
+            esi_level: 0,
+            req0: None,
+            top: None,
+            esi: true,
+            do_esi: None,
+            esi_out: None,
             params: shared.params.get(),
             vsl,
             privs: Default::default(),
@@ -236,6 +264,15 @@ impl Req {
         }
     }
 
+    /// Whether the object being delivered has ESI instructions
+    /// (`obj.can_esi`).
+    pub fn can_esi(&self) -> bool {
+        match &self.resp_body {
+            RespBody::Fetched(BeBody::Esi(..)) => true,
+            _ => self.obj.as_ref().is_some_and(|(_, obj)| obj.esidata().is_some()),
+        }
+    }
+
     fn is_head(&self) -> bool {
         self.req.head.method(&self.req.buf).eq_ignore_ascii_case(b"HEAD")
     }
@@ -278,7 +315,11 @@ fn vcl(req: &mut Req, method: Method) -> Handling {
 
 /// The transition loop: runs steps until `Finish` is done.
 pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
-    let mut step = ReqStep::Transport;
+    run_from(req, sp, ReqStep::Transport).await
+}
+
+/// The transition loop from `step`: an ESI include starts at `Recv`.
+pub(crate) async fn run_from(req: &mut Req, sp: &mut Sess, mut step: ReqStep) {
     loop {
         step = match step {
             ReqStep::Transport => cnt_transport(req, sp).await,
@@ -304,13 +345,19 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
                     req.vsl.end();
                     return;
                 }
-                let (hdr_in, body_in) = (req.req.buf.len() as u64, sp.body_in);
+                let (hdr_in, body_in) = match req.esi_level {
+                    0 => (req.req.buf.len() as u64, sp.body_in),
+                    _ => (0, 0),
+                };
                 let (hdr_out, body_out) = (req.resp_hdr_bytes, req.resp_body_bytes);
-                let m = &req.shared.stats;
-                m.s_req_hdrbytes.add(hdr_in);
-                m.s_req_bodybytes.add(body_in);
-                m.s_resp_hdrbytes.add(hdr_out);
-                m.s_resp_bodybytes.add(body_out);
+                // An include's bytes are the top request's already.
+                if req.esi_level == 0 {
+                    let m = &req.shared.stats;
+                    m.s_req_hdrbytes.add(hdr_in);
+                    m.s_req_bodybytes.add(body_in);
+                    m.s_resp_hdrbytes.add(hdr_out);
+                    m.s_resp_bodybytes.add(body_out);
+                }
                 req.vsl.fmt(
                     Tag::ReqAcct,
                     format_args!("{hdr_in} {body_in} {} {hdr_out} {body_out} {}", hdr_in + body_in, hdr_out + body_out),
@@ -357,6 +404,7 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let sock = req.shared.sockets.get(req.ep.socket).map_or("", |l| l.name.as_str());
     req.vsl.fmt(Tag::ReqStart, format_args!("{ip} {} {sock}", req.ep.client_port_text()));
     req.vsl.head(&req.req, vsl::REQ);
+    req.req0 = Some(req.req.clone());
     ReqStep::Recv
 }
 
@@ -372,6 +420,7 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
     req.resp_body = RespBody::None;
     req.synth_body.clear();
     req.bereq = None;
+    req.do_esi = None;
     if req.restarts as f64 > req.params.max_restarts {
         return req.synth(503, None);
     }
@@ -432,6 +481,11 @@ fn cnt_recv(req: &mut Req) -> ReqStep {
             }
         }
         Action::Pass => ReqStep::Pass,
+        // An include has no connection of its own to pipe.
+        Action::Pipe if req.esi_level > 0 => {
+            req.vsl.str(Tag::VCL_Error, "vcl_recv{} returns pipe for ESI included object.  Doing pass.");
+            ReqStep::Pass
+        }
         Action::Pipe => ReqStep::Pipe,
         Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
         Action::Restart => ReqStep::Restart,
@@ -797,7 +851,7 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
             let cl = beresp.header(b"content-length")?;
             std::str::from_utf8(cl).ok()?.parse().ok()
         }),
-        RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
+        RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Some(b.len() as u64),
         _ => None,
     };
     resp.copy_headers(&beresp, |n| !is_hop_by_hop(n, &named));
@@ -1000,11 +1054,22 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         return ReqStep::Finish;
     };
     let body = std::mem::replace(&mut req.resp_body, RespBody::None);
+    if req.esi_out.is_some() {
+        return transmit_include(req, sp, resp, body).await;
+    }
+    let status = resp.head.status();
+    let bodiless = status < 200 || status == 204 || status == 304;
+    // A satisfied conditional request gets its 304 below, ESI or not.
+    let get_or_head = req.is_head() || req.req.head.method(&req.req.buf).eq_ignore_ascii_case(b"GET");
+    let cond = get_or_head && deliver::not_modified(&req.req, &resp, req.t_req, req.t_origin);
+    if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body).filter(|_| !bodiless && !cond) {
+        return transmit_esi(req, sp, resp, esi_body, instrs).await;
+    }
     let mut len = match &body {
         RespBody::None => Some(0),
         RespBody::Synth => Some(req.synth_body.len() as u64),
         RespBody::Fetched(BeBody::Empty) => Some(0),
-        RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
+        RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Some(b.len() as u64),
         RespBody::Fetched(BeBody::Stream { len, .. }) => *len,
         RespBody::Fetched(BeBody::Object(_, obj)) => obj.complete_len().or_else(|| {
             let cl = resp.header(b"content-length")?;
@@ -1098,7 +1163,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let mut source = match body {
         _ if !send_body => Source::Nothing,
         RespBody::Synth => Source::Once(std::mem::take(&mut req.synth_body)),
-        RespBody::Fetched(BeBody::Bytes(b)) => Source::Once(b),
+        RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Source::Once(b),
         RespBody::Fetched(BeBody::Stream { rx, .. }) => Source::Stream(rx),
         RespBody::Fetched(BeBody::Object(_, obj)) => Source::Object(obj.reader()),
         RespBody::Fetched(BeBody::Empty) | RespBody::None => Source::Nothing,
@@ -1186,6 +1251,157 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     req.resp_hdr_bytes = out_len;
     req.resp_body_bytes = if send_body { len.unwrap_or(0) } else { 0 };
+    req.vsl.timestamp("Resp", now());
+    ReqStep::Finish
+}
+
+/// The ESI instructions of the body being delivered and the body they
+/// apply to, when they are to be followed: the object has them
+/// (`obj.can_esi`), `req.esi` is on and `resp.do_esi` was not turned off.
+fn esi_instructions(req: &Req, resp: &Msg, body: &RespBody) -> Option<(EsiBody, Vec<Instr>)> {
+    if !req.esi || req.do_esi == Some(false) {
+        return None;
+    }
+    let (body, data) = match body {
+        RespBody::Fetched(BeBody::Object(_, obj)) => (EsiBody::Object(obj.clone()), obj.esidata()?.clone()),
+        RespBody::Fetched(BeBody::Esi(b, data)) => (EsiBody::Bytes(b.clone(), gzip::is_gzip(resp)), data.clone()),
+        _ => return None,
+    };
+    Some((body, esi::decode(&data)?))
+}
+
+/// Sends a response made by ESI (Varnish's `VDP_esi` at the top): the
+/// length is not known, so it goes chunked (to EOF for HTTP/1.0); a gzip
+/// object stays gzip for a client that takes it, as one stream with the
+/// includes inside.
+async fn transmit_esi(req: &mut Req, sp: &mut Sess, mut resp: Msg, body: EsiBody, instrs: Vec<Instr>) -> ReqStep {
+    // Without http_gzip_support, gzip goes out as it is, whoever asks.
+    let gzipped = gzip::is_gzip(&resp);
+    let to_gzip = gzipped && (req.params.http_gzip_support == 0.0 || gzip::accepts_gzip(&req.req));
+    if gzipped && !to_gzip {
+        resp.unset(b"content-encoding");
+        gzip::weaken_etag(&mut resp);
+        req.shared.stats.n_gunzip.inc();
+    }
+    req.vsl.str(Tag::Filters, if gzipped && !to_gzip { " esi gunzip" } else { " esi" });
+    if resp.has_token(b"connection", b"close") {
+        req.doclose = true;
+        req.close = "RESP_CLOSE";
+    }
+    resp.unset(b"connection");
+    if let Some(cl) = resp.header(b"content-length").map(<[u8]>::to_vec) {
+        req.vsl.header(Tag::RespUnset, b"Content-Length", &cl);
+    }
+    resp.unset(b"content-length");
+    resp.unset(b"transfer-encoding");
+    // A HEAD gets the head alone, without a length or framing.
+    let head_only = req.is_head();
+    let chunked = !head_only && req.req.head.protover() >= 11;
+    if !chunked && !head_only {
+        req.doclose = true;
+        req.close = "TX_EOF";
+    }
+    let conn: &[u8] = if req.doclose { b"close" } else { b"keep-alive" };
+    resp.append(b"Connection", conn);
+    req.vsl.header(Tag::RespHeader, b"Connection", conn);
+    if chunked {
+        resp.append(b"Transfer-Encoding", b"chunked");
+        req.vsl.header(Tag::RespHeader, b"Transfer-Encoding", b"chunked");
+    }
+    req.vsl.timestamp("Process", now());
+    let mut head = Vec::with_capacity(1024);
+    resp.write_to(&mut head);
+    sp.timeouts = req.timeouts;
+    let since = Instant::now();
+    let mut ok = sp.send(&head, since).await;
+    if ok && !head_only {
+        let level = to_gzip.then_some(req.params.gzip_level as u32);
+        req.esi_out = Some(crate::ved::EsiOut::new(chunked, since, level));
+        crate::ved::deliver(req, sp, body, &instrs).await;
+        let out = req.esi_out.take().expect("the writer comes back");
+        let (whole, bytes) = out.finish(sp).await;
+        ok = whole;
+        req.resp_body_bytes = bytes;
+    }
+    if !ok {
+        req.doclose = true;
+        req.close = "TX_ERROR";
+    }
+    req.resp_hdr_bytes = head.len() as u64;
+    req.vsl.timestamp("Resp", now());
+    ReqStep::Finish
+}
+
+/// Sends the body of an include into the top request's response: no head,
+/// plain bytes (gunzipped if need be), and the object's own ESI followed
+/// if it has any. Whatever its status, the body is included (as varnishd
+/// 7.1 does); a body that breaks off cuts the whole response off unless
+/// the include may fail (`onerror="continue"`).
+async fn transmit_include(req: &mut Req, sp: &mut Sess, resp: Msg, body: RespBody) -> ReqStep {
+    req.vsl.timestamp("Process", now());
+    let status = resp.head.status();
+    let before = req.esi_out.as_ref().map_or(0, |o| o.plain_bytes);
+    if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body) {
+        req.vsl.str(Tag::Filters, " esi");
+        crate::ved::deliver(req, sp, esi_body, &instrs).await;
+    } else {
+        let gzipped = match &body {
+            RespBody::Fetched(BeBody::Object(_, obj)) => gzip::is_gzip(&obj.head),
+            _ => gzip::is_gzip(&resp),
+        };
+        req.vsl.str(Tag::Filters, if gzipped { " gunzip" } else { "" });
+        if gzipped && !req.esi_out.as_ref().is_some_and(crate::ved::EsiOut::is_gzip) {
+            req.shared.stats.n_gunzip.inc();
+        }
+        let mut gunzip = gzipped.then(gzip::Filter::gunzip);
+        let mut source = match body {
+            _ if status < 200 || status == 204 || status == 304 => Source::Nothing,
+            RespBody::Synth => Source::Once(std::mem::take(&mut req.synth_body)),
+            RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Source::Once(b),
+            RespBody::Fetched(BeBody::Stream { rx, .. }) => Source::Stream(rx),
+            RespBody::Fetched(BeBody::Object(_, obj)) => Source::Object(obj.reader()),
+            RespBody::Fetched(BeBody::Empty) | RespBody::None => Source::Nothing,
+        };
+        let mut failed = false;
+        loop {
+            let piece = match source.next().await {
+                None => break,
+                Some(Ok(piece)) => piece,
+                Some(Err(())) => {
+                    failed = true;
+                    break;
+                }
+            };
+            let plain = match &mut gunzip {
+                Some(f) => match f.feed(&piece) {
+                    Ok(p) => p,
+                    Err(()) => {
+                        failed = true;
+                        break;
+                    }
+                },
+                None => piece.to_vec(),
+            };
+            let Some(out) = req.esi_out.as_mut() else { break };
+            if !out.write(sp, &plain).await {
+                break;
+            }
+        }
+        if let (false, Some(f)) = (failed, gunzip) {
+            match f.finish() {
+                Ok(tail) => {
+                    if let Some(out) = req.esi_out.as_mut() {
+                        out.write(sp, &tail).await;
+                    }
+                }
+                Err(()) => failed = true,
+            }
+        }
+        if failed {
+            crate::ved::fail(req);
+        }
+    }
+    req.resp_body_bytes = req.esi_out.as_ref().map_or(0, |o| o.plain_bytes) - before;
     req.vsl.timestamp("Resp", now());
     ReqStep::Finish
 }

@@ -13,7 +13,7 @@
 //!
 //! Private state is kept where its scope lives, and dropped (released)
 //! exactly once when that scope ends: PRIV_TASK with the request or the
-//! fetch, PRIV_TOP with the request (no ESI yet), PRIV_SESS with the
+//! fetch, PRIV_TOP with the top request, lent to its ESI includes in turn, PRIV_SESS with the
 //! connection, PRIV_CALL and PRIV_VCL with the loaded VCL.
 //!
 //! Objects (`new x = mod.class(…)` in `vcl_init`) are made when the server
@@ -138,6 +138,21 @@ pub(crate) type PrivKey = (u8, u64);
 /// release.
 #[derive(Default)]
 pub(crate) struct Privs(HashMap<PrivKey, PrivSlot>);
+
+impl Privs {
+    /// Takes the PRIV_TOP state out, for an ESI include to use while it
+    /// runs (PRIV_TASK and PRIV_TOP live in the same map).
+    pub fn take_top(&mut self) -> Privs {
+        let top = scope_code(PrivScope::Top);
+        let keys: Vec<PrivKey> = self.0.keys().filter(|k| k.0 == top).copied().collect();
+        Privs(keys.into_iter().filter_map(|k| self.0.remove_entry(&k)).collect())
+    }
+
+    /// Puts back what [`Privs::take_top`] took.
+    pub fn put_back(&mut self, other: Privs) {
+        self.0.extend(other.0);
+    }
+}
 
 /// The host's side of modules for one loaded VCL.
 pub(crate) struct Vmods {

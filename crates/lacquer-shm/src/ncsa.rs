@@ -46,6 +46,8 @@ pub struct NcsaOptions {
     pub backend: bool,
     /// `-c`: client requests (the default; both with `-b -c`).
     pub client: bool,
+    /// `-E`: ESI requests too (and so client requests).
+    pub esi: bool,
     /// `-w`: append the lines to this file instead of printing them.
     pub write: Option<PathBuf>,
 }
@@ -72,7 +74,7 @@ fn run_inner(o: &NcsaOptions) -> io::Result<()> {
         (None, None) => COMBINED.to_string(),
     };
     let format = Format::parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let (client, backend) = (o.client || !o.backend, o.backend);
+    let (client, backend) = (o.client || o.esi || !o.backend, o.backend);
     let mut out: Box<dyn Write> = match &o.write {
         Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
         None => Box::new(io::BufWriter::new(io::stdout())),
@@ -82,7 +84,7 @@ fn run_inner(o: &NcsaOptions) -> io::Result<()> {
     run_with(&log, &mut |g: &Group, live: bool| {
         for tx in g {
             let wanted = match tx.kind {
-                TxKind::Request => client,
+                TxKind::Request => client && (o.esi || tx.reason != "esi"),
                 TxKind::BeReq => backend,
                 _ => false,
             };

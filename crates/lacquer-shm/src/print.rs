@@ -52,6 +52,8 @@ pub struct Filter {
     pub client_only: bool,
     /// `-b`: only backend-side records.
     pub backend_only: bool,
+    /// `-E`: ESI requests too (with `-c` or `-b`, which leave them out).
+    pub esi: bool,
 }
 
 /// The tags of a comma-separated list of names and globs, or the error
@@ -140,8 +142,12 @@ impl Filter {
     }
 
     /// Whether a transaction is printed at all: with `-c` or `-b`, those
-    /// of the other side are left out, header included.
+    /// of the other side are left out, header included, and so are ESI
+    /// requests unless `-E` asks for them.
     pub fn shows_tx(&self, tx: &Tx) -> bool {
+        if (self.client_only || self.backend_only) && !self.esi && tx.kind == TxKind::Request && tx.reason == "esi" {
+            return false;
+        }
         let side = match tx.kind {
             TxKind::BeReq => Side::Backend,
             TxKind::Session | TxKind::Request => Side::Client,

@@ -30,6 +30,8 @@ pub struct LogOptions {
     pub client: bool,
     /// `-b`: only backend-side records.
     pub backend: bool,
+    /// `-E`: ESI requests too.
+    pub esi: bool,
     /// `-r`: read this binary log file instead of shared memory.
     pub read: Option<PathBuf>,
     /// `-w`: write matching records to this binary log file.
@@ -159,6 +161,7 @@ fn run_inner(o: &LogOptions, lines: Option<Lines<'_>>) -> io::Result<()> {
     let mut filter = Filter::default();
     filter.client_only = o.client;
     filter.backend_only = o.backend;
+    filter.esi = o.esi;
     for (opt, arg) in &o.filters {
         match opt {
             'i' => filter.include(arg),

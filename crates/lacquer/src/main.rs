@@ -209,6 +209,9 @@ struct NcsaArgs {
     /// Log client requests (the default; both with -b).
     #[arg(short = 'c')]
     client: bool,
+    /// Log ESI requests too (and so client requests).
+    #[arg(short = 'E')]
+    esi: bool,
     /// Start at the oldest record still in the log, and stop at its end.
     #[arg(short = 'd')]
     dump: bool,
@@ -245,6 +248,7 @@ fn ncsa(a: NcsaArgs) -> ExitCode {
         format_file: a.format_file,
         backend: a.backend,
         client: a.client,
+        esi: a.esi,
         write: a.write,
     };
     ExitCode::from(lacquer_shm::run_ncsa(&opts))
@@ -315,6 +319,9 @@ struct LogArgs {
     /// Only backend-side records.
     #[arg(short = 'b')]
     backend: bool,
+    /// ESI requests too (left out by -c and -b).
+    #[arg(short = 'E')]
+    esi: bool,
     /// Read a binary log file (`-` for standard input) instead of the shared memory.
     #[arg(short = 'r')]
     read: Option<PathBuf>,
@@ -567,6 +574,7 @@ fn log(a: LogArgs) -> ExitCode {
         filters,
         client: a.client,
         backend: a.backend,
+        esi: a.esi,
         read: a.read,
         write: a.write,
         limit: a.limit,
