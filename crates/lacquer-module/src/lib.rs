@@ -68,6 +68,7 @@ mod host;
 pub mod loader;
 mod registry;
 mod types;
+mod ws;
 
 pub use date::http_date;
 pub use hooks::{HookFn, Hooks};
@@ -78,6 +79,7 @@ pub use host::{
 pub use lacquer_module_macros::module;
 pub use registry::{CallFn, Module, ModuleDef, Registry, Target};
 pub use types::*;
+pub use ws::{Workspace, WsId, WsSnap};
 
 /// What the `#[module]` macro's output uses; not for module authors.
 #[doc(hidden)]

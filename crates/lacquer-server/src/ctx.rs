@@ -27,7 +27,9 @@ use crate::msg::{now, reason, wire_status, Msg};
 use crate::req_fsm::Req;
 use crate::vmod;
 use crate::vsl::{self, Vsl};
+use crate::ws::Ws;
 use crate::Shared;
+use lacquer_module::Workspace;
 
 /// A string value borrowed from a head.
 fn s(b: &[u8]) -> Value<'_> {
@@ -197,8 +199,9 @@ pub(crate) struct ReqCtx<'a> {
 trait Messages {
     fn msg(&self, family: Var) -> Option<&Msg>;
     fn msg_mut(&mut self, family: Var) -> Option<&mut Msg>;
-    /// The message and the task's log, for edits that are logged.
-    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)>;
+    /// The message, the task's log and its workspace, for edits that are
+    /// logged and charged.
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl, &Ws)>;
 
     fn read_header(&self, family: Var, name: &Header) -> Option<&[u8]> {
         self.msg(family)?.header(name.lower.as_bytes())
@@ -207,7 +210,15 @@ trait Messages {
     /// Sets a header, logging what goes (`ReqUnset`) and what comes
     /// (`ReqHeader`) as Varnish does.
     fn write_header(&mut self, family: Var, name: &Header, value: &[u8]) {
-        if let Some((m, vsl)) = self.msg_vsl(family) {
+        if let Some((m, vsl, ws)) = self.msg_vsl(family) {
+            // Varnish builds `name: value` in the workspace; when it does
+            // not fit the header is lost and the workspace overflowed.
+            if !ws.alloc(crate::ws::header_size(name.name.len(), value.len())) {
+                let mut lost = name.name.as_bytes().to_vec();
+                lost.push(b':');
+                vsl.text(lacquer_shm::Tag::LostHeader, &lost);
+                return;
+            }
             let tags = head_tags(family);
             for old in m.head.header_all(&m.buf, name.lower.as_bytes()) {
                 vsl.header(tags.unset, name.name.as_bytes(), old);
@@ -218,7 +229,7 @@ trait Messages {
     }
 
     fn remove_header(&mut self, family: Var, name: &Header) {
-        if let Some((m, vsl)) = self.msg_vsl(family) {
+        if let Some((m, vsl, _)) = self.msg_vsl(family) {
             let tags = head_tags(family);
             for old in m.head.header_all(&m.buf, name.lower.as_bytes()) {
                 vsl.header(tags.unset, name.name.as_bytes(), old);
@@ -272,12 +283,12 @@ impl Messages for ReqCtx<'_> {
         }
     }
 
-    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)> {
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl, &Ws)> {
         let r = &mut *self.req;
         match family {
-            Var::ReqHttp | Var::ReqTopHttp => Some((&mut r.req, &mut r.vsl)),
-            Var::RespHttp => Some((r.resp.as_mut()?, &mut r.vsl)),
-            Var::BereqHttp => Some((r.bereq.as_mut()?, &mut r.vsl)),
+            Var::ReqHttp | Var::ReqTopHttp => Some((&mut r.req, &mut r.vsl, &r.ws)),
+            Var::RespHttp => Some((r.resp.as_mut()?, &mut r.vsl, &r.ws)),
+            Var::BereqHttp => Some((r.bereq.as_mut()?, &mut r.vsl, &r.ws)),
             _ => None,
         }
     }
@@ -417,8 +428,8 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Mut(&mut *self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        for l in logs {
-            self.req.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        for (tag, l) in logs {
+            self.req.vsl.text(tag, &l);
         }
         if self.req.conn.end.is_some() {
             // A module ended the request: nothing after the call runs
@@ -430,6 +441,10 @@ impl VclContext for ReqCtx<'_> {
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.req.vcl.director(b).map(|d| d.name())
+    }
+
+    fn ws_charge(&self, len: usize) -> bool {
+        self.req.ws.alloc_str(len)
     }
 }
 
@@ -457,11 +472,11 @@ impl Messages for BoCtx<'_> {
         }
     }
 
-    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)> {
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl, &Ws)> {
         let bo = &mut *self.bo;
         match family {
-            Var::BereqHttp => Some((&mut bo.bereq, &mut bo.vsl)),
-            Var::BerespHttp => Some((bo.beresp.as_mut()?, &mut bo.vsl)),
+            Var::BereqHttp => Some((&mut bo.bereq, &mut bo.vsl, &bo.ws)),
+            Var::BerespHttp => Some((bo.beresp.as_mut()?, &mut bo.vsl, &bo.ws)),
             _ => None,
         }
     }
@@ -585,13 +600,17 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Mut(&mut *self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        for l in logs {
-            self.bo.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        for (tag, l) in logs {
+            self.bo.vsl.text(tag, &l);
         }
         Ok(v)
     }
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.bo.vcl.director(b).map(|d| d.name())
+    }
+
+    fn ws_charge(&self, len: usize) -> bool {
+        self.bo.ws.alloc_str(len)
     }
 }

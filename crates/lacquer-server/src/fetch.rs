@@ -30,6 +30,7 @@ use crate::vbe::{Conn, Io};
 use crate::vcl::Vcl;
 use crate::vsl::{self, Vsl};
 use crate::Shared;
+use lacquer_module::Workspace;
 use lacquer_shm::{Side, Tag};
 use lacquer_vcl::conv::ipaddr_to_string;
 
@@ -151,9 +152,13 @@ pub(crate) struct Bo {
     pub vsl: Vsl,
     /// Modules' PRIV_TASK state, released with the fetch.
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
+    /// The fetch's workspace (`workspace_backend`, see `ws.rs`).
+    pub ws: crate::ws::Ws,
+    /// The worker's scratch workspace (`workspace_thread`).
+    pub thr_ws: crate::ws::Ws,
     /// `VCL_Log` lines of module calls made inside expressions, logged
     /// when the subroutine returns.
-    pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
+    pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
     /// Body bytes taken from the backend (`Length`, `BereqAcct`).
     body_bytes: u64,
     /// The backend connection's descriptor, and whether it went back to
@@ -232,6 +237,8 @@ impl Bo {
             resolved: None,
             vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
             privs: Default::default(),
+            ws: crate::ws::Ws::backend(p),
+            thr_ws: crate::ws::Ws::thread(p),
             module_logs: Default::default(),
             body_bytes: 0,
             conn_fd: -1,
@@ -287,6 +294,9 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
                     Tag::BereqAcct,
                     format_args!("{hdr} {body} {} {resp_hdr} {resp_body} {}", hdr + body, resp_hdr + resp_body),
                 );
+                if bo.ws.overflowed() {
+                    shared.stats.ws_backend_overflow.inc();
+                }
                 bo.vsl.end();
                 return;
             }
@@ -337,8 +347,8 @@ fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handli
             lacquer_vcl::Handling::plain(Action::Fail)
         }
     };
-    for l in bo.module_logs.get_mut().drain(..) {
-        bo.vsl.text(Tag::VCL_Log, &l);
+    for (tag, l) in bo.module_logs.get_mut().drain(..) {
+        bo.vsl.text(tag, &l);
     }
     bo.vsl.str(Tag::VCL_return, h.action.as_str());
     h
@@ -392,6 +402,12 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         return FetchStep::Error;
     };
     bo.backend_ip = be.def.addrs.first().copied();
+    // Varnish takes the backend connection's state from the workspace
+    // here: a fetch whose VCL used it up fails.
+    if !bo.ws.alloc(crate::ws::HTC_SIZE) {
+        bo.vsl.str(Tag::FetchError, "out of workspace");
+        return FetchStep::Error;
+    }
     let mut bereq = bo.bereq.clone();
     if bereq.header(b"host").is_none() {
         if let Some(h) = be.host_header() {
@@ -511,6 +527,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                         if bo.uncacheable { "uncacheable" } else { "cacheable" }
                     ),
                 );
+                // The head as received stays in the workspace.
+                bo.ws.alloc(beresp.buf.len());
                 bo.beresp = Some(beresp);
                 bo.rest = rest;
                 bo.conn = Some(conn);

@@ -89,6 +89,7 @@ mod vbe;
 mod vcl;
 mod vmod;
 mod vsl;
+mod ws;
 
 use std::fmt;
 use std::io;

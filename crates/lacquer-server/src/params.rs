@@ -21,6 +21,9 @@ macro_rules! honoured {
                 #[doc = concat!("`", stringify!($field), "`, as a number (seconds or bytes).")]
                 pub $field: f64,
             )*
+            /// Whether `debug` has `+workspace`: workspace snapshots and
+            /// resets are logged (`Debug` records).
+            pub debug_workspace: bool,
             values: ParamValues,
         }
 
@@ -31,12 +34,13 @@ macro_rules! honoured {
             /// Copies the honoured parameters' values into the typed fields.
             fn sync(&mut self) {
                 $( self.$field = self.number(stringify!($field)); )*
+                self.debug_workspace = self.values.show("debug").is_some_and(|d| d.split(',').any(|f| f == "+workspace"));
             }
         }
 
         impl Default for Params {
             fn default() -> Params {
-                let mut p = Params { $( $field: 0.0, )* values: ParamValues::default() };
+                let mut p = Params { $( $field: 0.0, )* debug_workspace: false, values: ParamValues::default() };
                 p.sync();
                 p
             }
@@ -71,6 +75,11 @@ honoured! {
     gzip_level,
     vcl_cooldown,
     shortlived,
+    workspace_client,
+    workspace_backend,
+    workspace_session,
+    workspace_thread,
+    vsl_buffer,
 }
 
 /// Honoured parameters that are not numbers: read by name where they are

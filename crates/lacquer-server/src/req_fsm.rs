@@ -137,9 +137,19 @@ pub(crate) struct Req {
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
     /// Modules' PRIV_SESS state, lent by the session for the request.
     pub sess_privs: std::cell::RefCell<crate::vmod::Privs>,
+    /// The request's workspace (`workspace_client`): what VCL and modules
+    /// keep for the request is charged to it (see `ws.rs`).
+    pub ws: crate::ws::Ws,
+    /// The workspace's use once the head was received: where a VCL
+    /// failure rolls it back to (Varnish's `req->ws_req`).
+    ws_req: usize,
+    /// The session's workspace, lent by the session for the request.
+    pub sess_ws: crate::ws::Ws,
+    /// The worker's scratch workspace (`workspace_thread`).
+    pub thr_ws: crate::ws::Ws,
     /// `VCL_Log` lines of module calls made inside expressions, logged
     /// when the subroutine returns.
-    pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
+    pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
     /// The VCL the request started with, once `return (vcl(LABEL))` has
     /// switched it to the labelled one (Varnish's `req->vcl0`).
     vcl0: Option<Arc<Vcl>>,
@@ -164,8 +174,17 @@ impl Req {
         vsl.fmt(Tag::Begin, format_args!("req {} rxreq", sp.vxid));
         vsl.timestamp("Start", t_req);
         vsl.timestamp("Req", t_req);
+        let params = shared.params.get();
+        // The head as received stays in the workspace, as Varnish's
+        // receive buffer does.
+        let ws = crate::ws::Ws::client(&params);
+        lacquer_module::Workspace::alloc(&ws, req.buf.len());
         Req {
-            params: shared.params.get(),
+            ws_req: ws.mark(),
+            ws,
+            sess_ws: Default::default(),
+            thr_ws: crate::ws::Ws::thread(&params),
+            params,
             vsl,
             privs: Default::default(),
             sess_privs: Default::default(),
@@ -259,8 +278,8 @@ fn vcl(req: &mut Req, method: Method) -> Handling {
             }
         },
     };
-    for l in req.module_logs.get_mut().drain(..) {
-        req.vsl.text(Tag::VCL_Log, &l);
+    for (tag, l) in req.module_logs.get_mut().drain(..) {
+        req.vsl.text(tag, &l);
     }
     let word = crate::handoff::return_word(req).unwrap_or(h.action.as_str());
     req.vsl.str(Tag::VCL_return, word);
@@ -289,6 +308,9 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
             ReqStep::Transmit => cnt_transmit(req, sp).await,
             ReqStep::Finish => {
                 cnt_finish(req, sp).await;
+                if lacquer_module::Workspace::overflowed(&req.ws) {
+                    req.shared.stats.ws_client_overflow.inc();
+                }
                 if let Some([hdr, behdr, piped_in, piped_out]) = req.piped {
                     // As varnishd: a pipe is accounted in PipeAcct alone.
                     req.vsl.fmt(Tag::PipeAcct, format_args!("{hdr} {behdr} {piped_in} {piped_out}"));
@@ -340,6 +362,7 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     let ip = req.ep.client_ip_text();
     req.req.append_value(b"X-Forwarded-For", ip.as_bytes());
+    lacquer_module::Workspace::alloc(&req.ws, crate::ws::header_size(15, ip.len()));
     req.vsl.str(Tag::VCL_use, &req.vcl.name);
     let sock = req.shared.sockets.get(req.ep.socket).map_or("", |l| l.name.as_str());
     req.vsl.fmt(Tag::ReqStart, format_args!("{ip} {} {sock}", req.ep.client_port_text()));
@@ -776,8 +799,12 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
         _ => req.vxid.to_string(),
     };
     resp.append(b"X-Varnish", xvarnish.as_bytes());
-    let age = (now() - req.t_origin).floor().max(0.0) as u64;
-    resp.append(b"Age", age.to_string().as_bytes());
+    let age = ((now() - req.t_origin).floor().max(0.0) as u64).to_string();
+    resp.append(b"Age", age.as_bytes());
+    // Both are printed into the workspace in Varnish.
+    let ws = &req.ws;
+    lacquer_module::Workspace::alloc(ws, crate::ws::header_size(9, xvarnish.len()));
+    lacquer_module::Workspace::alloc(ws, crate::ws::header_size(3, age.len()));
     if req.params.http_range_support != 0.0 && req.obj.is_some() && resp.head.status() == 200 {
         resp.set(b"Accept-Ranges", b"bytes");
     }
@@ -802,6 +829,11 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
 
 fn cnt_vclfail(req: &mut Req) -> ReqStep {
     req.shared.stats.vcl_fail.inc();
+    // The request goes back to what it was when received, its workspace
+    // too: an overflow is counted and forgotten (`Req_Rollback`).
+    if req.ws.rollback(req.ws_req) {
+        req.shared.stats.ws_client_overflow.inc();
+    }
     req.doclose = true;
     req.close = "VCL_FAILURE";
     req.resp = None;
@@ -961,6 +993,21 @@ enum Wire {
     Eof,
 }
 
+/// The response to a request whose workspace overflowed (Varnish's
+/// `v1d_error`): whatever VCL made of the response is dropped, the client
+/// gets a bare 500 and the connection closes.
+async fn overflow_500(req: &mut Req, sp: &mut Sess, msg: &str) {
+    const R500: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nServer: Varnish\r\nConnection: close\r\n\r\n";
+    req.vsl.str(Tag::Error, msg);
+    req.vsl.str(Tag::RespProtocol, "HTTP/1.1");
+    req.vsl.str(Tag::RespStatus, "500");
+    req.vsl.str(Tag::RespReason, "Internal Server Error");
+    req.shared.stats.client_resp_500.inc();
+    let _ = sp.send(R500, Instant::now()).await;
+    req.doclose = true;
+    req.close = "TX_EOF";
+}
+
 async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(mut resp) = req.resp.take() else {
         return ReqStep::Finish;
@@ -1053,6 +1100,11 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     resp.append(b"Connection", if req.doclose { b"close" } else { b"keep-alive" });
     req.vsl.timestamp("Process", now());
     req.vsl.str(Tag::RespHeader, if req.doclose { "Connection: close" } else { "Connection: keep-alive" });
+    let overflowed = [&req.ws, &req.sess_ws].into_iter().find(|w| lacquer_module::Workspace::overflowed(*w));
+    if let Some(msg) = overflowed.map(|w| w.overflow_message()) {
+        overflow_500(req, sp, &msg).await;
+        return ReqStep::Finish;
+    }
     let mut out = Vec::with_capacity(1024);
     resp.write_to(&mut out);
     let out_len = out.len() as u64;

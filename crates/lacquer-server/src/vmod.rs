@@ -36,8 +36,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use lacquer_defs::{Method, Var, VclType};
 use lacquer_module::{
     Acl, Arg, Backend, BlobRef, Ctx, Failure as MFailure, Header, HookFn, Hooks, Host, Http, Instance, IpKind, Module,
-    PrivScope, PrivSlot, Probe, Registry, SharedSlot, Strands, Target, Value as MValue,
+    PrivScope, PrivSlot, Probe, Registry, SharedSlot, Strands, Target, Value as MValue, WsId,
 };
+use lacquer_shm::Side;
 use lacquer_vcl::module::{ArgType, ResolveError};
 use lacquer_vcl::program::{CallId, CallTarget, Expr};
 use lacquer_vcl::{Failure, ModuleResolver, ModuleSpec, Program, Value};
@@ -198,6 +199,10 @@ pub(crate) enum Task<'a> {
     Init(&'a std::cell::RefCell<Privs>),
 }
 
+/// The records a module call wrote (`VCL_Log`, workspace `Debug`), for
+/// the task's log.
+pub(crate) type ModLogs = Vec<(lacquer_shm::Tag, Vec<u8>)>;
+
 /// A [`Host`] for one call: the task, and who is calling.
 pub(crate) struct TaskHost<'a> {
     task: Task<'a>,
@@ -210,7 +215,7 @@ pub(crate) struct TaskHost<'a> {
     /// The VCL name of the object whose constructor or method runs.
     object_name: Option<&'a str>,
     /// `VCL_Log` lines, written to the task's log after the call.
-    pub logs: Vec<Vec<u8>>,
+    pub logs: ModLogs,
 }
 
 fn scope_code(s: PrivScope) -> u8 {
@@ -255,6 +260,27 @@ impl TaskHost<'_> {
 }
 
 impl TaskHost<'_> {
+    /// The task's workspace `id`, if it has one.
+    fn ws(&self, id: WsId) -> Option<&crate::ws::Ws> {
+        match (&self.task, id) {
+            (Task::Req(r), WsId::Client) => Some(&r.get().ws),
+            (Task::Req(r), WsId::Session) => Some(&r.get().sess_ws),
+            (Task::Req(r), WsId::Thread) => Some(&r.get().thr_ws),
+            (Task::Bo(b), WsId::Backend) => Some(&b.get().ws),
+            (Task::Bo(b), WsId::Thread) => Some(&b.get().thr_ws),
+            _ => None,
+        }
+    }
+
+    /// The workspace of the task itself: the client's or the backend's.
+    fn task_ws(&self) -> Option<&crate::ws::Ws> {
+        match &self.task {
+            Task::Req(r) => Some(&r.get().ws),
+            Task::Bo(b) => Some(&b.get().ws),
+            Task::Init(_) => None,
+        }
+    }
+
     /// The request, for what only a statement in `vcl_recv` may do with
     /// it: take its connection, end it.
     fn recv_req(&mut self) -> Result<&mut crate::req_fsm::Req, MFailure> {
@@ -289,7 +315,7 @@ impl Host for TaskHost<'_> {
     }
 
     fn log(&mut self, msg: &[u8]) {
-        self.logs.push(msg.to_vec());
+        self.logs.push((lacquer_shm::Tag::VCL_Log, msg.to_vec()));
     }
 
     fn vcl_name(&self) -> &str {
@@ -348,6 +374,20 @@ impl Host for TaskHost<'_> {
         if let Some(tag) = lacquer_defs::Tag::from_name(tag) {
             crate::vsl::global(&self.shared.log, tag, msg);
         }
+    }
+
+    fn workspace(&self, which: WsId) -> Option<&dyn lacquer_module::Workspace> {
+        self.ws(which).map(|w| w as &dyn lacquer_module::Workspace)
+    }
+
+    fn task_workspace(&self) -> Option<&dyn lacquer_module::Workspace> {
+        self.task_ws().map(|w| w as &dyn lacquer_module::Workspace)
+    }
+
+    fn log_record(&mut self, vxid: u64, tag: &str, client: bool, msg: &[u8]) -> Result<(), MFailure> {
+        let tag = lacquer_defs::Tag::from_name(tag).ok_or_else(|| MFailure(format!("unknown log tag {tag}")))?;
+        crate::vsl::record(&self.shared.log, vxid, if client { Side::Client } else { Side::Backend }, tag, msg);
+        Ok(())
     }
 
     fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]> {
@@ -505,7 +545,7 @@ pub(crate) fn call(
     method: Method,
     id: CallId,
     args: &[Option<Value<'_>>],
-) -> Result<(Value<'static>, Vec<Vec<u8>>), Failure> {
+) -> Result<(Value<'static>, ModLogs), Failure> {
     let program = &vcl.program;
     let site = &program.calls[id as usize];
     let (import, target_obj) = match site.target {
@@ -567,6 +607,18 @@ pub(crate) fn call(
             },
         }
     };
+    // What the workspaces traced (`debug=+workspace`) goes to the log
+    // with what the module logged.
+    for id in [WsId::Client, WsId::Backend, WsId::Session, WsId::Thread] {
+        if let Some(ws) = host.ws(id) {
+            let trace = ws.take_trace();
+            host.logs.extend(trace.into_iter().map(|t| (lacquer_shm::Tag::Debug, t.into_bytes())));
+        }
+    }
+    // A string the module returns is kept in the task's workspace.
+    if let (Ok(MValue::Str(Some(s)) | MValue::Blob(Some(s))), Some(ws)) = (&result, host.task_ws()) {
+        ws.alloc_str(s.len());
+    }
     let logs = std::mem::take(&mut host.logs);
     match result {
         Ok(v) => Ok((from_value(v), logs)),
@@ -721,8 +773,8 @@ fn event_one(shared: &crate::Shared, vcl: &Vcl, i: usize, ev: lacquer_module::Ev
     let mut host =
         TaskHost { task, method, shared, vcl, owner: i as u64, call: 0, object_name: None, logs: Vec::new() };
     let r = module.call(&mut Ctx::new(&mut host), Target::Function(f), &margs);
-    for l in &host.logs {
-        crate::vsl::global(&shared.log, lacquer_defs::Tag::VCL_Log, l);
+    for (tag, l) in &host.logs {
+        crate::vsl::global(&shared.log, *tag, l);
     }
     r.map(drop).map_err(|e| e.0)
 }
@@ -779,8 +831,8 @@ impl lacquer_vcl::VclContext for InitCtx<'_> {
     fn call(&self, _program: &Program, id: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
         // Outside any request: what modules log goes to vxid 0.
         let (v, logs) = call(self.shared, self.vcl, Task::Init(&self.privs), self.method, id, args)?;
-        for l in &logs {
-            crate::vsl::global(&self.shared.log, lacquer_defs::Tag::VCL_Log, l);
+        for (tag, l) in &logs {
+            crate::vsl::global(&self.shared.log, *tag, l);
         }
         Ok(v)
     }

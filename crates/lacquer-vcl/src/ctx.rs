@@ -125,4 +125,12 @@ pub trait VclContext {
     fn backend_name(&self, _b: BackendId) -> Option<&str> {
         None
     }
+    /// Charges a string of `len` bytes the program built (a conversion,
+    /// a `regsub()`, a concatenation kept as a value) to the task's
+    /// workspace, as Varnish allocates it there. `false` when it did not
+    /// fit: the workspace is then overflowed and the task fails where
+    /// Varnish's would; the value is still made, so evaluation goes on.
+    fn ws_charge(&self, _len: usize) -> bool {
+        true
+    }
 }

@@ -22,8 +22,17 @@ const VARNISHD: &[&str] = &[
     "no_ip() -> IP",
     "panic(STRANDS) -> VOID",
     "sleep(DURATION) -> VOID",
+    "workspace_alloc(ENUM{client,backend,session,thread}, INT size) -> VOID",
+    "workspace_reserve(ENUM{client,backend,session,thread}, INT size) -> BYTES",
+    "workspace_free(ENUM{client,backend,session,thread}) -> INT",
+    "workspace_snapshot(ENUM{client,backend,session,thread}) -> VOID",
+    "workspace_reset(ENUM{client,backend,session,thread}) -> VOID",
+    "workspace_overflowed(ENUM{client,backend,session,thread}) -> BOOL",
+    "workspace_overflow(ENUM{client,backend,session,thread}) -> VOID",
     "typesize(STRING) -> INT",
     "proxy_header(ENUM{v1,v2} version, IP client, IP server, STRING authority=?) -> BLOB",
+    "vsl(INT vxid, STRING tag, ENUM{c,b} side, STRANDS s) -> VOID",
+    "vsl_replay(STRANDS s) -> VOID",
 ];
 
 #[test]
