@@ -329,6 +329,11 @@ unsafe extern "C" fn cb_fail(host: *mut c_void, msg: Str) {
 unsafe extern "C" fn cb_ws_alloc(host: *mut c_void, len: usize) -> *mut u8 {
     guard(std::ptr::null_mut(), || {
         let br = unsafe { b(host) };
+        // The memory is the heap's; the task's workspace budget pays for
+        // it, and null is the answer once it is spent, as in Varnish.
+        if br.host.task_workspace().is_some_and(|ws| !ws.alloc(len)) {
+            return std::ptr::null_mut();
+        }
         let mut buf = vec![0u8; len].into_boxed_slice();
         let p = buf.as_mut_ptr();
         br.arena.push(buf);

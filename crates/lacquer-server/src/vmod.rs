@@ -615,8 +615,11 @@ pub(crate) fn call(
             host.logs.extend(trace.into_iter().map(|t| (lacquer_shm::Tag::Debug, t.into_bytes())));
         }
     }
-    // A string the module returns is kept in the task's workspace.
-    if let (Ok(MValue::Str(Some(s)) | MValue::Blob(Some(s))), Some(ws)) = (&result, host.task_ws()) {
+    // A string a linked module returns is kept in the task's workspace
+    // (a loaded module's was charged when it copied it there).
+    if let (Ok(MValue::Str(Some(s)) | MValue::Blob(Some(s))), Some(ws), Module::Linked(_)) =
+        (&result, host.task_ws(), module)
+    {
         ws.alloc_str(s.len());
     }
     let logs = std::mem::take(&mut host.logs);
