@@ -272,6 +272,11 @@ async fn proxy_preamble(sp: &mut Sess) -> bool {
     let vsl = &mut sp.vsl;
     match proxy::parse(&buf, &mut |tag, text| vsl.str(tag, &text)) {
         Ok(h) => {
+            if !crate::ws::proxy_tlvs(&sp.ws, h.tlv_len) {
+                sp.vsl.str(Tag::Error, "insufficient workspace (proto_priv)");
+                sp.close = "RX_JUNK";
+                return false;
+            }
             sp.rest = buf[h.len..].to_vec();
             if let Some(a) = h.addrs {
                 sp.ep.client = a.client;
