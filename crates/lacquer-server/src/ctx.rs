@@ -239,6 +239,21 @@ trait Messages {
     }
 }
 
+/// varnishd's `req.hash`: the SHA-256 of every `hash_data()` input, each
+/// followed by a NUL, which is how Lacquer keeps them.
+pub(crate) fn hash_digest(data: &[u8]) -> [u8; 32] {
+    lacquer_cli::sha256(data)
+}
+
+/// A BLOB variable is handed to VCL in a struct taken from the workspace
+/// (`VRT_blob`): the read fails when it does not fit.
+fn blob_struct(var: Var, ws: &Ws) -> Result<(), Failure> {
+    if var == Var::ReqHash && !ws.alloc(24) {
+        return Err(Failure(format!("Workspace overflow ({})", var.def().name)));
+    }
+    Ok(())
+}
+
 /// `ban()` from VCL: a bad expression is logged and otherwise ignored, as
 /// in Varnish.
 fn add_ban(shared: &Shared, vsl: &mut Vsl, expr: &[u8]) {
@@ -319,6 +334,7 @@ impl VclContext for ReqCtx<'_> {
             Var::ReqEsi => Value::Bool(true),
             Var::ReqCanGzip => Value::Bool(crate::gzip::accepts_gzip(&r.req)),
             Var::ReqBackendHint | Var::BereqBackend => Value::Backend(r.backend_hint),
+            Var::ReqHash => Value::Str(Some(Cow::Owned(hash_digest(&r.hash).to_vec()))),
             Var::ReqHashAlwaysMiss => Value::Bool(r.hash_always_miss),
             Var::ReqHashIgnoreBusy => Value::Bool(r.hash_ignore_busy),
             Var::ReqHashIgnoreVary => Value::Bool(r.hash_ignore_vary),
@@ -445,6 +461,11 @@ impl VclContext for ReqCtx<'_> {
 
     fn ws_charge(&self, len: usize) -> bool {
         self.req.ws.alloc_str(len)
+    }
+
+    fn read(&self, var: Var) -> Result<Value<'_>, Failure> {
+        blob_struct(var, &self.req.ws)?;
+        Ok(self.get(var))
     }
 }
 

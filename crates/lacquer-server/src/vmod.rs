@@ -617,10 +617,14 @@ pub(crate) fn call(
     }
     // A string a linked module returns is kept in the task's workspace
     // (a loaded module's was charged when it copied it there).
-    if let (Ok(MValue::Str(Some(s)) | MValue::Blob(Some(s))), Some(ws), Module::Linked(_)) =
-        (&result, host.task_ws(), module)
-    {
-        ws.alloc_str(s.len());
+    if let (Ok(v), Some(ws), Module::Linked(_)) = (&result, host.task_ws(), module) {
+        match v {
+            MValue::Str(Some(s)) => ws.alloc_str(s.len()),
+            MValue::Blob(Some(b)) if !b.is_empty() => {
+                lacquer_module::Workspace::alloc(ws, crate::ws::blob_size(b.len()))
+            }
+            _ => true,
+        };
     }
     let logs = std::mem::take(&mut host.logs);
     match result {

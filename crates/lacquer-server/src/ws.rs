@@ -56,6 +56,12 @@ pub(crate) fn string_size(len: usize) -> usize {
     round(len + 1)
 }
 
+/// The bytes a BLOB of `len` takes: its bytes, and varnishd's `struct
+/// vrt_blob` (type, length, pointer) that VCL holds.
+pub(crate) fn blob_size(len: usize) -> usize {
+    round(len) + 24
+}
+
 /// The bytes a header `name: value` takes, as `VRT_SetHdr` builds it.
 pub(crate) fn header_size(name: usize, value: usize) -> usize {
     string_size(name + 2 + value)

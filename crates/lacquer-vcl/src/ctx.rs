@@ -86,6 +86,12 @@ pub trait VclContext {
     fn method(&self) -> Method;
     /// Reads a variable.
     fn get(&self, var: Var) -> Value<'_>;
+    /// Reads a variable as an expression does: the same as
+    /// [`get`](VclContext::get), except where reading may fail the task
+    /// (a BLOB that does not fit in the workspace).
+    fn read(&self, var: Var) -> Result<Value<'_>, Failure> {
+        Ok(self.get(var))
+    }
     /// Writes a variable.
     fn set(&mut self, var: Var, value: Value<'_>) -> Result<(), Failure>;
     /// Unsets a variable (`unset req.body`, …).

@@ -224,7 +224,7 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
             Const::NoBackend => Value::Backend(None),
             Const::Ip(a) => Value::Ip(Some(*a)),
         },
-        Expr::Var(v, _) => ctx.get(*v),
+        Expr::Var(v, _) => ctx.read(*v)?,
         Expr::Header(fam, h) => Value::Str(ctx.header(*fam, &p.headers[*h as usize]).map(Cow::Borrowed)),
         Expr::Strands(parts) => {
             Value::Strands(parts.iter().map(|part| string_of(p, ctx, part)).collect::<Result<_, _>>()?)
