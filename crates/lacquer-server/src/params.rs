@@ -206,6 +206,16 @@ mod tests {
     }
 
     #[test]
+    fn debug_workspace_is_one_flag_among_others() {
+        let mut p = Params::default();
+        assert!(!p.debug_workspace);
+        p.apply("debug=+syncvsl,+workspace").unwrap();
+        assert!(p.debug_workspace);
+        p.apply("debug=-workspace").unwrap();
+        assert!(!p.debug_workspace);
+    }
+
+    #[test]
     fn honoured_fields_match_the_table() {
         let mut want: Vec<_> = lacquer_defs::PARAMS.iter().filter(|p| p.honoured).map(|p| p.name).collect::<Vec<_>>();
         let mut have = HONOURED.to_vec();
