@@ -25,6 +25,8 @@
 //!   `hook_call`. A 1.1 module reads the table as before; a 1.2 module
 //!   checks [`HostTable::size`] before calling a 1.2 callback
 //!   ([`HostTable::has`]).
+//! - 1.3: at the end of [`HostTable`]: `ws_op` (the task's workspaces,
+//!   [`WsOp`]) and `log_record` (a log record for any transaction).
 //!
 //! # How a call crosses
 //!
@@ -46,7 +48,7 @@ pub use value::*;
 /// The ABI major version: a module built against another major is refused.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: a module built against a newer minor is refused.
-pub const ABI_MINOR: u32 = 2;
+pub const ABI_MINOR: u32 = 3;
 
 /// The name of the symbol every module library exports.
 pub const DESCRIPTOR_SYMBOL: &str = "LACQUER_MODULE_DESCRIPTOR";
