@@ -284,7 +284,27 @@ mod tests {
             assert!(HostTable::has(size_of::<HostTable>(), off));
         }
         assert!(HostTable::has(HostTable::SIZE_1_1, offset_of!(HostTable, ban)));
-        assert_eq!(size_of::<HostTable>(), HostTable::SIZE_1_1 + added.len() * ptr);
+        assert_eq!(HostTable::SIZE_1_2, HostTable::SIZE_1_1 + added.len() * ptr);
+        // 1.3's come after 1.2's, and a 1.2 table holds none of them.
+        let added = [offset_of!(HostTable, ws_op), offset_of!(HostTable, log_record)];
+        for (i, off) in added.into_iter().enumerate() {
+            assert_eq!(off, HostTable::SIZE_1_2 + i * ptr);
+            assert!(!HostTable::has(HostTable::SIZE_1_2, off));
+            assert!(HostTable::has(size_of::<HostTable>(), off));
+        }
+        assert_eq!(size_of::<HostTable>(), HostTable::SIZE_1_2 + added.len() * ptr);
+    }
+
+    #[test]
+    fn workspace_codes_round_trip() {
+        for w in 0..=4 {
+            assert_eq!(WsWhich::from_u32(w).map(|w| w as u32), Some(w));
+        }
+        for o in 0..=7 {
+            assert_eq!(WsOp::from_u32(o).map(|o| o as u32), Some(o));
+        }
+        assert_eq!(WsWhich::from_u32(5), None);
+        assert_eq!(WsOp::from_u32(8), None);
     }
 
     #[test]
