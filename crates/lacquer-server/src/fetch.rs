@@ -154,6 +154,12 @@ pub(crate) struct Bo {
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
     /// The fetch's workspace (`workspace_backend`, see `ws.rs`).
     pub ws: crate::ws::Ws,
+    /// Where `std.rollback(bereq)` takes the workspace back to: its use
+    /// before VCL (Varnish's `bo->ws_bo`).
+    pub ws_bo: usize,
+    /// The backend request as made from the client's, before VCL
+    /// (Varnish's `bo->bereq0`), kept when the VCL may roll it back.
+    pub bereq0: Option<Msg>,
     /// The worker's scratch workspace (`workspace_thread`).
     pub thr_ws: crate::ws::Ws,
     /// `VCL_Log` lines of module calls made inside expressions, logged
@@ -180,12 +186,26 @@ pub(crate) struct Bo {
     /// counts against the backend's `.max_connections` until it goes back
     /// to the pool or is dropped.
     conn: Option<Conn>,
+    /// Whether `std.rollback(bereq)` in `vcl_backend_response` let the
+    /// backend connection go: Varnish keeps it in the workspace the
+    /// rollback empties, so the body cannot be fetched.
+    conn_dropped: bool,
     /// Body bytes read with the head.
     rest: Vec<u8>,
     framing: Framing,
 }
 
 impl Bo {
+    /// Lets the backend connection go, as a rollback in
+    /// `vcl_backend_response` does in Varnish: back to the pool when no
+    /// body is left to read on it, else closed.
+    pub fn drop_conn(&mut self, shared: &Shared) {
+        let bodiless = matches!(self.framing, Framing::None | Framing::Length(0));
+        recycle(shared, self, bodiless);
+        self.conn = None;
+        self.conn_dropped = true;
+    }
+
     /// A fetch of `bereq` from the backend `backend`, with the server's
     /// default timeouts.
     #[allow(clippy::too_many_arguments)]
@@ -237,7 +257,9 @@ impl Bo {
             resolved: None,
             vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
             privs: Default::default(),
+            ws_bo: 0,
             ws: crate::ws::Ws::backend(p),
+            bereq0: None,
             thr_ws: crate::ws::Ws::thread(p),
             module_logs: Default::default(),
             body_bytes: 0,
@@ -249,6 +271,7 @@ impl Bo {
             was_304: false,
             err: None,
             conn: None,
+            conn_dropped: false,
             rest: Vec::new(),
             framing: Framing::None,
         }
@@ -271,6 +294,9 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
     bo.vsl.timestamp("Start", bo.t_start);
     add_validators(&mut bo);
     bo.vsl.head(&bo.bereq, vsl::BEREQ);
+    if bo.vcl.rolls_back {
+        bo.bereq0 = Some(bo.bereq.clone());
+    }
     let mut step = FetchStep::StartFetch;
     loop {
         step = match step {
@@ -386,6 +412,7 @@ fn stp_retry(bo: &mut Bo) -> FetchStep {
     }
     bo.beresp = None;
     bo.conn = None;
+    bo.conn_dropped = false;
     bo.rest.clear();
     bo.err = None;
     FetchStep::StartFetch
@@ -684,6 +711,11 @@ fn stp_response(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
 }
 
 async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<Fetched>>) -> FetchStep {
+    if bo.conn_dropped {
+        bo.vsl.str(Tag::FetchError, "No backend connection (rollback?)");
+        bo.beresp = None;
+        return FetchStep::Error;
+    }
     let Some(mut beresp) = bo.beresp.take() else {
         return FetchStep::Done;
     };

@@ -141,8 +141,12 @@ pub(crate) struct Req {
     /// keep for the request is charged to it (see `ws.rs`).
     pub ws: crate::ws::Ws,
     /// The workspace's use once the head was received: where a VCL
-    /// failure rolls it back to (Varnish's `req->ws_req`).
-    ws_req: usize,
+    /// failure or `std.rollback(req)` rolls it back to (Varnish's
+    /// `req->ws_req`).
+    pub ws_req: usize,
+    /// The request as received, before VCL (Varnish's `req->http0`), kept
+    /// when the VCL may roll it back.
+    pub req0: Option<Msg>,
     /// The session's workspace, lent by the session for the request.
     pub sess_ws: crate::ws::Ws,
     /// The worker's scratch workspace (`workspace_thread`).
@@ -180,6 +184,7 @@ impl Req {
         let ws = crate::ws::Ws::client(&params);
         lacquer_module::Workspace::alloc(&ws, req.buf.len());
         Req {
+            req0: None,
             ws_req: ws.mark(),
             ws,
             sess_ws: Default::default(),
@@ -367,6 +372,9 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let sock = req.shared.sockets.get(req.ep.socket).map_or("", |l| l.name.as_str());
     req.vsl.fmt(Tag::ReqStart, format_args!("{ip} {} {sock}", req.ep.client_port_text()));
     req.vsl.head(&req.req, vsl::REQ);
+    if req.vcl.rolls_back {
+        req.req0 = Some(req.req.clone());
+    }
     ReqStep::Recv
 }
 

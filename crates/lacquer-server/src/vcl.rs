@@ -60,6 +60,23 @@ pub(crate) struct Vcl {
     pub mod_backends: Vec<std::sync::OnceLock<crate::director::ModBackend>>,
     /// Set while warm: the running probe tasks, stopped when it cools.
     warm: Mutex<Option<Vec<tokio::task::AbortHandle>>>,
+    /// Whether the program calls a module function named `rollback`
+    /// (`std.rollback`): only then do its tasks keep a copy of the request
+    /// as received, which costs a copy per request.
+    pub rolls_back: bool,
+}
+
+/// Whether `program` calls a module function named `rollback`.
+fn calls_rollback(program: &Program) -> bool {
+    program.calls.iter().any(|c| match c.target {
+        lacquer_vcl::program::CallTarget::Function { module, func } => program
+            .imports
+            .get(module as usize)
+            .and_then(|i| i.spec.as_ref())
+            .and_then(|s| s.functions.get(func as usize))
+            .is_some_and(|f| f.name == "rollback"),
+        _ => false,
+    })
 }
 
 impl Vcl {
@@ -436,7 +453,18 @@ impl Vcls {
         let vmods = vmod::Vmods::new(&shared.modules, &program);
         let mod_backends = program.instances.iter().map(|_| std::sync::OnceLock::new()).collect();
         let name = name.to_string();
-        let vcl = Arc::new(Vcl { name, program, source, backends, vbe, vmods, mod_backends, warm: Mutex::new(None) });
+        let rolls_back = calls_rollback(&program);
+        let vcl = Arc::new(Vcl {
+            name,
+            program,
+            source,
+            backends,
+            vbe,
+            vmods,
+            mod_backends,
+            warm: Mutex::new(None),
+            rolls_back,
+        });
         let name = &vcl.name;
         let failed = |why: String| format!("VCL \"{name}\" Failed initialization\nMessage:\n\t{why}");
         vmod::event(shared, &vcl, Event::Load).map_err(failed)?;

@@ -376,6 +376,41 @@ impl Host for TaskHost<'_> {
         }
     }
 
+    /// `std.rollback`: the message back to what it was before VCL, the
+    /// task's workspace back to where it was then (an overflow counted
+    /// and cleared) and its PRIV_TASK state released, as Varnish's
+    /// `Req_Rollback` and `Bereq_Rollback` do.
+    fn rollback(&mut self, which: Http) -> Result<(), MFailure> {
+        let stats = &self.shared.stats;
+        match (&mut self.task, which) {
+            (Task::Req(_), Http::Req) if self.method == Method::Pipe => {
+                Err(MFailure("Cannot rollback req in vcl_pipe".into()))
+            }
+            (Task::Req(Lent::Mut(r)), Http::Req) => {
+                let req0 = r.req0.clone().ok_or_else(|| MFailure("the request as received was not kept".into()))?;
+                r.req = req0;
+                if r.ws.rollback(r.ws_req) {
+                    stats.ws_client_overflow.inc();
+                }
+                drop(std::mem::take(&mut *r.privs.borrow_mut()));
+                Ok(())
+            }
+            (Task::Bo(Lent::Mut(b)), Http::Bereq) => {
+                let bereq0 = b.bereq0.clone().ok_or_else(|| MFailure("the backend request was not kept".into()))?;
+                b.bereq = bereq0;
+                if self.method == Method::BackendResponse {
+                    b.drop_conn(self.shared);
+                }
+                if b.ws.rollback(b.ws_bo) {
+                    stats.ws_backend_overflow.inc();
+                }
+                drop(std::mem::take(&mut *b.privs.borrow_mut()));
+                Ok(())
+            }
+            _ => Err(MFailure(format!("{which:?} cannot be rolled back here"))),
+        }
+    }
+
     fn workspace(&self, which: WsId) -> Option<&dyn lacquer_module::Workspace> {
         self.ws(which).map(|w| w as &dyn lacquer_module::Workspace)
     }
