@@ -246,13 +246,19 @@ impl TaskHost<'_> {
         }
     }
 
-    fn msg_mut(&mut self, which: Http) -> Result<&mut Msg, MFailure> {
+    /// A message to change, with the task's log, workspace and the tags
+    /// its headers are logged under.
+    fn msg_logged(
+        &mut self,
+        which: Http,
+    ) -> Result<(&mut Msg, &mut crate::vsl::Vsl, &crate::ws::Ws, crate::vsl::HeadTags), MFailure> {
+        use crate::vsl::{BEREQ, BERESP, REQ, RESP};
         let m = match (&mut self.task, which) {
-            (Task::Req(r), Http::Req) => r.get_mut().map(|r| &mut r.req),
-            (Task::Req(r), Http::Resp) => r.get_mut().and_then(|r| r.resp.as_mut()),
-            (Task::Req(r), Http::Bereq) => r.get_mut().and_then(|r| r.bereq.as_mut()),
-            (Task::Bo(b), Http::Bereq) => b.get_mut().map(|b| &mut b.bereq),
-            (Task::Bo(b), Http::Beresp) => b.get_mut().and_then(|b| b.beresp.as_mut()),
+            (Task::Req(Lent::Mut(r)), Http::Req) => Some((&mut r.req, &mut r.vsl, &r.ws, REQ)),
+            (Task::Req(Lent::Mut(r)), Http::Resp) => r.resp.as_mut().map(|m| (m, &mut r.vsl, &r.ws, RESP)),
+            (Task::Req(Lent::Mut(r)), Http::Bereq) => r.bereq.as_mut().map(|m| (m, &mut r.vsl, &r.ws, BEREQ)),
+            (Task::Bo(Lent::Mut(b)), Http::Bereq) => Some((&mut b.bereq, &mut b.vsl, &b.ws, BEREQ)),
+            (Task::Bo(Lent::Mut(b)), Http::Beresp) => b.beresp.as_mut().map(|m| (m, &mut b.vsl, &b.ws, BERESP)),
             _ => None,
         };
         m.ok_or_else(|| MFailure(format!("{which:?} cannot be changed here")))
@@ -384,7 +390,7 @@ impl Host for TaskHost<'_> {
         let stats = &self.shared.stats;
         match (&mut self.task, which) {
             (Task::Req(_), Http::Req) if self.method == Method::Pipe => {
-                Err(MFailure("Cannot rollback req in vcl_pipe".into()))
+                Err(MFailure("Cannot rollback in vcl_pipe {}".into()))
             }
             (Task::Req(Lent::Mut(r)), Http::Req) => {
                 let req0 = r.req0.clone().ok_or_else(|| MFailure("the request as received was not kept".into()))?;
@@ -431,13 +437,29 @@ impl Host for TaskHost<'_> {
         head.headers(buf).filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v).nth(nth)
     }
 
+    /// As `set` in VCL: the header built in the workspace (lost, and the
+    /// workspace overflowed, when it does not fit), what goes and what
+    /// comes logged.
     fn set_header(&mut self, which: Http, name: &[u8], value: &[u8]) -> Result<(), MFailure> {
-        self.msg_mut(which)?.set(name, value);
+        let (m, vsl, ws, tags) = self.msg_logged(which)?;
+        if !lacquer_module::Workspace::alloc(ws, crate::ws::header_size(name.len(), value.len())) {
+            vsl.text(lacquer_shm::Tag::LostHeader, &[name, b":"].concat());
+            return Ok(());
+        }
+        for old in m.head.header_all(&m.buf, name) {
+            vsl.header(tags.unset, name, old);
+        }
+        m.set(name, value);
+        vsl.header(tags.header, name, value);
         Ok(())
     }
 
     fn unset_header(&mut self, which: Http, name: &[u8]) -> Result<(), MFailure> {
-        self.msg_mut(which)?.unset(name);
+        let (m, vsl, _, tags) = self.msg_logged(which)?;
+        for old in m.head.header_all(&m.buf, name) {
+            vsl.header(tags.unset, name, old);
+        }
+        m.unset(name);
         Ok(())
     }
 
