@@ -323,6 +323,9 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
                 if bo.ws.overflowed() {
                     shared.stats.ws_backend_overflow.inc();
                 }
+                if bo.thr_ws.overflowed() {
+                    shared.stats.ws_thread_overflow.inc();
+                }
                 bo.vsl.end();
                 return;
             }

@@ -316,6 +316,9 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
                 if lacquer_module::Workspace::overflowed(&req.ws) {
                     req.shared.stats.ws_client_overflow.inc();
                 }
+                if lacquer_module::Workspace::overflowed(&req.thr_ws) {
+                    req.shared.stats.ws_thread_overflow.inc();
+                }
                 if let Some([hdr, behdr, piped_in, piped_out]) = req.piped {
                     // As varnishd: a pipe is accounted in PipeAcct alone.
                     req.vsl.fmt(Tag::PipeAcct, format_args!("{hdr} {behdr} {piped_in} {piped_out}"));
