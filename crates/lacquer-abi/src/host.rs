@@ -199,6 +199,14 @@ pub struct HostTable {
     /// or NULL when nobody answered.
     pub hook_call: unsafe extern "C" fn(host: *mut c_void, name: Str, arg: Str) -> Str,
     // Since 1.3.
+    /// One [`WsOp`] (as u32) on workspace `which` (a [`WsWhich`] as u32)
+    /// with `arg`: the answer the op documents, or -1 when the task has
+    /// no such workspace.
+    pub ws_op: unsafe extern "C" fn(host: *mut c_void, which: u32, op: u32, arg: i64) -> i64,
+    /// Writes a log record for transaction `vxid` with the tag named
+    /// `tag`, on the client side when `client` is 1: 0, or -1 when the
+    /// tag is unknown or such records cannot be written here.
+    pub log_record: unsafe extern "C" fn(host: *mut c_void, vxid: u64, tag: Str, client: u32, msg: Str) -> i32,
     /// Lends the module the request's client connection (the `handoff`
     /// module's `Host::connection`): fills `out`, whose `fd` the module
     /// then owns (a duplicate; it must close it). NULL on success, else
@@ -217,6 +225,71 @@ pub struct HostTable {
     /// The VCL version of the running VCL's main source, times ten (40,
     /// 41); 0 when unknown (`std.syntax`).
     pub vcl_syntax: unsafe extern "C" fn(host: *mut c_void) -> u32,
+}
+
+/// The workspaces [`HostTable::ws_op`] reaches.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WsWhich {
+    Client = 0,
+    Backend = 1,
+    Session = 2,
+    Thread = 3,
+    /// The task's own: the client's in a request, the backend's in a fetch.
+    Task = 4,
+}
+
+impl WsWhich {
+    pub fn from_u32(v: u32) -> Option<WsWhich> {
+        Some(match v {
+            0 => WsWhich::Client,
+            1 => WsWhich::Backend,
+            2 => WsWhich::Session,
+            3 => WsWhich::Thread,
+            4 => WsWhich::Task,
+            _ => return None,
+        })
+    }
+}
+
+/// The operations of [`HostTable::ws_op`] (Varnish's `WS_*`), with what
+/// `arg` is and what they answer.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WsOp {
+    /// Charges `arg` bytes: 1, or 0 when they did not fit (overflowed).
+    Alloc = 0,
+    /// The free bytes.
+    Free = 1,
+    /// 1 when overflowed, else 0.
+    Overflowed = 2,
+    /// Marks it overflowed; 0.
+    MarkOverflow = 3,
+    /// Reserves `arg` bytes, or all that is free when `arg` is negative:
+    /// the bytes reserved.
+    Reserve = 4,
+    /// Ends the reservation keeping `arg` bytes; 0.
+    Release = 5,
+    /// A snapshot: the bytes in use, or -2 when overflowed.
+    Snapshot = 6,
+    /// Resets to the snapshot `arg`; 0.
+    Reset = 7,
+}
+
+impl WsOp {
+    pub fn from_u32(v: u32) -> Option<WsOp> {
+        Some(match v {
+            0 => WsOp::Alloc,
+            1 => WsOp::Free,
+            2 => WsOp::Overflowed,
+            3 => WsOp::MarkOverflow,
+            4 => WsOp::Reserve,
+            5 => WsOp::Release,
+            6 => WsOp::Snapshot,
+            7 => WsOp::Reset,
+            _ => return None,
+        })
+    }
 }
 
 /// A client connection as [`HostTable::connection`] lends it.
@@ -267,7 +340,7 @@ impl HostTable {
     /// 1.1 sets `size` to this, and a callback at or past it is missing.
     pub const SIZE_1_1: usize = std::mem::offset_of!(HostTable, log_global);
     /// The size of the table of ABI 1.2.
-    pub const SIZE_1_2: usize = std::mem::offset_of!(HostTable, connection);
+    pub const SIZE_1_2: usize = std::mem::offset_of!(HostTable, ws_op);
 
     /// Whether a table of `size` bytes holds the callback at byte `offset`
     /// (`std::mem::offset_of!(HostTable, field)`): what a module checks

@@ -25,10 +25,12 @@
 //!   `hook_call`. A 1.1 module reads the table as before; a 1.2 module
 //!   checks [`HostTable::size`] before calling a 1.2 callback
 //!   ([`HostTable::has`]).
-//! - 1.3: at the end of [`HostTable`]: `connection` (with [`ConnOut`]),
-//!   `end_request` and `blocking`, so that a module loaded from a file
-//!   can hand a client connection to another process as the linked-in
-//!   `handoff` module does; and `vcl_syntax`.
+//! - 1.3: at the end of [`HostTable`]: `ws_op` (the task's workspaces,
+//!   [`WsOp`]) and `log_record` (a log record for any transaction); then
+//!   `connection` (with [`ConnOut`]), `end_request` and `blocking`, so
+//!   that a module loaded from a file can hand a client connection to
+//!   another process as the linked-in `handoff` module does; and
+//!   `vcl_syntax`.
 //!
 //! # How a call crosses
 //!
@@ -287,8 +289,10 @@ mod tests {
         }
         assert!(HostTable::has(HostTable::SIZE_1_1, offset_of!(HostTable, ban)));
         assert_eq!(HostTable::SIZE_1_2, HostTable::SIZE_1_1 + added.len() * ptr);
-        // 1.3's after those, and a 1.2 table holds none of them.
+        // 1.3's come after 1.2's, and a 1.2 table holds none of them.
         let added_1_3 = [
+            offset_of!(HostTable, ws_op),
+            offset_of!(HostTable, log_record),
             offset_of!(HostTable, connection),
             offset_of!(HostTable, end_request),
             offset_of!(HostTable, blocking),
@@ -300,6 +304,18 @@ mod tests {
             assert!(HostTable::has(size_of::<HostTable>(), off));
         }
         assert_eq!(size_of::<HostTable>(), HostTable::SIZE_1_2 + added_1_3.len() * ptr);
+    }
+
+    #[test]
+    fn workspace_codes_round_trip() {
+        for w in 0..=4 {
+            assert_eq!(WsWhich::from_u32(w).map(|w| w as u32), Some(w));
+        }
+        for o in 0..=7 {
+            assert_eq!(WsOp::from_u32(o).map(|o| o as u32), Some(o));
+        }
+        assert_eq!(WsWhich::from_u32(5), None);
+        assert_eq!(WsOp::from_u32(8), None);
     }
 
     #[test]

@@ -512,7 +512,7 @@ params! {
         "Directories searched for VCL files given by relative name.";
     vmod_path: Kind::String, "${libdir}/varnish/vmods", min N, max N, "", BUILD, false;
         "Directories searched for VMODs.";
-    vsl_buffer: Kind::BytesU, "16k", min D("vsl_reclen + 12 bytes"), max N, "bytes", 0, false;
+    vsl_buffer: Kind::BytesU, "16k", min D("vsl_reclen + 12 bytes"), max N, "bytes", 0, true;
         "The workspace each task uses to buffer log records.";
     vsl_mask: Kind::Bits(&VSL_TAGS),
         "-Debug,-ObjProtocol,-ObjStatus,-ObjReason,-ObjHeader,-VCL_trace,-ExpKill,-WorkThread,-Hash,-VfpAcct,\
@@ -524,13 +524,13 @@ params! {
         "The size of the shared-memory log.";
     vsm_free_cooldown: Kind::Duration, "60.000", min F("10.000"), max F("600.000"), "seconds", 0, false;
         "How long freed shared-memory segments stay readable before reuse.";
-    workspace_backend: Kind::BytesU, "96k", min F("1k"), max N, "bytes", DELAYED, false;
+    workspace_backend: Kind::BytesU, "96k", min F("1k"), max N, "bytes", DELAYED, true;
         "The workspace of each backend fetch.";
-    workspace_client: Kind::BytesU, "96k", min F("9k"), max N, "bytes", DELAYED, false;
+    workspace_client: Kind::BytesU, "96k", min F("9k"), max N, "bytes", DELAYED, true;
         "The workspace of each client request.";
-    workspace_session: Kind::BytesU, "0.75k", min F("384b"), max N, "bytes", DELAYED, false;
+    workspace_session: Kind::BytesU, "0.75k", min F("384b"), max N, "bytes", DELAYED, true;
         "The workspace of each session, for its addresses and first bytes.";
-    workspace_thread: Kind::BytesU, "2k", min F("0.25k"), max F("8k"), "bytes", DELAYED, false;
+    workspace_thread: Kind::BytesU, "2k", min F("0.25k"), max F("8k"), "bytes", DELAYED, true;
         "The workspace of each worker thread, for delivery's scratch space.";
 }
 
@@ -1262,6 +1262,11 @@ mod tests {
                 "vcc_unsafe_path",
                 "vcl_cooldown",
                 "vcl_path",
+                "vsl_buffer",
+                "workspace_backend",
+                "workspace_client",
+                "workspace_session",
+                "workspace_thread",
             ]
         );
     }

@@ -180,32 +180,6 @@ pub unsafe fn value_from_abi(v: &abi::Value) -> Value {
     }
 }
 
-/// The host, seen from inside a module through its callback table.
-struct ForeignHost {
-    host: *mut c_void,
-    table: &'static HostTable,
-    /// The method's name, asked of the host the first time a module
-    /// wants it (most calls never do, and asking costs a crossing and a
-    /// copy).
-    method: std::cell::OnceCell<String>,
-}
-
-impl ForeignHost {
-    fn copy_out(&self, s: Str) -> Option<&[u8]> {
-        // SAFETY: the host's strings live until the task ends, longer than
-        // this call (and so longer than `&self`).
-        unsafe { s.as_bytes() }
-    }
-
-    fn ok(&self, rc: i32, what: &str) -> Result<(), Failure> {
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(Failure(format!("{what} is not available in {}", Host::method(self))))
-        }
-    }
-}
-
 /// A callback added to the table after 1.1, if the host's table has it
 /// (its `size` says how long it is).
 macro_rules! since_1_1 {
@@ -220,6 +194,52 @@ macro_rules! since_1_1 {
             None
         }
     }};
+}
+
+/// The host, seen from inside a module through its callback table.
+struct ForeignHost {
+    host: *mut c_void,
+    table: &'static HostTable,
+    /// The method's name, asked of the host the first time a module
+    /// wants it (most calls never do, and asking costs a crossing and a
+    /// copy).
+    method: std::cell::OnceCell<String>,
+    /// The host's workspaces (client, backend, session, thread, the
+    /// task's), when its table has `ws_op` (ABI 1.3).
+    ws: Option<[crate::ws::ForeignWs; 5]>,
+}
+
+impl ForeignHost {
+    fn new(host: *mut c_void, table: &'static HostTable) -> ForeignHost {
+        let mut fh = ForeignHost { host, table, method: std::cell::OnceCell::new(), ws: None };
+        if let Some(op) = since_1_1!(fh, ws_op) {
+            use abi::WsWhich as W;
+            let ws = |which| crate::ws::ForeignWs { host, op, which };
+            fh.ws = Some([ws(W::Client), ws(W::Backend), ws(W::Session), ws(W::Thread), ws(W::Task)]);
+        }
+        fh
+    }
+
+    /// Workspace `i` of [`ForeignHost::ws`], if the task has it.
+    fn foreign_ws(&self, i: usize) -> Option<&dyn crate::Workspace> {
+        let ws = &self.ws.as_ref()?[i];
+        // SAFETY: the table's callback, with the host pointer it gave.
+        let free = unsafe { (ws.op)(self.host, ws.which as u32, abi::WsOp::Free as u32, 0) };
+        (free >= 0).then_some(ws as &dyn crate::Workspace)
+    }
+    fn copy_out(&self, s: Str) -> Option<&[u8]> {
+        // SAFETY: the host's strings live until the task ends, longer than
+        // this call (and so longer than `&self`).
+        unsafe { s.as_bytes() }
+    }
+
+    fn ok(&self, rc: i32, what: &str) -> Result<(), Failure> {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Failure(format!("{what} is not available in {}", Host::method(self))))
+        }
+    }
 }
 
 /// Calls a module's hook provider for the host ([`abi::Hook::call`]).
@@ -247,6 +267,25 @@ unsafe extern "C" fn hook_free_provider(data: *const c_void) {
 }
 
 impl Host for ForeignHost {
+    fn workspace(&self, which: crate::WsId) -> Option<&dyn crate::Workspace> {
+        self.foreign_ws(which as usize)
+    }
+    fn task_workspace(&self) -> Option<&dyn crate::Workspace> {
+        self.foreign_ws(4)
+    }
+    fn log_record(&mut self, vxid: u64, tag: &str, client: bool, msg: &[u8]) -> Result<(), Failure> {
+        let Some(f) = since_1_1!(self, log_record) else {
+            return Err(Failure("this Lacquer cannot write log records for modules (ABI 1.2)".into()));
+        };
+        // SAFETY: the table's callbacks take the host pointer it gave.
+        let rc =
+            unsafe { f(self.host, vxid, Str::from_bytes(tag.as_bytes()), u32::from(client), Str::from_bytes(msg)) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Failure(format!("no such log tag: {tag}")))
+        }
+    }
     fn method(&self) -> &str {
         self.method.get_or_init(|| {
             // SAFETY: the host's strings live until the task ends.
@@ -612,7 +651,7 @@ pub unsafe fn enter(
         let args = unsafe { args_from_abi(raw, &mut strands) };
         // SAFETY: the table outlives the call; ForeignHost does not keep it.
         let table_static: &'static HostTable = unsafe { &*(table as *const HostTable) };
-        let mut fh = ForeignHost { host, table: table_static, method: std::cell::OnceCell::new() };
+        let mut fh = ForeignHost::new(host, table_static);
         let this_ref;
         let target = match kind {
             EntryKind::Function => Target::Function(index),

@@ -179,6 +179,24 @@ pub trait Host {
     fn end_request(&mut self, _end: RequestEnd) -> Result<(), Failure> {
         Err(Failure("a module cannot end the request here".into()))
     }
+    /// A workspace of the task, for modules that account for memory as
+    /// Varnish's do (`vtc.workspace_*`, a module's scratch strings);
+    /// `None` where the task has no such workspace (no fetch in a client
+    /// request, nothing in `vcl_init`).
+    fn workspace(&self, _which: crate::WsId) -> Option<&dyn crate::Workspace> {
+        None
+    }
+    /// The task's own workspace: the client's in a request, the backend's
+    /// in a fetch.
+    fn task_workspace(&self) -> Option<&dyn crate::Workspace> {
+        None
+    }
+    /// Writes a log record for any transaction (`vtc.vsl`): `tag` is a
+    /// tag's name, `client` the side. `Err` when the tag is unknown or the
+    /// host cannot write such records.
+    fn log_record(&mut self, _vxid: u64, _tag: &str, _client: bool, _msg: &[u8]) -> Result<(), Failure> {
+        Err(Failure("log records cannot be written here".into()))
+    }
     /// Ends the server as a Varnish panic ends the child process: the
     /// message (`PANIC: …` for `vtc.panic`) goes to standard error, then
     /// the process aborts. A host that keeps panics for `panic.show`

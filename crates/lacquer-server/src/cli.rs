@@ -120,7 +120,8 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
                 // vxid 0 with its answer, as the child logs them.
                 let logged = !MANAGER_ONLY.contains(&words[0].as_str()) && !words[0].starts_with("param.");
                 if logged {
-                    crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, format!("Rd {line}").as_bytes());
+                    let rd = child_view(&words).unwrap_or(line);
+                    crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, format!("Rd {rd}").as_bytes());
                 }
                 let (code, body) = limit(command(&shared, &words), shared.params.get().cli_limit as usize);
                 if logged {
@@ -153,6 +154,20 @@ fn limit((code, mut body): (u16, String), cli_limit: usize) -> (u16, String) {
     }
     body.truncate(cut);
     (if code == status::OK { status::TRUNCATED } else { code }, body)
+}
+
+/// The command as varnishd's child logs it, where the manager rewrites it
+/// for the child: `vcl.inline` and `vcl.load` reach the child as a
+/// `vcl.load` of the compiled file, warm or not (`1auto`).
+fn child_view(words: &[String]) -> Option<String> {
+    match words {
+        [cmd, name, _, rest @ ..] if cmd == "vcl.inline" || cmd == "vcl.load" => {
+            let state = rest.first().map_or("auto", String::as_str);
+            let t = crate::msg::now();
+            Some(format!("vcl.load \"{name}\" vcl_{name}.{t:.6}/vgc.so 1{state}"))
+        }
+        _ => None,
+    }
 }
 
 /// The commands varnishd's manager answers itself, which its child (and

@@ -56,7 +56,9 @@ use crate::msg::{now, reason, wire_status, Msg};
 use crate::req_fsm::Req;
 use crate::vmod;
 use crate::vsl::{self, Vsl};
+use crate::ws::Ws;
 use crate::Shared;
+use lacquer_module::Workspace;
 
 /// A string value borrowed from a head.
 fn s(b: &[u8]) -> Value<'_> {
@@ -229,8 +231,9 @@ pub(crate) struct ReqCtx<'a> {
 trait Messages {
     fn msg(&self, family: Var) -> Option<&Msg>;
     fn msg_mut(&mut self, family: Var) -> Option<&mut Msg>;
-    /// The message and the task's log, for edits that are logged.
-    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)>;
+    /// The message, the task's log and its workspace, for edits that are
+    /// logged and charged.
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl, &Ws)>;
 
     fn read_header(&self, family: Var, name: &Header) -> Option<&[u8]> {
         self.msg(family)?.header(name.lower.as_bytes())
@@ -239,7 +242,15 @@ trait Messages {
     /// Sets a header, logging what goes (`ReqUnset`) and what comes
     /// (`ReqHeader`) as Varnish does.
     fn write_header(&mut self, family: Var, name: &Header, value: &[u8]) {
-        if let Some((m, vsl)) = self.msg_vsl(family) {
+        if let Some((m, vsl, ws)) = self.msg_vsl(family) {
+            // Varnish builds `name: value` in the workspace; when it does
+            // not fit the header is lost and the workspace overflowed.
+            if !ws.alloc(crate::ws::header_size(name.name.len(), value.len())) {
+                let mut lost = name.name.as_bytes().to_vec();
+                lost.push(b':');
+                vsl.text(lacquer_shm::Tag::LostHeader, &lost);
+                return;
+            }
             let tags = head_tags(family);
             for old in m.head.header_all(&m.buf, name.lower.as_bytes()) {
                 vsl.header(tags.unset, name.name.as_bytes(), old);
@@ -250,7 +261,7 @@ trait Messages {
     }
 
     fn remove_header(&mut self, family: Var, name: &Header) {
-        if let Some((m, vsl)) = self.msg_vsl(family) {
+        if let Some((m, vsl, _)) = self.msg_vsl(family) {
             let tags = head_tags(family);
             for old in m.head.header_all(&m.buf, name.lower.as_bytes()) {
                 vsl.header(tags.unset, name.name.as_bytes(), old);
@@ -258,6 +269,21 @@ trait Messages {
             m.unset(name.lower.as_bytes());
         }
     }
+}
+
+/// varnishd's `req.hash`: the SHA-256 of every `hash_data()` input, each
+/// followed by a NUL, which is how Lacquer keeps them.
+pub(crate) fn hash_digest(data: &[u8]) -> [u8; 32] {
+    lacquer_cli::sha256(data)
+}
+
+/// A BLOB variable is handed to VCL in a struct taken from the workspace
+/// (`VRT_blob`): the read fails when it does not fit.
+fn blob_struct(var: Var, ws: &Ws) -> Result<(), Failure> {
+    if var == Var::ReqHash && !ws.alloc(24) {
+        return Err(Failure(format!("Workspace overflow ({})", var.def().name)));
+    }
+    Ok(())
 }
 
 /// `ban()` from VCL: a bad expression is logged and otherwise ignored, as
@@ -306,12 +332,12 @@ impl Messages for ReqCtx<'_> {
         }
     }
 
-    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)> {
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl, &Ws)> {
         let r = &mut *self.req;
         match family {
-            Var::ReqHttp => Some((&mut r.req, &mut r.vsl)),
-            Var::RespHttp => Some((r.resp.as_mut()?, &mut r.vsl)),
-            Var::BereqHttp => Some((r.bereq.as_mut()?, &mut r.vsl)),
+            Var::ReqHttp => Some((&mut r.req, &mut r.vsl, &r.ws)),
+            Var::RespHttp => Some((r.resp.as_mut()?, &mut r.vsl, &r.ws)),
+            Var::BereqHttp => Some((r.bereq.as_mut()?, &mut r.vsl, &r.ws)),
             _ => None,
         }
     }
@@ -361,6 +387,7 @@ impl VclContext for ReqCtx<'_> {
             Var::RespDoEsi => Value::Bool(r.do_esi.unwrap_or_else(|| r.can_esi())),
             Var::ReqCanGzip => Value::Bool(crate::gzip::accepts_gzip(&r.req)),
             Var::ReqBackendHint | Var::BereqBackend => Value::Backend(r.backend_hint),
+            Var::ReqHash => Value::Str(Some(Cow::Owned(hash_digest(&r.hash).to_vec()))),
             Var::ReqHashAlwaysMiss => Value::Bool(r.hash_always_miss),
             Var::ReqHashIgnoreBusy => Value::Bool(r.hash_ignore_busy),
             Var::ReqHashIgnoreVary => Value::Bool(r.hash_ignore_vary),
@@ -480,7 +507,7 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Shared(&*self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        self.req.module_logs.borrow_mut().extend(logs.into_iter().map(|l| (lacquer_shm::Tag::VCL_Log, l)));
+        self.req.module_logs.borrow_mut().extend(logs);
         Ok(v)
     }
 
@@ -494,8 +521,8 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Mut(&mut *self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        for l in logs {
-            self.req.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        for (tag, l) in logs {
+            self.req.vsl.text(tag, &l);
         }
         if self.req.conn.end.is_some() {
             // A module ended the request: nothing after the call runs
@@ -515,6 +542,15 @@ impl VclContext for ReqCtx<'_> {
 
     fn log_acl(&self, line: &str) {
         self.req.module_logs.borrow_mut().push((lacquer_shm::Tag::VCL_acl, line.as_bytes().to_vec()));
+    }
+
+    fn ws_charge(&self, len: usize) -> bool {
+        self.req.ws.alloc_str(len)
+    }
+
+    fn read(&self, var: Var) -> Result<Value<'_>, Failure> {
+        blob_struct(var, &self.req.ws)?;
+        Ok(self.get(var))
     }
 }
 
@@ -542,11 +578,11 @@ impl Messages for BoCtx<'_> {
         }
     }
 
-    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)> {
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl, &Ws)> {
         let bo = &mut *self.bo;
         match family {
-            Var::BereqHttp => Some((&mut bo.bereq, &mut bo.vsl)),
-            Var::BerespHttp => Some((bo.beresp.as_mut()?, &mut bo.vsl)),
+            Var::BereqHttp => Some((&mut bo.bereq, &mut bo.vsl, &bo.ws)),
+            Var::BerespHttp => Some((bo.beresp.as_mut()?, &mut bo.vsl, &bo.ws)),
             _ => None,
         }
     }
@@ -681,7 +717,7 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Shared(&*self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        self.bo.module_logs.borrow_mut().extend(logs.into_iter().map(|l| (lacquer_shm::Tag::VCL_Log, l)));
+        self.bo.module_logs.borrow_mut().extend(logs);
         Ok(v)
     }
 
@@ -695,8 +731,8 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Mut(&mut *self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        for l in logs {
-            self.bo.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        for (tag, l) in logs {
+            self.bo.vsl.text(tag, &l);
         }
         Ok(v)
     }
@@ -711,5 +747,9 @@ impl VclContext for BoCtx<'_> {
 
     fn log_acl(&self, line: &str) {
         self.bo.module_logs.borrow_mut().push((lacquer_shm::Tag::VCL_acl, line.as_bytes().to_vec()));
+    }
+
+    fn ws_charge(&self, len: usize) -> bool {
+        self.bo.ws.alloc_str(len)
     }
 }

@@ -31,6 +31,7 @@ use crate::vbe::{Conn, Io};
 use crate::vcl::Vcl;
 use crate::vsl::{self, Vsl};
 use crate::Shared;
+use lacquer_module::Workspace;
 use lacquer_shm::{Side, Tag};
 use lacquer_vcl::conv::ipaddr_to_string;
 
@@ -162,6 +163,16 @@ pub(crate) struct Bo {
     pub vsl: Vsl,
     /// Modules' PRIV_TASK state, released with the fetch.
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
+    /// The fetch's workspace (`workspace_backend`, see `ws.rs`).
+    pub ws: crate::ws::Ws,
+    /// Where `std.rollback(bereq)` takes the workspace back to: its use
+    /// before VCL (Varnish's `bo->ws_bo`).
+    pub ws_bo: usize,
+    /// The backend request as made from the client's, before VCL
+    /// (Varnish's `bo->bereq0`), kept when the VCL may roll it back.
+    pub bereq0: Option<Msg>,
+    /// The worker's scratch workspace (`workspace_thread`).
+    pub thr_ws: crate::ws::Ws,
     /// `VCL_Log` lines of module calls made inside expressions, logged
     /// when the subroutine returns.
     pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
@@ -186,12 +197,26 @@ pub(crate) struct Bo {
     /// counts against the backend's `.max_connections` until it goes back
     /// to the pool or is dropped.
     conn: Option<Conn>,
+    /// Whether `std.rollback(bereq)` in `vcl_backend_response` let the
+    /// backend connection go: Varnish keeps it in the workspace the
+    /// rollback empties, so the body cannot be fetched.
+    conn_dropped: bool,
     /// Body bytes read with the head.
     rest: Vec<u8>,
     framing: Framing,
 }
 
 impl Bo {
+    /// Lets the backend connection go, as a rollback in
+    /// `vcl_backend_response` does in Varnish: back to the pool when no
+    /// body is left to read on it, else closed.
+    pub fn drop_conn(&mut self, shared: &Shared) {
+        let bodiless = matches!(self.framing, Framing::None | Framing::Length(0));
+        recycle(shared, self, bodiless);
+        self.conn = None;
+        self.conn_dropped = true;
+    }
+
     /// A fetch of `bereq` from the backend `backend`, with the server's
     /// default timeouts.
     #[allow(clippy::too_many_arguments)]
@@ -248,6 +273,10 @@ impl Bo {
             resolved: None,
             vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
             privs: Default::default(),
+            ws_bo: 0,
+            ws: crate::ws::Ws::backend(p),
+            bereq0: None,
+            thr_ws: crate::ws::Ws::thread(p),
             module_logs: Default::default(),
             body_bytes: 0,
             conn_fd: -1,
@@ -258,6 +287,7 @@ impl Bo {
             was_304: false,
             err: None,
             conn: None,
+            conn_dropped: false,
             rest: Vec::new(),
             framing: Framing::None,
         }
@@ -280,6 +310,9 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
     bo.vsl.timestamp("Start", bo.t_start);
     add_validators(&mut bo);
     bo.vsl.head(&bo.bereq, vsl::BEREQ);
+    if bo.vcl.rolls_back {
+        bo.bereq0 = Some(bo.bereq.clone());
+    }
     let mut step = FetchStep::StartFetch;
     loop {
         step = match step {
@@ -303,6 +336,12 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
                     Tag::BereqAcct,
                     format_args!("{hdr} {body} {} {resp_hdr} {resp_body} {}", hdr + body, resp_hdr + resp_body),
                 );
+                if bo.ws.overflowed() {
+                    shared.stats.ws_backend_overflow.inc();
+                }
+                if bo.thr_ws.overflowed() {
+                    shared.stats.ws_thread_overflow.inc();
+                }
                 bo.vsl.end();
                 return;
             }
@@ -390,6 +429,7 @@ fn stp_retry(bo: &mut Bo) -> FetchStep {
     }
     bo.beresp = None;
     bo.conn = None;
+    bo.conn_dropped = false;
     bo.rest.clear();
     bo.err = None;
     FetchStep::StartFetch
@@ -406,6 +446,12 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         return FetchStep::Error;
     };
     bo.backend_ip = be.def.addrs.first().copied();
+    // Varnish takes the backend connection's state from the workspace
+    // here: a fetch whose VCL used it up fails.
+    if !bo.ws.alloc(crate::ws::HTC_SIZE) {
+        bo.vsl.str(Tag::FetchError, "out of workspace");
+        return FetchStep::Error;
+    }
     let mut bereq = bo.bereq.clone();
     if bereq.header(b"host").is_none() {
         if let Some(h) = be.host_header() {
@@ -525,6 +571,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                         if bo.uncacheable { "uncacheable" } else { "cacheable" }
                     ),
                 );
+                // The head as received stays in the workspace.
+                bo.ws.alloc(beresp.buf.len());
                 bo.beresp = Some(beresp);
                 bo.rest = rest;
                 bo.conn = Some(conn);
@@ -680,6 +728,11 @@ fn stp_response(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
 }
 
 async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<Fetched>>) -> FetchStep {
+    if bo.conn_dropped {
+        bo.vsl.str(Tag::FetchError, "No backend connection (rollback?)");
+        bo.beresp = None;
+        return FetchStep::Error;
+    }
     let Some(mut beresp) = bo.beresp.take() else {
         return FetchStep::Done;
     };

@@ -41,6 +41,8 @@ pub(crate) struct Sess {
     pub body_in: u64,
     /// Modules' PRIV_SESS state, released when the connection closes.
     pub privs: crate::vmod::Privs,
+    /// The session's workspace, lent to each request like `privs`.
+    pub ws: crate::ws::Ws,
     /// Why the session ends, as `SessClose` says it (Varnish's
     /// `sess_close` reasons).
     pub close: &'static str,
@@ -174,6 +176,7 @@ pub(crate) async fn session(
         vsl,
         body_in: 0,
         privs: Default::default(),
+        ws: crate::ws::Ws::session(&shared.params.get()),
         close: "REM_CLOSE",
         t_open,
     };
@@ -190,6 +193,9 @@ pub(crate) async fn session(
     sp.vsl.fmt(Tag::SessClose, format_args!("{close} {dur:.3}"));
     shared.modules.notify(lacquer_module::server_events::CONN_CLOSE, || format!("{} {close}", sp.vxid));
     let m = &shared.stats;
+    if lacquer_module::Workspace::overflowed(&sp.ws) {
+        m.ws_session_overflow.inc();
+    }
     m.sess_closed.inc();
     match close {
         "REM_CLOSE" => m.sc_rem_close.inc(),
@@ -237,11 +243,13 @@ async fn serve(shared: &Arc<Shared>, sp: &mut Sess) {
         };
         let mut req = Req::new(shared.clone(), vcl, sp, msg);
         *req.sess_privs.get_mut() = std::mem::take(&mut sp.privs);
+        req.sess_ws = std::mem::take(&mut sp.ws);
         shared.stats.client_req.inc();
         sp.body_in = 0;
         sp.vsl.fmt(Tag::Link, format_args!("req {} rxreq", req.vxid));
         req_fsm::run(&mut req, sp).await;
         sp.privs = std::mem::take(req.sess_privs.get_mut());
+        sp.ws = std::mem::take(&mut req.sess_ws);
         if req.doclose {
             sp.close = req.close;
             break;
@@ -268,6 +276,11 @@ async fn proxy_preamble(sp: &mut Sess) -> bool {
     let vsl = &mut sp.vsl;
     match proxy::parse(&buf, &mut |tag, text| vsl.str(tag, &text)) {
         Ok(h) => {
+            if !crate::ws::proxy_tlvs(&sp.ws, h.tlv_len) {
+                sp.vsl.str(Tag::Error, "insufficient workspace (proto_priv)");
+                sp.close = "RX_JUNK";
+                return false;
+            }
             sp.rest = buf[h.len..].to_vec();
             if let Some(a) = h.addrs {
                 sp.ep.client = a.client;

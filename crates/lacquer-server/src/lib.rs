@@ -93,6 +93,7 @@ mod vcl;
 mod ved;
 mod vmod;
 mod vsl;
+mod ws;
 
 use std::fmt;
 use std::io;

@@ -21,6 +21,9 @@ macro_rules! honoured {
                 #[doc = concat!("`", stringify!($field), "`, as a number (seconds or bytes).")]
                 pub $field: f64,
             )*
+            /// Whether `debug` has `+workspace`: workspace snapshots and
+            /// resets are logged (`Debug` records).
+            pub debug_workspace: bool,
             values: ParamValues,
             /// The parameters `-r` protects from the CLI.
             protected: Vec<&'static str>,
@@ -33,12 +36,18 @@ macro_rules! honoured {
             /// Copies the honoured parameters' values into the typed fields.
             fn sync(&mut self) {
                 $( self.$field = self.number(stringify!($field)); )*
+                self.debug_workspace = self.values.show("debug").is_some_and(|d| d.split(',').any(|f| f == "+workspace"));
             }
         }
 
         impl Default for Params {
             fn default() -> Params {
-                let mut p = Params { $( $field: 0.0, )* values: ParamValues::default(), protected: Vec::new() };
+                let mut p = Params {
+                    $( $field: 0.0, )*
+                    debug_workspace: false,
+                    values: ParamValues::default(),
+                    protected: Vec::new(),
+                };
                 p.sync();
                 p
             }
@@ -77,6 +86,11 @@ honoured! {
     max_vcl,
     max_vcl_handling,
     max_esi_depth,
+    workspace_client,
+    workspace_backend,
+    workspace_session,
+    workspace_thread,
+    vsl_buffer,
 }
 
 /// Honoured parameters that are not numbers: read by name where they are
@@ -225,6 +239,16 @@ mod tests {
         assert_eq!(p.show("thread_pool_min").as_deref(), Some("10"));
         assert_eq!(p.show("debug").as_deref(), Some("+syncvsl"));
         assert_eq!(p.values().get("thread_pool_min"), Some(&Value::Uint(10)));
+    }
+
+    #[test]
+    fn debug_workspace_is_one_flag_among_others() {
+        let mut p = Params::default();
+        assert!(!p.debug_workspace);
+        p.apply("debug=+syncvsl,+workspace").unwrap();
+        assert!(p.debug_workspace);
+        p.apply("debug=-workspace").unwrap();
+        assert!(!p.debug_workspace);
     }
 
     #[test]

@@ -146,6 +146,17 @@ pub(crate) struct Req {
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
     /// Modules' PRIV_SESS state, lent by the session for the request.
     pub sess_privs: std::cell::RefCell<crate::vmod::Privs>,
+    /// The request's workspace (`workspace_client`): what VCL and modules
+    /// keep for the request is charged to it (see `ws.rs`).
+    pub ws: crate::ws::Ws,
+    /// The workspace's use once the head was received: where a VCL
+    /// failure or `std.rollback(req)` rolls it back to (Varnish's
+    /// `req->ws_req`).
+    pub ws_req: usize,
+    /// The session's workspace, lent by the session for the request.
+    pub sess_ws: crate::ws::Ws,
+    /// The worker's scratch workspace (`workspace_thread`).
+    pub thr_ws: crate::ws::Ws,
     /// Records of what expressions did (module calls' `VCL_Log` lines,
     /// `+log` ACLs' verdicts), which cannot log as they run: logged
     /// before the next thing VCL logs, or when the subroutine returns.
@@ -194,6 +205,11 @@ impl Req {
     pub fn with_log(shared: Arc<Shared>, vcl: Arc<Vcl>, sp: &Sess, req: Msg, vxid: u64, vsl: Vsl, t_req: f64) -> Req {
         let framing = req.head.framing();
         let backend_hint = vcl.program.default_backend;
+        let params = shared.params.get();
+        // The head as received stays in the workspace, as Varnish's
+        // receive buffer does.
+        let ws = crate::ws::Ws::client(&params);
+        lacquer_module::Workspace::alloc(&ws, req.buf.len());
         Req {
             esi_level: 0,
             req0: None,
@@ -201,7 +217,11 @@ impl Req {
             esi: true,
             do_esi: None,
             esi_out: None,
-            params: shared.params.get(),
+            ws_req: ws.mark(),
+            ws,
+            sess_ws: Default::default(),
+            thr_ws: crate::ws::Ws::thread(&params),
+            params,
             vsl,
             privs: Default::default(),
             sess_privs: Default::default(),
@@ -339,6 +359,12 @@ pub(crate) async fn run_from(req: &mut Req, sp: &mut Sess, mut step: ReqStep) {
             ReqStep::Transmit => cnt_transmit(req, sp).await,
             ReqStep::Finish => {
                 cnt_finish(req, sp).await;
+                if lacquer_module::Workspace::overflowed(&req.ws) {
+                    req.shared.stats.ws_client_overflow.inc();
+                }
+                if lacquer_module::Workspace::overflowed(&req.thr_ws) {
+                    req.shared.stats.ws_thread_overflow.inc();
+                }
                 if let Some([hdr, behdr, piped_in, piped_out]) = req.piped {
                     // As varnishd: a pipe is accounted in PipeAcct alone.
                     req.vsl.fmt(Tag::PipeAcct, format_args!("{hdr} {behdr} {piped_in} {piped_out}"));
@@ -400,11 +426,17 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     let ip = req.ep.client_ip_text();
     req.req.append_value(b"X-Forwarded-For", ip.as_bytes());
+    lacquer_module::Workspace::alloc(&req.ws, crate::ws::header_size(15, ip.len()));
     req.vsl.str(Tag::VCL_use, &req.vcl.name);
     let sock = req.shared.sockets.get(req.ep.socket).map_or("", |l| l.name.as_str());
     req.vsl.fmt(Tag::ReqStart, format_args!("{ip} {} {sock}", req.ep.client_port_text()));
     req.vsl.head(&req.req, vsl::REQ);
-    req.req0 = Some(req.req.clone());
+    // The request as received, for `std.rollback(req)` and for ESI
+    // includes to start from: a copy per request, so only when the VCL
+    // may need it.
+    if req.vcl.rolls_back || req.vcl.esi {
+        req.req0 = Some(req.req.clone());
+    }
     ReqStep::Recv
 }
 
@@ -864,8 +896,12 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
         _ => req.vxid.to_string(),
     };
     resp.append(b"X-Varnish", xvarnish.as_bytes());
-    let age = (now() - req.t_origin).floor().max(0.0) as u64;
-    resp.append(b"Age", age.to_string().as_bytes());
+    let age = ((now() - req.t_origin).floor().max(0.0) as u64).to_string();
+    resp.append(b"Age", age.as_bytes());
+    // Both are printed into the workspace in Varnish.
+    let ws = &req.ws;
+    lacquer_module::Workspace::alloc(ws, crate::ws::header_size(9, xvarnish.len()));
+    lacquer_module::Workspace::alloc(ws, crate::ws::header_size(3, age.len()));
     if req.params.http_range_support != 0.0 && req.obj.is_some() && resp.head.status() == 200 {
         resp.set(b"Accept-Ranges", b"bytes");
     }
@@ -890,6 +926,11 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
 
 fn cnt_vclfail(req: &mut Req) -> ReqStep {
     req.shared.stats.vcl_fail.inc();
+    // The request goes back to what it was when received, its workspace
+    // too: an overflow is counted and forgotten (`Req_Rollback`).
+    if req.ws.rollback(req.ws_req) {
+        req.shared.stats.ws_client_overflow.inc();
+    }
     req.doclose = true;
     req.close = "VCL_FAILURE";
     req.resp = None;
@@ -1049,6 +1090,21 @@ enum Wire {
     Eof,
 }
 
+/// The response to a request whose workspace overflowed (Varnish's
+/// `v1d_error`): whatever VCL made of the response is dropped, the client
+/// gets a bare 500 and the connection closes.
+async fn overflow_500(req: &mut Req, sp: &mut Sess, msg: &str) {
+    const R500: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nServer: Varnish\r\nConnection: close\r\n\r\n";
+    req.vsl.str(Tag::Error, msg);
+    req.vsl.str(Tag::RespProtocol, "HTTP/1.1");
+    req.vsl.str(Tag::RespStatus, "500");
+    req.vsl.str(Tag::RespReason, "Internal Server Error");
+    req.shared.stats.client_resp_500.inc();
+    let _ = sp.send(R500, Instant::now()).await;
+    req.doclose = true;
+    req.close = "TX_EOF";
+}
+
 async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(mut resp) = req.resp.take() else {
         return ReqStep::Finish;
@@ -1153,6 +1209,11 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     resp.append(b"Connection", if req.doclose { b"close" } else { b"keep-alive" });
     req.vsl.timestamp("Process", now());
     req.vsl.str(Tag::RespHeader, if req.doclose { "Connection: close" } else { "Connection: keep-alive" });
+    let overflowed = [&req.ws, &req.sess_ws].into_iter().find(|w| lacquer_module::Workspace::overflowed(*w));
+    if let Some(msg) = overflowed.map(|w| w.overflow_message()) {
+        overflow_500(req, sp, &msg).await;
+        return ReqStep::Finish;
+    }
     let mut out = Vec::with_capacity(1024);
     resp.write_to(&mut out);
     let out_len = out.len() as u64;

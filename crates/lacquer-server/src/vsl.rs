@@ -172,3 +172,11 @@ pub(crate) fn global(log: &lacquer_shm::Log, tag: Tag, text: &[u8]) {
     }
     b.flush();
 }
+
+/// Logs one record for any transaction, as `vtc.vsl` does with Varnish's
+/// `VSLs`: the record stands alone, outside the task that wrote it.
+pub(crate) fn record(log: &lacquer_shm::Log, vxid: u64, side: Side, tag: Tag, text: &[u8]) {
+    let mut b = log.buffer();
+    b.log_bytes(tag, wire_vxid(vxid), side, text);
+    b.flush();
+}

@@ -86,6 +86,12 @@ pub trait VclContext {
     fn method(&self) -> Method;
     /// Reads a variable.
     fn get(&self, var: Var) -> Value<'_>;
+    /// Reads a variable as an expression does: the same as
+    /// [`get`](VclContext::get), except where reading may fail the task
+    /// (a BLOB that does not fit in the workspace).
+    fn read(&self, var: Var) -> Result<Value<'_>, Failure> {
+        Ok(self.get(var))
+    }
     /// Writes a variable.
     fn set(&mut self, var: Var, value: Value<'_>) -> Result<(), Failure>;
     /// Unsets a variable (`unset req.body`, …).
@@ -136,5 +142,14 @@ pub trait VclContext {
             crate::program::TypeMethod::Happy => Value::Bool(true),
             _ => Value::Bytes(0.0),
         }
+    }
+
+    /// Charges a string of `len` bytes the program built (a conversion,
+    /// a `regsub()`, a concatenation kept as a value) to the task's
+    /// workspace, as Varnish allocates it there. `false` when it did not
+    /// fit: the workspace is then overflowed and the task fails where
+    /// Varnish's would; the value is still made, so evaluation goes on.
+    fn ws_charge(&self, _len: usize) -> bool {
+        true
     }
 }
