@@ -48,7 +48,7 @@ pub mod vmod {
 
     /// Whether the running VCL's version (`vcl 4.0;`, `vcl 4.1;`) is at
     /// least *v*.
-    pub fn syntax(ctx: &mut Ctx, v: f64) -> Result<bool, Failure> {
+    pub fn syntax(ctx: &mut Ctx, #[positional] v: f64) -> Result<bool, Failure> {
         let have = ctx.vcl_syntax().ok_or_else(|| Failure("std.syntax: the VCL version is not known here".into()))?;
         Ok((v * 10.0).round() <= f64::from(have))
     }
