@@ -261,13 +261,11 @@ trait Messages {
 
 /// `ban()` from VCL: a bad expression is logged and otherwise ignored, as
 /// in Varnish.
-fn add_ban(shared: &Shared, vsl: &mut Vsl, expr: &[u8]) {
-    let text = String::from_utf8_lossy(expr);
-    match crate::ban::parse(&text) {
+fn add_ban(shared: &Shared, vsl: &mut Vsl, expr: Option<&[u8]>) {
+    match crate::ban::parse_vcl(expr) {
         Ok(spec) => {
-            let uses_req = spec.uses_req();
-            let t = spec.text.clone();
-            shared.cache.ban(now(), t, uses_req, spec.into_test());
+            let t = now();
+            shared.cache.ban(t, spec.into_ban(t));
         }
         Err(e) => vsl.fmt(lacquer_shm::Tag::VCL_Error, format_args!("ban(): {e}")),
     }
@@ -455,7 +453,7 @@ impl VclContext for ReqCtx<'_> {
         self.req.synth_body.extend_from_slice(body);
     }
 
-    fn ban(&mut self, expr: &[u8]) {
+    fn ban(&mut self, expr: Option<&[u8]>) {
         self.flush_pending();
         let (shared, vsl) = (self.req.shared.clone(), &mut self.req.vsl);
         add_ban(&shared, vsl, expr);
@@ -465,7 +463,7 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Shared(&*self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        self.req.module_logs.borrow_mut().extend(logs.into_iter().map(|l| (lacquer_shm::Tag::VCL_Log, l)));
+        self.req.module_logs.borrow_mut().extend(logs);
         Ok(v)
     }
 
@@ -479,8 +477,8 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Mut(&mut *self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        for l in logs {
-            self.req.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        for (tag, l) in logs {
+            self.req.vsl.text(tag, &l);
         }
         if self.req.conn.end.is_some() {
             // A module ended the request: nothing after the call runs
@@ -652,7 +650,7 @@ impl VclContext for BoCtx<'_> {
         self.bo.synth_body.extend_from_slice(body);
     }
 
-    fn ban(&mut self, expr: &[u8]) {
+    fn ban(&mut self, expr: Option<&[u8]>) {
         self.flush_pending();
         add_ban(self.shared, &mut self.bo.vsl, expr);
     }
@@ -661,7 +659,7 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Shared(&*self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        self.bo.module_logs.borrow_mut().extend(logs.into_iter().map(|l| (lacquer_shm::Tag::VCL_Log, l)));
+        self.bo.module_logs.borrow_mut().extend(logs);
         Ok(v)
     }
 
@@ -675,8 +673,8 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Mut(&mut *self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        for l in logs {
-            self.bo.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        for (tag, l) in logs {
+            self.bo.vsl.text(tag, &l);
         }
         Ok(v)
     }

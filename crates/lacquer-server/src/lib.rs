@@ -341,8 +341,6 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     }
     let cache = Cache::with_stores(stores);
     tokio::spawn(cache.clone().run_expiry(msg::now));
-    let p = &cfg.params;
-    tokio::spawn(cache.clone().run_lurker(p.ban_lurker_sleep.max(0.1), p.ban_lurker_age, msg::now));
     let identity = cfg.identity.unwrap_or_else(|| hostname.clone());
     let log = open_log(&cfg.workdir, &cfg.params)?;
     let vsc_err = |e| ServeError::Log(cfg.workdir.clone(), e);
@@ -370,6 +368,11 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         compile: cfg.compile,
         child: acceptor::Child::new(listeners, alive_tx),
     });
+    // The ban list reads the live parameters; the lurker is a thread of
+    // its own, as varnishd's.
+    let weak = Arc::downgrade(&shared);
+    shared.cache.set_ban_params(Box::new(move || weak.upgrade().map(|s| s.params.get().bans()).unwrap_or_default()));
+    shared.cache.spawn_lurker(msg::now);
     if let Some(boot) = cfg.boot {
         if let Some(file) = boot.file {
             shared.vcls.set_reload_file(file);
@@ -443,10 +446,17 @@ async fn publish_counters(shared: Arc<Shared>) {
         m.bans.set(c.bans.load(Relaxed));
         m.bans_added.set(c.bans_added.load(Relaxed));
         m.bans_deleted.set(c.bans_deleted.load(Relaxed));
+        m.bans_completed.set(c.bans_completed.load(Relaxed));
+        m.bans_obj.set(c.bans_obj.load(Relaxed));
+        m.bans_req.set(c.bans_req.load(Relaxed));
+        m.bans_dups.set(c.bans_dups.load(Relaxed));
         m.bans_tested.set(c.bans_tested.load(Relaxed));
+        m.bans_tests_tested.set(c.bans_tests_tested.load(Relaxed));
         m.bans_obj_killed.set(c.bans_obj_killed.load(Relaxed));
         m.bans_lurker_tested.set(c.bans_lurker_tested.load(Relaxed));
+        m.bans_lurker_tests_tested.set(c.bans_lurker_tests_tested.load(Relaxed));
         m.bans_lurker_obj_killed.set(c.bans_lurker_obj_killed.load(Relaxed));
+        m.bans_lurker_obj_killed_cutoff.set(c.bans_lurker_obj_killed_cutoff.load(Relaxed));
         for (store, (seg, defs)) in shared.cache.stores().iter().zip(&shared.store_vsc) {
             for (i, (v, def)) in store.storage().counters().into_iter().zip(defs.iter()).enumerate() {
                 match def.kind {

@@ -69,6 +69,10 @@ honoured! {
     http_range_support,
     ban_lurker_sleep,
     ban_lurker_age,
+    ban_lurker_batch,
+    ban_lurker_holdoff,
+    ban_dups,
+    ban_cutoff,
     http_gzip_support,
     gzip_level,
     vcl_cooldown,
@@ -120,6 +124,18 @@ impl Params {
     /// A parameter's value as `param.show` writes it.
     pub fn show(&self, name: &str) -> Option<String> {
         self.values.show(name)
+    }
+
+    /// What the ban list and its lurker work by.
+    pub fn bans(&self) -> lacquer_cache::BanParams {
+        lacquer_cache::BanParams {
+            dups: self.ban_dups != 0.0,
+            cutoff: self.ban_cutoff as u64,
+            lurker_age: self.ban_lurker_age,
+            lurker_sleep: self.ban_lurker_sleep,
+            lurker_batch: self.ban_lurker_batch as u64,
+            lurker_holdoff: self.ban_lurker_holdoff,
+        }
     }
 
     /// The limits a client request head is parsed under.

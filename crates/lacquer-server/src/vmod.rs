@@ -198,6 +198,9 @@ pub(crate) enum Task<'a> {
     Init(&'a std::cell::RefCell<Privs>),
 }
 
+/// A log record a module call left: its tag and text.
+pub(crate) type Record = (lacquer_defs::Tag, Vec<u8>);
+
 /// A [`Host`] for one call: the task, and who is calling.
 pub(crate) struct TaskHost<'a> {
     task: Task<'a>,
@@ -209,8 +212,9 @@ pub(crate) struct TaskHost<'a> {
     call: CallId,
     /// The VCL name of the object whose constructor or method runs.
     object_name: Option<&'a str>,
-    /// `VCL_Log` lines, written to the task's log after the call.
-    pub logs: Vec<Vec<u8>>,
+    /// Records (`VCL_Log` lines, a refused ban's `VCL_Error`), written to
+    /// the task's log after the call.
+    pub logs: Vec<Record>,
 }
 
 fn scope_code(s: PrivScope) -> u8 {
@@ -289,7 +293,7 @@ impl Host for TaskHost<'_> {
     }
 
     fn log(&mut self, msg: &[u8]) {
-        self.logs.push(msg.to_vec());
+        self.logs.push((lacquer_defs::Tag::VCL_Log, msg.to_vec()));
     }
 
     fn vcl_name(&self) -> &str {
@@ -455,12 +459,19 @@ impl Host for TaskHost<'_> {
         crate::handoff::end_request(req, end)
     }
 
-    fn ban(&mut self, expr: &[u8]) -> Result<(), String> {
-        let spec = crate::ban::parse(&String::from_utf8_lossy(expr))?;
-        let uses_req = spec.uses_req();
-        let text = spec.text.clone();
-        self.shared.cache.ban(crate::msg::now(), text, uses_req, spec.into_test());
-        Ok(())
+    /// `std.ban()`: as VCL's `ban()`, a refused ban is also logged.
+    fn ban(&mut self, expr: Option<&[u8]>) -> Result<(), String> {
+        match crate::ban::parse_vcl(expr) {
+            Ok(spec) => {
+                let t = crate::msg::now();
+                self.shared.cache.ban(t, spec.into_ban(t));
+                Ok(())
+            }
+            Err(e) => {
+                self.logs.push((lacquer_defs::Tag::VCL_Error, format!("ban(): {e}").into_bytes()));
+                Err(e)
+            }
+        }
     }
 }
 
@@ -505,7 +516,7 @@ pub(crate) fn call(
     method: Method,
     id: CallId,
     args: &[Option<Value<'_>>],
-) -> Result<(Value<'static>, Vec<Vec<u8>>), Failure> {
+) -> Result<(Value<'static>, Vec<Record>), Failure> {
     let program = &vcl.program;
     let site = &program.calls[id as usize];
     let (import, target_obj) = match site.target {
@@ -721,8 +732,8 @@ fn event_one(shared: &crate::Shared, vcl: &Vcl, i: usize, ev: lacquer_module::Ev
     let mut host =
         TaskHost { task, method, shared, vcl, owner: i as u64, call: 0, object_name: None, logs: Vec::new() };
     let r = module.call(&mut Ctx::new(&mut host), Target::Function(f), &margs);
-    for l in &host.logs {
-        crate::vsl::global(&shared.log, lacquer_defs::Tag::VCL_Log, l);
+    for (tag, l) in &host.logs {
+        crate::vsl::global(&shared.log, *tag, l);
     }
     r.map(drop).map_err(|e| e.0)
 }
@@ -779,8 +790,8 @@ impl lacquer_vcl::VclContext for InitCtx<'_> {
     fn call(&self, _program: &Program, id: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
         // Outside any request: what modules log goes to vxid 0.
         let (v, logs) = call(self.shared, self.vcl, Task::Init(&self.privs), self.method, id, args)?;
-        for l in &logs {
-            crate::vsl::global(&self.shared.log, lacquer_defs::Tag::VCL_Log, l);
+        for (tag, l) in &logs {
+            crate::vsl::global(&self.shared.log, *tag, l);
         }
         Ok(v)
     }
