@@ -122,6 +122,23 @@ impl Default for BanParams {
 /// Where the ban list's parameters come from: the server's live ones.
 pub type BanParamSource = Box<dyn Fn() -> BanParams + Send + Sync>;
 
+/// What the lurker reports, for the server to log (varnishd's lurker logs
+/// them outside any transaction).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LurkerEvent {
+    /// The object made by this transaction was banned (`ExpBan … banned
+    /// by lurker`).
+    Banned(u64),
+    /// The object was killed untested, past `ban_cutoff` (`ExpBan …
+    /// killed for lurker cutoff`).
+    CutOff(u64),
+    /// The lurker goes to sleep for this long unless kicked.
+    Sleep(f64),
+}
+
+/// Where the lurker's reports go.
+pub type LurkerLog = Box<dyn Fn(LurkerEvent) + Send + Sync>;
+
 /// The ban list and what wakes its lurker.
 pub(crate) struct Bans<H> {
     /// Oldest first; never empty once the cache exists.
@@ -129,6 +146,7 @@ pub(crate) struct Bans<H> {
     /// The newest ban's id (Varnish's `ban_start`), read without a lock.
     start: AtomicU64,
     params: Mutex<Option<BanParamSource>>,
+    log: Mutex<Option<LurkerLog>>,
     /// Kicks of the lurker (Varnish's `ban_generation`).
     kicks: Mutex<u64>,
     kicked: Condvar,
@@ -142,6 +160,7 @@ impl<H> Bans<H> {
             list: Mutex::new(Vec::new()),
             start: AtomicU64::new(0),
             params: Mutex::new(None),
+            log: Mutex::new(None),
             kicks: Mutex::new(0),
             kicked: Condvar::new(),
             batch: AtomicU64::new(0),
@@ -193,6 +212,17 @@ impl<H: Send + Sync + 'static> Cache<H> {
     /// Takes the ban list's parameters from `source` from now on.
     pub fn set_ban_params(&self, source: BanParamSource) {
         *lock(&self.bans.params) = Some(source);
+    }
+
+    /// Sends the lurker's reports to `log` from now on.
+    pub fn set_lurker_log(&self, log: LurkerLog) {
+        *lock(&self.bans.log) = Some(log);
+    }
+
+    fn lurker_log(&self, event: LurkerEvent) {
+        if let Some(log) = lock(&self.bans.log).as_ref() {
+            log(event);
+        }
     }
 
     fn ban_params(&self) -> BanParams {
@@ -460,11 +490,14 @@ impl<H: Send + Sync + 'static> Cache<H> {
                     (bl.test)(&head.head, &life, None, &mut tests)
                 };
                 if hit {
+                    let xid = oc.xid();
                     if self.kill(oc) {
                         if kill {
                             cut += 1;
+                            self.lurker_log(LurkerEvent::CutOff(xid));
                         } else {
                             killed += 1;
+                            self.lurker_log(LurkerEvent::Banned(xid));
                         }
                     }
                     break;
@@ -493,6 +526,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
             loop {
                 let Some(cache) = weak.upgrade() else { return };
                 let dt = cache.lurker_work(now());
+                cache.lurker_log(LurkerEvent::Sleep(dt));
                 drop(cache);
                 let until = std::time::Instant::now() + Duration::from_secs_f64(dt.clamp(0.0, 3600.0));
                 // Sleeps until kicked or `dt` is up, waking once a second

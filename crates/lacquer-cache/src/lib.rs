@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-pub use ban::{render_duration, Ban, BanParams, BanReq, BanTest, NewBan};
+pub use ban::{render_duration, Ban, BanParams, BanReq, BanTest, LurkerEvent, NewBan};
 pub use object::{BodyReader, NoSpace, Object};
 pub use storage::{Space, Storage};
 

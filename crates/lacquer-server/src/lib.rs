@@ -372,6 +372,12 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     // its own, as varnishd's.
     let weak = Arc::downgrade(&shared);
     shared.cache.set_ban_params(Box::new(move || weak.upgrade().map(|s| s.params.get().bans()).unwrap_or_default()));
+    let weak = Arc::downgrade(&shared);
+    shared.cache.set_lurker_log(Box::new(move |event| {
+        if let Some(shared) = weak.upgrade() {
+            lurker_log(&shared, event);
+        }
+    }));
     shared.cache.spawn_lurker(msg::now);
     if let Some(boot) = cfg.boot {
         if let Some(file) = boot.file {
@@ -418,6 +424,23 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     // `recv` answers `None`.
     let _ = tokio::time::timeout(DRAIN, alive_rx.recv()).await;
     Ok(())
+}
+
+/// Logs what the ban lurker reports as varnishd's lurker does, outside any
+/// transaction; its sleeps only with `debug +lurker`.
+fn lurker_log(shared: &Shared, event: lacquer_cache::LurkerEvent) {
+    use lacquer_cache::LurkerEvent;
+    let (tag, text) = match event {
+        LurkerEvent::Banned(xid) => (lacquer_defs::Tag::ExpBan, format!("{xid} banned by lurker")),
+        LurkerEvent::CutOff(xid) => (lacquer_defs::Tag::ExpBan, format!("{xid} killed for lurker cutoff")),
+        LurkerEvent::Sleep(dt) => {
+            if !shared.params.get().show("debug").is_some_and(|d| d.contains("+lurker")) {
+                return;
+            }
+            (lacquer_defs::Tag::Debug, format!("lurker: sleep = {dt:.6}"))
+        }
+    };
+    vsl::global(&shared.log, tag, text.as_bytes());
 }
 
 /// Copies what the cache and the store count into the shared counters,
