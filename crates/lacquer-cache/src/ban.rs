@@ -204,7 +204,8 @@ impl<H: Send + Sync + 'static> Cache<H> {
     pub(crate) fn magic_ban(&self) {
         let test: BanTest<H> = Box::new(|_, _, _, _| false);
         let new = NewBan { spec: String::new(), dedup: None, uses_req: false, uses_obj: false, test };
-        let b = self.insert_ban(0.0, new, false);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let b = self.insert_ban(t, new, false);
         let _list = lock(&self.bans.list);
         self.complete(&b);
     }

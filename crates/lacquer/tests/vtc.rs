@@ -70,7 +70,7 @@ fn under_varnishd_what_varnishtest_passes_passes() {
         return;
     };
     let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vtc");
-    let mut files: Vec<PathBuf> = ["a00001", "b00001", "b00002", "b00006", "c00001", "v00001"]
+    let mut files: Vec<PathBuf> = ["a00001", "b00001", "b00002", "b00006", "c00001", "c00004", "v00001"]
         .iter()
         .map(|t| own.join(format!("{t}.vtc")))
         .collect();
