@@ -102,20 +102,12 @@ pub struct BanParams {
     /// 0: the lurker only trims the tail.
     pub lurker_sleep: f64,
     pub lurker_batch: u64,
-    pub lurker_holdoff: f64,
 }
 
 impl Default for BanParams {
     /// Varnish's defaults.
     fn default() -> BanParams {
-        BanParams {
-            dups: true,
-            cutoff: 0,
-            lurker_age: 60.0,
-            lurker_sleep: 0.01,
-            lurker_batch: 1000,
-            lurker_holdoff: 0.01,
-        }
+        BanParams { dups: true, cutoff: 0, lurker_age: 60.0, lurker_sleep: 0.01, lurker_batch: 1000 }
     }
 }
 
@@ -467,9 +459,11 @@ impl<H: Send + Sync + 'static> Cache<H> {
             }
             let (head, life) = {
                 let st = lock(&oc.state);
-                match st.obj.as_ref().filter(|_| st.kind == Kind::Object && !st.dead) {
-                    Some(obj) => (obj.clone(), st.life),
-                    None => continue,
+                match (&st.obj, &st.marker) {
+                    _ if st.ban_head().is_none() => continue,
+                    (Some(obj), _) if st.kind == Kind::Object => (Held::Object(obj.clone()), st.life),
+                    (_, Some(head)) => (Held::Marker(head.clone()), st.life),
+                    _ => continue,
                 }
             };
             let mut hit = false;
@@ -488,7 +482,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
                 }
                 hit = kill || {
                     tested += 1;
-                    (bl.test)(&head.head, &life, None, &mut tests)
+                    (bl.test)(head.head(), &life, None, &mut tests)
                 };
                 if hit {
                     let xid = oc.xid();
@@ -552,6 +546,21 @@ impl<H: Send + Sync + 'static> Cache<H> {
         });
         if let Err(e) = spawned {
             eprintln!("lacquer: cannot start the ban lurker: {e}");
+        }
+    }
+}
+
+/// What the lurker holds of an object while it tests it.
+enum Held<H> {
+    Object(Arc<crate::Object<H>>),
+    Marker(Arc<H>),
+}
+
+impl<H> Held<H> {
+    fn head(&self) -> &H {
+        match self {
+            Held::Object(o) => &o.head,
+            Held::Marker(h) => h,
         }
     }
 }

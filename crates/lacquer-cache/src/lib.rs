@@ -244,12 +244,27 @@ impl Lifetime {
 /// `None` as a whole is `Vary: *`, which nothing matches.
 pub type VarySpec = Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>;
 
+impl<H> CoreState<H> {
+    /// The head bans test: a live object's, or a marker's.
+    fn ban_head(&self) -> Option<&H> {
+        match (self.kind, &self.obj, &self.marker) {
+            _ if self.dead => None,
+            (Kind::Object, Some(obj), _) => Some(&obj.head),
+            (Kind::HitForMiss | Kind::HitForPass, _, Some(head)) => Some(head),
+            _ => None,
+        }
+    }
+}
+
 struct CoreState<H> {
     kind: Kind,
     life: Lifetime,
     /// The variant this core is for; empty when the response had no Vary.
     vary: VarySpec,
     obj: Option<Arc<Object<H>>>,
+    /// A hit-for-miss or hit-for-pass marker's response head, which bans
+    /// test as they test objects (varnishd keeps markers as objects).
+    marker: Option<Arc<H>>,
     /// Removed from its head (expired, evicted, purged, withdrawn).
     dead: bool,
 }
@@ -536,6 +551,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
                 life: Lifetime { t_origin: 0.0, ttl: 0.0, grace: 0.0, keep: 0.0 },
                 vary: Some(Vec::new()),
                 obj: None,
+                marker: None,
                 dead: false,
             }),
             hits: AtomicU64::new(0),
@@ -595,11 +611,11 @@ impl<H: Send + Sync + 'static> Cache<H> {
                 if st.life.ttl <= 0.0 {
                     continue;
                 }
-                // Bans before Vary, as in `HSH_Lookup`: every variant met
-                // on the way is tested.
-                if let Some(obj) = st.obj.as_ref().filter(|_| st.kind == Kind::Object) {
+                // Bans before Vary, as in `HSH_Lookup`: every variant and
+                // marker met on the way is tested.
+                if let Some(head) = st.ban_head() {
                     let req = BanReq { url: want.url, header: want.header };
-                    if self.ban_check(oc, &obj.head, &st.life, &req) {
+                    if self.ban_check(oc, head, &st.life, &req) {
                         banned.push(oc.clone());
                         continue;
                     }
@@ -737,6 +753,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
             }
             st.dead = true;
             st.obj = None;
+            st.marker = None;
             st.kind == Kind::Object
         };
         if was_object {
@@ -922,31 +939,34 @@ impl<H: Send + Sync + 'static> Busy<H> {
     }
 
     /// Marks the key hit-for-miss for `life.ttl` (uncacheable): later
-    /// lookups fetch for themselves instead of waiting.
-    pub fn hit_for_miss(mut self, xid: u64, life: Lifetime, vary: VarySpec) {
+    /// lookups fetch for themselves instead of waiting. `head` is the
+    /// response, for bans.
+    pub fn hit_for_miss(mut self, xid: u64, life: Lifetime, vary: VarySpec, head: H) {
         let oc = self.take();
         oc.xid.store(xid, Ordering::Relaxed);
-        self.cache.mark(oc, Kind::HitForMiss, life, vary);
+        self.cache.mark(oc, Kind::HitForMiss, life, vary, head);
     }
 
     /// Marks the key hit-for-pass for `life.ttl`.
-    pub fn hit_for_pass(mut self, xid: u64, life: Lifetime, vary: VarySpec) {
+    pub fn hit_for_pass(mut self, xid: u64, life: Lifetime, vary: VarySpec, head: H) {
         let oc = self.take();
         oc.xid.store(xid, Ordering::Relaxed);
-        self.cache.mark(oc, Kind::HitForPass, life, vary);
+        self.cache.mark(oc, Kind::HitForPass, life, vary, head);
     }
 }
 
 impl<H: Send + Sync + 'static> Cache<H> {
-    fn mark(&self, oc: Arc<ObjCore<H>>, kind: Kind, life: Lifetime, vary: VarySpec) {
+    fn mark(&self, oc: Arc<ObjCore<H>>, kind: Kind, life: Lifetime, vary: VarySpec, head: H) {
         let life = Lifetime { grace: 0.0, keep: 0.0, ..life };
         {
             let mut st = lock(&oc.state);
             st.kind = kind;
             st.life = life;
             st.vary = vary;
+            st.marker = Some(Arc::new(head));
         }
         if life.ttl > 0.0 {
+            self.ban_new_object(&oc);
             self.add_timer(&oc, life.fresh_until());
         } else {
             self.kill(&oc);

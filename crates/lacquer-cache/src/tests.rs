@@ -131,12 +131,12 @@ fn grace_serves_stale_while_one_background_fetch_refreshes() {
 #[test]
 fn markers_say_hit_for_miss_and_hit_for_pass_without_waiting() {
     let c: C = Cache::new(None);
-    miss(&c, b"/m", 100.0).hit_for_miss(9, life(120.0, 0.0), Some(Vec::new()));
+    miss(&c, b"/m", 100.0).hit_for_miss(9, life(120.0, 0.0), Some(Vec::new()), "m");
     let Lookup::HitMiss(first, _) = c.lookup(b"/m", &want(101.0)) else { panic!("expected hit-for-miss") };
     // Another client does not wait on the first one's fetch.
     assert!(matches!(c.lookup(b"/m", &want(101.0)), Lookup::HitMiss(..)));
     drop(first);
-    miss(&c, b"/p", 100.0).hit_for_pass(9, life(60.0, 0.0), Some(Vec::new()));
+    miss(&c, b"/p", 100.0).hit_for_pass(9, life(60.0, 0.0), Some(Vec::new()), "p");
     assert!(matches!(c.lookup(b"/p", &want(150.0)), Lookup::HitPass(_)));
     assert!(matches!(c.lookup(b"/p", &want(161.0)), Lookup::Miss(..)));
     assert_eq!(c.stats().cache_hitmiss.load(Ordering::Relaxed), 2);
@@ -341,6 +341,16 @@ fn past_ban_cutoff_the_lurker_kills_untested() {
     assert_eq!(stat(&c, |s| &s.bans_lurker_obj_killed_cutoff), 1);
     assert_eq!(stat(&c, |s| &s.bans_lurker_tested), 0);
     assert_eq!(stat(&c, |s| &s.n_object), 0);
+}
+
+#[test]
+fn markers_point_at_bans_and_are_tested_like_objects() {
+    let c: C = Cache::new(None);
+    miss(&c, b"/m", 100.0).hit_for_miss(9, life(120.0, 0.0), Some(Vec::new()), "head");
+    assert_eq!(c.bans()[0].refs(), 1);
+    c.ban(100.5, head_ban("head"));
+    assert!(matches!(c.lookup(b"/m", &want(101.0)), Lookup::Miss(..)), "the banned marker is gone");
+    assert_eq!(stat(&c, |s| &s.bans_obj_killed), 1);
 }
 
 #[test]

@@ -70,7 +70,6 @@ honoured! {
     ban_lurker_sleep,
     ban_lurker_age,
     ban_lurker_batch,
-    ban_lurker_holdoff,
     ban_dups,
     ban_cutoff,
     http_gzip_support,
@@ -134,7 +133,6 @@ impl Params {
             lurker_age: self.ban_lurker_age,
             lurker_sleep: self.ban_lurker_sleep,
             lurker_batch: self.ban_lurker_batch as u64,
-            lurker_holdoff: self.ban_lurker_holdoff,
         }
     }
 
