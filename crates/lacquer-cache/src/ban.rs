@@ -92,6 +92,15 @@ impl<H> Ban<H> {
     }
 }
 
+/// Which ban an object points at (its `oc->ban`).
+pub(crate) enum BanRef<H> {
+    /// Not published yet.
+    Unset,
+    At(Arc<Ban<H>>),
+    /// Dead: it never points at a ban again.
+    Gone,
+}
+
 /// The parameters the ban list works by (`ban_*` in `param.show`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BanParams {
@@ -285,25 +294,36 @@ impl<H: Send + Sync + 'static> Cache<H> {
     pub(crate) fn ban_new_object(&self, oc: &ObjCore<H>) {
         let list = lock(&self.bans.list);
         let newest = list.last().expect("the magic ban is always there").clone();
-        Self::point(oc, &newest);
+        Self::point(oc, &newest, None);
         drop(list);
     }
 
-    /// Points `oc` at `b` instead of the ban it pointed at, moving the
-    /// reference; the list's lock is held, so `b` cannot be deleted.
-    fn point(oc: &ObjCore<H>, b: &Arc<Ban<H>>) {
+    /// Points `oc` at `b` instead of the ban `from` it pointed at (`None`:
+    /// none yet), moving the reference; the list's lock is held, so `b`
+    /// cannot be deleted. Nothing happens when `oc` has moved meanwhile or
+    /// died, so a dead object never holds a reference.
+    fn point(oc: &ObjCore<H>, b: &Arc<Ban<H>>, from: Option<u64>) {
         let mut cur = lock(&oc.ban);
-        if let Some(old) = cur.take() {
+        let at = match &*cur {
+            BanRef::Unset => None,
+            BanRef::At(old) => Some(old.id),
+            BanRef::Gone => return,
+        };
+        if at != from {
+            return;
+        }
+        if let BanRef::At(old) = &*cur {
             old.refs.fetch_sub(1, Ordering::AcqRel);
         }
         b.refs.fetch_add(1, Ordering::AcqRel);
         oc.ban_seen.store(b.id, Ordering::Release);
-        *cur = Some(b.clone());
+        *cur = BanRef::At(b.clone());
     }
 
-    /// Lets go of a dying object's ban (`BAN_DestroyObj`).
+    /// Lets go of a dying object's ban for good (`BAN_DestroyObj`).
     pub(crate) fn ban_drop_object(&self, oc: &ObjCore<H>) {
-        if let Some(b) = lock(&oc.ban).take() {
+        let mut cur = lock(&oc.ban);
+        if let BanRef::At(b) = std::mem::replace(&mut *cur, BanRef::Gone) {
             b.refs.fetch_sub(1, Ordering::AcqRel);
         }
         oc.ban_seen.store(0, Ordering::Release);
@@ -330,8 +350,8 @@ impl<H: Send + Sync + 'static> Cache<H> {
         self.stats.bans_tests_tested.fetch_add(tests, Ordering::Relaxed);
         if hit {
             bump(&self.stats.bans_obj_killed);
-        } else if oc.ban_seen.load(Ordering::Acquire) == seen {
-            Self::point(oc, &b0);
+        } else {
+            Self::point(oc, &b0, Some(seen));
         }
         if list.first().is_some_and(|tail| tail.refs() == 0) {
             self.bans.kick();
@@ -500,9 +520,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
             }
             if !hit && !Arc::ptr_eq(bt, bd) {
                 let _list = lock(&self.bans.list);
-                if oc.ban_seen.load(Ordering::Acquire) == bt.id {
-                    Self::point(oc, bd);
-                }
+                Self::point(oc, bd, Some(bt.id));
             }
         }
         self.stats.bans_lurker_tested.fetch_add(tested, Ordering::Relaxed);

@@ -34,7 +34,8 @@
 //!   bans and eviction never ask.
 //!
 //! Locks are short and never held across an await: one per shard of the
-//! key map, one per object head, one for the LRU, one for the timer heap.
+//! key map, one per object head, one for the LRU, one for the timer heap,
+//! one for the ban list (see [`ban`]).
 
 pub mod ban;
 pub mod object;
@@ -279,7 +280,7 @@ pub struct ObjCore<H> {
     hits: AtomicU64,
     /// The ban it points at (Varnish's `oc->ban`): it has been tested
     /// against every ban up to that one; only newer ones need testing.
-    ban: Mutex<Option<Arc<Ban<H>>>>,
+    ban: Mutex<ban::BanRef<H>>,
     /// That ban's id (0: none), for the lookup's lock-free check.
     ban_seen: AtomicU64,
     /// When it last moved in the LRU, and its place there.
@@ -555,7 +556,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
                 dead: false,
             }),
             hits: AtomicU64::new(0),
-            ban: Mutex::new(None),
+            ban: Mutex::new(ban::BanRef::Unset),
             ban_seen: AtomicU64::new(0),
             lru: Mutex::new((0.0, 0)),
             store: AtomicUsize::new(0),
