@@ -406,7 +406,9 @@ impl<H: Send + Sync + 'static> Cache<H> {
         let mut objects: Option<ObjectsByBan<H>> = None;
         for (count, b) in list.iter().enumerate() {
             let count = count as u64;
-            if let Some(to) = &bd {
+            // Objects are gathered once, and only when a ban that has
+            // some is reached: a lurker kicked again finds nothing to scan.
+            if let Some(to) = bd.as_ref().filter(|_| b.refs() > 0) {
                 let objects = objects.get_or_insert_with(|| self.objects_by_ban());
                 self.lurker_test_ban(b, objects, &mut obans, to, count > cutoff, &p);
             }
