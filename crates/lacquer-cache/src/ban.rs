@@ -289,6 +289,16 @@ impl<H: Send + Sync + 'static> Cache<H> {
         lock(&self.bans.list).iter().rev().cloned().collect()
     }
 
+    /// The bans, newest first, each with the addresses of the objects
+    /// pointing at it (what `ban.list` shows with `debug +lurker`); it
+    /// walks the whole cache.
+    pub fn bans_with_objects(&self) -> Vec<(Arc<Ban<H>>, Vec<usize>)> {
+        let by = self.objects_by_ban();
+        let addr = |oc: &Arc<ObjCore<H>>| Arc::as_ptr(oc) as usize;
+        let objects = |b: &Ban<H>| by.get(&b.id).map_or_else(Vec::new, |v| v.iter().map(addr).collect());
+        self.bans().into_iter().map(|b| (b.clone(), objects(&b))).collect()
+    }
+
     /// Points a newly published object at the newest ban
     /// (`BAN_NewObjCore`).
     pub(crate) fn ban_new_object(&self, oc: &ObjCore<H>) {

@@ -497,10 +497,10 @@ fn table(rows: &[([String; 5], Option<String>)]) -> String {
 /// `ban.list` in varnishd's layout: newest first, each ban's time, the
 /// objects still pointing at it, `C` once completed, its expression; with
 /// `debug +lurker` also whether it tests the request (`R`) and the object
-/// (`O`), and where it lives.
+/// (`O`), where it lives, and the objects pointing at it.
 fn ban_list(shared: &Shared, debug: bool) -> String {
     let mut out = String::from("Present bans:\n");
-    for b in shared.cache.bans() {
+    for (b, objects) in bans_for_list(shared, debug) {
         let done = if b.completed() { "C" } else { "-" };
         out.push_str(&format!("{:10.6} {:5} {done}", b.t, b.refs()));
         if debug {
@@ -508,17 +508,31 @@ fn ban_list(shared: &Shared, debug: bool) -> String {
             out.push_str(&format!("{r}{o} {:p} ", std::sync::Arc::as_ptr(&b)));
         }
         out.push_str(&format!("  {}\n", b.spec()));
+        for oc in objects {
+            out.push_str(&format!("  oc = {oc:#x}\n"));
+        }
     }
     out
 }
 
+/// The bans for `ban.list`, with their objects' addresses when debugging
+/// the lurker (which costs a walk of the cache).
+fn bans_for_list(shared: &Shared, debug: bool) -> Vec<(BanRef, Vec<usize>)> {
+    if debug {
+        shared.cache.bans_with_objects()
+    } else {
+        shared.cache.bans().into_iter().map(|b| (b, Vec::new())).collect()
+    }
+}
+
+/// A ban as the cache lists it.
+type BanRef = std::sync::Arc<lacquer_cache::Ban<crate::msg::Msg>>;
+
 /// `ban.list -j`: varnishd's JSON, one object a ban, newest first.
 fn ban_list_json(shared: &Shared, debug: bool) -> String {
-    let bans: Vec<String> = shared
-        .cache
-        .bans()
+    let bans: Vec<String> = bans_for_list(shared, debug)
         .iter()
-        .map(|b| {
+        .map(|(b, objects)| {
             let mut o = format!(
                 "  {{\n    \"time\": {:.6},\n    \"refs\": {},\n    \"completed\": {},\n    \"spec\": \"{}\"",
                 b.t,
@@ -527,11 +541,13 @@ fn ban_list_json(shared: &Shared, debug: bool) -> String {
                 json_escape(b.spec())
             );
             if debug {
+                let ocs: Vec<String> = objects.iter().map(|oc| format!("      \"{oc:#x}\"")).collect();
                 o.push_str(&format!(
-                    ",\n    \"req_tests\": {},\n    \"obj_tests\": {},\n    \"pointer\": \"{:p}\"",
+                    ",\n    \"req_tests\": {},\n    \"obj_tests\": {},\n    \"pointer\": \"{:p}\",\n    \"objcores\": [\n{}\n    ]",
                     b.uses_req,
                     b.uses_obj,
-                    std::sync::Arc::as_ptr(b)
+                    std::sync::Arc::as_ptr(b),
+                    ocs.join(",\n")
                 ));
             }
             o + "\n}"
