@@ -405,6 +405,10 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         let l = tokio::net::TcpListener::bind(addr.as_str()).await.map_err(|e| ServeError::Bind(addr.clone(), e))?;
         let bound = l.local_addr().map(|a| a.to_string()).unwrap_or(addr);
         eprintln!("lacquer: CLI listening on {bound}");
+        // Where `varnishadm -n <workdir>` finds the CLI (varnishd keeps its
+        // `-T` in the shared memory for that).
+        let file = cfg.workdir.join("_.cli");
+        std::fs::write(&file, format!("{bound}\n")).map_err(|e| ServeError::Log(file, e))?;
         tokio::spawn(cli::serve(shared.clone(), l, secret.clone()));
     }
     if let Some(addr) = cfg.cli_call {
