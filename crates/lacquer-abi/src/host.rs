@@ -172,7 +172,8 @@ pub struct HostTable {
     /// Logs a `Timestamp` record called `label` (now, since the start of
     /// the task, since the last timestamp).
     pub timestamp: unsafe extern "C" fn(host: *mut c_void, label: Str),
-    /// Adds a ban. NULL on success, else the reason (in the workspace).
+    /// Adds a ban; `expr` NULL is VCL's NULL string, which the host refuses.
+    /// NULL on success, else the reason (in the workspace).
     pub ban: unsafe extern "C" fn(host: *mut c_void, expr: Str) -> Str,
     // Since 1.2: a module checks `size` before calling anything below
     // ([`HostTable::has`]).

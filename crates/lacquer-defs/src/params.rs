@@ -323,13 +323,13 @@ params! {
         "How long to stop connecting to a backend after a local resource error.";
     backend_remote_error_holddown: Kind::Duration, "0.250", min F("0.000"), max N, "seconds", EXPERIMENTAL, false;
         "How long to stop connecting to a backend that refused or was unreachable.";
-    ban_cutoff: Kind::Uint, "0", min F("0"), max N, "bans", EXPERIMENTAL, false;
+    ban_cutoff: Kind::Uint, "0", min F("0"), max N, "bans", EXPERIMENTAL, true;
         "Past this many bans the lurker evicts the objects it reaches; 0 turns this off.";
-    ban_dups: Kind::Bool, "on", min N, max N, "bool", 0, false;
+    ban_dups: Kind::Bool, "on", min N, max N, "bool", 0, true;
         "Mark older identical bans as completed when a new ban is added.";
     ban_lurker_age: Kind::Duration, "60.000", min F("0.000"), max N, "seconds", 0, true;
         "The lurker only works on bans at least this old.";
-    ban_lurker_batch: Kind::Uint, "1000", min F("1"), max N, "", 0, false;
+    ban_lurker_batch: Kind::Uint, "1000", min F("1"), max N, "", 0, true;
         "How many objects the lurker tests before it sleeps.";
     ban_lurker_holdoff: Kind::Duration, "0.010", min F("0.000"), max N, "seconds", EXPERIMENTAL, false;
         "How long the lurker waits when lookups hold the ban lock.";
@@ -1228,7 +1228,10 @@ mod tests {
         assert_eq!(
             honoured,
             [
+                "ban_cutoff",
+                "ban_dups",
                 "ban_lurker_age",
+                "ban_lurker_batch",
                 "ban_lurker_sleep",
                 "between_bytes_timeout",
                 "cli_limit",

@@ -551,9 +551,9 @@ impl Host for ForeignHost {
         // SAFETY: as above.
         unsafe { (self.table.timestamp)(self.host, Str::from_bytes(label)) }
     }
-    fn ban(&mut self, expr: &[u8]) -> Result<(), String> {
+    fn ban(&mut self, expr: Option<&[u8]>) -> Result<(), String> {
         // SAFETY: as above; a non-NULL answer is a string in the workspace.
-        let s = unsafe { (self.table.ban)(self.host, Str::from_bytes(expr)) };
+        let s = unsafe { (self.table.ban)(self.host, expr.map_or(Str::NULL, Str::from_bytes)) };
         match self.copy_out(s) {
             None => Ok(()),
             Some(e) => Err(String::from_utf8_lossy(e).into_owned()),

@@ -142,8 +142,9 @@ pub trait Host {
     }
     /// Logs a `Timestamp` record: `label: now since-start since-last`.
     fn timestamp(&mut self, _label: &[u8]) {}
-    /// Adds a ban; the error is the reason it was refused.
-    fn ban(&mut self, _expr: &[u8]) -> Result<(), String> {
+    /// Adds a ban; the error is the reason it was refused. `None` is VCL's
+    /// NULL string, which the host refuses in its own words.
+    fn ban(&mut self, _expr: Option<&[u8]>) -> Result<(), String> {
         Err("bans are not available here".into())
     }
     /// The VCL name of the object whose constructor or method is running

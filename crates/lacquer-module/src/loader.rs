@@ -472,7 +472,8 @@ unsafe extern "C" fn cb_timestamp(host: *mut c_void, label: Str) {
 unsafe extern "C" fn cb_ban(host: *mut c_void, expr: Str) -> Str {
     guard(Str::NULL, || {
         let br = unsafe { b(host) };
-        match br.host.ban(unsafe { bytes(expr) }) {
+        let expr = (!expr.ptr.is_null()).then(|| unsafe { bytes(expr) });
+        match br.host.ban(expr) {
             Ok(()) => Str::NULL,
             Err(e) => br.alloc(e.as_bytes()),
         }

@@ -181,8 +181,8 @@ impl Host for FakeHost {
     fn backend_healthy(&self, be: Backend) -> Option<bool> {
         self.healthy.get(&be.0?).copied()
     }
-    fn ban(&mut self, expr: &[u8]) -> Result<(), String> {
-        let e = String::from_utf8_lossy(expr).into_owned();
+    fn ban(&mut self, expr: Option<&[u8]>) -> Result<(), String> {
+        let e = String::from_utf8_lossy(expr.ok_or("Null argument")?).into_owned();
         if e.contains("==") || e.contains('~') {
             self.bans.push(e);
             Ok(())

@@ -303,12 +303,10 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             if args.len() < 3 {
                 return (status::TOOFEW, "Too few parameters".into());
             }
-            let expr = args.iter().map(|a| lacquer_cli::quote(a)).collect::<Vec<_>>().join(" ");
-            match crate::ban::parse(&expr) {
+            match crate::ban::parse_cli(args) {
                 Ok(spec) => {
-                    let uses_req = spec.uses_req();
-                    let text = args.join(" ");
-                    shared.cache.ban(crate::msg::now(), text, uses_req, spec.into_test());
+                    let t = crate::msg::now();
+                    shared.cache.ban(t, spec.into_ban(t));
                     (status::OK, String::new())
                 }
                 Err(e) => (status::PARAM, e),
@@ -334,32 +332,13 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             }
             (status::OK, out)
         }
-        "ban.list" if args.iter().any(|a| a == "-j") => {
-            // varnishd's JSON: the CLI's header, then one object a ban
-            // (without the reference counts Lacquer does not keep).
-            let bans: Vec<String> = shared
-                .cache
-                .bans()
-                .iter()
-                .map(|b| {
-                    format!(
-                        "  {{\n    \"time\": {:.6},\n    \"req\": {},\n    \"spec\": \"{}\"\n}}",
-                        b.t,
-                        b.uses_req,
-                        json_escape(&b.spec)
-                    )
-                })
-                .collect();
-            let head = format!("[ 2, [\"ban.list\", \"-j\"], {:.3}", crate::msg::now());
-            let body = if bans.is_empty() { String::new() } else { format!(",\n{}", bans.join(",\n")) };
-            (status::OK, format!("{head}{body}\n]"))
-        }
         "ban.list" => {
-            let mut out = String::from("Present bans:\n");
-            for b in shared.cache.bans() {
-                let req = if b.uses_req { "R" } else { "-" };
-                out.push_str(&format!("{:.6} {req}  {}\n", b.t, b.spec));
-            }
+            let json = args.iter().any(|a| a == "-j");
+            let debug = shared.params.get().show("debug").is_some_and(|d| d.contains("+lurker"));
+            let out = if json { ban_list_json(shared, debug) } else { ban_list(shared, debug) };
+            // As varnishd, listing wakes the lurker, which may then trim
+            // the tail.
+            shared.cache.kick_lurker();
             (status::OK, out)
         }
         "backend.list" if args.iter().any(|a| a == "-j") => {
@@ -558,6 +537,69 @@ fn symtab(shared: &Shared) -> String {
         }
     });
     out
+}
+
+/// `ban.list` in varnishd's layout: newest first, each ban's time, the
+/// objects still pointing at it, `C` once completed, its expression; with
+/// `debug +lurker` also whether it tests the request (`R`) and the object
+/// (`O`), where it lives, and the objects pointing at it.
+fn ban_list(shared: &Shared, debug: bool) -> String {
+    let mut out = String::from("Present bans:\n");
+    for (b, objects) in bans_for_list(shared, debug) {
+        let done = if b.completed() { "C" } else { "-" };
+        out.push_str(&format!("{:10.6} {:5} {done}", b.t, b.refs()));
+        if debug {
+            let (r, o) = (if b.uses_req { "R" } else { "-" }, if b.uses_obj { "O" } else { "-" });
+            out.push_str(&format!("{r}{o} {:p} ", std::sync::Arc::as_ptr(&b)));
+        }
+        out.push_str(&format!("  {}\n", b.spec()));
+        for oc in objects {
+            out.push_str(&format!("  oc = {oc:#x}\n"));
+        }
+    }
+    out
+}
+
+/// The bans for `ban.list`, with their objects' addresses when debugging
+/// the lurker (which costs a walk of the cache).
+fn bans_for_list(shared: &Shared, debug: bool) -> Vec<(BanRef, Vec<usize>)> {
+    if debug {
+        shared.cache.bans_with_objects()
+    } else {
+        shared.cache.bans().into_iter().map(|b| (b, Vec::new())).collect()
+    }
+}
+
+/// A ban as the cache lists it.
+type BanRef = std::sync::Arc<lacquer_cache::Ban<crate::msg::Msg>>;
+
+/// `ban.list -j`: varnishd's JSON, one object a ban, newest first.
+fn ban_list_json(shared: &Shared, debug: bool) -> String {
+    let bans: Vec<String> = bans_for_list(shared, debug)
+        .iter()
+        .map(|(b, objects)| {
+            let mut o = format!(
+                "  {{\n    \"time\": {:.6},\n    \"refs\": {},\n    \"completed\": {},\n    \"spec\": \"{}\"",
+                b.t,
+                b.refs(),
+                b.completed(),
+                json_escape(b.spec())
+            );
+            if debug {
+                let ocs: Vec<String> = objects.iter().map(|oc| format!("      \"{oc:#x}\"")).collect();
+                o.push_str(&format!(
+                    ",\n    \"req_tests\": {},\n    \"obj_tests\": {},\n    \"pointer\": \"{:p}\",\n    \"objcores\": [\n{}\n    ]",
+                    b.uses_req,
+                    b.uses_obj,
+                    std::sync::Arc::as_ptr(b),
+                    ocs.join(",\n")
+                ));
+            }
+            o + "\n}"
+        })
+        .collect();
+    let head = format!("[ 2, [\"ban.list\", \"-j\"], {:.3}", crate::msg::now());
+    format!("{head},\n{}\n]", bans.join(",\n"))
 }
 
 /// `s` inside a JSON string.

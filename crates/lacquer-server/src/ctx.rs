@@ -288,13 +288,11 @@ fn blob_struct(var: Var, ws: &Ws) -> Result<(), Failure> {
 
 /// `ban()` from VCL: a bad expression is logged and otherwise ignored, as
 /// in Varnish.
-fn add_ban(shared: &Shared, vsl: &mut Vsl, expr: &[u8]) {
-    let text = String::from_utf8_lossy(expr);
-    match crate::ban::parse(&text) {
+fn add_ban(shared: &Shared, vsl: &mut Vsl, expr: Option<&[u8]>) {
+    match crate::ban::parse_vcl(expr) {
         Ok(spec) => {
-            let uses_req = spec.uses_req();
-            let t = spec.text.clone();
-            shared.cache.ban(now(), t, uses_req, spec.into_test());
+            let t = now();
+            shared.cache.ban(t, spec.into_ban(t));
         }
         Err(e) => vsl.fmt(lacquer_shm::Tag::VCL_Error, format_args!("ban(): {e}")),
     }
@@ -497,7 +495,7 @@ impl VclContext for ReqCtx<'_> {
         self.req.synth_body.extend_from_slice(body);
     }
 
-    fn ban(&mut self, expr: &[u8]) {
+    fn ban(&mut self, expr: Option<&[u8]>) {
         self.flush_pending();
         let (shared, vsl) = (self.req.shared.clone(), &mut self.req.vsl);
         add_ban(&shared, vsl, expr);
@@ -708,7 +706,7 @@ impl VclContext for BoCtx<'_> {
         self.bo.synth_body.extend_from_slice(body);
     }
 
-    fn ban(&mut self, expr: &[u8]) {
+    fn ban(&mut self, expr: Option<&[u8]>) {
         self.flush_pending();
         add_ban(self.shared, &mut self.bo.vsl, expr);
     }

@@ -1074,11 +1074,11 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
     let life = Lifetime { t_origin: bo.t_origin, ttl: bo.ttl, grace: bo.grace, keep: bo.keep };
     let vary = rfc2616::vary(beresp, &bo.bereq);
     if let Some(ttl) = bo.hit_for_pass {
-        busy.hit_for_pass(bo.vxid, Lifetime { ttl, ..life }, vary);
+        busy.hit_for_pass(bo.vxid, Lifetime { ttl, ..life }, vary, beresp.clone());
         return None;
     }
     if bo.uncacheable {
-        busy.hit_for_miss(bo.vxid, life, vary);
+        busy.hit_for_miss(bo.vxid, life, vary, beresp.clone());
         return None;
     }
     // The stored head: the response as VCL left it, without its

@@ -78,6 +78,9 @@ honoured! {
     http_range_support,
     ban_lurker_sleep,
     ban_lurker_age,
+    ban_lurker_batch,
+    ban_dups,
+    ban_cutoff,
     http_gzip_support,
     gzip_level,
     vcl_cooldown,
@@ -145,6 +148,17 @@ impl Params {
         match (self.values.get("feature"), bit) {
             (Some(Value::Bits(bits)), Some(i)) => bits & (1 << i) != 0,
             _ => false,
+        }
+    }
+
+    /// What the ban list and its lurker work by.
+    pub fn bans(&self) -> lacquer_cache::BanParams {
+        lacquer_cache::BanParams {
+            dups: self.ban_dups != 0.0,
+            cutoff: self.ban_cutoff as u64,
+            lurker_age: self.ban_lurker_age,
+            lurker_sleep: self.ban_lurker_sleep,
+            lurker_batch: self.ban_lurker_batch as u64,
         }
     }
 

@@ -614,12 +614,19 @@ impl Host for TaskHost<'_> {
         crate::handoff::end_request(req, end)
     }
 
-    fn ban(&mut self, expr: &[u8]) -> Result<(), String> {
-        let spec = crate::ban::parse(&String::from_utf8_lossy(expr))?;
-        let uses_req = spec.uses_req();
-        let text = spec.text.clone();
-        self.shared.cache.ban(crate::msg::now(), text, uses_req, spec.into_test());
-        Ok(())
+    /// `std.ban()`: as VCL's `ban()`, a refused ban is also logged.
+    fn ban(&mut self, expr: Option<&[u8]>) -> Result<(), String> {
+        match crate::ban::parse_vcl(expr) {
+            Ok(spec) => {
+                let t = crate::msg::now();
+                self.shared.cache.ban(t, spec.into_ban(t));
+                Ok(())
+            }
+            Err(e) => {
+                self.logs.push((lacquer_defs::Tag::VCL_Error, format!("ban(): {e}").into_bytes()));
+                Err(e)
+            }
+        }
     }
 }
 

@@ -106,8 +106,9 @@ pub trait VclContext {
     fn hash_data(&mut self, _data: &[u8]) {}
     /// `synthetic()`: appends to the body being made.
     fn synthetic(&mut self, _body: &[u8]) {}
-    /// `ban()`: an invalid expression is logged, not a failure.
-    fn ban(&mut self, _expr: &[u8]) {}
+    /// `ban()`: an invalid expression is logged, not a failure; `None` is
+    /// VCL's NULL string (an unset header).
+    fn ban(&mut self, _expr: Option<&[u8]>) {}
     /// Calls module code: `program.calls[call]` says what, `args` are
     /// aligned with the spec's arguments (`None` where the module gets
     /// private state or an optional argument was left out). A context

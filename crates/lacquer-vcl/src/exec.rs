@@ -94,8 +94,8 @@ fn stmt<C: VclContext>(p: &Program, s: &Stmt, ctx: &mut C) -> Result<Flow, Failu
             ctx.hash_data(&v);
         }
         Stmt::Ban(e) => {
-            let v = string_of(p, &*ctx, e)?.map(Cow::into_owned).unwrap_or_default();
-            ctx.ban(&v);
+            let v = string_of(p, &*ctx, e)?.map(Cow::into_owned);
+            ctx.ban(v.as_deref());
         }
         // A call made as a statement (a procedure, or a function whose
         // value is dropped) may change the task: its arguments are

@@ -397,7 +397,7 @@ pub mod vmod {
     /// Returns whether the ban was added; `ban_error` tells why not.
     pub fn ban(ctx: &mut Ctx, #[positional] expr: NullStr, err: PrivTask<String>) -> bool {
         let mut err = err;
-        match ctx.ban(expr.0.unwrap_or(b"")) {
+        match ctx.ban(expr.0) {
             Ok(()) => {
                 err.take();
                 true
