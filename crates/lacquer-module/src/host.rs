@@ -33,6 +33,38 @@ pub trait Host {
     /// `VSL(tag, 0, …)` does: `tag` is a tag's name (`Debug` …); a name
     /// the host does not know is dropped.
     fn log_global(&mut self, _tag: &str, _msg: &[u8]) {}
+    /// Logs a record of the task under a tag's name (`Debug`, `Error`,
+    /// `Notice` …), as Varnish's `VSLb(ctx->vsl, tag, …)`; outside a task
+    /// (`vcl_init`) it goes to vxid 0. A name the host does not know is
+    /// dropped.
+    fn log_tag(&mut self, tag: &str, msg: &[u8]) {
+        self.log_global(tag, msg)
+    }
+    /// A number that names the running task (a request or a fetch: its
+    /// vxid) while it runs; `None` outside one (`vcl_init`). A module keeps
+    /// state another object must see for the task under it, released by a
+    /// guard in its PRIV_TASK.
+    fn task_id(&self) -> Option<u64> {
+        None
+    }
+    /// The request's hash (`req.hash`, and the fetch's), once `vcl_hash`
+    /// has made it.
+    fn digest(&self) -> Option<[u8; 32]> {
+        None
+    }
+    /// The URL of `req` or `bereq`.
+    fn url(&self, _which: Http) -> Option<&[u8]> {
+        None
+    }
+    /// The VCL name of a backend or director (what `std.log(b)` shows).
+    fn backend_name(&self, _be: Backend) -> Option<String> {
+        None
+    }
+    /// The backend or director VCL names `name` (a backend, or a
+    /// director object such as `rr` of `new rr = …`).
+    fn lookup_backend(&self, _name: &str) -> Option<Backend> {
+        None
+    }
     /// The name of the VCL the call runs in (`vcl1` …); `""` if unknown.
     fn vcl_name(&self) -> &str {
         ""

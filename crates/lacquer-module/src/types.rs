@@ -17,6 +17,14 @@ pub trait Director: Send + Sync {
     fn resolve(&self, healthy: &dyn Fn(Backend) -> bool) -> Option<Backend>;
     /// Whether some member could serve now.
     fn healthy(&self, healthy: &dyn Fn(Backend) -> bool) -> bool;
+    /// The member to use now for the task `ctx` runs for (a fetch, a
+    /// pipe): for directors that pick by the request (its hash, its URL)
+    /// or by what VCL set for the task. The host makes `ctx` as for a call
+    /// of the director's object, so its PRIV_TASK is the object's. The
+    /// default asks [`resolve`](Director::resolve).
+    fn resolve_task(&self, ctx: &mut crate::Ctx) -> Option<Backend> {
+        self.resolve(&|b| ctx.backend_healthy(b).unwrap_or(false))
+    }
 }
 
 /// One counter a module publishes in shared memory (an element of

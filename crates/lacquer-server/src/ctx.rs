@@ -417,8 +417,8 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Mut(&mut *self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        for l in logs {
-            self.req.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        for (tag, l) in logs {
+            self.req.vsl.text(tag, &l);
         }
         if self.req.conn.end.is_some() {
             // A module ended the request: nothing after the call runs
@@ -585,8 +585,8 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Mut(&mut *self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        for l in logs {
-            self.bo.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        for (tag, l) in logs {
+            self.bo.vsl.text(tag, &l);
         }
         Ok(v)
     }

@@ -6,9 +6,9 @@
 //! here: a module object's constructor makes one with
 //! `Host::add_director`, and it takes the `BackendId` after the VCL's own
 //! backends that is its object's (`backends.len() + instance`), so VCL
-//! holds it like any backend. Resolving one asks the module which member
-//! to use, and resolves that in turn (directors nest), at most
-//! [`MAX_DEPTH`] deep.
+//! holds it like any backend. Resolving one ([`Vcl::resolve_with`]) asks
+//! the module which member to use, for the task at hand, and resolves
+//! that in turn (directors nest), at most [`MAX_DEPTH`] deep.
 
 use crate::vbe::Backend;
 use crate::vcl::Vcl;
@@ -19,9 +19,6 @@ pub(crate) trait Director: Send + Sync {
     fn name(&self) -> &str;
     /// Whether it could serve now (`std.healthy()`).
     fn healthy(&self, vcl: &Vcl) -> bool;
-    /// The backend a task connects to, or none (then the fetch fails as
-    /// Varnish's does with "no backend connection").
-    fn resolve<'a>(&'a self, vcl: &'a Vcl) -> Option<&'a Backend>;
 }
 
 impl Director for Backend {
@@ -31,10 +28,6 @@ impl Director for Backend {
 
     fn healthy(&self, _vcl: &Vcl) -> bool {
         Backend::healthy(self)
-    }
-
-    fn resolve<'a>(&'a self, _vcl: &'a Vcl) -> Option<&'a Backend> {
-        Some(self)
     }
 }
 
@@ -63,21 +56,6 @@ impl Director for ModDirector {
     fn healthy(&self, vcl: &Vcl) -> bool {
         self.d.healthy(&|b| vcl.member_healthy(b))
     }
-
-    fn resolve<'a>(&'a self, vcl: &'a Vcl) -> Option<&'a Backend> {
-        let mut next = self.d.resolve(&|b| vcl.member_healthy(b));
-        for _ in 0..MAX_DEPTH {
-            let id = u32::try_from(next?.0?).ok()?;
-            if let Some(be) = vcl.backends.get(id as usize) {
-                return Some(be);
-            }
-            match vcl.mod_backend(id)? {
-                ModBackend::Director(d) => next = d.d.resolve(&|b| vcl.member_healthy(b)),
-                ModBackend::Native(be) => return Some(be),
-            }
-        }
-        None
-    }
 }
 
 thread_local! {
@@ -95,6 +73,30 @@ impl Vcl {
                 ModBackend::Native(b) => Some(&**b as &dyn Director),
             },
         }
+    }
+
+    /// The backend the director `id` names resolves to, asking each module
+    /// director on the way with `ask(instance, director)`, which lends it
+    /// the task (see `vmod::resolve`).
+    pub(crate) fn resolve_with(
+        &self,
+        id: lacquer_vcl::program::BackendId,
+        ask: &mut dyn FnMut(usize, &dyn lacquer_module::Director) -> Option<lacquer_module::Backend>,
+    ) -> Option<&Backend> {
+        let mut id = id;
+        for _ in 0..MAX_DEPTH {
+            if let Some(be) = self.backends.get(id as usize) {
+                return Some(be);
+            }
+            match self.mod_backend(id)? {
+                ModBackend::Director(d) => {
+                    let instance = id as usize - self.backends.len();
+                    id = u32::try_from(ask(instance, &*d.d)?.0?).ok()?;
+                }
+                ModBackend::Native(be) => return Some(be),
+            }
+        }
+        None
     }
 
     /// What a `BackendId` past the VCL's backends names.

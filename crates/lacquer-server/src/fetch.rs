@@ -144,6 +144,8 @@ pub(crate) struct Bo {
     pub do_gunzip: bool,
     /// The body's transformation on its way in, when VCL asked for one.
     filter: Option<gzip::Filter>,
+    /// The request's hash (`bereq.hash`), for directors that pick by it.
+    pub hash: Vec<u8>,
     /// The backend the director picked for this fetch (an index into the
     /// VCL's backends; `beresp.backend`).
     pub resolved: Option<usize>,
@@ -153,7 +155,7 @@ pub(crate) struct Bo {
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
     /// `VCL_Log` lines of module calls made inside expressions, logged
     /// when the subroutine returns.
-    pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
+    pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
     /// Body bytes taken from the backend (`Length`, `BereqAcct`).
     body_bytes: u64,
     /// The backend connection's descriptor, and whether it went back to
@@ -230,6 +232,7 @@ impl Bo {
             do_gunzip: false,
             filter: None,
             resolved: None,
+            hash: Vec::new(),
             vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
             privs: Default::default(),
             module_logs: Default::default(),
@@ -337,8 +340,8 @@ fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handli
             lacquer_vcl::Handling::plain(Action::Fail)
         }
     };
-    for l in bo.module_logs.get_mut().drain(..) {
-        bo.vsl.text(Tag::VCL_Log, &l);
+    for (tag, l) in bo.module_logs.get_mut().drain(..) {
+        bo.vsl.text(tag, &l);
     }
     bo.vsl.str(Tag::VCL_return, h.action.as_str());
     h
@@ -385,7 +388,13 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
     bo.vsl.timestamp("Fetch", now());
     // The director VCL chose picks the backend now (Varnish's VDI_Resolve).
     let vcl = bo.vcl.clone();
-    let be = bo.backend.and_then(|b| vcl.director(b)).and_then(|d| d.resolve(&vcl));
+    let (be, logs) = match bo.backend {
+        Some(id) => crate::vmod::resolve(shared, &vcl, crate::vmod::TaskRef::Bo(bo), Method::BackendFetch, id),
+        None => (None, Vec::new()),
+    };
+    for (tag, l) in logs {
+        bo.vsl.text(tag, &l);
+    }
     bo.resolved = be.and_then(|be| vcl.backend_index(be));
     let Some(be) = be else {
         bo.vsl.str(Tag::FetchError, "No backend");

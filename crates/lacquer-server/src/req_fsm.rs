@@ -139,7 +139,7 @@ pub(crate) struct Req {
     pub sess_privs: std::cell::RefCell<crate::vmod::Privs>,
     /// `VCL_Log` lines of module calls made inside expressions, logged
     /// when the subroutine returns.
-    pub module_logs: std::cell::RefCell<Vec<Vec<u8>>>,
+    pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
     /// The VCL the request started with, once `return (vcl(LABEL))` has
     /// switched it to the labelled one (Varnish's `req->vcl0`).
     vcl0: Option<Arc<Vcl>>,
@@ -259,8 +259,8 @@ fn vcl(req: &mut Req, method: Method) -> Handling {
             }
         },
     };
-    for l in req.module_logs.get_mut().drain(..) {
-        req.vsl.text(Tag::VCL_Log, &l);
+    for (tag, l) in req.module_logs.get_mut().drain(..) {
+        req.vsl.text(tag, &l);
     }
     let word = crate::handoff::return_word(req).unwrap_or(h.action.as_str());
     req.vsl.str(Tag::VCL_return, word);
@@ -548,6 +548,7 @@ fn start_bgfetch(req: &mut Req, busy: Busy<Msg>) {
         req.backend_hint,
         false,
     );
+    bo.hash = req.hash.clone();
     bo.busy = Some(busy);
     bo.is_bgfetch = true;
     drop(fetch::spawn(shared, bo));
@@ -678,6 +679,7 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         req.backend_hint,
         pass,
     );
+    bo.hash = req.hash.clone();
     bo.busy = if pass { None } else { req.busy.take() };
     bo.stale = if pass { None } else { req.stale.take() };
     req.vsl.fmt(Tag::Link, format_args!("bereq {} fetch", req.bereq_vxid));
@@ -872,7 +874,14 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
     };
     let shared = req.shared.clone();
     let vcl = req.vcl.clone();
-    let Some(be) = req.backend_hint.and_then(|b| vcl.director(b)).and_then(|d| d.resolve(&vcl)) else {
+    let (be, logs) = match req.backend_hint {
+        Some(id) => crate::vmod::resolve(&shared, &vcl, crate::vmod::TaskRef::Req(req), Method::Pipe, id),
+        None => (None, Vec::new()),
+    };
+    for (tag, l) in logs {
+        req.vsl.text(tag, &l);
+    }
+    let Some(be) = be else {
         return req.synth(503, None);
     };
     let mut io = match be.connect(be.def.connect_timeout.unwrap_or(req.params.connect_timeout)).await {

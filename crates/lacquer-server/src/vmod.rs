@@ -166,6 +166,10 @@ impl Drop for Vmods {
     }
 }
 
+/// The records module calls logged, with their tags, for the caller to
+/// write to the task's log.
+pub(crate) type ModLogs = Vec<(lacquer_defs::Tag, Vec<u8>)>;
+
 /// A task as a module call sees it: lent mutably for a call made as a
 /// statement, shared for one inside an expression (which then cannot
 /// change headers).
@@ -209,8 +213,9 @@ pub(crate) struct TaskHost<'a> {
     call: CallId,
     /// The VCL name of the object whose constructor or method runs.
     object_name: Option<&'a str>,
-    /// `VCL_Log` lines, written to the task's log after the call.
-    pub logs: Vec<Vec<u8>>,
+    /// Records (`VCL_Log` lines and others), written to the task's log
+    /// after the call.
+    pub logs: ModLogs,
 }
 
 fn scope_code(s: PrivScope) -> u8 {
@@ -289,7 +294,56 @@ impl Host for TaskHost<'_> {
     }
 
     fn log(&mut self, msg: &[u8]) {
-        self.logs.push(msg.to_vec());
+        self.logs.push((lacquer_defs::Tag::VCL_Log, msg.to_vec()));
+    }
+
+    fn log_tag(&mut self, tag: &str, msg: &[u8]) {
+        if let Some(tag) = lacquer_defs::Tag::from_name(tag) {
+            self.logs.push((tag, msg.to_vec()));
+        }
+    }
+
+    fn task_id(&self) -> Option<u64> {
+        match &self.task {
+            Task::Req(r) => Some(r.get().vxid),
+            Task::Bo(b) => Some(b.get().vxid),
+            Task::Init(_) => None,
+        }
+    }
+
+    fn digest(&self) -> Option<[u8; 32]> {
+        let hash = match &self.task {
+            Task::Req(r) => &r.get().hash,
+            Task::Bo(b) => &b.get().hash,
+            Task::Init(_) => return None,
+        };
+        hash.as_slice().try_into().ok()
+    }
+
+    fn url(&self, which: Http) -> Option<&[u8]> {
+        let m = self.msg(which)?;
+        Some(m.head.url(&m.buf))
+    }
+
+    fn lookup_backend(&self, name: &str) -> Option<Backend> {
+        if let Some(i) = self.vcl.backends.iter().position(|b| b.def.name == name) {
+            return Some(Backend(Some(i as u64)));
+        }
+        let n = self.vcl.backends.len();
+        let found = self.vcl.mod_backends.iter().enumerate().find(|(_, slot)| {
+            slot.get().is_some_and(|d| {
+                crate::director::Director::name(match d {
+                    crate::director::ModBackend::Director(d) => d as &dyn crate::director::Director,
+                    crate::director::ModBackend::Native(b) => &**b as &dyn crate::director::Director,
+                }) == name
+            })
+        });
+        found.map(|(i, _)| Backend(Some((n + i) as u64)))
+    }
+
+    fn backend_name(&self, be: Backend) -> Option<String> {
+        let id = u32::try_from(be.0?).ok()?;
+        self.vcl.director(id).map(|d| d.name().to_string())
     }
 
     fn vcl_name(&self) -> &str {
@@ -505,7 +559,7 @@ pub(crate) fn call(
     method: Method,
     id: CallId,
     args: &[Option<Value<'_>>],
-) -> Result<(Value<'static>, Vec<Vec<u8>>), Failure> {
+) -> Result<(Value<'static>, ModLogs), Failure> {
     let program = &vcl.program;
     let site = &program.calls[id as usize];
     let (import, target_obj) = match site.target {
@@ -572,6 +626,40 @@ pub(crate) fn call(
         Ok(v) => Ok((from_value(v), logs)),
         Err(e) => Err(Failure(e.0)),
     }
+}
+
+/// The task a director is resolved for.
+pub(crate) enum TaskRef<'a> {
+    Req(&'a crate::req_fsm::Req),
+    Bo(&'a crate::fetch::Bo),
+}
+
+/// Resolves the director `id` to a backend for a task (Varnish's
+/// `VDI_Resolve`): each module director on the way is asked through
+/// [`lacquer_module::Director::resolve_task`] with a [`TaskHost`] made as
+/// for a call of its object, so that it sees the task (its hash, its URL)
+/// and its object's PRIV_TASK there. Returns what the directors logged.
+pub(crate) fn resolve<'v>(
+    shared: &crate::Shared,
+    vcl: &'v Vcl,
+    task: TaskRef<'_>,
+    method: Method,
+    id: lacquer_vcl::program::BackendId,
+) -> (Option<&'v crate::vbe::Backend>, ModLogs) {
+    let mut logs = Vec::new();
+    let be = vcl.resolve_with(id, &mut |instance, d| {
+        let task = match task {
+            TaskRef::Req(r) => Task::Req(Lent::Shared(r)),
+            TaskRef::Bo(b) => Task::Bo(Lent::Shared(b)),
+        };
+        let object_name = vcl.program.instances.get(instance).map(|i| i.name.as_str());
+        let owner = (1 << 32) | instance as u64;
+        let mut host = TaskHost { task, method, shared, vcl, owner, call: 0, object_name, logs: Vec::new() };
+        let picked = d.resolve_task(&mut Ctx::new(&mut host));
+        logs.append(&mut host.logs);
+        picked
+    });
+    (be, logs)
 }
 
 /// One VCL value as the module's argument of type `ty`; `expr` is the
@@ -721,8 +809,8 @@ fn event_one(shared: &crate::Shared, vcl: &Vcl, i: usize, ev: lacquer_module::Ev
     let mut host =
         TaskHost { task, method, shared, vcl, owner: i as u64, call: 0, object_name: None, logs: Vec::new() };
     let r = module.call(&mut Ctx::new(&mut host), Target::Function(f), &margs);
-    for l in &host.logs {
-        crate::vsl::global(&shared.log, lacquer_defs::Tag::VCL_Log, l);
+    for (tag, l) in &host.logs {
+        crate::vsl::global(&shared.log, *tag, l);
     }
     r.map(drop).map_err(|e| e.0)
 }
@@ -779,8 +867,8 @@ impl lacquer_vcl::VclContext for InitCtx<'_> {
     fn call(&self, _program: &Program, id: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
         // Outside any request: what modules log goes to vxid 0.
         let (v, logs) = call(self.shared, self.vcl, Task::Init(&self.privs), self.method, id, args)?;
-        for l in &logs {
-            crate::vsl::global(&self.shared.log, lacquer_defs::Tag::VCL_Log, l);
+        for (tag, l) in &logs {
+            crate::vsl::global(&self.shared.log, *tag, l);
         }
         Ok(v)
     }
