@@ -119,12 +119,18 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
                 // A command varnishd's child would see goes to the log at
                 // vxid 0 with its answer, as the child logs them.
                 let logged = !MANAGER_ONLY.contains(&words[0].as_str()) && !words[0].starts_with("param.");
+                let child = child_command(&words);
                 if logged {
-                    crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, format!("Rd {line}").as_bytes());
+                    let rd = child.as_ref().map_or(line.as_str(), |c| c.command.as_str());
+                    crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, format!("Rd {rd}").as_bytes());
                 }
                 let (code, body) = command(&shared, &words);
                 if logged {
-                    let wr = format!("Wr {code:03} {} {body}", body.len());
+                    let said = match &child {
+                        Some(c) if code == status::OK => c.answer.as_str(),
+                        _ => body.as_str(),
+                    };
+                    let wr = format!("Wr {code:03} {} {said}", said.len());
                     crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, wr.as_bytes());
                 }
                 (code, body)
@@ -137,6 +143,34 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
         }
     }
     Ok(())
+}
+
+/// The command varnishd's child would get for a manager's command that
+/// it rewrites, and the child's answer: `vcl.inline`/`vcl.load NAME …` reach the child as
+/// `vcl.load "NAME" DIR/vgc.so 1auto` (the compiled file, and whether
+/// the VCL starts warm, with its state).
+fn child_command(words: &[String]) -> Option<ChildCommand> {
+    if !matches!(words.first().map(String::as_str), Some("vcl.inline" | "vcl.load")) {
+        return None;
+    }
+    let name = words.get(1)?;
+    let state = match words.get(3).map(String::as_str) {
+        Some("cold") => "0cold",
+        Some("warm") => "1warm",
+        _ => "1auto",
+    };
+    let t = crate::msg::now();
+    let file = format!("vcl_{name}.{t:.6}/vgc.so");
+    Some(ChildCommand {
+        command: format!("vcl.load \"{name}\" {file} {state}"),
+        answer: format!("Loaded \"{file}\" as \"{name}\""),
+    })
+}
+
+/// A command as varnishd's child gets it, and its answer when it works.
+struct ChildCommand {
+    command: String,
+    answer: String,
 }
 
 /// The commands varnishd's manager answers itself, which its child (and

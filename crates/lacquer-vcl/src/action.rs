@@ -508,6 +508,12 @@ impl Vcc<'_> {
                         return self.fail(d);
                     }
                 }
+                Action::Fail => {
+                    self.next();
+                    let reason = self.expr(VclType::String)?;
+                    self.skip(Op::RParen, 318)?;
+                    Return::FailWith(reason)
+                }
                 _ => return self.fail_here("Arguments not allowed."),
             }
         } else {

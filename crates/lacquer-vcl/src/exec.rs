@@ -132,6 +132,10 @@ fn handling<C: VclContext>(p: &Program, r: &Return, ctx: &C) -> Result<Handling,
             Handling { pass_ttl: Some(ttl), ..Handling::plain(Action::Pass) }
         }
         Return::Vcl(label) => Handling { label: Some(label.clone()), ..Handling::plain(Action::Vcl) },
+        Return::FailWith(reason) => {
+            let reason = string_of(p, ctx, reason)?.map(Cow::into_owned).unwrap_or_default();
+            return Err(Failure(String::from_utf8_lossy(&reason).into_owned()));
+        }
     })
 }
 

@@ -221,6 +221,9 @@ pub enum Return {
     PassFor(Expr),
     /// `return (vcl(label))`.
     Vcl(String),
+    /// `return (fail(reason))`: fails the task with the reason as its
+    /// error, as a module's failure does.
+    FailWith(Expr),
 }
 
 /// Binary arithmetic.

@@ -239,7 +239,7 @@ pub mod vmod {
     use super::{FallbackDirector, HashDirector, RandomDirector, RoundRobinDirector};
     use crate::shard::{Change, Healthy, Member};
     use crate::vshard::{
-        backend_side, housekeeping, ParamArgs, ParamInner, ParamSet, ParamTaskGuard, ShardCore, ShardDirector,
+        backend_side, emit, housekeeping, ParamArgs, ParamInner, ParamSet, ParamTaskGuard, ShardCore, ShardDirector,
         ShardTask,
     };
 
@@ -418,7 +418,7 @@ pub mod vmod {
         pub fn set_warmup(&self, ctx: &mut Ctx, #[default(0.0)] probability: f64) {
             if !(0.0..1.0).contains(&probability) {
                 let msg = format!("vmod_directors: shard {}: .set_warmup({probability:.6}) ignored", self.core.name());
-                ctx.log_tag("Notice", msg.as_bytes());
+                emit(ctx, vec![("Notice".into(), msg)]);
                 return;
             }
             self.core.shard.settings.write().unwrap_or_else(|e| e.into_inner()).warmup = probability;
@@ -447,21 +447,21 @@ pub mod vmod {
             &self,
             ctx: &mut Ctx,
             mut task: PrivTask<ShardTask>,
-            #[positional] backend: Backend,
-            #[positional] ident: Option<&str>,
-            #[positional] rampup: Option<Duration>,
-            #[positional] weight: Option<f64>,
+            backend: Backend,
+            ident: Option<&str>,
+            rampup: Option<Duration>,
+            weight: Option<f64>,
         ) -> bool {
             let name = self.core.name();
             if backend.0.is_none() {
                 let msg = format!("vmod_directors: shard {name}: None backend cannot be added");
-                ctx.log_tag("Error", msg.as_bytes());
+                emit(ctx, vec![("Error".into(), msg)]);
                 return false;
             }
             let weight = match weight {
                 Some(w) if w < 1.0 => {
                     let msg = format!("vmod_directors: shard {name}: .add_backend(weight={w:.6}) ignored");
-                    ctx.log_tag("Notice", msg.as_bytes());
+                    emit(ctx, vec![("Notice".into(), msg)]);
                     1.0
                 }
                 Some(w) => w,
@@ -483,8 +483,8 @@ pub mod vmod {
             &self,
             ctx: &mut Ctx,
             mut task: PrivTask<ShardTask>,
-            #[positional] backend: Option<Backend>,
-            #[positional] ident: Option<&str>,
+            backend: Option<Backend>,
+            ident: Option<&str>,
         ) -> bool {
             let backend = backend.filter(|b| b.0.is_some());
             let ident = ident.filter(|i| !i.is_empty()).map(str::to_string);
@@ -493,7 +493,7 @@ pub mod vmod {
                     "vmod_directors: shard {}: .remove_backend(): either backend or ident are required",
                     self.core.name()
                 );
-                ctx.log_tag("Error", msg.as_bytes());
+                emit(ctx, vec![("Error".into(), msg)]);
                 return false;
             }
             with_task(&self.core, &mut task, |t| t.changes.push(Change::Remove { backend, ident }));
@@ -512,7 +512,7 @@ pub mod vmod {
             let name = self.core.name();
             let Ok(r) = u32::try_from(replicas).map_err(drop).and_then(|r| if r == 0 { Err(()) } else { Ok(r) }) else {
                 let msg = format!("vmod_directors: shard {name}: .reconfigure() invalid replicas argument {replicas}");
-                ctx.log_tag("Error", msg.as_bytes());
+                emit(ctx, vec![("Error".into(), msg)]);
                 return false;
             };
             let changes = with_task(&self.core, &mut task, |t| std::mem::take(&mut t.changes));
@@ -522,9 +522,7 @@ pub mod vmod {
             self.core.replicas.store(r, std::sync::atomic::Ordering::Relaxed);
             let mut logs = Vec::new();
             let ok = self.core.shard.reconfigure(&changes, r, &mut |t, m| logs.push((t.to_string(), m)));
-            for (t, m) in logs {
-                ctx.log_tag(&t, m.as_bytes());
-            }
+            emit(ctx, logs);
             ok
         }
 
@@ -562,9 +560,7 @@ pub mod vmod {
             };
             let mut logs = Vec::new();
             let set = args.check(&name, "shard.backend()", &mut |t, m| logs.push((t.to_string(), m)));
-            for (t, m) in logs {
-                ctx.log_tag(&t, m.as_bytes());
-            }
+            emit(ctx, logs);
             let set = set?;
             if lazy {
                 if args.any() || param.is_some() {
@@ -647,9 +643,7 @@ pub mod vmod {
             let args = ParamArgs { by, key, key_blob, alt, warmup, rampup, healthy };
             let mut logs = Vec::new();
             let set = args.check(&self.p.name, "shard_param.set()", &mut |t, m| logs.push((t.to_string(), m)));
-            for (t, m) in logs {
-                ctx.log_tag(&t, m.as_bytes());
-            }
+            emit(ctx, logs);
             let set = set?;
             let mut g = guard.take();
             self.p.update(ctx, &mut g, |old| set.over(old));

@@ -128,7 +128,7 @@ impl ParamArgs<'_> {
                     Some(b) if !b.is_empty() => shard::blob_key(b),
                     _ => {
                         log(
-                            "Notice",
+                            "Error",
                             format!(
                                 "vmod_directors: shard {who}: {func} by=BLOB but no or empty key_blob - using key 0"
                             ),
@@ -158,6 +158,19 @@ impl ParamArgs<'_> {
         p.rampup = self.rampup;
         p.healthy = self.healthy.map(Healthy::parse);
         Ok(p)
+    }
+}
+
+/// Writes what the shard code logged: `Debug` records (the `debug()`
+/// output) at vxid 0 as varnishd's `SHDBG` does, the others to the task
+/// (outside one, at vxid 0 too, in the order they came).
+pub fn emit(ctx: &mut Ctx, logs: Vec<(String, String)>) {
+    for (tag, msg) in logs {
+        if tag == "Debug" || ctx.task_id().is_none() {
+            ctx.log_global(&tag, msg.as_bytes());
+        } else {
+            ctx.log_tag(&tag, msg.as_bytes());
+        }
     }
 }
 
@@ -353,9 +366,7 @@ impl ShardCore {
             let set = self.shard.settings();
             shard::pick(&ring, &set, key, &mut args, &mut |t, m| logs.push((t.to_string(), m)))
         };
-        for (t, m) in logs {
-            ctx.log_tag(&t, m.as_bytes());
-        }
+        emit(ctx, logs);
         picked
     }
 
