@@ -417,7 +417,8 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Mut(&mut *self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        for (tag, l) in logs {
+        // What calls inside expressions logged before this one comes first.
+        for (tag, l) in self.req.module_logs.get_mut().drain(..).chain(logs) {
             self.req.vsl.text(tag, &l);
         }
         if self.req.conn.end.is_some() {
@@ -585,7 +586,8 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Mut(&mut *self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        for (tag, l) in logs {
+        // What calls inside expressions logged before this one comes first.
+        for (tag, l) in self.bo.module_logs.get_mut().drain(..).chain(logs) {
             self.bo.vsl.text(tag, &l);
         }
         Ok(v)
