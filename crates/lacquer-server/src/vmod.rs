@@ -724,7 +724,11 @@ fn to_arg<'a>(
             (_, Value::Bytes(b)) => Arg::Bytes(*b),
             (_, Value::Bool(b)) => Arg::Bool(*b),
             (_, Value::Ip(ip)) => Arg::Ip(*ip),
-            (_, Value::Backend(b)) => Arg::Backend(Backend(b.map(u64::from))),
+            // A `backend x none;` is NULL to modules, as to varnishd's.
+            (_, Value::Backend(b)) => {
+                let none = |id: &u32| program.backends.get(*id as usize).is_some_and(|d| d.none);
+                Arg::Backend(Backend(b.filter(|id| !none(id)).map(u64::from)))
+            }
             (_, Value::Opaque | Value::Strands(_)) => Arg::Absent,
         },
         _ => Arg::Absent,

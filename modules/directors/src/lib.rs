@@ -451,12 +451,10 @@ pub mod vmod {
             ident: Option<&str>,
             rampup: Option<Duration>,
             weight: Option<f64>,
-        ) -> bool {
+        ) -> Result<bool, Failure> {
             let name = self.core.name();
             if backend.0.is_none() {
-                let msg = format!("vmod_directors: shard {name}: None backend cannot be added");
-                emit(ctx, vec![("Error".into(), msg)]);
-                return false;
+                return Err(Failure(format!("vmod_directors: shard {name}: None backend cannot be added")));
             }
             let weight = match weight {
                 Some(w) if w < 1.0 => {
@@ -475,29 +473,26 @@ pub mod vmod {
                 weight,
             };
             with_task(&self.core, &mut task, |t| t.changes.push(Change::Add(member)));
-            true
+            Ok(true)
         }
 
         /// Queues removing the members of a backend, or of an ident.
         pub fn remove_backend(
             &self,
-            ctx: &mut Ctx,
             mut task: PrivTask<ShardTask>,
             backend: Option<Backend>,
             ident: Option<&str>,
-        ) -> bool {
+        ) -> Result<bool, Failure> {
             let backend = backend.filter(|b| b.0.is_some());
             let ident = ident.filter(|i| !i.is_empty()).map(str::to_string);
             if backend.is_none() && ident.is_none() {
-                let msg = format!(
+                return Err(Failure(format!(
                     "vmod_directors: shard {}: .remove_backend(): either backend or ident are required",
                     self.core.name()
-                );
-                emit(ctx, vec![("Error".into(), msg)]);
-                return false;
+                )));
             }
             with_task(&self.core, &mut task, |t| t.changes.push(Change::Remove { backend, ident }));
-            true
+            Ok(true)
         }
 
         /// Queues removing every member.
@@ -554,6 +549,11 @@ pub mod vmod {
             let fail = |what: &str| Failure(format!("vmod_directors: shard {name}: {what}"));
             let args = ParamArgs { by, key, key_blob, alt, warmup, rampup, healthy };
             let lazy = resolve.map_or(housekeeping(ctx), |r| r == "LAZY");
+            if lazy && (args.any() || param.is_some()) && !backend_side(ctx) {
+                return Err(fail(
+                    ".backend(resolve=LAZY) with other parameters can only be used in backend/pipe context",
+                ));
+            }
             let param = match param {
                 None => None,
                 Some(b) => Some(ParamInner::from_blob(b).ok_or_else(|| fail(".backend(key_blob) param invalid"))?),
@@ -564,11 +564,6 @@ pub mod vmod {
             let set = set?;
             if lazy {
                 if args.any() || param.is_some() {
-                    if !backend_side(ctx) {
-                        return Err(fail(
-                            ".backend(resolve=LAZY) with other parameters can only be used in backend/pipe context",
-                        ));
-                    }
                     with_task(&self.core, &mut task, |t| t.lazy = Some((set, param)));
                 }
                 return Ok(self.me);

@@ -150,7 +150,8 @@ impl ParamArgs<'_> {
             p.alt = Some(alt);
         }
         if let Some(w) = self.warmup {
-            if !(-1.0..=1.0).contains(&w) {
+            // -1 stands for the director's own; else a probability.
+            if w != -1.0 && !(0.0..=1.0).contains(&w) {
                 return Err(err(format!("invalid warmup argument {w:.6}")));
             }
             p.warmup = Some(w);
