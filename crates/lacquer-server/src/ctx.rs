@@ -432,6 +432,13 @@ impl VclContext for ReqCtx<'_> {
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.req.vcl.director(b).map(|d| d.name())
     }
+
+    fn resolve_backend(&self, b: BackendId) -> Option<BackendId> {
+        let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
+        let (be, logs) = vmod::resolve(&shared, &vcl, vmod::TaskRef::Req(self.req), self.method, b);
+        self.req.module_logs.borrow_mut().extend(logs);
+        vcl.backend_id(be?)
+    }
 }
 
 /// The context of a backend fetch: `bereq` and `beresp`.
@@ -595,5 +602,12 @@ impl VclContext for BoCtx<'_> {
 
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.bo.vcl.director(b).map(|d| d.name())
+    }
+
+    fn resolve_backend(&self, b: BackendId) -> Option<BackendId> {
+        let vcl = self.bo.vcl.clone();
+        let (be, logs) = vmod::resolve(self.shared, &vcl, vmod::TaskRef::Bo(self.bo), self.method, b);
+        self.bo.module_logs.borrow_mut().extend(logs);
+        vcl.backend_id(be?)
     }
 }

@@ -120,6 +120,19 @@ impl Vcl {
         ok
     }
 
+    /// The `BackendId` of a resolved backend: its place among the VCL's
+    /// backends, or the id of the module object that made it.
+    pub(crate) fn backend_id(&self, be: &Backend) -> Option<lacquer_vcl::program::BackendId> {
+        if let Some(i) = self.backend_index(be) {
+            return u32::try_from(i).ok();
+        }
+        let i = self.mod_backends.iter().position(|slot| match slot.get() {
+            Some(ModBackend::Native(b)) => std::ptr::eq(&**b, be),
+            _ => false,
+        })?;
+        u32::try_from(self.backends.len() + i).ok()
+    }
+
     /// The index of a resolved backend among the VCL's backends.
     pub(crate) fn backend_index(&self, be: &Backend) -> Option<usize> {
         self.backends.iter().position(|b| std::ptr::eq(&**b, be))

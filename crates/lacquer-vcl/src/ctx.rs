@@ -125,4 +125,9 @@ pub trait VclContext {
     fn backend_name(&self, _b: BackendId) -> Option<&str> {
         None
     }
+    /// The backend a director picks now, for `BACKEND.resolve()`; a
+    /// backend is its own pick. `None` when it picks none.
+    fn resolve_backend(&self, b: BackendId) -> Option<BackendId> {
+        Some(b)
+    }
 }
