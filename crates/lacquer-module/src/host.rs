@@ -47,8 +47,8 @@ pub trait Host {
     fn task_id(&self) -> Option<u64> {
         None
     }
-    /// The request's hash (`req.hash`, and the fetch's), once `vcl_hash`
-    /// has made it.
+    /// The request's hash (`req.hash`, and the fetch's): the SHA-256 of
+    /// what `vcl_hash` added, once it has run.
     fn digest(&self) -> Option<[u8; 32]> {
         None
     }

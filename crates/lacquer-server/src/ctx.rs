@@ -301,6 +301,9 @@ impl VclContext for ReqCtx<'_> {
         }
         match var {
             Var::ReqXid => owned(r.vxid.to_string()),
+            // The digest of what `hash_data` added, each part ended by a
+            // NUL byte (Varnish's field separator).
+            Var::ReqHash | Var::BereqHash => Value::Str(Some(Cow::Owned(lacquer_cli::sha256(&r.hash).to_vec()))),
             Var::BereqXid => owned(r.bereq_vxid.to_string()),
             Var::SessXid => owned(r.sess_vxid.to_string()),
             Var::ReqRestarts => Value::Int(r.restarts as i64),
@@ -493,6 +496,7 @@ impl VclContext for BoCtx<'_> {
         let bo = &*self.bo;
         match var {
             Var::BereqXid => owned(bo.vxid.to_string()),
+            Var::BereqHash => Value::Str(Some(Cow::Owned(lacquer_cli::sha256(&bo.hash).to_vec()))),
             Var::ReqXid => owned(bo.req_vxid.to_string()),
             Var::SessXid => owned(bo.sess_vxid.to_string()),
             Var::BereqRetries => Value::Int(bo.retries as i64),

@@ -382,28 +382,35 @@ fn cnt_recv(req: &mut Req) -> ReqStep {
     if let Some(step) = crate::handoff::after_recv(req) {
         return step;
     }
-    match h.action {
-        Action::Hash | Action::Purge => {
-            let next = if h.action == Action::Purge { ReqStep::Purge } else { ReqStep::Lookup };
-            // The cache stores gzip once for everybody: the request only
-            // says whether it takes gzip (Varnish's cnt_recv).
-            if req.params.http_gzip_support != 0.0 {
-                if gzip::accepts_gzip(&req.req) {
-                    req.req.set(b"Accept-Encoding", b"gzip");
-                } else {
-                    req.req.unset(b"accept-encoding");
-                }
-            }
-            match vcl(req, Method::Hash).action {
-                Action::Lookup => next,
-                _ => ReqStep::VclFail,
-            }
+    if h.action == Action::Vcl {
+        return switch_vcl(req, h.label.as_deref().unwrap_or(""));
+    }
+    if !matches!(h.action, Action::Hash | Action::Purge | Action::Pass | Action::Pipe | Action::Synth | Action::Restart)
+    {
+        return ReqStep::VclFail;
+    }
+    // The cache stores gzip once for everybody: the request only says
+    // whether it takes gzip (Varnish's cnt_recv); a pass or a pipe sends
+    // what the client said.
+    if req.params.http_gzip_support != 0.0 && !matches!(h.action, Action::Pass | Action::Pipe) {
+        if gzip::accepts_gzip(&req.req) {
+            req.req.set(b"Accept-Encoding", b"gzip");
+        } else {
+            req.req.unset(b"accept-encoding");
         }
+    }
+    // Whatever vcl_recv chose, vcl_hash makes the request's hash, as in
+    // varnishd (directors pick by it, `req.hash` shows it).
+    if vcl(req, Method::Hash).action != Action::Lookup {
+        return ReqStep::VclFail;
+    }
+    match h.action {
+        Action::Hash => ReqStep::Lookup,
+        Action::Purge => ReqStep::Purge,
         Action::Pass => ReqStep::Pass,
         Action::Pipe => ReqStep::Pipe,
         Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
         Action::Restart => ReqStep::Restart,
-        Action::Vcl => switch_vcl(req, h.label.as_deref().unwrap_or("")),
         _ => ReqStep::VclFail,
     }
 }

@@ -317,7 +317,7 @@ impl Host for TaskHost<'_> {
             Task::Bo(b) => &b.get().hash,
             Task::Init(_) => return None,
         };
-        hash.as_slice().try_into().ok()
+        Some(lacquer_cli::sha256(hash))
     }
 
     fn url(&self, which: Http) -> Option<&[u8]> {
