@@ -147,6 +147,18 @@ pub trait Host {
     /// The running call's shared private state (CALL, VCL); `None` where
     /// the scope does not exist.
     fn shared_priv(&self, scope: PrivScope) -> Option<Arc<SharedSlot>>;
+    /// When a backend's health last changed (seconds since the epoch):
+    /// when it was made, set by the admin or turned by its probe. `None`
+    /// when unknown (a director, no such backend).
+    fn backend_changed(&self, _be: Backend) -> Option<f64> {
+        None
+    }
+    /// A number in `[0, 1)` from the server's testable generator
+    /// (varnishd's `VRND_RandomTestableDouble`), which `debug.srandom`
+    /// seeds so that tests repeat; `None` where the host has none.
+    fn testable_random(&self) -> Option<f64> {
+        None
+    }
     /// Whether a backend is healthy; `None` when there is no such backend.
     fn backend_healthy(&self, _be: Backend) -> Option<bool> {
         None

@@ -432,6 +432,13 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             }
             Some(Err(_)) => (status::PARAM, format!("Not a number: {}", args[0])),
         },
+        "debug.srandom" => match args.first().map(|a| a.parse::<u64>()).unwrap_or(Ok(1)) {
+            Ok(seed) => {
+                crate::vrnd::seed(seed);
+                (status::OK, format!("Random(3) seeded with {seed}"))
+            }
+            Err(_) => (status::PARAM, format!("Not a number: {}", args[0])),
+        },
         "panic.show" => (status::CANT, "Child has not panicked or panic has been cleared".into()),
         "panic.clear" => (status::CANT, "No panic to clear".into()),
         _ => (status::UNKNOWN, "Unknown request.\nType 'help' for more info.".into()),

@@ -88,6 +88,7 @@ pub mod stevedore;
 mod vbe;
 mod vcl;
 mod vmod;
+mod vrnd;
 mod vsl;
 
 use std::fmt;

@@ -135,6 +135,10 @@ pub(crate) struct Backend {
     /// What the admin said with `backend.set_health` (an [`Admin`] as a
     /// number): it overrides the probe until set back to auto.
     admin: std::sync::atomic::AtomicU8,
+    /// When its health last changed (seconds since the epoch, as f64
+    /// bits): made, set by the admin, or turned by the probe (Varnish's
+    /// `health_changed`, which the shard director's rampup reads).
+    changed: std::sync::atomic::AtomicU64,
     /// A module's own backend: a "connection" is an in-process pipe to a
     /// task that has the module answer ([`native`]).
     native: Option<Arc<dyn lacquer_module::NativeBackend>>,
@@ -151,6 +155,7 @@ impl Backend {
             in_use: Arc::new(AtomicU32::new(0)),
             sick: AtomicBool::new(false),
             admin: Default::default(),
+            changed: std::sync::atomic::AtomicU64::new(crate::msg::now().to_bits()),
             native: None,
         }
     }
@@ -188,13 +193,23 @@ impl Backend {
         }
     }
 
-    /// `backend.set_health`.
+    /// `backend.set_health`: the health counts as changed now, whatever
+    /// it was (as in varnishd).
     pub fn set_admin(&self, a: Admin) {
         self.admin.store(a as u8, Ordering::Release);
+        self.changed.store(crate::msg::now().to_bits(), Ordering::Release);
     }
 
     pub(crate) fn set_healthy(&self, healthy: bool) {
-        self.sick.store(!healthy, Ordering::Release);
+        let was = self.sick.swap(!healthy, Ordering::AcqRel);
+        if was == healthy {
+            self.changed.store(crate::msg::now().to_bits(), Ordering::Release);
+        }
+    }
+
+    /// When its health last changed (seconds since the epoch).
+    pub fn changed(&self) -> f64 {
+        f64::from_bits(self.changed.load(Ordering::Acquire))
     }
 
     /// An idle pooled connection, or a new one; fails at once if the

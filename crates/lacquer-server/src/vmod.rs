@@ -458,6 +458,15 @@ impl Host for TaskHost<'_> {
         Some(shared.entry(key).or_default().clone())
     }
 
+    fn backend_changed(&self, be: Backend) -> Option<f64> {
+        let id = usize::try_from(be.0?).ok()?;
+        self.vcl.backends.get(id).map(|b| b.changed())
+    }
+
+    fn testable_random(&self) -> Option<f64> {
+        Some(crate::vrnd::testable_double())
+    }
+
     fn backend_healthy(&self, be: Backend) -> Option<bool> {
         let id = u32::try_from(be.0?).ok()?;
         self.vcl.director(id).map(|d| d.healthy(self.vcl))

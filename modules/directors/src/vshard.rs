@@ -352,8 +352,8 @@ impl ShardCore {
         let mut logs = Vec::new();
         let picked = {
             let ctx: &Ctx = ctx;
-            let health = |b: Backend| (ctx.backend_healthy(b).unwrap_or(false), 0.0);
-            let mut random = crate::random_unit;
+            let health = |b: Backend| (ctx.backend_healthy(b).unwrap_or(false), ctx.backend_changed(b).unwrap_or(0.0));
+            let mut random = || ctx.testable_random().unwrap_or_else(crate::random_unit);
             let mut args = PickArgs {
                 alt: p.alt.unwrap_or(0),
                 warmup: p.warmup.unwrap_or(-1.0),
