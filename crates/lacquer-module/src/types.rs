@@ -25,6 +25,43 @@ pub trait Director: Send + Sync {
     fn resolve_task(&self, ctx: &mut crate::Ctx) -> Option<Backend> {
         self.resolve(&|b| ctx.backend_healthy(b).unwrap_or(false))
     }
+    /// What `backend.list` shows of it (Varnish's director `list`
+    /// callback), given each member's health and when that last changed;
+    /// `None` shows only its name and health.
+    fn listing(&self, _members: &dyn MemberState) -> Option<DirectorListing> {
+        None
+    }
+}
+
+/// What the host tells a director about its members for
+/// [`Director::listing`].
+pub trait MemberState {
+    /// Whether the member could serve now.
+    fn healthy(&self, be: Backend) -> bool;
+    /// When its health last changed (seconds since the epoch), if known.
+    fn changed(&self, be: Backend) -> Option<f64>;
+    /// The time now, in the same seconds.
+    fn now(&self) -> f64;
+}
+
+/// A director as `backend.list` shows it: with `-p`, a table of its
+/// members under its line; with `-j`, the same as `probe_details`.
+#[derive(Clone, Debug, Default)]
+pub struct DirectorListing {
+    /// Its type as varnishd names it in JSON (`round-robin`, `shard` …).
+    pub kind: String,
+    /// How many members could serve, of how many (the `Probe` column).
+    pub healthy: usize,
+    pub total: usize,
+    /// The table's columns after `Backend`, for `-p`.
+    pub columns: Vec<String>,
+    /// One row per member: its name, then one cell per column.
+    pub rows: Vec<(String, Vec<String>)>,
+    /// `probe_details` fields before `backends`, as JSON values.
+    pub json_settings: Vec<(String, String)>,
+    /// Per member (in row order), its `probe_details.backends` fields, as
+    /// JSON values.
+    pub json_members: Vec<Vec<(String, String)>>,
 }
 
 /// One counter a module publishes in shared memory (an element of

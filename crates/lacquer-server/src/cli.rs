@@ -22,6 +22,7 @@ use lacquer_cli::{frame, status};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::vcl::Vcl;
 use crate::Shared;
 
 /// What `banner` and a new connection show.
@@ -313,7 +314,7 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             }
             (status::OK, out)
         }
-        "backend.list" if args.iter().any(|a| a == "-j") => {
+        "backend.list" if flag(args, 'j') => {
             let pattern = args.iter().find(|a| !a.starts_with('-')).map_or("*", String::as_str);
             let mut rows = Vec::new();
             each_backend(shared, pattern, |vcl, be| {
@@ -332,6 +333,7 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                     json_escape(&be.def.name)
                 ));
             });
+            each_director(shared, pattern, |vcl, d| rows.push(director_json(vcl, d)));
             let head = format!("[ 3, [\"backend.list\", \"-j\"], {:.3}", crate::msg::now());
             (status::OK, format!("{head},\n  {{\n{}\n  }}\n]", rows.join(",\n")))
         }
@@ -344,6 +346,8 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                 let name = format!("{vcl}.{}", be.def.name);
                 out.push_str(&format!("{name:<30} {:<10} {probe:<8} {health:<10}\n", be.admin()));
             });
+            let details = flag(args, 'p');
+            each_director(shared, pattern, |vcl, d| out.push_str(&director_text(vcl, d, details)));
             (status::OK, out)
         }
         "backend.set_health" => {
@@ -510,6 +514,111 @@ fn param_show_json(p: &crate::Params, args: &[String], names: &[&str]) -> (u16, 
 /// Runs `f` on each backend `pattern` names, with its VCL's name:
 /// `BACKEND` globs among the active VCL's backends, `VCL.BACKEND` among
 /// those of the VCLs the first part globs (as varnishd's `backend.list`).
+/// Whether the options (`-p`, `-j`, `-pj` …) have the letter `c`.
+fn flag(args: &[String], c: char) -> bool {
+    args.iter().any(|a| a.starts_with('-') && a[1..].contains(c))
+}
+
+/// The directors module objects made, of the VCLs and names `pattern`
+/// globs, as [`each_backend`] does for backends.
+fn each_director(shared: &Shared, pattern: &str, mut f: impl FnMut(&Vcl, &crate::director::ModDirector)) {
+    let glob = |p: &str, n: &str| lacquer_shm::stat::fnmatch(p.as_bytes(), n.as_bytes());
+    let mut one = |vcl: &Vcl, bp: &str| {
+        for slot in &vcl.mod_backends {
+            if let Some(crate::director::ModBackend::Director(d)) = slot.get() {
+                if glob(bp, &d.name) {
+                    f(vcl, d);
+                }
+            }
+        }
+    };
+    match pattern.split_once('.') {
+        Some((vp, bp)) => shared.vcls.each(|vcl| {
+            if glob(vp, &vcl.name) {
+                one(vcl, bp);
+            }
+        }),
+        None => {
+            if let Some(vcl) = shared.vcls.active() {
+                one(&vcl, pattern);
+            }
+        }
+    }
+}
+
+/// A director's members as the host knows them, for its listing.
+struct Members<'a>(&'a Vcl);
+
+impl lacquer_module::MemberState for Members<'_> {
+    fn healthy(&self, be: lacquer_module::Backend) -> bool {
+        self.0.member_healthy(be)
+    }
+
+    fn changed(&self, be: lacquer_module::Backend) -> Option<f64> {
+        let id = usize::try_from(be.0?).ok()?;
+        self.0.backends.get(id).map(|b| b.changed())
+    }
+
+    fn now(&self) -> f64 {
+        crate::msg::now()
+    }
+}
+
+/// A director's lines in `backend.list`: its own (the `Probe` column
+/// counts the members that could serve), and with `-p` the table of its
+/// members the director makes.
+fn director_text(vcl: &Vcl, d: &crate::director::ModDirector, details: bool) -> String {
+    use crate::director::Director;
+    let listing = d.d.listing(&Members(vcl));
+    let probe = listing.as_ref().map_or("-".to_string(), |l| format!("{}/{}", l.healthy, l.total));
+    let health = if d.healthy(vcl) { "healthy" } else { "sick" };
+    let name = format!("{}.{}", vcl.name, d.name);
+    let mut out = format!("{name:<30} {:<10} {probe:<8} {health:<10}\n", "probe");
+    if let (true, Some(l)) = (details, listing) {
+        out.push('\n');
+        let cells = |first: &str, rest: &[String]| {
+            let mut line = format!("{:16}{first:<10}", "");
+            for c in rest {
+                line.push_str(&format!(" {c:<10}"));
+            }
+            line.trim_end().to_string() + "\n"
+        };
+        out.push_str(&cells("Backend", &l.columns));
+        for (member, row) in &l.rows {
+            out.push_str(&cells(member, row));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A director in `backend.list -j`.
+fn director_json(vcl: &Vcl, d: &crate::director::ModDirector) -> String {
+    let listing = d.d.listing(&Members(vcl)).unwrap_or_default();
+    let mut details: Vec<String> =
+        listing.json_settings.iter().map(|(k, v)| format!("        \"{}\": {v}", json_escape(k))).collect();
+    let members: Vec<String> = listing
+        .rows
+        .iter()
+        .zip(&listing.json_members)
+        .map(|((name, _), fields)| {
+            let fields: Vec<String> =
+                fields.iter().map(|(k, v)| format!("            \"{}\": {v}", json_escape(k))).collect();
+            format!("          \"{}\": {{\n{}\n          }}", json_escape(name), fields.join(",\n"))
+        })
+        .collect();
+    details.push(format!("        \"backends\": {{\n{}\n        }}", members.join(",\n")));
+    let kind = if listing.kind.is_empty() { "director" } else { listing.kind.as_str() };
+    format!(
+        "    \"{}.{}\": {{\n      \"type\": \"{}\",\n      \"admin_health\": \"probe\",\n               \"probe_details\": {{\n{}\n      }},\n      \"last_change\": {:.3}\n    }}",
+        json_escape(&vcl.name),
+        json_escape(&d.name),
+        json_escape(kind),
+        details.join(",\n"),
+        crate::msg::now()
+    )
+}
+
 fn each_backend(shared: &Shared, pattern: &str, mut f: impl FnMut(&str, &crate::vbe::Backend)) {
     let glob = |p: &str, n: &str| lacquer_shm::stat::fnmatch(p.as_bytes(), n.as_bytes());
     match pattern.split_once('.') {

@@ -79,7 +79,7 @@ impl Member {
 #[derive(Clone)]
 pub enum Change {
     Add(Member),
-    /// Removes the members of this backend and/or ident.
+    /// Removes the members of this ident, or without one of this backend.
     Remove {
         backend: Option<Backend>,
         ident: Option<String>,
@@ -144,8 +144,11 @@ impl Ring {
                 }
                 Change::Remove { backend, ident } => {
                     for slot in &mut self.members {
-                        let gone = slot.as_ref().is_some_and(|m| {
-                            backend.is_none_or(|b| b == m.backend) && ident.as_deref().is_none_or(|i| i == m.ident())
+                        // An ident picks by ident alone, whatever the
+                        // backend (`shardcfg_backend_del_cmp`).
+                        let gone = slot.as_ref().is_some_and(|m| match ident.as_deref() {
+                            Some(i) => i == m.ident(),
+                            None => backend.is_some_and(|b| b == m.backend),
                         });
                         if gone {
                             *slot = None;

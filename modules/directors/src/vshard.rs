@@ -318,6 +318,21 @@ impl Drop for ShardTask {
     }
 }
 
+/// A JSON string.
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// The seconds since the epoch.
 fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
@@ -407,6 +422,51 @@ impl lacquer_module::Director for ShardDirector {
 
     fn healthy(&self, healthy: &dyn Fn(Backend) -> bool) -> bool {
         self.0.shard.ring().members.iter().flatten().any(|m| healthy(m.backend))
+    }
+
+    fn listing(&self, m: &dyn lacquer_module::MemberState) -> Option<lacquer_module::DirectorListing> {
+        let ring = self.0.shard.ring();
+        let set = self.0.shard.settings();
+        let now = m.now();
+        let mut l = lacquer_module::DirectorListing {
+            kind: "shard".into(),
+            columns: ["Ident", "Health", "Rampup", "Remaining"].map(String::from).to_vec(),
+            json_settings: vec![
+                ("warmup".into(), format!("{:.6}", set.warmup)),
+                ("rampup_duration".into(), format!("{:.6}", set.rampup)),
+            ],
+            ..Default::default()
+        };
+        for member in ring.members.iter().flatten() {
+            let ok = m.healthy(member.backend);
+            // How far into its rampup a healthy member is (1: done).
+            let rampup = member.rampup.unwrap_or(set.rampup);
+            let since = now - m.changed(member.backend).unwrap_or(0.0);
+            let (part, left) = match ok {
+                false => (0.0, 0.0),
+                true if rampup > 0.0 && since < rampup => (since / rampup, rampup - since),
+                true => (1.0, 0.0),
+            };
+            l.total += 1;
+            l.healthy += usize::from(ok);
+            let health = if ok { "healthy" } else { "sick" };
+            l.rows.push((
+                member.name.clone(),
+                vec![
+                    member.ident().to_string(),
+                    health.into(),
+                    format!("{:6.2}%", part * 100.0),
+                    format!("{left:8.3}s"),
+                ],
+            ));
+            l.json_members.push(vec![
+                ("ident".into(), json_str(member.ident())),
+                ("health".into(), json_str(health)),
+                ("rampup".into(), format!("{part:.6}")),
+                ("rampup_remaining".into(), format!("{left:.3}")),
+            ]);
+        }
+        Some(l)
     }
 
     fn resolve_task(&self, ctx: &mut Ctx) -> Option<Backend> {
