@@ -111,6 +111,16 @@ pub trait Host {
     fn add_backend(&mut self, _b: std::sync::Arc<dyn crate::NativeBackend>) -> Result<Backend, Failure> {
         Err(Failure("backends cannot be made here".into()))
     }
+    /// Makes an HTTP backend at run time (Varnish's `VRT_new_backend`),
+    /// named after the running object, for as long as the VCL lives or
+    /// until [`delete_backend`](Host::delete_backend): the BACKEND to give
+    /// VCL. Any task of the VCL may make one.
+    fn new_backend(&mut self, _spec: &BackendSpec) -> Result<Backend, Failure> {
+        Err(Failure("backends cannot be made here".into()))
+    }
+    /// Retires a backend [`new_backend`](Host::new_backend) made: tasks
+    /// that hold it finish with it; it leaves `backend.list` and the count.
+    fn delete_backend(&mut self, _be: Backend) {}
     /// The `nth` (from 0) header `name` of message `which`,
     /// case-insensitively; `None` when there are fewer or no such message.
     fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]>;
@@ -226,6 +236,18 @@ pub trait Host {
         eprintln!("Panic from VCL:\n  {msg}");
         std::process::abort()
     }
+}
+
+/// Where a backend made at run time connects ([`Host::new_backend`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackendSpec {
+    /// A host name or address and a port, for TCP.
+    pub host: Option<String>,
+    pub port: Option<String>,
+    /// A Unix socket's path, instead.
+    pub path: Option<String>,
+    /// The probe that judges its health.
+    pub probe: crate::Probe,
 }
 
 /// A client connection lent to a module by [`Host::connection`].

@@ -72,8 +72,8 @@ mod types;
 pub use date::http_date;
 pub use hooks::{HookFn, Hooks};
 pub use host::{
-    ConnInfo, Connection, Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl, RequestEnd,
-    Shared, SharedSlot,
+    BackendSpec, ConnInfo, Connection, Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl,
+    RequestEnd, Shared, SharedSlot,
 };
 pub use lacquer_module_macros::module;
 pub use registry::{CallFn, Module, ModuleDef, Registry, Target};

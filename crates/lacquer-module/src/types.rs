@@ -212,7 +212,7 @@ pub struct Bytes(pub f64);
 pub struct Backend(pub Option<u64>);
 
 /// A PROBE handle, or `None` for no probe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Probe(pub Option<u64>);
 
 /// An ACL handle; match with [`Host::acl_match`](crate::Host::acl_match).

@@ -555,8 +555,9 @@ impl lacquer_module::MemberState for Members<'_> {
     }
 
     fn changed(&self, be: lacquer_module::Backend) -> Option<f64> {
-        let id = usize::try_from(be.0?).ok()?;
-        self.0.backends.get(id).map(|b| b.changed())
+        let id = u32::try_from(be.0?).ok()?;
+        let b = self.0.backends.get(id as usize).or_else(|| self.0.dynamic_backend(id));
+        b.map(|b| b.changed())
     }
 
     fn now(&self) -> f64 {
@@ -624,14 +625,16 @@ fn each_backend(shared: &Shared, pattern: &str, mut f: impl FnMut(&str, &crate::
     match pattern.split_once('.') {
         Some((vp, bp)) => shared.vcls.each(|vcl| {
             if glob(vp, &vcl.name) {
-                for be in vcl.backends.iter().filter(|b| glob(bp, &b.def.name)) {
+                let dynamic = vcl.dynamic.live().map(|(_, b)| b);
+                for be in vcl.backends.iter().chain(dynamic).filter(|b| glob(bp, &b.def.name)) {
                     f(&vcl.name, be);
                 }
             }
         }),
         None => {
             if let Some(vcl) = shared.vcls.active() {
-                for be in vcl.backends.iter().filter(|b| glob(pattern, &b.def.name)) {
+                let dynamic = vcl.dynamic.live().map(|(_, b)| b);
+                for be in vcl.backends.iter().chain(dynamic).filter(|b| glob(pattern, &b.def.name)) {
                     f(&vcl.name, be);
                 }
             }

@@ -58,6 +58,62 @@ impl Director for ModDirector {
     }
 }
 
+/// How many backends modules may make at run time in one VCL.
+pub(crate) const MAX_DYNAMIC: usize = 1024;
+
+/// The backends modules make at run time (Varnish's dynamic backends,
+/// `VRT_new_backend`). Their `BackendId`s follow the module objects'
+/// (`backends.len() + mod_backends.len() + i`). A slot is filled once and
+/// never emptied, so a `&Backend` resolved from it lives as long as the
+/// VCL; a deleted backend stays for the tasks that hold it but leaves the
+/// listing and the count. Hence the fixed capacity: past it, making one
+/// fails.
+pub(crate) struct Dynamic {
+    slots: Box<[std::sync::OnceLock<std::sync::Arc<Backend>>]>,
+    gone: Box<[std::sync::atomic::AtomicBool]>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Dynamic {
+    fn default() -> Dynamic {
+        Dynamic {
+            slots: (0..MAX_DYNAMIC).map(|_| std::sync::OnceLock::new()).collect(),
+            gone: (0..MAX_DYNAMIC).map(|_| Default::default()).collect(),
+            next: Default::default(),
+        }
+    }
+}
+
+impl Dynamic {
+    /// Adds one; its place, or `None` when all are taken.
+    pub(crate) fn add(&self, be: std::sync::Arc<Backend>) -> Option<usize> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.slots.get(i)?.set(be).ok()?;
+        Some(i)
+    }
+
+    /// The backend at a place, deleted or not.
+    pub(crate) fn get(&self, i: usize) -> Option<&std::sync::Arc<Backend>> {
+        self.slots.get(i)?.get()
+    }
+
+    /// Retires the backend at a place.
+    pub(crate) fn delete(&self, i: usize) {
+        if let Some(g) = self.gone.get(i) {
+            g.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The backends not deleted, with their places.
+    pub(crate) fn live(&self) -> impl Iterator<Item = (usize, &std::sync::Arc<Backend>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map_while(|(i, s)| s.get().map(|b| (i, b)))
+            .filter(|(i, _)| !self.gone[*i].load(std::sync::atomic::Ordering::Acquire))
+    }
+}
+
 thread_local! {
     /// How deep the health question being answered on this thread is.
     static HEALTH_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -66,13 +122,23 @@ thread_local! {
 impl Vcl {
     /// The director a `BackendId` names.
     pub(crate) fn director(&self, id: lacquer_vcl::program::BackendId) -> Option<&dyn Director> {
-        match self.backends.get(id as usize) {
-            Some(b) => Some(&**b as &dyn Director),
-            None => match self.mod_backend(id)? {
-                ModBackend::Director(d) => Some(d as &dyn Director),
-                ModBackend::Native(b) => Some(&**b as &dyn Director),
-            },
+        if let Some(b) = self.backends.get(id as usize).or_else(|| self.dynamic_backend(id)) {
+            return Some(&**b as &dyn Director);
         }
+        match self.mod_backend(id)? {
+            ModBackend::Director(d) => Some(d as &dyn Director),
+            ModBackend::Native(b) => Some(&**b as &dyn Director),
+        }
+    }
+
+    /// The first `BackendId` of the backends modules make at run time.
+    pub(crate) fn dynamic_base(&self) -> usize {
+        self.backends.len() + self.mod_backends.len()
+    }
+
+    /// What a `BackendId` past the module objects' names.
+    pub(crate) fn dynamic_backend(&self, id: lacquer_vcl::program::BackendId) -> Option<&std::sync::Arc<Backend>> {
+        self.dynamic.get((id as usize).checked_sub(self.dynamic_base())?)
     }
 
     /// The backend the director `id` names resolves to, asking each module
@@ -85,7 +151,7 @@ impl Vcl {
     ) -> Option<&Backend> {
         let mut id = id;
         for _ in 0..MAX_DEPTH {
-            if let Some(be) = self.backends.get(id as usize) {
+            if let Some(be) = self.backends.get(id as usize).or_else(|| self.dynamic_backend(id)) {
                 return Some(be);
             }
             match self.mod_backend(id)? {
@@ -126,11 +192,15 @@ impl Vcl {
         if let Some(i) = self.backend_index(be) {
             return u32::try_from(i).ok();
         }
-        let i = self.mod_backends.iter().position(|slot| match slot.get() {
+        let native = self.mod_backends.iter().position(|slot| match slot.get() {
             Some(ModBackend::Native(b)) => std::ptr::eq(&**b, be),
             _ => false,
-        })?;
-        u32::try_from(self.backends.len() + i).ok()
+        });
+        if let Some(i) = native {
+            return u32::try_from(self.backends.len() + i).ok();
+        }
+        let i = (0..MAX_DYNAMIC).map_while(|i| self.dynamic.get(i)).position(|b| std::ptr::eq(&**b, be))?;
+        u32::try_from(self.dynamic_base() + i).ok()
     }
 
     /// The index of a resolved backend among the VCL's backends.

@@ -58,11 +58,22 @@ pub(crate) struct Vcl {
     /// The directors and backends module objects made, one slot per
     /// object instance (see `director.rs`).
     pub mod_backends: Vec<std::sync::OnceLock<crate::director::ModBackend>>,
+    /// The backends modules made at run time (see `director.rs`).
+    pub dynamic: crate::director::Dynamic,
     /// Set while warm: the running probe tasks, stopped when it cools.
     warm: Mutex<Option<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Vcl {
+    /// Starts the probe of a backend made at run time, if the VCL is
+    /// warm (else warming it up starts it).
+    pub(crate) fn probe_dynamic(&self, be: &Arc<vbe::Backend>) {
+        let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tasks) = warm.as_mut() {
+            tasks.extend(crate::probe::start_one(self, be));
+        }
+    }
+
     pub fn is_warm(&self) -> bool {
         self.warm.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
@@ -436,7 +447,17 @@ impl Vcls {
         let vmods = vmod::Vmods::new(&shared.modules, &program);
         let mod_backends = program.instances.iter().map(|_| std::sync::OnceLock::new()).collect();
         let name = name.to_string();
-        let vcl = Arc::new(Vcl { name, program, source, backends, vbe, vmods, mod_backends, warm: Mutex::new(None) });
+        let vcl = Arc::new(Vcl {
+            name,
+            program,
+            source,
+            backends,
+            vbe,
+            vmods,
+            mod_backends,
+            dynamic: Default::default(),
+            warm: Mutex::new(None),
+        });
         let name = &vcl.name;
         let failed = |why: String| format!("VCL \"{name}\" Failed initialization\nMessage:\n\t{why}");
         vmod::event(shared, &vcl, Event::Load).map_err(failed)?;
@@ -675,7 +696,7 @@ impl Vcls {
         for e in &list.entries {
             if let Entry::Vcl(l) = e {
                 n += 1;
-                backends += l.vcl.backends.len() as u64;
+                backends += (l.vcl.backends.len() + l.vcl.dynamic.live().count()) as u64;
                 if l.discarded {
                     discard += 1;
                 } else if l.vcl.is_warm() {

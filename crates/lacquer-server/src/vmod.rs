@@ -325,6 +325,42 @@ impl Host for TaskHost<'_> {
         Some(m.head.url(&m.buf))
     }
 
+    fn new_backend(&mut self, spec: &lacquer_module::BackendSpec) -> Result<Backend, MFailure> {
+        let name = self.object_name.ok_or_else(|| MFailure("only an object can make a backend".into()))?;
+        let mut def = lacquer_vcl::program::BackendDef { name: name.to_string(), ..Default::default() };
+        match (&spec.path, &spec.host) {
+            (Some(path), _) => def.path = Some(path.clone()),
+            (None, Some(host)) => {
+                let port = spec.port.as_deref().unwrap_or("80");
+                let n: u16 = port.parse().map_err(|_| MFailure(format!("{name}: invalid port '{port}'")))?;
+                let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), n))
+                    .map_err(|e| MFailure(format!("{name}: cannot resolve '{host}': {e}")))?
+                    .collect();
+                def.host = Some(host.clone());
+                def.port = Some(port.to_string());
+                def.addrs = addrs;
+            }
+            (None, None) => return Err(MFailure(format!("{name}: a backend needs a host or a path"))),
+        }
+        if let Some(p) = spec.probe.0 {
+            let p = u32::try_from(p).ok().filter(|&p| (p as usize) < self.vcl.program.probes.len());
+            def.probe = Some(p.ok_or_else(|| MFailure(format!("{name}: no such probe")))?);
+        }
+        let be = Arc::new(crate::vbe::Backend::new(def));
+        let i = self.vcl.dynamic.add(be.clone()).ok_or_else(|| {
+            MFailure(format!("{name}: too many backends made at run time (at most {})", crate::director::MAX_DYNAMIC))
+        })?;
+        self.vcl.probe_dynamic(&be);
+        Ok(Backend(Some((self.vcl.dynamic_base() + i) as u64)))
+    }
+
+    fn delete_backend(&mut self, be: Backend) {
+        let base = self.vcl.dynamic_base() as u64;
+        if let Some(i) = be.0.and_then(|id| id.checked_sub(base)) {
+            self.vcl.dynamic.delete(i as usize);
+        }
+    }
+
     fn lookup_backend(&self, name: &str) -> Option<Backend> {
         if let Some(i) = self.vcl.backends.iter().position(|b| b.def.name == name) {
             return Some(Backend(Some(i as u64)));
@@ -459,8 +495,9 @@ impl Host for TaskHost<'_> {
     }
 
     fn backend_changed(&self, be: Backend) -> Option<f64> {
-        let id = usize::try_from(be.0?).ok()?;
-        self.vcl.backends.get(id).map(|b| b.changed())
+        let id = u32::try_from(be.0?).ok()?;
+        let b = self.vcl.backends.get(id as usize).or_else(|| self.vcl.dynamic_backend(id));
+        b.map(|b| b.changed())
     }
 
     fn testable_random(&self) -> Option<f64> {
