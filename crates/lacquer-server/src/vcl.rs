@@ -696,7 +696,9 @@ impl Vcls {
         for e in &list.entries {
             if let Entry::Vcl(l) = e {
                 n += 1;
-                backends += (l.vcl.backends.len() + l.vcl.dynamic.live().count()) as u64;
+                // A `backend x none;` is no backend (varnishd makes none).
+                let real = l.vcl.backends.iter().filter(|b| !b.def.none).count();
+                backends += (real + l.vcl.dynamic.live().count()) as u64;
                 if l.discarded {
                     discard += 1;
                 } else if l.vcl.is_warm() {

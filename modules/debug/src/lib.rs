@@ -543,6 +543,9 @@ pub mod vmod {
         /// Points it at `addr` and `port` (a new backend, unless they and
         /// the probe are what they were).
         pub fn refresh(&self, ctx: &mut Ctx, addr: &str, port: &str, probe: Option<Probe>) -> Result<(), Failure> {
+            if addr.is_empty() || port.is_empty() {
+                return Err(Failure("Missing dynamic backend address or port".into()));
+            }
             let spec = lacquer_module::BackendSpec {
                 host: Some(addr.to_string()),
                 port: Some(port.to_string()),
@@ -573,6 +576,14 @@ pub mod vmod {
 
         /// Points it at the socket at `path`.
         pub fn refresh(&self, ctx: &mut Ctx, path: &str) -> Result<(), Failure> {
+            use std::os::unix::fs::FileTypeExt;
+            if !path.starts_with('/') {
+                return Err(Failure(format!("path must be an absolute path: {path}")));
+            }
+            let meta = std::fs::metadata(path).map_err(|e| Failure(format!("Cannot stat path {path}: {e}")))?;
+            if !meta.file_type().is_socket() {
+                return Err(Failure(format!("{path} is not a socket")));
+            }
             let spec = lacquer_module::BackendSpec { path: Some(path.to_string()), ..Default::default() };
             dyn_point(ctx, &self.state, spec)
         }
