@@ -97,8 +97,12 @@ impl Dynamic {
         self.slots.get(i)?.get()
     }
 
-    /// Retires the backend at a place.
+    /// Retires the backend at a place: sick from now on, and gone from
+    /// the listing and the count.
     pub(crate) fn delete(&self, i: usize) {
+        if let Some(b) = self.get(i) {
+            b.retire();
+        }
         if let Some(g) = self.gone.get(i) {
             g.store(true, std::sync::atomic::Ordering::Release);
         }

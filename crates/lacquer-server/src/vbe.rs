@@ -139,6 +139,10 @@ pub(crate) struct Backend {
     /// bits): made, set by the admin, or turned by the probe (Varnish's
     /// `health_changed`, which the shard director's rampup reads).
     changed: std::sync::atomic::AtomicU64,
+    /// Set when a module deleted this backend it made at run time: the
+    /// tasks holding it may still try it, but it is sick from then on
+    /// (varnishd's retired backends).
+    retired: AtomicBool,
     /// A module's own backend: a "connection" is an in-process pipe to a
     /// task that has the module answer ([`native`]).
     native: Option<Arc<dyn lacquer_module::NativeBackend>>,
@@ -156,6 +160,7 @@ impl Backend {
             sick: AtomicBool::new(false),
             admin: Default::default(),
             changed: std::sync::atomic::AtomicU64::new(crate::msg::now().to_bits()),
+            retired: AtomicBool::new(false),
             native: None,
         }
     }
@@ -175,6 +180,9 @@ impl Backend {
     /// Whether the backend may be used: always without a probe, else as the
     /// probe last judged (Varnish's `VRT_Healthy` for a plain backend).
     pub fn healthy(&self) -> bool {
+        if self.retired.load(Ordering::Acquire) {
+            return false;
+        }
         match self.admin.load(Ordering::Acquire) {
             1 => return true,
             2 => return false,
@@ -205,6 +213,12 @@ impl Backend {
         if was == healthy {
             self.changed.store(crate::msg::now().to_bits(), Ordering::Release);
         }
+    }
+
+    /// Retires it (see `retired`).
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.changed.store(crate::msg::now().to_bits(), Ordering::Release);
     }
 
     /// When its health last changed (seconds since the epoch).
