@@ -40,6 +40,8 @@ pub trait MemberState {
     fn healthy(&self, be: Backend) -> bool;
     /// When its health last changed (seconds since the epoch), if known.
     fn changed(&self, be: Backend) -> Option<f64>;
+    /// Its VCL name.
+    fn name(&self, be: Backend) -> String;
     /// The time now, in the same seconds.
     fn now(&self) -> f64;
 }

@@ -563,6 +563,11 @@ impl lacquer_module::MemberState for Members<'_> {
     fn now(&self) -> f64 {
         crate::msg::now()
     }
+
+    fn name(&self, be: lacquer_module::Backend) -> String {
+        let id = be.0.and_then(|id| u32::try_from(id).ok());
+        id.and_then(|id| self.0.director(id)).map_or_else(String::new, |d| d.name().to_string())
+    }
 }
 
 /// A director's lines in `backend.list`: its own (the `Probe` column
@@ -610,14 +615,14 @@ fn director_json(vcl: &Vcl, d: &crate::director::ModDirector) -> String {
         .collect();
     details.push(format!("        \"backends\": {{\n{}\n        }}", members.join(",\n")));
     let kind = if listing.kind.is_empty() { "director" } else { listing.kind.as_str() };
-    format!(
-        "    \"{}.{}\": {{\n      \"type\": \"{}\",\n      \"admin_health\": \"probe\",\n               \"probe_details\": {{\n{}\n      }},\n      \"last_change\": {:.3}\n    }}",
-        json_escape(&vcl.name),
-        json_escape(&d.name),
-        json_escape(kind),
-        details.join(",\n"),
-        crate::msg::now()
-    )
+    let health = if crate::director::Director::healthy(d, vcl) { "healthy" } else { "sick" };
+    let mut out = format!("    \"{}.{}\": {{\n", json_escape(&vcl.name), json_escape(&d.name));
+    out.push_str(&format!("      \"type\": \"{}\",\n", json_escape(kind)));
+    out.push_str("      \"admin_health\": \"probe\",\n");
+    out.push_str(&format!("      \"probe_message\": [{}, {}, \"{health}\"],\n", listing.healthy, listing.total));
+    out.push_str(&format!("      \"probe_details\": {{\n{}\n      }},\n", details.join(",\n")));
+    out.push_str(&format!("      \"last_change\": {:.3}\n    }}", crate::msg::now()));
+    out
 }
 
 fn each_backend(shared: &Shared, pattern: &str, mut f: impl FnMut(&str, &crate::vbe::Backend)) {

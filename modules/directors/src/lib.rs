@@ -30,7 +30,7 @@ mod vshard;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
-use lacquer_module::Backend;
+use lacquer_module::{Backend, DirectorListing, MemberState};
 
 /// A director's members and their weights (Varnish's `struct vdir`).
 #[derive(Default)]
@@ -100,7 +100,55 @@ impl RoundRobinDirector {
     }
 }
 
+impl Members {
+    /// The listing of the members (`backend.list`): each with its health,
+    /// and the cells and JSON fields `cells(member, weight, healthy)` makes.
+    fn listing(
+        &self,
+        kind: &str,
+        m: &dyn MemberState,
+        columns: &[&str],
+        cells: &dyn Fn(Backend, f64, bool) -> (Vec<String>, Vec<(String, String)>),
+    ) -> DirectorListing {
+        let mut l = DirectorListing {
+            kind: kind.into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        };
+        for (b, w) in self.read().iter() {
+            let ok = m.healthy(*b);
+            let (row, json) = cells(*b, *w, ok);
+            l.total += 1;
+            l.healthy += usize::from(ok);
+            l.rows.push((m.name(*b), row));
+            l.json_members.push(json);
+        }
+        l
+    }
+
+    /// The weight of the healthy members.
+    fn healthy_weight(&self, m: &dyn MemberState) -> f64 {
+        self.read().iter().filter(|(b, _)| m.healthy(*b)).map(|(_, w)| w).sum()
+    }
+}
+
+/// A health as `backend.list` words it.
+fn health_word(ok: bool) -> &'static str {
+    if ok {
+        "healthy"
+    } else {
+        "sick"
+    }
+}
+
 impl lacquer_module::Director for RoundRobinDirector {
+    fn listing(&self, m: &dyn MemberState) -> Option<DirectorListing> {
+        Some(self.members.listing("round-robin", m, &["Weight", "Health"], &|_, _, ok| {
+            let h = health_word(ok);
+            (vec!["-".into(), h.into()], vec![("health".into(), format!("\"{h}\""))])
+        }))
+    }
+
     fn resolve(&self, healthy: &dyn Fn(Backend) -> bool) -> Option<Backend> {
         let list = self.members.read();
         let n = list.len();
@@ -140,6 +188,30 @@ impl FallbackDirector {
 }
 
 impl lacquer_module::Director for FallbackDirector {
+    fn listing(&self, m: &dyn MemberState) -> Option<DirectorListing> {
+        // The member it would pick now: the sticky one while healthy, else
+        // the first healthy one.
+        let current = self.current.load(Ordering::Relaxed).checked_sub(1);
+        let now = {
+            let list = self.members.read();
+            match current {
+                Some(c) if self.sticky && list.iter().any(|(b, _)| b.0 == Some(c) && m.healthy(*b)) => Some(c),
+                _ => list.iter().find(|(b, _)| m.healthy(*b)).and_then(|(b, _)| b.0),
+            }
+        };
+        let mut l = self.members.listing("fallback", m, &["Current", "Health"], &|b, _, ok| {
+            let cur = b.0.is_some() && b.0 == now;
+            let h = health_word(ok);
+            let mark = if cur { "*" } else { "" };
+            (
+                vec![mark.into(), h.into()],
+                vec![("current".into(), cur.to_string()), ("health".into(), format!("\"{h}\""))],
+            )
+        });
+        l.json_settings.push(("sticky".into(), self.sticky.to_string()));
+        Some(l)
+    }
+
     fn resolve(&self, healthy: &dyn Fn(Backend) -> bool) -> Option<Backend> {
         let list = self.members.read();
         let n = list.len();
@@ -186,6 +258,21 @@ fn random_unit() -> f64 {
 }
 
 impl lacquer_module::Director for RandomDirector {
+    fn listing(&self, m: &dyn MemberState) -> Option<DirectorListing> {
+        let total = self.members.healthy_weight(m);
+        let mut l = self.members.listing("random", m, &["Weight", "Health"], &|_, w, ok| {
+            let w = if ok { w } else { 0.0 };
+            let share = if total > 0.0 { w / total * 100.0 } else { 0.0 };
+            let h = health_word(ok);
+            (
+                vec![format!("{share:6.2}%"), h.into()],
+                vec![("weight".into(), format!("{w:.6}")), ("health".into(), format!("\"{h}\""))],
+            )
+        });
+        l.json_settings.push(("total_weight".into(), format!("{total:.6}")));
+        Some(l)
+    }
+
     fn resolve(&self, healthy: &dyn Fn(Backend) -> bool) -> Option<Backend> {
         self.members.pick(random_unit(), healthy)
     }
