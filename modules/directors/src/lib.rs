@@ -108,7 +108,7 @@ impl Members {
         kind: &str,
         m: &dyn MemberState,
         columns: &[&str],
-        cells: &dyn Fn(Backend, f64, bool) -> (Vec<String>, Vec<(String, String)>),
+        cells: &dyn Fn(Backend, f64, bool) -> Cells,
     ) -> DirectorListing {
         let mut l = DirectorListing {
             kind: kind.into(),
@@ -131,6 +131,9 @@ impl Members {
         self.read().iter().filter(|(b, _)| m.healthy(*b)).map(|(_, w)| w).sum()
     }
 }
+
+/// A member's cells in `backend.list -p`, and its JSON fields.
+type Cells = (Vec<String>, Vec<(String, String)>);
 
 /// A health as `backend.list` words it.
 fn health_word(ok: bool) -> &'static str {
