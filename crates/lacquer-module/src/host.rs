@@ -33,6 +33,38 @@ pub trait Host {
     /// `VSL(tag, 0, …)` does: `tag` is a tag's name (`Debug` …); a name
     /// the host does not know is dropped.
     fn log_global(&mut self, _tag: &str, _msg: &[u8]) {}
+    /// Logs a record of the task under a tag's name (`Debug`, `Error`,
+    /// `Notice` …), as Varnish's `VSLb(ctx->vsl, tag, …)`; outside a task
+    /// (`vcl_init`) it goes to vxid 0. A name the host does not know is
+    /// dropped.
+    fn log_tag(&mut self, tag: &str, msg: &[u8]) {
+        self.log_global(tag, msg)
+    }
+    /// A number that names the running task (a request or a fetch: its
+    /// vxid) while it runs; `None` outside one (`vcl_init`). A module keeps
+    /// state another object must see for the task under it, released by a
+    /// guard in its PRIV_TASK.
+    fn task_id(&self) -> Option<u64> {
+        None
+    }
+    /// The request's hash (`req.hash`, and the fetch's): the SHA-256 of
+    /// what `vcl_hash` added, once it has run.
+    fn digest(&self) -> Option<[u8; 32]> {
+        None
+    }
+    /// The URL of `req` or `bereq`.
+    fn url(&self, _which: Http) -> Option<&[u8]> {
+        None
+    }
+    /// The VCL name of a backend or director (what `std.log(b)` shows).
+    fn backend_name(&self, _be: Backend) -> Option<String> {
+        None
+    }
+    /// The backend or director VCL names `name` (a backend, or a
+    /// director object such as `rr` of `new rr = …`).
+    fn lookup_backend(&self, _name: &str) -> Option<Backend> {
+        None
+    }
     /// The name of the VCL the call runs in (`vcl1` …); `""` if unknown.
     fn vcl_name(&self) -> &str {
         ""
@@ -79,6 +111,16 @@ pub trait Host {
     fn add_backend(&mut self, _b: std::sync::Arc<dyn crate::NativeBackend>) -> Result<Backend, Failure> {
         Err(Failure("backends cannot be made here".into()))
     }
+    /// Makes an HTTP backend at run time (Varnish's `VRT_new_backend`),
+    /// named after the running object, for as long as the VCL lives or
+    /// until [`delete_backend`](Host::delete_backend): the BACKEND to give
+    /// VCL. Any task of the VCL may make one.
+    fn new_backend(&mut self, _spec: &BackendSpec) -> Result<Backend, Failure> {
+        Err(Failure("backends cannot be made here".into()))
+    }
+    /// Retires a backend [`new_backend`](Host::new_backend) made: tasks
+    /// that hold it finish with it; it leaves `backend.list` and the count.
+    fn delete_backend(&mut self, _be: Backend) {}
     /// The `nth` (from 0) header `name` of message `which`,
     /// case-insensitively; `None` when there are fewer or no such message.
     fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]>;
@@ -115,6 +157,18 @@ pub trait Host {
     /// The running call's shared private state (CALL, VCL); `None` where
     /// the scope does not exist.
     fn shared_priv(&self, scope: PrivScope) -> Option<Arc<SharedSlot>>;
+    /// When a backend's health last changed (seconds since the epoch):
+    /// when it was made, set by the admin or turned by its probe. `None`
+    /// when unknown (a director, no such backend).
+    fn backend_changed(&self, _be: Backend) -> Option<f64> {
+        None
+    }
+    /// A number in `[0, 1)` from the server's testable generator
+    /// (varnishd's `VRND_RandomTestableDouble`), which `debug.srandom`
+    /// seeds so that tests repeat; `None` where the host has none.
+    fn testable_random(&self) -> Option<f64> {
+        None
+    }
     /// Whether a backend is healthy; `None` when there is no such backend.
     fn backend_healthy(&self, _be: Backend) -> Option<bool> {
         None
@@ -206,6 +260,18 @@ pub trait Host {
         eprintln!("Panic from VCL:\n  {msg}");
         std::process::abort()
     }
+}
+
+/// Where a backend made at run time connects ([`Host::new_backend`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackendSpec {
+    /// A host name or address and a port, for TCP.
+    pub host: Option<String>,
+    pub port: Option<String>,
+    /// A Unix socket's path, instead.
+    pub path: Option<String>,
+    /// The probe that judges its health.
+    pub probe: crate::Probe,
 }
 
 /// A client connection lent to a module by [`Host::connection`].

@@ -17,6 +17,53 @@ pub trait Director: Send + Sync {
     fn resolve(&self, healthy: &dyn Fn(Backend) -> bool) -> Option<Backend>;
     /// Whether some member could serve now.
     fn healthy(&self, healthy: &dyn Fn(Backend) -> bool) -> bool;
+    /// The member to use now for the task `ctx` runs for (a fetch, a
+    /// pipe): for directors that pick by the request (its hash, its URL)
+    /// or by what VCL set for the task. The host makes `ctx` as for a call
+    /// of the director's object, so its PRIV_TASK is the object's. The
+    /// default asks [`resolve`](Director::resolve).
+    fn resolve_task(&self, ctx: &mut crate::Ctx) -> Option<Backend> {
+        self.resolve(&|b| ctx.backend_healthy(b).unwrap_or(false))
+    }
+    /// What `backend.list` shows of it (Varnish's director `list`
+    /// callback), given each member's health and when that last changed;
+    /// `None` shows only its name and health.
+    fn listing(&self, _members: &dyn MemberState) -> Option<DirectorListing> {
+        None
+    }
+}
+
+/// What the host tells a director about its members for
+/// [`Director::listing`].
+pub trait MemberState {
+    /// Whether the member could serve now.
+    fn healthy(&self, be: Backend) -> bool;
+    /// When its health last changed (seconds since the epoch), if known.
+    fn changed(&self, be: Backend) -> Option<f64>;
+    /// Its VCL name.
+    fn name(&self, be: Backend) -> String;
+    /// The time now, in the same seconds.
+    fn now(&self) -> f64;
+}
+
+/// A director as `backend.list` shows it: with `-p`, a table of its
+/// members under its line; with `-j`, the same as `probe_details`.
+#[derive(Clone, Debug, Default)]
+pub struct DirectorListing {
+    /// Its type as varnishd names it in JSON (`round-robin`, `shard` …).
+    pub kind: String,
+    /// How many members could serve, of how many (the `Probe` column).
+    pub healthy: usize,
+    pub total: usize,
+    /// The table's columns after `Backend`, for `-p`.
+    pub columns: Vec<String>,
+    /// One row per member: its name, then one cell per column.
+    pub rows: Vec<(String, Vec<String>)>,
+    /// `probe_details` fields before `backends`, as JSON values.
+    pub json_settings: Vec<(String, String)>,
+    /// Per member (in row order), its `probe_details.backends` fields, as
+    /// JSON values.
+    pub json_members: Vec<Vec<(String, String)>>,
 }
 
 /// One counter a module publishes in shared memory (an element of
@@ -167,7 +214,7 @@ pub struct Bytes(pub f64);
 pub struct Backend(pub Option<u64>);
 
 /// A PROBE handle, or `None` for no probe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Probe(pub Option<u64>);
 
 /// An ACL handle; match with [`Host::acl_match`](crate::Host::acl_match).

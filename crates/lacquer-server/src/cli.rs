@@ -22,6 +22,7 @@ use lacquer_cli::{frame, status};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::vcl::Vcl;
 use crate::Shared;
 
 /// What `banner` and a new connection show.
@@ -119,13 +120,18 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
                 // A command varnishd's child would see goes to the log at
                 // vxid 0 with its answer, as the child logs them.
                 let logged = !MANAGER_ONLY.contains(&words[0].as_str()) && !words[0].starts_with("param.");
+                let child = child_command(&words);
                 if logged {
-                    let rd = child_view(&words).unwrap_or(line);
+                    let rd = child.as_ref().map_or(line.as_str(), |c| c.command.as_str());
                     crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, format!("Rd {rd}").as_bytes());
                 }
                 let (code, body) = limit(command(&shared, &words), shared.params.get().cli_limit as usize);
                 if logged {
-                    let wr = format!("Wr {code:03} {} {body}", body.len());
+                    let said = match &child {
+                        Some(c) if code == status::OK => c.answer.as_str(),
+                        _ => body.as_str(),
+                    };
+                    let wr = format!("Wr {code:03} {} {said}", said.len());
                     crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, wr.as_bytes());
                 }
                 (code, body)
@@ -156,18 +162,32 @@ fn limit((code, mut body): (u16, String), cli_limit: usize) -> (u16, String) {
     (if code == status::OK { status::TRUNCATED } else { code }, body)
 }
 
-/// The command as varnishd's child logs it, where the manager rewrites it
-/// for the child: `vcl.inline` and `vcl.load` reach the child as a
-/// `vcl.load` of the compiled file, warm or not (`1auto`).
-fn child_view(words: &[String]) -> Option<String> {
-    match words {
-        [cmd, name, _, rest @ ..] if cmd == "vcl.inline" || cmd == "vcl.load" => {
-            let state = rest.first().map_or("auto", String::as_str);
-            let t = crate::msg::now();
-            Some(format!("vcl.load \"{name}\" vcl_{name}.{t:.6}/vgc.so 1{state}"))
-        }
-        _ => None,
+/// The command varnishd's child would get for a manager's command that
+/// it rewrites, and the child's answer: `vcl.inline`/`vcl.load NAME …` reach the child as
+/// `vcl.load "NAME" DIR/vgc.so 1auto` (the compiled file, and whether
+/// the VCL starts warm, with its state).
+fn child_command(words: &[String]) -> Option<ChildCommand> {
+    if !matches!(words.first().map(String::as_str), Some("vcl.inline" | "vcl.load")) {
+        return None;
     }
+    let name = words.get(1)?;
+    let state = match words.get(3).map(String::as_str) {
+        Some("cold") => "0cold",
+        Some("warm") => "1warm",
+        _ => "1auto",
+    };
+    let t = crate::msg::now();
+    let file = format!("vcl_{name}.{t:.6}/vgc.so");
+    Some(ChildCommand {
+        command: format!("vcl.load \"{name}\" {file} {state}"),
+        answer: format!("Loaded \"{file}\" as \"{name}\""),
+    })
+}
+
+/// A command as varnishd's child gets it, and its answer when it works.
+struct ChildCommand {
+    command: String,
+    answer: String,
 }
 
 /// The commands varnishd's manager answers itself, which its child (and
@@ -341,7 +361,7 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             shared.cache.kick_lurker();
             (status::OK, out)
         }
-        "backend.list" if args.iter().any(|a| a == "-j") => {
+        "backend.list" if flag(args, 'j') => {
             let pattern = args.iter().find(|a| !a.starts_with('-')).map_or("*", String::as_str);
             let mut rows = Vec::new();
             each_backend(shared, pattern, |vcl, be| {
@@ -360,6 +380,7 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                     json_escape(&be.def.name)
                 ));
             });
+            each_director(shared, pattern, |vcl, d| rows.push(director_json(vcl, d)));
             let head = format!("[ 3, [\"backend.list\", \"-j\"], {:.3}", crate::msg::now());
             (status::OK, format!("{head},\n  {{\n{}\n  }}\n]", rows.join(",\n")))
         }
@@ -383,6 +404,8 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                 let report = history.filter(|_| details).map(|h| h.report());
                 rows.push(([format!("{vcl}.{}", be.def.name), admin, probe, health.into(), changed], report));
             });
+            let details = flag(args, 'p');
+            each_director(shared, pattern, |vcl, d| rows.push(director_row(vcl, d, details)));
             (status::OK, table(&rows))
         }
         "backend.set_health" => {
@@ -667,19 +690,133 @@ fn param_show_json(p: &crate::Params, args: &[String], names: &[&str]) -> (u16, 
 /// Runs `f` on each backend `pattern` names, with its VCL's name:
 /// `BACKEND` globs among the active VCL's backends, `VCL.BACKEND` among
 /// those of the VCLs the first part globs (as varnishd's `backend.list`).
+/// Whether the options (`-p`, `-j`, `-pj` …) have the letter `c`.
+fn flag(args: &[String], c: char) -> bool {
+    args.iter().any(|a| a.starts_with('-') && a[1..].contains(c))
+}
+
+/// The directors module objects made, of the VCLs and names `pattern`
+/// globs, as [`each_backend`] does for backends.
+fn each_director(shared: &Shared, pattern: &str, mut f: impl FnMut(&Vcl, &crate::director::ModDirector)) {
+    let glob = |p: &str, n: &str| lacquer_shm::stat::fnmatch(p.as_bytes(), n.as_bytes());
+    let mut one = |vcl: &Vcl, bp: &str| {
+        for slot in &vcl.mod_backends {
+            if let Some(crate::director::ModBackend::Director(d)) = slot.get() {
+                if glob(bp, &d.name) {
+                    f(vcl, d);
+                }
+            }
+        }
+    };
+    match pattern.split_once('.') {
+        Some((vp, bp)) => shared.vcls.each(|vcl| {
+            if glob(vp, &vcl.name) {
+                one(vcl, bp);
+            }
+        }),
+        None => {
+            if let Some(vcl) = shared.vcls.active() {
+                one(&vcl, pattern);
+            }
+        }
+    }
+}
+
+/// A director's members as the host knows them, for its listing.
+struct Members<'a>(&'a Vcl);
+
+impl lacquer_module::MemberState for Members<'_> {
+    fn healthy(&self, be: lacquer_module::Backend) -> bool {
+        self.0.member_healthy(be)
+    }
+
+    fn changed(&self, be: lacquer_module::Backend) -> Option<f64> {
+        let id = u32::try_from(be.0?).ok()?;
+        let b = self.0.backends.get(id as usize).or_else(|| self.0.dynamic_backend(id));
+        b.map(|b| b.changed())
+    }
+
+    fn now(&self) -> f64 {
+        crate::msg::now()
+    }
+
+    fn name(&self, be: lacquer_module::Backend) -> String {
+        let id = be.0.and_then(|id| u32::try_from(id).ok());
+        id.and_then(|id| self.0.director(id)).map_or_else(String::new, |d| d.name().to_string())
+    }
+}
+
+/// A director's lines in `backend.list`: its own (the `Probe` column
+/// counts the members that could serve), and with `-p` the table of its
+/// members the director makes.
+fn director_row(vcl: &Vcl, d: &crate::director::ModDirector, details: bool) -> ([String; 5], Option<String>) {
+    use crate::director::Director;
+    let listing = d.d.listing(&Members(vcl));
+    let probe = listing.as_ref().map_or("-".to_string(), |l| format!("{}/{}", l.healthy, l.total));
+    let health = if d.healthy(vcl) { "healthy" } else { "sick" };
+    let name = format!("{}.{}", vcl.name, d.name);
+    let mut report = None;
+    if let (true, Some(l)) = (details, listing) {
+        let mut out = String::from("\n");
+        let cells = |first: &str, rest: &[String]| {
+            let mut line = format!("{:16}{first:<10}", "");
+            for c in rest {
+                line.push_str(&format!(" {c:<10}"));
+            }
+            line.trim_end().to_string() + "\n"
+        };
+        out.push_str(&cells("Backend", &l.columns));
+        for (member, row) in &l.rows {
+            out.push_str(&cells(member, row));
+        }
+        out.push('\n');
+        report = Some(out);
+    }
+    ([name, "probe".into(), probe, health.into(), String::new()], report)
+}
+
+/// A director in `backend.list -j`.
+fn director_json(vcl: &Vcl, d: &crate::director::ModDirector) -> String {
+    let listing = d.d.listing(&Members(vcl)).unwrap_or_default();
+    let mut details: Vec<String> =
+        listing.json_settings.iter().map(|(k, v)| format!("        \"{}\": {v}", json_escape(k))).collect();
+    let members: Vec<String> = listing
+        .rows
+        .iter()
+        .zip(&listing.json_members)
+        .map(|((name, _), fields)| {
+            let fields: Vec<String> =
+                fields.iter().map(|(k, v)| format!("            \"{}\": {v}", json_escape(k))).collect();
+            format!("          \"{}\": {{\n{}\n          }}", json_escape(name), fields.join(",\n"))
+        })
+        .collect();
+    details.push(format!("        \"backends\": {{\n{}\n        }}", members.join(",\n")));
+    let kind = if listing.kind.is_empty() { "director" } else { listing.kind.as_str() };
+    let health = if crate::director::Director::healthy(d, vcl) { "healthy" } else { "sick" };
+    let mut out = format!("    \"{}.{}\": {{\n", json_escape(&vcl.name), json_escape(&d.name));
+    out.push_str(&format!("      \"type\": \"{}\",\n", json_escape(kind)));
+    out.push_str("      \"admin_health\": \"probe\",\n");
+    out.push_str(&format!("      \"probe_message\": [{}, {}, \"{health}\"],\n", listing.healthy, listing.total));
+    out.push_str(&format!("      \"probe_details\": {{\n{}\n      }},\n", details.join(",\n")));
+    out.push_str(&format!("      \"last_change\": {:.3}\n    }}", crate::msg::now()));
+    out
+}
+
 fn each_backend(shared: &Shared, pattern: &str, mut f: impl FnMut(&str, &crate::vbe::Backend)) {
     let glob = |p: &str, n: &str| lacquer_shm::stat::fnmatch(p.as_bytes(), n.as_bytes());
     match pattern.split_once('.') {
         Some((vp, bp)) => shared.vcls.each(|vcl| {
             if glob(vp, &vcl.name) {
-                for be in vcl.backends.iter().filter(|b| glob(bp, &b.def.name)) {
+                let dynamic = vcl.dynamic.live().map(|(_, b)| b);
+                for be in vcl.backends.iter().chain(dynamic).filter(|b| glob(bp, &b.def.name)) {
                     f(&vcl.name, be);
                 }
             }
         }),
         None => {
             if let Some(vcl) = shared.vcls.active() {
-                for be in vcl.backends.iter().filter(|b| glob(pattern, &b.def.name)) {
+                let dynamic = vcl.dynamic.live().map(|(_, b)| b);
+                for be in vcl.backends.iter().chain(dynamic).filter(|b| glob(pattern, &b.def.name)) {
                     f(&vcl.name, be);
                 }
             }

@@ -271,12 +271,6 @@ trait Messages {
     }
 }
 
-/// varnishd's `req.hash`: the SHA-256 of every `hash_data()` input, each
-/// followed by a NUL, which is how Lacquer keeps them.
-pub(crate) fn hash_digest(data: &[u8]) -> [u8; 32] {
-    lacquer_cli::sha256(data)
-}
-
 /// A BLOB variable is handed to VCL in a struct taken from the workspace
 /// (`VRT_blob`): the read fails when it does not fit.
 fn blob_struct(var: Var, ws: &Ws) -> Result<(), Failure> {
@@ -377,6 +371,9 @@ impl VclContext for ReqCtx<'_> {
         }
         match var {
             Var::ReqXid => owned(r.vxid.to_string()),
+            // The digest of what `hash_data` added, each part ended by a
+            // NUL byte (Varnish's field separator).
+            Var::ReqHash | Var::BereqHash => Value::Str(Some(Cow::Owned(lacquer_cli::sha256(&r.hash).to_vec()))),
             Var::BereqXid => owned(r.bereq_vxid.to_string()),
             Var::SessXid => owned(r.sess_vxid.to_string()),
             Var::ReqRestarts => Value::Int(r.restarts as i64),
@@ -385,7 +382,6 @@ impl VclContext for ReqCtx<'_> {
             Var::RespDoEsi => Value::Bool(r.do_esi.unwrap_or_else(|| r.can_esi())),
             Var::ReqCanGzip => Value::Bool(crate::gzip::accepts_gzip(&r.req)),
             Var::ReqBackendHint | Var::BereqBackend => Value::Backend(r.backend_hint),
-            Var::ReqHash => Value::Str(Some(Cow::Owned(hash_digest(&r.hash).to_vec()))),
             Var::ReqHashAlwaysMiss => Value::Bool(r.hash_always_miss),
             Var::ReqHashIgnoreBusy => Value::Bool(r.hash_ignore_busy),
             Var::ReqHashIgnoreVary => Value::Bool(r.hash_ignore_vary),
@@ -550,6 +546,13 @@ impl VclContext for ReqCtx<'_> {
         blob_struct(var, &self.req.ws)?;
         Ok(self.get(var))
     }
+
+    fn resolve_backend(&self, b: BackendId) -> Option<BackendId> {
+        let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
+        let (be, logs) = vmod::resolve(&shared, &vcl, vmod::TaskRef::Req(self.req), self.method, b);
+        self.req.module_logs.borrow_mut().extend(logs);
+        vcl.backend_id(be?)
+    }
 }
 
 /// The context of a backend fetch: `bereq` and `beresp`.
@@ -614,6 +617,7 @@ impl VclContext for BoCtx<'_> {
         let bo = &*self.bo;
         match var {
             Var::BereqXid => owned(bo.vxid.to_string()),
+            Var::BereqHash => Value::Str(Some(Cow::Owned(lacquer_cli::sha256(&bo.hash).to_vec()))),
             Var::ReqXid => owned(bo.req_vxid.to_string()),
             Var::SessXid => owned(bo.sess_vxid.to_string()),
             Var::BereqRetries => Value::Int(bo.retries as i64),
@@ -749,5 +753,12 @@ impl VclContext for BoCtx<'_> {
 
     fn ws_charge(&self, len: usize) -> bool {
         self.bo.ws.alloc_str(len)
+    }
+
+    fn resolve_backend(&self, b: BackendId) -> Option<BackendId> {
+        let vcl = self.bo.vcl.clone();
+        let (be, logs) = vmod::resolve(self.shared, &vcl, vmod::TaskRef::Bo(self.bo), self.method, b);
+        self.bo.module_logs.borrow_mut().extend(logs);
+        vcl.backend_id(be?)
     }
 }

@@ -6,9 +6,9 @@
 //! here: a module object's constructor makes one with
 //! `Host::add_director`, and it takes the `BackendId` after the VCL's own
 //! backends that is its object's (`backends.len() + instance`), so VCL
-//! holds it like any backend. Resolving one asks the module which member
-//! to use, and resolves that in turn (directors nest), at most
-//! [`MAX_DEPTH`] deep.
+//! holds it like any backend. Resolving one ([`Vcl::resolve_with`]) asks
+//! the module which member to use, for the task at hand, and resolves
+//! that in turn (directors nest), at most [`MAX_DEPTH`] deep.
 
 use crate::vbe::Backend;
 use crate::vcl::Vcl;
@@ -19,9 +19,6 @@ pub(crate) trait Director: Send + Sync {
     fn name(&self) -> &str;
     /// Whether it could serve now (`std.healthy()`).
     fn healthy(&self, vcl: &Vcl) -> bool;
-    /// The backend a task connects to, or none (then the fetch fails as
-    /// Varnish's does with "no backend connection").
-    fn resolve<'a>(&'a self, vcl: &'a Vcl) -> Option<&'a Backend>;
 }
 
 impl Director for Backend {
@@ -31,10 +28,6 @@ impl Director for Backend {
 
     fn healthy(&self, _vcl: &Vcl) -> bool {
         Backend::healthy(self)
-    }
-
-    fn resolve<'a>(&'a self, _vcl: &'a Vcl) -> Option<&'a Backend> {
-        Some(self)
     }
 }
 
@@ -63,20 +56,65 @@ impl Director for ModDirector {
     fn healthy(&self, vcl: &Vcl) -> bool {
         self.d.healthy(&|b| vcl.member_healthy(b))
     }
+}
 
-    fn resolve<'a>(&'a self, vcl: &'a Vcl) -> Option<&'a Backend> {
-        let mut next = self.d.resolve(&|b| vcl.member_healthy(b));
-        for _ in 0..MAX_DEPTH {
-            let id = u32::try_from(next?.0?).ok()?;
-            if let Some(be) = vcl.backends.get(id as usize) {
-                return Some(be);
-            }
-            match vcl.mod_backend(id)? {
-                ModBackend::Director(d) => next = d.d.resolve(&|b| vcl.member_healthy(b)),
-                ModBackend::Native(be) => return Some(be),
-            }
+/// How many backends modules may make at run time in one VCL.
+pub(crate) const MAX_DYNAMIC: usize = 1024;
+
+/// The backends modules make at run time (Varnish's dynamic backends,
+/// `VRT_new_backend`). Their `BackendId`s follow the module objects'
+/// (`backends.len() + mod_backends.len() + i`). A slot is filled once and
+/// never emptied, so a `&Backend` resolved from it lives as long as the
+/// VCL; a deleted backend stays for the tasks that hold it but leaves the
+/// listing and the count. Hence the fixed capacity: past it, making one
+/// fails.
+pub(crate) struct Dynamic {
+    slots: Box<[std::sync::OnceLock<std::sync::Arc<Backend>>]>,
+    gone: Box<[std::sync::atomic::AtomicBool]>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Dynamic {
+    fn default() -> Dynamic {
+        Dynamic {
+            slots: (0..MAX_DYNAMIC).map(|_| std::sync::OnceLock::new()).collect(),
+            gone: (0..MAX_DYNAMIC).map(|_| Default::default()).collect(),
+            next: Default::default(),
         }
-        None
+    }
+}
+
+impl Dynamic {
+    /// Adds one; its place, or `None` when all are taken.
+    pub(crate) fn add(&self, be: std::sync::Arc<Backend>) -> Option<usize> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.slots.get(i)?.set(be).ok()?;
+        Some(i)
+    }
+
+    /// The backend at a place, deleted or not.
+    pub(crate) fn get(&self, i: usize) -> Option<&std::sync::Arc<Backend>> {
+        self.slots.get(i)?.get()
+    }
+
+    /// Retires the backend at a place: sick from now on, and gone from
+    /// the listing and the count.
+    pub(crate) fn delete(&self, i: usize) {
+        if let Some(b) = self.get(i) {
+            b.retire();
+        }
+        if let Some(g) = self.gone.get(i) {
+            g.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The backends not deleted, with their places.
+    pub(crate) fn live(&self) -> impl Iterator<Item = (usize, &std::sync::Arc<Backend>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map_while(|(i, s)| s.get().map(|b| (i, b)))
+            .filter(|(i, _)| !self.gone[*i].load(std::sync::atomic::Ordering::Acquire))
     }
 }
 
@@ -88,13 +126,47 @@ thread_local! {
 impl Vcl {
     /// The director a `BackendId` names.
     pub(crate) fn director(&self, id: lacquer_vcl::program::BackendId) -> Option<&dyn Director> {
-        match self.backends.get(id as usize) {
-            Some(b) => Some(&**b as &dyn Director),
-            None => match self.mod_backend(id)? {
-                ModBackend::Director(d) => Some(d as &dyn Director),
-                ModBackend::Native(b) => Some(&**b as &dyn Director),
-            },
+        if let Some(b) = self.backends.get(id as usize).or_else(|| self.dynamic_backend(id)) {
+            return Some(&**b as &dyn Director);
         }
+        match self.mod_backend(id)? {
+            ModBackend::Director(d) => Some(d as &dyn Director),
+            ModBackend::Native(b) => Some(&**b as &dyn Director),
+        }
+    }
+
+    /// The first `BackendId` of the backends modules make at run time.
+    pub(crate) fn dynamic_base(&self) -> usize {
+        self.backends.len() + self.mod_backends.len()
+    }
+
+    /// What a `BackendId` past the module objects' names.
+    pub(crate) fn dynamic_backend(&self, id: lacquer_vcl::program::BackendId) -> Option<&std::sync::Arc<Backend>> {
+        self.dynamic.get((id as usize).checked_sub(self.dynamic_base())?)
+    }
+
+    /// The backend the director `id` names resolves to, asking each module
+    /// director on the way with `ask(instance, director)`, which lends it
+    /// the task (see `vmod::resolve`).
+    pub(crate) fn resolve_with(
+        &self,
+        id: lacquer_vcl::program::BackendId,
+        ask: &mut dyn FnMut(usize, &dyn lacquer_module::Director) -> Option<lacquer_module::Backend>,
+    ) -> Option<&Backend> {
+        let mut id = id;
+        for _ in 0..MAX_DEPTH {
+            if let Some(be) = self.backends.get(id as usize).or_else(|| self.dynamic_backend(id)) {
+                return Some(be);
+            }
+            match self.mod_backend(id)? {
+                ModBackend::Director(d) => {
+                    let instance = id as usize - self.backends.len();
+                    id = u32::try_from(ask(instance, &*d.d)?.0?).ok()?;
+                }
+                ModBackend::Native(be) => return Some(be),
+            }
+        }
+        None
     }
 
     /// What a `BackendId` past the VCL's backends names.
@@ -116,6 +188,23 @@ impl Vcl {
         let ok = d.healthy(self);
         HEALTH_DEPTH.with(|c| c.set(depth));
         ok
+    }
+
+    /// The `BackendId` of a resolved backend: its place among the VCL's
+    /// backends, or the id of the module object that made it.
+    pub(crate) fn backend_id(&self, be: &Backend) -> Option<lacquer_vcl::program::BackendId> {
+        if let Some(i) = self.backend_index(be) {
+            return u32::try_from(i).ok();
+        }
+        let native = self.mod_backends.iter().position(|slot| match slot.get() {
+            Some(ModBackend::Native(b)) => std::ptr::eq(&**b, be),
+            _ => false,
+        });
+        if let Some(i) = native {
+            return u32::try_from(self.backends.len() + i).ok();
+        }
+        let i = (0..MAX_DYNAMIC).map_while(|i| self.dynamic.get(i)).position(|b| std::ptr::eq(&**b, be))?;
+        u32::try_from(self.dynamic_base() + i).ok()
     }
 
     /// The index of a resolved backend among the VCL's backends.

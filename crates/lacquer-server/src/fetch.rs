@@ -156,6 +156,8 @@ pub(crate) struct Bo {
     pub do_esi: bool,
     /// The body's transformation on its way in, when VCL asked for one.
     filter: Option<gzip::Filter>,
+    /// The request's hash (`bereq.hash`), for directors that pick by it.
+    pub hash: Vec<u8>,
     /// The backend the director picked for this fetch (an index into the
     /// VCL's backends; `beresp.backend`).
     pub resolved: Option<usize>,
@@ -271,6 +273,7 @@ impl Bo {
             do_esi: false,
             filter: None,
             resolved: None,
+            hash: Vec::new(),
             vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
             privs: Default::default(),
             ws_bo: 0,
@@ -439,7 +442,13 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
     bo.vsl.timestamp("Fetch", now());
     // The director VCL chose picks the backend now (Varnish's VDI_Resolve).
     let vcl = bo.vcl.clone();
-    let be = bo.backend.and_then(|b| vcl.director(b)).and_then(|d| d.resolve(&vcl));
+    let (be, logs) = match bo.backend {
+        Some(id) => crate::vmod::resolve(shared, &vcl, crate::vmod::TaskRef::Bo(bo), Method::BackendFetch, id),
+        None => (None, Vec::new()),
+    };
+    for (tag, l) in logs {
+        bo.vsl.text(tag, &l);
+    }
     bo.resolved = be.and_then(|be| vcl.backend_index(be));
     let Some(be) = be else {
         bo.vsl.str(Tag::FetchError, "No backend");

@@ -36,17 +36,17 @@ const RESP_BUF: usize = 128;
 /// its probe task; the handles stop them when the VCL goes cold. A task
 /// holds its backend, not the VCL, so probes do not make a VCL busy.
 pub(crate) fn start(vcl: &Vcl) -> Vec<tokio::task::AbortHandle> {
-    let mut tasks = Vec::new();
-    for be in &vcl.backends {
-        let Some(def) = be.def.probe.and_then(|p| vcl.program.probes.get(p as usize)) else {
-            continue;
-        };
-        let target = Target::new(def, be);
-        be.set_healthy(target.healthy());
-        be.set_history(target.hist.clone());
-        tasks.push(tokio::spawn(run(be.clone(), target)).abort_handle());
-    }
-    tasks
+    let dynamic = vcl.dynamic.live().map(|(_, b)| b);
+    vcl.backends.iter().chain(dynamic).filter_map(|be| start_one(vcl, be)).collect()
+}
+
+/// Starts the probe of one backend, if it has one.
+pub(crate) fn start_one(vcl: &Vcl, be: &Arc<Backend>) -> Option<tokio::task::AbortHandle> {
+    let def = be.def.probe.and_then(|p| vcl.program.probes.get(p as usize))?;
+    let target = Target::new(def, be);
+    be.set_healthy(target.healthy());
+    be.set_history(target.hist.clone());
+    Some(tokio::spawn(run(be.clone(), target)).abort_handle())
 }
 
 /// A probe bound to its backend (Varnish's `struct vbp_target`): what to

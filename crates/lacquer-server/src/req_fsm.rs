@@ -495,23 +495,31 @@ fn cnt_recv(req: &mut Req) -> ReqStep {
     if let Some(step) = crate::handoff::after_recv(req) {
         return step;
     }
-    match h.action {
-        Action::Hash | Action::Purge => {
-            let next = if h.action == Action::Purge { ReqStep::Purge } else { ReqStep::Lookup };
-            // The cache stores gzip once for everybody: the request only
-            // says whether it takes gzip (Varnish's cnt_recv).
-            if req.params.http_gzip_support != 0.0 {
-                if gzip::accepts_gzip(&req.req) {
-                    req.req.set(b"Accept-Encoding", b"gzip");
-                } else {
-                    req.req.unset(b"accept-encoding");
-                }
-            }
-            match vcl(req, Method::Hash).action {
-                Action::Lookup => next,
-                _ => ReqStep::VclFail,
-            }
+    if h.action == Action::Vcl {
+        return switch_vcl(req, h.label.as_deref().unwrap_or(""));
+    }
+    if !matches!(h.action, Action::Hash | Action::Purge | Action::Pass | Action::Pipe | Action::Synth | Action::Restart)
+    {
+        return ReqStep::VclFail;
+    }
+    // The cache stores gzip once for everybody: the request only says
+    // whether it takes gzip (Varnish's cnt_recv); a pass or a pipe sends
+    // what the client said.
+    if req.params.http_gzip_support != 0.0 && !matches!(h.action, Action::Pass | Action::Pipe) {
+        if gzip::accepts_gzip(&req.req) {
+            req.req.set(b"Accept-Encoding", b"gzip");
+        } else {
+            req.req.unset(b"accept-encoding");
         }
+    }
+    // Whatever vcl_recv chose, vcl_hash makes the request's hash, as in
+    // varnishd (directors pick by it, `req.hash` shows it).
+    if vcl(req, Method::Hash).action != Action::Lookup {
+        return ReqStep::VclFail;
+    }
+    match h.action {
+        Action::Hash => ReqStep::Lookup,
+        Action::Purge => ReqStep::Purge,
         Action::Pass => ReqStep::Pass,
         // An include has no connection of its own to pipe.
         Action::Pipe if req.esi_level > 0 => {
@@ -521,7 +529,6 @@ fn cnt_recv(req: &mut Req) -> ReqStep {
         Action::Pipe => ReqStep::Pipe,
         Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
         Action::Restart => ReqStep::Restart,
-        Action::Vcl => switch_vcl(req, h.label.as_deref().unwrap_or("")),
         _ => ReqStep::VclFail,
     }
 }
@@ -666,6 +673,7 @@ fn start_bgfetch(req: &mut Req, busy: Busy<Msg>) {
         req.backend_hint,
         false,
     );
+    bo.hash = req.hash.clone();
     bo.busy = Some(busy);
     bo.is_bgfetch = true;
     bo.client_identity = req.client_identity.clone();
@@ -798,6 +806,7 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         pass,
     );
     bo.client_identity = req.client_identity.clone();
+    bo.hash = req.hash.clone();
     bo.busy = if pass { None } else { req.busy.take() };
     bo.stale = if pass { None } else { req.stale.take() };
     req.vsl.fmt(Tag::Link, format_args!("bereq {} fetch", req.bereq_vxid));
@@ -1001,7 +1010,14 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
     };
     let shared = req.shared.clone();
     let vcl = req.vcl.clone();
-    let Some(be) = req.backend_hint.and_then(|b| vcl.director(b)).and_then(|d| d.resolve(&vcl)) else {
+    let (be, logs) = match req.backend_hint {
+        Some(id) => crate::vmod::resolve(&shared, &vcl, crate::vmod::TaskRef::Req(req), Method::Pipe, id),
+        None => (None, Vec::new()),
+    };
+    for (tag, l) in logs {
+        req.vsl.text(tag, &l);
+    }
+    let Some(be) = be else {
         return req.synth(503, None);
     };
     let mut io = match be.connect(be.def.connect_timeout.unwrap_or(req.params.connect_timeout)).await {

@@ -179,14 +179,19 @@ pub(crate) struct Backend {
     /// What the admin said with `backend.set_health` (an [`Admin`] as a
     /// number): it overrides the probe until set back to auto.
     admin: std::sync::atomic::AtomicU8,
+    /// When its health last changed (seconds since the epoch, as f64
+    /// bits): made, set by the admin, or turned by the probe (Varnish's
+    /// `health_changed`, which the shard director's rampup reads).
+    changed: std::sync::atomic::AtomicU64,
+    /// Set when a module deleted this backend it made at run time: the
+    /// tasks holding it may still try it, but it is sick from then on
+    /// (varnishd's retired backends).
+    retired: AtomicBool,
     /// A module's own backend: a "connection" is an in-process pipe to a
     /// task that has the module answer ([`native`]).
     native: Option<Arc<dyn lacquer_module::NativeBackend>>,
     /// The probe's record, for `backend.list -p` (none without a probe).
     history: Mutex<Option<crate::probe::History>>,
-    /// When the health last changed (or the backend was made), as the
-    /// bits of an `f64` time: `backend.list`'s "Last change".
-    changed: std::sync::atomic::AtomicU64,
 }
 
 impl Backend {
@@ -200,9 +205,10 @@ impl Backend {
             in_use: Arc::new(AtomicU32::new(0)),
             sick: AtomicBool::new(false),
             admin: Default::default(),
+            changed: std::sync::atomic::AtomicU64::new(crate::msg::now().to_bits()),
+            retired: AtomicBool::new(false),
             native: None,
             history: Mutex::new(None),
-            changed: crate::msg::now().to_bits().into(),
         }
     }
 
@@ -221,6 +227,9 @@ impl Backend {
     /// Whether the backend may be used: always without a probe, else as the
     /// probe last judged (Varnish's `VRT_Healthy` for a plain backend).
     pub fn healthy(&self) -> bool {
+        if self.retired.load(Ordering::Acquire) {
+            return false;
+        }
         match self.admin.load(Ordering::Acquire) {
             1 => return true,
             2 => return false,
@@ -239,9 +248,11 @@ impl Backend {
         }
     }
 
-    /// `backend.set_health`.
+    /// `backend.set_health`: the health counts as changed now, whatever
+    /// it was (as in varnishd).
     pub fn set_admin(&self, a: Admin) {
         self.admin.store(a as u8, Ordering::Release);
+        self.changed.store(crate::msg::now().to_bits(), Ordering::Release);
     }
 
     pub(crate) fn set_healthy(&self, healthy: bool) {
@@ -250,7 +261,8 @@ impl Backend {
         }
     }
 
-    /// When the health last changed.
+    /// When the health last changed (or the backend was made, or
+    /// retired), seconds since the epoch.
     pub fn changed(&self) -> f64 {
         f64::from_bits(self.changed.load(Ordering::Acquire))
     }
@@ -262,6 +274,12 @@ impl Backend {
     /// The probe's record, if the backend has a probe.
     pub(crate) fn history(&self) -> Option<crate::probe::History> {
         self.history.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Retires it (see `retired`).
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.changed.store(crate::msg::now().to_bits(), Ordering::Release);
     }
 
     /// An idle pooled connection, or a new one; fails at once if the

@@ -58,6 +58,8 @@ pub(crate) struct Vcl {
     /// The directors and backends module objects made, one slot per
     /// object instance (see `director.rs`).
     pub mod_backends: Vec<std::sync::OnceLock<crate::director::ModBackend>>,
+    /// The backends modules made at run time (see `director.rs`).
+    pub dynamic: crate::director::Dynamic,
     /// Set while warm: the running probe tasks, stopped when it cools.
     warm: Mutex<Option<Vec<tokio::task::AbortHandle>>>,
     /// Whether the program calls a module function named `rollback`
@@ -99,6 +101,15 @@ fn calls_rollback(program: &Program) -> bool {
 }
 
 impl Vcl {
+    /// Starts the probe of a backend made at run time, if the VCL is
+    /// warm (else warming it up starts it).
+    pub(crate) fn probe_dynamic(&self, be: &Arc<vbe::Backend>) {
+        let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tasks) = warm.as_mut() {
+            tasks.extend(crate::probe::start_one(self, be));
+        }
+    }
+
     pub fn is_warm(&self) -> bool {
         self.warm.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
@@ -528,6 +539,7 @@ impl Vcls {
             vbe,
             vmods,
             mod_backends,
+            dynamic: Default::default(),
             warm: Mutex::new(None),
             rolls_back,
             esi,
@@ -770,7 +782,9 @@ impl Vcls {
         for e in &list.entries {
             if let Entry::Vcl(l) = e {
                 n += 1;
-                backends += l.vcl.backends.len() as u64;
+                // A `backend x none;` is no backend (varnishd makes none).
+                let real = l.vcl.backends.iter().filter(|b| !b.def.none).count();
+                backends += (real + l.vcl.dynamic.live().count()) as u64;
                 if l.discarded {
                     discard += 1;
                 } else if l.vcl.is_warm() {

@@ -202,6 +202,11 @@ impl Drop for Vmods {
     }
 }
 
+/// The records module calls logged (`VCL_Log`, workspace `Debug`, a
+/// refused ban's `VCL_Error` …), with their tags, for the caller to write
+/// to the task's log.
+pub(crate) type ModLogs = Vec<(lacquer_defs::Tag, Vec<u8>)>;
+
 /// A task as a module call sees it: lent mutably for a call made as a
 /// statement, shared for one inside an expression (which then cannot
 /// change headers).
@@ -234,10 +239,6 @@ pub(crate) enum Task<'a> {
     Init(&'a std::cell::RefCell<Privs>),
 }
 
-/// The records a module call wrote (`VCL_Log`, workspace `Debug`), for
-/// the task's log.
-pub(crate) type ModLogs = Vec<(lacquer_shm::Tag, Vec<u8>)>;
-
 /// A [`Host`] for one call: the task, and who is calling.
 pub(crate) struct TaskHost<'a> {
     task: Task<'a>,
@@ -249,7 +250,8 @@ pub(crate) struct TaskHost<'a> {
     call: CallId,
     /// The VCL name of the object whose constructor or method runs.
     object_name: Option<&'a str>,
-    /// `VCL_Log` lines, written to the task's log after the call.
+    /// Records (`VCL_Log` lines and others), written to the task's log
+    /// after the call.
     pub logs: ModLogs,
 }
 
@@ -367,7 +369,92 @@ impl Host for TaskHost<'_> {
     }
 
     fn log(&mut self, msg: &[u8]) {
-        self.logs.push((lacquer_shm::Tag::VCL_Log, msg.to_vec()));
+        self.logs.push((lacquer_defs::Tag::VCL_Log, msg.to_vec()));
+    }
+
+    fn log_tag(&mut self, tag: &str, msg: &[u8]) {
+        if let Some(tag) = lacquer_defs::Tag::from_name(tag) {
+            self.logs.push((tag, msg.to_vec()));
+        }
+    }
+
+    fn task_id(&self) -> Option<u64> {
+        match &self.task {
+            Task::Req(r) => Some(r.get().vxid),
+            Task::Bo(b) => Some(b.get().vxid),
+            Task::Init(_) => None,
+        }
+    }
+
+    fn digest(&self) -> Option<[u8; 32]> {
+        let hash = match &self.task {
+            Task::Req(r) => &r.get().hash,
+            Task::Bo(b) => &b.get().hash,
+            Task::Init(_) => return None,
+        };
+        Some(lacquer_cli::sha256(hash))
+    }
+
+    fn url(&self, which: Http) -> Option<&[u8]> {
+        let m = self.msg(which)?;
+        Some(m.head.url(&m.buf))
+    }
+
+    fn new_backend(&mut self, spec: &lacquer_module::BackendSpec) -> Result<Backend, MFailure> {
+        let name = self.object_name.ok_or_else(|| MFailure("only an object can make a backend".into()))?;
+        let mut def = lacquer_vcl::program::BackendDef { name: name.to_string(), ..Default::default() };
+        match (&spec.path, &spec.host) {
+            (Some(path), _) => def.path = Some(path.clone()),
+            (None, Some(host)) => {
+                let port = spec.port.as_deref().unwrap_or("80");
+                let n: u16 = port.parse().map_err(|_| MFailure(format!("{name}: invalid port '{port}'")))?;
+                let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), n))
+                    .map_err(|e| MFailure(format!("{name}: cannot resolve '{host}': {e}")))?
+                    .collect();
+                def.host = Some(host.clone());
+                def.port = Some(port.to_string());
+                def.addrs = addrs;
+            }
+            (None, None) => return Err(MFailure(format!("{name}: a backend needs a host or a path"))),
+        }
+        if let Some(p) = spec.probe.0 {
+            let p = u32::try_from(p).ok().filter(|&p| (p as usize) < self.vcl.program.probes.len());
+            def.probe = Some(p.ok_or_else(|| MFailure(format!("{name}: no such probe")))?);
+        }
+        let be = Arc::new(crate::vbe::Backend::new(def));
+        let i = self.vcl.dynamic.add(be.clone()).ok_or_else(|| {
+            MFailure(format!("{name}: too many backends made at run time (at most {})", crate::director::MAX_DYNAMIC))
+        })?;
+        self.vcl.probe_dynamic(&be);
+        Ok(Backend(Some((self.vcl.dynamic_base() + i) as u64)))
+    }
+
+    fn delete_backend(&mut self, be: Backend) {
+        let base = self.vcl.dynamic_base() as u64;
+        if let Some(i) = be.0.and_then(|id| id.checked_sub(base)) {
+            self.vcl.dynamic.delete(i as usize);
+        }
+    }
+
+    fn lookup_backend(&self, name: &str) -> Option<Backend> {
+        if let Some(i) = self.vcl.backends.iter().position(|b| b.def.name == name) {
+            return Some(Backend(Some(i as u64)));
+        }
+        let n = self.vcl.backends.len();
+        let found = self.vcl.mod_backends.iter().enumerate().find(|(_, slot)| {
+            slot.get().is_some_and(|d| {
+                crate::director::Director::name(match d {
+                    crate::director::ModBackend::Director(d) => d as &dyn crate::director::Director,
+                    crate::director::ModBackend::Native(b) => &**b as &dyn crate::director::Director,
+                }) == name
+            })
+        });
+        found.map(|(i, _)| Backend(Some((n + i) as u64)))
+    }
+
+    fn backend_name(&self, be: Backend) -> Option<String> {
+        let id = u32::try_from(be.0?).ok()?;
+        self.vcl.director(id).map(|d| d.name().to_string())
     }
 
     fn vcl_name(&self) -> &str {
@@ -547,6 +634,16 @@ impl Host for TaskHost<'_> {
         };
         let mut shared = self.vcl.vmods.shared.lock().unwrap_or_else(|e| e.into_inner());
         Some(shared.entry(key).or_default().clone())
+    }
+
+    fn backend_changed(&self, be: Backend) -> Option<f64> {
+        let id = u32::try_from(be.0?).ok()?;
+        let b = self.vcl.backends.get(id as usize).or_else(|| self.vcl.dynamic_backend(id));
+        b.map(|b| b.changed())
+    }
+
+    fn testable_random(&self) -> Option<f64> {
+        Some(lacquer_module::rand::fine_unit())
     }
 
     fn backend_healthy(&self, be: Backend) -> Option<bool> {
@@ -784,6 +881,40 @@ pub(crate) fn call(
     }
 }
 
+/// The task a director is resolved for.
+pub(crate) enum TaskRef<'a> {
+    Req(&'a crate::req_fsm::Req),
+    Bo(&'a crate::fetch::Bo),
+}
+
+/// Resolves the director `id` to a backend for a task (Varnish's
+/// `VDI_Resolve`): each module director on the way is asked through
+/// [`lacquer_module::Director::resolve_task`] with a [`TaskHost`] made as
+/// for a call of its object, so that it sees the task (its hash, its URL)
+/// and its object's PRIV_TASK there. Returns what the directors logged.
+pub(crate) fn resolve<'v>(
+    shared: &crate::Shared,
+    vcl: &'v Vcl,
+    task: TaskRef<'_>,
+    method: Method,
+    id: lacquer_vcl::program::BackendId,
+) -> (Option<&'v crate::vbe::Backend>, ModLogs) {
+    let mut logs = Vec::new();
+    let be = vcl.resolve_with(id, &mut |instance, d| {
+        let task = match task {
+            TaskRef::Req(r) => Task::Req(Lent::Shared(r)),
+            TaskRef::Bo(b) => Task::Bo(Lent::Shared(b)),
+        };
+        let object_name = vcl.program.instances.get(instance).map(|i| i.name.as_str());
+        let owner = (1 << 32) | instance as u64;
+        let mut host = TaskHost { task, method, shared, vcl, owner, call: 0, object_name, logs: Vec::new() };
+        let picked = d.resolve_task(&mut Ctx::new(&mut host));
+        logs.append(&mut host.logs);
+        picked
+    });
+    (be, logs)
+}
+
 /// One VCL value as the module's argument of type `ty`; `expr` is the
 /// argument as written, for the types VCL evaluates to something else (a
 /// HEADER argument evaluates to the header's value; the module wants the
@@ -846,7 +977,11 @@ fn to_arg<'a>(
             (_, Value::Bytes(b)) => Arg::Bytes(*b),
             (_, Value::Bool(b)) => Arg::Bool(*b),
             (_, Value::Ip(ip)) => Arg::Ip(*ip),
-            (_, Value::Backend(b)) => Arg::Backend(Backend(b.map(u64::from))),
+            // A `backend x none;` is NULL to modules, as to varnishd's.
+            (_, Value::Backend(b)) => {
+                let none = |id: &u32| program.backends.get(*id as usize).is_some_and(|d| d.none);
+                Arg::Backend(Backend(b.filter(|id| !none(id)).map(u64::from)))
+            }
             (_, Value::Opaque | Value::Strands(_)) => Arg::Absent,
         },
         _ => Arg::Absent,

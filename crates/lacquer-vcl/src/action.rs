@@ -437,8 +437,7 @@ impl Vcc<'_> {
         let kw = self.t().span;
         self.add_use("Not a valid action", Method::Init.bit(), kw, kw);
         self.next();
-        self.expect_tok(Tok::Id, 513)?;
-        let name_sp = self.t().span;
+        let name_sp = self.expect_vid("VCL object")?;
         self.next();
         self.skip(Op::Assign, 522)?;
         self.expect_tok(Tok::Id, 523)?;

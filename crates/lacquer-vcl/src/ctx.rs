@@ -153,4 +153,10 @@ pub trait VclContext {
     fn ws_charge(&self, _len: usize) -> bool {
         true
     }
+
+    /// The backend a director picks now, for `BACKEND.resolve()`; a
+    /// backend is its own pick. `None` when it picks none.
+    fn resolve_backend(&self, b: BackendId) -> Option<BackendId> {
+        Some(b)
+    }
 }

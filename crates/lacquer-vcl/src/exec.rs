@@ -330,7 +330,10 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
                     Cow::Owned(v)
                 }))
             }
-            TypeMethod::Resolve => eval(p, ctx, inner)?,
+            TypeMethod::Resolve => match eval(p, ctx, inner)? {
+                Value::Backend(Some(b)) => Value::Backend(ctx.resolve_backend(b)),
+                other => other,
+            },
             // Storage statistics come from the cache, which the compiler
             // does not know; the context answers them.
             TypeMethod::FreeSpace | TypeMethod::UsedSpace | TypeMethod::Happy => match &**inner {

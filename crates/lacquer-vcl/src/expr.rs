@@ -740,6 +740,18 @@ impl Vcc<'_> {
                     let d = self.class_method_call(tspan);
                     return self.fail(d);
                 }
+                SymKind::Instance(i) if want == VclType::Acl => {
+                    // An object where an ACL goes: VCC names the object's
+                    // type (objects have one each).
+                    let inst = &self.instances[i as usize];
+                    let spec = self.imports[inst.module as usize].spec.as_ref().expect("instances have specs");
+                    let class = format!("{}.{}", spec.name, spec.objects[inst.object as usize].name);
+                    let d = Diag::new(vec![
+                        Piece::Text(format!("Expression has type {class}, expected ACL\n")),
+                        Piece::Where2(tspan, tspan),
+                    ]);
+                    return self.fail(d);
+                }
                 kind @ (SymKind::Action
                 | SymKind::Reserved
                 | SymKind::HdrFamily(_)

@@ -126,6 +126,17 @@ pub fn synth_body(len: usize) -> Vec<u8> {
 /// `strtod`-like: the number at the start of `s`, 0 if none.
 fn number(s: &str) -> f64 {
     let s = s.trim_start();
+    // strtod reads hexadecimal too (`0x93d1c4ad`); integers are enough here.
+    let (neg, unsigned) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if let Some(hex) = unsigned.strip_prefix("0x").or_else(|| unsigned.strip_prefix("0X")) {
+        let digits: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();
+        if let Ok(v) = u64::from_str_radix(&digits, 16) {
+            return if neg { -(v as f64) } else { v as f64 };
+        }
+    }
     let mut end = 0;
     for (i, c) in s.char_indices() {
         if c.is_ascii_digit() || c == '.' || ((c == '-' || c == '+') && i == 0) || c == 'e' || c == 'E' {
@@ -978,5 +989,7 @@ mod tests {
         assert_eq!(number("12abc"), 12.0);
         assert_eq!(number("  -3.5"), -3.5);
         assert_eq!(number("x"), 0.0);
+        assert_eq!(number("0x93d1c4ad"), 2_479_998_125.0);
+        assert_eq!(number("-0x10z"), -16.0);
     }
 }

@@ -68,7 +68,9 @@ fn requests_fetches_and_sessions_are_logged_as_varnish_logs_them() {
 
 #[test]
 fn counters_count_what_the_server_did() {
-    let s = start(Some("vcl 4.1;\nbackend default none;\nsub vcl_recv { return (synth(200)); }\n"), &[]);
+    let vcl = "vcl 4.1;\nbackend default none;\nbackend b1 { .host = \"127.0.0.1\"; .port = \"9\"; }\n\
+               sub vcl_recv { set req.backend_hint = b1; return (synth(200)); }\n";
+    let s = start(Some(vcl), &[]);
     let dir = s.dir.join("n");
     for _ in 0..3 {
         request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -79,6 +81,7 @@ fn counters_count_what_the_server_did() {
     assert_eq!(counter_until(&dir, "MAIN.sess_conn", 4), 4);
     assert_eq!(counter_until(&dir, "MAIN.client_req_400", 1), 1);
     assert_eq!(counter_until(&dir, "MAIN.sc_rx_junk", 1), 1);
+    // A `none` backend is no backend: varnishd 7.1 counts only b1.
     assert_eq!(counter_until(&dir, "MAIN.n_backend", 1), 1);
 }
 

@@ -490,4 +490,102 @@ pub mod vmod {
     pub fn validhdr(#[positional] s: Strands) -> bool {
         s.parts().all(|p| p.iter().all(|&c| c == b'\t' || c == b' ' || (0x21..=0x7e).contains(&c) || c >= 0x80))
     }
+
+    /// Where a dynamic backend points now, and the backend made for it.
+    struct DynState {
+        spec: lacquer_module::BackendSpec,
+        be: lacquer_module::Backend,
+    }
+
+    /// Makes the backend `spec` says, in place of the one in `state` (which
+    /// is retired), unless it says what it said already.
+    fn dyn_point(
+        ctx: &mut Ctx,
+        state: &std::sync::Mutex<Option<DynState>>,
+        spec: lacquer_module::BackendSpec,
+    ) -> Result<(), Failure> {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.as_ref().is_some_and(|s| s.spec == spec) {
+            return Ok(());
+        }
+        let be = ctx.new_backend(&spec)?;
+        if let Some(old) = st.replace(DynState { spec, be }) {
+            ctx.delete_backend(old.be);
+        }
+        Ok(())
+    }
+
+    fn dyn_backend(state: &std::sync::Mutex<Option<DynState>>) -> lacquer_module::Backend {
+        let st = state.lock().unwrap_or_else(|e| e.into_inner());
+        st.as_ref().map_or(lacquer_module::Backend(None), |s| s.be)
+    }
+
+    /// A backend made at run time (varnishd's dynamic backends), pointed
+    /// elsewhere by `refresh()`: the tasks that hold the old one finish
+    /// with it.
+    pub struct Dyn {
+        state: std::sync::Mutex<Option<DynState>>,
+    }
+
+    impl Dyn {
+        /// A backend for `addr` and `port`, judged by `probe`.
+        pub fn new(ctx: &mut Ctx, addr: &str, port: &str, probe: Option<Probe>) -> Result<Dyn, Failure> {
+            let d = Dyn { state: Default::default() };
+            d.refresh(ctx, addr, port, probe)?;
+            Ok(d)
+        }
+
+        /// The backend as it is now.
+        pub fn backend(&self) -> lacquer_module::Backend {
+            dyn_backend(&self.state)
+        }
+
+        /// Points it at `addr` and `port` (a new backend, unless they and
+        /// the probe are what they were).
+        pub fn refresh(&self, ctx: &mut Ctx, addr: &str, port: &str, probe: Option<Probe>) -> Result<(), Failure> {
+            if addr.is_empty() || port.is_empty() {
+                return Err(Failure("Missing dynamic backend address or port".into()));
+            }
+            let spec = lacquer_module::BackendSpec {
+                host: Some(addr.to_string()),
+                port: Some(port.to_string()),
+                path: None,
+                probe: probe.unwrap_or_default(),
+            };
+            dyn_point(ctx, &self.state, spec)
+        }
+    }
+
+    /// A backend made at run time on a Unix socket.
+    pub struct DynUds {
+        state: std::sync::Mutex<Option<DynState>>,
+    }
+
+    impl DynUds {
+        /// A backend for the socket at `path`.
+        pub fn new(ctx: &mut Ctx, path: &str) -> Result<DynUds, Failure> {
+            let d = DynUds { state: Default::default() };
+            d.refresh(ctx, path)?;
+            Ok(d)
+        }
+
+        /// The backend as it is now.
+        pub fn backend(&self) -> lacquer_module::Backend {
+            dyn_backend(&self.state)
+        }
+
+        /// Points it at the socket at `path`.
+        pub fn refresh(&self, ctx: &mut Ctx, path: &str) -> Result<(), Failure> {
+            use std::os::unix::fs::FileTypeExt;
+            if !path.starts_with('/') {
+                return Err(Failure(format!("path must be an absolute path: {path}")));
+            }
+            let meta = std::fs::metadata(path).map_err(|e| Failure(format!("Cannot stat path {path}: {e}")))?;
+            if !meta.file_type().is_socket() {
+                return Err(Failure(format!("{path} is not a socket")));
+            }
+            let spec = lacquer_module::BackendSpec { path: Some(path.to_string()), ..Default::default() };
+            dyn_point(ctx, &self.state, spec)
+        }
+    }
 }

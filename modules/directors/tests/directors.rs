@@ -1,5 +1,6 @@
 //! vmod_directors against varnishd 7.1: the interface (read off the JSON
-//! spec in varnishd's libvmod_directors.so, for the objects Lacquer has)
+//! spec in varnishd's libvmod_directors.so; default values varnishd
+//! marks optional show as `=?`)
 //! and the picking. Through a real server: tests/vtc/m00003.vtc.
 
 #[path = "../../vtc/tests/specsig/mod.rs"]
@@ -25,6 +26,30 @@ const VARNISHD: &[&str] = &[
     "hash.add_backend(BACKEND, REAL weight=1) -> VOID",
     "hash.remove_backend(BACKEND) -> VOID",
     "hash.backend(STRANDS) -> BACKEND",
+    "shard() -> OBJECT",
+    "shard.set_warmup(REAL probability=0) -> VOID",
+    "shard.set_rampup(DURATION duration=0) -> VOID",
+    "shard.associate(BLOB param=?) -> VOID",
+    "shard.add_backend(BACKEND backend, STRING ident=?, DURATION rampup=?, REAL weight=?) -> BOOL",
+    "shard.remove_backend(BACKEND backend=?, STRING ident=?) -> BOOL",
+    "shard.clear() -> BOOL",
+    "shard.reconfigure(INT replicas=67) -> BOOL",
+    "shard.key(STRANDS) -> INT",
+    "shard.backend(ENUM{HASH,URL,KEY,BLOB} by=?, INT key=?, BLOB key_blob=?, INT alt=?, REAL warmup=?, \
+     BOOL rampup=?, ENUM{CHOSEN,IGNORE,ALL} healthy=?, BLOB param=?, ENUM{NOW,LAZY} resolve=?) -> BACKEND",
+    "shard.debug(INT) -> VOID",
+    "shard_param() -> OBJECT",
+    "shard_param.clear() -> VOID",
+    "shard_param.set(ENUM{HASH,URL,KEY,BLOB} by=?, INT key=?, BLOB key_blob=?, INT alt=?, REAL warmup=?, \
+     BOOL rampup=?, ENUM{CHOSEN,IGNORE,ALL} healthy=?) -> VOID",
+    "shard_param.get_by() -> STRING",
+    "shard_param.get_key() -> INT",
+    "shard_param.get_alt() -> INT",
+    "shard_param.get_warmup() -> REAL",
+    "shard_param.get_rampup() -> BOOL",
+    "shard_param.get_healthy() -> STRING",
+    "shard_param.use() -> BLOB",
+    "lookup(STRING) -> BACKEND",
 ];
 
 #[test]
