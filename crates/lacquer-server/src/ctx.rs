@@ -319,17 +319,23 @@ impl VclContext for ReqCtx<'_> {
             Var::RespIsStreaming => Value::Bool(r.is_streaming()),
             Var::ReqIsHitmiss => Value::Bool(r.is_hitmiss),
             Var::ReqIsHitpass => Value::Bool(r.is_hitpass),
-            Var::ObjAge | Var::ObjTtl | Var::ObjGrace | Var::ObjKeep | Var::ObjTime | Var::ObjHits => {
-                let Some((oc, _)) = &r.obj else { return default_of(var) };
-                let life = oc.lifetime();
+            Var::ObjHits => match &r.obj {
+                Some((oc, _)) => Value::Int(oc.hits() as i64),
+                None => default_of(var),
+            },
+            // A response the cache did not keep has lifetimes all the same
+            // (Varnish's private object), as its fetch left them.
+            Var::ObjAge | Var::ObjTtl | Var::ObjGrace | Var::ObjKeep | Var::ObjTime => {
+                let Some(life) = r.obj.as_ref().map(|(oc, _)| oc.lifetime()).or(r.life) else {
+                    return default_of(var);
+                };
                 let t = now();
                 match var {
                     Var::ObjAge => Value::Duration(t - life.t_origin),
-                    Var::ObjTtl => Value::Duration(life.t_origin + life.ttl - t),
-                    Var::ObjGrace => Value::Duration(life.grace),
-                    Var::ObjKeep => Value::Duration(life.keep),
-                    Var::ObjTime => Value::Time(life.t_origin),
-                    _ => Value::Int(oc.hits() as i64),
+                    Var::ObjTtl => Value::Duration(life.ttl.max(0.0) - (t - life.t_origin)),
+                    Var::ObjGrace => Value::Duration(life.grace.max(0.0)),
+                    Var::ObjKeep => Value::Duration(life.keep.max(0.0)),
+                    _ => Value::Time(life.t_origin),
                 }
             }
             Var::ObjUncacheable => Value::Bool(r.obj.is_none()),
@@ -502,10 +508,12 @@ impl VclContext for BoCtx<'_> {
             Var::BereqBetweenBytesTimeout => Value::Duration(bo.between_bytes_timeout),
             Var::BereqTime => Value::Time(bo.t_start),
             Var::BerespTime => Value::Time(bo.t_resp),
-            Var::BerespTtl => Value::Duration(bo.ttl),
-            Var::BerespGrace => Value::Duration(bo.grace),
-            Var::BerespKeep => Value::Duration(bo.keep),
-            Var::BerespAge => Value::Duration(0.0),
+            // As Varnish reads them: never below zero, the TTL less the
+            // response's age.
+            Var::BerespTtl => Value::Duration(bo.ttl.max(0.0) - bo.age()),
+            Var::BerespGrace => Value::Duration(bo.grace.max(0.0)),
+            Var::BerespKeep => Value::Duration(bo.keep.max(0.0)),
+            Var::BerespAge => Value::Duration(bo.age()),
             Var::BerespDoStream => Value::Bool(bo.do_stream),
             Var::BerespDoGzip => Value::Bool(bo.do_gzip),
             Var::BerespDoGunzip => Value::Bool(bo.do_gunzip),
@@ -528,13 +536,30 @@ impl VclContext for BoCtx<'_> {
             (Var::BereqConnectTimeout, Value::Duration(d)) => bo.connect_timeout = *d,
             (Var::BereqFirstByteTimeout, Value::Duration(d)) => bo.first_byte_timeout = *d,
             (Var::BereqBetweenBytesTimeout, Value::Duration(d)) => bo.between_bytes_timeout = *d,
-            (Var::BerespUncacheable, Value::Bool(b)) => bo.uncacheable = *b,
+            (Var::BerespUncacheable, Value::Bool(b)) => {
+                // Once uncacheable, always: Varnish refuses the way back.
+                if bo.uncacheable && !*b {
+                    bo.vsl.str(lacquer_shm::Tag::VCL_Error, "Ignoring attempt to reset beresp.uncacheable");
+                } else if *b {
+                    bo.uncacheable = true;
+                }
+                log_ttl(bo);
+            }
             (Var::BerespDoStream, Value::Bool(b)) => bo.do_stream = *b,
             (Var::BerespDoGzip, Value::Bool(b)) => bo.do_gzip = *b,
             (Var::BerespDoGunzip, Value::Bool(b)) => bo.do_gunzip = *b,
-            (Var::BerespTtl, Value::Duration(d)) => bo.ttl = *d,
-            (Var::BerespGrace, Value::Duration(d)) => bo.grace = *d,
-            (Var::BerespKeep, Value::Duration(d)) => bo.keep = *d,
+            (Var::BerespTtl, Value::Duration(d)) => {
+                bo.ttl = (d + bo.age()).max(0.0);
+                log_ttl(bo);
+            }
+            (Var::BerespGrace, Value::Duration(d)) => {
+                bo.grace = d.max(0.0);
+                log_ttl(bo);
+            }
+            (Var::BerespKeep, Value::Duration(d)) => {
+                bo.keep = d.max(0.0);
+                log_ttl(bo);
+            }
             (Var::BerespBody, v) => bo.synth_body = bytes_of(v),
             _ => {}
         }
@@ -594,4 +619,14 @@ impl VclContext for BoCtx<'_> {
     fn backend_name(&self, b: BackendId) -> Option<&str> {
         self.bo.vcl.director(b).map(|d| d.name())
     }
+}
+
+/// `TTL VCL …`: the lifetimes after VCL changed one of them (or
+/// `beresp.uncacheable`), as Varnish logs them.
+fn log_ttl(bo: &mut Bo) {
+    let how = if bo.uncacheable { "uncacheable" } else { "cacheable" };
+    bo.vsl.fmt(
+        lacquer_shm::Tag::TTL,
+        format_args!("VCL {:.0} {:.0} {:.0} {:.0} {how}", bo.ttl, bo.grace, bo.keep, bo.t_origin),
+    );
 }

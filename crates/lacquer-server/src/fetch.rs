@@ -63,8 +63,9 @@ pub(crate) enum FetchStep {
 // only add an allocation.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Fetched {
-    /// A response to deliver, made at `t_origin` (its age taken off).
-    Resp { beresp: Msg, body: BeBody, t_origin: f64 },
+    /// A response to deliver, with its lifetimes as VCL left them (what
+    /// `obj.*` reads when the response is not kept in the cache).
+    Resp { beresp: Msg, body: BeBody, life: Lifetime },
     /// The fetch failed without a response (abandoned, failed VCL, too many
     /// retries in `vcl_backend_error`): the client makes a 503.
     Failed,
@@ -181,6 +182,22 @@ pub(crate) struct Bo {
 }
 
 impl Bo {
+    /// The response's lifetimes as they stand.
+    pub fn lifetime(&self) -> Lifetime {
+        Lifetime { t_origin: self.t_origin, ttl: self.ttl, grace: self.grace, keep: self.keep }
+    }
+
+    /// How old the response is at VCL's "now" (when it arrived, or when
+    /// the error was made): `beresp.ttl` reads and writes are relative to
+    /// that moment, while `ttl` counts from `t_origin`.
+    pub fn age(&self) -> f64 {
+        if self.t_origin == 0.0 {
+            0.0
+        } else {
+            self.t_resp - self.t_origin
+        }
+    }
+
     /// A fetch of `bereq` from the backend `backend`, with the server's
     /// default timeouts.
     #[allow(clippy::too_many_arguments)]
@@ -274,7 +291,6 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
             FetchStep::Retry => stp_retry(&mut bo),
             FetchStep::Error => stp_error(&shared, &mut bo, &mut tx),
             FetchStep::Fail => {
-                shared.stats.fetch_failed.inc();
                 if let Some(tx) = tx.take() {
                     let _ = tx.send(Fetched::Failed);
                 }
@@ -497,20 +513,26 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                     }
                 }
                 let life = rfc2616::lifetime(&beresp, bo.t_resp, &shared.params.get());
-                (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (life.t_origin, life.ttl, life.grace, life.keep);
                 bo.vsl.head(&beresp, vsl::BERESP);
-                bo.vsl.fmt(
-                    Tag::TTL,
-                    format_args!(
-                        "RFC {:.0} {:.0} {:.0} {:.0} {:.0} {}",
-                        life.ttl,
-                        life.grace,
-                        life.keep,
-                        bo.t_resp,
-                        life.t_origin,
-                        if bo.uncacheable { "uncacheable" } else { "cacheable" }
-                    ),
-                );
+                if bo.is_pass {
+                    // A pass keeps nothing: only the response's age counts
+                    // (Varnish asks RFC 2616 nothing, and logs no `TTL`).
+                    (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (life.t_origin, 0.0, 0.0, 0.0);
+                } else {
+                    (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (life.t_origin, life.ttl, life.grace, life.keep);
+                    bo.vsl.fmt(
+                        Tag::TTL,
+                        format_args!(
+                            "RFC {:.0} {:.0} {:.0} {:.0} {:.0} {}",
+                            life.ttl,
+                            life.grace,
+                            life.keep,
+                            bo.t_resp,
+                            life.t_origin,
+                            if bo.uncacheable { "uncacheable" } else { "cacheable" }
+                        ),
+                    );
+                }
                 bo.beresp = Some(beresp);
                 bo.rest = rest;
                 bo.conn = Some(conn);
@@ -675,7 +697,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
     // when told to.
     let keep_conn = !beresp.has_token(b"connection", b"close")
         && (beresp.head.protover() >= 11 || beresp.has_token(b"connection", b"keep-alive"));
-    let t_origin = bo.t_origin;
+    let life = bo.lifetime();
     if !bo.do_stream {
         return fetch_whole(shared, bo, beresp, tx, keep_conn).await;
     }
@@ -684,7 +706,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
         Some((oc, obj)) => {
             if let Some(tx) = tx {
                 let body = BeBody::Object(oc.clone(), obj.clone());
-                let _ = tx.send(Fetched::Resp { beresp, body, t_origin });
+                let _ = tx.send(Fetched::Resp { beresp, body, life });
             }
             Sink::Object(oc, obj)
         }
@@ -694,7 +716,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
             let Some(tx) = tx else { return FetchStep::Done };
             let len = match bo.framing {
                 Framing::None => {
-                    let _ = tx.send(Fetched::Resp { beresp, body: BeBody::Empty, t_origin });
+                    let _ = tx.send(Fetched::Resp { beresp, body: BeBody::Empty, life });
                     recycle(shared, bo, keep_conn);
                     return FetchStep::Done;
                 }
@@ -702,7 +724,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
                 _ => None,
             };
             let (btx, rx) = mpsc::channel(BODY_QUEUE);
-            if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, rx }, t_origin }).is_err() {
+            if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, rx }, life }).is_err() {
                 return FetchStep::Done;
             }
             Sink::Channel(btx)
@@ -851,7 +873,7 @@ async fn fetch_whole(
     }
     let Sink::Buffer(body) = sink else { unreachable!("made above") };
     let body = body.into_inner().unwrap_or_else(|e| e.into_inner());
-    let t_origin = bo.t_origin;
+    let life = bo.lifetime();
     let fetched = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {
             let ok = obj.append(body).is_ok();
@@ -861,9 +883,9 @@ async fn fetch_whole(
             } else {
                 shared.cache.remove(&oc);
             }
-            Fetched::Resp { beresp, body: BeBody::Object(oc, obj), t_origin }
+            Fetched::Resp { beresp, body: BeBody::Object(oc, obj), life }
         }
-        None => Fetched::Resp { beresp, body: BeBody::Bytes(body), t_origin },
+        None => Fetched::Resp { beresp, body: BeBody::Bytes(body), life },
     };
     if let Some(tx) = tx {
         let _ = tx.send(fetched);
@@ -938,7 +960,7 @@ fn choose_store(shared: &Shared, bo: &Bo) -> usize {
 /// life cut to `shortlived` (varnishd's salvage in `vbf_allocobj`).
 fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Published<Msg>> {
     let busy = bo.busy.take()?;
-    let life = Lifetime { t_origin: bo.t_origin, ttl: bo.ttl, grace: bo.grace, keep: bo.keep };
+    let life = bo.lifetime();
     let vary = rfc2616::vary(beresp, &bo.bereq);
     if let Some(ttl) = bo.hit_for_pass {
         busy.hit_for_pass(bo.vxid, Lifetime { ttl, ..life }, vary);
@@ -1053,6 +1075,10 @@ fn recycle(shared: &Shared, bo: &mut Bo, keep: bool) {
 fn stp_error(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<Fetched>>) -> FetchStep {
     bo.conn = None;
     bo.rest.clear();
+    // A failed fetch counts; VCL's own `return (error(...))` does not.
+    if bo.err.is_none() {
+        shared.stats.fetch_failed.inc();
+    }
     let (status, why) = bo.err.take().unwrap_or((503, None));
     let why = why.unwrap_or_else(|| {
         if status == 503 {
@@ -1065,14 +1091,18 @@ fn stp_error(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<
     beresp.append(b"Date", http_date().as_bytes());
     beresp.append(b"Server", b"Lacquer");
     bo.beresp = Some(beresp);
+    // The error is made now and kept for no time unless VCL says so.
+    bo.t_resp = now();
+    bo.vsl.timestamp("Error", bo.t_resp);
+    (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (bo.t_resp, 0.0, 0.0, 0.0);
     bo.synth_body.clear();
     let h = vcl(shared, bo, Method::BackendError);
     match h.action {
         Action::Deliver => {
             if let (Some(beresp), Some(tx)) = (bo.beresp.take(), tx.take()) {
                 let body = BeBody::Bytes(std::mem::take(&mut bo.synth_body));
-                let t_origin = now();
-                let _ = tx.send(Fetched::Resp { beresp, body, t_origin });
+                let life = bo.lifetime();
+                let _ = tx.send(Fetched::Resp { beresp, body, life });
             }
             FetchStep::Done
         }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lacquer_cache::{BodyReader, Busy, Lookup, ObjCore, Published, Want};
+use lacquer_cache::{BodyReader, Busy, Lifetime, Lookup, ObjCore, Published, Want};
 use lacquer_defs::{Action, Method};
 use lacquer_http::{BodyDecoder, ChunkedEncoder, Framing, LAST_CHUNK};
 use lacquer_shm::{Side, Tag};
@@ -124,8 +124,9 @@ pub(crate) struct Req {
     bgfetch: Option<Busy<Msg>>,
     pub is_hitmiss: bool,
     pub is_hitpass: bool,
-    /// When the response being delivered was made, less its age.
-    t_origin: f64,
+    /// The lifetimes of the response being delivered when it was fetched
+    /// (its `t_origin`: when it was made, less its age), or found.
+    pub life: Option<Lifetime>,
     /// The session's timeouts as VCL sees and sets them (`sess.*`); they
     /// go back to the session when the response is sent.
     pub timeouts: Timeouts,
@@ -211,7 +212,7 @@ impl Req {
             bgfetch: None,
             is_hitmiss: false,
             is_hitpass: false,
-            t_origin: 0.0,
+            life: None,
             timeouts: sp.timeouts,
         }
     }
@@ -512,7 +513,7 @@ fn cnt_hit(req: &mut Req) -> ReqStep {
             let Some((oc, obj)) = req.obj.clone() else {
                 return ReqStep::VclFail;
             };
-            req.t_origin = oc.lifetime().t_origin;
+            req.life = Some(oc.lifetime());
             req.resp = Some(obj.head.clone());
             req.resp_body = RespBody::Fetched(BeBody::Object(oc, obj));
             ReqStep::Deliver
@@ -711,12 +712,12 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         }
     };
     match fetched {
-        Ok(Fetched::Resp { beresp, body, t_origin }) => {
+        Ok(Fetched::Resp { beresp, body, life }) => {
             req.vsl.timestamp("Fetch", now());
             if let BeBody::Object(oc, obj) = &body {
                 req.obj = Some((oc.clone(), obj.clone()));
             }
-            req.t_origin = t_origin;
+            req.life = Some(life);
             req.resp = Some(beresp);
             req.resp_body = RespBody::Fetched(body);
             ReqStep::Deliver
@@ -776,7 +777,8 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
         _ => req.vxid.to_string(),
     };
     resp.append(b"X-Varnish", xvarnish.as_bytes());
-    let age = (now() - req.t_origin).floor().max(0.0) as u64;
+    let t_origin = req.life.map_or(now(), |l| l.t_origin);
+    let age = (now() - t_origin).floor().max(0.0) as u64;
     resp.append(b"Age", age.to_string().as_bytes());
     if req.params.http_range_support != 0.0 && req.obj.is_some() && resp.head.status() == 200 {
         resp.set(b"Accept-Ranges", b"bytes");
@@ -989,7 +991,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     // A satisfied conditional request gets 304; a Range gets its part.
     let mut window = deliver::Window::ALL;
     let get_or_head = req.is_head() || req.req.head.method(&req.req.buf).eq_ignore_ascii_case(b"GET");
-    let last_modified = req.t_origin;
+    let last_modified = req.life.map_or(0.0, |l| l.t_origin);
     if get_or_head && deliver::not_modified(&req.req, &resp, req.t_req, last_modified) {
         resp.head.set_status(304);
         resp.head.set_reason(b"Not Modified");
