@@ -449,7 +449,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         // A sick or busy backend refuses here without connecting (Varnish's
         // FetchError "backend NAME: unhealthy" or "busy"), as does one
         // that cannot be reached: all go to vcl_backend_error.
-        let conn = if attempt == 0 { be.get(connect).await } else { be.connect(connect).await };
+        let hold = crate::vbe::Holddown::from_params(&shared.params.get());
+        let conn = if attempt == 0 { be.get(connect, hold).await } else { be.connect(connect, hold).await };
         let mut conn = match conn {
             Ok(c) => c,
             Err(e) => {
@@ -457,7 +458,22 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                 match e.kind() {
                     io::ErrorKind::ConnectionRefused if !be.healthy() => m.backend_unhealthy.inc(),
                     io::ErrorKind::WouldBlock => m.backend_busy.inc(),
-                    _ => m.backend_fail.inc(),
+                    _ => {
+                        m.backend_fail.inc();
+                        let vbe = bo.resolved.and_then(|i| bo.vcl.vbe.get(i));
+                        if let Some(v) = vbe {
+                            count_connect_failure(v, &e);
+                        }
+                        if let Some(errno) = e.raw_os_error() {
+                            let text = e.to_string();
+                            let text = text.split(" (os error").next().unwrap_or_default();
+                            bo.vsl.fmt(
+                                Tag::FetchError,
+                                format_args!("backend {}: fail errno {errno} ({text})", be.def.name),
+                            );
+                            return FetchStep::Error;
+                        }
+                    }
                 }
                 bo.vsl.fmt(Tag::FetchError, format_args!("backend {}: {e}", be.def.name));
                 return FetchStep::Error;
@@ -542,6 +558,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
             // a fresh one.
             Err(Exchange::Closed) if conn.reused => {
                 bo.vsl.fmt(Tag::BackendClose, format_args!("{fd} {} close", be.def.name));
+                shared.stats.backend_retry.inc();
                 continue;
             }
             Err(e) => {
@@ -551,6 +568,23 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         }
     }
     FetchStep::Error
+}
+
+/// A backend's count of what made a connect fail, by errno as Varnish
+/// sorts them, or that it was not tried while held down.
+fn count_connect_failure(v: &lacquer_shm::vsc::Vbe, e: &io::Error) {
+    if crate::vbe::is_held_down(e) {
+        v.helddown.inc();
+        return;
+    }
+    match (e.raw_os_error(), e.kind()) {
+        (Some(1 | 13), _) => v.fail_eacces.inc(),
+        (Some(99), _) => v.fail_eaddrnotavail.inc(),
+        (Some(111), _) => v.fail_econnrefused.inc(),
+        (Some(101), _) => v.fail_enetunreach.inc(),
+        (Some(110), _) | (_, io::ErrorKind::TimedOut) => v.fail_etimedout.inc(),
+        _ => v.fail_other.inc(),
+    }
 }
 
 /// The connect, first-byte and between-bytes timeouts of a fetch, each
@@ -944,10 +978,16 @@ fn transient(shared: &Shared) -> &dyn lacquer_cache::Storage {
 /// Transient when it is uncacheable or its whole life (`ttl + grace +
 /// keep`) is shorter than `shortlived`; otherwise the next store in turn
 /// (`STV_next`: the stores `-s` gave, Transient left out, round robin).
+/// Counts the first two cases (`beresp_uncacheable`, `beresp_shortlived`).
 fn choose_store(shared: &Shared, bo: &Bo) -> usize {
     let last = shared.cache.stores().len() - 1;
     let life = bo.ttl + bo.grace.max(0.0) + bo.keep.max(0.0);
-    if bo.uncacheable || life < shared.params.get().shortlived {
+    if bo.uncacheable {
+        shared.stats.beresp_uncacheable.inc();
+        return last;
+    }
+    if life < shared.params.get().shortlived {
+        shared.stats.beresp_shortlived.inc();
         return last;
     }
     shared.cache.next_store()
@@ -1099,6 +1139,9 @@ fn stp_error(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<
     let h = vcl(shared, bo, Method::BackendError);
     match h.action {
         Action::Deliver => {
+            // The error is an object like any other to Varnish: it is
+            // stored (and counted) by the same rule.
+            choose_store(shared, bo);
             if let (Some(beresp), Some(tx)) = (bo.beresp.take(), tx.take()) {
                 let body = BeBody::Bytes(std::mem::take(&mut bo.synth_body));
                 let life = bo.lifetime();

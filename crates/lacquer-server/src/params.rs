@@ -71,6 +71,8 @@ honoured! {
     gzip_level,
     vcl_cooldown,
     shortlived,
+    backend_local_error_holddown,
+    backend_remote_error_holddown,
 }
 
 /// Honoured parameters that are not numbers: read by name where they are

@@ -877,7 +877,8 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(be) = req.backend_hint.and_then(|b| vcl.director(b)).and_then(|d| d.resolve(&vcl)) else {
         return req.synth(503, None);
     };
-    let mut io = match be.connect(be.def.connect_timeout.unwrap_or(req.params.connect_timeout)).await {
+    let hold = crate::vbe::Holddown::from_params(&req.params);
+    let mut io = match be.connect(be.def.connect_timeout.unwrap_or(req.params.connect_timeout), hold).await {
         Ok(io) => io,
         Err(_) => return req.synth(503, None),
     };

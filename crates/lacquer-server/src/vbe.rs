@@ -120,6 +120,54 @@ impl AsyncWrite for Conn {
     }
 }
 
+/// How long a backend is not tried after a connect failed (Varnish's
+/// `backend_local_error_holddown` for a fault on our side, such as
+/// EACCES or EADDRNOTAVAIL, and `backend_remote_error_holddown` for one on
+/// the other, such as ECONNREFUSED or ENETUNREACH), so that a dead backend
+/// is not hammered with connects.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Holddown {
+    pub local: f64,
+    pub remote: f64,
+}
+
+impl Holddown {
+    pub fn from_params(p: &crate::Params) -> Holddown {
+        Holddown { local: p.backend_local_error_holddown, remote: p.backend_remote_error_holddown }
+    }
+
+    /// How long a failed connect's error holds the backend down.
+    fn after(&self, e: &io::Error) -> f64 {
+        const EPERM: i32 = 1;
+        const EACCES: i32 = 13;
+        const EADDRNOTAVAIL: i32 = 99;
+        const ENETUNREACH: i32 = 101;
+        const ECONNREFUSED: i32 = 111;
+        match e.raw_os_error() {
+            Some(EPERM | EACCES | EADDRNOTAVAIL) => self.local,
+            Some(ECONNREFUSED | ENETUNREACH) => self.remote,
+            _ => 0.0,
+        }
+    }
+}
+
+/// The error of a connect not tried: the backend is held down.
+#[derive(Debug)]
+pub(crate) struct HeldDown;
+
+impl std::fmt::Display for HeldDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("held down after a failed connect")
+    }
+}
+
+impl std::error::Error for HeldDown {}
+
+/// Whether `e` says the backend was held down rather than tried.
+pub(crate) fn is_held_down(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|r| r.is::<HeldDown>())
+}
+
 /// One backend of the running program, with its pool, its health and its
 /// count of connections in use.
 pub(crate) struct Backend {
@@ -138,6 +186,8 @@ pub(crate) struct Backend {
     /// A module's own backend: a "connection" is an in-process pipe to a
     /// task that has the module answer ([`native`]).
     native: Option<Arc<dyn lacquer_module::NativeBackend>>,
+    /// Until when connects are not tried, after one failed ([`Holddown`]).
+    held_until: Mutex<Option<std::time::Instant>>,
 }
 
 impl Backend {
@@ -152,6 +202,7 @@ impl Backend {
             sick: AtomicBool::new(false),
             admin: Default::default(),
             native: None,
+            held_until: Mutex::new(None),
         }
     }
 
@@ -199,21 +250,43 @@ impl Backend {
 
     /// An idle pooled connection, or a new one; fails at once if the
     /// backend is sick or at its `.max_connections`.
-    pub async fn get(&self, connect_timeout: f64) -> io::Result<Conn> {
+    pub async fn get(&self, connect_timeout: f64, hold: Holddown) -> io::Result<Conn> {
         let slot = self.admit()?;
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         if let Some(io) = pooled {
             return Ok(Conn { io, reused: true, _slot: slot });
         }
-        self.open(connect_timeout).await.map(|io| Conn { io, reused: false, _slot: slot })
+        self.open_unless_held(connect_timeout, hold).await.map(|io| Conn { io, reused: false, _slot: slot })
     }
 
     /// A new connection, never a pooled one (for pipe, and for the second
     /// try after a reused connection failed); fails at once if the backend
     /// is sick or at its `.max_connections`.
-    pub async fn connect(&self, connect_timeout: f64) -> io::Result<Conn> {
+    pub async fn connect(&self, connect_timeout: f64, hold: Holddown) -> io::Result<Conn> {
         let slot = self.admit()?;
-        self.open(connect_timeout).await.map(|io| Conn { io, reused: false, _slot: slot })
+        self.open_unless_held(connect_timeout, hold).await.map(|io| Conn { io, reused: false, _slot: slot })
+    }
+
+    /// Opens a connection unless a recent failure holds the backend down;
+    /// a failure that calls for it starts a hold-down.
+    async fn open_unless_held(&self, connect_timeout: f64, hold: Holddown) -> io::Result<Box<dyn Io>> {
+        {
+            let mut until = self.held_until.lock().unwrap_or_else(|e| e.into_inner());
+            match *until {
+                Some(t) if std::time::Instant::now() < t => return Err(io::Error::other(HeldDown)),
+                Some(_) => *until = None,
+                None => {}
+            }
+        }
+        let r = self.open(connect_timeout).await;
+        if let Err(e) = &r {
+            let h = hold.after(e);
+            if h > 0.0 {
+                let until = std::time::Instant::now() + Duration::from_secs_f64(h);
+                *self.held_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+            }
+        }
+        r
     }
 
     /// The checks of Varnish's `vbe_dir_getfd` before it takes a
