@@ -179,6 +179,10 @@ pub(crate) struct Bo {
     /// Body bytes read with the head.
     rest: Vec<u8>,
     framing: Framing,
+    /// The backend connection is not to be reused, whatever VCL does to
+    /// the headers: the request went with `Connection: close`, or the
+    /// response came with it (or as HTTP/1.0 without keep-alive).
+    doclose: bool,
 }
 
 impl Bo {
@@ -261,6 +265,7 @@ impl Bo {
             conn: None,
             rest: Vec::new(),
             framing: Framing::None,
+            doclose: false,
         }
     }
 }
@@ -435,6 +440,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         }
         _ => {}
     }
+    bo.doclose = bereq.has_token(b"connection", b"close");
     let mut out = Vec::with_capacity(1024);
     bereq.write_to(&mut out);
     if let ReqBody::Cached(body) = &bo.body {
@@ -514,6 +520,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                 bo.acct.2 = n as u64;
                 bo.vsl.timestamp("Beresp", now());
                 let mut beresp = Msg { buf, head };
+                bo.doclose |= beresp.has_token(b"connection", b"close")
+                    || (beresp.head.protover() < 11 && !beresp.has_token(b"connection", b"keep-alive"));
                 bo.framing = if is_head { Framing::None } else { beresp.head.framing() };
                 if beresp.header(b"date").is_none() {
                     beresp.append(b"Date", http_date().as_bytes());
@@ -729,8 +737,9 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
     let tx = tx.take();
     // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only
     // when told to.
-    let keep_conn = !beresp.has_token(b"connection", b"close")
-        && (beresp.head.protover() >= 11 || beresp.has_token(b"connection", b"keep-alive"));
+    // Closed when either side said so: on the wire (`doclose`), or in the
+    // response as VCL left it.
+    let keep_conn = !bo.doclose && !beresp.has_token(b"connection", b"close");
     let life = bo.lifetime();
     if !bo.do_stream {
         return fetch_whole(shared, bo, beresp, tx, keep_conn).await;
