@@ -250,6 +250,8 @@ pub(crate) struct Shared {
     compile: lacquer_vcl::Options,
     /// Whether client connections are accepted (`start` / `stop`).
     pub child: acceptor::Child,
+    /// The backend connection pools, shared across VCLs.
+    pub pools: vbe::Pools,
 }
 
 impl Shared {
@@ -366,6 +368,7 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         modules: cfg.modules,
         compile: cfg.compile,
         child: acceptor::Child::new(listeners, alive_tx),
+        pools: vbe::Pools::default(),
     });
     if let Some(boot) = cfg.boot {
         if let Some(file) = boot.file {

@@ -168,11 +168,47 @@ pub(crate) fn is_held_down(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|r| r.is::<HeldDown>())
 }
 
+/// The connections to one place (Varnish's `VCP`, a connection pool):
+/// the idle ones, and the hold-down after a failed connect. The backends
+/// of every loaded VCL that point at the same place share one, so that a
+/// new VCL goes on with the connections the old one opened.
+#[derive(Default)]
+pub(crate) struct ConnPool {
+    idle: Mutex<Vec<Box<dyn Io>>>,
+    /// Until when connects are not tried, after one failed ([`Holddown`]).
+    held_until: Mutex<Option<std::time::Instant>>,
+}
+
+/// What makes two backends' connections interchangeable: where they go,
+/// and what is sent first on each.
+type PoolKey = (Option<String>, Vec<SocketAddr>, Option<Vec<u8>>, Option<u8>);
+
+/// The connection pools in use, by the place they connect to; a pool goes
+/// when the last backend using it does.
+#[derive(Default)]
+pub(crate) struct Pools(Mutex<std::collections::HashMap<PoolKey, std::sync::Weak<ConnPool>>>);
+
+impl Pools {
+    /// The pool of connections to where `def` points, shared with every
+    /// other backend that points there.
+    pub fn get(&self, def: &BackendDef) -> Arc<ConnPool> {
+        let key = (def.path.clone(), def.addrs.clone(), def.preamble.clone(), def.proxy_header);
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = map.get(&key).and_then(std::sync::Weak::upgrade) {
+            return pool;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let pool = Arc::new(ConnPool::default());
+        map.insert(key, Arc::downgrade(&pool));
+        pool
+    }
+}
+
 /// One backend of the running program, with its pool, its health and its
 /// count of connections in use.
 pub(crate) struct Backend {
     pub def: BackendDef,
-    pool: Mutex<Vec<Box<dyn Io>>>,
+    pool: Arc<ConnPool>,
     /// Connections handed out and not yet given back (Varnish's `n_conn`);
     /// idle pooled connections do not count.
     in_use: Arc<AtomicU32>,
@@ -186,8 +222,6 @@ pub(crate) struct Backend {
     /// A module's own backend: a "connection" is an in-process pipe to a
     /// task that has the module answer ([`native`]).
     native: Option<Arc<dyn lacquer_module::NativeBackend>>,
-    /// Until when connects are not tried, after one failed ([`Holddown`]).
-    held_until: Mutex<Option<std::time::Instant>>,
 }
 
 impl Backend {
@@ -197,13 +231,19 @@ impl Backend {
     pub fn new(def: BackendDef) -> Backend {
         Backend {
             def,
-            pool: Mutex::new(Vec::new()),
+            pool: Arc::default(),
             in_use: Arc::new(AtomicU32::new(0)),
             sick: AtomicBool::new(false),
             admin: Default::default(),
             native: None,
-            held_until: Mutex::new(None),
         }
+    }
+
+    /// A backend that shares its connections with the others that point
+    /// where it does (those of other VCLs included).
+    pub fn pooled(def: BackendDef, pools: &Pools) -> Backend {
+        let pool = pools.get(&def);
+        Backend { pool, ..Backend::new(def) }
     }
 
     /// A backend a module implements, called `name`.
@@ -252,7 +292,7 @@ impl Backend {
     /// backend is sick or at its `.max_connections`.
     pub async fn get(&self, connect_timeout: f64, hold: Holddown) -> io::Result<Conn> {
         let slot = self.admit()?;
-        let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let pooled = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         if let Some(io) = pooled {
             return Ok(Conn { io, reused: true, _slot: slot });
         }
@@ -271,7 +311,7 @@ impl Backend {
     /// a failure that calls for it starts a hold-down.
     async fn open_unless_held(&self, connect_timeout: f64, hold: Holddown) -> io::Result<Box<dyn Io>> {
         {
-            let mut until = self.held_until.lock().unwrap_or_else(|e| e.into_inner());
+            let mut until = self.pool.held_until.lock().unwrap_or_else(|e| e.into_inner());
             match *until {
                 Some(t) if std::time::Instant::now() < t => return Err(io::Error::other(HeldDown)),
                 Some(_) => *until = None,
@@ -283,7 +323,7 @@ impl Backend {
             let h = hold.after(e);
             if h > 0.0 {
                 let until = std::time::Instant::now() + Duration::from_secs_f64(h);
-                *self.held_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+                *self.pool.held_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
             }
         }
         r
@@ -343,7 +383,7 @@ impl Backend {
     /// Gives a connection whose last response was read to its end back to
     /// the pool; either way it stops counting as in use.
     pub fn recycle(&self, conn: Conn) {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < POOL_MAX {
             pool.push(conn.io);
         }

@@ -426,7 +426,8 @@ impl Vcls {
         program: Program,
         source: (String, String),
     ) -> Result<Arc<Vcl>, String> {
-        let backends = program.backends.iter().cloned().map(|d| Arc::new(vbe::Backend::new(d))).collect();
+        let backends =
+            program.backends.iter().cloned().map(|d| Arc::new(vbe::Backend::pooled(d, &shared.pools))).collect();
         let vbe = program
             .backends
             .iter()
