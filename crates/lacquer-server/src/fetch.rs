@@ -1148,18 +1148,39 @@ fn stp_error(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<
     let h = vcl(shared, bo, Method::BackendError);
     match h.action {
         Action::Deliver => {
-            // The error is an object like any other to Varnish: it is
-            // stored (and counted) by the same rule.
-            choose_store(shared, bo);
-            if let (Some(beresp), Some(tx)) = (bo.beresp.take(), tx.take()) {
-                let body = BeBody::Bytes(std::mem::take(&mut bo.synth_body));
-                let life = bo.lifetime();
-                let _ = tx.send(Fetched::Resp { beresp, body, life });
-            }
+            deliver_error(shared, bo, tx.take());
             FetchStep::Done
         }
         Action::Retry => retry_or(shared, bo, FetchStep::Fail),
         _ => FetchStep::Fail,
+    }
+}
+
+/// Hands on the response `vcl_backend_error` made. It is an object like
+/// any other to Varnish: a miss stores it by the same rules, kept as long
+/// as VCL said (by default not at all), so that a backend that is down
+/// need not be asked again for each request.
+fn deliver_error(shared: &Shared, bo: &mut Bo, tx: Option<oneshot::Sender<Fetched>>) {
+    let Some(beresp) = bo.beresp.take() else { return };
+    let body = std::mem::take(&mut bo.synth_body);
+    bo.framing = Framing::Length(body.len() as u64);
+    let stv = choose_store(shared, bo);
+    let life = bo.lifetime();
+    let fetched = match store(shared, bo, &beresp, stv) {
+        Some((oc, obj)) => {
+            let ok = obj.append(body).is_ok();
+            obj.finish(ok);
+            if !ok {
+                shared.cache.remove(&oc);
+            } else if life.ttl > 0.0 {
+                retire_stale(shared, bo);
+            }
+            Fetched::Resp { beresp, body: BeBody::Object(oc, obj), life }
+        }
+        None => Fetched::Resp { beresp, body: BeBody::Bytes(body), life },
+    };
+    if let Some(tx) = tx {
+        let _ = tx.send(fetched);
     }
 }
 

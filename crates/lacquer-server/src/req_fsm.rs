@@ -124,6 +124,9 @@ pub(crate) struct Req {
     bgfetch: Option<Busy<Msg>>,
     pub is_hitmiss: bool,
     pub is_hitpass: bool,
+    /// The lookup found an object (Varnish's `is_hit`): it stays so when
+    /// `vcl_hit` passes, and `X-Varnish` then names the pass's fetch.
+    is_hit: bool,
     /// The lifetimes of the response being delivered when it was fetched
     /// (its `t_origin`: when it was made, less its age), or found.
     pub life: Option<Lifetime>,
@@ -212,6 +215,7 @@ impl Req {
             bgfetch: None,
             is_hitmiss: false,
             is_hitpass: false,
+            is_hit: false,
             life: None,
             timeouts: sp.timeouts,
         }
@@ -356,11 +360,13 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
     req.bgfetch = None;
     req.is_hitmiss = false;
     req.is_hitpass = false;
+    req.is_hit = false;
     req.resp = None;
     req.resp_body = RespBody::None;
     req.synth_body.clear();
     req.bereq = None;
     if req.restarts as f64 > req.params.max_restarts {
+        req.vsl.str(Tag::VCL_Error, "Too many restarts");
         return req.synth(503, None);
     }
     // A restart is a new transaction, linked from the old one.
@@ -461,12 +467,14 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
                 let Some(obj) = oc.object() else { continue };
                 log_hit(req, Tag::Hit, &oc, obj.xid);
                 req.obj = Some((oc, obj));
+                req.is_hit = true;
                 return ReqStep::Hit;
             }
             Lookup::Grace(oc, Some(bg)) => {
                 let Some(obj) = oc.object() else { continue };
                 log_hit(req, Tag::Hit, &oc, obj.xid);
                 req.obj = Some((oc, obj));
+                req.is_hit = true;
                 req.bgfetch = Some(bg);
                 return ReqStep::Hit;
             }
@@ -774,6 +782,7 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
     // A hit names the fetch that made the object too.
     let xvarnish = match (&req.obj, req.busy_xid()) {
         (Some((_, obj)), false) => format!("{} {}", req.vxid, obj.xid),
+        _ if req.is_hit => format!("{} {}", req.vxid, req.bereq_vxid),
         _ => req.vxid.to_string(),
     };
     resp.append(b"X-Varnish", xvarnish.as_bytes());
@@ -827,7 +836,9 @@ async fn cnt_synth(req: &mut Req, sp: &mut Sess) -> ReqStep {
     req.t_resp = now();
     let h = vcl(req, Method::Synth);
     match h.action {
-        Action::Restart if (req.restarts as f64) < req.params.max_restarts => ReqStep::Restart,
+        // Past `max_restarts` (the restart that went one too far made this
+        // synth) a restart delivers instead, as in Varnish.
+        Action::Restart if (req.restarts as f64) <= req.params.max_restarts => ReqStep::Restart,
         Action::Deliver | Action::Restart => ReqStep::Transmit,
         _ => {
             // A failing vcl_synth gets the least response there is.
