@@ -1022,9 +1022,12 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
     // The stored head: the response as VCL left it, without its
     // connection's headers; Content-Length stays, for clients that come
     // while the body is still arriving.
-    let named = beresp.connection_named();
+    // Proxy credentials are one client's, not for everyone the object
+    // serves (Varnish's HTTPH_A_INS).
+    let credentials =
+        |n: &[u8]| n.eq_ignore_ascii_case(b"proxy-authenticate") || n.eq_ignore_ascii_case(b"proxy-authorization");
     let mut kept = Msg::response(beresp.head.status(), beresp.head.reason(&beresp.buf));
-    kept.copy_headers(beresp, |n| !is_hop_by_hop(n, &named) || n.eq_ignore_ascii_case(b"content-length"));
+    kept.copy_end_to_end(beresp, |n, hop| (!hop && !credentials(n)) || n.eq_ignore_ascii_case(b"content-length"));
     if !matches!(bo.framing, Framing::Length(_)) {
         kept.unset(b"content-length");
     }

@@ -19,7 +19,7 @@ use crate::deliver;
 use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
 use crate::gzip;
 use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
-use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
+use crate::msg::{http_date, now, reason, wire_status, Msg};
 use crate::vcl::Vcl;
 use crate::vsl::{self, Vsl};
 use crate::Shared;
@@ -321,12 +321,21 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
 async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let m = &mut req.req;
     // Connection: close, and HTTP/1.0 without keep-alive, end the
-    // connection after this request. The headers it names stay visible to
-    // VCL and are filtered out of backend requests (Varnish's
-    // `http_DoConnection` marks them).
+    // connection after this request. The header lines it names stay
+    // visible to VCL and are left out of backend requests
+    // (`Msg::copy_end_to_end`); naming a header Varnish needs is refused.
     if m.has_token(b"connection", b"close") || (m.head.protover() < 11 && !m.has_token(b"connection", b"keep-alive")) {
         req.doclose = true;
         req.close = if m.has_token(b"connection", b"close") { "REQ_CLOSE" } else { "REQ_HTTP10" };
+    }
+    if crate::msg::names_well_known(m).is_some() {
+        // Asked to drop a header Varnish needs end to end: a bad request.
+        req.vsl.str(Tag::Error, "Bad Connection header");
+        req.shared.stats.client_req_400.inc();
+        let _ = sp.send(b"HTTP/1.1 400 Bad Request\r\n\r\n", Instant::now()).await;
+        req.doclose = true;
+        req.close = "RX_BAD";
+        return ReqStep::Finish;
     }
     if let Some(expect) = m.header(b"expect") {
         if !expect.eq_ignore_ascii_case(b"100-continue") {
@@ -610,16 +619,24 @@ fn make_bereq(req: &Req, pass: bool) -> Msg {
     let method = req.req.head.method(&req.req.buf);
     let method = if !pass && method.eq_ignore_ascii_case(b"HEAD") { &b"GET"[..] } else { method };
     let mut bereq = Msg::request(method, req.req.head.url(&req.req.buf), b"HTTP/1.1");
-    let named = req.req.connection_named();
     // A miss fetches the whole object for everyone: the client's own
-    // conditions and range stay with it (Varnish's HTTPH_R_FETCH).
-    let per_client = |n: &[u8]| {
-        !pass
-            && [&b"if-modified-since"[..], b"if-none-match", b"if-range", b"range"]
-                .iter()
-                .any(|h| n.eq_ignore_ascii_case(h))
-    };
-    bereq.copy_headers(&req.req, |n| !is_hop_by_hop(n, &named) && !per_client(n));
+    // conditions, range and proxy credentials stay with it (Varnish's
+    // HTTPH_R_FETCH).
+    const PER_CLIENT: &[&[u8]] = &[
+        b"if-match",
+        b"if-modified-since",
+        b"if-none-match",
+        b"if-range",
+        b"if-unmodified-since",
+        b"range",
+        b"content-range",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    ];
+    let per_client = |n: &[u8]| !pass && PER_CLIENT.iter().any(|h| n.eq_ignore_ascii_case(h));
+    // What the client takes in ranges is no concern of the backend's.
+    let ranges = |n: &[u8]| n.eq_ignore_ascii_case(b"accept-ranges");
+    bereq.copy_end_to_end(&req.req, |n, hop| !hop && !per_client(n) && !ranges(n));
     // A miss asks for gzip whatever this client takes: the object serves
     // every client, and is gunzipped for those that do not take it.
     if !pass && req.params.http_gzip_support != 0.0 {
@@ -761,7 +778,6 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
     let Some(beresp) = req.resp.take() else {
         return ReqStep::VclFail;
     };
-    let named = beresp.connection_named();
     let mut resp = Msg::response(beresp.head.status(), beresp.head.reason(&beresp.buf));
     // The length, when known: a whole object's, or the one the backend
     // announced for a body still arriving. (Transmit has the last word:
@@ -775,7 +791,7 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
         RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
         _ => None,
     };
-    resp.copy_headers(&beresp, |n| !is_hop_by_hop(n, &named));
+    resp.copy_end_to_end(&beresp, |_, hop| !hop);
     if let Some(n) = length {
         resp.append(b"Content-Length", n.to_string().as_bytes());
     }
@@ -853,12 +869,9 @@ async fn cnt_synth(req: &mut Req, sp: &mut Sess) -> ReqStep {
 fn cnt_pipe_bereq(req: &mut Req) {
     let m = &req.req;
     let mut bereq = Msg::request(m.head.method(&m.buf), m.head.url(&m.buf), m.head.proto(&m.buf));
-    let named = m.connection_named();
     // The body goes through as raw bytes, so its framing headers stay.
-    bereq.copy_headers(m, |n| {
-        n.eq_ignore_ascii_case(b"content-length")
-            || n.eq_ignore_ascii_case(b"transfer-encoding")
-            || !is_hop_by_hop(n, &named)
+    bereq.copy_end_to_end(m, |n, hop| {
+        n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"transfer-encoding") || !hop
     });
     req.bereq_vxid = crate::next_vxid();
     bereq.append(b"X-Varnish", req.bereq_vxid.to_string().as_bytes());
