@@ -107,9 +107,9 @@ impl Endpoints {
 }
 
 /// Variables both sides answer the same way.
-fn common(var: Var, shared: &Shared, ep: &Endpoints) -> Option<Value<'static>> {
+fn common(var: Var, shared: &Shared, ep: &Endpoints, now: f64) -> Option<Value<'static>> {
     Some(match var {
-        Var::Now => Value::Time(crate::msg::now()),
+        Var::Now => Value::Time(now),
         Var::ClientIp => Value::Ip(Some(ep.client)),
         Var::RemoteIp => Value::Ip(Some(ep.remote)),
         Var::ServerIp => Value::Ip(Some(ep.server)),
@@ -190,6 +190,8 @@ fn line_of(var: Var) -> Option<(Var, Line)> {
 pub(crate) struct ReqCtx<'a> {
     pub req: &'a mut Req,
     pub method: Method,
+    /// VCL's `now`: when the subroutine was called, the same throughout.
+    pub now: f64,
 }
 
 /// The messages a context can reach by header family (`req.http.` …),
@@ -296,7 +298,7 @@ impl VclContext for ReqCtx<'_> {
             };
         }
         let r = &*self.req;
-        if let Some(v) = common(var, &r.shared, &r.ep) {
+        if let Some(v) = common(var, &r.shared, &r.ep, self.now) {
             return v;
         }
         match var {
@@ -444,6 +446,8 @@ pub(crate) struct BoCtx<'a> {
     pub bo: &'a mut Bo,
     pub shared: &'a Arc<Shared>,
     pub method: Method,
+    /// VCL's `now`: when the subroutine was called, the same throughout.
+    pub now: f64,
 }
 
 impl Messages for BoCtx<'_> {
@@ -485,7 +489,7 @@ impl VclContext for BoCtx<'_> {
                 None => default_of(var),
             };
         }
-        if let Some(v) = common(var, self.shared, &self.bo.ep) {
+        if let Some(v) = common(var, self.shared, &self.bo.ep, self.now) {
             return v;
         }
         let bo = &*self.bo;

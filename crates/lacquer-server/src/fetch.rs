@@ -350,7 +350,7 @@ fn merge_304(stale: &Msg, fresh: &Msg) -> Msg {
 fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handling {
     bo.vsl.vcl_call(method);
     let vcl = bo.vcl.clone();
-    let mut ctx = BoCtx { bo, shared, method };
+    let mut ctx = BoCtx { bo, shared, method, now: now() };
     let h = match lacquer_vcl::exec::run(&vcl.program, method, &mut ctx) {
         Ok(h) => h,
         Err(f) => {
@@ -720,7 +720,15 @@ fn stp_response(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
             bo.vsl.fmt(Tag::TTL, format_args!("HFP {ttl:.0} 0 0 {:.0} uncacheable", now()));
             FetchStep::FetchBody
         }
-        Action::Retry => retry_or(shared, bo, FetchStep::Error),
+        Action::Retry => {
+            // A response without a body leaves the connection ready for
+            // the next request; one with a body unread is closed.
+            if matches!(bo.framing, Framing::None | Framing::Length(0)) {
+                let keep = !bo.doclose && !bo.beresp.as_ref().is_some_and(|b| b.has_token(b"connection", b"close"));
+                recycle(shared, bo, keep);
+            }
+            retry_or(shared, bo, FetchStep::Error)
+        }
         Action::Error => {
             bo.err = Some((h.status.map(wire_status).unwrap_or(503), h.reason));
             FetchStep::Error

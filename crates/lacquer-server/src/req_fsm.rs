@@ -252,7 +252,7 @@ impl Req {
 fn vcl(req: &mut Req, method: Method) -> Handling {
     let vcl = req.vcl.clone();
     req.vsl.vcl_call(method);
-    let mut ctx = ReqCtx { req, method };
+    let mut ctx = ReqCtx { req, method, now: now() };
     let h = match lacquer_vcl::exec::run(&vcl.program, method, &mut ctx) {
         Ok(h) => h,
         Err(f) => match crate::handoff::stopped(req) {
@@ -902,7 +902,8 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
         return req.synth(503, None);
     };
     let hold = crate::vbe::Holddown::from_params(&req.params);
-    let mut io = match be.connect(be.def.connect_timeout.unwrap_or(req.params.connect_timeout), hold).await {
+    // A pipe may take an idle pooled connection, as Varnish's does.
+    let mut io = match be.get(be.def.connect_timeout.unwrap_or(req.params.connect_timeout), hold).await {
         Ok(io) => io,
         Err(_) => return req.synth(503, None),
     };
