@@ -363,7 +363,7 @@ params! {
         "TTL given to responses that carry no caching headers of their own.";
     experimental: Kind::Bits(&EXPERIMENTAL_BITS), "none", min N, max N, "", 0, false;
         "Switches for experimental features.";
-    feature: Kind::Bits(&FEATURE_BITS), "+validate_headers", min N, max N, "", 0, false;
+    feature: Kind::Bits(&FEATURE_BITS), "+validate_headers", min N, max N, "", 0, true;
         "Switches for minor features.";
     fetch_chunksize: Kind::Bytes, "16k", min F("4k"), max N, "bytes", EXPERIMENTAL, false;
         "The storage asked for at a time when the body length is unknown.";
@@ -1238,6 +1238,7 @@ mod tests {
                 "default_grace",
                 "default_keep",
                 "default_ttl",
+                "feature",
                 "first_byte_timeout",
                 "gzip_level",
                 "http_gzip_support",

@@ -201,6 +201,8 @@ trait Messages {
     fn msg_mut(&mut self, family: Var) -> Option<&mut Msg>;
     /// The message and the task's log, for edits that are logged.
     fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)>;
+    /// Whether header values VCL sets are checked (`feature=+validate_headers`).
+    fn validate_headers(&self) -> bool;
 
     fn read_header(&self, family: Var, name: &Header) -> Option<&[u8]> {
         self.msg(family)?.header(name.lower.as_bytes())
@@ -208,7 +210,12 @@ trait Messages {
 
     /// Sets a header, logging what goes (`ReqUnset`) and what comes
     /// (`ReqHeader`) as Varnish does.
-    fn write_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+    fn write_header(&mut self, family: Var, name: &Header, value: &[u8]) -> Result<(), Failure> {
+        // With `feature=+validate_headers` (the default) a value that would
+        // break the head (a control byte other than tab) fails the VCL.
+        if self.validate_headers() && !lacquer_http::valid_header_value(value) {
+            return Err(Failure(format!("Bad header {}:", name.name)));
+        }
         if let Some((m, vsl)) = self.msg_vsl(family) {
             let tags = head_tags(family);
             for old in m.head.header_all(&m.buf, name.lower.as_bytes()) {
@@ -217,6 +224,7 @@ trait Messages {
             m.set(name.name.as_bytes(), value);
             vsl.header(tags.header, name.name.as_bytes(), value);
         }
+        Ok(())
     }
 
     fn remove_header(&mut self, family: Var, name: &Header) {
@@ -255,6 +263,10 @@ fn head_tags(family: Var) -> vsl::HeadTags {
 }
 
 impl Messages for ReqCtx<'_> {
+    fn validate_headers(&self) -> bool {
+        self.req.params.feature("validate_headers")
+    }
+
     fn msg(&self, family: Var) -> Option<&Msg> {
         match family {
             Var::ReqHttp | Var::ReqTopHttp => Some(&self.req.req),
@@ -386,8 +398,8 @@ impl VclContext for ReqCtx<'_> {
         self.read_header(family, name)
     }
 
-    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
-        self.write_header(family, name, value);
+    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) -> Result<(), Failure> {
+        self.write_header(family, name, value)
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
@@ -448,9 +460,15 @@ pub(crate) struct BoCtx<'a> {
     pub method: Method,
     /// VCL's `now`: when the subroutine was called, the same throughout.
     pub now: f64,
+    /// `feature=+validate_headers` when the subroutine was called.
+    pub validate_headers: bool,
 }
 
 impl Messages for BoCtx<'_> {
+    fn validate_headers(&self) -> bool {
+        self.validate_headers
+    }
+
     fn msg(&self, family: Var) -> Option<&Msg> {
         match family {
             Var::BereqHttp => Some(&self.bo.bereq),
@@ -581,8 +599,8 @@ impl VclContext for BoCtx<'_> {
         self.read_header(family, name)
     }
 
-    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
-        self.write_header(family, name, value);
+    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) -> Result<(), Failure> {
+        self.write_header(family, name, value)
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {

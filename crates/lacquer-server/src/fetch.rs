@@ -350,7 +350,8 @@ fn merge_304(stale: &Msg, fresh: &Msg) -> Msg {
 fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handling {
     bo.vsl.vcl_call(method);
     let vcl = bo.vcl.clone();
-    let mut ctx = BoCtx { bo, shared, method, now: now() };
+    let validate_headers = shared.params.get().feature("validate_headers");
+    let mut ctx = BoCtx { bo, shared, method, now: now(), validate_headers };
     let h = match lacquer_vcl::exec::run(&vcl.program, method, &mut ctx) {
         Ok(h) => h,
         Err(f) => {

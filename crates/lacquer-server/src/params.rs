@@ -21,6 +21,8 @@ macro_rules! honoured {
                 #[doc = concat!("`", stringify!($field), "`, as a number (seconds or bytes).")]
                 pub $field: f64,
             )*
+            /// The `feature` bits, as set.
+            feature_bits: u128,
             values: ParamValues,
         }
 
@@ -31,12 +33,16 @@ macro_rules! honoured {
             /// Copies the honoured parameters' values into the typed fields.
             fn sync(&mut self) {
                 $( self.$field = self.number(stringify!($field)); )*
+                self.feature_bits = match self.values.get("feature") {
+                    Some(Value::Bits(b)) => *b,
+                    _ => 0,
+                };
             }
         }
 
         impl Default for Params {
             fn default() -> Params {
-                let mut p = Params { $( $field: 0.0, )* values: ParamValues::default() };
+                let mut p = Params { $( $field: 0.0, )* feature_bits: 0, values: ParamValues::default() };
                 p.sync();
                 p
             }
@@ -77,7 +83,7 @@ honoured! {
 
 /// Honoured parameters that are not numbers: read by name where they are
 /// used (`crate::compile_options`).
-pub const READ_BY_NAME: &[&str] = &["vcc_err_unref", "vcl_path"];
+pub const READ_BY_NAME: &[&str] = &["feature", "vcc_err_unref", "vcl_path"];
 
 impl Params {
     /// Sets a parameter from `name=value` text, as `-p` gives it.
@@ -93,6 +99,12 @@ impl Params {
         self.values.set(name, value)?;
         self.sync();
         Ok(())
+    }
+
+    /// Whether the `feature` bit `name` is set (`validate_headers` …).
+    pub fn feature(&self, name: &str) -> bool {
+        let names = lacquer_defs::params::FEATURE_BITS.names;
+        names.iter().position(|n| *n == name).is_some_and(|i| self.feature_bits & (1 << i) != 0)
     }
 
     fn number(&self, name: &str) -> f64 {

@@ -53,10 +53,10 @@ fn stmt<C: VclContext>(p: &Program, s: &Stmt, ctx: &mut C) -> Result<Flow, Failu
                 let name = &p.headers[*h as usize];
                 if let Expr::Const(Const::Str(s)) = e {
                     // The common case, a constant: no copy.
-                    ctx.set_header(*fam, name, s);
+                    ctx.set_header(*fam, name, s)?;
                 } else {
                     let val = string_of(p, &*ctx, e)?.map(Cow::into_owned).unwrap_or_default();
-                    ctx.set_header(*fam, name, &val);
+                    ctx.set_header(*fam, name, &val)?;
                 }
             }
         },
