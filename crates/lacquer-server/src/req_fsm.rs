@@ -568,6 +568,8 @@ fn start_bgfetch(req: &mut Req, busy: Busy<Msg>) {
     );
     bo.busy = Some(busy);
     bo.is_bgfetch = true;
+    // The object in grace is what the refresh revalidates.
+    bo.stale = req.obj.clone();
     drop(fetch::spawn(shared, bo));
 }
 
@@ -791,6 +793,7 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
         RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
         _ => None,
     };
+    let length = head_length(req, &beresp).or(length);
     resp.copy_end_to_end(&beresp, |_, hop| !hop);
     if let Some(n) = length {
         resp.append(b"Content-Length", n.to_string().as_bytes());
@@ -989,10 +992,25 @@ enum Wire {
     Eof,
 }
 
+/// A HEAD passed to the backend brings no body to count: the response's
+/// Content-Length says how long the body would be.
+fn head_length(req: &Req, resp: &Msg) -> Option<u64> {
+    let bodiless = match &req.resp_body {
+        RespBody::Fetched(BeBody::Empty) => true,
+        RespBody::Fetched(BeBody::Bytes(b)) => b.is_empty(),
+        _ => false,
+    };
+    if !req.is_head() || !bodiless {
+        return None;
+    }
+    std::str::from_utf8(resp.header(b"content-length")?).ok()?.trim().parse().ok()
+}
+
 async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(mut resp) = req.resp.take() else {
         return ReqStep::Finish;
     };
+    let head_len = head_length(req, &resp);
     let body = std::mem::replace(&mut req.resp_body, RespBody::None);
     let mut len = match &body {
         RespBody::None => Some(0),
@@ -1005,6 +1023,9 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
             std::str::from_utf8(cl).ok()?.parse().ok()
         }),
     };
+    if head_len.is_some() {
+        len = head_len;
+    }
     // A gzip body goes out gunzipped to a client that does not take gzip
     // (its length then unknown until the end).
     let mut gunzip = None;

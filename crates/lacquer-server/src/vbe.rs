@@ -318,7 +318,11 @@ impl Backend {
                 None => {}
             }
         }
-        let r = self.open(connect_timeout).await;
+        let mut r = self.open(connect_timeout).await;
+        // `.preamble`: bytes every new connection starts with.
+        if let (Ok(io), Some(pre)) = (&mut r, &self.def.preamble) {
+            tokio::io::AsyncWriteExt::write_all(io, pre).await?;
+        }
         if let Err(e) = &r {
             let h = hold.after(e);
             if h > 0.0 {

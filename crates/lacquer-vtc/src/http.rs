@@ -658,6 +658,10 @@ impl<'a> Session<'a> {
         self.dump("rxhdr", &head);
         self.say(&format!("rxhdrlen = {}", head.len()));
         let text = String::from_utf8_lossy(&head).into_owned();
+        // Blank lines and blanks before the first line are skipped, as
+        // varnishtest's `http_splitheader` does (a backend `.preamble` may
+        // end with some).
+        let text = text.trim_start_matches([' ', '\t', '\r', '\n']);
         let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
         let first = lines.next().unwrap_or("").trim_start();
         let mut h = HeadData::default();
