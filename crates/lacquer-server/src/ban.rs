@@ -87,8 +87,9 @@ pub(crate) fn parse(text: &str) -> Result<BanSpec, String> {
                 _ => return Err(format!("Unknown or unsupported field \"{f}\"")),
             },
         };
-        let numeric =
-            matches!(field, Field::ObjStatus | Field::ObjTtl | Field::ObjAge | Field::ObjGrace | Field::ObjKeep);
+        // In Varnish 7.1 `obj.status` compares as text, like a header; the
+        // lifetimes compare as durations.
+        let numeric = matches!(field, Field::ObjTtl | Field::ObjAge | Field::ObjGrace | Field::ObjKeep);
         let Some(op) = w.get(i + 1) else { return Err("Expected comparison operator.".into()) };
         let Some(arg) = w.get(i + 2) else { return Err("Expected second operand.".into()) };
         let (cmp, arg) = match op.as_str() {
@@ -105,15 +106,12 @@ pub(crate) fn parse(text: &str) -> Result<BanSpec, String> {
                     "<=" => Cmp::Le,
                     _ => Cmp::Ge,
                 };
-                let n = if matches!(field, Field::ObjStatus) {
-                    arg.parse::<u16>().map(f64::from).map_err(|_| format!("Expected integer got \"{arg}\""))?
-                } else {
-                    duration(arg).ok_or_else(|| format!("expected duration <n.nn>.ms|s|m|h|d|w|y. got \"{arg}\""))?
-                };
+                let n =
+                    duration(arg).ok_or_else(|| format!("expected duration <n.nn>.ms|s|m|h|d|w|y. got \"{arg}\""))?;
                 (cmp, Arg::Number(n))
             }
             "==" | "!=" => (if op == "==" { Cmp::Eq } else { Cmp::Ne }, Arg::Text(arg.as_bytes().to_vec())),
-            _ if numeric => return Err(format!("expected conditional (==, !=, <, >, <= or >=) got \"{op}\"")),
+            _ if numeric => return Err(format!("expected conditional (==, !=, >, >=, < or <=) got \"{op}\"")),
             _ => return Err(format!("expected conditional (==, !=, ~ or !~) got \"{op}\"")),
         };
         conds.push(Cond { field, cmp, arg });
@@ -162,7 +160,7 @@ impl Cond {
             Field::ReqUrl => Some(req?.url.to_vec()),
             Field::ReqHttp(h) => (req?.header)(h),
             Field::ObjHttp(h) => obj.header(h).map(<[u8]>::to_vec),
-            Field::ObjStatus => return Some(self.number(f64::from(obj.head.status()))),
+            Field::ObjStatus => Some(obj.head.status().to_string().into_bytes()),
             Field::ObjTtl => return Some(self.number(life.t_origin + life.ttl - t)),
             Field::ObjAge => return Some(self.number(t - life.t_origin)),
             Field::ObjGrace => return Some(self.number(life.grace)),
@@ -243,7 +241,8 @@ mod tests {
             ("req.url ~ /a || req.url ~ /b", "Expected && between conditions, found \"||\""),
             ("obj.http. == x", "Missing header name: \"obj.http.\""),
             ("req.url ~ (", "Regex compile error"),
-            ("obj.status == abc", "Expected integer got \"abc\""),
+            ("obj.status < 200", "expected conditional (==, !=, ~ or !~) got \"<\""),
+            ("obj.ttl ~ 1", "expected conditional (==, !=, >, >=, < or <=) got \"~\""),
         ] {
             let e = parse(expr).unwrap_err();
             assert!(e.starts_with(want), "{expr}: {e}");

@@ -1042,7 +1042,10 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     if get_or_head && deliver::not_modified(&req.req, &resp, req.t_req, last_modified) {
         resp.head.set_status(304);
         resp.head.set_reason(b"Not Modified");
-    } else if resp.head.status() == 200 && req.params.http_range_support != 0.0 {
+    } else if resp.head.status() == 200
+        && req.params.http_range_support != 0.0
+        && deliver::if_range(&req.req, &resp, last_modified)
+    {
         if let Some(r) = req.req.header(b"range").map(<[u8]>::to_vec) {
             match deliver::range(&r, len) {
                 Ok(None) => {}

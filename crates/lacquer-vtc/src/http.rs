@@ -68,7 +68,7 @@ pub struct Session<'a> {
     req: HeadData,
     resp: HeadData,
     body: Option<Vec<u8>>,
-    bodylen: String,
+    bodylen: Option<String>,
     chunklen: Option<String>,
     /// `-gziplevel`: zlib's level for `-gzipbody` and `-gziplen`, kept for
     /// the rest of the session as varnishtest keeps it (0: stored).
@@ -171,7 +171,7 @@ impl<'a> Session<'a> {
             req: HeadData::default(),
             resp: HeadData::default(),
             body: None,
-            bodylen: "0".into(),
+            bodylen: Some("0".into()),
             chunklen: None,
             gziplevel: 0,
             gzipresidual: None,
@@ -258,8 +258,10 @@ impl<'a> Session<'a> {
                 let no_obj = args.iter().any(|a| a == "-no_obj");
                 self.rx_head(false)?;
                 if no_obj {
+                    // No body read: its length is undefined, as in
+                    // varnishtest.
                     self.body = Some(Vec::new());
-                    self.bodylen = "0".into();
+                    self.bodylen = None;
                     return Ok(());
                 }
                 let eof_ok = self.resp.first[1].as_deref() == Some("200");
@@ -282,7 +284,7 @@ impl<'a> Session<'a> {
             "rxchunk" => {
                 let mut body = self.body.take().unwrap_or_default();
                 let r = self.rx_chunk(&mut body);
-                self.bodylen = body.len().to_string();
+                self.bodylen = Some(body.len().to_string());
                 self.body = Some(body);
                 r.map(|_| ())
             }
@@ -545,7 +547,7 @@ impl<'a> Session<'a> {
         self.say(&g.bits.log());
         self.say(&format!("new bodylen {}", g.body.len()));
         self.dump("body", &g.body);
-        self.bodylen = g.body.len().to_string();
+        self.bodylen = Some(g.body.len().to_string());
         self.body = Some(g.body);
         Ok(())
     }
@@ -694,7 +696,7 @@ impl<'a> Session<'a> {
             self.resp = h;
         }
         self.body = None;
-        self.bodylen = "0".into();
+        self.bodylen = Some("0".into());
         self.body_rx = BodyRx::Unstarted;
         Ok(())
     }
@@ -748,7 +750,7 @@ impl<'a> Session<'a> {
         }
         let mut body = self.body.take().unwrap_or_default();
         let r = self.body_part(&mut body, max.unwrap_or(usize::MAX));
-        self.bodylen = body.len().to_string();
+        self.bodylen = Some(body.len().to_string());
         self.say(&format!("bodylen = {}", body.len()));
         self.body = Some(body);
         r
@@ -867,7 +869,7 @@ impl<'a> Session<'a> {
             "resp.status" => self.resp.first[1].clone(),
             "resp.reason" => self.resp.first[2].clone(),
             "resp.chunklen" => self.chunklen.clone(),
-            "req.bodylen" | "resp.bodylen" => Some(self.bodylen.clone()),
+            "req.bodylen" | "resp.bodylen" => self.bodylen.clone(),
             "req.body" | "resp.body" => body(),
             "remote.ip" => Some(self.remote.0.clone()),
             "remote.port" => Some(self.remote.1.clone()),
