@@ -128,8 +128,8 @@ enum HeadRead {
     /// The client closed, went idle too long, or the server is stopping:
     /// the `SessClose` reason.
     Gone(&'static str),
-    /// A head that lacquer-http refused.
-    Bad(HeadError),
+    /// A head that lacquer-http refused, and why in the log's words.
+    Bad(HeadError, String),
 }
 
 /// Serves one connection until it closes. `_alive` is dropped when the
@@ -220,8 +220,8 @@ async fn serve(shared: &Arc<Shared>, sp: &mut Sess) {
                 sp.close = why;
                 break;
             }
-            HeadRead::Bad(e) => {
-                bad_request(shared, sp, e).await;
+            HeadRead::Bad(e, why) => {
+                bad_request(shared, sp, e, &why).await;
                 break;
             }
         };
@@ -282,7 +282,7 @@ async fn proxy_preamble(sp: &mut Sess) -> bool {
 /// Answers a head lacquer-http refused (400, or nothing for an oversized
 /// head), logged as Varnish logs it: a request transaction with the reason
 /// in `BogoHeader`, and the session closed as junk or a bad request.
-async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
+async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError, why: &str) {
     use lacquer_http::HeadErrorKind as K;
     let vxid = crate::next_vxid();
     let t = now();
@@ -291,7 +291,7 @@ async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
     vsl.fmt(Tag::Begin, format_args!("req {} rxreq", sp.vxid));
     vsl.timestamp("Start", t);
     vsl.timestamp("Req", t);
-    vsl.str(Tag::BogoHeader, e.kind.message());
+    vsl.str(Tag::BogoHeader, why);
     shared.stats.client_req_400.inc();
     if let Some(status) = e.status() {
         let reason = crate::msg::reason(status);
@@ -311,6 +311,27 @@ async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
         | K::BodyWithoutLength => "RX_BAD",
         _ => "RX_JUNK",
     };
+}
+
+/// Why a head was refused, as Varnish's `BogoHeader` says it when a header
+/// line is at fault (naming the line, or its first control byte), else
+/// lacquer-http's own words.
+fn bogo_header(e: &HeadError, head: &Head, buf: &[u8]) -> String {
+    use lacquer_http::HeadErrorKind as K;
+    let Some(line) = head.bad_line().and_then(|r| buf.get(r)) else {
+        return e.kind.message().to_string();
+    };
+    // Varnish shows at most 20 bytes of the line.
+    let shown = String::from_utf8_lossy(&line[..line.len().min(20)]).into_owned();
+    match e.kind {
+        K::ControlByte => match line.iter().find(|&&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            Some(b) => format!("Header has ctrl char 0x{b:02x}"),
+            None => e.kind.message().to_string(),
+        },
+        K::FoldWithoutHeader => format!("1st header has white space: {shown}"),
+        K::BadHeaderName => format!("Missing header name: {shown}"),
+        _ => e.kind.message().to_string(),
+    }
 }
 
 /// Reads until a whole request head is in the buffer, within
@@ -333,7 +354,7 @@ async fn read_head(shared: &Shared, sp: &mut Sess) -> HeadRead {
                     return HeadRead::Req(Msg { buf, head });
                 }
                 Ok(Parsed::Partial) => {}
-                Err(e) => return HeadRead::Bad(e),
+                Err(e) => return HeadRead::Bad(e, bogo_header(&e, &head, &buf)),
             }
         }
         buf.reserve(16384);
