@@ -344,6 +344,10 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     tokio::spawn(cache.clone().run_lurker(p.ban_lurker_sleep.max(0.1), p.ban_lurker_age, msg::now));
     let identity = cfg.identity.unwrap_or_else(|| hostname.clone());
     let log = open_log(&cfg.workdir, &cfg.params)?;
+    let exp_log = log.clone();
+    cache.set_exp_log(Box::new(move |what| {
+        vsl::global(&exp_log, lacquer_shm::Tag::ExpKill, what.to_string().as_bytes());
+    }));
     let vsc_err = |e| ServeError::Log(cfg.workdir.clone(), e);
     let vsc = lacquer_shm::Vsc::create(&cfg.workdir).map_err(vsc_err)?;
     let stats = vsc.main().map_err(vsc_err)?;
@@ -478,6 +482,14 @@ fn open_log(dir: &std::path::Path, p: &Params) -> Result<lacquer_shm::Log, Serve
         _ => lacquer_shm::ring::DEFAULT_SPACE,
     };
     let log = lacquer_shm::Log::create(dir, space).map_err(|e| ServeError::Log(dir.to_path_buf(), e))?;
+    apply_log_params(&log, p);
+    Ok(log)
+}
+
+/// Applies the `vsl_mask`, `vsl_reclen` and `vsl_buffer` parameters to the
+/// log: when it is made, and again after `param.set`.
+pub(crate) fn apply_log_params(log: &lacquer_shm::Log, p: &Params) {
+    use lacquer_defs::params::Value;
     if let Some(Value::Bits(bits)) = p.values().get("vsl_mask") {
         log.set_mask_bits(*bits);
     }
@@ -487,7 +499,6 @@ fn open_log(dir: &std::path::Path, p: &Params) -> Result<lacquer_shm::Log, Serve
     if let Some(n) = p.values().get("vsl_buffer").and_then(Value::as_f64) {
         log.set_buffer_size(n as usize);
     }
-    Ok(log)
 }
 
 /// The signals the server answers: SIGTERM and SIGINT stop it, SIGHUP
