@@ -486,6 +486,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                 return FetchStep::Error;
             }
         };
+        bo.vsl.timestamp("Connected", now());
         if conn.reused {
             shared.stats.backend_reuse.inc();
         } else {
@@ -566,6 +567,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
             // A reused connection the backend had closed: one more try on
             // a fresh one.
             Err(Exchange::Closed) if conn.reused => {
+                bo.vsl.str(Tag::FetchError, "HTC eof (-1)");
                 bo.vsl.fmt(Tag::BackendClose, format_args!("{fd} {} close", be.def.name));
                 shared.stats.backend_retry.inc();
                 continue;
