@@ -209,7 +209,7 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                 _ => return (status::TOOMANY, "Too many parameters".into()),
             }
             let set = shared.params.set(&rest[0], &rest[1]);
-            if set.is_ok() && rest[0].starts_with("vsl_") {
+            if set.is_ok() && (rest[0].starts_with("vsl_") || rest[0] == "debug") {
                 crate::apply_log_params(&shared.log, &shared.params.get());
             }
             match set {

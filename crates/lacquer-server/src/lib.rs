@@ -486,8 +486,9 @@ fn open_log(dir: &std::path::Path, p: &Params) -> Result<lacquer_shm::Log, Serve
     Ok(log)
 }
 
-/// Applies the `vsl_mask`, `vsl_reclen` and `vsl_buffer` parameters to the
-/// log: when it is made, and again after `param.set`.
+/// Applies the `vsl_mask`, `vsl_reclen` and `vsl_buffer` parameters, and
+/// `debug=+syncvsl`, to the log: when it is made, and again after
+/// `param.set`.
 pub(crate) fn apply_log_params(log: &lacquer_shm::Log, p: &Params) {
     use lacquer_defs::params::Value;
     if let Some(Value::Bits(bits)) = p.values().get("vsl_mask") {
@@ -498,6 +499,10 @@ pub(crate) fn apply_log_params(log: &lacquer_shm::Log, p: &Params) {
     }
     if let Some(n) = p.values().get("vsl_buffer").and_then(Value::as_f64) {
         log.set_buffer_size(n as usize);
+    }
+    if let Some(Value::Bits(bits)) = p.values().get("debug") {
+        let at = lacquer_defs::params::DEBUG_BITS.names.iter().position(|n| *n == "syncvsl");
+        log.set_sync(at.is_some_and(|i| bits & (1 << i) != 0));
     }
 }
 

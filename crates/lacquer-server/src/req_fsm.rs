@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lacquer_cache::{BodyReader, Busy, Lifetime, Lookup, ObjCore, Published, Want};
+use lacquer_cache::{BodyReader, Busy, Lifetime, Lookup, ObjCore, Object, Published, Want};
 use lacquer_defs::{Action, Method};
 use lacquer_http::{BodyDecoder, ChunkedEncoder, Framing, LAST_CHUNK};
 use lacquer_shm::{Side, Tag};
@@ -474,26 +474,26 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
             Lookup::Hit(oc) | Lookup::Grace(oc, None) => {
                 // Expired or evicted since the lookup found it: look again.
                 let Some(obj) = oc.object() else { continue };
-                log_hit(req, Tag::Hit, &oc, obj.xid);
+                log_hit(req, Tag::Hit, &oc, obj.xid, Some(&obj));
                 req.obj = Some((oc, obj));
                 req.is_hit = true;
                 return ReqStep::Hit;
             }
             Lookup::Grace(oc, Some(bg)) => {
                 let Some(obj) = oc.object() else { continue };
-                log_hit(req, Tag::Hit, &oc, obj.xid);
+                log_hit(req, Tag::Hit, &oc, obj.xid, Some(&obj));
                 req.obj = Some((oc, obj));
                 req.is_hit = true;
                 req.bgfetch = Some(bg);
                 return ReqStep::Hit;
             }
             Lookup::HitPass(oc) => {
-                log_hit(req, Tag::HitPass, &oc, oc.xid());
+                log_hit(req, Tag::HitPass, &oc, oc.xid(), None);
                 req.is_hitpass = true;
                 return ReqStep::Pass;
             }
             Lookup::HitMiss(busy, oc) => {
-                log_hit(req, Tag::HitMiss, &oc, oc.xid());
+                log_hit(req, Tag::HitMiss, &oc, oc.xid(), None);
                 req.is_hitmiss = true;
                 req.busy = Some(busy);
                 return ReqStep::Miss;
@@ -509,12 +509,22 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
 }
 
 /// `Hit <xid> <ttl left> <grace> <keep>` (or `HitPass`/`HitMiss <xid>
-/// <ttl left>`).
-fn log_hit(req: &mut Req, tag: Tag, oc: &ObjCore<Msg>, xid: u64) {
+/// <ttl left>`). A hit on an object still being fetched adds how much
+/// body has come so far, and how much is expected when the length is
+/// known (Varnish 7.1's `Hit … fetched [expected]`).
+fn log_hit(req: &mut Req, tag: Tag, oc: &ObjCore<Msg>, xid: u64, obj: Option<&Object<Msg>>) {
     let life = oc.lifetime();
     let ttl = life.t_origin + life.ttl - now();
     if tag == Tag::Hit {
-        req.vsl.fmt(tag, format_args!("{xid} {ttl:.6} {:.6} {:.6}", life.grace, life.keep));
+        let mut fetching = String::new();
+        if let Some(obj) = obj.filter(|o| o.is_open()) {
+            fetching = format!(" {}", obj.len());
+            let cl = obj.head.header(b"content-length");
+            if let Some(n) = cl.and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok()) {
+                fetching.push_str(&format!(" {n}"));
+            }
+        }
+        req.vsl.fmt(tag, format_args!("{xid} {ttl:.6} {:.6} {:.6}{fetching}", life.grace, life.keep));
     } else {
         req.vsl.fmt(tag, format_args!("{xid} {ttl:.6}"));
     }
