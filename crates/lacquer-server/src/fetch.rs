@@ -321,7 +321,9 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
 /// them.
 fn add_validators(bo: &mut Bo) {
     let Some((_, obj)) = &bo.stale else { return };
-    if obj.head.head.status() != 200 || obj.is_open() {
+    // A stale object still being fetched may be revalidated too: its body
+    // is copied as it arrives, and if its fetch fails so does this one.
+    if obj.head.head.status() != 200 {
         return;
     }
     if let Some(etag) = obj.head.header(b"etag").map(<[u8]>::to_vec) {
@@ -532,7 +534,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                 if beresp.head.status() == 304
                     && bo.bereq.header(b"if-none-match").or(bo.bereq.header(b"if-modified-since")).is_some()
                 {
-                    if let Some((_, obj)) = bo.stale.as_ref().filter(|(_, o)| !o.is_open()) {
+                    if let Some((_, obj)) = bo.stale.as_ref() {
                         beresp = merge_304(&obj.head, &beresp);
                         bo.was_304 = true;
                         bo.framing = Framing::None;
