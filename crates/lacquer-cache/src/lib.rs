@@ -433,7 +433,14 @@ pub struct Cache<H: Send + Sync + 'static> {
     stats: Arc<Stats>,
     /// The ban list and its lurker's wake-ups.
     bans: ban::Bans<H>,
+    /// Where the expiry's events go (`ExpKill` records), once the server
+    /// says.
+    exp_log: std::sync::OnceLock<ExpLog>,
 }
+
+/// Takes one expiry event, as Varnish's `ExpKill` record words it
+/// (`EXP_When p=… e=… f=…`, `EXP_expire p=… e=… f=…`).
+pub type ExpLog = Box<dyn Fn(std::fmt::Arguments<'_>) + Send + Sync>;
 
 /// A timer heap entry's core, compared by nothing (the heap orders by the
 /// deadline and id before it).
@@ -479,6 +486,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
             next_store: AtomicUsize::new(0),
             stats: Arc::new(Stats::default()),
             bans: ban::Bans::new(),
+            exp_log: std::sync::OnceLock::new(),
         });
         cache.magic_ban();
         for (i, store) in cache.stores.iter().enumerate() {
@@ -778,6 +786,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
     }
 
     fn add_timer(&self, oc: &Arc<ObjCore<H>>, until: f64) {
+        self.exp_when(oc, until);
         let ms = (until.max(0.0) * 1000.0) as u64;
         let mut timers = lock(&self.timers);
         let earliest = timers.peek().is_none_or(|Reverse((t, _, _))| ms < *t);
@@ -792,6 +801,9 @@ impl<H: Send + Sync + 'static> Cache<H> {
     /// not be found again.
     pub fn remove(&self, oc: &Arc<ObjCore<H>>) {
         self.kill(oc);
+        // The expiry looks again, as Varnish's thread does when a killed
+        // object comes through its inbox.
+        self.timer_added.notify_one();
     }
 
     /// Removes every core whose time is up at `now`; answers how many.
@@ -801,6 +813,12 @@ impl<H: Send + Sync + 'static> Cache<H> {
         loop {
             let due = {
                 let mut timers = lock(&self.timers);
+                // Each look at the next core due is logged, due or not,
+                // with the time it has left (Varnish's `exp_expire`).
+                if let (Some(log), Some(Reverse((t, _, TimerRef(weak))))) = (self.exp_log.get(), timers.peek()) {
+                    let left = *t as f64 / 1000.0 - now;
+                    log(format_args!("EXP_expire p={:p} e={left:.6} f=0x0", weak.as_ptr()));
+                }
                 match timers.peek() {
                     Some(Reverse((t, _, _))) if *t <= ms => timers.pop(),
                     _ => None,
@@ -815,6 +833,20 @@ impl<H: Send + Sync + 'static> Cache<H> {
             }
         }
         n
+    }
+
+    /// Has the expiry's events logged by `f` from now on; the first call
+    /// wins.
+    pub fn set_exp_log(&self, f: ExpLog) {
+        let _ = self.exp_log.set(f);
+    }
+
+    /// Logs that `oc` is due at `t` (`EXP_When`), naming it by its
+    /// address as Varnish names it by its pointer.
+    fn exp_when(&self, oc: &Arc<ObjCore<H>>, t: f64) {
+        if let Some(log) = self.exp_log.get() {
+            log(format_args!("EXP_When p={:p} e={t:.6} f=0x0", Arc::as_ptr(oc)));
+        }
     }
 
     /// The time the next core is due to expire, if any.

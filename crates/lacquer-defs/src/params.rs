@@ -319,9 +319,9 @@ params! {
         "Start a new worker process when the old one dies.";
     backend_idle_timeout: Kind::Duration, "60.000", min F("1.000"), max N, "seconds", 0, false;
         "How long an unused backend connection is kept open for reuse.";
-    backend_local_error_holddown: Kind::Duration, "10.000", min F("0.000"), max N, "seconds", EXPERIMENTAL, false;
+    backend_local_error_holddown: Kind::Duration, "10.000", min F("0.000"), max N, "seconds", EXPERIMENTAL, true;
         "How long to stop connecting to a backend after a local resource error.";
-    backend_remote_error_holddown: Kind::Duration, "0.250", min F("0.000"), max N, "seconds", EXPERIMENTAL, false;
+    backend_remote_error_holddown: Kind::Duration, "0.250", min F("0.000"), max N, "seconds", EXPERIMENTAL, true;
         "How long to stop connecting to a backend that refused or was unreachable.";
     ban_cutoff: Kind::Uint, "0", min F("0"), max N, "bans", EXPERIMENTAL, true;
         "Past this many bans the lurker evicts the objects it reaches; 0 turns this off.";
@@ -1228,6 +1228,8 @@ mod tests {
         assert_eq!(
             honoured,
             [
+                "backend_local_error_holddown",
+                "backend_remote_error_holddown",
                 "ban_cutoff",
                 "ban_dups",
                 "ban_lurker_age",

@@ -96,6 +96,11 @@ pub(crate) fn response_framing(head: &Head, buf: &[u8]) -> Result<Framing, HeadE
     if status < 200 {
         return Err(HeadErrorKind::Informational);
     }
+    // A 304's Content-Length is the length of the representation it
+    // stands for (RFC 9110 8.6), not of a body: it has none either way.
+    if status == 304 && matches!(f, Some(Framing::Length(_))) {
+        return Ok(Framing::None);
+    }
     if status == 204 || status == 304 {
         return match f {
             None | Some(Framing::Length(0)) => Ok(Framing::None),

@@ -107,6 +107,9 @@ pub struct Head {
     /// The offset of every LF found so far in the head, so that splitting
     /// it into lines does not search again.
     nls: Vec<u32>,
+    /// The header line a refused head was refused for, as a range of the
+    /// buffer (for the log).
+    bad_line: Option<(u32, u32)>,
 }
 
 impl Default for Head {
@@ -130,6 +133,7 @@ impl Head {
             scan: 0,
             first: 0,
             nls: Vec::with_capacity(32),
+            bad_line: None,
         }
     }
 
@@ -163,6 +167,14 @@ impl Head {
         self.fields.clear();
         self.arena.clear();
         self.framing = Framing::None;
+        self.bad_line = None;
+    }
+
+    /// The header line a refused head was refused for (a control byte, a
+    /// continuation with nothing to continue, a bad name), as a range of
+    /// the buffer that was parsed; the log names it as Varnish's does.
+    pub fn bad_line(&self) -> Option<std::ops::Range<usize>> {
+        self.bad_line.map(|(a, b)| a as usize..b as usize)
     }
 
     /// Forgets everything, keeping allocations, before parsing a new message.
@@ -285,6 +297,7 @@ impl Head {
                 break;
             }
             let line = &buf[p..e];
+            self.bad_line = Some((p as u32, e as u32));
             if is(line[0], SP) {
                 if has_bad(line) {
                     return Err(HeadErrorKind::ControlByte);
@@ -322,6 +335,7 @@ impl Head {
                 }
                 pending = Some((p, p + colon, e, false));
             }
+            self.bad_line = None;
             p = nl + 1;
         }
         if let Some(h) = pending {

@@ -79,8 +79,9 @@
 //! Backend responses follow the same line rules, with these differences:
 //! duplicate Content-Length is accepted and the first one wins; any
 //! protocol `HTTP/x.y` from 1.0 up is accepted; the status must be three
-//! digits, the first not 0; any 1xx is refused, and so is a 204 or 304
-//! that announces a body (Content-Length 0 is fine); with neither length
+//! digits, the first not 0; any 1xx is refused, and so is a 204 that
+//! announces a body (Content-Length 0 is fine) or a 304 that announces a
+//! chunked one (its Content-Length is the representation's); with neither length
 //! nor chunking the body runs until close, even on HTTP/1.1, unless
 //! `Connection: keep-alive` says there is none. Header values lose the
 //! blanks around them, as Varnish forwards them.

@@ -462,7 +462,8 @@ fn response_cases() -> Vec<(&'static str, Vec<u8>, V, &'static [u8])> {
             V::Ok,
             b"",
         ),
-        ("304 with Content-Length 2", r(b"HTTP/1.1 304 NM\r\nContent-Length: 2\r\n\r\nok"), V::Fetch503, b""),
+        // Varnish 7.1 delivers the 304: its Content-Length is not a body's.
+        ("304 with Content-Length 2", r(b"HTTP/1.1 304 NM\r\nContent-Length: 2\r\n\r\nok"), V::Ok, b""),
         (
             "header line of 8192 bytes",
             [&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: "[..], &[b'a'; 8189], b"\r\n\r\nok"].concat(),

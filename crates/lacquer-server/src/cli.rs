@@ -311,7 +311,11 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
                 2 => {}
                 _ => return (status::TOOMANY, "Too many parameters".into()),
             }
-            match shared.params.set(&rest[0], &rest[1]) {
+            let set = shared.params.set(&rest[0], &rest[1]);
+            if set.is_ok() && (rest[0].starts_with("vsl_") || rest[0] == "debug") {
+                crate::apply_log_params(&shared.log, &shared.params.get());
+            }
+            match set {
                 Ok(()) if json => {
                     param_show_json(&shared.params.get(), &["-j".to_string(), rest[0].clone()], &[&rest[0]])
                 }

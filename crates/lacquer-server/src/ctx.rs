@@ -138,9 +138,9 @@ impl Endpoints {
 }
 
 /// Variables both sides answer the same way.
-fn common(var: Var, shared: &Shared, ep: &Endpoints) -> Option<Value<'static>> {
+fn common(var: Var, shared: &Shared, ep: &Endpoints, now: f64) -> Option<Value<'static>> {
     Some(match var {
-        Var::Now => Value::Time(crate::msg::now()),
+        Var::Now => Value::Time(now),
         Var::ClientIp => Value::Ip(Some(ep.client)),
         Var::RemoteIp => Value::Ip(Some(ep.remote)),
         Var::ServerIp => Value::Ip(Some(ep.server)),
@@ -224,6 +224,8 @@ fn line_of(var: Var) -> Option<(Var, Line)> {
 pub(crate) struct ReqCtx<'a> {
     pub req: &'a mut Req,
     pub method: Method,
+    /// VCL's `now`: when the subroutine was called, the same throughout.
+    pub now: f64,
 }
 
 /// The messages a context can reach by header family (`req.http.` …),
@@ -234,6 +236,8 @@ trait Messages {
     /// The message, the task's log and its workspace, for edits that are
     /// logged and charged.
     fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl, &Ws)>;
+    /// Whether header values VCL sets are checked (`feature=+validate_headers`).
+    fn validate_headers(&self) -> bool;
 
     fn read_header(&self, family: Var, name: &Header) -> Option<&[u8]> {
         self.msg(family)?.header(name.lower.as_bytes())
@@ -241,7 +245,12 @@ trait Messages {
 
     /// Sets a header, logging what goes (`ReqUnset`) and what comes
     /// (`ReqHeader`) as Varnish does.
-    fn write_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+    fn write_header(&mut self, family: Var, name: &Header, value: &[u8]) -> Result<(), Failure> {
+        // With `feature=+validate_headers` (the default) a value that would
+        // break the head (a control byte other than tab) fails the VCL.
+        if self.validate_headers() && !lacquer_http::valid_header_value(value) {
+            return Err(Failure(format!("Bad header {}:", name.name)));
+        }
         if let Some((m, vsl, ws)) = self.msg_vsl(family) {
             // Varnish builds `name: value` in the workspace; when it does
             // not fit the header is lost and the workspace overflowed.
@@ -249,7 +258,7 @@ trait Messages {
                 let mut lost = name.name.as_bytes().to_vec();
                 lost.push(b':');
                 vsl.text(lacquer_shm::Tag::LostHeader, &lost);
-                return;
+                return Ok(());
             }
             let tags = head_tags(family);
             for old in m.head.header_all(&m.buf, name.lower.as_bytes()) {
@@ -258,6 +267,7 @@ trait Messages {
             m.set(name.name.as_bytes(), value);
             vsl.header(tags.header, name.name.as_bytes(), value);
         }
+        Ok(())
     }
 
     fn remove_header(&mut self, family: Var, name: &Header) {
@@ -303,6 +313,10 @@ fn head_tags(family: Var) -> vsl::HeadTags {
 }
 
 impl Messages for ReqCtx<'_> {
+    fn validate_headers(&self) -> bool {
+        self.req.params.feature("validate_headers")
+    }
+
     fn msg(&self, family: Var) -> Option<&Msg> {
         match family {
             // In an ESI include, `req_top` is the client's own request.
@@ -366,7 +380,7 @@ impl VclContext for ReqCtx<'_> {
         if let (Var::ClientIdentity, Some(id)) = (var, &r.client_identity) {
             return s(id.as_bytes());
         }
-        if let Some(v) = common(var, &r.shared, &r.ep) {
+        if let Some(v) = common(var, &r.shared, &r.ep, self.now) {
             return v;
         }
         match var {
@@ -394,17 +408,23 @@ impl VclContext for ReqCtx<'_> {
             Var::RespIsStreaming => Value::Bool(r.is_streaming()),
             Var::ReqIsHitmiss => Value::Bool(r.is_hitmiss),
             Var::ReqIsHitpass => Value::Bool(r.is_hitpass),
-            Var::ObjAge | Var::ObjTtl | Var::ObjGrace | Var::ObjKeep | Var::ObjTime | Var::ObjHits => {
-                let Some((oc, _)) = &r.obj else { return default_of(var) };
-                let life = oc.lifetime();
+            Var::ObjHits => match &r.obj {
+                Some((oc, _)) => Value::Int(oc.hits() as i64),
+                None => default_of(var),
+            },
+            // A response the cache did not keep has lifetimes all the same
+            // (Varnish's private object), as its fetch left them.
+            Var::ObjAge | Var::ObjTtl | Var::ObjGrace | Var::ObjKeep | Var::ObjTime => {
+                let Some(life) = r.obj.as_ref().map(|(oc, _)| oc.lifetime()).or(r.life) else {
+                    return default_of(var);
+                };
                 let t = now();
                 match var {
                     Var::ObjAge => Value::Duration(t - life.t_origin),
-                    Var::ObjTtl => Value::Duration(life.t_origin + life.ttl - t),
-                    Var::ObjGrace => Value::Duration(life.grace),
-                    Var::ObjKeep => Value::Duration(life.keep),
-                    Var::ObjTime => Value::Time(life.t_origin),
-                    _ => Value::Int(oc.hits() as i64),
+                    Var::ObjTtl => Value::Duration(life.ttl.max(0.0) - (t - life.t_origin)),
+                    Var::ObjGrace => Value::Duration(life.grace.max(0.0)),
+                    Var::ObjKeep => Value::Duration(life.keep.max(0.0)),
+                    _ => Value::Time(life.t_origin),
                 }
             }
             Var::ReqStorage => storage_value(&r.shared, r.storage),
@@ -470,9 +490,9 @@ impl VclContext for ReqCtx<'_> {
         self.read_header(family, name)
     }
 
-    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) -> Result<(), Failure> {
         self.flush_pending();
-        self.write_header(family, name, value);
+        self.write_header(family, name, value)
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
@@ -560,9 +580,17 @@ pub(crate) struct BoCtx<'a> {
     pub bo: &'a mut Bo,
     pub shared: &'a Arc<Shared>,
     pub method: Method,
+    /// VCL's `now`: when the subroutine was called, the same throughout.
+    pub now: f64,
+    /// `feature=+validate_headers` when the subroutine was called.
+    pub validate_headers: bool,
 }
 
 impl Messages for BoCtx<'_> {
+    fn validate_headers(&self) -> bool {
+        self.validate_headers
+    }
+
     fn msg(&self, family: Var) -> Option<&Msg> {
         match family {
             Var::BereqHttp => Some(&self.bo.bereq),
@@ -611,7 +639,7 @@ impl VclContext for BoCtx<'_> {
         if let (Var::ClientIdentity, Some(id)) = (var, &self.bo.client_identity) {
             return s(id.as_bytes());
         }
-        if let Some(v) = common(var, self.shared, &self.bo.ep) {
+        if let Some(v) = common(var, self.shared, &self.bo.ep, self.now) {
             return v;
         }
         let bo = &*self.bo;
@@ -635,10 +663,12 @@ impl VclContext for BoCtx<'_> {
             Var::BereqBetweenBytesTimeout => Value::Duration(bo.between_bytes_timeout),
             Var::BereqTime => Value::Time(bo.t_start),
             Var::BerespTime => Value::Time(bo.t_resp),
-            Var::BerespTtl => Value::Duration(bo.ttl),
-            Var::BerespGrace => Value::Duration(bo.grace),
-            Var::BerespKeep => Value::Duration(bo.keep),
-            Var::BerespAge => Value::Duration(0.0),
+            // As Varnish reads them: never below zero, the TTL less the
+            // response's age.
+            Var::BerespTtl => Value::Duration(bo.ttl.max(0.0) - bo.age()),
+            Var::BerespGrace => Value::Duration(bo.grace.max(0.0)),
+            Var::BerespKeep => Value::Duration(bo.keep.max(0.0)),
+            Var::BerespAge => Value::Duration(bo.age()),
             Var::BerespDoStream => Value::Bool(bo.do_stream),
             Var::BerespDoGzip => Value::Bool(bo.do_gzip),
             Var::BerespDoGunzip => Value::Bool(bo.do_gunzip),
@@ -664,14 +694,31 @@ impl VclContext for BoCtx<'_> {
             (Var::BereqConnectTimeout, Value::Duration(d)) => bo.connect_timeout = *d,
             (Var::BereqFirstByteTimeout, Value::Duration(d)) => bo.first_byte_timeout = *d,
             (Var::BereqBetweenBytesTimeout, Value::Duration(d)) => bo.between_bytes_timeout = *d,
-            (Var::BerespUncacheable, Value::Bool(b)) => bo.uncacheable = *b,
+            (Var::BerespUncacheable, Value::Bool(b)) => {
+                // Once uncacheable, always: Varnish refuses the way back.
+                if bo.uncacheable && !*b {
+                    bo.vsl.str(lacquer_shm::Tag::VCL_Error, "Ignoring attempt to reset beresp.uncacheable");
+                } else if *b {
+                    bo.uncacheable = true;
+                }
+                log_ttl(bo);
+            }
             (Var::BerespDoStream, Value::Bool(b)) => bo.do_stream = *b,
             (Var::BerespDoGzip, Value::Bool(b)) => bo.do_gzip = *b,
             (Var::BerespDoGunzip, Value::Bool(b)) => bo.do_gunzip = *b,
             (Var::BerespDoEsi, Value::Bool(b)) => bo.do_esi = *b,
-            (Var::BerespTtl, Value::Duration(d)) => bo.ttl = *d,
-            (Var::BerespGrace, Value::Duration(d)) => bo.grace = *d,
-            (Var::BerespKeep, Value::Duration(d)) => bo.keep = *d,
+            (Var::BerespTtl, Value::Duration(d)) => {
+                bo.ttl = (d + bo.age()).max(0.0);
+                log_ttl(bo);
+            }
+            (Var::BerespGrace, Value::Duration(d)) => {
+                bo.grace = d.max(0.0);
+                log_ttl(bo);
+            }
+            (Var::BerespKeep, Value::Duration(d)) => {
+                bo.keep = d.max(0.0);
+                log_ttl(bo);
+            }
             (Var::BerespBody, v) => bo.synth_body = bytes_of(v),
             (Var::BerespStorage, v) => {
                 if let Some(i) = store_of(self.shared, v) {
@@ -695,9 +742,9 @@ impl VclContext for BoCtx<'_> {
         self.read_header(family, name)
     }
 
-    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) -> Result<(), Failure> {
         self.flush_pending();
-        self.write_header(family, name, value);
+        self.write_header(family, name, value)
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
@@ -761,4 +808,14 @@ impl VclContext for BoCtx<'_> {
         self.bo.module_logs.borrow_mut().extend(logs);
         vcl.backend_id(be?)
     }
+}
+
+/// `TTL VCL …`: the lifetimes after VCL changed one of them (or
+/// `beresp.uncacheable`), as Varnish logs them.
+fn log_ttl(bo: &mut Bo) {
+    let how = if bo.uncacheable { "uncacheable" } else { "cacheable" };
+    bo.vsl.fmt(
+        lacquer_shm::Tag::TTL,
+        format_args!("VCL {:.0} {:.0} {:.0} {:.0} {how}", bo.ttl, bo.grace, bo.keep, bo.t_origin),
+    );
 }

@@ -73,6 +73,37 @@ pub(crate) fn not_modified(req: &Msg, resp: &Msg, t_req: f64, last_modified: f64
     false
 }
 
+/// Whether the request's `If-Range` lets its Range apply (RFC 7233 3.2, as
+/// Varnish's `vrg_ifrange`): always without one; with an entity tag, when
+/// it is strong and equal to the response's (strong) ETag; with a date,
+/// when it equals the Last-Modified, which must be a second or more older
+/// than the response's Date to count as strong. `last_modified` stands in
+/// when the response has no Last-Modified.
+pub(crate) fn if_range(req: &Msg, resp: &Msg, last_modified: f64) -> bool {
+    let Some(ir) = req.header(b"if-range") else { return true };
+    if ir.starts_with(b"W/") {
+        return false;
+    }
+    if ir.starts_with(b"\"") {
+        return resp.header(b"etag").is_some_and(|e| !e.starts_with(b"W/") && e == ir);
+    }
+    let Some(ims) = parse_http_date_bytes(ir) else { return false };
+    let lm = match resp.header(b"last-modified") {
+        Some(v) => {
+            let Some(lm) = parse_http_date_bytes(v) else { return false };
+            if let Some(d) = resp.header(b"date") {
+                match parse_http_date_bytes(d) {
+                    Some(d) if lm <= d - 1.0 => {}
+                    _ => return false,
+                }
+            }
+            lm
+        }
+        None => last_modified,
+    };
+    ims == lm
+}
+
 /// The range a `Range` header asks for, as Varnish's `http_GetRange`
 /// reads it: one `bytes=LOW-HIGH` (either side may be missing, not both),
 /// checked against the body's length when it is known. `Ok(None)` serves

@@ -65,8 +65,9 @@ pub(crate) enum FetchStep {
 // only add an allocation.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Fetched {
-    /// A response to deliver, made at `t_origin` (its age taken off).
-    Resp { beresp: Msg, body: BeBody, t_origin: f64 },
+    /// A response to deliver, with its lifetimes as VCL left them (what
+    /// `obj.*` reads when the response is not kept in the cache).
+    Resp { beresp: Msg, body: BeBody, life: Lifetime },
     /// The fetch failed without a response (abandoned, failed VCL, too many
     /// retries in `vcl_backend_error`): the client makes a 503.
     Failed,
@@ -206,6 +207,10 @@ pub(crate) struct Bo {
     /// Body bytes read with the head.
     rest: Vec<u8>,
     framing: Framing,
+    /// The backend connection is not to be reused, whatever VCL does to
+    /// the headers: the request went with `Connection: close`, or the
+    /// response came with it (or as HTTP/1.0 without keep-alive).
+    doclose: bool,
 }
 
 impl Bo {
@@ -217,6 +222,22 @@ impl Bo {
         recycle(shared, self, bodiless);
         self.conn = None;
         self.conn_dropped = true;
+    }
+
+    /// The response's lifetimes as they stand.
+    pub fn lifetime(&self) -> Lifetime {
+        Lifetime { t_origin: self.t_origin, ttl: self.ttl, grace: self.grace, keep: self.keep }
+    }
+
+    /// How old the response is at VCL's "now" (when it arrived, or when
+    /// the error was made): `beresp.ttl` reads and writes are relative to
+    /// that moment, while `ttl` counts from `t_origin`.
+    pub fn age(&self) -> f64 {
+        if self.t_origin == 0.0 {
+            0.0
+        } else {
+            self.t_resp - self.t_origin
+        }
     }
 
     /// A fetch of `bereq` from the backend `backend`, with the server's
@@ -293,6 +314,7 @@ impl Bo {
             conn_dropped: false,
             rest: Vec::new(),
             framing: Framing::None,
+            doclose: false,
         }
     }
 }
@@ -326,7 +348,6 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
             FetchStep::Retry => stp_retry(&mut bo),
             FetchStep::Error => stp_error(&shared, &mut bo, &mut tx),
             FetchStep::Fail => {
-                shared.stats.fetch_failed.inc();
                 if let Some(tx) = tx.take() {
                     let _ = tx.send(Fetched::Failed);
                 }
@@ -358,7 +379,9 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
 /// them.
 fn add_validators(bo: &mut Bo) {
     let Some((_, obj)) = &bo.stale else { return };
-    if obj.head.head.status() != 200 || obj.is_open() {
+    // A stale object still being fetched may be revalidated too: its body
+    // is copied as it arrives, and if its fetch fails so does this one.
+    if obj.head.head.status() != 200 {
         return;
     }
     if let Some(etag) = obj.head.header(b"etag").map(<[u8]>::to_vec) {
@@ -387,7 +410,8 @@ fn merge_304(stale: &Msg, fresh: &Msg) -> Msg {
 fn vcl(shared: &Arc<Shared>, bo: &mut Bo, method: Method) -> lacquer_vcl::Handling {
     bo.vsl.vcl_call(method);
     let vcl = bo.vcl.clone();
-    let mut ctx = BoCtx { bo, shared, method };
+    let validate_headers = shared.params.get().feature("validate_headers");
+    let mut ctx = BoCtx { bo, shared, method, now: now(), validate_headers };
     let h = match lacquer_vcl::exec::run(&vcl.program, method, &mut ctx) {
         Ok(h) => h,
         Err(f) => {
@@ -488,6 +512,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         }
         _ => {}
     }
+    bo.doclose = bereq.has_token(b"connection", b"close");
     let mut out = Vec::with_capacity(1024);
     bereq.write_to(&mut out);
     if let ReqBody::Cached(body) = &bo.body {
@@ -502,7 +527,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         // A sick or busy backend refuses here without connecting (Varnish's
         // FetchError "backend NAME: unhealthy" or "busy"), as does one
         // that cannot be reached: all go to vcl_backend_error.
-        let conn = if attempt == 0 { be.get(connect).await } else { be.connect(connect).await };
+        let hold = crate::vbe::Holddown::from_params(&shared.params.get());
+        let conn = if attempt == 0 { be.get(connect, hold).await } else { be.connect(connect, hold).await };
         let mut conn = match conn {
             Ok(c) => c,
             Err(e) => {
@@ -510,12 +536,28 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                 match e.kind() {
                     io::ErrorKind::ConnectionRefused if !be.healthy() => m.backend_unhealthy.inc(),
                     io::ErrorKind::WouldBlock => m.backend_busy.inc(),
-                    _ => m.backend_fail.inc(),
+                    _ => {
+                        m.backend_fail.inc();
+                        let vbe = bo.resolved.and_then(|i| bo.vcl.vbe.get(i));
+                        if let Some(v) = vbe {
+                            count_connect_failure(v, &e);
+                        }
+                        if let Some(errno) = e.raw_os_error() {
+                            let text = e.to_string();
+                            let text = text.split(" (os error").next().unwrap_or_default();
+                            bo.vsl.fmt(
+                                Tag::FetchError,
+                                format_args!("backend {}: fail errno {errno} ({text})", be.def.name),
+                            );
+                            return FetchStep::Error;
+                        }
+                    }
                 }
                 bo.vsl.fmt(Tag::FetchError, format_args!("backend {}: {e}", be.def.name));
                 return FetchStep::Error;
             }
         };
+        bo.vsl.timestamp("Connected", now());
         if conn.reused {
             shared.stats.backend_reuse.inc();
         } else {
@@ -551,6 +593,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                 bo.acct.2 = n as u64;
                 bo.vsl.timestamp("Beresp", now());
                 let mut beresp = Msg { buf, head };
+                bo.doclose |= beresp.has_token(b"connection", b"close")
+                    || (beresp.head.protover() < 11 && !beresp.has_token(b"connection", b"keep-alive"));
                 bo.framing = if is_head { Framing::None } else { beresp.head.framing() };
                 if beresp.header(b"date").is_none() {
                     beresp.append(b"Date", http_date().as_bytes());
@@ -559,27 +603,33 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                 if beresp.head.status() == 304
                     && bo.bereq.header(b"if-none-match").or(bo.bereq.header(b"if-modified-since")).is_some()
                 {
-                    if let Some((_, obj)) = bo.stale.as_ref().filter(|(_, o)| !o.is_open()) {
+                    if let Some((_, obj)) = bo.stale.as_ref() {
                         beresp = merge_304(&obj.head, &beresp);
                         bo.was_304 = true;
                         bo.framing = Framing::None;
                     }
                 }
                 let life = rfc2616::lifetime(&beresp, bo.t_resp, &shared.params.get());
-                (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (life.t_origin, life.ttl, life.grace, life.keep);
                 bo.vsl.head(&beresp, vsl::BERESP);
-                bo.vsl.fmt(
-                    Tag::TTL,
-                    format_args!(
-                        "RFC {:.0} {:.0} {:.0} {:.0} {:.0} {}",
-                        life.ttl,
-                        life.grace,
-                        life.keep,
-                        bo.t_resp,
-                        life.t_origin,
-                        if bo.uncacheable { "uncacheable" } else { "cacheable" }
-                    ),
-                );
+                if bo.is_pass {
+                    // A pass keeps nothing: only the response's age counts
+                    // (Varnish asks RFC 2616 nothing, and logs no `TTL`).
+                    (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (life.t_origin, 0.0, 0.0, 0.0);
+                } else {
+                    (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (life.t_origin, life.ttl, life.grace, life.keep);
+                    bo.vsl.fmt(
+                        Tag::TTL,
+                        format_args!(
+                            "RFC {:.0} {:.0} {:.0} {:.0} {:.0} {}",
+                            life.ttl,
+                            life.grace,
+                            life.keep,
+                            bo.t_resp,
+                            life.t_origin,
+                            if bo.uncacheable { "uncacheable" } else { "cacheable" }
+                        ),
+                    );
+                }
                 // The head as received stays in the workspace.
                 bo.ws.alloc(beresp.buf.len());
                 bo.beresp = Some(beresp);
@@ -590,7 +640,9 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
             // A reused connection the backend had closed: one more try on
             // a fresh one.
             Err(Exchange::Closed) if conn.reused => {
+                bo.vsl.str(Tag::FetchError, "HTC eof (-1)");
                 bo.vsl.fmt(Tag::BackendClose, format_args!("{fd} {} close", be.def.name));
+                shared.stats.backend_retry.inc();
                 continue;
             }
             Err(e) => {
@@ -600,6 +652,23 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         }
     }
     FetchStep::Error
+}
+
+/// A backend's count of what made a connect fail, by errno as Varnish
+/// sorts them, or that it was not tried while held down.
+fn count_connect_failure(v: &lacquer_shm::vsc::Vbe, e: &io::Error) {
+    if crate::vbe::is_held_down(e) {
+        v.helddown.inc();
+        return;
+    }
+    match (e.raw_os_error(), e.kind()) {
+        (Some(1 | 13), _) => v.fail_eacces.inc(),
+        (Some(99), _) => v.fail_eaddrnotavail.inc(),
+        (Some(111), _) => v.fail_econnrefused.inc(),
+        (Some(101), _) => v.fail_enetunreach.inc(),
+        (Some(110), _) | (_, io::ErrorKind::TimedOut) => v.fail_etimedout.inc(),
+        _ => v.fail_other.inc(),
+    }
 }
 
 /// The connect, first-byte and between-bytes timeouts of a fetch, each
@@ -727,7 +796,15 @@ fn stp_response(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
             bo.vsl.fmt(Tag::TTL, format_args!("HFP {ttl:.0} 0 0 {:.0} uncacheable", now()));
             FetchStep::FetchBody
         }
-        Action::Retry => retry_or(shared, bo, FetchStep::Error),
+        Action::Retry => {
+            // A response without a body leaves the connection ready for
+            // the next request; one with a body unread is closed.
+            if matches!(bo.framing, Framing::None | Framing::Length(0)) {
+                let keep = !bo.doclose && !bo.beresp.as_ref().is_some_and(|b| b.has_token(b"connection", b"close"));
+                recycle(shared, bo, keep);
+            }
+            retry_or(shared, bo, FetchStep::Error)
+        }
         Action::Error => {
             bo.err = Some((h.status.map(wire_status).unwrap_or(503), h.reason));
             FetchStep::Error
@@ -749,9 +826,10 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
     let tx = tx.take();
     // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only
     // when told to.
-    let keep_conn = !beresp.has_token(b"connection", b"close")
-        && (beresp.head.protover() >= 11 || beresp.has_token(b"connection", b"keep-alive"));
-    let t_origin = bo.t_origin;
+    // Closed when either side said so: on the wire (`doclose`), or in the
+    // response as VCL left it.
+    let keep_conn = !bo.doclose && !beresp.has_token(b"connection", b"close");
+    let life = bo.lifetime();
     // ESI instructions go with the object when it is published, so a body
     // parsed for ESI is read whole first.
     if !bo.do_stream || bo.do_esi {
@@ -762,7 +840,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
         Some((oc, obj)) => {
             if let Some(tx) = tx {
                 let body = BeBody::Object(oc.clone(), obj.clone());
-                let _ = tx.send(Fetched::Resp { beresp, body, t_origin });
+                let _ = tx.send(Fetched::Resp { beresp, body, life });
             }
             Sink::Object(oc, obj)
         }
@@ -772,7 +850,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
             let Some(tx) = tx else { return FetchStep::Done };
             let len = match bo.framing {
                 Framing::None => {
-                    let _ = tx.send(Fetched::Resp { beresp, body: BeBody::Empty, t_origin });
+                    let _ = tx.send(Fetched::Resp { beresp, body: BeBody::Empty, life });
                     recycle(shared, bo, keep_conn);
                     return FetchStep::Done;
                 }
@@ -780,7 +858,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
                 _ => None,
             };
             let (btx, rx) = mpsc::channel(BODY_QUEUE);
-            if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, rx }, t_origin }).is_err() {
+            if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, rx }, life }).is_err() {
                 return FetchStep::Done;
             }
             Sink::Channel(btx)
@@ -953,7 +1031,7 @@ async fn fetch_whole(
     if let (Some(data), Some(busy)) = (&esidata, bo.busy.as_mut()) {
         busy.set_esidata(data.clone());
     }
-    let t_origin = bo.t_origin;
+    let life = bo.lifetime();
     let fetched = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {
             let ok = obj.append(body).is_ok();
@@ -963,11 +1041,11 @@ async fn fetch_whole(
             } else {
                 shared.cache.remove(&oc);
             }
-            Fetched::Resp { beresp, body: BeBody::Object(oc, obj), t_origin }
+            Fetched::Resp { beresp, body: BeBody::Object(oc, obj), life }
         }
         None => match esidata {
-            Some(data) => Fetched::Resp { beresp, body: BeBody::Esi(body, Arc::new(data)), t_origin },
-            None => Fetched::Resp { beresp, body: BeBody::Bytes(body), t_origin },
+            Some(data) => Fetched::Resp { beresp, body: BeBody::Esi(body, Arc::new(data)), life },
+            None => Fetched::Resp { beresp, body: BeBody::Bytes(body), life },
         },
     };
     if let Some(tx) = tx {
@@ -1063,11 +1141,17 @@ fn transient(shared: &Shared) -> &dyn lacquer_cache::Storage {
 /// Transient when it is uncacheable or its whole life (`ttl + grace +
 /// keep`) is shorter than `shortlived`; otherwise `beresp.storage`, which
 /// starts as the next store in turn (`STV_next`: the stores `-s` gave,
-/// Transient left out, round robin).
+/// Transient left out, round robin). Counts the first two cases
+/// (`beresp_uncacheable`, `beresp_shortlived`).
 fn choose_store(shared: &Shared, bo: &Bo) -> usize {
     let last = shared.cache.stores().len() - 1;
     let life = bo.ttl + bo.grace.max(0.0) + bo.keep.max(0.0);
-    if bo.uncacheable || life < shared.params.get().shortlived {
+    if bo.uncacheable {
+        shared.stats.beresp_uncacheable.inc();
+        return last;
+    }
+    if life < shared.params.get().shortlived {
+        shared.stats.beresp_shortlived.inc();
         return last;
     }
     bo.storage
@@ -1080,7 +1164,7 @@ fn choose_store(shared: &Shared, bo: &Bo) -> usize {
 /// life cut to `shortlived` (varnishd's salvage in `vbf_allocobj`).
 fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Published<Msg>> {
     let busy = bo.busy.take()?;
-    let life = Lifetime { t_origin: bo.t_origin, ttl: bo.ttl, grace: bo.grace, keep: bo.keep };
+    let life = bo.lifetime();
     let vary = rfc2616::vary(beresp, &bo.bereq);
     if let Some(ttl) = bo.hit_for_pass {
         busy.hit_for_pass(bo.vxid, Lifetime { ttl, ..life }, vary, beresp.clone());
@@ -1093,9 +1177,12 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
     // The stored head: the response as VCL left it, without its
     // connection's headers; Content-Length stays, for clients that come
     // while the body is still arriving.
-    let named = beresp.connection_named();
+    // Proxy credentials are one client's, not for everyone the object
+    // serves (Varnish's HTTPH_A_INS).
+    let credentials =
+        |n: &[u8]| n.eq_ignore_ascii_case(b"proxy-authenticate") || n.eq_ignore_ascii_case(b"proxy-authorization");
     let mut kept = Msg::response(beresp.head.status(), beresp.head.reason(&beresp.buf));
-    kept.copy_headers(beresp, |n| !is_hop_by_hop(n, &named) || n.eq_ignore_ascii_case(b"content-length"));
+    kept.copy_end_to_end(beresp, |n, hop| (!hop && !credentials(n)) || n.eq_ignore_ascii_case(b"content-length"));
     if !matches!(bo.framing, Framing::Length(_)) {
         kept.unset(b"content-length");
     }
@@ -1218,6 +1305,10 @@ fn recycle(shared: &Shared, bo: &mut Bo, keep: bool) {
 fn stp_error(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<Fetched>>) -> FetchStep {
     bo.conn = None;
     bo.rest.clear();
+    // A failed fetch counts; VCL's own `return (error(...))` does not.
+    if bo.err.is_none() {
+        shared.stats.fetch_failed.inc();
+    }
     let (status, why) = bo.err.take().unwrap_or((503, None));
     let why = why.unwrap_or_else(|| {
         if status == 503 {
@@ -1230,19 +1321,47 @@ fn stp_error(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<
     beresp.append(b"Date", http_date().as_bytes());
     beresp.append(b"Server", b"Lacquer");
     bo.beresp = Some(beresp);
+    // The error is made now and kept for no time unless VCL says so.
+    bo.t_resp = now();
+    bo.vsl.timestamp("Error", bo.t_resp);
+    (bo.t_origin, bo.ttl, bo.grace, bo.keep) = (bo.t_resp, 0.0, 0.0, 0.0);
     bo.synth_body.clear();
     let h = vcl(shared, bo, Method::BackendError);
     match h.action {
         Action::Deliver => {
-            if let (Some(beresp), Some(tx)) = (bo.beresp.take(), tx.take()) {
-                let body = BeBody::Bytes(std::mem::take(&mut bo.synth_body));
-                let t_origin = now();
-                let _ = tx.send(Fetched::Resp { beresp, body, t_origin });
-            }
+            deliver_error(shared, bo, tx.take());
             FetchStep::Done
         }
         Action::Retry => retry_or(shared, bo, FetchStep::Fail),
         _ => FetchStep::Fail,
+    }
+}
+
+/// Hands on the response `vcl_backend_error` made. It is an object like
+/// any other to Varnish: a miss stores it by the same rules, kept as long
+/// as VCL said (by default not at all), so that a backend that is down
+/// need not be asked again for each request.
+fn deliver_error(shared: &Shared, bo: &mut Bo, tx: Option<oneshot::Sender<Fetched>>) {
+    let Some(beresp) = bo.beresp.take() else { return };
+    let body = std::mem::take(&mut bo.synth_body);
+    bo.framing = Framing::Length(body.len() as u64);
+    let stv = choose_store(shared, bo);
+    let life = bo.lifetime();
+    let fetched = match store(shared, bo, &beresp, stv) {
+        Some((oc, obj)) => {
+            let ok = obj.append(body).is_ok();
+            obj.finish(ok);
+            if !ok {
+                shared.cache.remove(&oc);
+            } else if life.ttl > 0.0 {
+                retire_stale(shared, bo);
+            }
+            Fetched::Resp { beresp, body: BeBody::Object(oc, obj), life }
+        }
+        None => Fetched::Resp { beresp, body: BeBody::Bytes(body), life },
+    };
+    if let Some(tx) = tx {
+        let _ = tx.send(fetched);
     }
 }
 

@@ -130,7 +130,7 @@ enum HeadRead {
     /// The client closed, went idle too long, or the server is stopping:
     /// the `SessClose` reason.
     Gone(&'static str),
-    /// A head that lacquer-http refused, and what the log says of it.
+    /// A head that lacquer-http refused, and why in the log's words.
     Bad(HeadError, String),
 }
 
@@ -296,38 +296,6 @@ async fn proxy_preamble(sp: &mut Sess) -> bool {
     }
 }
 
-/// What varnishd logs as `BogoHeader` for a refused head, in its words
-/// where the head shows what they name (the offending line or byte).
-fn bogo_text(buf: &[u8], kind: lacquer_http::HeadErrorKind) -> String {
-    use lacquer_http::HeadErrorKind as K;
-    // The header lines: after the first line, up to the empty one.
-    let start = memchr::memchr(b'\n', buf).map_or(buf.len(), |i| i + 1);
-    let end = memchr::memmem::find(&buf[start..], b"\r\n\r\n").map_or(buf.len(), |i| start + i);
-    let headers = &buf[start..end];
-    let first_line = || {
-        let l = headers.split(|&b| b == b'\n').next().unwrap_or(b"");
-        String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned()
-    };
-    match kind {
-        K::FoldWithoutHeader => format!("1st header has white space: {}", first_line()),
-        K::BadHeaderName(b':') => {
-            let line = headers.split(|&b| b == b'\n').find(|l| l.first() == Some(&b':')).unwrap_or(b"");
-            format!("Missing header name: {}", String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)))
-        }
-        K::ControlByte => {
-            let bad = headers.iter().enumerate().find(|&(i, &b)| {
-                (b < 0x20 && b != b'\t' && b != b'\n' && !(b == b'\r' && headers.get(i + 1) == Some(&b'\n')))
-                    || b == 0x7f
-            });
-            match bad {
-                Some((_, b)) => format!("Header has ctrl char 0x{b:02x}"),
-                None => kind.to_string(),
-            }
-        }
-        k => k.to_string(),
-    }
-}
-
 /// Answers a head lacquer-http refused (400, or nothing for an oversized
 /// head), logged as Varnish logs it: a request transaction with the reason
 /// in `BogoHeader`, and the session closed as junk or a bad request.
@@ -362,6 +330,28 @@ async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError, why: &str) {
     };
 }
 
+/// Why a head was refused, as Varnish's `BogoHeader` says it when a header
+/// line is at fault (naming the line, or its first control byte), else
+/// lacquer-http's own words.
+fn bogo_header(e: &HeadError, head: &Head, buf: &[u8]) -> String {
+    use lacquer_http::HeadErrorKind as K;
+    let Some(line) = head.bad_line().and_then(|r| buf.get(r)) else {
+        return e.kind.to_string();
+    };
+    // Varnish shows at most 20 bytes of the line.
+    let shown = String::from_utf8_lossy(&line[..line.len().min(20)]).into_owned();
+    match e.kind {
+        K::ControlByte => match line.iter().find(|&&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            Some(b) => format!("Header has ctrl char 0x{b:02x}"),
+            None => e.kind.to_string(),
+        },
+        K::FoldWithoutHeader => format!("1st header has white space: {shown}"),
+        // The name ends at a ':' only when there is none.
+        K::BadHeaderName(b':') => format!("Missing header name: {shown}"),
+        _ => e.kind.to_string(),
+    }
+}
+
 /// Reads until a whole request head is in the buffer, within
 /// `timeout_idle`. While nothing of a request has arrived the wait also
 /// ends when the server stops.
@@ -382,7 +372,7 @@ async fn read_head(shared: &Shared, sp: &mut Sess) -> HeadRead {
                     return HeadRead::Req(Msg { buf, head });
                 }
                 Ok(Parsed::Partial) => {}
-                Err(e) => return HeadRead::Bad(e, bogo_text(&buf, e.kind)),
+                Err(e) => return HeadRead::Bad(e, bogo_header(&e, &head, &buf)),
             }
         }
         buf.reserve(16384);

@@ -258,6 +258,8 @@ pub(crate) struct Shared {
     compile: lacquer_vcl::Options,
     /// Whether client connections are accepted (`start` / `stop`).
     pub child: acceptor::Child,
+    /// The backend connection pools, shared across VCLs.
+    pub pools: vbe::Pools,
 }
 
 impl Shared {
@@ -348,6 +350,10 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     tokio::spawn(cache.clone().run_expiry(msg::now));
     let identity = cfg.identity.unwrap_or_else(|| hostname.clone());
     let log = open_log(&cfg.workdir, &cfg.params)?;
+    let exp_log = log.clone();
+    cache.set_exp_log(Box::new(move |what| {
+        vsl::global(&exp_log, lacquer_shm::Tag::ExpKill, what.to_string().as_bytes());
+    }));
     let vsc_err = |e| ServeError::Log(cfg.workdir.clone(), e);
     let vsc = lacquer_shm::Vsc::create(&cfg.workdir).map_err(vsc_err)?;
     let stats = vsc.main().map_err(vsc_err)?;
@@ -372,6 +378,7 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         modules: cfg.modules,
         compile: cfg.compile,
         child: acceptor::Child::new(listeners, alive_tx),
+        pools: vbe::Pools::default(),
     });
     // The ban list reads the live parameters; the lurker is a thread of
     // its own, as varnishd's.
@@ -521,6 +528,15 @@ fn open_log(dir: &std::path::Path, p: &Params) -> Result<lacquer_shm::Log, Serve
         _ => lacquer_shm::ring::DEFAULT_SPACE,
     };
     let log = lacquer_shm::Log::create(dir, space).map_err(|e| ServeError::Log(dir.to_path_buf(), e))?;
+    apply_log_params(&log, p);
+    Ok(log)
+}
+
+/// Applies the `vsl_mask`, `vsl_reclen` and `vsl_buffer` parameters, and
+/// `debug=+syncvsl`, to the log: when it is made, and again after
+/// `param.set`.
+pub(crate) fn apply_log_params(log: &lacquer_shm::Log, p: &Params) {
+    use lacquer_defs::params::Value;
     if let Some(Value::Bits(bits)) = p.values().get("vsl_mask") {
         log.set_mask_bits(*bits);
     }
@@ -530,7 +546,10 @@ fn open_log(dir: &std::path::Path, p: &Params) -> Result<lacquer_shm::Log, Serve
     if let Some(n) = p.values().get("vsl_buffer").and_then(Value::as_f64) {
         log.set_buffer_size(n as usize);
     }
-    Ok(log)
+    if let Some(Value::Bits(bits)) = p.values().get("debug") {
+        let at = lacquer_defs::params::DEBUG_BITS.names.iter().position(|n| *n == "syncvsl");
+        log.set_sync(at.is_some_and(|i| bits & (1 << i) != 0));
+    }
 }
 
 /// The signals the server answers: SIGTERM and SIGINT stop it, SIGHUP

@@ -74,6 +74,22 @@ impl Msg {
         }
     }
 
+    /// Copies the header lines of `from` that go end to end, as `keep(name,
+    /// hop)` says: `hop` is whether the line is hop-by-hop, by its name or
+    /// because `from`'s `Connection` header named it. Only lines received
+    /// so are named: Varnish marks them when the head arrives, so a line
+    /// VCL adds later under such a name goes on.
+    pub fn copy_end_to_end(&mut self, from: &Msg, mut keep: impl FnMut(&[u8], bool) -> bool) {
+        let named = from.connection_named();
+        for (f, (n, v)) in from.head.fields().iter().zip(from.head.headers(&from.buf)) {
+            let received = !f.name.is_edited() && !f.value.is_edited();
+            let hop = is_hop_by_hop(n, &[]) || (received && is_hop_by_hop(n, &named));
+            if keep(n, hop) {
+                self.head.append(n, v);
+            }
+        }
+    }
+
     /// The headers named by this message's `Connection` header (its
     /// hop-by-hop extension), lowercased, without `close` and `keep-alive`.
     pub fn connection_named(&self) -> Vec<Vec<u8>> {
@@ -97,13 +113,67 @@ impl Msg {
 const HOP_BY_HOP: &[&[u8]] = &[
     b"connection",
     b"keep-alive",
-    b"proxy-connection",
     b"te",
     b"trailer",
     b"transfer-encoding",
     b"upgrade",
+    b"http2-settings",
     b"content-length",
 ];
+
+/// Headers Varnish knows and needs end to end: a `Connection` header that
+/// names one of them (asking for it to be dropped) makes a bad request.
+const WELL_KNOWN: &[&[u8]] = &[
+    b"accept",
+    b"accept-charset",
+    b"accept-encoding",
+    b"accept-language",
+    b"age",
+    b"allow",
+    b"authorization",
+    b"cache-control",
+    b"content-encoding",
+    b"content-language",
+    b"content-length",
+    b"content-location",
+    b"content-md5",
+    b"content-range",
+    b"content-type",
+    b"cookie",
+    b"date",
+    b"etag",
+    b"expect",
+    b"expires",
+    b"from",
+    b"host",
+    b"if-match",
+    b"if-modified-since",
+    b"if-none-match",
+    b"if-range",
+    b"if-unmodified-since",
+    b"last-modified",
+    b"location",
+    b"max-forwards",
+    b"pragma",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"range",
+    b"referer",
+    b"retry-after",
+    b"server",
+    b"set-cookie",
+    b"user-agent",
+    b"vary",
+    b"via",
+    b"warning",
+    b"www-authenticate",
+    b"x-forwarded-for",
+];
+
+/// The first header `Connection` names that may not be dropped, if any.
+pub(crate) fn names_well_known(m: &Msg) -> Option<Vec<u8>> {
+    m.connection_named().into_iter().find(|n| WELL_KNOWN.contains(&n.as_slice()))
+}
 
 /// Whether a header is hop-by-hop (or framing), or named in `named`.
 pub(crate) fn is_hop_by_hop(name: &[u8], named: &[Vec<u8>]) -> bool {

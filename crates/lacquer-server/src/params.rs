@@ -94,11 +94,13 @@ honoured! {
     workspace_session,
     workspace_thread,
     vsl_buffer,
+    backend_local_error_holddown,
+    backend_remote_error_holddown,
 }
 
 /// Honoured parameters that are not numbers: read by name where they are
 /// used (`crate::compile_options`).
-pub const READ_BY_NAME: &[&str] = &["vcc_err_unref", "vcc_unsafe_path", "vcl_path", "feature"];
+pub const READ_BY_NAME: &[&str] = &["feature", "vcc_err_unref", "vcc_unsafe_path", "vcl_path"];
 
 impl Params {
     /// Sets a parameter from `name=value` text, as `-p` gives it.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lacquer_cache::{BodyReader, Busy, Lookup, ObjCore, Published, Want};
+use lacquer_cache::{BodyReader, Busy, Lifetime, Lookup, ObjCore, Object, Published, Want};
 use lacquer_defs::{Action, Method};
 use lacquer_http::{BodyDecoder, ChunkedEncoder, Framing, LAST_CHUNK};
 use lacquer_shm::{Side, Tag};
@@ -20,7 +20,7 @@ use crate::esi::{self, Instr};
 use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
 use crate::gzip;
 use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
-use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
+use crate::msg::{http_date, now, reason, wire_status, Msg};
 use crate::vcl::Vcl;
 use crate::ved::EsiBody;
 use crate::vsl::{self, Vsl};
@@ -133,8 +133,12 @@ pub(crate) struct Req {
     bgfetch: Option<Busy<Msg>>,
     pub is_hitmiss: bool,
     pub is_hitpass: bool,
-    /// When the response being delivered was made, less its age.
-    t_origin: f64,
+    /// The lookup found an object (Varnish's `is_hit`): it stays so when
+    /// `vcl_hit` passes, and `X-Varnish` then names the pass's fetch.
+    is_hit: bool,
+    /// The lifetimes of the response being delivered when it was fetched
+    /// (its `t_origin`: when it was made, less its age), or found.
+    pub life: Option<Lifetime>,
     /// The session's timeouts as VCL sees and sets them (`sess.*`); they
     /// go back to the session when the response is sent.
     pub timeouts: Timeouts,
@@ -270,7 +274,8 @@ impl Req {
             bgfetch: None,
             is_hitmiss: false,
             is_hitpass: false,
-            t_origin: 0.0,
+            is_hit: false,
+            life: None,
             timeouts: sp.timeouts,
         }
     }
@@ -315,7 +320,7 @@ impl Req {
 fn vcl(req: &mut Req, method: Method) -> Handling {
     let vcl = req.vcl.clone();
     req.vsl.vcl_call(method);
-    let mut ctx = ReqCtx { req, method };
+    let mut ctx = ReqCtx { req, method, now: now() };
     let h = match lacquer_vcl::exec::run(&vcl.program, method, &mut ctx) {
         Ok(h) => h,
         Err(f) => match crate::handoff::stopped(req) {
@@ -402,12 +407,21 @@ pub(crate) async fn run_from(req: &mut Req, sp: &mut Sess, mut step: ReqStep) {
 async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let m = &mut req.req;
     // Connection: close, and HTTP/1.0 without keep-alive, end the
-    // connection after this request. The headers it names stay visible to
-    // VCL and are filtered out of backend requests (Varnish's
-    // `http_DoConnection` marks them).
+    // connection after this request. The header lines it names stay
+    // visible to VCL and are left out of backend requests
+    // (`Msg::copy_end_to_end`); naming a header Varnish needs is refused.
     if m.has_token(b"connection", b"close") || (m.head.protover() < 11 && !m.has_token(b"connection", b"keep-alive")) {
         req.doclose = true;
         req.close = if m.has_token(b"connection", b"close") { "REQ_CLOSE" } else { "REQ_HTTP10" };
+    }
+    if crate::msg::names_well_known(m).is_some() {
+        // Asked to drop a header Varnish needs end to end: a bad request.
+        req.vsl.str(Tag::Error, "Bad Connection header");
+        req.shared.stats.client_req_400.inc();
+        let _ = sp.send(b"HTTP/1.1 400 Bad Request\r\n\r\n", Instant::now()).await;
+        req.doclose = true;
+        req.close = "RX_BAD";
+        return ReqStep::Finish;
     }
     if let Some(expect) = m.header(b"expect") {
         if !expect.eq_ignore_ascii_case(b"100-continue") {
@@ -448,12 +462,14 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
     req.bgfetch = None;
     req.is_hitmiss = false;
     req.is_hitpass = false;
+    req.is_hit = false;
     req.resp = None;
     req.resp_body = RespBody::None;
     req.synth_body.clear();
     req.bereq = None;
     req.do_esi = None;
     if req.restarts as f64 > req.params.max_restarts {
+        req.vsl.str(Tag::VCL_Error, "Too many restarts");
         return req.synth(503, None);
     }
     // A restart is a new transaction, linked from the old one.
@@ -583,24 +599,26 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
             Lookup::Hit(oc) | Lookup::Grace(oc, None) => {
                 // Expired or evicted since the lookup found it: look again.
                 let Some(obj) = oc.object() else { continue };
-                log_hit(req, Tag::Hit, &oc, obj.xid);
+                log_hit(req, Tag::Hit, &oc, obj.xid, Some(&obj));
                 req.obj = Some((oc, obj));
+                req.is_hit = true;
                 return ReqStep::Hit;
             }
             Lookup::Grace(oc, Some(bg)) => {
                 let Some(obj) = oc.object() else { continue };
-                log_hit(req, Tag::Hit, &oc, obj.xid);
+                log_hit(req, Tag::Hit, &oc, obj.xid, Some(&obj));
                 req.obj = Some((oc, obj));
+                req.is_hit = true;
                 req.bgfetch = Some(bg);
                 return ReqStep::Hit;
             }
             Lookup::HitPass(oc) => {
-                log_hit(req, Tag::HitPass, &oc, oc.xid());
+                log_hit(req, Tag::HitPass, &oc, oc.xid(), None);
                 req.is_hitpass = true;
                 return ReqStep::Pass;
             }
             Lookup::HitMiss(busy, oc) => {
-                log_hit(req, Tag::HitMiss, &oc, oc.xid());
+                log_hit(req, Tag::HitMiss, &oc, oc.xid(), None);
                 req.is_hitmiss = true;
                 req.busy = Some(busy);
                 return ReqStep::Miss;
@@ -616,12 +634,22 @@ async fn cnt_lookup(req: &mut Req) -> ReqStep {
 }
 
 /// `Hit <xid> <ttl left> <grace> <keep>` (or `HitPass`/`HitMiss <xid>
-/// <ttl left>`).
-fn log_hit(req: &mut Req, tag: Tag, oc: &ObjCore<Msg>, xid: u64) {
+/// <ttl left>`). A hit on an object still being fetched adds how much
+/// body has come so far, and how much is expected when the length is
+/// known (Varnish 7.1's `Hit … fetched [expected]`).
+fn log_hit(req: &mut Req, tag: Tag, oc: &ObjCore<Msg>, xid: u64, obj: Option<&Object<Msg>>) {
     let life = oc.lifetime();
     let ttl = life.t_origin + life.ttl - now();
     if tag == Tag::Hit {
-        req.vsl.fmt(tag, format_args!("{xid} {ttl:.6} {:.6} {:.6}", life.grace, life.keep));
+        let mut fetching = String::new();
+        if let Some(obj) = obj.filter(|o| o.is_open()) {
+            fetching = format!(" {}", obj.len());
+            let cl = obj.head.header(b"content-length");
+            if let Some(n) = cl.and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok()) {
+                fetching.push_str(&format!(" {n}"));
+            }
+        }
+        req.vsl.fmt(tag, format_args!("{xid} {ttl:.6} {:.6} {:.6}{fetching}", life.grace, life.keep));
     } else {
         req.vsl.fmt(tag, format_args!("{xid} {ttl:.6}"));
     }
@@ -637,7 +665,7 @@ fn cnt_hit(req: &mut Req) -> ReqStep {
             let Some((oc, obj)) = req.obj.clone() else {
                 return ReqStep::VclFail;
             };
-            req.t_origin = oc.lifetime().t_origin;
+            req.life = Some(oc.lifetime());
             req.resp = Some(obj.head.clone());
             req.resp_body = RespBody::Fetched(BeBody::Object(oc, obj));
             ReqStep::Deliver
@@ -677,6 +705,8 @@ fn start_bgfetch(req: &mut Req, busy: Busy<Msg>) {
     bo.busy = Some(busy);
     bo.is_bgfetch = true;
     bo.client_identity = req.client_identity.clone();
+    // The object in grace is what the refresh revalidates.
+    bo.stale = req.obj.clone();
     drop(fetch::spawn(shared, bo));
 }
 
@@ -728,16 +758,24 @@ fn make_bereq(req: &Req, pass: bool) -> Msg {
     let method = req.req.head.method(&req.req.buf);
     let method = if !pass && method.eq_ignore_ascii_case(b"HEAD") { &b"GET"[..] } else { method };
     let mut bereq = Msg::request(method, req.req.head.url(&req.req.buf), b"HTTP/1.1");
-    let named = req.req.connection_named();
     // A miss fetches the whole object for everyone: the client's own
-    // conditions and range stay with it (Varnish's HTTPH_R_FETCH).
-    let per_client = |n: &[u8]| {
-        !pass
-            && [&b"if-modified-since"[..], b"if-none-match", b"if-range", b"range"]
-                .iter()
-                .any(|h| n.eq_ignore_ascii_case(h))
-    };
-    bereq.copy_headers(&req.req, |n| !is_hop_by_hop(n, &named) && !per_client(n));
+    // conditions, range and proxy credentials stay with it (Varnish's
+    // HTTPH_R_FETCH).
+    const PER_CLIENT: &[&[u8]] = &[
+        b"if-match",
+        b"if-modified-since",
+        b"if-none-match",
+        b"if-range",
+        b"if-unmodified-since",
+        b"range",
+        b"content-range",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    ];
+    let per_client = |n: &[u8]| !pass && PER_CLIENT.iter().any(|h| n.eq_ignore_ascii_case(h));
+    // What the client takes in ranges is no concern of the backend's.
+    let ranges = |n: &[u8]| n.eq_ignore_ascii_case(b"accept-ranges");
+    bereq.copy_end_to_end(&req.req, |n, hop| !hop && !per_client(n) && !ranges(n));
     // A miss asks for gzip whatever this client takes: the object serves
     // every client, and is gunzipped for those that do not take it.
     if !pass && req.params.http_gzip_support != 0.0 {
@@ -840,12 +878,12 @@ async fn cnt_fetch(req: &mut Req, sp: &mut Sess) -> ReqStep {
         }
     };
     match fetched {
-        Ok(Fetched::Resp { beresp, body, t_origin }) => {
+        Ok(Fetched::Resp { beresp, body, life }) => {
             req.vsl.timestamp("Fetch", now());
             if let BeBody::Object(oc, obj) = &body {
                 req.obj = Some((oc.clone(), obj.clone()));
             }
-            req.t_origin = t_origin;
+            req.life = Some(life);
             req.resp = Some(beresp);
             req.resp_body = RespBody::Fetched(body);
             ReqStep::Deliver
@@ -881,7 +919,6 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
     let Some(beresp) = req.resp.take() else {
         return ReqStep::VclFail;
     };
-    let named = beresp.connection_named();
     let mut resp = Msg::response(beresp.head.status(), beresp.head.reason(&beresp.buf));
     // The length, when known: a whole object's, or the one the backend
     // announced for a body still arriving. (Transmit has the last word:
@@ -895,17 +932,20 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
         RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Some(b.len() as u64),
         _ => None,
     };
-    resp.copy_headers(&beresp, |n| !is_hop_by_hop(n, &named));
+    let length = head_length(req, &beresp).or(length);
+    resp.copy_end_to_end(&beresp, |_, hop| !hop);
     if let Some(n) = length {
         resp.append(b"Content-Length", n.to_string().as_bytes());
     }
     // A hit names the fetch that made the object too.
     let xvarnish = match (&req.obj, req.busy_xid()) {
         (Some((_, obj)), false) => format!("{} {}", req.vxid, obj.xid),
+        _ if req.is_hit => format!("{} {}", req.vxid, req.bereq_vxid),
         _ => req.vxid.to_string(),
     };
     resp.append(b"X-Varnish", xvarnish.as_bytes());
-    let age = ((now() - req.t_origin).floor().max(0.0) as u64).to_string();
+    let t_origin = req.life.map_or(now(), |l| l.t_origin);
+    let age = ((now() - t_origin).floor().max(0.0) as u64).to_string();
     resp.append(b"Age", age.as_bytes());
     // Both are printed into the workspace in Varnish.
     let ws = &req.ws;
@@ -963,7 +1003,9 @@ async fn cnt_synth(req: &mut Req, sp: &mut Sess) -> ReqStep {
     req.t_resp = now();
     let h = vcl(req, Method::Synth);
     match h.action {
-        Action::Restart if (req.restarts as f64) < req.params.max_restarts => ReqStep::Restart,
+        // Past `max_restarts` (the restart that went one too far made this
+        // synth) a restart delivers instead, as in Varnish.
+        Action::Restart if (req.restarts as f64) <= req.params.max_restarts => ReqStep::Restart,
         Action::Deliver | Action::Restart => ReqStep::Transmit,
         _ => {
             // A failing vcl_synth gets the least response there is.
@@ -978,12 +1020,9 @@ async fn cnt_synth(req: &mut Req, sp: &mut Sess) -> ReqStep {
 fn cnt_pipe_bereq(req: &mut Req) {
     let m = &req.req;
     let mut bereq = Msg::request(m.head.method(&m.buf), m.head.url(&m.buf), m.head.proto(&m.buf));
-    let named = m.connection_named();
     // The body goes through as raw bytes, so its framing headers stay.
-    bereq.copy_headers(m, |n| {
-        n.eq_ignore_ascii_case(b"content-length")
-            || n.eq_ignore_ascii_case(b"transfer-encoding")
-            || !is_hop_by_hop(n, &named)
+    bereq.copy_end_to_end(m, |n, hop| {
+        n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"transfer-encoding") || !hop
     });
     req.bereq_vxid = crate::next_vxid();
     bereq.append(b"X-Varnish", req.bereq_vxid.to_string().as_bytes());
@@ -1020,7 +1059,9 @@ async fn cnt_pipe(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(be) = be else {
         return req.synth(503, None);
     };
-    let mut io = match be.connect(be.def.connect_timeout.unwrap_or(req.params.connect_timeout)).await {
+    let hold = crate::vbe::Holddown::from_params(&req.params);
+    // A pipe may take an idle pooled connection, as Varnish's does.
+    let mut io = match be.get(be.def.connect_timeout.unwrap_or(req.params.connect_timeout), hold).await {
         Ok(io) => io,
         Err(_) => return req.synth(503, None),
     };
@@ -1121,10 +1162,25 @@ async fn overflow_500(req: &mut Req, sp: &mut Sess, msg: &str) {
     req.close = "TX_EOF";
 }
 
+/// A HEAD passed to the backend brings no body to count: the response's
+/// Content-Length says how long the body would be.
+fn head_length(req: &Req, resp: &Msg) -> Option<u64> {
+    let bodiless = match &req.resp_body {
+        RespBody::Fetched(BeBody::Empty) => true,
+        RespBody::Fetched(BeBody::Bytes(b)) => b.is_empty(),
+        _ => false,
+    };
+    if !req.is_head() || !bodiless {
+        return None;
+    }
+    std::str::from_utf8(resp.header(b"content-length")?).ok()?.trim().parse().ok()
+}
+
 async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(mut resp) = req.resp.take() else {
         return ReqStep::Finish;
     };
+    let head_len = head_length(req, &resp);
     let body = std::mem::replace(&mut req.resp_body, RespBody::None);
     if req.esi_out.is_some() {
         return transmit_include(req, sp, resp, body).await;
@@ -1133,7 +1189,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let bodiless = status < 200 || status == 204 || status == 304;
     // A satisfied conditional request gets its 304 below, ESI or not.
     let get_or_head = req.is_head() || req.req.head.method(&req.req.buf).eq_ignore_ascii_case(b"GET");
-    let cond = get_or_head && deliver::not_modified(&req.req, &resp, req.t_req, req.t_origin);
+    let cond = get_or_head && deliver::not_modified(&req.req, &resp, req.t_req, req.life.map_or(0.0, |l| l.t_origin));
     if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body).filter(|_| !bodiless && !cond) {
         return transmit_esi(req, sp, resp, esi_body, instrs).await;
     }
@@ -1148,6 +1204,9 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
             std::str::from_utf8(cl).ok()?.parse().ok()
         }),
     };
+    if head_len.is_some() {
+        len = head_len;
+    }
     // A gzip body goes out gunzipped to a client that does not take gzip
     // (its length then unknown until the end).
     let mut gunzip = None;
@@ -1160,11 +1219,14 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     // A satisfied conditional request gets 304; a Range gets its part.
     let mut window = deliver::Window::ALL;
     let get_or_head = req.is_head() || req.req.head.method(&req.req.buf).eq_ignore_ascii_case(b"GET");
-    let last_modified = req.t_origin;
+    let last_modified = req.life.map_or(0.0, |l| l.t_origin);
     if get_or_head && deliver::not_modified(&req.req, &resp, req.t_req, last_modified) {
         resp.head.set_status(304);
         resp.head.set_reason(b"Not Modified");
-    } else if resp.head.status() == 200 && req.params.http_range_support != 0.0 {
+    } else if resp.head.status() == 200
+        && req.params.http_range_support != 0.0
+        && deliver::if_range(&req.req, &resp, last_modified)
+    {
         if let Some(r) = req.req.header(b"range").map(<[u8]>::to_vec) {
             match deliver::range(&r, len) {
                 Ok(None) => {}

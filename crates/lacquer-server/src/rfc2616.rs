@@ -12,7 +12,7 @@
 //! sets the grace.
 
 use lacquer_cache::{Lifetime, VarySpec};
-use lacquer_vcl::conv::parse_http_date_bytes;
+use lacquer_vcl::conv::parse_http_date_postel;
 
 use crate::msg::Msg;
 use crate::Params;
@@ -54,7 +54,8 @@ pub(crate) fn lifetime(resp: &Msg, now: f64, p: &Params) -> Lifetime {
     if let Some(age) = resp.header(b"age") {
         life.t_origin -= f64::from(seconds(age));
     }
-    let date = |name: &[u8]| resp.header(name).and_then(parse_http_date_bytes).unwrap_or(0.0);
+    let postel = p.feature("http_date_postel");
+    let date = |name: &[u8]| resp.header(name).and_then(|v| parse_http_date_postel(v, postel)).unwrap_or(0.0);
     let (expires, date) = (date(b"expires"), date(b"date"));
     let status = resp.head.status();
     match status {

@@ -70,48 +70,6 @@ impl std::fmt::Display for Admin {
     }
 }
 
-/// Idle connections to one endpoint.
-type Pool = Mutex<Vec<Box<dyn Io>>>;
-
-/// What makes two backends' connections interchangeable: where they go
-/// and what is sent first on a new one.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct PoolKey {
-    addrs: Vec<std::net::SocketAddr>,
-    path: Option<String>,
-    proxy_header: Option<u8>,
-    preamble: Option<Vec<u8>>,
-}
-
-/// The pool for `def`'s endpoint: the one other backends to it already
-/// use, or a new one. As in varnishd (`VCP_Ref`), a connection opened by
-/// one VCL's backend is reused by the same backend in the next VCL, so
-/// a reload does not cost every backend connection (and an origin that
-/// expects one connection keeps getting one).
-fn pool_for(def: &BackendDef) -> Arc<Pool> {
-    use std::collections::HashMap;
-    use std::sync::{OnceLock, Weak};
-    static POOLS: OnceLock<Mutex<HashMap<PoolKey, Weak<Pool>>>> = OnceLock::new();
-    if def.none || (def.addrs.is_empty() && def.path.is_none()) {
-        return Arc::default();
-    }
-    let key = PoolKey {
-        addrs: def.addrs.clone(),
-        path: def.path.clone(),
-        proxy_header: def.proxy_header,
-        preamble: def.preamble.clone(),
-    };
-    let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = pools.get(&key).and_then(Weak::upgrade) {
-        return p;
-    }
-    // Forget the pools nobody uses any more while here.
-    pools.retain(|_, p| p.strong_count() > 0);
-    let p = Arc::new(Pool::default());
-    pools.insert(key, Arc::downgrade(&p));
-    p
-}
-
 /// How many idle connections a backend keeps.
 const POOL_MAX: usize = 16;
 
@@ -162,13 +120,97 @@ impl AsyncWrite for Conn {
     }
 }
 
+/// How long a backend is not tried after a connect failed (Varnish's
+/// `backend_local_error_holddown` for a fault on our side, such as
+/// EACCES or EADDRNOTAVAIL, and `backend_remote_error_holddown` for one on
+/// the other, such as ECONNREFUSED or ENETUNREACH), so that a dead backend
+/// is not hammered with connects.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Holddown {
+    pub local: f64,
+    pub remote: f64,
+}
+
+impl Holddown {
+    pub fn from_params(p: &crate::Params) -> Holddown {
+        Holddown { local: p.backend_local_error_holddown, remote: p.backend_remote_error_holddown }
+    }
+
+    /// How long a failed connect's error holds the backend down.
+    fn after(&self, e: &io::Error) -> f64 {
+        const EPERM: i32 = 1;
+        const EACCES: i32 = 13;
+        const EADDRNOTAVAIL: i32 = 99;
+        const ENETUNREACH: i32 = 101;
+        const ECONNREFUSED: i32 = 111;
+        match e.raw_os_error() {
+            Some(EPERM | EACCES | EADDRNOTAVAIL) => self.local,
+            Some(ECONNREFUSED | ENETUNREACH) => self.remote,
+            _ => 0.0,
+        }
+    }
+}
+
+/// The error of a connect not tried: the backend is held down.
+#[derive(Debug)]
+pub(crate) struct HeldDown;
+
+impl std::fmt::Display for HeldDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("held down after a failed connect")
+    }
+}
+
+impl std::error::Error for HeldDown {}
+
+/// Whether `e` says the backend was held down rather than tried.
+pub(crate) fn is_held_down(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|r| r.is::<HeldDown>())
+}
+
+/// The connections to one place (Varnish's `VCP`, a connection pool):
+/// the idle ones, and the hold-down after a failed connect. The backends
+/// of every loaded VCL that point at the same place share one, so that a
+/// new VCL goes on with the connections the old one opened.
+#[derive(Default)]
+pub(crate) struct ConnPool {
+    idle: Mutex<Vec<Box<dyn Io>>>,
+    /// Until when connects are not tried, after one failed ([`Holddown`]).
+    held_until: Mutex<Option<std::time::Instant>>,
+}
+
+/// What makes two backends' connections interchangeable: where they go,
+/// and what is sent first on each.
+type PoolKey = (Option<String>, Vec<SocketAddr>, Option<Vec<u8>>, Option<u8>);
+
+/// The connection pools in use, by the place they connect to; a pool goes
+/// when the last backend using it does.
+#[derive(Default)]
+pub(crate) struct Pools(Mutex<std::collections::HashMap<PoolKey, std::sync::Weak<ConnPool>>>);
+
+impl Pools {
+    /// The pool of connections to where `def` points, shared with every
+    /// other backend that points there.
+    pub fn get(&self, def: &BackendDef) -> Arc<ConnPool> {
+        let key = (def.path.clone(), def.addrs.clone(), def.preamble.clone(), def.proxy_header);
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = map.get(&key).and_then(std::sync::Weak::upgrade) {
+            return pool;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let pool = Arc::new(ConnPool::default());
+        map.insert(key, Arc::downgrade(&pool));
+        pool
+    }
+}
+
 /// One backend of the running program, with its pool, its health and its
 /// count of connections in use.
 pub(crate) struct Backend {
     pub def: BackendDef,
-    /// Idle connections, shared by every backend of every VCL that
-    /// reaches the same endpoint the same way ([`pool_for`]).
-    pool: Arc<Pool>,
+    /// Idle connections and the hold-down, shared by every backend of
+    /// every VCL that reaches the same endpoint the same way ([`Pools`]).
+    pool: Arc<ConnPool>,
     /// Connections handed out and not yet given back (Varnish's `n_conn`);
     /// idle pooled connections do not count.
     in_use: Arc<AtomicU32>,
@@ -200,8 +242,8 @@ impl Backend {
     /// accepts its first connection.
     pub fn new(def: BackendDef) -> Backend {
         Backend {
-            pool: pool_for(&def),
             def,
+            pool: Arc::default(),
             in_use: Arc::new(AtomicU32::new(0)),
             sick: AtomicBool::new(false),
             admin: Default::default(),
@@ -210,6 +252,13 @@ impl Backend {
             native: None,
             history: Mutex::new(None),
         }
+    }
+
+    /// A backend that shares its connections with the others that point
+    /// where it does (those of other VCLs included).
+    pub fn pooled(def: BackendDef, pools: &Pools) -> Backend {
+        let pool = pools.get(&def);
+        Backend { pool, ..Backend::new(def) }
     }
 
     /// A backend a module implements, called `name`.
@@ -284,21 +333,47 @@ impl Backend {
 
     /// An idle pooled connection, or a new one; fails at once if the
     /// backend is sick or at its `.max_connections`.
-    pub async fn get(&self, connect_timeout: f64) -> io::Result<Conn> {
+    pub async fn get(&self, connect_timeout: f64, hold: Holddown) -> io::Result<Conn> {
         let slot = self.admit()?;
-        let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let pooled = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         if let Some(io) = pooled {
             return Ok(Conn { io, reused: true, _slot: slot });
         }
-        self.open(connect_timeout).await.map(|io| Conn { io, reused: false, _slot: slot })
+        self.open_unless_held(connect_timeout, hold).await.map(|io| Conn { io, reused: false, _slot: slot })
     }
 
     /// A new connection, never a pooled one (for pipe, and for the second
     /// try after a reused connection failed); fails at once if the backend
     /// is sick or at its `.max_connections`.
-    pub async fn connect(&self, connect_timeout: f64) -> io::Result<Conn> {
+    pub async fn connect(&self, connect_timeout: f64, hold: Holddown) -> io::Result<Conn> {
         let slot = self.admit()?;
-        self.open(connect_timeout).await.map(|io| Conn { io, reused: false, _slot: slot })
+        self.open_unless_held(connect_timeout, hold).await.map(|io| Conn { io, reused: false, _slot: slot })
+    }
+
+    /// Opens a connection unless a recent failure holds the backend down;
+    /// a failure that calls for it starts a hold-down.
+    async fn open_unless_held(&self, connect_timeout: f64, hold: Holddown) -> io::Result<Box<dyn Io>> {
+        {
+            let mut until = self.pool.held_until.lock().unwrap_or_else(|e| e.into_inner());
+            match *until {
+                Some(t) if std::time::Instant::now() < t => return Err(io::Error::other(HeldDown)),
+                Some(_) => *until = None,
+                None => {}
+            }
+        }
+        let mut r = self.open(connect_timeout).await;
+        // `.preamble`: bytes every new connection starts with.
+        if let (Ok(io), Some(pre)) = (&mut r, &self.def.preamble) {
+            tokio::io::AsyncWriteExt::write_all(io, pre).await?;
+        }
+        if let Err(e) = &r {
+            let h = hold.after(e);
+            if h > 0.0 {
+                let until = std::time::Instant::now() + Duration::from_secs_f64(h);
+                *self.pool.held_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+            }
+        }
+        r
     }
 
     /// The checks of Varnish's `vbe_dir_getfd` before it takes a
@@ -355,7 +430,7 @@ impl Backend {
     /// Gives a connection whose last response was read to its end back to
     /// the pool; either way it stops counting as in use.
     pub fn recycle(&self, conn: Conn) {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < POOL_MAX {
             pool.push(conn.io);
         }

@@ -519,7 +519,8 @@ impl Vcls {
                  use vcl 4.1."
             ));
         }
-        let backends = program.backends.iter().cloned().map(|d| Arc::new(vbe::Backend::new(d))).collect();
+        let backends =
+            program.backends.iter().cloned().map(|d| Arc::new(vbe::Backend::pooled(d, &shared.pools))).collect();
         let vbe = program
             .backends
             .iter()

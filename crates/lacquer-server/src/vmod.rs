@@ -1160,7 +1160,9 @@ impl lacquer_vcl::VclContext for InitCtx<'_> {
         None
     }
 
-    fn set_header(&mut self, _family: Var, _name: &lacquer_vcl::program::Header, _value: &[u8]) {}
+    fn set_header(&mut self, _family: Var, _name: &lacquer_vcl::program::Header, _value: &[u8]) -> Result<(), Failure> {
+        Ok(())
+    }
 
     fn unset_header(&mut self, _family: Var, _name: &lacquer_vcl::program::Header) {}
 

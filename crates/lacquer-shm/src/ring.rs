@@ -155,6 +155,8 @@ struct Shared {
     mask: [AtomicU64; 2],
     reclen: AtomicU64,
     buffer: AtomicU64,
+    /// Every record goes to the ring at once (`debug=+syncvsl`).
+    sync: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: `base` points into `_map`, which lives as long as `Shared`; every
@@ -226,6 +228,7 @@ impl Log {
                 mask: [AtomicU64::new(0), AtomicU64::new(0)],
                 reclen: AtomicU64::new(DEFAULT_RECLEN as u64),
                 buffer: AtomicU64::new(DEFAULT_BUFFER as u64),
+                sync: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         for t in DEFAULT_MASKED {
@@ -267,6 +270,13 @@ impl Log {
     }
 
     /// Sets the longest payload written (`vsl_reclen`); longer text is cut.
+    /// Has every record written to the ring as soon as it is made, not
+    /// with the rest of its transaction (`debug=+syncvsl`), so that a
+    /// reader sees a transaction still under way.
+    pub fn set_sync(&self, sync: bool) {
+        self.inner.sync.store(sync, Ordering::Relaxed);
+    }
+
     pub fn set_reclen(&self, n: usize) {
         self.inner.reclen.store(n.clamp(16, MAX_LEN) as u64, Ordering::Relaxed);
     }
@@ -367,7 +377,7 @@ impl VslBuf {
         self.buf[self.len + OVERHEAD + len..self.len + size].fill(0);
         self.len += size;
         self.records += 1;
-        if tag == Tag::End {
+        if tag == Tag::End || self.log.inner.sync.load(Ordering::Relaxed) {
             self.flush();
         }
     }

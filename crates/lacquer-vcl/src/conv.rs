@@ -232,6 +232,14 @@ pub fn parse_http_date(s: &str) -> Option<f64> {
 /// [`parse_http_date`] on bytes, such as a header's value. The string ends
 /// at its first NUL, as a C string does.
 pub fn parse_http_date_bytes(s: &[u8]) -> Option<f64> {
+    parse_http_date_postel(s, false)
+}
+
+/// [`parse_http_date_bytes`], and with `postel` (Varnish's
+/// `feature=+http_date_postel`) also accepting a one-digit day of the
+/// month in the RFC 1123 form ("Thu, 4 Jan 2018 06:26:29 GMT"), as some
+/// servers send it.
+pub fn parse_http_date_postel(s: &[u8], postel: bool) -> Option<f64> {
     let mut p = Parser { s, pos: 0 };
     if p.peek() == 0 {
         return None;
@@ -255,7 +263,7 @@ pub fn parse_http_date_bytes(s: &[u8]) -> Option<f64> {
             // This is RFC 1123: "Sun, 06 Nov 1994 08:49:37 GMT".
             p.pos += 1;
             p.must(b' ')?;
-            mday = p.digits(2)?;
+            mday = if postel && p.rest().get(1) == Some(&b' ') { p.digits(1)? } else { p.digits(2)? };
             p.must(b' ')?;
             month = p.month()?;
             p.must(b' ')?;
@@ -895,6 +903,8 @@ mod tests {
             assert_eq!(parse_http_date(s), None, "{s:?}");
         }
         assert_eq!(parse_http_date_bytes(b"Sun, 06 Nov 1994 08:49:37 GMT\0junk"), Some(784111777.0));
+        assert_eq!(parse_http_date_bytes(b"Sun, 6 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date_postel(b"Sun, 6 Nov 1994 08:49:37 GMT", true), Some(784111777.0));
     }
 
     #[test]

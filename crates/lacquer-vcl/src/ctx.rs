@@ -98,8 +98,9 @@ pub trait VclContext {
     fn unset(&mut self, var: Var) -> Result<(), Failure>;
     /// Reads a header of the message `family` (`Var::ReqHttp` …).
     fn header(&self, family: Var, name: &Header) -> Option<&[u8]>;
-    /// Sets a header, replacing every existing one of that name.
-    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]);
+    /// Sets a header, replacing every existing one of that name; fails
+    /// when the server refuses the value (Varnish's `validate_headers`).
+    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) -> Result<(), Failure>;
     /// Removes every header of that name.
     fn unset_header(&mut self, family: Var, name: &Header);
     /// `hash_data()`.

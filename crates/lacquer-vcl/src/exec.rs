@@ -53,15 +53,15 @@ fn stmt<C: VclContext>(p: &Program, s: &Stmt, ctx: &mut C) -> Result<Flow, Failu
                 let name = &p.headers[*h as usize];
                 if let Expr::Const(Const::Str(s)) = e {
                     // The common case, a constant: no copy.
-                    ctx.set_header(*fam, name, s);
+                    ctx.set_header(*fam, name, s)?;
                 } else if let Expr::Concat(parts) = e {
                     // The parts go straight into the header (Varnish's
                     // STRANDS): only the header is charged.
                     let val = concat(p, &*ctx, parts)?.unwrap_or_default();
-                    ctx.set_header(*fam, name, &val);
+                    ctx.set_header(*fam, name, &val)?;
                 } else {
                     let val = string_of(p, &*ctx, e)?.map(Cow::into_owned).unwrap_or_default();
-                    ctx.set_header(*fam, name, &val);
+                    ctx.set_header(*fam, name, &val)?;
                 }
             }
         },

@@ -68,7 +68,7 @@ pub struct Session<'a> {
     req: HeadData,
     resp: HeadData,
     body: Option<Vec<u8>>,
-    bodylen: String,
+    bodylen: Option<String>,
     chunklen: Option<String>,
     /// `-gziplevel`: zlib's level for `-gzipbody` and `-gziplen`, kept for
     /// the rest of the session as varnishtest keeps it (0: stored).
@@ -182,7 +182,7 @@ impl<'a> Session<'a> {
             req: HeadData::default(),
             resp: HeadData::default(),
             body: None,
-            bodylen: "0".into(),
+            bodylen: Some("0".into()),
             chunklen: None,
             gziplevel: 0,
             gzipresidual: None,
@@ -269,8 +269,10 @@ impl<'a> Session<'a> {
                 let no_obj = args.iter().any(|a| a == "-no_obj");
                 self.rx_head(false)?;
                 if no_obj {
+                    // No body read: its length is undefined, as in
+                    // varnishtest.
                     self.body = Some(Vec::new());
-                    self.bodylen = "0".into();
+                    self.bodylen = None;
                     return Ok(());
                 }
                 let eof_ok = self.resp.first[1].as_deref() == Some("200");
@@ -293,7 +295,7 @@ impl<'a> Session<'a> {
             "rxchunk" => {
                 let mut body = self.body.take().unwrap_or_default();
                 let r = self.rx_chunk(&mut body);
-                self.bodylen = body.len().to_string();
+                self.bodylen = Some(body.len().to_string());
                 self.body = Some(body);
                 r.map(|_| ())
             }
@@ -567,7 +569,7 @@ impl<'a> Session<'a> {
         self.say(&g.bits.log());
         self.say(&format!("new bodylen {}", g.body.len()));
         self.dump("body", &g.body);
-        self.bodylen = g.body.len().to_string();
+        self.bodylen = Some(g.body.len().to_string());
         self.body = Some(g.body);
         Ok(())
     }
@@ -680,6 +682,10 @@ impl<'a> Session<'a> {
         self.dump("rxhdr", &head);
         self.say(&format!("rxhdrlen = {}", head.len()));
         let text = String::from_utf8_lossy(&head).into_owned();
+        // Blank lines and blanks before the first line are skipped, as
+        // varnishtest's `http_splitheader` does (a backend `.preamble` may
+        // end with some).
+        let text = text.trim_start_matches([' ', '\t', '\r', '\n']);
         let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
         let first = lines.next().unwrap_or("").trim_start();
         let mut h = HeadData::default();
@@ -712,7 +718,7 @@ impl<'a> Session<'a> {
             self.resp = h;
         }
         self.body = None;
-        self.bodylen = "0".into();
+        self.bodylen = Some("0".into());
         self.body_rx = BodyRx::Unstarted;
         Ok(())
     }
@@ -766,7 +772,7 @@ impl<'a> Session<'a> {
         }
         let mut body = self.body.take().unwrap_or_default();
         let r = self.body_part(&mut body, max.unwrap_or(usize::MAX));
-        self.bodylen = body.len().to_string();
+        self.bodylen = Some(body.len().to_string());
         self.say(&format!("bodylen = {}", body.len()));
         self.body = Some(body);
         r
@@ -885,7 +891,7 @@ impl<'a> Session<'a> {
             "resp.status" => self.resp.first[1].clone(),
             "resp.reason" => self.resp.first[2].clone(),
             "resp.chunklen" => self.chunklen.clone(),
-            "req.bodylen" | "resp.bodylen" => Some(self.bodylen.clone()),
+            "req.bodylen" | "resp.bodylen" => self.bodylen.clone(),
             "req.body" | "resp.body" => body(),
             "remote.ip" => Some(self.remote.0.clone()),
             "remote.port" => Some(self.remote.1.clone()),

@@ -476,13 +476,15 @@ impl<'o> Test<'o> {
                     self.servers[k].repeat = n.ok_or_else(|| Verdict::Failed("server -repeat: bad count".into()))?;
                 }
                 "-keepalive" => self.servers[k].keepalive = true,
-                "-dispatch" => {
-                    if name != "s0" {
-                        return fail("server -dispatch: only for s0");
+                // Starts the server, as `-start` does, serving every
+                // connection at once (varnishtest's `server_dispatch`).
+                "-dispatch" | "-start" => {
+                    if arg == "-dispatch" {
+                        if name != "s0" {
+                            return fail("server -dispatch: only for s0");
+                        }
+                        self.servers[k].dispatch = true;
                     }
-                    self.servers[k].dispatch = true;
-                }
-                "-start" => {
                     self.server_wait(k)?;
                     let s = &mut self.servers[k];
                     let (ctx, n, l, spec) = (self.ctx.clone(), s.name.clone(), s.listener.clone(), s.spec.clone());

@@ -288,8 +288,10 @@ pub mod vmod {
 
     /// Converts the string *s* (an HTTP date or seconds since the epoch),
     /// the *real* or the *integer* to a TIME; *fallback* when it does not
-    /// convert.
+    /// convert. With `feature=+http_date_postel` a one-digit day of the
+    /// month is accepted in an RFC 1123 date.
     pub fn time(
+        ctx: &mut Ctx,
         s: Option<NullStr>,
         fallback: Option<Time>,
         real: Option<f64>,
@@ -303,7 +305,8 @@ pub mod vmod {
             return Ok(Time(r));
         }
         if let Some(s) = s.and_then(|s| s.0) {
-            if let Some(t) = num::http_date(s) {
+            let postel = ctx.param("feature").is_some_and(|f| f.split(',').any(|b| b == "+http_date_postel"));
+            if let Some(t) = num::http_date(s, postel) {
                 return Ok(Time(t));
             }
             if let Some(t) = num::vnum(s).filter(|t| *t > 0.0) {

@@ -183,12 +183,15 @@ fn month(s: &str) -> Option<i64> {
 }
 
 /// An HTTP date (`VTIM_parse`): RFC 1123, RFC 850 or asctime, with the
-/// weekday checked. `None` when it is none of them.
-pub fn http_date(s: &[u8]) -> Option<f64> {
+/// weekday checked. `None` when it is none of them. With `postel`
+/// (`feature=+http_date_postel`) RFC 1123's day of the month may be one
+/// digit.
+pub fn http_date(s: &[u8], postel: bool) -> Option<f64> {
     let s = std::str::from_utf8(s).ok()?.trim_matches(' ');
     let f: Vec<&str> = s.split(' ').filter(|w| !w.is_empty()).collect();
     let (wd, y, m, d, t) = if let [wd, d, mo, y, t, "GMT"] = f[..] {
-        (wd.strip_suffix(',')?, num(y, 4)?, month(mo)?, num(d, 2)?, hms(t)?)
+        let d = if postel && d.len() == 1 { num(d, 1)? } else { num(d, 2)? };
+        (wd.strip_suffix(',')?, num(y, 4)?, month(mo)?, d, hms(t)?)
     } else if let [wd, dmy, t, "GMT"] = f[..] {
         let mut p = dmy.split('-');
         let (d, mo, y) = (num(p.next()?, 2)?, month(p.next()?)?, num(p.next()?, 2)?);
@@ -218,10 +221,12 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(784111777.0));
-        assert_eq!(http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), Some(784111777.0));
-        assert_eq!(http_date(b"Sun Nov  6 08:49:37 1994"), Some(784111777.0));
-        assert_eq!(http_date(b"Mon, 06 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(http_date(b"Sun, 06 Nov 1994 08:49:37 GMT", false), Some(784111777.0));
+        assert_eq!(http_date(b"Sun, 6 Nov 1994 08:49:37 GMT", false), None);
+        assert_eq!(http_date(b"Sun, 6 Nov 1994 08:49:37 GMT", true), Some(784111777.0));
+        assert_eq!(http_date(b"Sunday, 06-Nov-94 08:49:37 GMT", false), Some(784111777.0));
+        assert_eq!(http_date(b"Sun Nov  6 08:49:37 1994", false), Some(784111777.0));
+        assert_eq!(http_date(b"Mon, 06 Nov 1994 08:49:37 GMT", false), None);
         assert_eq!(civil(0), (1970, 1, 1));
         assert_eq!(civil(days(2024, 2, 29)), (2024, 2, 29));
     }

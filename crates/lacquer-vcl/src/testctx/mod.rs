@@ -119,7 +119,7 @@ impl VclContext for MemContext {
         self.headers[family as usize].iter().find(|(n, _)| n.eq_ignore_ascii_case(&name.lower)).map(|(_, v)| &v[..])
     }
 
-    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) {
+    fn set_header(&mut self, family: Var, name: &Header, value: &[u8]) -> Result<(), Failure> {
         let list = &mut self.headers[family as usize];
         match list.iter().position(|(n, _)| n.eq_ignore_ascii_case(&name.lower)) {
             Some(i) => {
@@ -138,6 +138,7 @@ impl VclContext for MemContext {
             }
             None => list.push((name.name.clone(), value.to_vec())),
         }
+        Ok(())
     }
 
     fn unset_header(&mut self, family: Var, name: &Header) {
