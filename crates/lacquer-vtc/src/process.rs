@@ -244,14 +244,12 @@ impl Process {
         self.expect_signal = 0;
         let out = self.dir.join("term");
         let err = self.dir.join("stderr");
-        let tmpdir = ctx.macro_value("tmpdir")?;
         let io = |e: std::io::Error| format!("process {name}: {e}");
         let mut cmd = Command::new("/bin/sh");
+        ctx.command_env(&mut cmd)?;
         cmd.arg("-c")
             .arg(&self.spec)
-            .current_dir(&tmpdir)
             .env("TERM", "xterm")
-            .env("tmpdir", &tmpdir)
             .stdin(Stdio::from(slave.try_clone().map_err(io)?))
             .stdout(Stdio::from(slave))
             .stderr(Stdio::piped());

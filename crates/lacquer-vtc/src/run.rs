@@ -128,6 +128,13 @@ fn run_inner(path: &Path, opts: &RunOptions, ctx: Arc<Ctx>) -> (Verdict, String)
     // A script named without a directory is in the current one.
     let testdir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let testdir = std::fs::canonicalize(&testdir).unwrap_or(testdir);
+    // Driving Lacquer, the scripts' Varnish tools are Lacquer's; driving
+    // varnishd (oracle mode), they are the installed ones.
+    if opts.varnishd.is_none() {
+        if let Err(e) = ctx.provide_tools(&tmp.join(".lacquer-tools"), &opts.lacquer) {
+            return (Verdict::Failed(format!("cannot link the Varnish tools to lacquer: {e}")), String::new());
+        }
+    }
     let mut t = Test::new(tmp.clone(), testdir, opts, ctx.clone());
     let mut verdict = match t.run(&cmds) {
         Ok(()) => Verdict::Passed,

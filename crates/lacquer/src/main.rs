@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod adm;
+mod compat;
 
 #[derive(Parser)]
 #[command(name = "lacquer", version, about = "An HTTP accelerator that runs VCL")]
@@ -89,7 +90,8 @@ enum Cmd {
         /// Parameters the admin CLI may not change, `name[,name...]`.
         #[arg(short = 'r')]
         read_only: Vec<String>,
-        /// Where the admin CLI listens, `host:port` (varnishadm -T).
+        /// Where the admin CLI listens, `host:port` (varnishadm -T);
+        /// `127.0.0.1:0` by default, `none` for nowhere.
         #[arg(short = 'T')]
         cli: Option<String>,
         /// The file whose contents authenticate CLI clients (varnishadm -S).
@@ -333,6 +335,12 @@ struct LogArgs {
 }
 
 fn main() -> ExitCode {
+    // Run under a Varnish tool's name, Lacquer is that tool.
+    let mut args = std::env::args_os();
+    if let Some(tool) = args.next().as_deref().and_then(compat::Tool::by_name) {
+        let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+        return compat::run(tool, &args);
+    }
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Check { file, err_unref, vcl_path, name } => check(&file, err_unref, vcl_path, name),
@@ -361,6 +369,7 @@ fn main() -> ExitCode {
                 eprintln!("Error: {e}");
                 return ExitCode::from(2);
             }
+            let secret_file = secret.clone();
             let secret = match secret.map(std::fs::read).transpose() {
                 Ok(s) => s,
                 Err(e) => {
@@ -372,6 +381,12 @@ fn main() -> ExitCode {
                 eprintln!("Error: -d needs -T or -M: the CLI is what starts the server");
                 return ExitCode::from(2);
             }
+            // varnishd's CLI listens on `localhost:0` unless `-T none`.
+            let cli = match cli.as_deref() {
+                Some("none") => None,
+                Some(_) => cli,
+                None => Some("127.0.0.1:0".to_string()),
+            };
             let mut params = params;
             if let Some(l) = shm_size {
                 // Before the -p arguments, which may say otherwise.
@@ -389,6 +404,7 @@ fn main() -> ExitCode {
                 cli,
                 cli_call,
                 secret,
+                secret_file,
                 pid_file,
                 debug,
             };
@@ -398,7 +414,9 @@ fn main() -> ExitCode {
         Cmd::Ncsa(a) => ncsa(a),
         Cmd::ModuleDoc { module } => module_doc(&module),
         Cmd::Stat(a) => stat(a),
-        Cmd::Adm { address, secret, timeout, command } => adm::run(&address, secret.as_deref(), timeout, &command),
+        Cmd::Adm { address, secret, timeout, command } => {
+            adm::run(&address, secret.as_deref(), timeout, &command, adm::Mode::Plain)
+        }
     }
 }
 
@@ -436,6 +454,7 @@ struct Serve {
     cli: Option<String>,
     cli_call: Option<String>,
     secret: Option<Vec<u8>>,
+    secret_file: Option<PathBuf>,
     pid_file: Option<PathBuf>,
     debug: bool,
 }
@@ -455,6 +474,7 @@ fn serve(a: Serve) -> ExitCode {
         cli,
         cli_call,
         secret,
+        secret_file,
         pid_file,
         debug,
     } = a;
@@ -536,6 +556,7 @@ fn serve(a: Serve) -> ExitCode {
         cli,
         cli_call,
         secret,
+        secret_file: secret_file.map(|f| std::path::absolute(&f).unwrap_or(f)),
         pid_file,
         wait_for_start: debug,
     };
@@ -611,6 +632,7 @@ fn demo(listen: String, site: Option<PathBuf>) -> ExitCode {
         cli: None,
         cli_call: None,
         secret: None,
+        secret_file: None,
         pid_file: None,
         wait_for_start: false,
     };
