@@ -48,6 +48,8 @@ pub struct NcsaOptions {
     pub client: bool,
     /// `-w`: append the lines to this file instead of printing them.
     pub write: Option<PathBuf>,
+    /// `-j`: quote the values for JSON strings.
+    pub json: bool,
 }
 
 /// Runs `lacquer ncsa`; returns the exit status.
@@ -71,8 +73,8 @@ fn run_inner(o: &NcsaOptions) -> io::Result<()> {
         }
         (None, None) => COMBINED.to_string(),
     };
-    let format = Format::parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let (client, backend) = (o.client || !o.backend, o.backend);
+    let format = Format::parse_as(&text, o.json).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let (client, backend) = (o.client || o.log.esi || !o.backend, o.backend);
     let mut out: Box<dyn Write> = match &o.write {
         Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
         None => Box::new(io::BufWriter::new(io::stdout())),
@@ -82,7 +84,7 @@ fn run_inner(o: &NcsaOptions) -> io::Result<()> {
     run_with(&log, &mut |g: &Group, live: bool| {
         for tx in g {
             let wanted = match tx.kind {
-                TxKind::Request => client,
+                TxKind::Request => client && (tx.reason != "esi" || o.log.esi),
                 TxKind::BeReq => backend,
                 _ => false,
             };
@@ -99,9 +101,13 @@ fn run_inner(o: &NcsaOptions) -> io::Result<()> {
     out.flush()
 }
 
-/// A parsed `-F` format.
+/// A parsed `-F` format, and how the values it puts in a line are quoted.
 #[derive(Debug, PartialEq)]
-pub struct Format(Vec<Item>);
+pub struct Format {
+    items: Vec<Item>,
+    /// `-j`: values quoted for a JSON string rather than for a terminal.
+    json: bool,
+}
 
 #[derive(Debug, PartialEq)]
 enum Item {
@@ -113,6 +119,13 @@ enum Item {
 impl Format {
     /// Parses a format, refusing what varnishncsa refuses.
     pub fn parse(s: &str) -> Result<Format, String> {
+        Self::parse_as(s, false)
+    }
+
+    /// Parses a format whose values are quoted for JSON (`-j`) or not; a
+    /// tag whose records may hold control characters is refused without
+    /// `-j`, as varnishncsa refuses it.
+    pub fn parse_as(s: &str, json: bool) -> Result<Format, String> {
         let mut items = Vec::new();
         let mut text = String::new();
         let mut it = s.chars().peekable();
@@ -168,6 +181,11 @@ impl Format {
                         let shown = arg.map(|a| format!("%{{{a}}}{spec}")).unwrap_or(format!("%{spec}"));
                         return Err(format!("Unknown format specifier at: {shown}"));
                     }
+                    if let (false, Some(tag)) = (json, arg.as_deref().and_then(vsl_tag)) {
+                        if tag.is_unsafe() {
+                            return Err(format!("Tag {tag} can contain control characters"));
+                        }
+                    }
                     if !text.is_empty() {
                         items.push(Item::Text(std::mem::take(&mut text)));
                     }
@@ -179,20 +197,54 @@ impl Format {
         if !text.is_empty() {
             items.push(Item::Text(text));
         }
-        Ok(Format(items))
+        Ok(Format { items, json })
     }
 
     /// The line for one transaction.
     pub fn line(&self, tx: &Tx) -> String {
         let v = View { tx, backend: tx.kind == TxKind::BeReq };
         let mut out = String::new();
-        for item in &self.0 {
+        for item in &self.items {
             match item {
                 Item::Text(t) => out.push_str(t),
-                Item::Spec(c, arg) => out.push_str(&v.spec(*c, arg.as_deref()).unwrap_or_else(|| "-".into())),
+                Item::Spec(c, arg) => match v.spec(*c, arg.as_deref()) {
+                    Some(value) => quote(&mut out, &value, self.json),
+                    None => out.push('-'),
+                },
             }
         }
         out
+    }
+}
+
+/// The tag of a `VSL:Tag[...]` extended specifier's argument.
+fn vsl_tag(arg: &str) -> Option<Tag> {
+    let spec = arg.strip_prefix("VSL:")?;
+    let name = spec.split([':', '[']).next()?;
+    Tag::from_name(name)
+}
+
+/// Appends a value as varnishncsa quotes it (`VSB_quote`): `"` and `\`
+/// escaped, tabs and newlines by name; other control characters as `\xHH`
+/// and bytes past ASCII likewise, or, with `-j`, control characters as
+/// `\u00HH` and UTF-8 as it is.
+fn quote(out: &mut String, value: &str, json: bool) {
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' '..='~' => out.push(c),
+            _ if json && !c.is_ascii() => out.push(c),
+            _ if json => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            _ => {
+                for b in c.to_string().bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+        }
     }
 }
 
@@ -603,7 +655,22 @@ mod tests {
         assert_eq!(Format::parse("%Z").unwrap_err(), "Unknown format specifier at: %Z");
         assert_eq!(Format::parse("%{Foo}x").unwrap_err(), "Unknown format specifier at: %{Foo}x");
         assert!(Format::parse("%{Host").unwrap_err().starts_with("Unmatched bracket"));
-        assert_eq!(Format::parse("a\\tb %%").unwrap(), Format(vec![Item::Text("a\tb %".into())]));
+        assert_eq!(
+            Format::parse("a\\tb %%").unwrap(),
+            Format { items: vec![Item::Text("a\tb %".into())], json: false }
+        );
+    }
+
+    #[test]
+    fn values_quoted_as_varnishncsa_quotes_them() {
+        let mut out = String::new();
+        quote(&mut out, "q\"b\\c\u{2203}d\te\u{0}", false);
+        assert_eq!(out, r#"q\"b\\c\xe2\x88\x83d\te\x00"#);
+        out.clear();
+        quote(&mut out, "q\"b\\c\u{2203}d\te\u{0}", true);
+        assert_eq!(out, "q\\\"b\\\\c\u{2203}d\\te\\u0000");
+        assert_eq!(Format::parse("%{VSL:Debug}x").unwrap_err(), "Tag Debug can contain control characters");
+        assert!(Format::parse_as("%{VSL:Debug}x", true).is_ok());
     }
 
     #[test]

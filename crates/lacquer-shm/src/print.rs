@@ -52,6 +52,9 @@ pub struct Filter {
     pub client_only: bool,
     /// `-b`: only backend-side records.
     pub backend_only: bool,
+    /// `-E`: ESI subrequests are client transactions too (without it,
+    /// `-c` leaves them out).
+    pub esi: bool,
 }
 
 /// The tags of a comma-separated list of names and globs, or the error
@@ -147,11 +150,13 @@ impl Filter {
             TxKind::Session | TxKind::Request => Side::Client,
             TxKind::Unknown | TxKind::Raw => tx.records.first().map_or(Side::None, |r| r.side),
         };
-        match (self.client_only, self.backend_only) {
-            (true, false) => side == Side::Client,
-            (false, true) => side == Side::Backend,
-            _ => true,
-        }
+        let esi_ok = self.esi || !self.client_only || tx.kind != TxKind::Request || tx.reason != "esi";
+        esi_ok
+            && match (self.client_only, self.backend_only) {
+                (true, false) => side == Side::Client,
+                (false, true) => side == Side::Backend,
+                _ => true,
+            }
     }
 
     /// Whether `r` is printed.

@@ -405,14 +405,15 @@ impl Parser<'_> {
     }
 
     fn test(&mut self) -> Result<Expr, QueryError> {
-        if self.is_word("vxid") {
+        let selects = |t: &Tok| matches!(t, Tok::Punct(',' | '[' | ':'));
+        if self.is_word("vxid") && !selects(&self.toks[self.i + 1].0) {
             self.i += 1;
             let op = match self.peek() {
                 Tok::Op(op) if op.numeric() => *op,
                 _ => return Err(self.err_here(format!("Expected vxid operator got {}", self.describe()))),
             };
             self.i += 1;
-            return Ok(Expr::Vxid(op, self.integer()?));
+            return Ok(Expr::Vxid(op, self.vxid()?));
         }
         let sel = self.selector()?;
         let op = match self.peek() {
@@ -467,7 +468,32 @@ impl Parser<'_> {
         Ok(Expr::Test(sel, op, rhs))
     }
 
+    /// A vxid test's operand: an integer, and nothing else.
+    fn vxid(&mut self) -> Result<i64, QueryError> {
+        match self.peek().clone() {
+            Tok::Word(w) | Tok::Str(w) if w.parse::<i64>().is_ok() => {
+                self.i += 1;
+                Ok(w.parse().unwrap_or_default())
+            }
+            _ => Err(self.err_here(format!("Expected integer got {}", self.describe()))),
+        }
+    }
+
+    /// A selector naming `vxid` with anything else (a level, other tags,
+    /// a prefix or a field) is refused, as varnishlog refuses it.
     fn selector(&mut self) -> Result<Selector, QueryError> {
+        let start = self.i;
+        let sel = self.selector_parts()?;
+        if sel.1 {
+            let mut e = self.err_here("Unexpected taglist selection for vxid");
+            e.pos = self.toks[start].1;
+            return Err(e);
+        }
+        Ok(sel.0)
+    }
+
+    /// The selector, and whether it named `vxid`.
+    fn selector_parts(&mut self) -> Result<(Selector, bool), QueryError> {
         let mut level = Level::Any;
         if *self.peek() == Tok::Punct('{') {
             self.i += 1;
@@ -491,10 +517,20 @@ impl Parser<'_> {
             self.expect('}')?;
         }
         let mut tags = [0u64; 2];
+        let mut vxid = false;
         loop {
             let Tok::Word(w) = self.peek().clone() else {
                 return Err(self.err_here(format!("Expected VSL tag name got {}", self.describe())));
             };
+            if w == "vxid" {
+                vxid = true;
+                self.i += 1;
+                if *self.peek() != Tok::Punct(',') {
+                    break;
+                }
+                self.i += 1;
+                continue;
+            }
             let before = tags;
             for t in glob(&w).map_err(|m| self.err_here(m))? {
                 tags[t as usize / 64] |= 1 << (t as usize % 64);
@@ -528,7 +564,7 @@ impl Parser<'_> {
             field = Some(n as usize);
             self.expect(']')?;
         }
-        Ok(Selector { level, tags, prefix, field })
+        Ok((Selector { level, tags, prefix, field }, vxid))
     }
 }
 
@@ -794,6 +830,10 @@ mod tests {
         );
         assert!(err("ReqURL eq").contains("Expected string got ''"));
         assert!(err("vxid ~ 3").contains("Expected vxid operator"));
+        assert!(err("vxid != 3.5").contains("Expected integer got '3.5'"));
+        for q in ["vxid[1] >= 1", "{1}vxid <= 1", "vxid,Link > 1", "Link,vxid > 1", "vxid:x == 1"] {
+            assert!(err(q).contains("Unexpected taglist selection for vxid"), "{q}");
+        }
         assert!(err("ReqURL ReqURL").contains("Syntax error (Pos 8)"));
     }
 }

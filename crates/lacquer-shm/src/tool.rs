@@ -30,6 +30,8 @@ pub struct LogOptions {
     pub client: bool,
     /// `-b`: only backend-side records.
     pub backend: bool,
+    /// `-E`: client-side records, ESI subrequests' included.
+    pub esi: bool,
     /// `-r`: read this binary log file instead of shared memory.
     pub read: Option<PathBuf>,
     /// `-w`: write matching records to this binary log file.
@@ -157,7 +159,8 @@ fn run_inner(o: &LogOptions, lines: Option<Lines<'_>>) -> io::Result<()> {
         Some(g) => Grouping::parse(g).ok_or_else(|| usage(format!("Unknown grouping type: {g}")))?,
     };
     let mut filter = Filter::default();
-    filter.client_only = o.client;
+    filter.client_only = o.client || o.esi;
+    filter.esi = o.esi;
     filter.backend_only = o.backend;
     for (opt, arg) in &o.filters {
         match opt {

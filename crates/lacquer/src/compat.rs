@@ -59,6 +59,7 @@ const LOG_OPTS: &[Opt] = &[
     Opt('b', None, "Only display backend records"),
     Opt('c', None, "Only display client records"),
     Opt('d', None, "Process old log entries and exit"),
+    Opt('E', None, "Display ESI transactions"),
     Opt('g', Some("session|request|vxid|raw"), "Grouping mode (default: vxid)"),
     Opt('h', None, "Usage help"),
     Opt('i', Some("taglist"), "Include tags"),
@@ -80,10 +81,12 @@ const NCSA_OPTS: &[Opt] = &[
     Opt('b', None, "Backend mode"),
     Opt('c', None, "Client mode"),
     Opt('d', None, "Process old log entries and exit"),
+    Opt('E', None, "Show ESI requests"),
     Opt('F', Some("format"), "Set output format"),
     Opt('f', Some("formatfile"), "Read output format from file"),
     Opt('g', Some("request|vxid"), "Grouping mode (default: vxid)"),
     Opt('h', None, "Usage help"),
+    Opt('j', None, "Make output JSON-compatible"),
     Opt('k', Some("num"), "Limit transactions"),
     Opt('n', Some("dir"), "varnishd working directory"),
     Opt('q', Some("query"), "VSL query"),
@@ -300,6 +303,7 @@ fn log_options(p: &Parsed, groupings: &[&str]) -> Result<lacquer_shm::LogOptions
         filters: p.opts.iter().filter(|(c, _)| matches!(c, 'i' | 'x' | 'I' | 'X')).cloned().collect(),
         client: p.has('c'),
         backend: p.has('b'),
+        esi: p.has('E'),
         read,
         write: None,
         limit: limit(p)?,
@@ -323,6 +327,7 @@ fn ncsa(p: &Parsed) -> Result<ExitCode, String> {
         backend: p.has('b'),
         client: p.has('c'),
         write: p.last('w').map(PathBuf::from),
+        json: p.has('j'),
     };
     Ok(ExitCode::from(lacquer_shm::run_ncsa(&opts)))
 }

@@ -211,6 +211,9 @@ struct NcsaArgs {
     /// Log client requests (the default; both with -b).
     #[arg(short = 'c')]
     client: bool,
+    /// Log ESI subrequests too.
+    #[arg(short = 'E')]
+    esi: bool,
     /// Start at the oldest record still in the log, and stop at its end.
     #[arg(short = 'd')]
     dump: bool,
@@ -223,6 +226,10 @@ struct NcsaArgs {
     /// Append the lines to this file instead of printing them.
     #[arg(short = 'w')]
     write: Option<PathBuf>,
+    /// Quote the values for JSON strings (UTF-8 kept, control characters
+    /// as `\u00XX`).
+    #[arg(short = 'j')]
+    json: bool,
     /// Stop after this many transactions.
     #[arg(short = 'k')]
     limit: Option<u64>,
@@ -236,6 +243,7 @@ fn ncsa(a: NcsaArgs) -> ExitCode {
         workdir: Some(a.workdir.unwrap_or_else(lacquer_shm::default_workdir)),
         dump: a.dump,
         query: a.query,
+        esi: a.esi,
         read: a.read,
         limit: a.limit,
         wait: a.wait,
@@ -248,6 +256,7 @@ fn ncsa(a: NcsaArgs) -> ExitCode {
         backend: a.backend,
         client: a.client,
         write: a.write,
+        json: a.json,
     };
     ExitCode::from(lacquer_shm::run_ncsa(&opts))
 }
@@ -317,6 +326,9 @@ struct LogArgs {
     /// Only backend-side records.
     #[arg(short = 'b')]
     backend: bool,
+    /// Client-side records, ESI subrequests' included (`-c` leaves them out).
+    #[arg(short = 'E')]
+    esi: bool,
     /// Read a binary log file (`-` for standard input) instead of the shared memory.
     #[arg(short = 'r')]
     read: Option<PathBuf>,
@@ -588,6 +600,7 @@ fn log(a: LogArgs) -> ExitCode {
         filters,
         client: a.client,
         backend: a.backend,
+        esi: a.esi,
         read: a.read,
         write: a.write,
         limit: a.limit,
