@@ -154,10 +154,14 @@ impl<'a> Lexer<'a> {
                     loop {
                         match cs.get(i) {
                             None => return Err(lx.err("Unterminated string", start, cs.len() - start)),
-                            Some('\\') if cs.get(i + 1) == Some(&c) => {
-                                s.push(c);
+                            // A backslash keeps the next character as it is
+                            // (`\\` is one backslash), and cannot keep a
+                            // newline.
+                            Some('\\') if cs.get(i + 1).is_some_and(|&n| n != '\n') => {
+                                s.push(cs[i + 1]);
                                 i += 2;
                             }
+                            Some('\n') => return Err(lx.err("Unterminated string", start, i - start)),
                             Some(&d) if d == c => break,
                             Some(&d) => {
                                 s.push(d);
@@ -568,6 +572,41 @@ impl Parser<'_> {
     }
 }
 
+/// Joins the lines a backslash continues, outside quoted strings and
+/// comments only: a string cannot go on to the next line, as in
+/// varnishlog, where that is an unterminated string.
+fn join_continued(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, '\n') => {
+                quote = None;
+                comment = false;
+            }
+            _ if comment => {}
+            (None, '#') => comment = true,
+            (None, '\\') if chars.peek() == Some(&'\n') => {
+                chars.next();
+                out.push(' ');
+                continue;
+            }
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(_), '\\') if chars.peek().is_some_and(|&n| n != '\n') => {
+                out.push(c);
+                out.extend(chars.next());
+                continue;
+            }
+            (Some(q), _) if c == q => quote = None,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The tags a tag name or glob names (`ReqURL`, `Req*`, `*Header`, `*`),
 /// case-insensitively, as `-i`, `-x` and queries take them
 /// (`VSL_Glob2Tags`).
@@ -603,7 +642,7 @@ impl Query {
     /// Compiles a query: one or more lines, or-ed together, with `#`
     /// comments and backslash-newline continuations.
     pub fn parse(text: &str) -> Result<Query, QueryError> {
-        let joined = text.replace("\\\n", " ");
+        let joined = join_continued(text);
         let mut expr: Option<Expr> = None;
         for raw in joined.lines() {
             let line = strip_comment(raw);
@@ -831,6 +870,10 @@ mod tests {
         assert!(err("ReqURL eq").contains("Expected string got ''"));
         assert!(err("vxid ~ 3").contains("Expected vxid operator"));
         assert!(err("vxid != 3.5").contains("Expected integer got '3.5'"));
+        assert!(Query::parse("RespStatus \\\n== \\\n200").is_ok());
+        let toks = Lexer::run(r#""\\nx\"y""#).unwrap();
+        assert_eq!(toks[0].0, Tok::Str(r#"\nx"y"#.into()));
+        assert!(err("* ~ \"very long \\\nstring\"").contains("Unterminated string"));
         for q in ["vxid[1] >= 1", "{1}vxid <= 1", "vxid,Link > 1", "Link,vxid > 1", "vxid:x == 1"] {
             assert!(err(q).contains("Unexpected taglist selection for vxid"), "{q}");
         }

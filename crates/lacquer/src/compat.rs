@@ -66,6 +66,7 @@ const LOG_OPTS: &[Opt] = &[
     Opt('I', Some("[taglist:]regex"), "Include by regex"),
     Opt('k', Some("num"), "Limit transactions"),
     Opt('n', Some("dir"), "varnishd working directory"),
+    Opt('Q', Some("file"), "VSL query file"),
     Opt('q', Some("query"), "VSL query"),
     Opt('r', Some("filename"), "Binary file input"),
     Opt('t', Some("seconds|off"), "VSM connection timeout"),
@@ -89,6 +90,7 @@ const NCSA_OPTS: &[Opt] = &[
     Opt('j', None, "Make output JSON-compatible"),
     Opt('k', Some("num"), "Limit transactions"),
     Opt('n', Some("dir"), "varnishd working directory"),
+    Opt('Q', Some("file"), "VSL query file"),
     Opt('q', Some("query"), "VSL query"),
     Opt('r', Some("filename"), "Binary file input"),
     Opt('t', Some("seconds|off"), "VSM connection timeout"),
@@ -286,6 +288,30 @@ fn limit(p: &Parsed) -> Result<Option<u64>, String> {
     p.last('k').map(|k| k.parse::<u64>().map_err(|_| format!("-k: Invalid number '{k}'"))).transpose()
 }
 
+/// `-q` queries and `-Q` files, in the order given: one query whose lines
+/// are each a query, any of which may match (vsl-query(7)).
+fn query(p: &Parsed) -> Result<Option<String>, String> {
+    let mut lines = Vec::new();
+    for (c, v) in &p.opts {
+        match c {
+            'q' => lines.push(v.clone()),
+            'Q' => lines.push(std::fs::read_to_string(v).map_err(|e| format!("-Q {v}: {}", io_message(&e)))?),
+            _ => {}
+        }
+    }
+    Ok((!lines.is_empty()).then(|| lines.join("\n")))
+}
+
+/// An I/O error's message as strerror(3) words it, without Rust's
+/// `(os error N)`.
+fn io_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 fn log_options(p: &Parsed, groupings: &[&str]) -> Result<lacquer_shm::LogOptions, String> {
     let (workdir, read) = source(p)?;
     let grouping = p.last('g').map(|g| grouping(g, groupings)).transpose()?;
@@ -299,7 +325,7 @@ fn log_options(p: &Parsed, groupings: &[&str]) -> Result<lacquer_shm::LogOptions
         workdir,
         grouping,
         dump: p.has('d'),
-        query: p.last('q').map(str::to_string),
+        query: query(p)?,
         filters: p.opts.iter().filter(|(c, _)| matches!(c, 'i' | 'x' | 'I' | 'X')).cloned().collect(),
         client: p.has('c'),
         backend: p.has('b'),
