@@ -68,20 +68,41 @@ fn run_inner(o: &NcsaOptions) -> io::Result<()> {
     let text = match (&o.format, &o.format_file) {
         (Some(f), _) => f.clone(),
         (None, Some(path)) => {
-            let t = std::fs::read_to_string(path)?;
-            t.lines().next().unwrap_or("").to_string()
+            let t = std::fs::read_to_string(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("Can't open format file ({})", crate::os_message(&e))))?;
+            match t.lines().next() {
+                Some(line) => line.to_string(),
+                None => return Err(io::Error::new(io::ErrorKind::InvalidInput, "Empty format file")),
+            }
         }
         (None, None) => COMBINED.to_string(),
     };
     let format = Format::parse_as(&text, o.json).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let (client, backend) = (o.client || o.log.esi || !o.backend, o.backend);
+    let open = |p: &std::path::Path| -> io::Result<Box<dyn Write>> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(o.log.append)
+            .truncate(!o.log.append)
+            .open(p)
+            .map_err(|e| io::Error::new(e.kind(), format!("Can't open output file ({})", crate::os_message(&e))))?;
+        Ok(Box::new(io::BufWriter::new(f)))
+    };
     let mut out: Box<dyn Write> = match &o.write {
-        Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
+        Some(p) => {
+            crate::tool::reopen_on_hup();
+            open(p)?
+        }
         None => Box::new(io::BufWriter::new(io::stdout())),
     };
     let mut log = o.log.clone();
     log.grouping = Some("vxid".into());
     run_with(&log, &mut |g: &Group, live: bool| {
+        if let Some(p) = o.write.as_deref().filter(|_| crate::tool::hup_received()) {
+            out.flush()?;
+            out = open(p)?;
+        }
         for tx in g {
             let wanted = match tx.kind {
                 TxKind::Request => client && (tx.reason != "esi" || o.log.esi),

@@ -55,6 +55,12 @@ pub struct Filter {
     /// `-E`: ESI subrequests are client transactions too (without it,
     /// `-c` leaves them out).
     pub esi: bool,
+    /// `-C`: the regular expressions of `-I` and `-X` given after it
+    /// ignore case.
+    pub caseless: bool,
+    /// `-v`: each record of a transaction printed with its vxid and side,
+    /// as in raw mode.
+    pub verbose: bool,
 }
 
 /// The tags of a comma-separated list of names and globs, or the error
@@ -100,7 +106,7 @@ impl Filter {
         Ok(())
     }
 
-    fn regex(opt: char, arg: &str) -> Result<(Option<TagSet>, Regex), String> {
+    fn regex(opt: char, arg: &str, caseless: bool) -> Result<(Option<TagSet>, Regex), String> {
         // A tag list is whatever comes before the first ':' if it names tags.
         let (tags, re) = match arg.split_once(':') {
             Some((list, re))
@@ -114,7 +120,7 @@ impl Filter {
             }
             _ => (None, arg),
         };
-        let re = Regex::new(re).map_err(|e| {
+        let re = pcre2::bytes::RegexBuilder::new().caseless(caseless).build(re).map_err(|e| {
             let full = e.to_string();
             let msg = full.rsplit_once(": ").map_or(full.as_str(), |(_, m)| m).to_string();
             format!("-{opt}: Regex error at position {} ({msg})", e.offset().unwrap_or(0))
@@ -124,7 +130,7 @@ impl Filter {
 
     /// `-I [taglist:]regex`: print records (of these tags) that match.
     pub fn include_regex(&mut self, arg: &str) -> Result<(), String> {
-        let f = Filter::regex('I', arg)?;
+        let f = Filter::regex('I', arg, self.caseless)?;
         self.first_include();
         self.select_re.push(f);
         Ok(())
@@ -132,7 +138,7 @@ impl Filter {
 
     /// `-X [taglist:]regex`: do not print records (of these tags) that match.
     pub fn exclude_regex(&mut self, arg: &str) -> Result<(), String> {
-        let f = Filter::regex('X', arg)?;
+        let f = Filter::regex('X', arg, self.caseless)?;
         self.suppress_re.push(f);
         Ok(())
     }
@@ -224,7 +230,12 @@ pub fn print_group(out: &mut dyn Write, group: &[Tx], filter: &Filter) -> io::Re
         };
         writeln!(out, "{star}{:<14} {:<10}", format!("<< {:<8} >>", tx.kind.name()), tx.vxid)?;
         for r in tx.records.iter().filter(|r| filter.matches(r)) {
-            writeln!(out, "{dash}{:<14} {}", r.tag_name(), payload_text(r))?;
+            if filter.verbose {
+                write!(out, "{dash}")?;
+                print_raw(out, r)?;
+            } else {
+                writeln!(out, "{dash}{:<14} {}", r.tag_name(), payload_text(r))?;
+            }
         }
     }
     if shown > 0 && group.first().is_some_and(|t| t.level > 0) {

@@ -56,22 +56,30 @@ impl Tool {
 struct Opt(char, Option<&'static str>, &'static str);
 
 const LOG_OPTS: &[Opt] = &[
+    Opt('a', None, "Append to file"),
+    Opt('A', None, "Text output"),
     Opt('b', None, "Only display backend records"),
     Opt('c', None, "Only display client records"),
+    Opt('C', None, "Caseless regular expressions"),
     Opt('d', None, "Process old log entries and exit"),
+    Opt('D', None, "Daemonize"),
     Opt('E', None, "Display ESI transactions"),
     Opt('g', Some("session|request|vxid|raw"), "Grouping mode (default: vxid)"),
     Opt('h', None, "Usage help"),
     Opt('i', Some("taglist"), "Include tags"),
     Opt('I', Some("[taglist:]regex"), "Include by regex"),
     Opt('k', Some("num"), "Limit transactions"),
+    Opt('L', Some("limit"), "Incomplete transaction limit"),
     Opt('n', Some("dir"), "varnishd working directory"),
+    Opt('P', Some("file"), "PID file"),
     Opt('Q', Some("file"), "VSL query file"),
     Opt('q', Some("query"), "VSL query"),
     Opt('r', Some("filename"), "Binary file input"),
+    Opt('R', Some("limit[/duration]"), "Output rate limit"),
     Opt('t', Some("seconds|off"), "VSM connection timeout"),
     Opt('T', Some("seconds"), "Transaction end timeout"),
     Opt('u', None, "Unbuffered output"),
+    Opt('v', None, "Verbose record printing"),
     Opt('V', None, "Version"),
     Opt('w', Some("filename"), "Output filename"),
     Opt('x', Some("taglist"), "Exclude tags"),
@@ -79,9 +87,12 @@ const LOG_OPTS: &[Opt] = &[
 ];
 
 const NCSA_OPTS: &[Opt] = &[
+    Opt('a', None, "Append to file"),
     Opt('b', None, "Backend mode"),
     Opt('c', None, "Client mode"),
+    Opt('C', None, "Caseless regular expressions"),
     Opt('d', None, "Process old log entries and exit"),
+    Opt('D', None, "Daemonize"),
     Opt('E', None, "Show ESI requests"),
     Opt('F', Some("format"), "Set output format"),
     Opt('f', Some("formatfile"), "Read output format from file"),
@@ -89,10 +100,13 @@ const NCSA_OPTS: &[Opt] = &[
     Opt('h', None, "Usage help"),
     Opt('j', None, "Make output JSON-compatible"),
     Opt('k', Some("num"), "Limit transactions"),
+    Opt('L', Some("limit"), "Incomplete transaction limit"),
     Opt('n', Some("dir"), "varnishd working directory"),
+    Opt('P', Some("file"), "PID file"),
     Opt('Q', Some("file"), "VSL query file"),
     Opt('q', Some("query"), "VSL query"),
     Opt('r', Some("filename"), "Binary file input"),
+    Opt('R', Some("limit[/duration]"), "Output rate limit"),
     Opt('t', Some("seconds|off"), "VSM connection timeout"),
     Opt('V', None, "Version"),
     Opt('w', Some("filename"), "Output filename"),
@@ -240,6 +254,13 @@ pub fn run(tool: Tool, args: &[String]) -> ExitCode {
     if tool != Tool::Adm && !p.operands.is_empty() {
         return usage_error(tool, "");
     }
+    if matches!(tool, Tool::Log | Tool::Ncsa) {
+        match daemonize(tool, &p) {
+            Ok(Some(done)) => return done,
+            Ok(None) => {}
+            Err(e) => return error(&e),
+        }
+    }
     let r = match tool {
         Tool::Log => log(&p),
         Tool::Ncsa => ncsa(&p),
@@ -295,21 +316,13 @@ fn query(p: &Parsed) -> Result<Option<String>, String> {
     for (c, v) in &p.opts {
         match c {
             'q' => lines.push(v.clone()),
-            'Q' => lines.push(std::fs::read_to_string(v).map_err(|e| format!("-Q {v}: {}", io_message(&e)))?),
+            'Q' => {
+                lines.push(std::fs::read_to_string(v).map_err(|e| format!("-Q {v}: {}", lacquer_shm::os_message(&e)))?)
+            }
             _ => {}
         }
     }
     Ok((!lines.is_empty()).then(|| lines.join("\n")))
-}
-
-/// An I/O error's message as strerror(3) words it, without Rust's
-/// `(os error N)`.
-fn io_message(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 fn log_options(p: &Parsed, groupings: &[&str]) -> Result<lacquer_shm::LogOptions, String> {
@@ -335,7 +348,103 @@ fn log_options(p: &Parsed, groupings: &[&str]) -> Result<lacquer_shm::LogOptions
         limit: limit(p)?,
         timeout,
         wait: vsm_timeout(p)?,
+        caseless: p.has('C'),
+        verbose: p.has('v'),
+        text: p.has('A'),
+        append: p.has('a'),
+        unbuffered: p.has('u'),
+        rate: p.last('R').map(rate).transpose()?,
+        incomplete: p.last('L').map(incomplete).transpose()?,
     })
+}
+
+/// `-R limit[/duration]`: at most `limit` groups per duration (a second
+/// by default), worded as the VUT library words its errors.
+fn rate(arg: &str) -> Result<(u64, f64), String> {
+    let (n, per) = match arg.split_once('/') {
+        Some((n, d)) => (n, Some(d)),
+        None => (arg, None),
+    };
+    let n: i64 = n.parse().map_err(|_| "-R: Syntax error".to_string())?;
+    if n <= 0 || n > i64::from(i32::MAX) {
+        return Err("-R: Range error".into());
+    }
+    let secs = match per {
+        None => 1.0,
+        Some(d) => duration(d).filter(|s| *s > 0.0).ok_or("-R: Syntax error: Invalid duration")?,
+    };
+    Ok((n as u64, secs))
+}
+
+/// A duration as Varnish writes them: a number and a unit (`ms`, `s`, `m`,
+/// `h`, `d`, `w`, `y`), in seconds; `None` if it is not one (numbers
+/// longer than 15 characters are refused, as too precise to be meant).
+fn duration(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (num, unit) = text.split_at(split);
+    let mult = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        "w" => 604_800.0,
+        "y" => 31_536_000.0,
+        _ => return None,
+    };
+    // A unit alone is one of it (`10/s`).
+    let v: f64 = if num.is_empty() { 1.0 } else { num.parse().ok()? };
+    (v.is_finite() && num.len() <= 15).then_some(v * mult)
+}
+
+/// `-L limit`: a positive number of incomplete transactions.
+fn incomplete(arg: &str) -> Result<usize, String> {
+    match arg.parse::<i64>() {
+        Ok(n) if n > 0 && n <= i64::from(i32::MAX) => Ok(n as usize),
+        Ok(_) => Err("-L: Range error".into()),
+        Err(_) => Err("-L: Syntax error".into()),
+    }
+}
+
+/// `-D` (with `-P`): the tool goes on in the background, as a process of
+/// its own, and the command returns at once; `-P` names a file that gets
+/// that process's id. Without `-D`, `-P` gets this process's id.
+fn daemonize(tool: Tool, p: &Parsed) -> Result<Option<ExitCode>, String> {
+    use std::os::unix::process::CommandExt;
+    let pid_file = p.last('P');
+    if !p.has('D') {
+        if let Some(f) = pid_file {
+            std::fs::write(f, format!("{}\n", std::process::id()))
+                .map_err(|e| format!("Cannot write pid file: {e}"))?;
+        }
+        return Ok(None);
+    }
+    match p.last('w') {
+        None => return Err("Missing -w option".into()),
+        Some("-") => return Err("Daemon cannot write to stdout".into()),
+        Some(_) => {}
+    }
+    let mut args = Vec::new();
+    for (c, v) in p.opts.iter().filter(|(c, _)| !matches!(c, 'D' | 'P')) {
+        args.push(format!("-{c}"));
+        if tool.options().iter().any(|o| o.0 == *c && o.1.is_some()) {
+            args.push(v.clone());
+        }
+    }
+    let me = std::env::current_exe().map_err(|e| format!("Cannot find my own executable: {e}"))?;
+    let child = std::process::Command::new(me)
+        .arg0(tool.name())
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("Cannot daemonize: {e}"))?;
+    if let Some(f) = pid_file {
+        std::fs::write(f, format!("{}\n", child.id())).map_err(|e| format!("Cannot write pid file: {e}"))?;
+    }
+    Ok(Some(ExitCode::SUCCESS))
 }
 
 fn log(p: &Parsed) -> Result<ExitCode, String> {
@@ -432,6 +541,23 @@ mod tests {
         assert_eq!(getopt(Tool::Log, &args("-g")).err().unwrap(), "varnishlog: option requires an argument -- 'g'");
         let p = getopt(Tool::Adm, &args("-n d param.show -j")).unwrap();
         assert_eq!(p.operands, args("param.show -j"));
+    }
+
+    #[test]
+    fn rates_and_limits_as_vut_reads_them() {
+        assert_eq!(rate("10/s").unwrap(), (10, 1.0));
+        assert_eq!(rate("100").unwrap(), (100, 1.0));
+        assert_eq!(rate("5/2m").unwrap(), (5, 120.0));
+        assert_eq!(rate("1foo").unwrap_err(), "-R: Syntax error");
+        for r in ["0", "-1", "3000000000"] {
+            assert_eq!(rate(r).unwrap_err(), "-R: Range error", "{r}");
+        }
+        for r in ["10/0s", "10/-10s", "10/1q", "10/11f09s"] {
+            assert_eq!(rate(r).unwrap_err(), "-R: Syntax error: Invalid duration", "{r}");
+        }
+        assert!(rate("1000000000/1000000000000000000000000000000s").unwrap_err().starts_with("-R: Syntax error"));
+        assert_eq!(incomplete("0").unwrap_err(), "-L: Range error");
+        assert_eq!(incomplete("12").unwrap(), 12);
     }
 
     #[test]

@@ -247,6 +247,8 @@ fn ncsa(a: NcsaArgs) -> ExitCode {
         read: a.read,
         limit: a.limit,
         wait: a.wait,
+        // `lacquer ncsa -w` appends, as its help says.
+        append: true,
         ..Default::default()
     };
     let opts = lacquer_shm::NcsaOptions {
@@ -606,6 +608,7 @@ fn log(a: LogArgs) -> ExitCode {
         limit: a.limit,
         timeout: a.timeout,
         wait: a.wait,
+        ..Default::default()
     };
     ExitCode::from(lacquer_shm::run_log(&opts))
 }
