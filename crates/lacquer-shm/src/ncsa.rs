@@ -185,9 +185,10 @@ impl Format {
                         ('t', _) => true,
                         ('i' | 'o', Some(_)) => true,
                         ('x', Some(a)) => {
-                            a.starts_with("VCL_Log:")
-                                || a.starts_with("VSL:")
-                                || matches!(
+                            if let Some(spec) = a.strip_prefix("VSL:") {
+                                VslSpec::parse(spec)?;
+                            } else if !a.starts_with("VCL_Log:")
+                                && !matches!(
                                     a.as_str(),
                                     "Varnish:time_firstbyte"
                                         | "Varnish:hitmiss"
@@ -195,6 +196,10 @@ impl Format {
                                         | "Varnish:side"
                                         | "Varnish:vxid"
                                 )
+                            {
+                                return Err(format!("Unknown formatting extension: {a}"));
+                            }
+                            true
                         }
                         _ => false,
                     };
@@ -240,9 +245,48 @@ impl Format {
 
 /// The tag of a `VSL:Tag[...]` extended specifier's argument.
 fn vsl_tag(arg: &str) -> Option<Tag> {
-    let spec = arg.strip_prefix("VSL:")?;
-    let name = spec.split([':', '[']).next()?;
-    Tag::from_name(name)
+    VslSpec::parse(arg.strip_prefix("VSL:")?).ok().map(|v| v.tag)
+}
+
+/// `%{VSL:Tag[:Prefix][[field]]}x`: the first record of a tag, or of
+/// those whose payload starts with `Prefix:` the rest, or one
+/// blank-separated field of it (from 1).
+#[derive(Debug, PartialEq)]
+struct VslSpec {
+    tag: Tag,
+    prefix: Option<String>,
+    field: Option<usize>,
+}
+
+impl VslSpec {
+    /// Reads the part after `VSL:`, refusing what varnishncsa refuses in
+    /// its words.
+    fn parse(spec: &str) -> Result<VslSpec, String> {
+        if spec.is_empty() {
+            return Err("Missing tag in VSL:".into());
+        }
+        let (mut rest, mut field) = (spec, None);
+        if let Some(inner) = spec.strip_suffix(']') {
+            let open = inner.rfind('[').filter(|&i| i > 0 && i + 1 < inner.len());
+            let Some(open) = open else { return Err(format!("Syntax error: VSL:{spec}")) };
+            let n: u64 = inner[open + 1..].parse().map_err(|_| format!("Syntax error: VSL:{spec}"))?;
+            if !(1..=255).contains(&n) {
+                return Err(format!("Syntax error. Field specifier must be between 1 and 255: {spec}"));
+            }
+            (rest, field) = (&inner[..open], Some(n as usize));
+        }
+        let (name, prefix) = match rest.split_once(':') {
+            Some((n, p)) => (n, Some(p.to_string())),
+            None => (rest, None),
+        };
+        let tag = match crate::query::glob(name) {
+            _ if name.contains('*') || name.is_empty() => return Err(format!("Unknown log tag: {name}")),
+            Ok(t) if t.len() == 1 => t[0],
+            Err(crate::query::GlobError::Ambiguous) => return Err(format!("Tag not unique: {name}")),
+            _ => return Err(format!("Unknown log tag: {name}")),
+        };
+        Ok(VslSpec { tag, prefix, field })
+    }
 }
 
 /// Appends a value as varnishncsa quotes it (`VSB_quote`): `"` and `\`
@@ -438,15 +482,19 @@ impl View<'_> {
             });
         }
         if let Some(spec) = arg.strip_prefix("VSL:") {
-            let (name, field) = match spec.split_once('[') {
-                Some((n, f)) => (n, f.strip_suffix(']')?.parse::<usize>().ok()),
-                None => (spec, None),
-            };
-            let tag = Tag::from_name(name)?;
-            let p = self.first(tag)?;
-            return match field {
+            let v = VslSpec::parse(spec).ok()?;
+            let p = self.tx.records.iter().filter(|r| r.tag() == Some(v.tag)).find_map(|r| {
+                let p = r.payload_str();
+                match &v.prefix {
+                    None => Some(p.into_owned()),
+                    Some(pre) => {
+                        let (k, rest) = p.split_once(':')?;
+                        k.eq_ignore_ascii_case(pre).then(|| rest.trim_start().to_string())
+                    }
+                }
+            })?;
+            return match v.field {
                 None => Some(p),
-                Some(0) => None,
                 Some(n) => p.split_whitespace().nth(n - 1).map(str::to_string),
             };
         }
@@ -674,7 +722,7 @@ mod tests {
     #[test]
     fn bad_formats_are_refused_as_varnishncsa_refuses_them() {
         assert_eq!(Format::parse("%Z").unwrap_err(), "Unknown format specifier at: %Z");
-        assert_eq!(Format::parse("%{Foo}x").unwrap_err(), "Unknown format specifier at: %{Foo}x");
+        assert_eq!(Format::parse("%{Foo}x").unwrap_err(), "Unknown formatting extension: Foo");
         assert!(Format::parse("%{Host").unwrap_err().starts_with("Unmatched bracket"));
         assert_eq!(
             Format::parse("a\\tb %%").unwrap(),
@@ -692,6 +740,25 @@ mod tests {
         assert_eq!(out, "q\\\"b\\\\c\u{2203}d\\te\\u0000");
         assert_eq!(Format::parse("%{VSL:Debug}x").unwrap_err(), "Tag Debug can contain control characters");
         assert!(Format::parse_as("%{VSL:Debug}x", true).is_ok());
+    }
+
+    #[test]
+    fn vsl_specifiers_as_varnishncsa_reads_them() {
+        let ok = |s: &str| VslSpec::parse(s).unwrap();
+        assert_eq!(
+            ok("Timestamp:Resp[2]"),
+            VslSpec { tag: Tag::Timestamp, prefix: Some("Resp".into()), field: Some(2) }
+        );
+        assert_eq!(ok("Begin"), VslSpec { tag: Tag::Begin, prefix: None, field: None });
+        let err = |s: &str| VslSpec::parse(s).unwrap_err();
+        assert_eq!(err(""), "Missing tag in VSL:");
+        assert_eq!(err("nonexistent"), "Unknown log tag: nonexistent");
+        assert_eq!(err("Req"), "Tag not unique: Req");
+        assert_eq!(err("Begin["), "Unknown log tag: Begin[");
+        assert_eq!(err("Begin]"), "Syntax error: VSL:Begin]");
+        assert_eq!(err("Begin[a]"), "Syntax error: VSL:Begin[a]");
+        assert_eq!(err("Begin[0]"), "Syntax error. Field specifier must be between 1 and 255: Begin[0]");
+        assert_eq!(Format::parse("%{foo}x").unwrap_err(), "Unknown formatting extension: foo");
     }
 
     #[test]

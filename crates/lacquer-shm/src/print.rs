@@ -21,7 +21,7 @@ use lacquer_defs::Tag;
 use pcre2::bytes::Regex;
 
 use crate::group::{Tx, TxKind};
-use crate::query::glob;
+use crate::query::{glob, GlobError};
 use crate::record::{Record, Side};
 
 type TagSet = [u64; 2];
@@ -68,10 +68,11 @@ pub struct Filter {
 pub fn tag_list(opt: char, list: &str) -> Result<Vec<Tag>, String> {
     let mut v = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let tags = glob(name).unwrap_or_default();
-        if tags.is_empty() {
-            return Err(format!("-{opt}: \"{name}\" matches zero tags"));
-        }
+        let tags = glob(name).map_err(|e| match e {
+            GlobError::Zero => format!("-{opt}: \"{name}\" matches zero tags"),
+            GlobError::Ambiguous => format!("-{opt}: \"{name}\" is ambiguous"),
+            GlobError::Syntax => format!("-{opt}: Syntax error in \"{name}\""),
+        })?;
         v.extend(tags);
     }
     Ok(v)

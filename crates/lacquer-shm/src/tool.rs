@@ -12,6 +12,7 @@ use crate::print::{print_group, Filter};
 use crate::query::Query;
 use crate::record::Record;
 use crate::ring::{ReadEvent, ShmReader, Start};
+use lacquer_defs::Tag;
 
 /// The options of `lacquer log`, named after varnishlog's.
 #[derive(Clone, Debug, Default)]
@@ -189,7 +190,10 @@ impl Run<'_> {
                 }
             }
             Out::File(w) => {
-                for r in g.iter().flat_map(|t| t.records.iter()).filter(|r| self.filter.matches(r)) {
+                // Begin, Link and End are always kept: without them the
+                // file could not be grouped again, as varnishlog keeps them.
+                let structure = |r: &Record| matches!(r.tag(), Some(Tag::Begin | Tag::Link | Tag::End));
+                for r in g.iter().flat_map(|t| t.records.iter()).filter(|r| structure(r) || self.filter.matches(r)) {
                     w.write(r)?;
                 }
                 if self.live {
