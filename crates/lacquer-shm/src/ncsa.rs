@@ -161,11 +161,18 @@ impl Format {
                 '%' => {
                     let arg = if it.peek() == Some(&'{') {
                         it.next();
+                        // Braces nest: `%{{%F}T{%T}}t` has the argument
+                        // `{%F}T{%T}`.
                         let mut a = String::new();
+                        let mut depth = 1;
                         loop {
                             match it.next() {
-                                Some('}') => break,
-                                Some(ch) => a.push(ch),
+                                Some('}') if depth == 1 => break,
+                                Some(ch) => {
+                                    depth += usize::from(ch == '{');
+                                    depth -= usize::from(ch == '}');
+                                    a.push(ch);
+                                }
                                 None => return Err(format!("Unmatched bracket at: {s}")),
                             }
                         }
@@ -182,7 +189,7 @@ impl Format {
                         ('b' | 'D' | 'H' | 'h' | 'I' | 'l' | 'm' | 'O' | 'q' | 'r' | 's' | 'T' | 'U' | 'u', None) => {
                             true
                         }
-                        ('t', _) => true,
+                        ('t', _) | ('T', Some(_)) => true,
                         ('i' | 'o', Some(_)) => true,
                         ('x', Some(a)) => {
                             if let Some(spec) = a.strip_prefix("VSL:") {
@@ -390,6 +397,14 @@ impl View<'_> {
         Some(a.split_whitespace().filter_map(|x| x.parse().ok()).collect())
     }
 
+    /// Field `i` (from 0) of a client transaction's `PipeAcct`.
+    fn pipe_acct(&self, i: usize) -> Option<String> {
+        if self.backend {
+            return None;
+        }
+        self.first(Tag::PipeAcct)?.split_whitespace().nth(i).map(str::to_string)
+    }
+
     fn url(&self) -> Option<String> {
         self.last_of(Tag::ReqURL, Tag::BereqURL)
     }
@@ -409,8 +424,16 @@ impl View<'_> {
             }
             'D' | 'T' => {
                 let end = if self.backend { "BerespBody" } else { "Resp" };
-                let (_, since) = self.timestamp(end).or_else(|| self.timestamp("Retry"))?;
-                Some(if c == 'D' { format!("{:.0}", since * 1e6) } else { format!("{}", since as u64) })
+                let (_, since) = self
+                    .timestamp(end)
+                    .or_else(|| self.timestamp("Retry"))
+                    .or_else(|| self.timestamp("PipeSess").filter(|_| !self.backend))?;
+                // `%{s}T`, `%{ms}T`, `%{us}T`: the duration in that unit.
+                Some(match (c, arg) {
+                    ('D', _) | ('T', Some("us")) => format!("{:.0}", since * 1e6),
+                    ('T', Some("ms")) => format!("{}", (since * 1e3) as u64),
+                    _ => format!("{}", since as u64),
+                })
             }
             'H' => self.last_of(Tag::ReqProtocol, Tag::BereqProtocol),
             'h' => {
@@ -421,14 +444,16 @@ impl View<'_> {
                     self.first(Tag::ReqStart)?.split_whitespace().next().map(str::to_string)
                 }
             }
-            'I' => {
-                let a = self.acct()?;
-                Some(if self.backend { *a.get(5)? } else { *a.get(2)? }.to_string())
-            }
-            'O' => {
-                let a = self.acct()?;
-                Some(if self.backend { *a.get(2)? } else { *a.get(5)? }.to_string())
-            }
+            // A piped request has `PipeAcct` instead: its third and
+            // fourth fields are the bytes piped from and to the client.
+            'I' => match self.acct() {
+                Some(a) => Some(if self.backend { *a.get(5)? } else { *a.get(2)? }.to_string()),
+                None => self.pipe_acct(2),
+            },
+            'O' => match self.acct() {
+                Some(a) => Some(if self.backend { *a.get(2)? } else { *a.get(5)? }.to_string()),
+                None => self.pipe_acct(3),
+            },
             'i' => self.req_header(arg?),
             'o' => self.resp_header(arg?),
             'l' => None,
@@ -456,8 +481,15 @@ impl View<'_> {
             's' => self.last_of(Tag::RespStatus, Tag::BerespStatus),
             't' => {
                 let (t, _) = self.timestamp("Start")?;
+                // The start as a number (`sec`, `msec`, `usec`), its
+                // fraction (`msec_frac`, `usec_frac`), or through strftime.
                 Some(match arg {
                     None => strftime("[%d/%b/%Y:%H:%M:%S %z]", t),
+                    Some("sec") => format!("{}", t as u64),
+                    Some("msec") => format!("{}", (t * 1e3) as u64),
+                    Some("usec") => format!("{}", (t * 1e6) as u64),
+                    Some("msec_frac") => format!("{:03}", ((t * 1e3) as u64) % 1000),
+                    Some("usec_frac") => format!("{:06}", ((t * 1e6) as u64) % 1_000_000),
                     Some(f) => strftime(f, t),
                 })
             }
@@ -475,11 +507,13 @@ impl View<'_> {
 
     fn extended(&self, arg: &str) -> Option<String> {
         if let Some(key) = arg.strip_prefix("VCL_Log:") {
-            return self.tx.records.iter().filter(|r| r.tag() == Some(Tag::VCL_Log)).find_map(|r| {
+            // A key never logged is empty, not `-`, as in varnishncsa.
+            let found = self.tx.records.iter().filter(|r| r.tag() == Some(Tag::VCL_Log)).find_map(|r| {
                 let p = r.payload_str();
                 let (k, v) = p.split_once(':')?;
                 (k == key).then(|| v.trim_start().to_string())
             });
+            return Some(found.unwrap_or_default());
         }
         if let Some(spec) = arg.strip_prefix("VSL:") {
             let v = VslSpec::parse(spec).ok()?;
@@ -500,8 +534,8 @@ impl View<'_> {
         }
         match arg {
             "Varnish:time_firstbyte" => {
-                let label = if self.backend { "Beresp" } else { "Process" };
-                self.timestamp(label).map(|(_, since)| format!("{since:.6}"))
+                let labels: &[&str] = if self.backend { &["Beresp"] } else { &["Process", "Pipe"] };
+                labels.iter().find_map(|l| self.timestamp(l)).map(|(_, since)| format!("{since:.6}"))
             }
             "Varnish:side" => Some(if self.backend { "b" } else { "c" }.into()),
             "Varnish:vxid" => Some(self.tx.vxid.to_string()),
@@ -509,36 +543,22 @@ impl View<'_> {
                 if self.backend {
                     return None;
                 }
-                let calls: Vec<String> = self
-                    .tx
-                    .records
-                    .iter()
-                    .filter(|r| r.tag() == Some(Tag::VCL_call))
-                    .map(|r| r.payload_str().into_owned())
-                    .collect();
-                let has = |c: &str| calls.iter().any(|x| x == c);
-                let handling = if has("PIPE") {
-                    "pipe"
-                } else if has("PASS") {
-                    "pass"
-                } else if has("MISS") {
-                    "miss"
-                } else if has("HIT") {
-                    "hit"
-                } else if has("SYNTH") {
-                    "synth"
-                } else {
-                    return None;
-                };
-                if arg == "Varnish:handling" {
-                    Some(handling.into())
-                } else {
-                    match handling {
-                        "hit" => Some("hit".into()),
-                        "miss" | "pass" => Some("miss".into()),
-                        _ => None,
-                    }
+                // The last of the steps that decide wins, read as
+                // varnishncsa reads them; synth and pass count as misses.
+                let mut seen = None;
+                for r in &self.tx.records {
+                    let p = r.payload_str().to_ascii_lowercase();
+                    seen = match (r.tag(), p.as_str()) {
+                        (Some(Tag::VCL_call), "hit") => Some(("hit", "hit")),
+                        (Some(Tag::VCL_call), "miss") => Some(("miss", "miss")),
+                        (Some(Tag::VCL_call), "pass") => Some(("miss", "pass")),
+                        (Some(Tag::VCL_call), "synth") => Some(("miss", "synth")),
+                        (Some(Tag::VCL_return), "pipe") => Some(("miss", "pipe")),
+                        _ => seen,
+                    };
                 }
+                let (hitmiss, handling) = seen?;
+                Some(if arg == "Varnish:handling" { handling } else { hitmiss }.into())
             }
             _ => None,
         }

@@ -80,6 +80,27 @@ pub(crate) fn reopen_on_hup() {
     }
 }
 
+/// Set by SIGINT and SIGTERM: stop, flushing what was shown.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Makes SIGINT and SIGTERM end the tool cleanly, as the Varnish tools
+/// end: output flushed, or, while still waiting for the log, an error.
+fn stop_on_signals() {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_stop as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_stop as *const () as libc::sighandler_t);
+    }
+}
+
+fn stopped() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Whether a SIGHUP came since the last call.
 pub(crate) fn hup_received() -> bool {
     HUP.swap(false, std::sync::atomic::Ordering::SeqCst)
@@ -320,7 +341,11 @@ fn run_inner(o: &LogOptions, lines: Option<Lines<'_>>) -> io::Result<()> {
     };
     let wait = o.wait.unwrap_or(5.0);
     let started = Instant::now();
+    stop_on_signals();
     let mut reader = loop {
+        if stopped() {
+            return Err(io::Error::other("VSM: Attach interrupted"));
+        }
         match ShmReader::open(dir, if o.dump { Start::Tail } else { Start::Head }) {
             Ok(r) => break r,
             Err(e) => {
@@ -351,7 +376,7 @@ fn run_inner(o: &LogOptions, lines: Option<Lines<'_>>) -> io::Result<()> {
                 }
             }
             None => {
-                if end.is_some_and(|e| reader.positions().0 >= e) {
+                if stopped() || end.is_some_and(|e| reader.positions().0 >= e) {
                     return run.finish();
                 }
                 if let Out::Text(w) = &mut run.out {

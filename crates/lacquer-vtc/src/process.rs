@@ -348,8 +348,11 @@ impl Process {
             return Err(format!("process {}: Cannot signal a non-running process", self.name));
         };
         let pid = r.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on our own child, which has not been reaped.
-        if unsafe { libc::kill(pid, n) } < 0 {
+        // The whole process group, as varnishtest signals it: the shell
+        // and the command it runs (the shell does not always exec it).
+        // SAFETY: kill(2) on our own child's group; the child, its leader,
+        // has not been reaped.
+        if unsafe { libc::kill(-pid, n) } < 0 {
             let e = std::io::Error::last_os_error();
             return Err(format!("process {}: Failed to send signal {n} ({e})", self.name));
         }
