@@ -266,8 +266,9 @@ impl Ctx {
     }
 }
 
-/// The Varnish tools Lacquer can be run as (`lacquer`'s `compat.rs`).
-pub const TOOLS: &[&str] = &["varnishlog", "varnishncsa", "varnishstat", "varnishadm"];
+/// The Varnish tools Lacquer can be run as (`lacquer`'s `compat.rs`, and
+/// `varnishd` as `lacquer serve`).
+pub const TOOLS: &[&str] = &["varnishlog", "varnishncsa", "varnishstat", "varnishadm", "varnishd"];
 
 /// Sends `sig` (a name such as `TERM`) to the process group led by `child`
 /// (started with `process_group(0)`), through the `kill` command.

@@ -110,6 +110,11 @@ enum Cmd {
         /// Write the process id to this file.
         #[arg(short = 'P')]
         pid_file: Option<PathBuf>,
+        /// Set when run as `varnishd` without -F or -d, which would have
+        /// it go to the background: refused once the pid files are
+        /// checked, as Lacquer stays in the foreground.
+        #[arg(skip)]
+        background_refused: bool,
         /// The size of the shared-memory log (`vsl_space`), `SIZE[,VSM]`
         /// as varnishd takes it.
         #[arg(short = 'l')]
@@ -351,11 +356,26 @@ struct LogArgs {
 fn main() -> ExitCode {
     // Run under a Varnish tool's name, Lacquer is that tool.
     let mut args = std::env::args_os();
-    if let Some(tool) = args.next().as_deref().and_then(compat::Tool::by_name) {
+    let argv0 = args.next();
+    if let Some(tool) = argv0.as_deref().and_then(compat::Tool::by_name) {
         let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
         return compat::run(tool, &args);
     }
-    let cli = Cli::parse();
+    // As `varnishd`, Lacquer is `lacquer serve`, whose options are
+    // varnishd's; it stays in the foreground, so it wants -F or -d.
+    let as_varnishd =
+        argv0.as_deref().map(std::path::Path::new).and_then(|p| p.file_name()) == Some("varnishd".as_ref());
+    let cli = if as_varnishd {
+        let rest: Vec<std::ffi::OsString> = args.collect();
+        let foreground = rest.iter().any(|a| a == "-F" || a == "-d");
+        let mut cli = Cli::parse_from(["lacquer".into(), "serve".into()].into_iter().chain(rest));
+        if let Cmd::Serve { background_refused, .. } = &mut cli.cmd {
+            *background_refused = !foreground;
+        }
+        cli
+    } else {
+        Cli::parse()
+    };
     match cli.cmd {
         Cmd::Check { file, err_unref, vcl_path, name } => check(&file, err_unref, vcl_path, name),
         Cmd::Vtc(a) => vtc(a),
@@ -377,6 +397,7 @@ fn main() -> ExitCode {
             cli_call,
             pid_file,
             shm_size,
+            background_refused,
             ..
         } => {
             if let Err(e) = check_tuning(hash.as_deref(), waiter.as_deref()) {
@@ -391,10 +412,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            if debug && cli.is_none() && cli_call.is_none() {
-                eprintln!("Error: -d needs -T or -M: the CLI is what starts the server");
-                return ExitCode::from(2);
-            }
+            // Without -T or -M, -d's CLI is the default -T, which
+            // `lacquer adm -n` finds.
             // varnishd's CLI listens on `localhost:0` unless `-T none`.
             let cli = match cli.as_deref() {
                 Some("none") => None,
@@ -421,6 +440,7 @@ fn main() -> ExitCode {
                 secret_file,
                 pid_file,
                 debug,
+                background_refused,
             };
             serve(s)
         }
@@ -471,6 +491,8 @@ struct Serve {
     secret_file: Option<PathBuf>,
     pid_file: Option<PathBuf>,
     debug: bool,
+    /// Run as `varnishd` without -F or -d.
+    background_refused: bool,
 }
 
 /// `lacquer serve`: compiles the VCL (or makes one from `-b`), sets the
@@ -491,6 +513,7 @@ fn serve(a: Serve) -> ExitCode {
         secret_file,
         pid_file,
         debug,
+        background_refused,
     } = a;
     let mut p = lacquer_server::Params::default();
     for a in &params {
@@ -513,6 +536,14 @@ fn serve(a: Serve) -> ExitCode {
     let workdir = workdir.unwrap_or_else(lacquer_shm::default_workdir);
     if let Err(e) = std::fs::create_dir_all(&workdir) {
         eprintln!("lacquer serve: cannot create {}: {e}", workdir.display());
+        return ExitCode::from(2);
+    }
+    if let Err(e) = claim_pid_files(&workdir, pid_file.as_deref()) {
+        eprintln!("Error: {e}");
+        return ExitCode::from(2);
+    }
+    if background_refused {
+        eprintln!("Error: Lacquer's varnishd runs in the foreground: give -F (or -d)");
         return ExitCode::from(2);
     }
     let storage = match lacquer_server::stevedore::parse_all(&storage) {
@@ -581,6 +612,27 @@ fn serve(a: Serve) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Refuses to start where a server runs already, as varnishd refuses: the
+/// working directory's `_.pid` (always written) and the `-P` file must
+/// not name a live process; then both get this process's id.
+fn claim_pid_files(workdir: &std::path::Path, pid_file: Option<&std::path::Path>) -> Result<(), String> {
+    let own = workdir.join("_.pid");
+    let files: Vec<&std::path::Path> = std::iter::once(own.as_path()).chain(pid_file).collect();
+    for f in &files {
+        let pid = std::fs::read_to_string(f).ok().and_then(|t| t.trim().parse::<u32>().ok());
+        if let Some(pid) = pid.filter(|p| *p != std::process::id()) {
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(format!("Varnishd is already running (pid={pid})"));
+            }
+        }
+    }
+    for f in files {
+        std::fs::write(f, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("Could not open pid-file {}: {}", f.display(), lacquer_shm::os_message(&e)))?;
+    }
+    Ok(())
 }
 
 /// The demo's VCL, built in so that the command works from anywhere.
