@@ -172,7 +172,8 @@ pub struct HostTable {
     /// Logs a `Timestamp` record called `label` (now, since the start of
     /// the task, since the last timestamp).
     pub timestamp: unsafe extern "C" fn(host: *mut c_void, label: Str),
-    /// Adds a ban. NULL on success, else the reason (in the workspace).
+    /// Adds a ban; `expr` NULL is VCL's NULL string, which the host refuses.
+    /// NULL on success, else the reason (in the workspace).
     pub ban: unsafe extern "C" fn(host: *mut c_void, expr: Str) -> Str,
     // Since 1.2: a module checks `size` before calling anything below
     // ([`HostTable::has`]).
@@ -198,12 +199,149 @@ pub struct HostTable {
     /// until one answers. The answer (in the workspace; possibly empty),
     /// or NULL when nobody answered.
     pub hook_call: unsafe extern "C" fn(host: *mut c_void, name: Str, arg: Str) -> Str,
+    // Since 1.3.
+    /// One [`WsOp`] (as u32) on workspace `which` (a [`WsWhich`] as u32)
+    /// with `arg`: the answer the op documents, or -1 when the task has
+    /// no such workspace.
+    pub ws_op: unsafe extern "C" fn(host: *mut c_void, which: u32, op: u32, arg: i64) -> i64,
+    /// Writes a log record for transaction `vxid` with the tag named
+    /// `tag`, on the client side when `client` is 1: 0, or -1 when the
+    /// tag is unknown or such records cannot be written here.
+    pub log_record: unsafe extern "C" fn(host: *mut c_void, vxid: u64, tag: Str, client: u32, msg: Str) -> i32,
+    /// Lends the module the request's client connection (the `handoff`
+    /// module's `Host::connection`): fills `out`, whose `fd` the module
+    /// then owns (a duplicate; it must close it). NULL on success, else
+    /// the reason (in the workspace), `out` untouched.
+    pub connection: unsafe extern "C" fn(host: *mut c_void, out: *mut ConnOut) -> Str,
+    /// Ends the request at once (`Host::end_request`): `kind` 1 handed
+    /// off (`to` says where), 2 a synthetic `status`/`reason` answer, the
+    /// connection closing after it when `close` is 1. NULL on success,
+    /// else the reason (in the workspace).
+    pub end_request:
+        unsafe extern "C" fn(host: *mut c_void, kind: u32, status: u32, reason: Str, close: u32, to: Str) -> Str,
+    /// Runs `f(data)`, which may block (connect, wait, read a file), where
+    /// blocking does not hold up other tasks (`Host::blocking`).
+    pub blocking:
+        unsafe extern "C" fn(host: *mut c_void, f: unsafe extern "C" fn(data: *mut c_void), data: *mut c_void),
+    /// The VCL version of the running VCL's main source, times ten (40,
+    /// 41); 0 when unknown (`std.syntax`).
+    pub vcl_syntax: unsafe extern "C" fn(host: *mut c_void) -> u32,
+}
+
+/// The workspaces [`HostTable::ws_op`] reaches.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WsWhich {
+    Client = 0,
+    Backend = 1,
+    Session = 2,
+    Thread = 3,
+    /// The task's own: the client's in a request, the backend's in a fetch.
+    Task = 4,
+}
+
+impl WsWhich {
+    pub fn from_u32(v: u32) -> Option<WsWhich> {
+        Some(match v {
+            0 => WsWhich::Client,
+            1 => WsWhich::Backend,
+            2 => WsWhich::Session,
+            3 => WsWhich::Thread,
+            4 => WsWhich::Task,
+            _ => return None,
+        })
+    }
+}
+
+/// The operations of [`HostTable::ws_op`] (Varnish's `WS_*`), with what
+/// `arg` is and what they answer.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WsOp {
+    /// Charges `arg` bytes: 1, or 0 when they did not fit (overflowed).
+    Alloc = 0,
+    /// The free bytes.
+    Free = 1,
+    /// 1 when overflowed, else 0.
+    Overflowed = 2,
+    /// Marks it overflowed; 0.
+    MarkOverflow = 3,
+    /// Reserves `arg` bytes, or all that is free when `arg` is negative:
+    /// the bytes reserved.
+    Reserve = 4,
+    /// Ends the reservation keeping `arg` bytes; 0.
+    Release = 5,
+    /// A snapshot: the bytes in use, or -2 when overflowed.
+    Snapshot = 6,
+    /// Resets to the snapshot `arg`; 0.
+    Reset = 7,
+}
+
+impl WsOp {
+    pub fn from_u32(v: u32) -> Option<WsOp> {
+        Some(match v {
+            0 => WsOp::Alloc,
+            1 => WsOp::Free,
+            2 => WsOp::Overflowed,
+            3 => WsOp::MarkOverflow,
+            4 => WsOp::Reserve,
+            5 => WsOp::Release,
+            6 => WsOp::Snapshot,
+            7 => WsOp::Reset,
+            _ => return None,
+        })
+    }
+}
+
+/// A client connection as [`HostTable::connection`] lends it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ConnOut {
+    /// A duplicate of the client socket's descriptor, the module's to close.
+    pub fd: i32,
+    /// Every byte read off the connection and not used, the head first
+    /// (in the workspace).
+    pub received: Str,
+    /// How many bytes of `received` are the request head.
+    pub head_len: usize,
+    /// `client.ip`, `server.ip`, `remote.ip`, `local.ip` with their ports.
+    pub client: Ip,
+    pub server: Ip,
+    pub remote: Ip,
+    pub local: Ip,
+    /// The request's and the session's transaction ids.
+    pub xid: u64,
+    pub sess_xid: u64,
+    /// The listener's name (in the workspace).
+    pub listener: Str,
+    /// 1 when the connection began with a PROXY protocol header.
+    pub proxy: u32,
+}
+
+impl Default for ConnOut {
+    fn default() -> ConnOut {
+        ConnOut {
+            fd: -1,
+            received: Str::NULL,
+            head_len: 0,
+            client: Ip::default(),
+            server: Ip::default(),
+            remote: Ip::default(),
+            local: Ip::default(),
+            xid: 0,
+            sess_xid: 0,
+            listener: Str::NULL,
+            proxy: 0,
+        }
+    }
 }
 
 impl HostTable {
     /// The size of the table of ABI 1.1, the first: a host built against
     /// 1.1 sets `size` to this, and a callback at or past it is missing.
     pub const SIZE_1_1: usize = std::mem::offset_of!(HostTable, log_global);
+    /// The size of the table of ABI 1.2.
+    pub const SIZE_1_2: usize = std::mem::offset_of!(HostTable, ws_op);
 
     /// Whether a table of `size` bytes holds the callback at byte `offset`
     /// (`std::mem::offset_of!(HostTable, field)`): what a module checks

@@ -25,6 +25,12 @@
 //!   `hook_call`. A 1.1 module reads the table as before; a 1.2 module
 //!   checks [`HostTable::size`] before calling a 1.2 callback
 //!   ([`HostTable::has`]).
+//! - 1.3: at the end of [`HostTable`]: `ws_op` (the task's workspaces,
+//!   [`WsOp`]) and `log_record` (a log record for any transaction); then
+//!   `connection` (with [`ConnOut`]), `end_request` and `blocking`, so
+//!   that a module loaded from a file can hand a client connection to
+//!   another process as the linked-in `handoff` module does; and
+//!   `vcl_syntax`.
 //!
 //! # How a call crosses
 //!
@@ -46,7 +52,7 @@ pub use value::*;
 /// The ABI major version: a module built against another major is refused.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: a module built against a newer minor is refused.
-pub const ABI_MINOR: u32 = 2;
+pub const ABI_MINOR: u32 = 3;
 
 /// The name of the symbol every module library exports.
 pub const DESCRIPTOR_SYMBOL: &str = "LACQUER_MODULE_DESCRIPTOR";
@@ -282,7 +288,34 @@ mod tests {
             assert!(HostTable::has(size_of::<HostTable>(), off));
         }
         assert!(HostTable::has(HostTable::SIZE_1_1, offset_of!(HostTable, ban)));
-        assert_eq!(size_of::<HostTable>(), HostTable::SIZE_1_1 + added.len() * ptr);
+        assert_eq!(HostTable::SIZE_1_2, HostTable::SIZE_1_1 + added.len() * ptr);
+        // 1.3's come after 1.2's, and a 1.2 table holds none of them.
+        let added_1_3 = [
+            offset_of!(HostTable, ws_op),
+            offset_of!(HostTable, log_record),
+            offset_of!(HostTable, connection),
+            offset_of!(HostTable, end_request),
+            offset_of!(HostTable, blocking),
+            offset_of!(HostTable, vcl_syntax),
+        ];
+        for (i, off) in added_1_3.into_iter().enumerate() {
+            assert_eq!(off, HostTable::SIZE_1_2 + i * ptr);
+            assert!(!HostTable::has(HostTable::SIZE_1_2, off));
+            assert!(HostTable::has(size_of::<HostTable>(), off));
+        }
+        assert_eq!(size_of::<HostTable>(), HostTable::SIZE_1_2 + added_1_3.len() * ptr);
+    }
+
+    #[test]
+    fn workspace_codes_round_trip() {
+        for w in 0..=4 {
+            assert_eq!(WsWhich::from_u32(w).map(|w| w as u32), Some(w));
+        }
+        for o in 0..=7 {
+            assert_eq!(WsOp::from_u32(o).map(|o| o as u32), Some(o));
+        }
+        assert_eq!(WsWhich::from_u32(5), None);
+        assert_eq!(WsOp::from_u32(8), None);
     }
 
     #[test]

@@ -34,8 +34,10 @@
 //!   bans and eviction never ask.
 //!
 //! Locks are short and never held across an await: one per shard of the
-//! key map, one per object head, one for the LRU, one for the timer heap.
+//! key map, one per object head, one for the LRU, one for the timer heap,
+//! one for the ban list (see [`ban`]).
 
+pub mod ban;
 pub mod object;
 pub mod storage;
 
@@ -48,6 +50,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+pub use ban::{render_duration, Ban, BanParams, BanReq, BanTest, LurkerEvent, NewBan};
 pub use object::{BodyReader, NoSpace, Object};
 pub use storage::{Space, Storage};
 
@@ -100,12 +103,27 @@ pub struct Stats {
     pub bans_added: AtomicU64,
     /// `MAIN.bans_deleted`.
     pub bans_deleted: AtomicU64,
-    /// `MAIN.bans_tested`: bans tested against objects at lookup.
+    /// `MAIN.bans_completed`: bans with nothing left to test.
+    pub bans_completed: AtomicU64,
+    /// `MAIN.bans_obj`: bans with a condition on `obj.*`.
+    pub bans_obj: AtomicU64,
+    /// `MAIN.bans_req`: bans with a condition on `req.*`.
+    pub bans_req: AtomicU64,
+    /// `MAIN.bans_dups`: bans completed by a newer identical one.
+    pub bans_dups: AtomicU64,
+    /// `MAIN.bans_tested`: objects tested against bans at lookup.
     pub bans_tested: AtomicU64,
+    /// `MAIN.bans_tests_tested`: ban conditions evaluated at lookup.
+    pub bans_tests_tested: AtomicU64,
     /// `MAIN.bans_obj_killed`: objects killed by bans at lookup.
     pub bans_obj_killed: AtomicU64,
     /// `MAIN.bans_lurker_tested`: bans tested by the lurker.
     pub bans_lurker_tested: AtomicU64,
+    /// `MAIN.bans_lurker_tests_tested`: ban conditions the lurker evaluated.
+    pub bans_lurker_tests_tested: AtomicU64,
+    /// `MAIN.bans_lurker_obj_killed_cutoff`: objects the lurker killed
+    /// untested, past `ban_cutoff`.
+    pub bans_lurker_obj_killed_cutoff: AtomicU64,
     /// `MAIN.bans_lurker_obj_killed`: objects the lurker killed.
     pub bans_lurker_obj_killed: AtomicU64,
 }
@@ -227,12 +245,27 @@ impl Lifetime {
 /// `None` as a whole is `Vary: *`, which nothing matches.
 pub type VarySpec = Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>;
 
+impl<H> CoreState<H> {
+    /// The head bans test: a live object's, or a marker's.
+    fn ban_head(&self) -> Option<&H> {
+        match (self.kind, &self.obj, &self.marker) {
+            _ if self.dead => None,
+            (Kind::Object, Some(obj), _) => Some(&obj.head),
+            (Kind::HitForMiss | Kind::HitForPass, _, Some(head)) => Some(head),
+            _ => None,
+        }
+    }
+}
+
 struct CoreState<H> {
     kind: Kind,
     life: Lifetime,
     /// The variant this core is for; empty when the response had no Vary.
     vary: VarySpec,
     obj: Option<Arc<Object<H>>>,
+    /// A hit-for-miss or hit-for-pass marker's response head, which bans
+    /// test as they test objects (varnishd keeps markers as objects).
+    marker: Option<Arc<H>>,
     /// Removed from its head (expired, evicted, purged, withdrawn).
     dead: bool,
 }
@@ -245,8 +278,10 @@ pub struct ObjCore<H> {
     head: Weak<ObjHead<H>>,
     state: Mutex<CoreState<H>>,
     hits: AtomicU64,
-    /// The newest ban it has been tested against (Varnish's `oc->ban`):
-    /// only newer ones need testing.
+    /// The ban it points at (Varnish's `oc->ban`): it has been tested
+    /// against every ban up to that one; only newer ones need testing.
+    ban: Mutex<ban::BanRef<H>>,
+    /// That ban's id (0: none), for the lookup's lock-free check.
     ban_seen: AtomicU64,
     /// When it last moved in the LRU, and its place there.
     lru: Mutex<(f64, u64)>,
@@ -376,6 +411,9 @@ pub type Published<H> = (Arc<ObjCore<H>>, Arc<Object<H>>);
 pub struct Busy<H: Send + Sync + 'static> {
     cache: Arc<Cache<H>>,
     oc: Option<Arc<ObjCore<H>>>,
+    /// What the object is born with besides its head (see
+    /// [`Busy::set_esidata`]).
+    esidata: Option<Arc<Vec<u8>>>,
 }
 
 /// The cache.
@@ -393,32 +431,8 @@ pub struct Cache<H: Send + Sync + 'static> {
     /// Turns through the stores for [`Cache::next_store`].
     next_store: AtomicUsize,
     stats: Arc<Stats>,
-    /// The ban list, oldest first.
-    bans: Mutex<Vec<Arc<Ban<H>>>>,
-}
-
-/// What a ban may look at in a request: its URL and headers.
-pub struct BanReq<'a> {
-    pub url: &'a [u8],
-    pub header: &'a dyn Fn(&[u8]) -> Option<Vec<u8>>,
-}
-
-/// A ban's test of one object: its head and lifetimes, and the request
-/// when there is one. `None` means "cannot tell without a request" (the
-/// lurker then leaves the object to the next lookup).
-pub type BanTest<H> = Box<dyn Fn(&H, &Lifetime, Option<&BanReq<'_>>) -> Option<bool> + Send + Sync>;
-
-/// One ban (Varnish's `struct ban`): every object made before it that its
-/// test matches is gone, found either at lookup or by the lurker.
-pub struct Ban<H> {
-    id: u64,
-    /// When it was added.
-    pub t: f64,
-    /// The expression, as `ban.list` shows it.
-    pub spec: String,
-    /// Whether the test needs a request (`req.*`), which the lurker has not.
-    pub uses_req: bool,
-    test: BanTest<H>,
+    /// The ban list and its lurker's wake-ups.
+    bans: ban::Bans<H>,
 }
 
 /// A timer heap entry's core, compared by nothing (the heap orders by the
@@ -464,8 +478,9 @@ impl<H: Send + Sync + 'static> Cache<H> {
             stores: stores.into_iter().map(|s| Arc::new(Store::new(s))).collect(),
             next_store: AtomicUsize::new(0),
             stats: Arc::new(Stats::default()),
-            bans: Mutex::new(Vec::new()),
+            bans: ban::Bans::new(),
         });
+        cache.magic_ban();
         for (i, store) in cache.stores.iter().enumerate() {
             let weak = Arc::downgrade(&cache);
             *lock(&store.evict) = Some(Box::new(move |need| weak.upgrade().is_some_and(|c| c.evict(i, need))));
@@ -540,9 +555,11 @@ impl<H: Send + Sync + 'static> Cache<H> {
                 life: Lifetime { t_origin: 0.0, ttl: 0.0, grace: 0.0, keep: 0.0 },
                 vary: Some(Vec::new()),
                 obj: None,
+                marker: None,
                 dead: false,
             }),
             hits: AtomicU64::new(0),
+            ban: Mutex::new(ban::BanRef::Unset),
             ban_seen: AtomicU64::new(0),
             lru: Mutex::new((0.0, 0)),
             store: AtomicUsize::new(0),
@@ -563,9 +580,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
         let found = self.walk(key, want, &mut banned);
         for oc in banned {
             banned_xids.push(oc.xid());
-            if self.kill(&oc) {
-                bump(&self.stats.bans_obj_killed);
-            }
+            self.kill(&oc);
         }
         found
     }
@@ -597,15 +612,20 @@ impl<H: Send + Sync + 'static> Cache<H> {
                 }
                 // An object made with no TTL at all was only ever for the
                 // request that fetched it (Varnish skips `ttl <= 0` too).
-                if st.life.ttl <= 0.0 || (!want.ignore_vary && !vary_matches(&st.vary, want.header, want.vary_ignore)) {
+                if st.life.ttl <= 0.0 {
                     continue;
                 }
-                if let Some(obj) = st.obj.as_ref().filter(|_| st.kind == Kind::Object) {
+                // Bans before Vary, as in `HSH_Lookup`: every variant and
+                // marker met on the way is tested.
+                if let Some(head) = st.ban_head() {
                     let req = BanReq { url: want.url, header: want.header };
-                    if self.banned(oc, &obj.head, &st.life, Some(&req), None) {
+                    if self.ban_check(oc, head, &st.life, &req) {
                         banned.push(oc.clone());
                         continue;
                     }
+                }
+                if !want.ignore_vary && !vary_matches(&st.vary, want.header, want.vary_ignore) {
+                    continue;
                 }
                 let life = st.life;
                 if life.fresh_until() > want.now {
@@ -683,7 +703,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
             lock(&oc.state).vary = Some(mine.collect());
         }
         cores.insert(0, oc.clone());
-        Busy { cache: self.clone(), oc: Some(oc) }
+        Busy { cache: self.clone(), oc: Some(oc), esidata: None }
     }
 
     /// Moves a core to the young end of the LRU, at most once per
@@ -737,12 +757,14 @@ impl<H: Send + Sync + 'static> Cache<H> {
             }
             st.dead = true;
             st.obj = None;
+            st.marker = None;
             st.kind == Kind::Object
         };
         if was_object {
             self.stats.n_object.fetch_sub(1, Ordering::Relaxed);
         }
         self.stats.n_objectcore.fetch_sub(1, Ordering::Relaxed);
+        self.ban_drop_object(oc);
         if oc.in_lru.swap(false, Ordering::Relaxed) {
             let place = lock(&oc.lru).1;
             lock(&self.lru[oc.store.load(Ordering::Relaxed)]).remove(&place);
@@ -815,105 +837,6 @@ impl<H: Send + Sync + 'static> Cache<H> {
         }
     }
 
-    /// Adds a ban: every object in the cache now that `test` matches is
-    /// gone (Varnish's `BAN_Commit`). Answers the ban's id.
-    pub fn ban(&self, t: f64, spec: String, uses_req: bool, test: BanTest<H>) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.bans).push(Arc::new(Ban { id, t, spec, uses_req, test }));
-        bump(&self.stats.bans);
-        bump(&self.stats.bans_added);
-        id
-    }
-
-    /// The bans, newest first (`ban.list`).
-    pub fn bans(&self) -> Vec<Arc<Ban<H>>> {
-        lock(&self.bans).iter().rev().cloned().collect()
-    }
-
-    /// The newest ban's id, which a new object starts out having seen.
-    fn newest_ban(&self) -> u64 {
-        lock(&self.bans).last().map_or(0, |b| b.id)
-    }
-
-    /// Whether a ban newer than what `oc` has seen matches it; when none
-    /// does, `oc` has now seen them all. Without a request, bans that need
-    /// one are skipped and `oc` keeps its place before them.
-    /// `young` (the lurker's) leaves bans added after it undecided.
-    fn banned(&self, oc: &ObjCore<H>, head: &H, life: &Lifetime, req: Option<&BanReq<'_>>, young: Option<f64>) -> bool {
-        let lurker = young.is_some();
-        let seen = oc.ban_seen.load(Ordering::Relaxed);
-        let newer: Vec<Arc<Ban<H>>> = lock(&self.bans).iter().filter(|b| b.id > seen).cloned().collect();
-        let Some(newest) = newer.last().map(|b| b.id) else { return false };
-        let mut undecided = None;
-        for b in newer.iter().rev() {
-            bump(if lurker { &self.stats.bans_lurker_tested } else { &self.stats.bans_tested });
-            let too_young = young.is_some_and(|t| b.t > t);
-            match if too_young { None } else { (b.test)(head, life, req) } {
-                Some(true) => return true,
-                Some(false) => {}
-                None => undecided = Some(b.id),
-            }
-        }
-        // Seen up to the newest, or up to just before the oldest ban that
-        // could not be decided.
-        let upto =
-            undecided.map_or(newest, |id| newer.iter().filter(|b| b.id < id).map(|b| b.id).max().unwrap_or(seen));
-        oc.ban_seen.store(upto.max(seen), Ordering::Relaxed);
-        false
-    }
-
-    /// One pass of the ban lurker (Varnish's `ban_lurker`): tests every
-    /// object against the bans it has not seen that need no request and
-    /// were added before `old_enough` (`ban_lurker_age`), kills the
-    /// matches, then drops bans every object has seen. Answers how many
-    /// objects went.
-    pub fn lurk(&self, old_enough: f64) -> usize {
-        let work = lock(&self.bans).iter().any(|b| !b.uses_req && b.t <= old_enough);
-        if !work {
-            return 0;
-        }
-        let mut victims = Vec::new();
-        let mut oldest_seen = u64::MAX;
-        for shard in &self.shards {
-            let heads: Vec<Arc<ObjHead<H>>> = lock(shard).values().cloned().collect();
-            for oh in heads {
-                let cores: Vec<Arc<ObjCore<H>>> = lock(&oh.cores).clone();
-                for oc in cores {
-                    let st = lock(&oc.state);
-                    let Some(obj) = st.obj.as_ref().filter(|_| st.kind == Kind::Object && !st.dead) else {
-                        continue;
-                    };
-                    if self.banned(&oc, &obj.head, &st.life, None, Some(old_enough)) {
-                        drop(st);
-                        victims.push(oc);
-                    } else {
-                        oldest_seen = oldest_seen.min(oc.ban_seen.load(Ordering::Relaxed));
-                    }
-                }
-            }
-        }
-        let n = victims.iter().filter(|oc| self.kill(oc)).count();
-        self.stats.bans_lurker_obj_killed.fetch_add(n as u64, Ordering::Relaxed);
-        // A ban every object has seen can go, but the newest stays: it is
-        // what new objects are marked with.
-        let mut bans = lock(&self.bans);
-        let keep_from = bans.iter().position(|b| b.id > oldest_seen).unwrap_or(bans.len()).min(bans.len() - 1);
-        let gone = bans.drain(..keep_from).count() as u64;
-        drop(bans);
-        self.stats.bans.fetch_sub(gone, Ordering::Relaxed);
-        self.stats.bans_deleted.fetch_add(gone, Ordering::Relaxed);
-        n
-    }
-
-    /// Works the ban lurker every `every` seconds on bans at least `age`
-    /// seconds old, until the cache goes. `now` gives the wall clock.
-    pub async fn run_lurker(self: Arc<Self>, every: f64, age: f64, now: fn() -> f64) {
-        loop {
-            tokio::time::sleep(Duration::from_secs_f64(every.max(0.01))).await;
-            self.lurk(now() - age);
-        }
-    }
-
     /// Removes every object and marker (not fetches under way): what a
     /// varnishd child restart does to a malloc store. Answers how many went.
     pub fn clear(&self) -> usize {
@@ -960,6 +883,14 @@ impl<H: Send + Sync + 'static> Busy<H> {
         self.oc.as_ref().map_or(0, |oc| oc.id)
     }
 
+    /// Gives the object about to be published opaque delivery
+    /// instructions that the server made while reading its body
+    /// (Varnish's `OA_ESIDATA`), readable with [`Object::esidata`] from
+    /// the moment the object can be found.
+    pub fn set_esidata(&mut self, data: Vec<u8>) {
+        self.esidata = Some(Arc::new(data));
+    }
+
     /// [`Busy::publish_in`] the first store.
     pub fn publish(
         self,
@@ -994,10 +925,11 @@ impl<H: Send + Sync + 'static> Busy<H> {
             self.oc = Some(oc);
             return Err((self, NoSpace));
         };
-        let obj = Arc::new(Object::new(head, space, xid, cache.stores[store].clone()));
+        let mut obj = Object::new(head, space, xid, cache.stores[store].clone());
+        obj.esidata = self.esidata.take();
+        let obj = Arc::new(obj);
         oc.store.store(store, Ordering::Relaxed);
         oc.xid.store(xid, Ordering::Relaxed);
-        oc.ban_seen.store(cache.newest_ban(), Ordering::Relaxed);
         {
             let mut st = lock(&oc.state);
             st.kind = Kind::Object;
@@ -1006,6 +938,7 @@ impl<H: Send + Sync + 'static> Busy<H> {
             st.obj = Some(obj.clone());
         }
         bump(&cache.stats.n_object);
+        cache.ban_new_object(&oc);
         {
             let at = cache.next_id.fetch_add(1, Ordering::Relaxed);
             *lock(&oc.lru) = (life.t_origin.max(0.0), at);
@@ -1020,31 +953,34 @@ impl<H: Send + Sync + 'static> Busy<H> {
     }
 
     /// Marks the key hit-for-miss for `life.ttl` (uncacheable): later
-    /// lookups fetch for themselves instead of waiting.
-    pub fn hit_for_miss(mut self, xid: u64, life: Lifetime, vary: VarySpec) {
+    /// lookups fetch for themselves instead of waiting. `head` is the
+    /// response, for bans.
+    pub fn hit_for_miss(mut self, xid: u64, life: Lifetime, vary: VarySpec, head: H) {
         let oc = self.take();
         oc.xid.store(xid, Ordering::Relaxed);
-        self.cache.mark(oc, Kind::HitForMiss, life, vary);
+        self.cache.mark(oc, Kind::HitForMiss, life, vary, head);
     }
 
     /// Marks the key hit-for-pass for `life.ttl`.
-    pub fn hit_for_pass(mut self, xid: u64, life: Lifetime, vary: VarySpec) {
+    pub fn hit_for_pass(mut self, xid: u64, life: Lifetime, vary: VarySpec, head: H) {
         let oc = self.take();
         oc.xid.store(xid, Ordering::Relaxed);
-        self.cache.mark(oc, Kind::HitForPass, life, vary);
+        self.cache.mark(oc, Kind::HitForPass, life, vary, head);
     }
 }
 
 impl<H: Send + Sync + 'static> Cache<H> {
-    fn mark(&self, oc: Arc<ObjCore<H>>, kind: Kind, life: Lifetime, vary: VarySpec) {
+    fn mark(&self, oc: Arc<ObjCore<H>>, kind: Kind, life: Lifetime, vary: VarySpec, head: H) {
         let life = Lifetime { grace: 0.0, keep: 0.0, ..life };
         {
             let mut st = lock(&oc.state);
             st.kind = kind;
             st.life = life;
             st.vary = vary;
+            st.marker = Some(Arc::new(head));
         }
         if life.ttl > 0.0 {
+            self.ban_new_object(&oc);
             self.add_timer(&oc, life.fresh_until());
         } else {
             self.kill(&oc);

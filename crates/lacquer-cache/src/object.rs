@@ -46,6 +46,9 @@ pub struct Object<H> {
     /// The transaction id of the fetch that made it (`X-Varnish`'s second
     /// number on hits).
     pub xid: u64,
+    /// Delivery instructions made from the body (ESI), set before the
+    /// object is published and never changed.
+    pub(crate) esidata: Option<Arc<Vec<u8>>>,
     body: Mutex<BodyState>,
     grew: Notify,
     len: AtomicU64,
@@ -66,6 +69,7 @@ impl<H> Object<H> {
         Object {
             head,
             xid,
+            esidata: None,
             body: Mutex::new(BodyState { pieces: Vec::new(), end: End::Open }),
             grew: Notify::new(),
             len: AtomicU64::new(0),
@@ -73,6 +77,11 @@ impl<H> Object<H> {
             room: Mutex::new(Room { spaces: vec![head_space], fill: 0 }),
             store,
         }
+    }
+
+    /// The instructions given with [`crate::Busy::set_esidata`], if any.
+    pub fn esidata(&self) -> Option<&Arc<Vec<u8>>> {
+        self.esidata.as_ref()
     }
 
     /// The store it is in.

@@ -131,12 +131,12 @@ fn grace_serves_stale_while_one_background_fetch_refreshes() {
 #[test]
 fn markers_say_hit_for_miss_and_hit_for_pass_without_waiting() {
     let c: C = Cache::new(None);
-    miss(&c, b"/m", 100.0).hit_for_miss(9, life(120.0, 0.0), Some(Vec::new()));
+    miss(&c, b"/m", 100.0).hit_for_miss(9, life(120.0, 0.0), Some(Vec::new()), "m");
     let Lookup::HitMiss(first, _) = c.lookup(b"/m", &want(101.0)) else { panic!("expected hit-for-miss") };
     // Another client does not wait on the first one's fetch.
     assert!(matches!(c.lookup(b"/m", &want(101.0)), Lookup::HitMiss(..)));
     drop(first);
-    miss(&c, b"/p", 100.0).hit_for_pass(9, life(60.0, 0.0), Some(Vec::new()));
+    miss(&c, b"/p", 100.0).hit_for_pass(9, life(60.0, 0.0), Some(Vec::new()), "p");
     assert!(matches!(c.lookup(b"/p", &want(150.0)), Lookup::HitPass(_)));
     assert!(matches!(c.lookup(b"/p", &want(161.0)), Lookup::Miss(..)));
     assert_eq!(c.stats().cache_hitmiss.load(Ordering::Relaxed), 2);
@@ -226,40 +226,148 @@ fn a_request_for_another_variant_does_not_wait_on_a_busy_one() {
     assert!(matches!(c.lookup(b"/pv", &Want { header: &h3, ..want(100.0) }), Lookup::Miss(..)));
 }
 
-fn url_ban(prefix: &'static str) -> BanTest<&'static str> {
-    Box::new(move |_, _, req| req.map(|r| r.url.starts_with(prefix.as_bytes())))
+fn new_ban(spec: &str, uses_req: bool, test: BanTest<&'static str>) -> NewBan<&'static str> {
+    NewBan { spec: spec.into(), dedup: Some(spec.into()), uses_req, uses_obj: !uses_req, test }
+}
+
+fn url_ban(prefix: &'static str) -> NewBan<&'static str> {
+    let test: BanTest<&'static str> = Box::new(move |_, _, req, n| {
+        *n += 1;
+        req.is_some_and(|r| r.url.starts_with(prefix.as_bytes()))
+    });
+    new_ban(&format!("req.url ~ ^{prefix}"), true, test)
+}
+
+fn head_ban(want: &'static str) -> NewBan<&'static str> {
+    let test: BanTest<&'static str> = Box::new(move |h, _, _, n| {
+        *n += 1;
+        *h == want
+    });
+    new_ban(&format!("obj.http.x == {want}"), false, test)
+}
+
+fn stat(c: &C, f: fn(&Stats) -> &AtomicU64) -> u64 {
+    f(c.stats()).load(Ordering::Relaxed)
 }
 
 #[test]
-fn bans_kill_older_objects_at_lookup_and_in_the_lurker() {
+fn the_list_starts_with_a_completed_magic_ban() {
+    let c: C = Cache::new(None);
+    let bans = c.bans();
+    assert_eq!(bans.len(), 1);
+    assert!(bans[0].completed());
+    assert_eq!((stat(&c, |s| &s.bans), stat(&c, |s| &s.bans_added), stat(&c, |s| &s.bans_completed)), (1, 1, 1));
+    publish(&c, b"/m", 60.0, b"1");
+    assert_eq!(c.bans()[0].refs(), 1, "a new object points at the newest ban");
+}
+
+#[test]
+fn bans_kill_older_objects_at_lookup_and_count_their_tests() {
     let c: C = Cache::new(None);
     publish(&c, b"/a", 60.0, b"1");
     publish(&c, b"/b", 60.0, b"2");
-    // A request ban: decided at lookup only.
-    c.ban(100.0, "req.url ~ ^/a".into(), true, url_ban("/a"));
-    assert_eq!(c.lurk(1000.0), 0, "the lurker cannot test req.* bans");
+    c.ban(100.0, url_ban("/a"));
+    assert_eq!(stat(&c, |s| &s.bans_req), 1);
     assert!(matches!(c.lookup(b"/a", &Want { url: b"/a", ..want(101.0) }), Lookup::Miss(..)));
     assert!(matches!(c.lookup(b"/b", &Want { url: b"/b", ..want(101.0) }), Lookup::Hit(_)));
-    assert_eq!(c.stats().bans_obj_killed.load(Ordering::Relaxed), 1);
-    // An object ban: the lurker gets it without any request.
-    c.ban(101.0, "obj.http.x == 2".into(), false, Box::new(|h: &&str, _, _| Some(*h == "head")));
-    assert_eq!(c.lurk(1000.0), 1);
-    assert_eq!(c.stats().bans_lurker_obj_killed.load(Ordering::Relaxed), 1);
-    // Objects made after a ban are not touched by it.
-    publish(&c, b"/a", 60.0, b"3");
-    assert!(matches!(c.lookup(b"/a", &Want { url: b"/a", ..want(102.0) }), Lookup::Hit(_)));
-    // Bans every object has seen are dropped, all but the newest.
-    c.lurk(1000.0);
-    assert_eq!(c.bans().len(), 1);
+    assert_eq!(stat(&c, |s| &s.bans_obj_killed), 1);
+    assert_eq!((stat(&c, |s| &s.bans_tested), stat(&c, |s| &s.bans_tests_tested)), (2, 2));
+    // /b now points at the newest ban: a second hit tests nothing.
+    assert!(matches!(c.lookup(b"/b", &Want { url: b"/b", ..want(101.0) }), Lookup::Hit(_)));
+    assert_eq!(stat(&c, |s| &s.bans_tested), 2);
+    let bans = c.bans();
+    assert_eq!((bans[0].refs(), bans[1].refs()), (1, 0));
 }
 
 #[test]
-fn the_lurker_leaves_young_bans_alone() {
+fn identical_bans_complete_older_ones() {
     let c: C = Cache::new(None);
-    publish(&c, b"/y", 60.0, b"1");
-    c.ban(100.0, "obj.status == 200".into(), false, Box::new(|_, _, _| Some(true)));
-    assert_eq!(c.lurk(99.0), 0, "younger than ban_lurker_age");
-    assert_eq!(c.lurk(100.0), 1);
+    c.ban(100.0, url_ban("/a"));
+    c.ban(101.0, url_ban("/b"));
+    c.ban(102.0, url_ban("/a"));
+    let bans = c.bans();
+    assert!(!bans[0].completed() && !bans[1].completed() && bans[2].completed());
+    assert_eq!(bans[2].spec(), "", "a completed ban keeps no expression");
+    assert_eq!((stat(&c, |s| &s.bans_dups), stat(&c, |s| &s.bans_completed)), (1, 2));
+    let never = NewBan { dedup: None, ..url_ban("/b") };
+    c.ban(103.0, never);
+    assert!(!c.bans()[2].completed(), "a ban that is never a duplicate completes nothing");
+}
+
+#[test]
+fn the_lurker_tests_old_object_bans_and_trims_the_tail() {
+    let c: C = Cache::new(None);
+    let p = BanParams { lurker_age: 0.0, ..BanParams::default() };
+    c.set_ban_params(Box::new(move || p));
+    publish(&c, b"/a", 60.0, b"1");
+    publish(&c, b"/b", 60.0, b"2");
+    c.ban(100.0, head_ban("head"));
+    c.lurker_work(99.0);
+    assert_eq!(stat(&c, |s| &s.bans_lurker_tested), 0, "younger than ban_lurker_age");
+    c.lurker_work(100.5);
+    assert_eq!(stat(&c, |s| &s.bans_lurker_obj_killed), 2);
+    assert_eq!((stat(&c, |s| &s.bans_lurker_tested), stat(&c, |s| &s.bans_lurker_tests_tested)), (2, 2));
+    // The magic ban lost its objects and went; the newest stays, completed.
+    let bans = c.bans();
+    assert_eq!(bans.len(), 1);
+    assert!(bans[0].completed());
+    assert_eq!(stat(&c, |s| &s.bans_deleted), 1);
+}
+
+#[test]
+fn request_bans_are_barriers_to_the_lurker() {
+    let c: C = Cache::new(None);
+    let p = BanParams { lurker_age: 0.0, ..BanParams::default() };
+    c.set_ban_params(Box::new(move || p));
+    publish(&c, b"/a", 60.0, b"1");
+    c.ban(100.0, url_ban("/a"));
+    c.ban(101.0, head_ban("nothing"));
+    c.lurker_work(200.0);
+    // Tested against the bans above the barrier, but left where it was.
+    assert_eq!(stat(&c, |s| &s.bans_lurker_tested), 1);
+    assert_eq!(stat(&c, |s| &s.n_object), 1);
+    assert_eq!(c.bans().len(), 3);
+}
+
+#[test]
+fn past_ban_cutoff_the_lurker_kills_untested() {
+    let c: C = Cache::new(None);
+    let p = BanParams { lurker_age: 0.0, cutoff: 1, ..BanParams::default() };
+    c.set_ban_params(Box::new(move || p));
+    publish(&c, b"/a", 60.0, b"1");
+    c.ban(100.0, head_ban("one"));
+    c.ban(101.0, head_ban("two"));
+    c.lurker_work(200.0);
+    assert_eq!(stat(&c, |s| &s.bans_lurker_obj_killed_cutoff), 1);
+    assert_eq!(stat(&c, |s| &s.bans_lurker_tested), 0);
+    assert_eq!(stat(&c, |s| &s.n_object), 0);
+}
+
+#[test]
+fn markers_point_at_bans_and_are_tested_like_objects() {
+    let c: C = Cache::new(None);
+    miss(&c, b"/m", 100.0).hit_for_miss(9, life(120.0, 0.0), Some(Vec::new()), "head");
+    assert_eq!(c.bans()[0].refs(), 1);
+    c.ban(100.5, head_ban("head"));
+    assert!(matches!(c.lookup(b"/m", &want(101.0)), Lookup::Miss(..)), "the banned marker is gone");
+    assert_eq!(stat(&c, |s| &s.bans_obj_killed), 1);
+}
+
+#[test]
+fn durations_render_as_varnish_renders_them() {
+    for (d, want) in [
+        (0.0, "0s"),
+        (0.0001, "0s"),
+        (0.123, "123ms"),
+        (1.5, "1.500s"),
+        (10.0, "10s"),
+        (120.0, "2m"),
+        (86400.0, "1d"),
+        (1209600.0, "2w"),
+        (-3.0, "18446744073709551613.616s"),
+    ] {
+        assert_eq!(render_duration(d), want, "{d}");
+    }
 }
 
 #[test]

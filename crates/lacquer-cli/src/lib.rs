@@ -92,7 +92,9 @@ pub fn challenge(seed: &[u8; 32]) -> String {
 }
 
 /// Splits a request line into words as Varnish's `VAV_Parse` does: blanks
-/// separate, `"…"` quotes, with `\n`, `\t`, `\"` and `\\` escapes inside.
+/// separate, `"…"` quotes, and backslash escapes are decoded in and out of
+/// quotes (`\\`, `\"`, `\n`, `\r`, `\t`, octal `\NNN`, hex `\xHH`; any
+/// other is refused).
 pub fn words(line: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut chars = line.chars().peekable();
@@ -101,34 +103,76 @@ pub fn words(line: &str) -> Result<Vec<String>, String> {
             chars.next();
             continue;
         }
-        let mut w = String::new();
-        if c == '"' {
+        let quoted = c == '"';
+        if quoted {
             chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some('n') => w.push('\n'),
-                        Some('t') => w.push('\t'),
-                        Some(e) => w.push(e),
-                        None => return Err("Missing '\"'".into()),
-                    },
-                    Some(ch) => w.push(ch),
-                    None => return Err("Missing '\"'".into()),
-                }
-            }
-        } else {
-            while let Some(&ch) = chars.peek() {
-                if ch.is_whitespace() {
+        }
+        let mut w = String::new();
+        loop {
+            match chars.peek().copied() {
+                None if quoted => return Err("Missing '\"'".into()),
+                None => break,
+                Some('"') if quoted => {
+                    chars.next();
                     break;
                 }
-                w.push(ch);
-                chars.next();
+                Some(ch) if !quoted && ch.is_whitespace() => break,
+                Some('\\') => {
+                    chars.next();
+                    w.push(backslash(&mut chars)?);
+                }
+                Some(ch) => {
+                    w.push(ch);
+                    chars.next();
+                }
             }
         }
         out.push(w);
     }
     Ok(out)
+}
+
+/// The character a backslash sequence stands for (Varnish's
+/// `VAV_BackSlash`), the backslash already read.
+fn backslash(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<char, String> {
+    let invalid = || "Invalid backslash sequence".to_string();
+    let digits = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, radix: u32, max: usize| {
+        let mut v = 0u32;
+        let mut n = 0;
+        while n < max {
+            match chars.peek().and_then(|c| c.to_digit(radix)) {
+                Some(d) => {
+                    v = v * radix + d;
+                    n += 1;
+                    chars.next();
+                }
+                None => break,
+            }
+        }
+        (n > 0 && v < 256).then(|| char::from(v as u8))
+    };
+    match chars.next() {
+        Some('\\') => Ok('\\'),
+        Some('"') => Ok('"'),
+        Some('n') => Ok('\n'),
+        Some('r') => Ok('\r'),
+        Some('t') => Ok('\t'),
+        Some('x') => digits(chars, 16, 2).ok_or_else(invalid),
+        Some(c @ '0'..='7') => {
+            let mut v = c.to_digit(8).unwrap_or(0);
+            for _ in 0..2 {
+                match chars.peek().and_then(|c| c.to_digit(8)) {
+                    Some(d) => {
+                        v = v * 8 + d;
+                        chars.next();
+                    }
+                    None => break,
+                }
+            }
+            u8::try_from(v).map(char::from).map_err(|_| invalid())
+        }
+        _ => Err(invalid()),
+    }
 }
 
 /// Quotes a word for a request line, when it needs it.
@@ -167,6 +211,8 @@ mod tests {
         assert_eq!(words(r#"ban req.url ~ "^/a b" "#).unwrap(), ["ban", "req.url", "~", "^/a b"]);
         assert_eq!(words(r#"vcl.inline x "a\nb""#).unwrap(), ["vcl.inline", "x", "a\nb"]);
         assert!(words("\"open").is_err());
+        assert_eq!(words(r#"ban a\"b a\\b a\x41b a\101b"#).unwrap(), ["ban", "a\"b", "a\\b", "aAb", "aAb"]);
+        assert_eq!(words(r"ban \d").unwrap_err(), "Invalid backslash sequence");
         for w in ["plain", "two words", "q\"uote", "back\\slash", ""] {
             assert_eq!(words(&quote(w)).unwrap(), [w]);
         }

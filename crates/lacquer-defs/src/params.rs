@@ -323,13 +323,13 @@ params! {
         "How long to stop connecting to a backend after a local resource error.";
     backend_remote_error_holddown: Kind::Duration, "0.250", min F("0.000"), max N, "seconds", EXPERIMENTAL, false;
         "How long to stop connecting to a backend that refused or was unreachable.";
-    ban_cutoff: Kind::Uint, "0", min F("0"), max N, "bans", EXPERIMENTAL, false;
+    ban_cutoff: Kind::Uint, "0", min F("0"), max N, "bans", EXPERIMENTAL, true;
         "Past this many bans the lurker evicts the objects it reaches; 0 turns this off.";
-    ban_dups: Kind::Bool, "on", min N, max N, "bool", 0, false;
+    ban_dups: Kind::Bool, "on", min N, max N, "bool", 0, true;
         "Mark older identical bans as completed when a new ban is added.";
     ban_lurker_age: Kind::Duration, "60.000", min F("0.000"), max N, "seconds", 0, true;
         "The lurker only works on bans at least this old.";
-    ban_lurker_batch: Kind::Uint, "1000", min F("1"), max N, "", 0, false;
+    ban_lurker_batch: Kind::Uint, "1000", min F("1"), max N, "", 0, true;
         "How many objects the lurker tests before it sleeps.";
     ban_lurker_holdoff: Kind::Duration, "0.010", min F("0.000"), max N, "seconds", EXPERIMENTAL, false;
         "How long the lurker waits when lookups hold the ban lock.";
@@ -363,7 +363,7 @@ params! {
         "TTL given to responses that carry no caching headers of their own.";
     experimental: Kind::Bits(&EXPERIMENTAL_BITS), "none", min N, max N, "", 0, false;
         "Switches for experimental features.";
-    feature: Kind::Bits(&FEATURE_BITS), "+validate_headers", min N, max N, "", 0, false;
+    feature: Kind::Bits(&FEATURE_BITS), "+validate_headers", min N, max N, "", 0, true;
         "Switches for minor features.";
     fetch_chunksize: Kind::Bytes, "16k", min F("4k"), max N, "bytes", EXPERIMENTAL, false;
         "The storage asked for at a time when the body length is unknown.";
@@ -415,7 +415,7 @@ params! {
         "The listen queue length asked of the kernel.";
     lru_interval: Kind::Duration, "2.000", min F("0.000"), max N, "seconds", EXPERIMENTAL, false;
         "How long after a move an object may be moved to the front of the LRU list again.";
-    max_esi_depth: Kind::Uint, "5", min F("0"), max N, "levels", 0, false;
+    max_esi_depth: Kind::Uint, "5", min F("0"), max N, "levels", 0, true;
         "How deep ESI includes may nest.";
     max_restarts: Kind::Uint, "4", min F("0"), max N, "restarts", 0, true;
         "How many times a request may restart before it fails.";
@@ -512,7 +512,7 @@ params! {
         "Directories searched for VCL files given by relative name.";
     vmod_path: Kind::String, "${libdir}/varnish/vmods", min N, max N, "", BUILD, false;
         "Directories searched for VMODs.";
-    vsl_buffer: Kind::BytesU, "16k", min D("vsl_reclen + 12 bytes"), max N, "bytes", 0, false;
+    vsl_buffer: Kind::BytesU, "16k", min D("vsl_reclen + 12 bytes"), max N, "bytes", 0, true;
         "The workspace each task uses to buffer log records.";
     vsl_mask: Kind::Bits(&VSL_TAGS),
         "-Debug,-ObjProtocol,-ObjStatus,-ObjReason,-ObjHeader,-VCL_trace,-ExpKill,-WorkThread,-Hash,-VfpAcct,\
@@ -524,13 +524,13 @@ params! {
         "The size of the shared-memory log.";
     vsm_free_cooldown: Kind::Duration, "60.000", min F("10.000"), max F("600.000"), "seconds", 0, false;
         "How long freed shared-memory segments stay readable before reuse.";
-    workspace_backend: Kind::BytesU, "96k", min F("1k"), max N, "bytes", DELAYED, false;
+    workspace_backend: Kind::BytesU, "96k", min F("1k"), max N, "bytes", DELAYED, true;
         "The workspace of each backend fetch.";
-    workspace_client: Kind::BytesU, "96k", min F("9k"), max N, "bytes", DELAYED, false;
+    workspace_client: Kind::BytesU, "96k", min F("9k"), max N, "bytes", DELAYED, true;
         "The workspace of each client request.";
-    workspace_session: Kind::BytesU, "0.75k", min F("384b"), max N, "bytes", DELAYED, false;
+    workspace_session: Kind::BytesU, "0.75k", min F("384b"), max N, "bytes", DELAYED, true;
         "The workspace of each session, for its addresses and first bytes.";
-    workspace_thread: Kind::BytesU, "2k", min F("0.25k"), max F("8k"), "bytes", DELAYED, false;
+    workspace_thread: Kind::BytesU, "2k", min F("0.25k"), max F("8k"), "bytes", DELAYED, true;
         "The workspace of each worker thread, for delivery's scratch space.";
 }
 
@@ -1228,14 +1228,19 @@ mod tests {
         assert_eq!(
             honoured,
             [
+                "ban_cutoff",
+                "ban_dups",
                 "ban_lurker_age",
+                "ban_lurker_batch",
                 "ban_lurker_sleep",
                 "between_bytes_timeout",
+                "cli_limit",
                 "clock_skew",
                 "connect_timeout",
                 "default_grace",
                 "default_keep",
                 "default_ttl",
+                "feature",
                 "first_byte_timeout",
                 "gzip_level",
                 "http_gzip_support",
@@ -1246,16 +1251,25 @@ mod tests {
                 "http_resp_hdr_len",
                 "http_resp_size",
                 "idle_send_timeout",
+                "max_esi_depth",
                 "max_restarts",
                 "max_retries",
+                "max_vcl",
+                "max_vcl_handling",
                 "pipe_timeout",
                 "send_timeout",
                 "shortlived",
                 "timeout_idle",
                 "timeout_linger",
                 "vcc_err_unref",
+                "vcc_unsafe_path",
                 "vcl_cooldown",
                 "vcl_path",
+                "vsl_buffer",
+                "workspace_backend",
+                "workspace_client",
+                "workspace_session",
+                "workspace_thread",
             ]
         );
     }

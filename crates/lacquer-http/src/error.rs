@@ -36,8 +36,8 @@ pub enum HeadErrorKind {
     /// A header line without a colon.
     MissingColon,
     /// A header name that is empty or holds a byte that is not a token
-    /// character, such as a space before the colon.
-    BadHeaderName,
+    /// character, such as a space before the colon: that byte.
+    BadHeaderName(u8),
     /// The first header line starts with a space or tab, so it continues nothing.
     FoldWithoutHeader,
     /// A request carries Content-Length more than once, even with equal values.
@@ -70,7 +70,7 @@ impl HeadErrorKind {
             HeadErrorKind::TooManyHeaders => "too many headers",
             HeadErrorKind::ControlByte => "control byte in head",
             HeadErrorKind::MissingColon => "header without colon",
-            HeadErrorKind::BadHeaderName => "illegal header name",
+            HeadErrorKind::BadHeaderName(_) => "illegal header name",
             HeadErrorKind::FoldWithoutHeader => "continuation line without header",
             HeadErrorKind::DuplicateContentLength => "duplicate content-length",
             HeadErrorKind::BadContentLength => "malformed content-length",
@@ -79,6 +79,17 @@ impl HeadErrorKind {
             HeadErrorKind::BodyWithoutLength => "request body without length",
             HeadErrorKind::BodyNotAllowed => "body on a status that has none",
             HeadErrorKind::Informational => "informational (1xx) response",
+        }
+    }
+}
+
+impl fmt::Display for HeadErrorKind {
+    /// What Varnish logs (`BogoHeader`) where it has its own words, the
+    /// short description elsewhere.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeadErrorKind::BadHeaderName(b) => write!(f, "Illegal char 0x{b:02x} in header name"),
+            k => f.write_str(k.message()),
         }
     }
 }

@@ -311,7 +311,7 @@ impl Head {
                     } else if memchr(b':', line).is_none() {
                         HeadErrorKind::MissingColon
                     } else {
-                        HeadErrorKind::BadHeaderName
+                        HeadErrorKind::BadHeaderName(line[colon])
                     });
                 }
                 if has_bad(&line[colon + 1..]) {

@@ -34,6 +34,9 @@ pub struct Func {
     pub fallible: bool,
     /// `#[event]`: the module's VCL event function, not callable from VCL.
     pub event: bool,
+    /// `#[request_raw]`: called with each request's head before VCL,
+    /// not callable from VCL.
+    pub request_raw: bool,
 }
 
 /// One Rust parameter.
@@ -317,6 +320,7 @@ fn read_fn(errs: &mut Errors, sig: &mut syn::Signature, attrs: &mut Vec<Attribut
         ret,
         fallible,
         event: false,
+        request_raw: false,
     })
 }
 
@@ -338,6 +342,21 @@ fn check_event(errs: &mut Errors, f: &Func, span: proc_macro2::Span) {
     }
 }
 
+/// Checks the `#[request_raw]` function's shape: the head as its one
+/// STRING argument besides `ctx` and `PRIV_VCL`, nothing returned but a
+/// possible error.
+fn check_request_raw(errs: &mut Errors, f: &Func, span: proc_macro2::Span) {
+    let values: Vec<_> = f.params.iter().filter(|p| matches!(p.kind, Kind::Value { .. })).collect();
+    let one_head = values.len() == 1 && matches!(&values[0].kind, Kind::Value { vcl, .. } if vcl == "STRING");
+    let privs_ok = f.params.iter().all(|p| !matches!(p.kind, Kind::Priv { scope, .. } if scope != "PRIV_VCL"));
+    if !one_head || !privs_ok || f.ret != "VOID" {
+        errs.push(Error::new(
+            span,
+            "a #[request_raw] function takes the head as a STRING (`head: NullStr`, and optionally `ctx: &mut Ctx` and a `PrivVcl`) and returns () or Result<(), Failure>",
+        ));
+    }
+}
+
 impl Module {
     pub fn read(name: String, m: &mut ItemMod) -> syn::Result<Module> {
         let mut errs = Errors(None);
@@ -351,6 +370,7 @@ impl Module {
             match item {
                 Item::Fn(f) if is_pub(&f.vis) => {
                     let event = !take_attrs(&mut f.attrs, &["event"]).is_empty();
+                    let raw = !take_attrs(&mut f.attrs, &["request_raw"]).is_empty();
                     if let Some(mut func) = read_fn(&mut errs, &mut f.sig, &mut f.attrs, false) {
                         if event {
                             check_event(&mut errs, &func, f.sig.ident.span());
@@ -358,7 +378,17 @@ impl Module {
                                 errs.push(Error::new(f.sig.ident.span(), "a module has one #[event] function"));
                             }
                         }
+                        if raw {
+                            check_request_raw(&mut errs, &func, f.sig.ident.span());
+                            if event || functions.iter().any(|g: &Func| g.request_raw) {
+                                errs.push(Error::new(
+                                    f.sig.ident.span(),
+                                    "a module has one #[request_raw] function, and it is not its #[event] one",
+                                ));
+                            }
+                        }
                         func.event = event;
+                        func.request_raw = raw;
                         functions.push(func);
                     }
                 }

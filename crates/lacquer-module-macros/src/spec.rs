@@ -75,6 +75,9 @@ fn func(f: &Func, with_ret: bool) -> String {
     if f.event {
         s.push_str(", \"event\": true");
     }
+    if f.request_raw {
+        s.push_str(", \"request_raw\": true");
+    }
     s.push_str(&format!(", \"doc\": {}}}", string(&f.doc)));
     s
 }
@@ -111,4 +114,4 @@ pub fn json(m: &Module) -> String {
 
 /// The `lacquer-abi` version this macro writes into specs; the generated
 /// code asserts at compile time that it equals `lacquer_abi`'s.
-pub const ABI: (u32, u32) = (1, 2);
+pub const ABI: (u32, u32) = (1, 3);

@@ -180,32 +180,6 @@ pub unsafe fn value_from_abi(v: &abi::Value) -> Value {
     }
 }
 
-/// The host, seen from inside a module through its callback table.
-struct ForeignHost {
-    host: *mut c_void,
-    table: &'static HostTable,
-    /// The method's name, asked of the host the first time a module
-    /// wants it (most calls never do, and asking costs a crossing and a
-    /// copy).
-    method: std::cell::OnceCell<String>,
-}
-
-impl ForeignHost {
-    fn copy_out(&self, s: Str) -> Option<&[u8]> {
-        // SAFETY: the host's strings live until the task ends, longer than
-        // this call (and so longer than `&self`).
-        unsafe { s.as_bytes() }
-    }
-
-    fn ok(&self, rc: i32, what: &str) -> Result<(), Failure> {
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(Failure(format!("{what} is not available in {}", Host::method(self))))
-        }
-    }
-}
-
 /// A callback added to the table after 1.1, if the host's table has it
 /// (its `size` says how long it is).
 macro_rules! since_1_1 {
@@ -220,6 +194,52 @@ macro_rules! since_1_1 {
             None
         }
     }};
+}
+
+/// The host, seen from inside a module through its callback table.
+struct ForeignHost {
+    host: *mut c_void,
+    table: &'static HostTable,
+    /// The method's name, asked of the host the first time a module
+    /// wants it (most calls never do, and asking costs a crossing and a
+    /// copy).
+    method: std::cell::OnceCell<String>,
+    /// The host's workspaces (client, backend, session, thread, the
+    /// task's), when its table has `ws_op` (ABI 1.3).
+    ws: Option<[crate::ws::ForeignWs; 5]>,
+}
+
+impl ForeignHost {
+    fn new(host: *mut c_void, table: &'static HostTable) -> ForeignHost {
+        let mut fh = ForeignHost { host, table, method: std::cell::OnceCell::new(), ws: None };
+        if let Some(op) = since_1_1!(fh, ws_op) {
+            use abi::WsWhich as W;
+            let ws = |which| crate::ws::ForeignWs { host, op, which };
+            fh.ws = Some([ws(W::Client), ws(W::Backend), ws(W::Session), ws(W::Thread), ws(W::Task)]);
+        }
+        fh
+    }
+
+    /// Workspace `i` of [`ForeignHost::ws`], if the task has it.
+    fn foreign_ws(&self, i: usize) -> Option<&dyn crate::Workspace> {
+        let ws = &self.ws.as_ref()?[i];
+        // SAFETY: the table's callback, with the host pointer it gave.
+        let free = unsafe { (ws.op)(self.host, ws.which as u32, abi::WsOp::Free as u32, 0) };
+        (free >= 0).then_some(ws as &dyn crate::Workspace)
+    }
+    fn copy_out(&self, s: Str) -> Option<&[u8]> {
+        // SAFETY: the host's strings live until the task ends, longer than
+        // this call (and so longer than `&self`).
+        unsafe { s.as_bytes() }
+    }
+
+    fn ok(&self, rc: i32, what: &str) -> Result<(), Failure> {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Failure(format!("{what} is not available in {}", Host::method(self))))
+        }
+    }
 }
 
 /// Calls a module's hook provider for the host ([`abi::Hook::call`]).
@@ -247,6 +267,25 @@ unsafe extern "C" fn hook_free_provider(data: *const c_void) {
 }
 
 impl Host for ForeignHost {
+    fn workspace(&self, which: crate::WsId) -> Option<&dyn crate::Workspace> {
+        self.foreign_ws(which as usize)
+    }
+    fn task_workspace(&self) -> Option<&dyn crate::Workspace> {
+        self.foreign_ws(4)
+    }
+    fn log_record(&mut self, vxid: u64, tag: &str, client: bool, msg: &[u8]) -> Result<(), Failure> {
+        let Some(f) = since_1_1!(self, log_record) else {
+            return Err(Failure("this Lacquer cannot write log records for modules (ABI 1.2)".into()));
+        };
+        // SAFETY: the table's callbacks take the host pointer it gave.
+        let rc =
+            unsafe { f(self.host, vxid, Str::from_bytes(tag.as_bytes()), u32::from(client), Str::from_bytes(msg)) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Failure(format!("no such log tag: {tag}")))
+        }
+    }
     fn method(&self) -> &str {
         self.method.get_or_init(|| {
             // SAFETY: the host's strings live until the task ends.
@@ -296,6 +335,81 @@ impl Host for ForeignHost {
         // SAFETY: as above; a non-NULL answer is in the workspace.
         let s = unsafe { call(self.host, Str::from_bytes(name.as_bytes()), Str::from_bytes(arg)) };
         self.copy_out(s).map(<[u8]>::to_vec)
+    }
+    fn blocking(&mut self, f: &mut dyn FnMut()) {
+        let Some(run) = since_1_1!(self, blocking) else { return f() };
+        /// Runs the module's closure from the host's side of the call.
+        unsafe extern "C" fn trampoline(data: *mut c_void) {
+            // SAFETY: `data` is the `&mut &mut dyn FnMut()` below, alive
+            // for the whole call; a panic must not unwind into the host.
+            let f = unsafe { &mut *(data as *mut &mut dyn FnMut()) };
+            let _ = catch_unwind(AssertUnwindSafe(f));
+        }
+        let mut f = f;
+        // SAFETY: as above; the host calls `trampoline(data)` before
+        // returning, and `f` outlives that.
+        unsafe { run(self.host, trampoline, &mut f as *mut &mut dyn FnMut() as *mut c_void) }
+    }
+    fn vcl_syntax(&self) -> Option<u32> {
+        let f = since_1_1!(self, vcl_syntax)?;
+        // SAFETY: as above.
+        let v = unsafe { f(self.host) };
+        (v != 0).then_some(v)
+    }
+    fn connection(&mut self) -> Result<crate::Connection, Failure> {
+        let Some(lend) = since_1_1!(self, connection) else {
+            return Err(Failure("this Lacquer cannot lend the connection to a loaded module (ABI before 1.3)".into()));
+        };
+        let mut out = abi::ConnOut::default();
+        // SAFETY: as above; `out` is a valid place to write.
+        let err = unsafe { lend(self.host, &mut out) };
+        if let Some(why) = self.copy_out(err) {
+            return Err(Failure(String::from_utf8_lossy(why).into_owned()));
+        }
+        if out.fd < 0 {
+            return Err(Failure("the host lent no connection".into()));
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: the host gave this module a descriptor of its own.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(out.fd) };
+        let received = self.copy_out(out.received).unwrap_or(b"").to_vec();
+        let none = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let info = crate::ConnInfo {
+            client: ip_from_abi(&out.client).unwrap_or(none),
+            server: ip_from_abi(&out.server).unwrap_or(none),
+            remote: ip_from_abi(&out.remote).unwrap_or(none),
+            local: ip_from_abi(&out.local).unwrap_or(none),
+            xid: out.xid,
+            sess_xid: out.sess_xid,
+            listener: String::from_utf8_lossy(self.copy_out(out.listener).unwrap_or(b"")).into_owned(),
+            proxy: out.proxy != 0,
+        };
+        let head_len = out.head_len.min(received.len());
+        Ok(crate::Connection { fd, received, head_len, info })
+    }
+    fn end_request(&mut self, end: crate::RequestEnd) -> Result<(), Failure> {
+        let Some(finish) = since_1_1!(self, end_request) else {
+            return Err(Failure("this Lacquer cannot let a loaded module end the request (ABI before 1.3)".into()));
+        };
+        let (kind, status, reason, close, to) = match &end {
+            crate::RequestEnd::HandedOff { to } => (1, 0, "", false, to.as_str()),
+            crate::RequestEnd::Synth { status, reason, close } => (2, u32::from(*status), reason.as_str(), *close, ""),
+        };
+        // SAFETY: as above.
+        let err = unsafe {
+            finish(
+                self.host,
+                kind,
+                status,
+                Str::from_bytes(reason.as_bytes()),
+                u32::from(close),
+                Str::from_bytes(to.as_bytes()),
+            )
+        };
+        match self.copy_out(err) {
+            Some(why) => Err(Failure(String::from_utf8_lossy(why).into_owned())),
+            None => Ok(()),
+        }
     }
     fn log(&mut self, msg: &[u8]) {
         // SAFETY: the table's callbacks take the host pointer it gave.
@@ -437,9 +551,9 @@ impl Host for ForeignHost {
         // SAFETY: as above.
         unsafe { (self.table.timestamp)(self.host, Str::from_bytes(label)) }
     }
-    fn ban(&mut self, expr: &[u8]) -> Result<(), String> {
+    fn ban(&mut self, expr: Option<&[u8]>) -> Result<(), String> {
         // SAFETY: as above; a non-NULL answer is a string in the workspace.
-        let s = unsafe { (self.table.ban)(self.host, Str::from_bytes(expr)) };
+        let s = unsafe { (self.table.ban)(self.host, expr.map_or(Str::NULL, Str::from_bytes)) };
         match self.copy_out(s) {
             None => Ok(()),
             Some(e) => Err(String::from_utf8_lossy(e).into_owned()),
@@ -537,7 +651,7 @@ pub unsafe fn enter(
         let args = unsafe { args_from_abi(raw, &mut strands) };
         // SAFETY: the table outlives the call; ForeignHost does not keep it.
         let table_static: &'static HostTable = unsafe { &*(table as *const HostTable) };
-        let mut fh = ForeignHost { host, table: table_static, method: std::cell::OnceCell::new() };
+        let mut fh = ForeignHost::new(host, table_static);
         let this_ref;
         let target = match kind {
             EntryKind::Function => Target::Function(index),

@@ -13,11 +13,45 @@
 //! A provider runs outside any task: it gets only the argument. It may be
 //! called from several threads at once, and a panic in it counts as a
 //! decline.
+//!
+//! # Server events
+//!
+//! The server tells modules of its own events through the same registry,
+//! under the names in [`server`]: a module provides `lacquer.tick` (or
+//! any other) like any hook, and the server *notifies* it — every
+//! provider is called, in order, and answers are ignored
+//! ([`Hooks::notify`]). The argument is text, described with each name.
+//! Providers run on the server's request path: they must be quick and
+//! never block (hand slow work to a thread of their own). With no
+//! provider for an event the server pays one atomic load for it.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
+
+/// The names of the server's events ([`Hooks::notify`]), and what each
+/// is told.
+pub mod server {
+    /// Once a second; the argument is the time, Unix seconds.
+    pub const TICK: &str = "lacquer.tick";
+    /// The active VCL changed (`vcl.use`, a label's VCL, SIGHUP); the
+    /// argument is the name of the VCL now active.
+    pub const RELOAD: &str = "lacquer.reload";
+    /// A client connection was accepted: `<session vxid> <client ip>
+    /// <client port> <listener>`.
+    pub const CONN_OPEN: &str = "lacquer.conn_open";
+    /// A client connection closed: `<session vxid> <reason>` (the
+    /// `SessClose` reason: `REM_CLOSE`, `TX_HANDOFF` …).
+    pub const CONN_CLOSE: &str = "lacquer.conn_close";
+    /// A client request was answered: `<vxid> <status> <body bytes sent>
+    /// <seconds from its start>` (for accounting).
+    pub const REQUEST_DONE: &str = "lacquer.request_done";
+
+    /// Every event, in the order of their bits in [`super::Hooks`].
+    pub(crate) const ALL: [&str; 5] = [TICK, RELOAD, CONN_OPEN, CONN_CLOSE, REQUEST_DONE];
+}
 
 /// A hook provider: the argument in, `Some(answer)` or `None` to decline.
 pub type HookFn = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
@@ -43,6 +77,9 @@ struct Table {
 #[derive(Default)]
 pub struct Hooks {
     table: RwLock<Table>,
+    /// One bit per [`server`] event that has a provider, so a server asks
+    /// [`Hooks::wanted`] without a lock on its hot paths.
+    events: AtomicU32,
 }
 
 impl fmt::Debug for Hooks {
@@ -75,7 +112,26 @@ impl Hooks {
         let at = list.partition_point(|q| (q.order, q.seq) <= (p.order, p.seq));
         list.insert(at, p);
         t.by_name.insert(name.to_string(), list.into());
+        self.events.store(event_bits(&t), Ordering::Release);
         Ok(())
+    }
+
+    /// Whether server event `name` (one of [`server`]) has a provider:
+    /// one atomic load.
+    pub fn wanted(&self, name: &str) -> bool {
+        let bits = self.events.load(Ordering::Acquire);
+        server::ALL.iter().position(|n| *n == name).is_some_and(|i| bits & (1 << i) != 0)
+    }
+
+    /// Tells every provider of hook `name`, in order, ignoring their
+    /// answers (the server's events, see [`server`]).
+    pub fn notify(&self, name: &str, arg: &[u8]) {
+        let Some(list) = self.table.read().unwrap_or_else(|e| e.into_inner()).by_name.get(name).cloned() else {
+            return;
+        };
+        for p in list.iter() {
+            let _ = catch_unwind(AssertUnwindSafe(|| (p.f)(arg)));
+        }
     }
 
     /// Calls hook `name`: the first answer of its providers in order, or
@@ -104,8 +160,14 @@ impl Hooks {
             removed += before - list.len();
             !list.is_empty()
         });
+        self.events.store(event_bits(&t), Ordering::Release);
         removed
     }
+}
+
+/// The [`server`] events `t` has providers for, a bit each.
+fn event_bits(t: &Table) -> u32 {
+    server::ALL.iter().enumerate().filter(|(_, n)| t.by_name.contains_key(**n)).fold(0, |b, (i, _)| b | 1 << i)
 }
 
 #[cfg(test)]
@@ -123,6 +185,37 @@ mod tests {
 
     fn call(h: &Hooks, name: &str, arg: &str) -> Option<String> {
         h.call(name, arg.as_bytes()).map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn server_events_reach_every_provider_and_are_wanted_only_with_one() {
+        let h = Hooks::new();
+        assert!(!h.wanted(server::TICK));
+        let told = Arc::new(AtomicUsize::new(0));
+        for owner in [1, 2] {
+            let t = told.clone();
+            h.provide(
+                owner,
+                server::TICK,
+                0,
+                Arc::new(move |arg| {
+                    assert_eq!(arg, b"42");
+                    t.fetch_add(1, Ordering::SeqCst);
+                    Some(b"ignored".to_vec())
+                }),
+            )
+            .unwrap();
+        }
+        assert!(h.wanted(server::TICK) && !h.wanted(server::REQUEST_DONE));
+        assert!(!h.wanted("greeting"), "only the server's events have a bit");
+        h.notify(server::TICK, b"42");
+        assert_eq!(told.load(Ordering::SeqCst), 2, "an answer does not stop the others");
+        h.remove_owner(1);
+        assert!(h.wanted(server::TICK));
+        h.remove_owner(2);
+        assert!(!h.wanted(server::TICK));
+        h.notify(server::TICK, b"42");
+        assert_eq!(told.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -142,8 +142,9 @@ pub trait Host {
     }
     /// Logs a `Timestamp` record: `label: now since-start since-last`.
     fn timestamp(&mut self, _label: &[u8]) {}
-    /// Adds a ban; the error is the reason it was refused.
-    fn ban(&mut self, _expr: &[u8]) -> Result<(), String> {
+    /// Adds a ban; the error is the reason it was refused. `None` is VCL's
+    /// NULL string, which the host refuses in its own words.
+    fn ban(&mut self, _expr: Option<&[u8]>) -> Result<(), String> {
         Err("bans are not available here".into())
     }
     /// The VCL name of the object whose constructor or method is running
@@ -159,6 +160,11 @@ pub trait Host {
     fn blocking(&mut self, f: &mut dyn FnMut()) {
         f()
     }
+    /// The VCL version of the running VCL, times ten (40 for `vcl 4.0;`),
+    /// if the host knows it.
+    fn vcl_syntax(&self) -> Option<u32> {
+        None
+    }
     /// The client connection of the request, for a module to hand over
     /// to another process (the `handoff` module): a duplicate of the
     /// socket's descriptor, what Lacquer read off it already and what it
@@ -173,6 +179,24 @@ pub trait Host {
     /// running call in VCL runs for it. See [`RequestEnd`].
     fn end_request(&mut self, _end: RequestEnd) -> Result<(), Failure> {
         Err(Failure("a module cannot end the request here".into()))
+    }
+    /// A workspace of the task, for modules that account for memory as
+    /// Varnish's do (`vtc.workspace_*`, a module's scratch strings);
+    /// `None` where the task has no such workspace (no fetch in a client
+    /// request, nothing in `vcl_init`).
+    fn workspace(&self, _which: crate::WsId) -> Option<&dyn crate::Workspace> {
+        None
+    }
+    /// The task's own workspace: the client's in a request, the backend's
+    /// in a fetch.
+    fn task_workspace(&self) -> Option<&dyn crate::Workspace> {
+        None
+    }
+    /// Writes a log record for any transaction (`vtc.vsl`): `tag` is a
+    /// tag's name, `client` the side. `Err` when the tag is unknown or the
+    /// host cannot write such records.
+    fn log_record(&mut self, _vxid: u64, _tag: &str, _client: bool, _msg: &[u8]) -> Result<(), Failure> {
+        Err(Failure("log records cannot be written here".into()))
     }
     /// Ends the server as a Varnish panic ends the child process: the
     /// message (`PANIC: …` for `vtc.panic`) goes to standard error, then

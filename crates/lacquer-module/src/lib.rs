@@ -69,9 +69,10 @@ pub mod loader;
 pub mod rand;
 mod registry;
 mod types;
+mod ws;
 
 pub use date::http_date;
-pub use hooks::{HookFn, Hooks};
+pub use hooks::{server as server_events, HookFn, Hooks};
 pub use host::{
     ConnInfo, Connection, Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl, RequestEnd,
     Shared, SharedSlot,
@@ -79,6 +80,7 @@ pub use host::{
 pub use lacquer_module_macros::module;
 pub use registry::{CallFn, Module, ModuleDef, Registry, Target};
 pub use types::*;
+pub use ws::{Workspace, WsId, WsSnap};
 
 /// What the `#[module]` macro's output uses; not for module authors.
 #[doc(hidden)]

@@ -329,6 +329,11 @@ unsafe extern "C" fn cb_fail(host: *mut c_void, msg: Str) {
 unsafe extern "C" fn cb_ws_alloc(host: *mut c_void, len: usize) -> *mut u8 {
     guard(std::ptr::null_mut(), || {
         let br = unsafe { b(host) };
+        // The memory is the heap's; the task's workspace budget pays for
+        // it, and null is the answer once it is spent, as in Varnish.
+        if br.host.task_workspace().is_some_and(|ws| !ws.alloc(len)) {
+            return std::ptr::null_mut();
+        }
         let mut buf = vec![0u8; len].into_boxed_slice();
         let p = buf.as_mut_ptr();
         br.arena.push(buf);
@@ -467,7 +472,8 @@ unsafe extern "C" fn cb_timestamp(host: *mut c_void, label: Str) {
 unsafe extern "C" fn cb_ban(host: *mut c_void, expr: Str) -> Str {
     guard(Str::NULL, || {
         let br = unsafe { b(host) };
-        match br.host.ban(unsafe { bytes(expr) }) {
+        let expr = (!expr.ptr.is_null()).then(|| unsafe { bytes(expr) });
+        match br.host.ban(expr) {
             Ok(()) => Str::NULL,
             Err(e) => br.alloc(e.as_bytes()),
         }
@@ -535,6 +541,97 @@ unsafe extern "C" fn cb_hook_call(host: *mut c_void, name: Str, arg: Str) -> Str
     })
 }
 
+unsafe extern "C" fn cb_connection(host: *mut c_void, out: *mut abi::ConnOut) -> Str {
+    guard(Str::from_bytes(b"the host failed lending the connection"), || {
+        let br = unsafe { b(host) };
+        if out.is_null() {
+            return br.alloc(b"no place to put the connection");
+        }
+        match br.host.connection() {
+            Ok(c) => {
+                use std::os::fd::IntoRawFd;
+                let received = br.alloc(&c.received);
+                let listener = br.alloc(c.info.listener.as_bytes());
+                let i = &c.info;
+                let lent = abi::ConnOut {
+                    head_len: c.head_len,
+                    client: ip_to_abi(Some(i.client)),
+                    server: ip_to_abi(Some(i.server)),
+                    remote: ip_to_abi(Some(i.remote)),
+                    local: ip_to_abi(Some(i.local)),
+                    xid: i.xid,
+                    sess_xid: i.sess_xid,
+                    proxy: u32::from(i.proxy),
+                    received,
+                    listener,
+                    // The module owns the duplicate from here.
+                    fd: c.fd.into_raw_fd(),
+                };
+                // SAFETY: the module gave a valid place to write.
+                unsafe { *out = lent };
+                Str::NULL
+            }
+            Err(f) => br.alloc(f.0.as_bytes()),
+        }
+    })
+}
+unsafe extern "C" fn cb_end_request(
+    host: *mut c_void,
+    kind: u32,
+    status: u32,
+    reason: Str,
+    close: u32,
+    to: Str,
+) -> Str {
+    guard(Str::from_bytes(b"the host failed ending the request"), || {
+        let br = unsafe { b(host) };
+        let text = |s: Str| String::from_utf8_lossy(unsafe { bytes(s) }).into_owned();
+        let end = match (kind, u16::try_from(status)) {
+            (1, _) => crate::RequestEnd::HandedOff { to: text(to) },
+            (2, Ok(status)) => crate::RequestEnd::Synth { status, reason: text(reason), close: close != 0 },
+            _ => return br.alloc(format!("no such way to end a request: {kind} (status {status})").as_bytes()),
+        };
+        match br.host.end_request(end) {
+            Ok(()) => Str::NULL,
+            Err(f) => br.alloc(f.0.as_bytes()),
+        }
+    })
+}
+unsafe extern "C" fn cb_blocking(host: *mut c_void, f: unsafe extern "C" fn(data: *mut c_void), data: *mut c_void) {
+    guard((), || {
+        let br = unsafe { b(host) };
+        // SAFETY: the module's function and data, valid for this call.
+        br.host.blocking(&mut || unsafe { f(data) });
+    })
+}
+
+unsafe extern "C" fn cb_vcl_syntax(host: *mut c_void) -> u32 {
+    guard(0, || unsafe { b(host) }.host.vcl_syntax().unwrap_or(0))
+}
+
+unsafe extern "C" fn cb_ws_op(host: *mut c_void, which: u32, op: u32, arg: i64) -> i64 {
+    guard(-1, || {
+        let br = unsafe { b(host) };
+        let ws = match abi::WsWhich::from_u32(which) {
+            Some(abi::WsWhich::Task) => br.host.task_workspace(),
+            Some(abi::WsWhich::Client) => br.host.workspace(crate::WsId::Client),
+            Some(abi::WsWhich::Backend) => br.host.workspace(crate::WsId::Backend),
+            Some(abi::WsWhich::Session) => br.host.workspace(crate::WsId::Session),
+            Some(abi::WsWhich::Thread) => br.host.workspace(crate::WsId::Thread),
+            None => None,
+        };
+        let (Some(ws), Some(op)) = (ws, abi::WsOp::from_u32(op)) else { return -1 };
+        crate::ws::apply(ws, op, arg)
+    })
+}
+unsafe extern "C" fn cb_log_record(host: *mut c_void, vxid: u64, tag: Str, client: u32, msg: Str) -> i32 {
+    guard(-1, || {
+        let br = unsafe { b(host) };
+        let tag = String::from_utf8_lossy(unsafe { bytes(tag) }).into_owned();
+        rc(br.host.log_record(vxid, &tag, client == 1, unsafe { bytes(msg) }))
+    })
+}
+
 pub(crate) static TABLE: HostTable = HostTable {
     size: std::mem::size_of::<HostTable>(),
     method: cb_method,
@@ -562,6 +659,12 @@ pub(crate) static TABLE: HostTable = HostTable {
     object_name: cb_object_name,
     hook_provide: cb_hook_provide,
     hook_call: cb_hook_call,
+    ws_op: cb_ws_op,
+    log_record: cb_log_record,
+    connection: cb_connection,
+    end_request: cb_end_request,
+    blocking: cb_blocking,
+    vcl_syntax: cb_vcl_syntax,
 };
 
 #[cfg(test)]
@@ -572,14 +675,69 @@ mod tests {
     use crate::Hooks;
     use std::net::SocketAddr;
 
-    /// A host with the 1.2 services and a hook registry.
+    /// A host with the 1.2 and 1.3 services, a hook registry and a
+    /// workspace of 1000 bytes.
     #[derive(Default)]
     struct TestHost {
         global: Vec<(String, Vec<u8>)>,
+        records: Vec<(u64, String, bool, Vec<u8>)>,
         hooks: Hooks,
+        ws: TestWs,
+    }
+
+    /// A workspace that only counts, as the server's does.
+    #[derive(Default)]
+    struct TestWs {
+        used: std::cell::Cell<usize>,
+        overflowed: std::cell::Cell<bool>,
+    }
+
+    impl crate::Workspace for TestWs {
+        fn alloc(&self, len: usize) -> bool {
+            let fits = self.used.get() + len <= 1000;
+            if fits {
+                self.used.set(self.used.get() + len);
+            } else {
+                self.overflowed.set(true);
+            }
+            fits
+        }
+        fn free(&self) -> usize {
+            1000 - self.used.get()
+        }
+        fn overflowed(&self) -> bool {
+            self.overflowed.get()
+        }
+        fn mark_overflow(&self) {
+            self.overflowed.set(true)
+        }
+        fn reserve(&self, _: Option<usize>) -> usize {
+            self.free()
+        }
+        fn release(&self, len: usize) {
+            self.used.set(self.used.get() + len)
+        }
+        fn snapshot(&self) -> crate::WsSnap {
+            crate::WsSnap::At(self.used.get())
+        }
+        fn reset(&self, snap: crate::WsSnap) {
+            if let crate::WsSnap::At(n) = snap {
+                self.used.set(n)
+            }
+        }
     }
 
     impl Host for TestHost {
+        fn task_workspace(&self) -> Option<&dyn crate::Workspace> {
+            Some(&self.ws)
+        }
+        fn workspace(&self, which: crate::WsId) -> Option<&dyn crate::Workspace> {
+            (which == crate::WsId::Client).then_some(&self.ws as &dyn crate::Workspace)
+        }
+        fn log_record(&mut self, vxid: u64, tag: &str, client: bool, msg: &[u8]) -> Result<(), Failure> {
+            self.records.push((vxid, tag.into(), client, msg.into()));
+            Ok(())
+        }
         fn method(&self) -> &str {
             "vcl_init"
         }
@@ -628,8 +786,11 @@ mod tests {
         ctx.log_global("Debug", b"from the module");
         let provided = ctx.hook_provide("twice", 0, Arc::new(|a: &[u8]| Some([a, a].concat())));
         let answer = ctx.hook_call("twice", b"ab").map(|v| String::from_utf8(v).unwrap());
+        let ws = ctx.task_workspace().map(|w| (w.alloc(8), w.free()));
+        let backend = ctx.workspace(crate::WsId::Backend).is_some();
+        let vsl = ctx.log_record(1001, "ReqURL", true, b"/").is_ok();
         let text = format!(
-            "vcl={:?} param={:?} object={:?} provided={:?} answer={answer:?}",
+            "vcl={:?} param={:?} object={:?} provided={:?} answer={answer:?} ws={ws:?} backend={backend} vsl={vsl}",
             ctx.vcl_name(),
             ctx.param("nuke_limit"),
             ctx.object_name(),
@@ -665,7 +826,13 @@ mod tests {
     fn a_module_reaches_the_services_of_abi_1_2() {
         let mut host = TestHost::default();
         let text = call_through_table(&mut host, std::mem::size_of::<HostTable>());
-        assert_eq!(text, r#"vcl="vcl7" param=Some("50") object=Some("obj") provided=Ok(()) answer=Some("abab")"#);
+        assert_eq!(
+            text,
+            r#"vcl="vcl7" param=Some("50") object=Some("obj") provided=Ok(()) answer=Some("abab") ws=Some((true, 992)) backend=false vsl=true"#
+        );
+        assert_eq!(host.records, [(1001, "ReqURL".to_string(), true, b"/".to_vec())]);
+        // The answer itself was copied into the workspace.
+        assert_eq!(crate::Workspace::free(&host.ws), 992 - text.len());
         assert_eq!(host.global, [("Debug".to_string(), b"from the module".to_vec())]);
         // The provider stays registered after the call, and is the module's
         // closure behind the ABI.
@@ -678,11 +845,32 @@ mod tests {
         let mut host = TestHost::default();
         let text = call_through_table(&mut host, HostTable::SIZE_1_1);
         assert_eq!(
-            text, r#"vcl="" param=None object=None provided=Err("this Lacquer has no hooks (ABI 1.1)") answer=None"#,
+            text,
+            r#"vcl="" param=None object=None provided=Err("this Lacquer has no hooks (ABI 1.1)") answer=None ws=None backend=false vsl=false"#,
             "the defaults of a host without them"
         );
         assert!(host.global.is_empty());
         assert_eq!(host.hooks.providers("twice"), 0);
+    }
+
+    #[test]
+    fn a_module_in_a_host_of_abi_1_2_has_no_workspaces() {
+        let mut host = TestHost::default();
+        let text = call_through_table(&mut host, HostTable::SIZE_1_2);
+        assert!(text.ends_with("ws=None backend=false vsl=false"), "{text}");
+        assert!(host.records.is_empty());
+    }
+
+    #[test]
+    fn ws_alloc_answers_null_once_the_workspace_is_spent() {
+        let mut host = TestHost::default();
+        let lib = Arc::new(unsafe { libloading::Library::new("libm.so.6") }.unwrap());
+        let mut bridge = Bridge { host: &mut host, lib: &lib, arena: Vec::new(), taken: Vec::new(), failure: None };
+        let bp = &mut bridge as *mut Bridge as *mut c_void;
+        assert!(!unsafe { cb_ws_alloc(bp, 600) }.is_null());
+        assert!(unsafe { cb_ws_alloc(bp, 600) }.is_null());
+        assert_eq!(unsafe { cb_ws_op(bp, abi::WsWhich::Task as u32, abi::WsOp::Overflowed as u32, 0) }, 1);
+        assert_eq!(unsafe { cb_ws_op(bp, abi::WsWhich::Thread as u32, abi::WsOp::Free as u32, 0) }, -1);
     }
 
     #[test]

@@ -23,6 +23,65 @@ pub struct FakeHost {
     pub vcl_name: String,
     pub params: HashMap<String, String>,
     pub global: Vec<(String, String)>,
+    /// The client workspace, when the test gives the task one.
+    pub ws: Option<FakeWs>,
+    /// Records written with `log_record`: vxid, tag, client side, text.
+    pub records: Vec<(u64, String, bool, String)>,
+}
+
+/// A workspace that counts bytes against `size`, as the server's does
+/// (without its rounding).
+#[derive(Default)]
+pub struct FakeWs {
+    pub size: usize,
+    pub used: std::cell::Cell<usize>,
+    pub reserved: std::cell::Cell<Option<usize>>,
+    pub overflowed: std::cell::Cell<bool>,
+}
+
+impl Workspace for FakeWs {
+    fn alloc(&self, len: usize) -> bool {
+        let fits = self.reserved.get().is_none() && len <= self.free();
+        if fits {
+            self.used.set(self.used.get() + len);
+        } else {
+            self.overflowed.set(true);
+        }
+        fits
+    }
+    fn free(&self) -> usize {
+        self.size - self.used.get()
+    }
+    fn overflowed(&self) -> bool {
+        self.overflowed.get()
+    }
+    fn mark_overflow(&self) {
+        self.overflowed.set(true);
+    }
+    fn reserve(&self, len: Option<usize>) -> usize {
+        let n = len.unwrap_or(self.free());
+        let n = if n <= self.free() { n } else { 0 };
+        self.reserved.set(Some(n));
+        n
+    }
+    fn release(&self, len: usize) {
+        if let Some(r) = self.reserved.take() {
+            self.used.set(self.used.get() + len.min(r));
+        }
+    }
+    fn snapshot(&self) -> WsSnap {
+        if self.overflowed.get() {
+            WsSnap::Overflowed
+        } else {
+            WsSnap::At(self.used.get())
+        }
+    }
+    fn reset(&self, snap: WsSnap) {
+        self.reserved.set(None);
+        if let WsSnap::At(n) = snap {
+            self.used.set(n);
+        }
+    }
 }
 
 impl FakeHost {
@@ -44,6 +103,19 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
+    fn workspace(&self, which: WsId) -> Option<&dyn Workspace> {
+        self.ws.as_ref().filter(|_| which == WsId::Client).map(|w| w as &dyn Workspace)
+    }
+    fn task_workspace(&self) -> Option<&dyn Workspace> {
+        self.ws.as_ref().map(|w| w as &dyn Workspace)
+    }
+    fn log_record(&mut self, vxid: u64, tag: &str, client: bool, msg: &[u8]) -> Result<(), Failure> {
+        if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Failure(format!("no such log tag: {tag}")));
+        }
+        self.records.push((vxid, tag.into(), client, String::from_utf8_lossy(msg).into_owned()));
+        Ok(())
+    }
     fn method(&self) -> &str {
         &self.method
     }
@@ -109,8 +181,8 @@ impl Host for FakeHost {
     fn backend_healthy(&self, be: Backend) -> Option<bool> {
         self.healthy.get(&be.0?).copied()
     }
-    fn ban(&mut self, expr: &[u8]) -> Result<(), String> {
-        let e = String::from_utf8_lossy(expr).into_owned();
+    fn ban(&mut self, expr: Option<&[u8]>) -> Result<(), String> {
+        let e = String::from_utf8_lossy(expr.ok_or("Null argument")?).into_owned();
         if e.contains("==") || e.contains('~') {
             self.bans.push(e);
             Ok(())

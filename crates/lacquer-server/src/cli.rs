@@ -3,13 +3,13 @@
 //! `lacquer adm` both work: framing and authentication come from
 //! `lacquer-cli`, the commands act on the running server here.
 //!
-//! Commands: `ping`, `banner`, `status`, `start`, `stop`, `help`,
-//! `param.show [name]`, `param.set NAME VALUE` (applies to the tasks that
-//! start after it), `ban FIELD OP ARG [&& …]`, `ban.list`,
-//! `backend.list [PATTERN]`, `backend.set_health PATTERN
-//! healthy|sick|auto`, `vcl.load`, `vcl.inline`, `vcl.use`, `vcl.discard`,
-//! `vcl.list`, `vcl.show`, `vcl.label`, `vcl.state` (see [`crate::vcl`]),
-//! `panic.show`, `panic.clear`, `quit`.
+//! The commands are those of varnishd 7.1 that mean something for
+//! Lacquer, listed once in [`COMMANDS`] with their syntax, help and
+//! arity: `help` prints that table, and every command line is checked
+//! against it before it runs (104 too few, 105 too many arguments, 101
+//! unknown, or not available while the server is stopped, as varnishd's
+//! child commands are not). Answers longer than `cli_limit` are cut, with
+//! status 201.
 //!
 //! A command line ending in `<< WORD` takes the lines after it, up to a
 //! line that is `WORD` alone, as its last argument (varnishd's "here
@@ -120,7 +120,8 @@ async fn session(shared: Arc<Shared>, s: TcpStream, secret: Option<Arc<Vec<u8>>>
                 // vxid 0 with its answer, as the child logs them.
                 let logged = !MANAGER_ONLY.contains(&words[0].as_str()) && !words[0].starts_with("param.");
                 if logged {
-                    crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, format!("Rd {line}").as_bytes());
+                    let rd = child_view(&words).unwrap_or(line);
+                    crate::vsl::global(&shared.log, lacquer_defs::Tag::CLI, format!("Rd {rd}").as_bytes());
                 }
                 let (code, body) = limit(command(&shared, &words), shared.params.get().cli_limit as usize);
                 if logged {
@@ -153,6 +154,20 @@ fn limit((code, mut body): (u16, String), cli_limit: usize) -> (u16, String) {
     }
     body.truncate(cut);
     (if code == status::OK { status::TRUNCATED } else { code }, body)
+}
+
+/// The command as varnishd's child logs it, where the manager rewrites it
+/// for the child: `vcl.inline` and `vcl.load` reach the child as a
+/// `vcl.load` of the compiled file, warm or not (`1auto`).
+fn child_view(words: &[String]) -> Option<String> {
+    match words {
+        [cmd, name, _, rest @ ..] if cmd == "vcl.inline" || cmd == "vcl.load" => {
+            let state = rest.first().map_or("auto", String::as_str);
+            let t = crate::msg::now();
+            Some(format!("vcl.load \"{name}\" vcl_{name}.{t:.6}/vgc.so 1{state}"))
+        }
+        _ => None,
+    }
 }
 
 /// The commands varnishd's manager answers itself, which its child (and
@@ -288,12 +303,10 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             if args.len() < 3 {
                 return (status::TOOFEW, "Too few parameters".into());
             }
-            let expr = args.iter().map(|a| lacquer_cli::quote(a)).collect::<Vec<_>>().join(" ");
-            match crate::ban::parse(&expr) {
+            match crate::ban::parse_cli(args) {
                 Ok(spec) => {
-                    let uses_req = spec.uses_req();
-                    let text = args.join(" ");
-                    shared.cache.ban(crate::msg::now(), text, uses_req, spec.into_test());
+                    let t = crate::msg::now();
+                    shared.cache.ban(t, spec.into_ban(t));
                     (status::OK, String::new())
                 }
                 Err(e) => (status::PARAM, e),
@@ -319,32 +332,13 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             }
             (status::OK, out)
         }
-        "ban.list" if args.iter().any(|a| a == "-j") => {
-            // varnishd's JSON: the CLI's header, then one object a ban
-            // (without the reference counts Lacquer does not keep).
-            let bans: Vec<String> = shared
-                .cache
-                .bans()
-                .iter()
-                .map(|b| {
-                    format!(
-                        "  {{\n    \"time\": {:.6},\n    \"req\": {},\n    \"spec\": \"{}\"\n}}",
-                        b.t,
-                        b.uses_req,
-                        json_escape(&b.spec)
-                    )
-                })
-                .collect();
-            let head = format!("[ 2, [\"ban.list\", \"-j\"], {:.3}", crate::msg::now());
-            let body = if bans.is_empty() { String::new() } else { format!(",\n{}", bans.join(",\n")) };
-            (status::OK, format!("{head}{body}\n]"))
-        }
         "ban.list" => {
-            let mut out = String::from("Present bans:\n");
-            for b in shared.cache.bans() {
-                let req = if b.uses_req { "R" } else { "-" };
-                out.push_str(&format!("{:.6} {req}  {}\n", b.t, b.spec));
-            }
+            let json = args.iter().any(|a| a == "-j");
+            let debug = shared.params.get().show("debug").is_some_and(|d| d.contains("+lurker"));
+            let out = if json { ban_list_json(shared, debug) } else { ban_list(shared, debug) };
+            // As varnishd, listing wakes the lurker, which may then trim
+            // the tail.
+            shared.cache.kick_lurker();
             (status::OK, out)
         }
         "backend.list" if args.iter().any(|a| a == "-j") => {
@@ -484,6 +478,14 @@ fn command(shared: &Arc<Shared>, w: &[String]) -> (u16, String) {
             }
             Some(Err(_)) => (status::PARAM, format!("Not a number: {}", args[0])),
         },
+        "debug.fragfetch" => match args[0].parse::<usize>() {
+            Ok(n) => {
+                crate::fetch::set_fragfetch(n);
+                (status::OK, String::new())
+            }
+            Err(_) => (status::PARAM, format!("Not a number: {}", args[0])),
+        },
+        "vcl.symtab" => (status::OK, symtab(shared)),
         "panic.show" => (status::CANT, "Child has not panicked or panic has been cleared".into()),
         "panic.clear" => (status::CANT, "No panic to clear".into()),
         _ => (status::UNKNOWN, "Unknown request.\nType 'help' for more info.".into()),
@@ -513,6 +515,91 @@ fn table(rows: &[([String; 5], Option<String>)]) -> String {
         }
     }
     out
+}
+
+/// `vcl.symtab`: each VCL's table of imported modules, laid out as
+/// varnishd dumps its JSON (a version, then one object an import).
+fn symtab(shared: &Shared) -> String {
+    let mut out = String::new();
+    shared.vcls.each(|vcl| {
+        out.push_str(&format!("Vcl: {}\n  symtab:\n    {{array}}\n      {{object}}\n", vcl.name));
+        out.push_str("        [\"version\"]: {number} <0>\n");
+        for imp in &vcl.program.imports {
+            let s = |v: &str| format!("{{string}} <\"{}\">", json_escape(v));
+            out.push_str("      {object}\n");
+            out.push_str(&format!("        [\"dir\"]: {}\n", s("import")));
+            out.push_str(&format!("        [\"name\"]: {}\n", s(&imp.name)));
+            out.push_str(&format!("        [\"file\"]: {}\n", s(imp.path.as_deref().unwrap_or("(built in)"))));
+            if let Some(spec) = &imp.spec {
+                out.push_str(&format!("        [\"abi\"]: {}\n", s(&format!("{}.{}", spec.abi.0, spec.abi.1))));
+                out.push_str(&format!("        [\"level\"]: {}\n", s(&format!("{:?}", spec.level).to_lowercase())));
+            }
+        }
+    });
+    out
+}
+
+/// `ban.list` in varnishd's layout: newest first, each ban's time, the
+/// objects still pointing at it, `C` once completed, its expression; with
+/// `debug +lurker` also whether it tests the request (`R`) and the object
+/// (`O`), where it lives, and the objects pointing at it.
+fn ban_list(shared: &Shared, debug: bool) -> String {
+    let mut out = String::from("Present bans:\n");
+    for (b, objects) in bans_for_list(shared, debug) {
+        let done = if b.completed() { "C" } else { "-" };
+        out.push_str(&format!("{:10.6} {:5} {done}", b.t, b.refs()));
+        if debug {
+            let (r, o) = (if b.uses_req { "R" } else { "-" }, if b.uses_obj { "O" } else { "-" });
+            out.push_str(&format!("{r}{o} {:p} ", std::sync::Arc::as_ptr(&b)));
+        }
+        out.push_str(&format!("  {}\n", b.spec()));
+        for oc in objects {
+            out.push_str(&format!("  oc = {oc:#x}\n"));
+        }
+    }
+    out
+}
+
+/// The bans for `ban.list`, with their objects' addresses when debugging
+/// the lurker (which costs a walk of the cache).
+fn bans_for_list(shared: &Shared, debug: bool) -> Vec<(BanRef, Vec<usize>)> {
+    if debug {
+        shared.cache.bans_with_objects()
+    } else {
+        shared.cache.bans().into_iter().map(|b| (b, Vec::new())).collect()
+    }
+}
+
+/// A ban as the cache lists it.
+type BanRef = std::sync::Arc<lacquer_cache::Ban<crate::msg::Msg>>;
+
+/// `ban.list -j`: varnishd's JSON, one object a ban, newest first.
+fn ban_list_json(shared: &Shared, debug: bool) -> String {
+    let bans: Vec<String> = bans_for_list(shared, debug)
+        .iter()
+        .map(|(b, objects)| {
+            let mut o = format!(
+                "  {{\n    \"time\": {:.6},\n    \"refs\": {},\n    \"completed\": {},\n    \"spec\": \"{}\"",
+                b.t,
+                b.refs(),
+                b.completed(),
+                json_escape(b.spec())
+            );
+            if debug {
+                let ocs: Vec<String> = objects.iter().map(|oc| format!("      \"{oc:#x}\"")).collect();
+                o.push_str(&format!(
+                    ",\n    \"req_tests\": {},\n    \"obj_tests\": {},\n    \"pointer\": \"{:p}\",\n    \"objcores\": [\n{}\n    ]",
+                    b.uses_req,
+                    b.uses_obj,
+                    std::sync::Arc::as_ptr(b),
+                    ocs.join(",\n")
+                ));
+            }
+            o + "\n}"
+        })
+        .collect();
+    let head = format!("[ 2, [\"ban.list\", \"-j\"], {:.3}", crate::msg::now());
+    format!("{head},\n{}\n]", bans.join(",\n"))
 }
 
 /// `s` inside a JSON string.
@@ -720,6 +807,15 @@ const COMMANDS: &[Cmd] = &[
     .child(),
     cmd("ban.list", "ban.list [-j]", "List the bans still in force.", 0, Some(0)).json().child(),
     cmd("banner", "banner", "Show the greeting a new CLI connection gets.", 0, Some(0)),
+    cmd(
+        "debug.fragfetch",
+        "debug.fragfetch <size>",
+        "Hand backend bodies on in pieces of at most <size> bytes.",
+        1,
+        Some(1),
+    )
+    .debug()
+    .child(),
     cmd("debug.listen_address", "debug.listen_address", "Show the addresses the listeners actually bound.", 0, Some(0))
         .debug()
         .child(),
@@ -807,6 +903,7 @@ const COMMANDS: &[Cmd] = &[
         2,
         Some(2),
     ),
+    cmd("vcl.symtab", "vcl.symtab", "Show what each loaded VCL imported (its symbol table).", 0, Some(0)).debug(),
     cmd("vcl.use", "vcl.use <configname|label>", "Make a VCL the one new requests use.", 1, Some(1)),
 ];
 

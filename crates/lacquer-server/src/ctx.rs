@@ -8,10 +8,8 @@
 //!
 //! - cache state not built yet: `req.hash` (opaque), `req.ttl` (kept,
 //!   unused), `req.storage` (kept, unused: request bodies are not kept in
-//!   a store), `beresp.storage_hint`, `bereq.hash`, `obj.can_esi`;
-//! - delivery processors: `req.esi`, `resp.do_esi`, `resp.filters`,
-//!   `beresp.do_esi`, `beresp.filters`;
-//! - ESI: `req.esi_level` is always 0 and `req_top.*` is `req.*`;
+//!   a store), `beresp.storage_hint`, `bereq.hash`;
+//! - filter lists: `resp.filters`, `beresp.filters`;
 //! - `sess.timeout_linger` is kept for VCL and has no effect.
 
 use std::borrow::Cow;
@@ -58,7 +56,9 @@ use crate::msg::{now, reason, wire_status, Msg};
 use crate::req_fsm::Req;
 use crate::vmod;
 use crate::vsl::{self, Vsl};
+use crate::ws::Ws;
 use crate::Shared;
+use lacquer_module::Workspace;
 
 /// A string value borrowed from a head.
 fn s(b: &[u8]) -> Value<'_> {
@@ -197,9 +197,12 @@ enum Line {
 /// parts of heads.
 fn line_of(var: Var) -> Option<(Var, Line)> {
     Some(match var {
-        Var::ReqMethod | Var::ReqTopMethod => (Var::ReqHttp, Line::Method),
-        Var::ReqUrl | Var::ReqTopUrl => (Var::ReqHttp, Line::Url),
-        Var::ReqProto | Var::ReqTopProto => (Var::ReqHttp, Line::Proto),
+        Var::ReqMethod => (Var::ReqHttp, Line::Method),
+        Var::ReqUrl => (Var::ReqHttp, Line::Url),
+        Var::ReqProto => (Var::ReqHttp, Line::Proto),
+        Var::ReqTopMethod => (Var::ReqTopHttp, Line::Method),
+        Var::ReqTopUrl => (Var::ReqTopHttp, Line::Url),
+        Var::ReqTopProto => (Var::ReqTopHttp, Line::Proto),
         Var::BereqMethod => (Var::BereqHttp, Line::Method),
         Var::BereqUrl => (Var::BereqHttp, Line::Url),
         Var::BereqProto => (Var::BereqHttp, Line::Proto),
@@ -228,8 +231,9 @@ pub(crate) struct ReqCtx<'a> {
 trait Messages {
     fn msg(&self, family: Var) -> Option<&Msg>;
     fn msg_mut(&mut self, family: Var) -> Option<&mut Msg>;
-    /// The message and the task's log, for edits that are logged.
-    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)>;
+    /// The message, the task's log and its workspace, for edits that are
+    /// logged and charged.
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl, &Ws)>;
 
     fn read_header(&self, family: Var, name: &Header) -> Option<&[u8]> {
         self.msg(family)?.header(name.lower.as_bytes())
@@ -238,7 +242,15 @@ trait Messages {
     /// Sets a header, logging what goes (`ReqUnset`) and what comes
     /// (`ReqHeader`) as Varnish does.
     fn write_header(&mut self, family: Var, name: &Header, value: &[u8]) {
-        if let Some((m, vsl)) = self.msg_vsl(family) {
+        if let Some((m, vsl, ws)) = self.msg_vsl(family) {
+            // Varnish builds `name: value` in the workspace; when it does
+            // not fit the header is lost and the workspace overflowed.
+            if !ws.alloc(crate::ws::header_size(name.name.len(), value.len())) {
+                let mut lost = name.name.as_bytes().to_vec();
+                lost.push(b':');
+                vsl.text(lacquer_shm::Tag::LostHeader, &lost);
+                return;
+            }
             let tags = head_tags(family);
             for old in m.head.header_all(&m.buf, name.lower.as_bytes()) {
                 vsl.header(tags.unset, name.name.as_bytes(), old);
@@ -249,7 +261,7 @@ trait Messages {
     }
 
     fn remove_header(&mut self, family: Var, name: &Header) {
-        if let Some((m, vsl)) = self.msg_vsl(family) {
+        if let Some((m, vsl, _)) = self.msg_vsl(family) {
             let tags = head_tags(family);
             for old in m.head.header_all(&m.buf, name.lower.as_bytes()) {
                 vsl.header(tags.unset, name.name.as_bytes(), old);
@@ -259,15 +271,28 @@ trait Messages {
     }
 }
 
+/// varnishd's `req.hash`: the SHA-256 of every `hash_data()` input, each
+/// followed by a NUL, which is how Lacquer keeps them.
+pub(crate) fn hash_digest(data: &[u8]) -> [u8; 32] {
+    lacquer_cli::sha256(data)
+}
+
+/// A BLOB variable is handed to VCL in a struct taken from the workspace
+/// (`VRT_blob`): the read fails when it does not fit.
+fn blob_struct(var: Var, ws: &Ws) -> Result<(), Failure> {
+    if var == Var::ReqHash && !ws.alloc(24) {
+        return Err(Failure(format!("Workspace overflow ({})", var.def().name)));
+    }
+    Ok(())
+}
+
 /// `ban()` from VCL: a bad expression is logged and otherwise ignored, as
 /// in Varnish.
-fn add_ban(shared: &Shared, vsl: &mut Vsl, expr: &[u8]) {
-    let text = String::from_utf8_lossy(expr);
-    match crate::ban::parse(&text) {
+fn add_ban(shared: &Shared, vsl: &mut Vsl, expr: Option<&[u8]>) {
+    match crate::ban::parse_vcl(expr) {
         Ok(spec) => {
-            let uses_req = spec.uses_req();
-            let t = spec.text.clone();
-            shared.cache.ban(now(), t, uses_req, spec.into_test());
+            let t = now();
+            shared.cache.ban(t, spec.into_ban(t));
         }
         Err(e) => vsl.fmt(lacquer_shm::Tag::VCL_Error, format_args!("ban(): {e}")),
     }
@@ -286,7 +311,9 @@ fn head_tags(family: Var) -> vsl::HeadTags {
 impl Messages for ReqCtx<'_> {
     fn msg(&self, family: Var) -> Option<&Msg> {
         match family {
-            Var::ReqHttp | Var::ReqTopHttp => Some(&self.req.req),
+            // In an ESI include, `req_top` is the client's own request.
+            Var::ReqTopHttp => Some(self.req.top.as_ref().map_or(&self.req.req, |t| &t.0)),
+            Var::ReqHttp => Some(&self.req.req),
             Var::RespHttp => self.req.resp.as_ref(),
             Var::BereqHttp => self.req.bereq.as_ref(),
             Var::ObjHttp => self.req.obj.as_ref().map(|(_, obj)| &obj.head),
@@ -296,19 +323,19 @@ impl Messages for ReqCtx<'_> {
 
     fn msg_mut(&mut self, family: Var) -> Option<&mut Msg> {
         match family {
-            Var::ReqHttp | Var::ReqTopHttp => Some(&mut self.req.req),
+            Var::ReqHttp => Some(&mut self.req.req),
             Var::RespHttp => self.req.resp.as_mut(),
             Var::BereqHttp => self.req.bereq.as_mut(),
             _ => None,
         }
     }
 
-    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)> {
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl, &Ws)> {
         let r = &mut *self.req;
         match family {
-            Var::ReqHttp | Var::ReqTopHttp => Some((&mut r.req, &mut r.vsl)),
-            Var::RespHttp => Some((r.resp.as_mut()?, &mut r.vsl)),
-            Var::BereqHttp => Some((r.bereq.as_mut()?, &mut r.vsl)),
+            Var::ReqHttp => Some((&mut r.req, &mut r.vsl, &r.ws)),
+            Var::RespHttp => Some((r.resp.as_mut()?, &mut r.vsl, &r.ws)),
+            Var::BereqHttp => Some((r.bereq.as_mut()?, &mut r.vsl, &r.ws)),
             _ => None,
         }
     }
@@ -353,16 +380,19 @@ impl VclContext for ReqCtx<'_> {
             Var::BereqXid => owned(r.bereq_vxid.to_string()),
             Var::SessXid => owned(r.sess_vxid.to_string()),
             Var::ReqRestarts => Value::Int(r.restarts as i64),
-            Var::ReqEsiLevel => Value::Int(0),
-            Var::ReqEsi => Value::Bool(true),
+            Var::ReqEsiLevel => Value::Int(r.esi_level as i64),
+            Var::ReqEsi => Value::Bool(r.esi),
+            Var::RespDoEsi => Value::Bool(r.do_esi.unwrap_or_else(|| r.can_esi())),
             Var::ReqCanGzip => Value::Bool(crate::gzip::accepts_gzip(&r.req)),
             Var::ReqBackendHint | Var::BereqBackend => Value::Backend(r.backend_hint),
+            Var::ReqHash => Value::Str(Some(Cow::Owned(hash_digest(&r.hash).to_vec()))),
             Var::ReqHashAlwaysMiss => Value::Bool(r.hash_always_miss),
             Var::ReqHashIgnoreBusy => Value::Bool(r.hash_ignore_busy),
             Var::ReqHashIgnoreVary => Value::Bool(r.hash_ignore_vary),
             Var::ReqTtl => Value::Duration(r.ttl),
             Var::ReqGrace => Value::Duration(r.grace),
-            Var::ReqTime | Var::ReqTopTime => Value::Time(r.t_req),
+            Var::ReqTime => Value::Time(r.t_req),
+            Var::ReqTopTime => Value::Time(r.top.as_ref().map_or(r.t_req, |t| t.1)),
             Var::RespTime => Value::Time(r.t_resp),
             Var::ReqTransport => s(b"HTTP/1"),
             Var::RespIsStreaming => Value::Bool(r.is_streaming()),
@@ -389,7 +419,7 @@ impl VclContext for ReqCtx<'_> {
                 None => storage_value(&r.shared, Some(r.shared.cache.stores().len() - 1)),
             },
             Var::ObjUncacheable => Value::Bool(r.obj.is_none()),
-            Var::ObjCanEsi => Value::Bool(false),
+            Var::ObjCanEsi => Value::Bool(r.can_esi()),
             Var::SessTimeoutIdle => Value::Duration(r.timeouts.idle),
             Var::SessTimeoutLinger => Value::Duration(r.timeouts.linger),
             Var::SessSendTimeout => Value::Duration(r.timeouts.send),
@@ -417,6 +447,10 @@ impl VclContext for ReqCtx<'_> {
                 r.client_identity = Some(String::from_utf8_lossy(&bytes_of(v)).into_owned());
             }
             (Var::ReqTtl, Value::Duration(d)) => r.ttl = *d,
+            // Only the top request may turn ESI off: an include half way
+            // through a response cannot (as in Varnish).
+            (Var::ReqEsi, Value::Bool(b)) if r.esi_level == 0 => r.esi = *b,
+            (Var::RespDoEsi, Value::Bool(b)) => r.do_esi = Some(*b),
             (Var::ReqGrace, Value::Duration(d)) => r.grace = *d,
             (Var::RespBody, v) => r.synth_body = bytes_of(v),
             (Var::SessTimeoutIdle, Value::Duration(d)) => r.timeouts.idle = *d,
@@ -461,7 +495,7 @@ impl VclContext for ReqCtx<'_> {
         self.req.synth_body.extend_from_slice(body);
     }
 
-    fn ban(&mut self, expr: &[u8]) {
+    fn ban(&mut self, expr: Option<&[u8]>) {
         self.flush_pending();
         let (shared, vsl) = (self.req.shared.clone(), &mut self.req.vsl);
         add_ban(&shared, vsl, expr);
@@ -471,7 +505,7 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Shared(&*self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        self.req.module_logs.borrow_mut().extend(logs.into_iter().map(|l| (lacquer_shm::Tag::VCL_Log, l)));
+        self.req.module_logs.borrow_mut().extend(logs);
         Ok(v)
     }
 
@@ -485,8 +519,8 @@ impl VclContext for ReqCtx<'_> {
         let (shared, vcl) = (self.req.shared.clone(), self.req.vcl.clone());
         let task = vmod::Task::Req(vmod::Lent::Mut(&mut *self.req));
         let (v, logs) = vmod::call(&shared, &vcl, task, self.method, call, args)?;
-        for l in logs {
-            self.req.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        for (tag, l) in logs {
+            self.req.vsl.text(tag, &l);
         }
         if self.req.conn.end.is_some() {
             // A module ended the request: nothing after the call runs
@@ -506,6 +540,15 @@ impl VclContext for ReqCtx<'_> {
 
     fn log_acl(&self, line: &str) {
         self.req.module_logs.borrow_mut().push((lacquer_shm::Tag::VCL_acl, line.as_bytes().to_vec()));
+    }
+
+    fn ws_charge(&self, len: usize) -> bool {
+        self.req.ws.alloc_str(len)
+    }
+
+    fn read(&self, var: Var) -> Result<Value<'_>, Failure> {
+        blob_struct(var, &self.req.ws)?;
+        Ok(self.get(var))
     }
 }
 
@@ -533,11 +576,11 @@ impl Messages for BoCtx<'_> {
         }
     }
 
-    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl)> {
+    fn msg_vsl(&mut self, family: Var) -> Option<(&mut Msg, &mut Vsl, &Ws)> {
         let bo = &mut *self.bo;
         match family {
-            Var::BereqHttp => Some((&mut bo.bereq, &mut bo.vsl)),
-            Var::BerespHttp => Some((bo.beresp.as_mut()?, &mut bo.vsl)),
+            Var::BereqHttp => Some((&mut bo.bereq, &mut bo.vsl, &bo.ws)),
+            Var::BerespHttp => Some((bo.beresp.as_mut()?, &mut bo.vsl, &bo.ws)),
             _ => None,
         }
     }
@@ -595,6 +638,7 @@ impl VclContext for BoCtx<'_> {
             Var::BerespDoStream => Value::Bool(bo.do_stream),
             Var::BerespDoGzip => Value::Bool(bo.do_gzip),
             Var::BerespDoGunzip => Value::Bool(bo.do_gunzip),
+            Var::BerespDoEsi => Value::Bool(bo.do_esi),
             Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
             Var::BerespWas304 => Value::Bool(bo.was_304),
             Var::BerespStorage => storage_value(self.shared, Some(bo.storage)),
@@ -620,6 +664,7 @@ impl VclContext for BoCtx<'_> {
             (Var::BerespDoStream, Value::Bool(b)) => bo.do_stream = *b,
             (Var::BerespDoGzip, Value::Bool(b)) => bo.do_gzip = *b,
             (Var::BerespDoGunzip, Value::Bool(b)) => bo.do_gunzip = *b,
+            (Var::BerespDoEsi, Value::Bool(b)) => bo.do_esi = *b,
             (Var::BerespTtl, Value::Duration(d)) => bo.ttl = *d,
             (Var::BerespGrace, Value::Duration(d)) => bo.grace = *d,
             (Var::BerespKeep, Value::Duration(d)) => bo.keep = *d,
@@ -661,7 +706,7 @@ impl VclContext for BoCtx<'_> {
         self.bo.synth_body.extend_from_slice(body);
     }
 
-    fn ban(&mut self, expr: &[u8]) {
+    fn ban(&mut self, expr: Option<&[u8]>) {
         self.flush_pending();
         add_ban(self.shared, &mut self.bo.vsl, expr);
     }
@@ -670,7 +715,7 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Shared(&*self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        self.bo.module_logs.borrow_mut().extend(logs.into_iter().map(|l| (lacquer_shm::Tag::VCL_Log, l)));
+        self.bo.module_logs.borrow_mut().extend(logs);
         Ok(v)
     }
 
@@ -684,8 +729,8 @@ impl VclContext for BoCtx<'_> {
         let vcl = self.bo.vcl.clone();
         let task = vmod::Task::Bo(vmod::Lent::Mut(&mut *self.bo));
         let (v, logs) = vmod::call(self.shared, &vcl, task, self.method, call, args)?;
-        for l in logs {
-            self.bo.vsl.text(lacquer_shm::Tag::VCL_Log, &l);
+        for (tag, l) in logs {
+            self.bo.vsl.text(tag, &l);
         }
         Ok(v)
     }
@@ -700,5 +745,9 @@ impl VclContext for BoCtx<'_> {
 
     fn log_acl(&self, line: &str) {
         self.bo.module_logs.borrow_mut().push((lacquer_shm::Tag::VCL_acl, line.as_bytes().to_vec()));
+    }
+
+    fn ws_charge(&self, len: usize) -> bool {
+        self.bo.ws.alloc_str(len)
     }
 }

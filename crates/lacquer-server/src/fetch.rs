@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ctx::{BoCtx, Endpoints};
+use crate::esi;
 use crate::gzip;
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::rfc2616;
@@ -30,6 +31,7 @@ use crate::vbe::{Conn, Io};
 use crate::vcl::Vcl;
 use crate::vsl::{self, Vsl};
 use crate::Shared;
+use lacquer_module::Workspace;
 use lacquer_shm::{Side, Tag};
 use lacquer_vcl::conv::ipaddr_to_string;
 
@@ -81,6 +83,9 @@ pub(crate) enum BeBody {
     Stream { len: Option<u64>, rx: mpsc::Receiver<Result<Vec<u8>, ()>> },
     /// A cached object, its body possibly still arriving.
     Object(Arc<ObjCore<Msg>>, Arc<Object<Msg>>),
+    /// A body that is not kept, read whole for ESI, with its instructions
+    /// (what a cached object holds as its `esidata`).
+    Esi(Vec<u8>, Arc<Vec<u8>>),
 }
 
 /// Where a streamed request body arrives: its pieces in order, an `Err`
@@ -147,6 +152,8 @@ pub(crate) struct Bo {
     /// `beresp.do_gzip` / `beresp.do_gunzip`.
     pub do_gzip: bool,
     pub do_gunzip: bool,
+    /// `beresp.do_esi`: parse the body for ESI (`esi.rs`).
+    pub do_esi: bool,
     /// The body's transformation on its way in, when VCL asked for one.
     filter: Option<gzip::Filter>,
     /// The backend the director picked for this fetch (an index into the
@@ -156,6 +163,16 @@ pub(crate) struct Bo {
     pub vsl: Vsl,
     /// Modules' PRIV_TASK state, released with the fetch.
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
+    /// The fetch's workspace (`workspace_backend`, see `ws.rs`).
+    pub ws: crate::ws::Ws,
+    /// Where `std.rollback(bereq)` takes the workspace back to: its use
+    /// before VCL (Varnish's `bo->ws_bo`).
+    pub ws_bo: usize,
+    /// The backend request as made from the client's, before VCL
+    /// (Varnish's `bo->bereq0`), kept when the VCL may roll it back.
+    pub bereq0: Option<Msg>,
+    /// The worker's scratch workspace (`workspace_thread`).
+    pub thr_ws: crate::ws::Ws,
     /// `VCL_Log` lines of module calls made inside expressions, logged
     /// when the subroutine returns.
     pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
@@ -180,12 +197,26 @@ pub(crate) struct Bo {
     /// counts against the backend's `.max_connections` until it goes back
     /// to the pool or is dropped.
     conn: Option<Conn>,
+    /// Whether `std.rollback(bereq)` in `vcl_backend_response` let the
+    /// backend connection go: Varnish keeps it in the workspace the
+    /// rollback empties, so the body cannot be fetched.
+    conn_dropped: bool,
     /// Body bytes read with the head.
     rest: Vec<u8>,
     framing: Framing,
 }
 
 impl Bo {
+    /// Lets the backend connection go, as a rollback in
+    /// `vcl_backend_response` does in Varnish: back to the pool when no
+    /// body is left to read on it, else closed.
+    pub fn drop_conn(&mut self, shared: &Shared) {
+        let bodiless = matches!(self.framing, Framing::None | Framing::Length(0));
+        recycle(shared, self, bodiless);
+        self.conn = None;
+        self.conn_dropped = true;
+    }
+
     /// A fetch of `bereq` from the backend `backend`, with the server's
     /// default timeouts.
     #[allow(clippy::too_many_arguments)]
@@ -237,10 +268,15 @@ impl Bo {
             do_stream: true,
             do_gzip: false,
             do_gunzip: false,
+            do_esi: false,
             filter: None,
             resolved: None,
             vsl: Vsl::new(&shared.log, vxid, Side::Backend, t_start),
             privs: Default::default(),
+            ws_bo: 0,
+            ws: crate::ws::Ws::backend(p),
+            bereq0: None,
+            thr_ws: crate::ws::Ws::thread(p),
             module_logs: Default::default(),
             body_bytes: 0,
             conn_fd: -1,
@@ -251,6 +287,7 @@ impl Bo {
             was_304: false,
             err: None,
             conn: None,
+            conn_dropped: false,
             rest: Vec::new(),
             framing: Framing::None,
         }
@@ -273,6 +310,9 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
     bo.vsl.timestamp("Start", bo.t_start);
     add_validators(&mut bo);
     bo.vsl.head(&bo.bereq, vsl::BEREQ);
+    if bo.vcl.rolls_back {
+        bo.bereq0 = Some(bo.bereq.clone());
+    }
     let mut step = FetchStep::StartFetch;
     loop {
         step = match step {
@@ -296,6 +336,12 @@ async fn run(shared: Arc<Shared>, mut bo: Bo, tx: oneshot::Sender<Fetched>) {
                     Tag::BereqAcct,
                     format_args!("{hdr} {body} {} {resp_hdr} {resp_body} {}", hdr + body, resp_hdr + resp_body),
                 );
+                if bo.ws.overflowed() {
+                    shared.stats.ws_backend_overflow.inc();
+                }
+                if bo.thr_ws.overflowed() {
+                    shared.stats.ws_thread_overflow.inc();
+                }
                 bo.vsl.end();
                 return;
             }
@@ -383,6 +429,7 @@ fn stp_retry(bo: &mut Bo) -> FetchStep {
     }
     bo.beresp = None;
     bo.conn = None;
+    bo.conn_dropped = false;
     bo.rest.clear();
     bo.err = None;
     FetchStep::StartFetch
@@ -399,6 +446,12 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
         return FetchStep::Error;
     };
     bo.backend_ip = be.def.addrs.first().copied();
+    // Varnish takes the backend connection's state from the workspace
+    // here: a fetch whose VCL used it up fails.
+    if !bo.ws.alloc(crate::ws::HTC_SIZE) {
+        bo.vsl.str(Tag::FetchError, "out of workspace");
+        return FetchStep::Error;
+    }
     let mut bereq = bo.bereq.clone();
     if bereq.header(b"host").is_none() {
         if let Some(h) = be.host_header() {
@@ -518,6 +571,8 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                         if bo.uncacheable { "uncacheable" } else { "cacheable" }
                     ),
                 );
+                // The head as received stays in the workspace.
+                bo.ws.alloc(beresp.buf.len());
                 bo.beresp = Some(beresp);
                 bo.rest = rest;
                 bo.conn = Some(conn);
@@ -673,6 +728,11 @@ fn stp_response(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
 }
 
 async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<oneshot::Sender<Fetched>>) -> FetchStep {
+    if bo.conn_dropped {
+        bo.vsl.str(Tag::FetchError, "No backend connection (rollback?)");
+        bo.beresp = None;
+        return FetchStep::Error;
+    }
     let Some(mut beresp) = bo.beresp.take() else {
         return FetchStep::Done;
     };
@@ -683,7 +743,9 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
     let keep_conn = !beresp.has_token(b"connection", b"close")
         && (beresp.head.protover() >= 11 || beresp.has_token(b"connection", b"keep-alive"));
     let t_origin = bo.t_origin;
-    if !bo.do_stream {
+    // ESI instructions go with the object when it is published, so a body
+    // parsed for ESI is read whole first.
+    if !bo.do_stream || bo.do_esi {
         return fetch_whole(shared, bo, beresp, tx, keep_conn).await;
     }
     let stv = choose_store(shared, bo);
@@ -807,19 +869,37 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
         return;
     }
     let encoded = beresp.header(b"content-encoding").is_some();
-    if bo.do_gunzip && gzip::is_gzip(beresp) {
+    let filters = if bo.do_gunzip && gzip::is_gzip(beresp) {
         bo.filter = Some(gzip::Filter::gunzip());
         beresp.unset(b"content-encoding");
         shared.stats.n_gunzip.inc();
-        bo.vsl.str(Tag::Filters, " gunzip");
+        " gunzip"
     } else if bo.do_gzip && !encoded {
         bo.filter = Some(gzip::Filter::gzip(shared.params.get().gzip_level as u32));
         beresp.set(b"Content-Encoding", b"gzip");
         gzip::vary_ae(beresp);
         shared.stats.n_gzip.inc();
-        bo.vsl.str(Tag::Filters, " gzip");
+        " gzip"
     } else {
-        bo.vsl.str(Tag::Filters, "");
+        ""
+    };
+    // ESI parses what is stored, named as varnishd names its filter stack:
+    // a gzip body is gunzipped to be parsed, and gzipped again
+    // (`esi_gzip`) unless `do_gunzip` keeps it plain.
+    let named = match (bo.do_esi, filters) {
+        (false, f) => f,
+        (true, " gzip") => " esi_gzip",
+        (true, " gunzip") => " gunzip esi",
+        (true, _) if gzip::is_gzip(beresp) => " gunzip esi_gzip",
+        (true, _) => " esi",
+    };
+    if bo.do_esi && gzip::is_gzip(beresp) {
+        // Which clients get the gzip ESI makes depends on their
+        // Accept-Encoding.
+        gzip::vary_ae(beresp);
+    }
+    bo.vsl.str(Tag::Filters, named);
+    if bo.filter.is_none() {
         return;
     }
     beresp.unset(b"content-length");
@@ -848,6 +928,11 @@ async fn fetch_whole(
     } else {
         pull_beresp_body(shared, bo, &sink, keep_conn).await
     };
+    let Sink::Buffer(body) = sink else { unreachable!("made above") };
+    let body = body.into_inner().unwrap_or_else(|e| e.into_inner());
+    // Varnish parses as the body comes: its complaints come before the
+    // end of the body is logged.
+    let esidata = if ok { esi_instructions(shared, bo, &beresp, &body) } else { None };
     log_body_end(shared, bo, ok);
     if !ok {
         // The busy object goes with `bo`; whoever waits looks again.
@@ -856,8 +941,9 @@ async fn fetch_whole(
         }
         return FetchStep::Done;
     }
-    let Sink::Buffer(body) = sink else { unreachable!("made above") };
-    let body = body.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let (Some(data), Some(busy)) = (&esidata, bo.busy.as_mut()) {
+        busy.set_esidata(data.clone());
+    }
     let t_origin = bo.t_origin;
     let fetched = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {
@@ -870,12 +956,51 @@ async fn fetch_whole(
             }
             Fetched::Resp { beresp, body: BeBody::Object(oc, obj), t_origin }
         }
-        None => Fetched::Resp { beresp, body: BeBody::Bytes(body), t_origin },
+        None => match esidata {
+            Some(data) => Fetched::Resp { beresp, body: BeBody::Esi(body, Arc::new(data)), t_origin },
+            None => Fetched::Resp { beresp, body: BeBody::Bytes(body), t_origin },
+        },
     };
     if let Some(tx) = tx {
         let _ = tx.send(fetched);
     }
     FetchStep::Done
+}
+
+/// The ESI instructions of the object being made, in their stored form:
+/// the stale object's when a 304 revalidated it, else those parsed from
+/// the body when `beresp.do_esi` asks for them (a gzip body is parsed
+/// gunzipped). The parser's complaints are logged as `ESI_xmlerror` and
+/// counted.
+fn esi_instructions(shared: &Shared, bo: &mut Bo, beresp: &Msg, body: &[u8]) -> Option<Vec<u8>> {
+    if bo.was_304 {
+        return bo.stale.as_ref().and_then(|(_, obj)| obj.esidata()).map(|d| d.to_vec());
+    }
+    if !bo.do_esi {
+        return None;
+    }
+    let plain;
+    let text = if gzip::is_gzip(beresp) {
+        let mut f = gzip::Filter::gunzip();
+        let mut p = f.feed(body).ok()?;
+        p.extend(f.finish().ok()?);
+        plain = p;
+        &plain[..]
+    } else {
+        body
+    };
+    let params = shared.params.get();
+    let url = bo.bereq.head.url(&bo.bereq.buf).to_vec();
+    let parsed = esi::parse(text, &url, esi::Features::of(&params));
+    for note in &parsed.notes {
+        match note {
+            esi::Note::Error(_) => shared.stats.esi_errors.inc(),
+            esi::Note::Warning(_) => shared.stats.esi_warnings.inc(),
+            esi::Note::Notice(_) => {}
+        }
+        bo.vsl.str(Tag::ESI_xmlerror, note.text());
+    }
+    parsed.instrs.map(|i| esi::encode(&i))
 }
 
 /// Where a backend response body goes.
@@ -949,11 +1074,11 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
     let life = Lifetime { t_origin: bo.t_origin, ttl: bo.ttl, grace: bo.grace, keep: bo.keep };
     let vary = rfc2616::vary(beresp, &bo.bereq);
     if let Some(ttl) = bo.hit_for_pass {
-        busy.hit_for_pass(bo.vxid, Lifetime { ttl, ..life }, vary);
+        busy.hit_for_pass(bo.vxid, Lifetime { ttl, ..life }, vary, beresp.clone());
         return None;
     }
     if bo.uncacheable {
-        busy.hit_for_miss(bo.vxid, life, vary);
+        busy.hit_for_miss(bo.vxid, life, vary, beresp.clone());
         return None;
     }
     // The stored head: the response as VCL left it, without its
@@ -979,6 +1104,36 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
     }
 }
 
+/// `debug.fragfetch N`: backend bodies are handed on in pieces of at most
+/// N bytes (0: as they come), so that filters and storage see a body in
+/// many pieces, as Varnish's test command does.
+static FRAGFETCH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets what `debug.fragfetch` sets.
+pub(crate) fn set_fragfetch(n: usize) {
+    FRAGFETCH.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Hands a decoded piece of backend body through the fetch filter to
+/// `sink`, cut as `debug.fragfetch` asks; false when it cannot go on.
+async fn put_piece(bo: &mut Bo, sink: &Sink, data: &[u8]) -> bool {
+    let frag = FRAGFETCH.load(std::sync::atomic::Ordering::Relaxed);
+    let size = if frag == 0 { data.len().max(1) } else { frag };
+    for part in data.chunks(size) {
+        let piece = match &mut bo.filter {
+            Some(f) => match f.feed(part) {
+                Ok(p) => p,
+                Err(()) => return false,
+            },
+            None => part.to_vec(),
+        };
+        if !piece.is_empty() && !sink.put(piece).await {
+            return false;
+        }
+    }
+    true
+}
+
 /// Reads the backend response body into `sink`; answers whether it was
 /// read whole. The connection goes back to the pool when it can.
 async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_conn: bool) -> bool {
@@ -998,14 +1153,7 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
         // Nobody to take it (the client went away, the store is full):
         // drop the connection, mid-body.
         bo.body_bytes += d.data.len() as u64;
-        let piece = match &mut bo.filter {
-            Some(f) => match f.feed(d.data) {
-                Ok(p) => p,
-                Err(()) => return false,
-            },
-            None => d.data.to_vec(),
-        };
-        if !piece.is_empty() && !sink.put(piece).await {
+        if !put_piece(bo, sink, d.data).await {
             return false;
         }
         rest.drain(..consumed);

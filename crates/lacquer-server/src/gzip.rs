@@ -43,6 +43,19 @@ impl Filter {
         }
     }
 
+    /// What has been fed so far, all out: a sync flush of the compressor,
+    /// so that the client can read everything sent up to here (nothing
+    /// more for a decompressor).
+    pub fn flush(&mut self) -> Result<Vec<u8>, ()> {
+        match self {
+            Filter::Gzip(e) => {
+                e.flush().map_err(|_| ())?;
+                Ok(std::mem::take(e.get_mut()))
+            }
+            Filter::Gunzip(d) => Ok(std::mem::take(d.get_mut())),
+        }
+    }
+
     /// The end of the body: what is left to come out.
     pub fn finish(self) -> Result<Vec<u8>, ()> {
         match self {

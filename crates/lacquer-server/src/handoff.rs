@@ -69,6 +69,9 @@ pub(crate) fn connection(req: &Req) -> Result<Connection, Failure> {
     if req.conn.end.is_some() {
         return Err(Failure("the request has ended already".into()));
     }
+    if req.esi_level > 0 {
+        return Err(Failure("an ESI include has no connection of its own".into()));
+    }
     // SAFETY: the session owns `fd` and outlives the request.
     let fd = unsafe { BorrowedFd::borrow_raw(req.conn.fd) }
         .try_clone_to_owned()
@@ -95,6 +98,9 @@ pub(crate) fn connection(req: &Req) -> Result<Connection, Failure> {
 pub(crate) fn end_request(req: &mut Req, end: RequestEnd) -> Result<(), Failure> {
     if req.conn.end.is_some() {
         return Err(Failure("the request has ended already".into()));
+    }
+    if req.esi_level > 0 {
+        return Err(Failure("an ESI include has no connection of its own".into()));
     }
     req.conn.end = Some(end);
     Ok(())

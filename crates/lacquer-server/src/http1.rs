@@ -41,6 +41,8 @@ pub(crate) struct Sess {
     pub body_in: u64,
     /// Modules' PRIV_SESS state, released when the connection closes.
     pub privs: crate::vmod::Privs,
+    /// The session's workspace, lent to each request like `privs`.
+    pub ws: crate::ws::Ws,
     /// Why the session ends, as `SessClose` says it (Varnish's
     /// `sess_close` reasons).
     pub close: &'static str,
@@ -128,8 +130,8 @@ enum HeadRead {
     /// The client closed, went idle too long, or the server is stopping:
     /// the `SessClose` reason.
     Gone(&'static str),
-    /// A head that lacquer-http refused.
-    Bad(HeadError),
+    /// A head that lacquer-http refused, and what the log says of it.
+    Bad(HeadError, String),
 }
 
 /// Serves one connection until it closes. `_alive` is dropped when the
@@ -161,6 +163,9 @@ pub(crate) async fn session(
             stream.as_raw_fd()
         ),
     );
+    shared.modules.notify(lacquer_module::server_events::CONN_OPEN, || {
+        format!("{vxid} {} {} {sock}", ipaddr_to_string(ep.client.ip()), ep.client.port())
+    });
     let mut sp = Sess {
         stream,
         rest: Vec::new(),
@@ -171,6 +176,7 @@ pub(crate) async fn session(
         vsl,
         body_in: 0,
         privs: Default::default(),
+        ws: crate::ws::Ws::session(&shared.params.get()),
         close: "REM_CLOSE",
         t_open,
     };
@@ -185,7 +191,11 @@ pub(crate) async fn session(
     let dur = now() - sp.t_open;
     let close = sp.close;
     sp.vsl.fmt(Tag::SessClose, format_args!("{close} {dur:.3}"));
+    shared.modules.notify(lacquer_module::server_events::CONN_CLOSE, || format!("{} {close}", sp.vxid));
     let m = &shared.stats;
+    if lacquer_module::Workspace::overflowed(&sp.ws) {
+        m.ws_session_overflow.inc();
+    }
     m.sess_closed.inc();
     match close {
         "REM_CLOSE" => m.sc_rem_close.inc(),
@@ -220,8 +230,8 @@ async fn serve(shared: &Arc<Shared>, sp: &mut Sess) {
                 sp.close = why;
                 break;
             }
-            HeadRead::Bad(e) => {
-                bad_request(shared, sp, e).await;
+            HeadRead::Bad(e, why) => {
+                bad_request(shared, sp, e, &why).await;
                 break;
             }
         };
@@ -233,11 +243,13 @@ async fn serve(shared: &Arc<Shared>, sp: &mut Sess) {
         };
         let mut req = Req::new(shared.clone(), vcl, sp, msg);
         *req.sess_privs.get_mut() = std::mem::take(&mut sp.privs);
+        req.sess_ws = std::mem::take(&mut sp.ws);
         shared.stats.client_req.inc();
         sp.body_in = 0;
         sp.vsl.fmt(Tag::Link, format_args!("req {} rxreq", req.vxid));
         req_fsm::run(&mut req, sp).await;
         sp.privs = std::mem::take(req.sess_privs.get_mut());
+        sp.ws = std::mem::take(&mut req.sess_ws);
         if req.doclose {
             sp.close = req.close;
             break;
@@ -264,6 +276,11 @@ async fn proxy_preamble(sp: &mut Sess) -> bool {
     let vsl = &mut sp.vsl;
     match proxy::parse(&buf, &mut |tag, text| vsl.str(tag, &text)) {
         Ok(h) => {
+            if !crate::ws::proxy_tlvs(&sp.ws, h.tlv_len) {
+                sp.vsl.str(Tag::Error, "insufficient workspace (proto_priv)");
+                sp.close = "RX_JUNK";
+                return false;
+            }
             sp.rest = buf[h.len..].to_vec();
             if let Some(a) = h.addrs {
                 sp.ep.client = a.client;
@@ -279,10 +296,42 @@ async fn proxy_preamble(sp: &mut Sess) -> bool {
     }
 }
 
+/// What varnishd logs as `BogoHeader` for a refused head, in its words
+/// where the head shows what they name (the offending line or byte).
+fn bogo_text(buf: &[u8], kind: lacquer_http::HeadErrorKind) -> String {
+    use lacquer_http::HeadErrorKind as K;
+    // The header lines: after the first line, up to the empty one.
+    let start = memchr::memchr(b'\n', buf).map_or(buf.len(), |i| i + 1);
+    let end = memchr::memmem::find(&buf[start..], b"\r\n\r\n").map_or(buf.len(), |i| start + i);
+    let headers = &buf[start..end];
+    let first_line = || {
+        let l = headers.split(|&b| b == b'\n').next().unwrap_or(b"");
+        String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned()
+    };
+    match kind {
+        K::FoldWithoutHeader => format!("1st header has white space: {}", first_line()),
+        K::BadHeaderName(b':') => {
+            let line = headers.split(|&b| b == b'\n').find(|l| l.first() == Some(&b':')).unwrap_or(b"");
+            format!("Missing header name: {}", String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)))
+        }
+        K::ControlByte => {
+            let bad = headers.iter().enumerate().find(|&(i, &b)| {
+                (b < 0x20 && b != b'\t' && b != b'\n' && !(b == b'\r' && headers.get(i + 1) == Some(&b'\n')))
+                    || b == 0x7f
+            });
+            match bad {
+                Some((_, b)) => format!("Header has ctrl char 0x{b:02x}"),
+                None => kind.to_string(),
+            }
+        }
+        k => k.to_string(),
+    }
+}
+
 /// Answers a head lacquer-http refused (400, or nothing for an oversized
 /// head), logged as Varnish logs it: a request transaction with the reason
 /// in `BogoHeader`, and the session closed as junk or a bad request.
-async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
+async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError, why: &str) {
     use lacquer_http::HeadErrorKind as K;
     let vxid = crate::next_vxid();
     let t = now();
@@ -291,7 +340,7 @@ async fn bad_request(shared: &Shared, sp: &mut Sess, e: HeadError) {
     vsl.fmt(Tag::Begin, format_args!("req {} rxreq", sp.vxid));
     vsl.timestamp("Start", t);
     vsl.timestamp("Req", t);
-    vsl.str(Tag::BogoHeader, e.kind.message());
+    vsl.str(Tag::BogoHeader, why);
     shared.stats.client_req_400.inc();
     if let Some(status) = e.status() {
         let reason = crate::msg::reason(status);
@@ -333,7 +382,7 @@ async fn read_head(shared: &Shared, sp: &mut Sess) -> HeadRead {
                     return HeadRead::Req(Msg { buf, head });
                 }
                 Ok(Parsed::Partial) => {}
-                Err(e) => return HeadRead::Bad(e),
+                Err(e) => return HeadRead::Bad(e, bogo_text(&buf, e.kind)),
             }
         }
         buf.reserve(16384);

@@ -66,6 +66,8 @@
 //! | `vmod.rs` | `cache_vrt_vmod.c` | the module host: calls, private state, `vcl_init` |
 //! | `gzip.rs` | `cache_gzip.c` | gzip and gunzip as bodies pass; Accept-Encoding |
 //! | `ban.rs` | `cache_ban_build.c` | ban expressions, tested by the cache |
+//! | `esi.rs` | `cache_esi_parse.c` | ESI parsing at fetch, the instructions kept with objects |
+//! | `ved.rs` | `cache_esi_deliver.c` | ESI delivery: verbatim parts and includes as requests of their own |
 //! | `deliver.rs` | `cache_range.c`, `cache_rfc2616.c` | 304s for conditional requests, ranges |
 
 mod acceptor;
@@ -74,6 +76,7 @@ mod cli;
 mod ctx;
 mod deliver;
 mod director;
+mod esi;
 mod fetch;
 mod gzip;
 mod handoff;
@@ -87,8 +90,10 @@ mod rfc2616;
 pub mod stevedore;
 mod vbe;
 mod vcl;
+mod ved;
 mod vmod;
 mod vsl;
+mod ws;
 
 use std::fmt;
 use std::io;
@@ -344,8 +349,6 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     }
     let cache = Cache::with_stores(stores);
     tokio::spawn(cache.clone().run_expiry(msg::now));
-    let p = &cfg.params;
-    tokio::spawn(cache.clone().run_lurker(p.ban_lurker_sleep.max(0.1), p.ban_lurker_age, msg::now));
     let identity = cfg.identity.unwrap_or_else(|| hostname.clone());
     let log = open_log(&cfg.workdir, &cfg.params)?;
     let vsc_err = |e| ServeError::Log(cfg.workdir.clone(), e);
@@ -373,6 +376,17 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         compile: cfg.compile,
         child: acceptor::Child::new(listeners, alive_tx),
     });
+    // The ban list reads the live parameters; the lurker is a thread of
+    // its own, as varnishd's.
+    let weak = Arc::downgrade(&shared);
+    shared.cache.set_ban_params(Box::new(move || weak.upgrade().map(|s| s.params.get().bans()).unwrap_or_default()));
+    let weak = Arc::downgrade(&shared);
+    shared.cache.set_lurker_log(Box::new(move |event| {
+        if let Some(shared) = weak.upgrade() {
+            lurker_log(&shared, event);
+        }
+    }));
+    shared.cache.spawn_lurker(msg::now);
     if let Some(boot) = cfg.boot {
         if let Some(file) = boot.file {
             shared.vcls.set_reload_file(file);
@@ -427,6 +441,23 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Logs what the ban lurker reports as varnishd's lurker does, outside any
+/// transaction; its sleeps only with `debug +lurker`.
+fn lurker_log(shared: &Shared, event: lacquer_cache::LurkerEvent) {
+    use lacquer_cache::LurkerEvent;
+    let (tag, text) = match event {
+        LurkerEvent::Banned(xid) => (lacquer_defs::Tag::ExpBan, format!("{xid} banned by lurker")),
+        LurkerEvent::CutOff(xid) => (lacquer_defs::Tag::ExpBan, format!("{xid} killed for lurker cutoff")),
+        LurkerEvent::Sleep(dt) => {
+            if !shared.params.get().show("debug").is_some_and(|d| d.contains("+lurker")) {
+                return;
+            }
+            (lacquer_defs::Tag::Debug, format!("lurker: sleep = {dt:.6}"))
+        }
+    };
+    vsl::global(&shared.log, tag, text.as_bytes());
+}
+
 /// Copies what the cache and the store count into the shared counters,
 /// four times a second (Varnish's workers also hand their counts over in
 /// batches), and keeps `MAIN.uptime`; once a second it lets the VCLs cool
@@ -453,10 +484,17 @@ async fn publish_counters(shared: Arc<Shared>) {
         m.bans.set(c.bans.load(Relaxed));
         m.bans_added.set(c.bans_added.load(Relaxed));
         m.bans_deleted.set(c.bans_deleted.load(Relaxed));
+        m.bans_completed.set(c.bans_completed.load(Relaxed));
+        m.bans_obj.set(c.bans_obj.load(Relaxed));
+        m.bans_req.set(c.bans_req.load(Relaxed));
+        m.bans_dups.set(c.bans_dups.load(Relaxed));
         m.bans_tested.set(c.bans_tested.load(Relaxed));
+        m.bans_tests_tested.set(c.bans_tests_tested.load(Relaxed));
         m.bans_obj_killed.set(c.bans_obj_killed.load(Relaxed));
         m.bans_lurker_tested.set(c.bans_lurker_tested.load(Relaxed));
+        m.bans_lurker_tests_tested.set(c.bans_lurker_tests_tested.load(Relaxed));
         m.bans_lurker_obj_killed.set(c.bans_lurker_obj_killed.load(Relaxed));
+        m.bans_lurker_obj_killed_cutoff.set(c.bans_lurker_obj_killed_cutoff.load(Relaxed));
         for (store, (seg, defs)) in shared.cache.stores().iter().zip(&shared.store_vsc) {
             for (i, (v, def)) in store.storage().counters().into_iter().zip(defs.iter()).enumerate() {
                 match def.kind {
@@ -474,6 +512,7 @@ async fn publish_counters(shared: Arc<Shared>) {
         ticks += 1;
         if ticks.is_multiple_of(4) {
             shared.vcls.tick(&shared);
+            shared.modules.notify(lacquer_module::server_events::TICK, || format!("{}", msg::now() as u64));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

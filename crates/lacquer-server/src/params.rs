@@ -21,6 +21,9 @@ macro_rules! honoured {
                 #[doc = concat!("`", stringify!($field), "`, as a number (seconds or bytes).")]
                 pub $field: f64,
             )*
+            /// Whether `debug` has `+workspace`: workspace snapshots and
+            /// resets are logged (`Debug` records).
+            pub debug_workspace: bool,
             values: ParamValues,
             /// The parameters `-r` protects from the CLI.
             protected: Vec<&'static str>,
@@ -33,12 +36,18 @@ macro_rules! honoured {
             /// Copies the honoured parameters' values into the typed fields.
             fn sync(&mut self) {
                 $( self.$field = self.number(stringify!($field)); )*
+                self.debug_workspace = self.values.show("debug").is_some_and(|d| d.split(',').any(|f| f == "+workspace"));
             }
         }
 
         impl Default for Params {
             fn default() -> Params {
-                let mut p = Params { $( $field: 0.0, )* values: ParamValues::default(), protected: Vec::new() };
+                let mut p = Params {
+                    $( $field: 0.0, )*
+                    debug_workspace: false,
+                    values: ParamValues::default(),
+                    protected: Vec::new(),
+                };
                 p.sync();
                 p
             }
@@ -69,6 +78,9 @@ honoured! {
     http_range_support,
     ban_lurker_sleep,
     ban_lurker_age,
+    ban_lurker_batch,
+    ban_dups,
+    ban_cutoff,
     http_gzip_support,
     gzip_level,
     vcl_cooldown,
@@ -76,11 +88,17 @@ honoured! {
     cli_limit,
     max_vcl,
     max_vcl_handling,
+    max_esi_depth,
+    workspace_client,
+    workspace_backend,
+    workspace_session,
+    workspace_thread,
+    vsl_buffer,
 }
 
 /// Honoured parameters that are not numbers: read by name where they are
 /// used (`crate::compile_options`).
-pub const READ_BY_NAME: &[&str] = &["vcc_err_unref", "vcc_unsafe_path", "vcl_path"];
+pub const READ_BY_NAME: &[&str] = &["vcc_err_unref", "vcc_unsafe_path", "vcl_path", "feature"];
 
 impl Params {
     /// Sets a parameter from `name=value` text, as `-p` gives it.
@@ -122,6 +140,26 @@ impl Params {
     /// A parameter's value as `param.show` writes it.
     pub fn show(&self, name: &str) -> Option<String> {
         self.values.show(name)
+    }
+
+    /// Whether bit `name` of the `feature` parameter is set.
+    pub fn feature(&self, name: &str) -> bool {
+        let bit = lacquer_defs::params::FEATURE_BITS.names.iter().position(|n| *n == name);
+        match (self.values.get("feature"), bit) {
+            (Some(Value::Bits(bits)), Some(i)) => bits & (1 << i) != 0,
+            _ => false,
+        }
+    }
+
+    /// What the ban list and its lurker work by.
+    pub fn bans(&self) -> lacquer_cache::BanParams {
+        lacquer_cache::BanParams {
+            dups: self.ban_dups != 0.0,
+            cutoff: self.ban_cutoff as u64,
+            lurker_age: self.ban_lurker_age,
+            lurker_sleep: self.ban_lurker_sleep,
+            lurker_batch: self.ban_lurker_batch as u64,
+        }
     }
 
     /// The limits a client request head is parsed under.
@@ -215,6 +253,16 @@ mod tests {
         assert_eq!(p.show("thread_pool_min").as_deref(), Some("10"));
         assert_eq!(p.show("debug").as_deref(), Some("+syncvsl"));
         assert_eq!(p.values().get("thread_pool_min"), Some(&Value::Uint(10)));
+    }
+
+    #[test]
+    fn debug_workspace_is_one_flag_among_others() {
+        let mut p = Params::default();
+        assert!(!p.debug_workspace);
+        p.apply("debug=+syncvsl,+workspace").unwrap();
+        assert!(p.debug_workspace);
+        p.apply("debug=-workspace").unwrap();
+        assert!(!p.debug_workspace);
     }
 
     #[test]

@@ -141,6 +141,9 @@ pub(crate) struct Header {
     pub len: usize,
     /// The client's and the server's addresses, when the header gave them.
     pub addrs: Option<Addrs>,
+    /// The bytes of a version 2 header's TLVs, which varnishd keeps in
+    /// the session's workspace.
+    pub tlv_len: usize,
 }
 
 /// The addresses a header gave.
@@ -202,7 +205,8 @@ fn parse_v1(buf: &[u8], log: &mut dyn FnMut(Tag, String)) -> Result<Header, ()> 
     // Every field resolved, so every one is ASCII.
     let text = |f: &[u8]| String::from_utf8_lossy(f).into_owned();
     log(Tag::Proxy, format!("1 {} {} {} {}", text(fld[1]), text(fld[3]), text(fld[2]), text(fld[4])));
-    Ok(Header { len: cr + 2, addrs: Some(Addrs { client, server, text: Some((text(fld[1]), text(fld[3]))) }) })
+    let addrs = Some(Addrs { client, server, text: Some((text(fld[1]), text(fld[3]))) });
+    Ok(Header { len: cr + 2, addrs, tlv_len: 0 })
 }
 
 /// Version 2 (varnishd's `vpx_proto2`).
@@ -210,7 +214,7 @@ fn parse_v2(buf: &[u8], log: &mut dyn FnMut(Tag, String)) -> Result<Header, ()> 
     let l = usize::from(u16::from_be_bytes([buf[14], buf[15]]));
     let hdr_len = 16 + l;
     let p = &buf[..hdr_len];
-    let done = |addrs| Ok(Header { len: hdr_len, addrs });
+    let done = |addrs| Ok(Header { len: hdr_len, addrs, tlv_len: 0 });
     if p[12] >> 4 != 2 {
         log(Tag::ProxyGarbage, format!("PROXY2: bad version ({})", p[12] >> 4));
         return Err(());
@@ -284,7 +288,8 @@ fn parse_v2(buf: &[u8], log: &mut dyn FnMut(Tag, String)) -> Result<Header, ()> 
         log(Tag::ProxyGarbage, why.into());
         return Err(());
     }
-    done(Some(Addrs { client, server, text: None }))
+    let tlv_len = hdr_len - 16 - alen;
+    Ok(Header { len: hdr_len, addrs: Some(Addrs { client, server, text: None }), tlv_len })
 }
 
 /// Walks the TLVs in `p[d..end]`, calling `f` with each one's type, where
@@ -549,7 +554,10 @@ mod tests {
     #[test]
     fn v2_headers_read_as_varnishd_reads_them() {
         let (r, logged) = run(&v2(0x20, 0, &[]));
-        assert_eq!((r, logged), (Ok(Header { len: 16, addrs: None }), vec!["Proxy 2 local local local local".into()]));
+        assert_eq!(
+            (r, logged),
+            (Ok(Header { len: 16, addrs: None, tlv_len: 0 }), vec!["Proxy 2 local local local local".into()])
+        );
         assert_eq!(run(&v2(0x22, 0, &[])).1, ["ProxyGarbage PROXY2: bad command (2)"]);
         assert_eq!(run(&v2(0x12, 0, &[])).1, ["ProxyGarbage PROXY2: bad version (1)"]);
         assert_eq!(run(&v2(0x21, 0x00, &[])).1, ["ProxyGarbage PROXY2: Ignoring UNSPEC|UNSPEC addresses"]);

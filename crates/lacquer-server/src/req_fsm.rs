@@ -16,11 +16,13 @@ use tokio::time::Instant;
 
 use crate::ctx::{Endpoints, ReqCtx};
 use crate::deliver;
+use crate::esi::{self, Instr};
 use crate::fetch::{self, BeBody, Bo, Fetched, ReqBody};
 use crate::gzip;
 use crate::http1::{pull_body, pump_body, Pump, Sess, Timeouts};
 use crate::msg::{http_date, is_hop_by_hop, now, reason, wire_status, Msg};
 use crate::vcl::Vcl;
+use crate::ved::EsiBody;
 use crate::vsl::{self, Vsl};
 use crate::Shared;
 
@@ -107,6 +109,8 @@ pub(crate) struct Req {
     pub hash_ignore_vary: bool,
     /// `req.storage`: where a cached request body would go (by index).
     pub storage: Option<usize>,
+    /// The status the response went out with (0 before it did).
+    pub resp_status: u16,
     /// `client.identity` as VCL set it (the client's address until then);
     /// fetches inherit it.
     pub client_identity: Option<String>,
@@ -142,13 +146,24 @@ pub(crate) struct Req {
     pub privs: std::cell::RefCell<crate::vmod::Privs>,
     /// Modules' PRIV_SESS state, lent by the session for the request.
     pub sess_privs: std::cell::RefCell<crate::vmod::Privs>,
+    /// The request's workspace (`workspace_client`): what VCL and modules
+    /// keep for the request is charged to it (see `ws.rs`).
+    pub ws: crate::ws::Ws,
+    /// The workspace's use once the head was received: where a VCL
+    /// failure or `std.rollback(req)` rolls it back to (Varnish's
+    /// `req->ws_req`).
+    pub ws_req: usize,
+    /// The session's workspace, lent by the session for the request.
+    pub sess_ws: crate::ws::Ws,
+    /// The worker's scratch workspace (`workspace_thread`).
+    pub thr_ws: crate::ws::Ws,
     /// Records of what expressions did (module calls' `VCL_Log` lines,
     /// `+log` ACLs' verdicts), which cannot log as they run: logged
     /// before the next thing VCL logs, or when the subroutine returns.
     pub module_logs: std::cell::RefCell<Vec<(Tag, Vec<u8>)>>,
     /// The VCL the request started with, once `return (vcl(LABEL))` has
     /// switched it to the labelled one (Varnish's `req->vcl0`).
-    vcl0: Option<Arc<Vcl>>,
+    pub vcl0: Option<Arc<Vcl>>,
     /// A piped request's `PipeAcct` (request head, backend request head,
     /// bytes piped each way), logged instead of `ReqAcct`.
     piped: Option<[u64; 4]>,
@@ -157,21 +172,56 @@ pub(crate) struct Req {
     resp_body_bytes: u64,
     /// The client connection, for a module to hand over (`handoff.rs`).
     pub conn: crate::handoff::Conn,
+    /// How deep in ESI includes the request is (`req.esi_level`): 0 for a
+    /// client's own request.
+    pub esi_level: u32,
+    /// The request as the client sent it, before VCL changed it
+    /// (Varnish's `http0`): what ESI includes start from.
+    pub req0: Option<Msg>,
+    /// The top request's head and time (`req_top.*`), in an ESI include.
+    pub top: Option<Arc<(Msg, f64)>>,
+    /// `req.esi` (VCL 4.0): whether ESI instructions are followed at all.
+    pub esi: bool,
+    /// `resp.do_esi` as VCL set it; unset, it is `obj.can_esi`.
+    pub do_esi: Option<bool>,
+    /// Where the body goes when it is part of an ESI delivery (`ved.rs`):
+    /// the top request's writer, lent to each include in turn.
+    pub esi_out: Option<crate::ved::EsiOut>,
 }
 
 impl Req {
     /// A request received on `sp`, to run `vcl`.
     pub fn new(shared: Arc<Shared>, vcl: Arc<Vcl>, sp: &Sess, req: Msg) -> Req {
-        let framing = req.head.framing();
-        let backend_hint = vcl.program.default_backend;
         let vxid = crate::next_vxid();
         let t_req = now();
         let mut vsl = Vsl::new(&shared.log, vxid, Side::Client, t_req);
         vsl.fmt(Tag::Begin, format_args!("req {} rxreq", sp.vxid));
         vsl.timestamp("Start", t_req);
         vsl.timestamp("Req", t_req);
+        Req::with_log(shared, vcl, sp, req, vxid, vsl, t_req)
+    }
+
+    /// A request whose transaction `vxid` has begun in `vsl`.
+    pub fn with_log(shared: Arc<Shared>, vcl: Arc<Vcl>, sp: &Sess, req: Msg, vxid: u64, vsl: Vsl, t_req: f64) -> Req {
+        let framing = req.head.framing();
+        let backend_hint = vcl.program.default_backend;
+        let params = shared.params.get();
+        // The head as received stays in the workspace, as Varnish's
+        // receive buffer does.
+        let ws = crate::ws::Ws::client(&params);
+        lacquer_module::Workspace::alloc(&ws, req.buf.len());
         Req {
-            params: shared.params.get(),
+            esi_level: 0,
+            req0: None,
+            top: None,
+            esi: true,
+            do_esi: None,
+            esi_out: None,
+            ws_req: ws.mark(),
+            ws,
+            sess_ws: Default::default(),
+            thr_ws: crate::ws::Ws::thread(&params),
+            params,
             vsl,
             privs: Default::default(),
             sess_privs: Default::default(),
@@ -208,6 +258,7 @@ impl Req {
             hash_ignore_vary: false,
             storage: None,
             client_identity: None,
+            resp_status: 0,
             ttl: -1.0,
             grace: -1.0,
             pass: false,
@@ -230,6 +281,15 @@ impl Req {
             RespBody::Fetched(BeBody::Stream { .. }) => true,
             RespBody::Fetched(BeBody::Object(_, obj)) => obj.is_open(),
             _ => false,
+        }
+    }
+
+    /// Whether the object being delivered has ESI instructions
+    /// (`obj.can_esi`).
+    pub fn can_esi(&self) -> bool {
+        match &self.resp_body {
+            RespBody::Fetched(BeBody::Esi(..)) => true,
+            _ => self.obj.as_ref().is_some_and(|(_, obj)| obj.esidata().is_some()),
         }
     }
 
@@ -275,7 +335,11 @@ fn vcl(req: &mut Req, method: Method) -> Handling {
 
 /// The transition loop: runs steps until `Finish` is done.
 pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
-    let mut step = ReqStep::Transport;
+    run_from(req, sp, ReqStep::Transport).await
+}
+
+/// The transition loop from `step`: an ESI include starts at `Recv`.
+pub(crate) async fn run_from(req: &mut Req, sp: &mut Sess, mut step: ReqStep) {
     loop {
         step = match step {
             ReqStep::Transport => cnt_transport(req, sp).await,
@@ -295,24 +359,40 @@ pub(crate) async fn run(req: &mut Req, sp: &mut Sess) {
             ReqStep::Transmit => cnt_transmit(req, sp).await,
             ReqStep::Finish => {
                 cnt_finish(req, sp).await;
+                if lacquer_module::Workspace::overflowed(&req.ws) {
+                    req.shared.stats.ws_client_overflow.inc();
+                }
+                if lacquer_module::Workspace::overflowed(&req.thr_ws) {
+                    req.shared.stats.ws_thread_overflow.inc();
+                }
                 if let Some([hdr, behdr, piped_in, piped_out]) = req.piped {
                     // As varnishd: a pipe is accounted in PipeAcct alone.
                     req.vsl.fmt(Tag::PipeAcct, format_args!("{hdr} {behdr} {piped_in} {piped_out}"));
                     req.vsl.end();
                     return;
                 }
-                let (hdr_in, body_in) = (req.req.buf.len() as u64, sp.body_in);
+                let (hdr_in, body_in) = match req.esi_level {
+                    0 => (req.req.buf.len() as u64, sp.body_in),
+                    _ => (0, 0),
+                };
                 let (hdr_out, body_out) = (req.resp_hdr_bytes, req.resp_body_bytes);
-                let m = &req.shared.stats;
-                m.s_req_hdrbytes.add(hdr_in);
-                m.s_req_bodybytes.add(body_in);
-                m.s_resp_hdrbytes.add(hdr_out);
-                m.s_resp_bodybytes.add(body_out);
+                // An include's bytes are the top request's already.
+                if req.esi_level == 0 {
+                    let m = &req.shared.stats;
+                    m.s_req_hdrbytes.add(hdr_in);
+                    m.s_req_bodybytes.add(body_in);
+                    m.s_resp_hdrbytes.add(hdr_out);
+                    m.s_resp_bodybytes.add(body_out);
+                }
                 req.vsl.fmt(
                     Tag::ReqAcct,
                     format_args!("{hdr_in} {body_in} {} {hdr_out} {body_out} {}", hdr_in + body_in, hdr_out + body_out),
                 );
                 req.vsl.end();
+                let r = &*req;
+                r.shared.modules.notify(lacquer_module::server_events::REQUEST_DONE, || {
+                    format!("{} {} {body_out} {:.6}", r.vxid, r.resp_status, crate::msg::now() - r.t_req)
+                });
                 return;
             }
         };
@@ -346,10 +426,17 @@ async fn cnt_transport(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     let ip = req.ep.client_ip_text();
     req.req.append_value(b"X-Forwarded-For", ip.as_bytes());
+    lacquer_module::Workspace::alloc(&req.ws, crate::ws::header_size(15, ip.len()));
     req.vsl.str(Tag::VCL_use, &req.vcl.name);
     let sock = req.shared.sockets.get(req.ep.socket).map_or("", |l| l.name.as_str());
     req.vsl.fmt(Tag::ReqStart, format_args!("{ip} {} {sock}", req.ep.client_port_text()));
     req.vsl.head(&req.req, vsl::REQ);
+    // The request as received, for `std.rollback(req)` and for ESI
+    // includes to start from: a copy per request, so only when the VCL
+    // may need it.
+    if req.vcl.rolls_back || req.vcl.esi {
+        req.req0 = Some(req.req.clone());
+    }
     ReqStep::Recv
 }
 
@@ -365,6 +452,7 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
     req.resp_body = RespBody::None;
     req.synth_body.clear();
     req.bereq = None;
+    req.do_esi = None;
     if req.restarts as f64 > req.params.max_restarts {
         return req.synth(503, None);
     }
@@ -384,6 +472,25 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
 
 fn cnt_recv(req: &mut Req) -> ReqStep {
     req.hash.clear();
+    // Modules with a request_raw function see the head first (not again
+    // on a restart); one may end the request there, VCL unseen.
+    if req.restarts == 0 {
+        match crate::vmod::request_raw(req) {
+            Ok(()) => {}
+            Err(why) => {
+                req.vsl.str(Tag::VCL_Error, &why);
+                return ReqStep::VclFail;
+            }
+        }
+        if req.conn.end.is_some() {
+            req.vsl.str(Tag::VCL_return, crate::handoff::return_word(req).unwrap_or("fail"));
+            if let Some(step) = crate::handoff::after_recv(req) {
+                return step;
+            }
+            let h = crate::handoff::stopped(req).unwrap_or_else(|| Handling::plain(Action::Fail));
+            return req.synth(h.status.unwrap_or(503), h.reason);
+        }
+    }
     let h = vcl(req, Method::Recv);
     if let Some(step) = crate::handoff::after_recv(req) {
         return step;
@@ -406,6 +513,11 @@ fn cnt_recv(req: &mut Req) -> ReqStep {
             }
         }
         Action::Pass => ReqStep::Pass,
+        // An include has no connection of its own to pipe.
+        Action::Pipe if req.esi_level > 0 => {
+            req.vsl.str(Tag::VCL_Error, "vcl_recv{} returns pipe for ESI included object.  Doing pass.");
+            ReqStep::Pass
+        }
         Action::Pipe => ReqStep::Pipe,
         Action::Synth => req.synth(h.status.unwrap_or(503), h.reason),
         Action::Restart => ReqStep::Restart,
@@ -771,7 +883,7 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
             let cl = beresp.header(b"content-length")?;
             std::str::from_utf8(cl).ok()?.parse().ok()
         }),
-        RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
+        RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Some(b.len() as u64),
         _ => None,
     };
     resp.copy_headers(&beresp, |n| !is_hop_by_hop(n, &named));
@@ -784,8 +896,12 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
         _ => req.vxid.to_string(),
     };
     resp.append(b"X-Varnish", xvarnish.as_bytes());
-    let age = (now() - req.t_origin).floor().max(0.0) as u64;
-    resp.append(b"Age", age.to_string().as_bytes());
+    let age = ((now() - req.t_origin).floor().max(0.0) as u64).to_string();
+    resp.append(b"Age", age.as_bytes());
+    // Both are printed into the workspace in Varnish.
+    let ws = &req.ws;
+    lacquer_module::Workspace::alloc(ws, crate::ws::header_size(9, xvarnish.len()));
+    lacquer_module::Workspace::alloc(ws, crate::ws::header_size(3, age.len()));
     if req.params.http_range_support != 0.0 && req.obj.is_some() && resp.head.status() == 200 {
         resp.set(b"Accept-Ranges", b"bytes");
     }
@@ -810,6 +926,11 @@ fn cnt_deliver(req: &mut Req) -> ReqStep {
 
 fn cnt_vclfail(req: &mut Req) -> ReqStep {
     req.shared.stats.vcl_fail.inc();
+    // The request goes back to what it was when received, its workspace
+    // too: an overflow is counted and forgotten (`Req_Rollback`).
+    if req.ws.rollback(req.ws_req) {
+        req.shared.stats.ws_client_overflow.inc();
+    }
     req.doclose = true;
     req.close = "VCL_FAILURE";
     req.resp = None;
@@ -969,16 +1090,42 @@ enum Wire {
     Eof,
 }
 
+/// The response to a request whose workspace overflowed (Varnish's
+/// `v1d_error`): whatever VCL made of the response is dropped, the client
+/// gets a bare 500 and the connection closes.
+async fn overflow_500(req: &mut Req, sp: &mut Sess, msg: &str) {
+    const R500: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nServer: Varnish\r\nConnection: close\r\n\r\n";
+    req.vsl.str(Tag::Error, msg);
+    req.vsl.str(Tag::RespProtocol, "HTTP/1.1");
+    req.vsl.str(Tag::RespStatus, "500");
+    req.vsl.str(Tag::RespReason, "Internal Server Error");
+    req.shared.stats.client_resp_500.inc();
+    let _ = sp.send(R500, Instant::now()).await;
+    req.doclose = true;
+    req.close = "TX_EOF";
+}
+
 async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let Some(mut resp) = req.resp.take() else {
         return ReqStep::Finish;
     };
     let body = std::mem::replace(&mut req.resp_body, RespBody::None);
+    if req.esi_out.is_some() {
+        return transmit_include(req, sp, resp, body).await;
+    }
+    let status = resp.head.status();
+    let bodiless = status < 200 || status == 204 || status == 304;
+    // A satisfied conditional request gets its 304 below, ESI or not.
+    let get_or_head = req.is_head() || req.req.head.method(&req.req.buf).eq_ignore_ascii_case(b"GET");
+    let cond = get_or_head && deliver::not_modified(&req.req, &resp, req.t_req, req.t_origin);
+    if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body).filter(|_| !bodiless && !cond) {
+        return transmit_esi(req, sp, resp, esi_body, instrs).await;
+    }
     let mut len = match &body {
         RespBody::None => Some(0),
         RespBody::Synth => Some(req.synth_body.len() as u64),
         RespBody::Fetched(BeBody::Empty) => Some(0),
-        RespBody::Fetched(BeBody::Bytes(b)) => Some(b.len() as u64),
+        RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Some(b.len() as u64),
         RespBody::Fetched(BeBody::Stream { len, .. }) => *len,
         RespBody::Fetched(BeBody::Object(_, obj)) => obj.complete_len().or_else(|| {
             let cl = resp.header(b"content-length")?;
@@ -1026,6 +1173,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         }
     }
     let status = resp.head.status();
+    req.resp_status = status;
     let bodiless = status < 200 || status == 204 || status == 304;
     if !bodiless {
         // The delivery filters, each after a blank (varnishd's VDP list).
@@ -1061,6 +1209,11 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     resp.append(b"Connection", if req.doclose { b"close" } else { b"keep-alive" });
     req.vsl.timestamp("Process", now());
     req.vsl.str(Tag::RespHeader, if req.doclose { "Connection: close" } else { "Connection: keep-alive" });
+    let overflowed = [&req.ws, &req.sess_ws].into_iter().find(|w| lacquer_module::Workspace::overflowed(*w));
+    if let Some(msg) = overflowed.map(|w| w.overflow_message()) {
+        overflow_500(req, sp, &msg).await;
+        return ReqStep::Finish;
+    }
     let mut out = Vec::with_capacity(1024);
     resp.write_to(&mut out);
     let out_len = out.len() as u64;
@@ -1071,7 +1224,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     let mut source = match body {
         _ if !send_body => Source::Nothing,
         RespBody::Synth => Source::Once(std::mem::take(&mut req.synth_body)),
-        RespBody::Fetched(BeBody::Bytes(b)) => Source::Once(b),
+        RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Source::Once(b),
         RespBody::Fetched(BeBody::Stream { rx, .. }) => Source::Stream(rx),
         RespBody::Fetched(BeBody::Object(_, obj)) => Source::Object(obj.reader()),
         RespBody::Fetched(BeBody::Empty) | RespBody::None => Source::Nothing,
@@ -1159,6 +1312,157 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     }
     req.resp_hdr_bytes = out_len;
     req.resp_body_bytes = if send_body { len.unwrap_or(0) } else { 0 };
+    req.vsl.timestamp("Resp", now());
+    ReqStep::Finish
+}
+
+/// The ESI instructions of the body being delivered and the body they
+/// apply to, when they are to be followed: the object has them
+/// (`obj.can_esi`), `req.esi` is on and `resp.do_esi` was not turned off.
+fn esi_instructions(req: &Req, resp: &Msg, body: &RespBody) -> Option<(EsiBody, Vec<Instr>)> {
+    if !req.esi || req.do_esi == Some(false) {
+        return None;
+    }
+    let (body, data) = match body {
+        RespBody::Fetched(BeBody::Object(_, obj)) => (EsiBody::Object(obj.clone()), obj.esidata()?.clone()),
+        RespBody::Fetched(BeBody::Esi(b, data)) => (EsiBody::Bytes(b.clone(), gzip::is_gzip(resp)), data.clone()),
+        _ => return None,
+    };
+    Some((body, esi::decode(&data)?))
+}
+
+/// Sends a response made by ESI (Varnish's `VDP_esi` at the top): the
+/// length is not known, so it goes chunked (to EOF for HTTP/1.0); a gzip
+/// object stays gzip for a client that takes it, as one stream with the
+/// includes inside.
+async fn transmit_esi(req: &mut Req, sp: &mut Sess, mut resp: Msg, body: EsiBody, instrs: Vec<Instr>) -> ReqStep {
+    // Without http_gzip_support, gzip goes out as it is, whoever asks.
+    let gzipped = gzip::is_gzip(&resp);
+    let to_gzip = gzipped && (req.params.http_gzip_support == 0.0 || gzip::accepts_gzip(&req.req));
+    if gzipped && !to_gzip {
+        resp.unset(b"content-encoding");
+        gzip::weaken_etag(&mut resp);
+        req.shared.stats.n_gunzip.inc();
+    }
+    req.vsl.str(Tag::Filters, if gzipped && !to_gzip { " esi gunzip" } else { " esi" });
+    if resp.has_token(b"connection", b"close") {
+        req.doclose = true;
+        req.close = "RESP_CLOSE";
+    }
+    resp.unset(b"connection");
+    if let Some(cl) = resp.header(b"content-length").map(<[u8]>::to_vec) {
+        req.vsl.header(Tag::RespUnset, b"Content-Length", &cl);
+    }
+    resp.unset(b"content-length");
+    resp.unset(b"transfer-encoding");
+    // A HEAD gets the head alone, without a length or framing.
+    let head_only = req.is_head();
+    let chunked = !head_only && req.req.head.protover() >= 11;
+    if !chunked && !head_only {
+        req.doclose = true;
+        req.close = "TX_EOF";
+    }
+    let conn: &[u8] = if req.doclose { b"close" } else { b"keep-alive" };
+    resp.append(b"Connection", conn);
+    req.vsl.header(Tag::RespHeader, b"Connection", conn);
+    if chunked {
+        resp.append(b"Transfer-Encoding", b"chunked");
+        req.vsl.header(Tag::RespHeader, b"Transfer-Encoding", b"chunked");
+    }
+    req.vsl.timestamp("Process", now());
+    let mut head = Vec::with_capacity(1024);
+    resp.write_to(&mut head);
+    sp.timeouts = req.timeouts;
+    let since = Instant::now();
+    let mut ok = sp.send(&head, since).await;
+    if ok && !head_only {
+        let level = to_gzip.then_some(req.params.gzip_level as u32);
+        req.esi_out = Some(crate::ved::EsiOut::new(chunked, since, level));
+        crate::ved::deliver(req, sp, body, &instrs).await;
+        let out = req.esi_out.take().expect("the writer comes back");
+        let (whole, bytes) = out.finish(sp).await;
+        ok = whole;
+        req.resp_body_bytes = bytes;
+    }
+    if !ok {
+        req.doclose = true;
+        req.close = "TX_ERROR";
+    }
+    req.resp_hdr_bytes = head.len() as u64;
+    req.vsl.timestamp("Resp", now());
+    ReqStep::Finish
+}
+
+/// Sends the body of an include into the top request's response: no head,
+/// plain bytes (gunzipped if need be), and the object's own ESI followed
+/// if it has any. Whatever its status, the body is included (as varnishd
+/// 7.1 does); a body that breaks off cuts the whole response off unless
+/// the include may fail (`onerror="continue"`).
+async fn transmit_include(req: &mut Req, sp: &mut Sess, resp: Msg, body: RespBody) -> ReqStep {
+    req.vsl.timestamp("Process", now());
+    let status = resp.head.status();
+    let before = req.esi_out.as_ref().map_or(0, |o| o.plain_bytes);
+    if let Some((esi_body, instrs)) = esi_instructions(req, &resp, &body) {
+        req.vsl.str(Tag::Filters, " esi");
+        crate::ved::deliver(req, sp, esi_body, &instrs).await;
+    } else {
+        let gzipped = match &body {
+            RespBody::Fetched(BeBody::Object(_, obj)) => gzip::is_gzip(&obj.head),
+            _ => gzip::is_gzip(&resp),
+        };
+        req.vsl.str(Tag::Filters, if gzipped { " gunzip" } else { "" });
+        if gzipped && !req.esi_out.as_ref().is_some_and(crate::ved::EsiOut::is_gzip) {
+            req.shared.stats.n_gunzip.inc();
+        }
+        let mut gunzip = gzipped.then(gzip::Filter::gunzip);
+        let mut source = match body {
+            _ if status < 200 || status == 204 || status == 304 => Source::Nothing,
+            RespBody::Synth => Source::Once(std::mem::take(&mut req.synth_body)),
+            RespBody::Fetched(BeBody::Bytes(b) | BeBody::Esi(b, _)) => Source::Once(b),
+            RespBody::Fetched(BeBody::Stream { rx, .. }) => Source::Stream(rx),
+            RespBody::Fetched(BeBody::Object(_, obj)) => Source::Object(obj.reader()),
+            RespBody::Fetched(BeBody::Empty) | RespBody::None => Source::Nothing,
+        };
+        let mut failed = false;
+        loop {
+            let piece = match source.next().await {
+                None => break,
+                Some(Ok(piece)) => piece,
+                Some(Err(())) => {
+                    failed = true;
+                    break;
+                }
+            };
+            let plain = match &mut gunzip {
+                Some(f) => match f.feed(&piece) {
+                    Ok(p) => p,
+                    Err(()) => {
+                        failed = true;
+                        break;
+                    }
+                },
+                None => piece.to_vec(),
+            };
+            let Some(out) = req.esi_out.as_mut() else { break };
+            if !out.write(sp, &plain).await {
+                break;
+            }
+        }
+        if let (false, Some(f)) = (failed, gunzip) {
+            match f.finish() {
+                Ok(tail) => {
+                    if let Some(out) = req.esi_out.as_mut() {
+                        out.write(sp, &tail).await;
+                    }
+                }
+                Err(()) => failed = true,
+            }
+        }
+        if failed {
+            crate::ved::fail(req);
+        }
+    }
+    req.resp_body_bytes = req.esi_out.as_ref().map_or(0, |o| o.plain_bytes) - before;
     req.vsl.timestamp("Resp", now());
     ReqStep::Finish
 }

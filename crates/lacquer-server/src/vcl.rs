@@ -60,6 +60,42 @@ pub(crate) struct Vcl {
     pub mod_backends: Vec<std::sync::OnceLock<crate::director::ModBackend>>,
     /// Set while warm: the running probe tasks, stopped when it cools.
     warm: Mutex<Option<Vec<tokio::task::AbortHandle>>>,
+    /// Whether the program calls a module function named `rollback`
+    /// (`std.rollback`): only then do its tasks keep a copy of the request
+    /// as received, which costs a copy per request.
+    pub rolls_back: bool,
+    /// Whether the program sets `beresp.do_esi` or `resp.do_esi`: only
+    /// then do its requests keep the request as received for ESI includes
+    /// to start from (an include under another VCL starts from the
+    /// request as VCL left it).
+    pub esi: bool,
+}
+
+/// Whether `program` sets `beresp.do_esi` or `resp.do_esi` anywhere.
+fn sets_do_esi(program: &Program) -> bool {
+    use lacquer_defs::Var;
+    use lacquer_vcl::program::{Place, Stmt};
+    fn walk(stmts: &[Stmt]) -> bool {
+        stmts.iter().any(|s| match s {
+            Stmt::Set(Place::Var(Var::BerespDoEsi | Var::RespDoEsi), _) => true,
+            Stmt::If(arms, els) => arms.iter().any(|(_, b)| walk(b)) || walk(els),
+            _ => false,
+        })
+    }
+    program.subs.iter().any(|sub| walk(&sub.body))
+}
+
+/// Whether `program` calls a module function named `rollback`.
+fn calls_rollback(program: &Program) -> bool {
+    program.calls.iter().any(|c| match c.target {
+        lacquer_vcl::program::CallTarget::Function { module, func } => program
+            .imports
+            .get(module as usize)
+            .and_then(|i| i.spec.as_ref())
+            .and_then(|s| s.functions.get(func as usize))
+            .is_some_and(|f| f.name == "rollback"),
+        _ => false,
+    })
 }
 
 impl Vcl {
@@ -317,7 +353,15 @@ impl Vcls {
     /// Publishes the active VCL for new requests.
     fn publish(&self, list: &List) {
         let vcl = list.active.as_deref().and_then(|a| list.resolve(a)).map(|l| l.vcl.clone());
-        *self.active.write().unwrap_or_else(|e| e.into_inner()) = vcl;
+        let name = vcl.as_ref().map(|v| v.name.clone());
+        let before = std::mem::replace(&mut *self.active.write().unwrap_or_else(|e| e.into_inner()), vcl);
+        // The modules' `lacquer.reload`, when the VCL new requests get is
+        // another one (not for the first).
+        if let (Some(before), Some(name)) = (before, name) {
+            if before.name != name {
+                before.vmods.notify_reload(&name);
+            }
+        }
     }
 
     /// `vcl.load` / `vcl.inline`: compiles, makes the backends and
@@ -474,7 +518,20 @@ impl Vcls {
         let vmods = vmod::Vmods::new(&shared.modules, &program);
         let mod_backends = program.instances.iter().map(|_| std::sync::OnceLock::new()).collect();
         let name = name.to_string();
-        let vcl = Arc::new(Vcl { name, program, source, backends, vbe, vmods, mod_backends, warm: Mutex::new(None) });
+        let rolls_back = calls_rollback(&program);
+        let esi = sets_do_esi(&program);
+        let vcl = Arc::new(Vcl {
+            name,
+            program,
+            source,
+            backends,
+            vbe,
+            vmods,
+            mod_backends,
+            warm: Mutex::new(None),
+            rolls_back,
+            esi,
+        });
         let name = &vcl.name;
         let failed = |why: String| format!("VCL \"{name}\" Failed initialization\nMessage:\n\t{why}");
         vmod::event(shared, &vcl, Event::Load).map_err(failed)?;

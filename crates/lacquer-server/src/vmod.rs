@@ -13,7 +13,7 @@
 //!
 //! Private state is kept where its scope lives, and dropped (released)
 //! exactly once when that scope ends: PRIV_TASK with the request or the
-//! fetch, PRIV_TOP with the request (no ESI yet), PRIV_SESS with the
+//! fetch, PRIV_TOP with the top request, lent to its ESI includes in turn, PRIV_SESS with the
 //! connection, PRIV_CALL and PRIV_VCL with the loaded VCL.
 //!
 //! Objects (`new x = mod.class(…)` in `vcl_init`) are made when the server
@@ -36,8 +36,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use lacquer_defs::{Method, Var, VclType};
 use lacquer_module::{
     Acl, Arg, Backend, BlobRef, Ctx, Failure as MFailure, Header, HookFn, Hooks, Host, Http, Instance, IpKind, Module,
-    PrivScope, PrivSlot, Probe, Registry, SharedSlot, Strands, Target, Value as MValue,
+    PrivScope, PrivSlot, Probe, Registry, SharedSlot, Strands, Target, Value as MValue, WsId,
 };
+use lacquer_shm::Side;
 use lacquer_vcl::module::{ArgType, ResolveError};
 use lacquer_vcl::program::{CallId, CallTarget, Expr};
 use lacquer_vcl::{Failure, ModuleResolver, ModuleSpec, Program, Value};
@@ -61,6 +62,17 @@ pub struct Modules {
     loaded: Mutex<Vec<(String, Module)>>,
     /// The named hooks modules provide one another, owned by VCLs.
     hooks: Arc<Hooks>,
+}
+
+impl Modules {
+    /// Tells the modules that provide server event `name` (one of
+    /// [`lacquer_module::server_events`]); the text is made only when one
+    /// does.
+    pub(crate) fn notify(&self, name: &str, arg: impl FnOnce() -> String) {
+        if self.hooks.wanted(name) {
+            self.hooks.notify(name, arg().as_bytes());
+        }
+    }
 }
 
 impl Default for Modules {
@@ -128,6 +140,21 @@ pub(crate) type PrivKey = (u8, u64);
 #[derive(Default)]
 pub(crate) struct Privs(HashMap<PrivKey, PrivSlot>);
 
+impl Privs {
+    /// Takes the PRIV_TOP state out, for an ESI include to use while it
+    /// runs (PRIV_TASK and PRIV_TOP live in the same map).
+    pub fn take_top(&mut self) -> Privs {
+        let top = scope_code(PrivScope::Top);
+        let keys: Vec<PrivKey> = self.0.keys().filter(|k| k.0 == top).copied().collect();
+        Privs(keys.into_iter().filter_map(|k| self.0.remove_entry(&k)).collect())
+    }
+
+    /// Puts back what [`Privs::take_top`] took.
+    pub fn put_back(&mut self, other: Privs) {
+        self.0.extend(other.0);
+    }
+}
+
 /// The host's side of modules for one loaded VCL.
 pub(crate) struct Vmods {
     /// The modules the VCL imports.
@@ -155,6 +182,15 @@ impl Vmods {
     }
 
     /// Unregisters the hook providers the VCL registered.
+    /// `lacquer.reload`: VCL `active` is now the one new requests get
+    /// (the registry is the server's; any VCL's handle on it will do).
+    pub(crate) fn notify_reload(&self, active: &str) {
+        let name = lacquer_module::server_events::RELOAD;
+        if self.hooks.wanted(name) {
+            self.hooks.notify(name, active.as_bytes());
+        }
+    }
+
     fn drop_hooks(&self) {
         self.hooks.remove_owner(self.hook_owner);
     }
@@ -198,6 +234,10 @@ pub(crate) enum Task<'a> {
     Init(&'a std::cell::RefCell<Privs>),
 }
 
+/// The records a module call wrote (`VCL_Log`, workspace `Debug`), for
+/// the task's log.
+pub(crate) type ModLogs = Vec<(lacquer_shm::Tag, Vec<u8>)>;
+
 /// A [`Host`] for one call: the task, and who is calling.
 pub(crate) struct TaskHost<'a> {
     task: Task<'a>,
@@ -210,7 +250,7 @@ pub(crate) struct TaskHost<'a> {
     /// The VCL name of the object whose constructor or method runs.
     object_name: Option<&'a str>,
     /// `VCL_Log` lines, written to the task's log after the call.
-    pub logs: Vec<Vec<u8>>,
+    pub logs: ModLogs,
 }
 
 fn scope_code(s: PrivScope) -> u8 {
@@ -218,6 +258,17 @@ fn scope_code(s: PrivScope) -> u8 {
 }
 
 impl TaskHost<'_> {
+    /// The import the running call belongs to: the owner itself for a
+    /// function, the object's module for a constructor or method.
+    fn module_import(&self) -> u64 {
+        if self.owner >> 32 == 1 {
+            let instance = (self.owner & 0xffff_ffff) as usize;
+            self.vcl.program.instances.get(instance).map_or(self.owner, |i| u64::from(i.module))
+        } else {
+            self.owner
+        }
+    }
+
     /// The task's exclusive private state of `scope`, if the task has it.
     fn privs(&self, scope: PrivScope) -> Option<&std::cell::RefCell<Privs>> {
         match (&self.task, scope) {
@@ -241,13 +292,19 @@ impl TaskHost<'_> {
         }
     }
 
-    fn msg_mut(&mut self, which: Http) -> Result<&mut Msg, MFailure> {
+    /// A message to change, with the task's log, workspace and the tags
+    /// its headers are logged under.
+    fn msg_logged(
+        &mut self,
+        which: Http,
+    ) -> Result<(&mut Msg, &mut crate::vsl::Vsl, &crate::ws::Ws, crate::vsl::HeadTags), MFailure> {
+        use crate::vsl::{BEREQ, BERESP, REQ, RESP};
         let m = match (&mut self.task, which) {
-            (Task::Req(r), Http::Req) => r.get_mut().map(|r| &mut r.req),
-            (Task::Req(r), Http::Resp) => r.get_mut().and_then(|r| r.resp.as_mut()),
-            (Task::Req(r), Http::Bereq) => r.get_mut().and_then(|r| r.bereq.as_mut()),
-            (Task::Bo(b), Http::Bereq) => b.get_mut().map(|b| &mut b.bereq),
-            (Task::Bo(b), Http::Beresp) => b.get_mut().and_then(|b| b.beresp.as_mut()),
+            (Task::Req(Lent::Mut(r)), Http::Req) => Some((&mut r.req, &mut r.vsl, &r.ws, REQ)),
+            (Task::Req(Lent::Mut(r)), Http::Resp) => r.resp.as_mut().map(|m| (m, &mut r.vsl, &r.ws, RESP)),
+            (Task::Req(Lent::Mut(r)), Http::Bereq) => r.bereq.as_mut().map(|m| (m, &mut r.vsl, &r.ws, BEREQ)),
+            (Task::Bo(Lent::Mut(b)), Http::Bereq) => Some((&mut b.bereq, &mut b.vsl, &b.ws, BEREQ)),
+            (Task::Bo(Lent::Mut(b)), Http::Beresp) => b.beresp.as_mut().map(|m| (m, &mut b.vsl, &b.ws, BERESP)),
             _ => None,
         };
         m.ok_or_else(|| MFailure(format!("{which:?} cannot be changed here")))
@@ -255,6 +312,27 @@ impl TaskHost<'_> {
 }
 
 impl TaskHost<'_> {
+    /// The task's workspace `id`, if it has one.
+    fn ws(&self, id: WsId) -> Option<&crate::ws::Ws> {
+        match (&self.task, id) {
+            (Task::Req(r), WsId::Client) => Some(&r.get().ws),
+            (Task::Req(r), WsId::Session) => Some(&r.get().sess_ws),
+            (Task::Req(r), WsId::Thread) => Some(&r.get().thr_ws),
+            (Task::Bo(b), WsId::Backend) => Some(&b.get().ws),
+            (Task::Bo(b), WsId::Thread) => Some(&b.get().thr_ws),
+            _ => None,
+        }
+    }
+
+    /// The workspace of the task itself: the client's or the backend's.
+    fn task_ws(&self) -> Option<&crate::ws::Ws> {
+        match &self.task {
+            Task::Req(r) => Some(&r.get().ws),
+            Task::Bo(b) => Some(&b.get().ws),
+            Task::Init(_) => None,
+        }
+    }
+
     /// The request, for what only a statement in `vcl_recv` may do with
     /// it: take its connection, end it.
     fn recv_req(&mut self) -> Result<&mut crate::req_fsm::Req, MFailure> {
@@ -289,7 +367,7 @@ impl Host for TaskHost<'_> {
     }
 
     fn log(&mut self, msg: &[u8]) {
-        self.logs.push(msg.to_vec());
+        self.logs.push((lacquer_shm::Tag::VCL_Log, msg.to_vec()));
     }
 
     fn vcl_name(&self) -> &str {
@@ -350,19 +428,84 @@ impl Host for TaskHost<'_> {
         }
     }
 
+    /// `std.rollback`: the message back to what it was before VCL, the
+    /// task's workspace back to where it was then (an overflow counted
+    /// and cleared) and its PRIV_TASK state released, as Varnish's
+    /// `Req_Rollback` and `Bereq_Rollback` do.
+    fn rollback(&mut self, which: Http) -> Result<(), MFailure> {
+        let stats = &self.shared.stats;
+        match (&mut self.task, which) {
+            (Task::Req(_), Http::Req) if self.method == Method::Pipe => {
+                Err(MFailure("Cannot rollback in vcl_pipe {}".into()))
+            }
+            (Task::Req(Lent::Mut(r)), Http::Req) => {
+                let req0 = r.req0.clone().ok_or_else(|| MFailure("the request as received was not kept".into()))?;
+                r.req = req0;
+                if r.ws.rollback(r.ws_req) {
+                    stats.ws_client_overflow.inc();
+                }
+                drop(std::mem::take(&mut *r.privs.borrow_mut()));
+                Ok(())
+            }
+            (Task::Bo(Lent::Mut(b)), Http::Bereq) => {
+                let bereq0 = b.bereq0.clone().ok_or_else(|| MFailure("the backend request was not kept".into()))?;
+                b.bereq = bereq0;
+                if self.method == Method::BackendResponse {
+                    b.drop_conn(self.shared);
+                }
+                if b.ws.rollback(b.ws_bo) {
+                    stats.ws_backend_overflow.inc();
+                }
+                drop(std::mem::take(&mut *b.privs.borrow_mut()));
+                Ok(())
+            }
+            _ => Err(MFailure(format!("{which:?} cannot be rolled back here"))),
+        }
+    }
+
+    fn workspace(&self, which: WsId) -> Option<&dyn lacquer_module::Workspace> {
+        self.ws(which).map(|w| w as &dyn lacquer_module::Workspace)
+    }
+
+    fn task_workspace(&self) -> Option<&dyn lacquer_module::Workspace> {
+        self.task_ws().map(|w| w as &dyn lacquer_module::Workspace)
+    }
+
+    fn log_record(&mut self, vxid: u64, tag: &str, client: bool, msg: &[u8]) -> Result<(), MFailure> {
+        let tag = lacquer_defs::Tag::from_name(tag).ok_or_else(|| MFailure(format!("unknown log tag {tag}")))?;
+        crate::vsl::record(&self.shared.log, vxid, if client { Side::Client } else { Side::Backend }, tag, msg);
+        Ok(())
+    }
+
     fn header(&self, which: Http, name: &[u8], nth: usize) -> Option<&[u8]> {
         let m = self.msg(which)?;
         let (head, buf) = (&m.head, &m.buf[..]);
         head.headers(buf).filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v).nth(nth)
     }
 
+    /// As `set` in VCL: the header built in the workspace (lost, and the
+    /// workspace overflowed, when it does not fit), what goes and what
+    /// comes logged.
     fn set_header(&mut self, which: Http, name: &[u8], value: &[u8]) -> Result<(), MFailure> {
-        self.msg_mut(which)?.set(name, value);
+        let (m, vsl, ws, tags) = self.msg_logged(which)?;
+        if !lacquer_module::Workspace::alloc(ws, crate::ws::header_size(name.len(), value.len())) {
+            vsl.text(lacquer_shm::Tag::LostHeader, &[name, b":"].concat());
+            return Ok(());
+        }
+        for old in m.head.header_all(&m.buf, name) {
+            vsl.header(tags.unset, name, old);
+        }
+        m.set(name, value);
+        vsl.header(tags.header, name, value);
         Ok(())
     }
 
     fn unset_header(&mut self, which: Http, name: &[u8]) -> Result<(), MFailure> {
-        self.msg_mut(which)?.unset(name);
+        let (m, vsl, _, tags) = self.msg_logged(which)?;
+        for old in m.head.header_all(&m.buf, name) {
+            vsl.header(tags.unset, name, old);
+        }
+        m.unset(name);
         Ok(())
     }
 
@@ -397,7 +540,9 @@ impl Host for TaskHost<'_> {
     fn shared_priv(&self, scope: PrivScope) -> Option<Arc<SharedSlot>> {
         let key = match scope {
             PrivScope::Call => (scope_code(scope), u64::from(self.call)),
-            PrivScope::Vcl => (scope_code(scope), self.owner),
+            // One per module per VCL, as Varnish's: an object's methods
+            // share it with the module's functions (and request_raw).
+            PrivScope::Vcl => (scope_code(scope), self.module_import()),
             _ => return None,
         };
         let mut shared = self.vcl.vmods.shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -445,6 +590,10 @@ impl Host for TaskHost<'_> {
         }
     }
 
+    fn vcl_syntax(&self) -> Option<u32> {
+        Some(u32::from(self.vcl.program.syntax))
+    }
+
     fn set_ip_tos(&mut self, tos: i64) -> Result<(), MFailure> {
         let fd = match &self.task {
             Task::Req(Lent::Mut(r)) => r.conn.fd(),
@@ -465,12 +614,19 @@ impl Host for TaskHost<'_> {
         crate::handoff::end_request(req, end)
     }
 
-    fn ban(&mut self, expr: &[u8]) -> Result<(), String> {
-        let spec = crate::ban::parse(&String::from_utf8_lossy(expr))?;
-        let uses_req = spec.uses_req();
-        let text = spec.text.clone();
-        self.shared.cache.ban(crate::msg::now(), text, uses_req, spec.into_test());
-        Ok(())
+    /// `std.ban()`: as VCL's `ban()`, a refused ban is also logged.
+    fn ban(&mut self, expr: Option<&[u8]>) -> Result<(), String> {
+        match crate::ban::parse_vcl(expr) {
+            Ok(spec) => {
+                let t = crate::msg::now();
+                self.shared.cache.ban(t, spec.into_ban(t));
+                Ok(())
+            }
+            Err(e) => {
+                self.logs.push((lacquer_defs::Tag::VCL_Error, format!("ban(): {e}").into_bytes()));
+                Err(e)
+            }
+        }
     }
 }
 
@@ -540,7 +696,7 @@ pub(crate) fn call(
     method: Method,
     id: CallId,
     args: &[Option<Value<'_>>],
-) -> Result<(Value<'static>, Vec<Vec<u8>>), Failure> {
+) -> Result<(Value<'static>, ModLogs), Failure> {
     let program = &vcl.program;
     let site = &program.calls[id as usize];
     let (import, target_obj) = match site.target {
@@ -602,6 +758,25 @@ pub(crate) fn call(
             },
         }
     };
+    // What the workspaces traced (`debug=+workspace`) goes to the log
+    // with what the module logged.
+    for id in [WsId::Client, WsId::Backend, WsId::Session, WsId::Thread] {
+        if let Some(ws) = host.ws(id) {
+            let trace = ws.take_trace();
+            host.logs.extend(trace.into_iter().map(|t| (lacquer_shm::Tag::Debug, t.into_bytes())));
+        }
+    }
+    // A string a linked module returns is kept in the task's workspace
+    // (a loaded module's was charged when it copied it there).
+    if let (Ok(v), Some(ws), Module::Linked(_)) = (&result, host.task_ws(), module) {
+        match v {
+            MValue::Str(Some(s)) => ws.alloc_str(s.len()),
+            MValue::Blob(Some(b)) if !b.is_empty() => {
+                lacquer_module::Workspace::alloc(ws, crate::ws::blob_size(b.len()))
+            }
+            _ => true,
+        };
+    }
     let logs = std::mem::take(&mut host.logs);
     match result {
         Ok(v) => Ok((from_value(v), logs)),
@@ -756,10 +931,53 @@ fn event_one(shared: &crate::Shared, vcl: &Vcl, i: usize, ev: lacquer_module::Ev
     let mut host =
         TaskHost { task, method, shared, vcl, owner: i as u64, call: 0, object_name: None, logs: Vec::new() };
     let r = module.call(&mut Ctx::new(&mut host), Target::Function(f), &margs);
-    for l in &host.logs {
-        crate::vsl::global(&shared.log, lacquer_defs::Tag::VCL_Log, l);
+    for (tag, l) in &host.logs {
+        crate::vsl::global(&shared.log, *tag, l);
     }
     r.map(drop).map_err(|e| e.0)
+}
+
+/// Gives each imported module with a `request_raw` function the request's
+/// head as received, before VCL runs: in import order, with the request
+/// lent as in `vcl_recv` (so a module may take the connection and end the
+/// request; the first that ends it is the last asked). An error fails the
+/// request as a VCL failure would.
+pub(crate) fn request_raw(req: &mut crate::req_fsm::Req) -> Result<(), String> {
+    let vcl = req.vcl.clone();
+    for (i, imp) in vcl.program.imports.iter().enumerate() {
+        let Some(f) = imp.spec.as_ref().and_then(|s| s.request_raw) else { continue };
+        let Some(module) = vcl.vmods.registry.get(&imp.name) else { continue };
+        if req.conn.end.is_some() {
+            break;
+        }
+        let shared = req.shared.clone();
+        let head = req.req.buf.clone();
+        let spec = &imp.spec.as_ref().expect("checked above").functions[f as usize];
+        let margs: Vec<Arg<'_>> = spec
+            .args
+            .iter()
+            .map(|a| if matches!(a.ty, ArgType::Priv(_)) { Arg::Absent } else { Arg::Str(Some(&head)) })
+            .collect();
+        let task = Task::Req(Lent::Mut(&mut *req));
+        let mut host = TaskHost {
+            task,
+            method: Method::Recv,
+            shared: &shared,
+            vcl: &vcl,
+            owner: i as u64,
+            call: 0,
+            object_name: None,
+            logs: Vec::new(),
+        };
+        let r = module.call(&mut Ctx::new(&mut host), Target::Function(f), &margs);
+        let logs = std::mem::take(&mut host.logs);
+        drop(host);
+        for (tag, l) in logs {
+            req.vsl.text(tag, &l);
+        }
+        r.map_err(|e| format!("{}: {}", imp.name, e.0))?;
+    }
+    Ok(())
 }
 
 /// Runs `vcl_fini` when a discarded VCL is finished; its objects are
@@ -814,8 +1032,8 @@ impl lacquer_vcl::VclContext for InitCtx<'_> {
     fn call(&self, _program: &Program, id: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {
         // Outside any request: what modules log goes to vxid 0.
         let (v, logs) = call(self.shared, self.vcl, Task::Init(&self.privs), self.method, id, args)?;
-        for l in &logs {
-            crate::vsl::global(&self.shared.log, lacquer_defs::Tag::VCL_Log, l);
+        for (tag, l) in &logs {
+            crate::vsl::global(&self.shared.log, *tag, l);
         }
         Ok(v)
     }

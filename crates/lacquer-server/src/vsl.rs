@@ -165,6 +165,18 @@ impl fmt::Display for Upper<'_> {
 /// `VSL(tag, 0, …)` from the CLI, `vcl_init` and module events.
 pub(crate) fn global(log: &lacquer_shm::Log, tag: Tag, text: &[u8]) {
     let mut b = log.buffer();
-    b.log_bytes(tag, 0, lacquer_shm::Side::None, text);
+    // A text record, cut at `vsl_reclen` − 1 with its NUL, as any other.
+    match std::str::from_utf8(text) {
+        Ok(s) => b.log_str(tag, 0, lacquer_shm::Side::None, s),
+        Err(_) => b.log(tag, 0, lacquer_shm::Side::None, format_args!("{}", Text(text))),
+    }
+    b.flush();
+}
+
+/// Logs one record for any transaction, as `vtc.vsl` does with Varnish's
+/// `VSLs`: the record stands alone, outside the task that wrote it.
+pub(crate) fn record(log: &lacquer_shm::Log, vxid: u64, side: Side, tag: Tag, text: &[u8]) {
+    let mut b = log.buffer();
+    b.log_bytes(tag, wire_vxid(vxid), side, text);
     b.flush();
 }

@@ -46,6 +46,8 @@ pub struct NcsaOptions {
     pub backend: bool,
     /// `-c`: client requests (the default; both with `-b -c`).
     pub client: bool,
+    /// `-E`: ESI requests too (and so client requests).
+    pub esi: bool,
     /// `-w`: append the lines to this file instead of printing them.
     pub write: Option<PathBuf>,
     /// `-j`: quote the values for JSON strings.
@@ -78,7 +80,7 @@ fn run_inner(o: &NcsaOptions) -> io::Result<()> {
         (None, None) => COMBINED.to_string(),
     };
     let format = Format::parse_as(&text, o.json).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let (client, backend) = (o.client || o.log.esi || !o.backend, o.backend);
+    let (client, backend) = (o.client || o.esi || !o.backend, o.backend);
     let open = |p: &std::path::Path| -> io::Result<Box<dyn Write>> {
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -105,7 +107,7 @@ fn run_inner(o: &NcsaOptions) -> io::Result<()> {
         }
         for tx in g {
             let wanted = match tx.kind {
-                TxKind::Request => client && (tx.reason != "esi" || o.log.esi),
+                TxKind::Request => client && (o.esi || tx.reason != "esi"),
                 TxKind::BeReq => backend,
                 _ => false,
             };

@@ -52,8 +52,7 @@ pub struct Filter {
     pub client_only: bool,
     /// `-b`: only backend-side records.
     pub backend_only: bool,
-    /// `-E`: ESI subrequests are client transactions too (without it,
-    /// `-c` leaves them out).
+    /// `-E`: ESI requests too (with `-c` or `-b`, which leave them out).
     pub esi: bool,
     /// `-C`: the regular expressions of `-I` and `-X` given after it
     /// ignore case.
@@ -150,20 +149,22 @@ impl Filter {
     }
 
     /// Whether a transaction is printed at all: with `-c` or `-b`, those
-    /// of the other side are left out, header included.
+    /// of the other side are left out, header included, and so are ESI
+    /// requests unless `-E` asks for them.
     pub fn shows_tx(&self, tx: &Tx) -> bool {
+        if (self.client_only || self.backend_only) && !self.esi && tx.kind == TxKind::Request && tx.reason == "esi" {
+            return false;
+        }
         let side = match tx.kind {
             TxKind::BeReq => Side::Backend,
             TxKind::Session | TxKind::Request => Side::Client,
             TxKind::Unknown | TxKind::Raw => tx.records.first().map_or(Side::None, |r| r.side),
         };
-        let esi_ok = self.esi || !self.client_only || tx.kind != TxKind::Request || tx.reason != "esi";
-        esi_ok
-            && match (self.client_only, self.backend_only) {
-                (true, false) => side == Side::Client,
-                (false, true) => side == Side::Backend,
-                _ => true,
-            }
+        match (self.client_only, self.backend_only) {
+            (true, false) => side == Side::Client,
+            (false, true) => side == Side::Backend,
+            _ => true,
+        }
     }
 
     /// Whether `r` is printed.

@@ -31,7 +31,7 @@ pub struct LogOptions {
     pub client: bool,
     /// `-b`: only backend-side records.
     pub backend: bool,
-    /// `-E`: client-side records, ESI subrequests' included.
+    /// `-E`: ESI requests too.
     pub esi: bool,
     /// `-r`: read this binary log file instead of shared memory.
     pub read: Option<PathBuf>,

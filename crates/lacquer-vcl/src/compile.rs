@@ -561,6 +561,8 @@ impl<'o> Vcc<'o> {
                 _ => unreachable!("the built-in VCL defines every method"),
             })
             .collect();
+        // Before the backends are moved out: it looks for `default`.
+        let default_backend = Some(self.default_backend_id());
         Ok(Program {
             syntax: self.main_syntax,
             subs: std::mem::take(&mut self.subs),
@@ -574,7 +576,7 @@ impl<'o> Vcc<'o> {
             calls: std::mem::take(&mut self.calls),
             instances: std::mem::take(&mut self.instances),
             vcl_labels: std::mem::take(&mut self.vcl_labels),
-            default_backend: Some(self.default_backend_id()),
+            default_backend,
             warnings: String::new(),
         })
     }
@@ -792,11 +794,23 @@ impl<'o> Vcc<'o> {
         self.fail(Diag::new(vec![Piece::Text(msg), Piece::Where(sp)]))
     }
 
-    /// `import name [from "path"];`
+    /// `import name [as alias] [from "path"];`: the module's functions and
+    /// objects become `alias.member` (`name.member` without an alias).
     fn parse_import(&mut self) -> R<()> {
         self.next();
         self.expect_tok(Tok::Id, 354)?;
-        let nt = self.t().clone();
+        let mt = self.t().clone();
+        let module = self.text(mt.span);
+        self.next();
+        let nt = if self.is_id("as") {
+            self.next();
+            self.expect_tok(Tok::Id, 354)?;
+            let at = self.t().clone();
+            self.next();
+            at
+        } else {
+            mt
+        };
         let name = self.text(nt.span);
         let again = match self.syms.get(&name).cloned() {
             // Importing the same module twice is harmless, as in VCC.
@@ -807,7 +821,6 @@ impl<'o> Vcc<'o> {
             }
             None => false,
         };
-        self.next();
         let mut path = None;
         if !self.t().is(Op::Semi) {
             if !self.is_id("from") {
@@ -822,10 +835,18 @@ impl<'o> Vcc<'o> {
         if again {
             return Ok(());
         }
+        // A module imported before under another name is the same module
+        // (one set of private state); the new name only adds symbols.
+        if let Some(idx) = self.imports.iter().position(|i| i.name == module && i.path == path) {
+            let idx = idx as u32;
+            self.syms.insert(name.clone(), Sym { kind: SymKind::Module(idx), def: Some(nt.span), ty: VclType::Void });
+            self.enter_module_symbols(idx, &name, nt.span);
+            return Ok(());
+        }
         let idx = self.imports.len() as u32;
-        self.imports.push(Import { name: name.clone(), path: path.clone(), spec: None });
+        self.imports.push(Import { name: module.clone(), path: path.clone(), spec: None });
         self.syms.insert(name.clone(), Sym { kind: SymKind::Module(idx), def: Some(nt.span), ty: VclType::Void });
-        self.import_module(idx, &name, path.as_deref(), nt.span)
+        self.import_module(idx, &module, &name, path.as_deref(), nt.span)
     }
 
     /// Interns a header name for the program.

@@ -86,6 +86,12 @@ pub trait VclContext {
     fn method(&self) -> Method;
     /// Reads a variable.
     fn get(&self, var: Var) -> Value<'_>;
+    /// Reads a variable as an expression does: the same as
+    /// [`get`](VclContext::get), except where reading may fail the task
+    /// (a BLOB that does not fit in the workspace).
+    fn read(&self, var: Var) -> Result<Value<'_>, Failure> {
+        Ok(self.get(var))
+    }
     /// Writes a variable.
     fn set(&mut self, var: Var, value: Value<'_>) -> Result<(), Failure>;
     /// Unsets a variable (`unset req.body`, …).
@@ -100,8 +106,9 @@ pub trait VclContext {
     fn hash_data(&mut self, _data: &[u8]) {}
     /// `synthetic()`: appends to the body being made.
     fn synthetic(&mut self, _body: &[u8]) {}
-    /// `ban()`: an invalid expression is logged, not a failure.
-    fn ban(&mut self, _expr: &[u8]) {}
+    /// `ban()`: an invalid expression is logged, not a failure; `None` is
+    /// VCL's NULL string (an unset header).
+    fn ban(&mut self, _expr: Option<&[u8]>) {}
     /// Calls module code: `program.calls[call]` says what, `args` are
     /// aligned with the spec's arguments (`None` where the module gets
     /// private state or an optional argument was left out). A context
@@ -136,5 +143,14 @@ pub trait VclContext {
             crate::program::TypeMethod::Happy => Value::Bool(true),
             _ => Value::Bytes(0.0),
         }
+    }
+
+    /// Charges a string of `len` bytes the program built (a conversion,
+    /// a `regsub()`, a concatenation kept as a value) to the task's
+    /// workspace, as Varnish allocates it there. `false` when it did not
+    /// fit: the workspace is then overflowed and the task fails where
+    /// Varnish's would; the value is still made, so evaluation goes on.
+    fn ws_charge(&self, _len: usize) -> bool {
+        true
     }
 }

@@ -54,6 +54,11 @@ fn stmt<C: VclContext>(p: &Program, s: &Stmt, ctx: &mut C) -> Result<Flow, Failu
                 if let Expr::Const(Const::Str(s)) = e {
                     // The common case, a constant: no copy.
                     ctx.set_header(*fam, name, s);
+                } else if let Expr::Concat(parts) = e {
+                    // The parts go straight into the header (Varnish's
+                    // STRANDS): only the header is charged.
+                    let val = concat(p, &*ctx, parts)?.unwrap_or_default();
+                    ctx.set_header(*fam, name, &val);
                 } else {
                     let val = string_of(p, &*ctx, e)?.map(Cow::into_owned).unwrap_or_default();
                     ctx.set_header(*fam, name, &val);
@@ -89,8 +94,8 @@ fn stmt<C: VclContext>(p: &Program, s: &Stmt, ctx: &mut C) -> Result<Flow, Failu
             ctx.hash_data(&v);
         }
         Stmt::Ban(e) => {
-            let v = string_of(p, &*ctx, e)?.map(Cow::into_owned).unwrap_or_default();
-            ctx.ban(&v);
+            let v = string_of(p, &*ctx, e)?.map(Cow::into_owned);
+            ctx.ban(v.as_deref());
         }
         // A call made as a statement (a procedure, or a function whose
         // value is dropped) may change the task: its arguments are
@@ -155,7 +160,33 @@ pub fn string_of<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> 
     })
 }
 
-fn to_string<'a, C: VclContext>(_p: &Program, ctx: &'a C, v: Value<'a>) -> Option<Cow<'a, [u8]>> {
+/// The parts of a concatenation joined; NULL when every part is.
+fn concat<C: VclContext>(p: &Program, ctx: &C, parts: &[Expr]) -> Result<Option<Vec<u8>>, Failure> {
+    let mut out = Vec::new();
+    let mut any = false;
+    for part in parts {
+        if let Some(s) = string_of(p, ctx, part)? {
+            out.extend_from_slice(&s);
+            any = true;
+        }
+    }
+    // All parts NULL concatenate to NULL, as in Varnish.
+    Ok(any.then_some(out))
+}
+
+/// A value converted to STRING, the new string charged to the workspace.
+fn to_string<'a, C: VclContext>(p: &Program, ctx: &'a C, v: Value<'a>) -> Option<Cow<'a, [u8]>> {
+    if let Value::Str(s) = v {
+        return s;
+    }
+    let s = convert(p, ctx, v);
+    if let Some(Cow::Owned(o)) = &s {
+        ctx.ws_charge(o.len());
+    }
+    s
+}
+
+fn convert<'a, C: VclContext>(_p: &Program, ctx: &'a C, v: Value<'a>) -> Option<Cow<'a, [u8]>> {
     let s = match v {
         Value::Str(s) => return s,
         Value::Int(i) => conv::int_to_string(i),
@@ -197,22 +228,17 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
             Const::NoBackend => Value::Backend(None),
             Const::Ip(a) => Value::Ip(Some(*a)),
         },
-        Expr::Var(v, _) => ctx.get(*v),
+        Expr::Var(v, _) => ctx.read(*v)?,
         Expr::Header(fam, h) => Value::Str(ctx.header(*fam, &p.headers[*h as usize]).map(Cow::Borrowed)),
         Expr::Strands(parts) => {
             Value::Strands(parts.iter().map(|part| string_of(p, ctx, part)).collect::<Result<_, _>>()?)
         }
         Expr::Concat(parts) => {
-            let mut out = Vec::new();
-            let mut any = false;
-            for part in parts {
-                if let Some(s) = string_of(p, ctx, part)? {
-                    out.extend_from_slice(&s);
-                    any = true;
-                }
+            let out = concat(p, ctx, parts)?;
+            if let Some(o) = &out {
+                ctx.ws_charge(o.len());
             }
-            // All parts NULL concatenate to NULL, as in Varnish.
-            Value::Str(if any { Some(Cow::Owned(out)) } else { None })
+            Value::Str(out.map(Cow::Owned))
         }
         Expr::ToString(inner) => {
             let v = eval(p, ctx, inner)?;
@@ -292,6 +318,7 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
             let out = p.regexes[*re as usize]
                 .try_sub(subject.as_deref().unwrap_or(b""), with.as_deref().unwrap_or(b""), all)
                 .map_err(|e| Failure(e.regsub_failure()))?;
+            ctx.ws_charge(out.len());
             Value::Str(Some(Cow::Owned(out)))
         }
         Expr::Method(m, inner) => match m {
@@ -299,6 +326,7 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
                 let s = string_of(p, ctx, inner)?;
                 Value::Str(s.map(|s| {
                     let v = if *m == TypeMethod::Lower { s.to_ascii_lowercase() } else { s.to_ascii_uppercase() };
+                    ctx.ws_charge(v.len());
                     Cow::Owned(v)
                 }))
             }
@@ -413,7 +441,12 @@ fn compare<C: VclContext>(p: &Program, ctx: &C, op: CmpOp, a: &Expr, b: &Expr) -
                 Value::Str(s) => s,
                 v => to_string(p, ctx, v),
             };
-            Some(xs.as_deref().unwrap_or(b"").cmp(ys.as_deref().unwrap_or(b"")))
+            // As Varnish's `VRT_strcmp`: a NULL string equals nothing,
+            // not even another NULL (two unset headers are not equal).
+            match (xs, ys) {
+                (Some(a), Some(b)) => Some(a.cmp(&b)),
+                _ => None,
+            }
         }
         (Value::Int(i), Value::Int(j)) => Some(i.cmp(j)),
         (Value::Real(i), Value::Real(j))

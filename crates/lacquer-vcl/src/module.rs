@@ -60,6 +60,9 @@ pub struct ModuleSpec {
     pub doc: String,
     pub functions: Vec<FuncSpec>,
     pub objects: Vec<ObjectSpec>,
+    /// The function the server calls with each request's head before
+    /// VCL (`"request_raw": true`); VCL cannot call it.
+    pub request_raw: Option<u32>,
     /// The function the server calls with the VCL's events (`"event":
     /// true` in the spec; Varnish's `$Event`); VCL cannot call it.
     pub event: Option<u32>,
@@ -154,7 +157,9 @@ impl ModuleSpec {
         };
         let fjson = list(&j, "functions")?;
         let functions = fjson.iter().map(func).collect::<Result<_, _>>()?;
-        let event = fjson.iter().position(|f| f.get("event").and_then(Json::as_bool) == Some(true)).map(|i| i as u32);
+        let flagged =
+            |key: &str| fjson.iter().position(|f| f.get(key).and_then(Json::as_bool) == Some(true)).map(|i| i as u32);
+        let (event, request_raw) = (flagged("event"), flagged("request_raw"));
         let objects = list(&j, "objects")?
             .iter()
             .map(|o| {
@@ -165,7 +170,7 @@ impl ModuleSpec {
                 Ok(ObjectSpec { name, ctor, methods, doc: opt_str(o, "doc") })
             })
             .collect::<Result<_, String>>()?;
-        Ok(ModuleSpec { name, abi, level, doc: opt_str(&j, "doc"), functions, objects, event })
+        Ok(ModuleSpec { name, abi, level, doc: opt_str(&j, "doc"), functions, objects, event, request_raw })
     }
 
     /// The module's reference, as `lacquer module-doc` prints it: its doc,
@@ -212,8 +217,12 @@ impl ModuleSpec {
         if self.event.is_some() {
             out.push_str("\n    It is told the VCL's events (load, warm, cold, discard).\n");
         }
+        if let Some(f) = self.request_raw.and_then(|i| self.functions.get(i as usize)) {
+            out.push_str("\n    It sees each request's head before VCL does:\n");
+            out.push_str(&indent(&f.doc, "      "));
+        }
         let functions: Vec<(usize, &FuncSpec)> =
-            self.functions.iter().enumerate().filter(|(i, _)| self.event != Some(*i as u32)).collect();
+            self.functions.iter().enumerate().filter(|(i, _)| self.callable(*i)).collect();
         if !functions.is_empty() {
             out.push_str("\nFUNCTIONS\n");
             for (_, f) in functions {
@@ -237,7 +246,14 @@ impl ModuleSpec {
 
     /// A function VCL may call, by name.
     pub fn function(&self, name: &str) -> Option<(usize, &FuncSpec)> {
-        self.functions.iter().enumerate().find(|(i, f)| f.name == name && self.event != Some(*i as u32))
+        self.functions.iter().enumerate().find(|(i, f)| f.name == name && self.callable(*i))
+    }
+
+    /// Whether VCL may call function `i` (the event and request_raw
+    /// functions are the server's).
+    pub fn callable(&self, i: usize) -> bool {
+        let i = Some(i as u32);
+        self.event != i && self.request_raw != i
     }
 
     /// An object class by name.

@@ -14,8 +14,8 @@ use crate::token::{Op, Tok};
 
 impl Vcc<'_> {
     /// Resolves an import's spec, checks its ABI version and enters its
-    /// functions and object classes as `name.member` symbols.
-    pub(crate) fn import_module(&mut self, idx: u32, name: &str, path: Option<&str>, at: Span) -> R<()> {
+    /// functions and object classes as `alias.member` symbols.
+    pub(crate) fn import_module(&mut self, idx: u32, name: &str, alias: &str, path: Option<&str>, at: Span) -> R<()> {
         let Some(resolver) = self.opts.modules.clone() else {
             return Ok(());
         };
@@ -53,19 +53,30 @@ impl Vcc<'_> {
             ]);
             return self.fail(d);
         }
+        self.imports[idx as usize].spec = Some(spec);
+        self.enter_module_symbols(idx, alias, at);
+        Ok(())
+    }
+
+    /// Enters the functions and object classes of import `idx` as
+    /// `alias.member` symbols.
+    pub(crate) fn enter_module_symbols(&mut self, idx: u32, alias: &str, at: Span) {
+        let Some(spec) = self.imports[idx as usize].spec.as_ref() else { return };
+        let mut syms = Vec::new();
         for (i, f) in spec.functions.iter().enumerate() {
-            if spec.event == Some(i as u32) {
+            if !spec.callable(i) {
                 continue;
             }
             let sym = Sym { kind: SymKind::ModFunc(idx, i as u32), def: Some(at), ty: f.ret };
-            self.syms.insert(format!("{}.{}", name, f.name), sym);
+            syms.push((format!("{}.{}", alias, f.name), sym));
         }
         for (i, o) in spec.objects.iter().enumerate() {
             let sym = Sym { kind: SymKind::ModObject(idx, i as u32), def: Some(at), ty: VclType::Instance };
-            self.syms.insert(format!("{}.{}", name, o.name), sym);
+            syms.push((format!("{}.{}", alias, o.name), sym));
         }
-        self.imports[idx as usize].spec = Some(spec);
-        Ok(())
+        for (n, sym) in syms {
+            self.syms.insert(n, sym);
+        }
     }
 
     fn spec(&self, module: u32) -> &ModuleSpec {

@@ -306,6 +306,17 @@ impl<'a> Session<'a> {
                 let data = args.first().cloned().unwrap_or_default();
                 self.tx("send", data.as_bytes())
             }
+            "send_urgent" => {
+                let data = args.first().cloned().unwrap_or_default();
+                self.dump("send_urgent", data.as_bytes());
+                let Some(s) = self.stream.as_mut() else {
+                    return fail("write on a closed connection");
+                };
+                match s.send_urgent(data.as_bytes()) {
+                    Ok(()) => Ok(()),
+                    Err(e) => self.rx_err(format!("Write failed: {e}")),
+                }
+            }
             "send_n" => {
                 let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(0);
                 let data = args.get(1).cloned().unwrap_or_default();

@@ -97,7 +97,9 @@ impl Daemon {
         let program = q(&self.program().to_string_lossy());
         match self {
             Daemon::Varnishd { .. } => program,
-            Daemon::Lacquer { .. } => format!("{program} serve"),
+            // With varnishd's default `-T localhost:0`, which
+            // `varnishadm -n` finds.
+            Daemon::Lacquer { .. } => format!("{program} serve -T 127.0.0.1:0"),
         }
     }
 

@@ -26,6 +26,28 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Sends `bytes` as TCP urgent (out-of-band) data, `send(2)` with
+    /// `MSG_OOB`; on a Unix socket, as plain data (there is no urgent
+    /// data there).
+    pub fn send_urgent(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => return io::Write::write_all(s, bytes),
+        };
+        let mut sent = 0;
+        while sent < bytes.len() {
+            let rest = &bytes[sent..];
+            // SAFETY: a send on a socket this stream owns, from a live buffer.
+            let n = unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_OOB) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            sent += n as usize;
+        }
+        Ok(())
+    }
+
     /// Connects to a Unix socket `/path`, or to `host:port` / `host port`
     /// (each address the name resolves to in turn), within `timeout`.
     pub fn connect(addr: &str, timeout: Duration) -> io::Result<Stream> {

@@ -461,6 +461,7 @@ fn ncsa(p: &Parsed) -> Result<ExitCode, String> {
         format_file: p.last('f').map(PathBuf::from),
         backend: p.has('b'),
         client: p.has('c'),
+        esi: p.has('E'),
         write: p.last('w').map(PathBuf::from),
         json: p.has('j'),
     };

@@ -216,7 +216,7 @@ struct NcsaArgs {
     /// Log client requests (the default; both with -b).
     #[arg(short = 'c')]
     client: bool,
-    /// Log ESI subrequests too.
+    /// Log ESI requests too (and so client requests).
     #[arg(short = 'E')]
     esi: bool,
     /// Start at the oldest record still in the log, and stop at its end.
@@ -262,6 +262,7 @@ fn ncsa(a: NcsaArgs) -> ExitCode {
         format_file: a.format_file,
         backend: a.backend,
         client: a.client,
+        esi: a.esi,
         write: a.write,
         json: a.json,
     };
@@ -333,7 +334,7 @@ struct LogArgs {
     /// Only backend-side records.
     #[arg(short = 'b')]
     backend: bool,
-    /// Client-side records, ESI subrequests' included (`-c` leaves them out).
+    /// ESI requests too (left out by -c and -b).
     #[arg(short = 'E')]
     esi: bool,
     /// Read a binary log file (`-` for standard input) instead of the shared memory.

@@ -123,6 +123,98 @@ fn the_process_gets_the_connection_with_the_bytes_already_read() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// The handoff module built as a shared library (ABI 1.3 carries the
+/// connection across the C ABI), in a target directory of its own.
+fn handoff_so() -> String {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| here.join("../../target"))
+        .join("handoff-so");
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "lacquer-vmod-handoff", "--features", "cdylib", "--manifest-path"])
+        .arg(here.join("../../Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("RUSTFLAGS")
+        .status()
+        .unwrap();
+    assert!(st.success(), "building the handoff module as a shared library");
+    let name = format!("{}lacquer_vmod_handoff{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    target.join("debug").join(name).display().to_string()
+}
+
+/// The same transfer with the module loaded from a file: the
+/// connection, the blocking send and the end of the request cross the C
+/// ABI.
+#[test]
+fn a_module_loaded_from_a_file_hands_off_too() {
+    let d = scratch();
+    let sock = receiver(&d, Mode::Answer);
+    let vcl = take_vcl(&sock, "").replace("import handoff;", &format!("import handoff from \"{}\";", handoff_so()));
+    let s = start(Some(&vcl), &[]);
+    let (head, body) = request(&s, b"GET /take HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 Taken"), "{head}");
+    let body = text(&body);
+    assert!(body.contains(" client=127.0.0.1:") && body.contains("GET /take HTTP/1.1"), "{body}");
+    // A refusal ends the request the other way, through the ABI too.
+    let (head, _) = request(&s, b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 plain"), "{head}");
+    assert_eq!(counter_until(&s.dir.join("n"), "MAIN.s_handoff", 1), 1);
+    drop(s);
+    let nobody = take_vcl(&d.join("nobody.sock"), "")
+        .replace("import handoff;", &format!("import handoff from \"{}\";", handoff_so()));
+    let s = start(Some(&nobody), &[]);
+    let (head, _) = request(&s, b"GET /take HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503 Handoff Failed"), "{head}");
+    assert_eq!(header(&head, "x-synth").as_deref(), Some("yes"), "through vcl_synth: {head}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `app.route(prefix)`: the module's request_raw function hands those
+/// requests off before VCL runs (zero-VCL routing); the rest go to VCL.
+#[test]
+fn routed_requests_are_handed_off_before_vcl() {
+    let d = scratch();
+    let sock = receiver(&d, Mode::Answer);
+    let vcl = format!(
+        r#"vcl 4.1;
+import handoff;
+backend default none;
+sub vcl_init {{
+    new app = handoff.endpoint(path = "{}");
+    app.route("/raw/");
+    new gone = handoff.endpoint(path = "{}");
+    gone.route("/gone/");
+}}
+sub vcl_recv {{
+    return (synth(200, "vcl saw it"));
+}}
+sub vcl_synth {{
+    set resp.http.x-synth = "yes";
+}}
+"#,
+        sock.display(),
+        d.join("nobody.sock").display()
+    );
+    let s = start(Some(&vcl), &[]);
+    let (head, body) = request(&s, b"GET /raw/feed HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 Taken"), "{head}");
+    assert!(text(&body).contains("GET /raw/feed HTTP/1.1"), "{}", text(&body));
+    let (head, _) = request(&s, b"GET /rawish HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 vcl saw it"), "not a route: {head}");
+    // A route whose process is not there: the 503 of a failed transfer.
+    let (head, _) = request(&s, b"GET /gone/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503 Handoff Failed"), "{head}");
+    assert_eq!(header(&head, "x-synth").as_deref(), Some("yes"), "through vcl_synth: {head}");
+    let n = s.dir.join("n");
+    let log = log_until(&n, &["-g", "request", "-i", "ReqURL,VCL_call,VCL_return"], "/gone/x");
+    let raw = log.split("ReqURL").find(|b| b.contains("/raw/feed")).unwrap_or("");
+    assert!(!raw.contains("RECV") && raw.contains("handoff"), "vcl_recv did not run for it: {log}");
+    assert_eq!(counter_until(&n, "MAIN.s_handoff", 1), 1);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn no_process_is_a_503_and_the_connection_is_kept() {
     let d = scratch();
@@ -167,6 +259,41 @@ fn a_refusal_or_no_answer_is_a_503_and_the_connection_closes() {
     assert!(head.starts_with("HTTP/1.1 200 plain"), "{head}");
     let _ = std::fs::remove_dir_all(&d);
     let _ = std::fs::remove_dir_all(&d2);
+}
+
+/// `max_transfers` bounds the transfers under way: past it a request is
+/// answered 503 at once (the process is not asked), and the others go on.
+#[test]
+fn past_max_transfers_a_request_is_refused_at_once() {
+    let d = scratch();
+    let silent = receiver(&d, Mode::Silent);
+    let s = start(Some(&take_vcl(&silent, ", max_transfers = 1, timeout = 3s")), &[]);
+    let addr = s.addr.clone();
+    // The first transfer waits for an answer that never comes.
+    let first = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(b"GET /take/1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    });
+    let n = s.dir.join("n");
+    // (The log of a request is written when it ends, so it cannot say
+    // when the first transfer is under way: give it time to start.)
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let (head, _) = request(&s, b"GET /take/2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 503 Handoff Failed"), "{head}");
+    assert!(t.elapsed() < Duration::from_secs(1), "refused at once, not after the timeout: {:?}", t.elapsed());
+    let log = log_until(&n, &["-g", "raw", "-i", "VCL_Log"], "busy");
+    assert!(log.contains("busy: 1 transfers under way"), "{log}");
+    // Ordinary requests are not held up, and the first transfer ends on
+    // its own timeout.
+    let (head, _) = request(&s, b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 plain"), "{head}");
+    let out = first.join().unwrap();
+    assert!(out.starts_with("HTTP/1.1 503 Handoff Failed"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -281,6 +408,65 @@ fn websockets_and_events_live_alongside_cached_traffic() {
     }
     drop(streams);
     assert_eq!(counter_until(&s.dir.join("n"), "MAIN.s_handoff", 5), 5);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The routes `bench/handoff.sh` measures, both ways through one
+/// Lacquer: the same handoff-echo process is the backend of a pass (its
+/// `--http` listener) and receives handed-off connections.
+#[test]
+fn the_same_application_answers_proxied_and_handed_off() {
+    use std::io::BufRead;
+    let d = scratch();
+    let sock = d.join("app.sock");
+    let mut app = Command::new(echo_binary())
+        .args(["--socket", &sock.display().to_string(), "--http", "127.0.0.1:0", "--interval-ms", "0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(app.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let http = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(line.contains("serving HTTP on 127.0.0.1:"), "{line}");
+    let s = start(
+        Some(&vcl(
+            &http,
+            &format!(
+                r#"import handoff;
+sub vcl_init {{ new app = handoff.endpoint(path = "{}"); }}
+sub vcl_recv {{
+    if (req.url ~ "[?&]via=handoff") {{ app.transfer(); }}
+    return (pass);
+}}
+"#,
+                sock.display()
+            ),
+        )),
+        &[],
+    );
+    for via in ["", "&via=handoff"] {
+        let req = format!("GET /download?bytes=300000{via} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (head, body) = request(&s, req.as_bytes());
+        assert!(head.starts_with("HTTP/1.1 200"), "{via}: {head}");
+        assert_eq!(body.len(), 300_000, "{via}");
+        assert!(body.iter().all(|&b| b == b'x'), "{via}");
+        // A burst of events, then the end of the stream.
+        let (mut c, mut r) = connect(&s);
+        c.write_all(format!("GET /events?count=5{via} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        let head = read_head(&mut r).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{via}: {head}");
+        let mut events = 0;
+        let mut line = String::new();
+        while events < 5 {
+            line.clear();
+            assert!(r.read_line(&mut line).unwrap() > 0, "{via}: the stream ended after {events} events");
+            events += usize::from(line.contains("data: "));
+        }
+    }
+    assert_eq!(counter_until(&s.dir.join("n"), "MAIN.s_handoff", 2), 2);
+    let _ = app.kill();
+    let _ = app.wait();
     let _ = std::fs::remove_dir_all(&d);
 }
 

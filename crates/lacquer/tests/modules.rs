@@ -200,6 +200,63 @@ fn a_module_from_one_library_serves_another_through_a_named_hook() {
     let _ = std::fs::remove_dir_all(scratch);
 }
 
+/// The server's events reach a module loaded from a file through the
+/// hook registry: a tick a second, each connection opened and closed,
+/// each request answered (with its status and bytes), each VCL switch.
+#[test]
+fn server_events_reach_a_module_loaded_from_a_file() {
+    let dir = build_modules("../lacquer-module/tests/cdylib/Cargo.toml", "cdylib-tests", Some("provider"));
+    let provider = so(&dir, "provider");
+    let scratch = scratch();
+    let boot = scratch.join("boot.vcl");
+    let vcl = format!(
+        "vcl 4.1;\nimport provider from \"{provider}\";\nbackend default none;\n\
+         sub vcl_init {{ provider.watch_server(); }}\n\
+         sub vcl_recv {{ return (synth(200)); }}\n\
+         sub vcl_synth {{ set resp.http.seen = provider.server_events(); synthetic(\"12345\"); return (deliver); }}\n"
+    );
+    std::fs::write(&boot, &vcl).unwrap();
+    let s = start_with_cli(&["-f", boot.to_str().unwrap()], b"k");
+    let seen = |what: &str| -> u64 {
+        let (h, _) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let seen = header(&h, "seen").unwrap_or_default();
+        let v = seen.split(' ').find_map(|kv| kv.strip_prefix(what)?.strip_prefix('=')).unwrap_or("0");
+        v.parse().unwrap_or_else(|_| panic!("{seen}"))
+    };
+    // Each of these requests comes on its own connection. A request is
+    // told done (and its connection closed) just after its response is
+    // sent, so a client may be a little ahead of the counts: wait for them.
+    assert_eq!(seen("done"), 0, "a request is not done while it runs");
+    let until = |what: &str, want: u64| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let n = seen(what);
+            if n >= want {
+                return n;
+            }
+            assert!(Instant::now() < deadline, "{what}: {n} of {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    until("done", 1);
+    until("open", 3);
+    until("close", 3);
+    let (h, _) = request(&s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let last = header(&h, "seen").unwrap();
+    let last = last.split_once("last=").unwrap().1.to_string();
+    let f: Vec<&str> = last.split(' ').collect();
+    assert_eq!(f.len(), 4, "{last}");
+    assert!(f[0].parse::<u64>().unwrap() >= 1001 && f[1] == "200" && f[2] == "5", "vxid, status, bytes: {last}");
+    std::thread::sleep(Duration::from_millis(1300));
+    assert!(seen("tick") >= 1, "a tick a second");
+    assert_eq!(seen("reload"), 0);
+    let mut cli = Cli::open(&s.addrs[1], b"k");
+    cli.ok(&["vcl.inline", "v2", &vcl.replace("sub vcl_init { provider.watch_server(); }\n", "")]);
+    cli.ok(&["vcl.use", "v2"]);
+    assert_eq!(seen("reload"), 1, "the switch to v2");
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
 #[test]
 fn module_doc_prints_a_modules_reference_from_its_spec() {
     let out = Command::new(LACQUER).args(["module-doc", "directors"]).output().unwrap();

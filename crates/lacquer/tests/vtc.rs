@@ -70,10 +70,11 @@ fn under_varnishd_what_varnishtest_passes_passes() {
         return;
     };
     let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vtc");
-    let mut files: Vec<PathBuf> = ["a00001", "b00001", "b00002", "b00006", "c00001", "v00001"]
-        .iter()
-        .map(|t| own.join(format!("{t}.vtc")))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        ["a00001", "b00001", "b00002", "b00006", "c00001", "c00004", "c00005", "c00006", "v00001"]
+            .iter()
+            .map(|t| own.join(format!("{t}.vtc")))
+            .collect();
     match shared_suite() {
         // -vsc and -expect, -errvcl and -syntax, logexpect from the head
         // and with -d 1, -vsl_catchup, -clijson, -cleanup, -expectexit.

@@ -39,6 +39,30 @@ pub mod vmod {
         Failure(format!("vmod blob error: {msg}"))
     }
 
+    /// What varnishd's `struct vrt_blob` takes from the workspace, besides
+    /// the bytes.
+    const VRT_BLOB: usize = 24;
+
+    /// The free bytes of the task's workspace, where it has one: varnishd
+    /// decodes and encodes in the workspace, so what does not fit there
+    /// fails the call.
+    fn room(ctx: &Ctx) -> Option<usize> {
+        let ws = ctx.task_workspace()?;
+        let free = ws.reserve(None);
+        ws.release(0);
+        Some(free)
+    }
+
+    /// Fails unless a BLOB of `len` bytes made by `what` fits.
+    fn blob_fits(ctx: &Ctx, what: &str, len: usize) -> Result<(), Failure> {
+        match room(ctx) {
+            Some(free) if len.next_multiple_of(8) + VRT_BLOB > free => {
+                Err(Failure(format!("Workspace overflow ({what})")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// varnishd requires case DEFAULT of every encoding without hex digits.
     fn check_case(encoding: &str, case: &str) -> Result<bool, Failure> {
         if !enc(encoding).has_case() && case != "DEFAULT" {
@@ -66,21 +90,29 @@ pub mod vmod {
     /// Returns the BLOB decoded from *encoded* in the *decoding*, reading
     /// at most *length* characters of it when *length* is above 0.
     pub fn decode(
+        ctx: &mut Ctx,
         #[enum_values("IDENTITY", "BASE64", "BASE64URL", "BASE64URLNOPAD", "BASE64CF", "HEX", "URL")]
         #[default("IDENTITY")]
         decoding: &str,
         #[default(0)] length: i64,
         encoded: Strands,
     ) -> Result<lacquer_module::Blob, Failure> {
-        match enc(decoding).decode(encoded.0, limit(length)) {
-            Ok(bytes) => Ok(lacquer_module::Blob(bytes)),
-            Err(_) => Err(err(format_args!("cannot decode, illegal encoding beginning with \"{}\"", first(&encoded)))),
+        let bytes = enc(decoding)
+            .decode(encoded.0, limit(length))
+            .map_err(|_| err(format_args!("cannot decode, illegal encoding beginning with \"{}\"", first(&encoded))))?;
+        if !bytes.is_empty() {
+            if room(ctx).is_some_and(|free| bytes.len() > free) {
+                return Err(err("cannot decode, out of space"));
+            }
+            blob_fits(ctx, "blob.decode", bytes.len())?;
         }
+        Ok(lacquer_module::Blob(bytes))
     }
 
     /// Returns *blob* as a string in the *encoding*; *case* picks the case
     /// of hex digits (HEX and URL only). A NULL *blob* gives NULL.
     pub fn encode(
+        ctx: &mut Ctx,
         #[enum_values("IDENTITY", "BASE64", "BASE64URL", "BASE64URLNOPAD", "BASE64CF", "HEX", "URL")]
         #[default("IDENTITY")]
         encoding: &str,
@@ -90,7 +122,12 @@ pub mod vmod {
         blob: BlobRef,
     ) -> Result<Option<Vec<u8>>, Failure> {
         let upper = check_case(encoding, case)?;
-        Ok(blob.0.map(|b| enc(encoding).encode(b, upper)))
+        let Some(b) = blob.0 else { return Ok(None) };
+        let s = enc(encoding).encode(b, upper);
+        if room(ctx).is_some_and(|free| s.len() + 1 > free) {
+            return Err(err("cannot encode, out of space"));
+        }
+        Ok(Some(s))
     }
 
     /// Decodes *encoded* in the *decoding* and returns it encoded in the
@@ -151,7 +188,12 @@ pub mod vmod {
     }
 
     /// Returns *length* bytes of *blob* from *offset* on.
-    pub fn sub(blob: BlobRef, length: Bytes, #[default(0)] offset: Bytes) -> Result<lacquer_module::Blob, Failure> {
+    pub fn sub(
+        ctx: &mut Ctx,
+        blob: BlobRef,
+        length: Bytes,
+        #[default(0)] offset: Bytes,
+    ) -> Result<lacquer_module::Blob, Failure> {
         let b = match blob.0 {
             Some(b) if !b.is_empty() => b,
             _ => return Err(err("blob is empty in blob.sub()")),
@@ -166,6 +208,10 @@ pub mod vmod {
             return Err(err(format_args!(
                 "size {n} from offset {off} requires more bytes than blob length {len} in blob.sub()"
             )));
+        }
+        // varnishd's sub-blob points into the blob: only its struct is new.
+        if room(ctx).is_some_and(|free| free < VRT_BLOB) {
+            return Err(Failure("Workspace overflow (blob.sub)".into()));
         }
         Ok(lacquer_module::Blob(b[off as usize..(off + n) as usize].to_vec()))
     }

@@ -30,6 +30,10 @@
 //!   kept alive when the process cannot have got it (it was not there,
 //!   or too many transfers were under way), else closed after the 503.
 //!
+//! `app.route("/ws")` in `vcl_init` does the same before VCL runs, for
+//! every request whose target starts with the prefix (the module's
+//! `#[request_raw]` function): `vcl_recv` never sees those requests.
+//!
 //! Options of `handoff.endpoint`: `command`, a shell command starting the
 //! process: run (with `sh -c`) on first use and again on the first use
 //! after it died, no sooner than a back-off after its last start that
@@ -51,8 +55,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use lacquer_module::{Ctx, Failure, NullStr, PrivVcl, RequestEnd};
 
 use lacquer_handoff::wire::{self, Meta, SendError};
 
@@ -188,21 +194,94 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// An endpoint's state, shared by its VCL object and the routes that
+/// name it (`app.route("/ws")`), which outlive no VCL.
+struct Target {
+    name: String,
+    path: PathBuf,
+    timeout: Duration,
+    max: usize,
+    busy: AtomicUsize,
+    supervisor: Option<Mutex<Supervisor>>,
+}
+
+impl Target {
+    /// Hands the client connection to the process and ends the request.
+    fn transfer(&self, ctx: &mut Ctx) -> Result<(), Failure> {
+        let conn = ctx.connection()?;
+        let outcome = match Slot::take(&self.busy, self.max) {
+            None => Err((format!("busy: {} transfers under way", self.max), false)),
+            Some(_slot) => {
+                let mut out = Err((String::new(), false));
+                ctx.blocking(&mut || out = self.send(&conn));
+                out
+            }
+        };
+        drop(conn);
+        match outcome {
+            Ok(()) => {
+                ctx.log(format!("handoff {}: handed to {}", self.name, self.path.display()).as_bytes());
+                ctx.end_request(RequestEnd::HandedOff { to: self.path.display().to_string() })
+            }
+            Err((why, close)) => {
+                ctx.log(format!("handoff {}: {}: {why}", self.name, self.path.display()).as_bytes());
+                ctx.end_request(RequestEnd::Synth { status: 503, reason: "Handoff Failed".into(), close })
+            }
+        }
+    }
+
+    /// Starts the process if need be and sends the connection; the
+    /// error says why and whether the process may have it.
+    fn send(&self, conn: &lacquer_module::Connection) -> Result<(), (String, bool)> {
+        let mut wait = Duration::ZERO;
+        if let Some(s) = &self.supervisor {
+            let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+            if s.ensure().map_err(|e| (format!("not accepting: {e}"), false))? {
+                wait = self.timeout;
+            }
+        }
+        let ctl = connect(&self.path, wait).map_err(|e| (format!("not accepting: {e}"), false))?;
+        let i = &conn.info;
+        let meta = Meta {
+            client: Some(i.client),
+            server: Some(i.server),
+            remote: Some(i.remote),
+            local: Some(i.local),
+            xid: i.xid,
+            sess_xid: i.sess_xid,
+            listener: i.listener.clone(),
+            proxy: i.proxy,
+            head_len: conn.head_len,
+            endpoint: self.name.clone(),
+        };
+        use std::os::fd::AsFd;
+        wire::send_message(&ctl, conn.fd.as_fd(), &meta, &conn.received, self.timeout).map_err(|e: SendError| {
+            let close = e.maybe_delivered();
+            (e.to_string(), close)
+        })
+    }
+}
+
+/// The URL prefixes `route()` gave, per VCL, in the order given: what the
+/// `request_raw` function hands off before VCL runs.
+#[derive(Default)]
+pub struct Routes(Mutex<Vec<(Vec<u8>, Arc<Target>)>>);
+
+/// The request target of a head's first line (`GET /ws?x HTTP/1.1`).
+fn request_target(head: &[u8]) -> &[u8] {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(b"");
+    line.split(|&b| b == b' ').nth(1).unwrap_or(b"")
+}
+
 #[lacquer_module::module(name = "handoff")]
 pub mod vmod {
     //! Hands client connections to another local process.
 
     use super::*;
-    use lacquer_module::{Ctx, Failure, RequestEnd};
 
     /// A process that takes client connections on a Unix socket.
     pub struct Endpoint {
-        name: String,
-        path: PathBuf,
-        timeout: Duration,
-        max: usize,
-        busy: AtomicUsize,
-        supervisor: Option<Mutex<Supervisor>>,
+        t: Arc<Target>,
     }
 
     impl Endpoint {
@@ -230,73 +309,55 @@ pub mod vmod {
             let supervisor = command.filter(|c| !c.is_empty()).map(|c| {
                 Mutex::new(Supervisor { command: c.to_string(), child: None, started: None, backoff: BACKOFF_MIN })
             });
-            Ok(Endpoint {
+            let t = Target {
                 name,
                 path: PathBuf::from(path),
                 timeout: Duration::from_secs_f64(timeout.0),
                 max: max_transfers as usize,
                 busy: AtomicUsize::new(0),
                 supervisor,
-            })
+            };
+            Ok(Endpoint { t: Arc::new(t) })
         }
 
         /// Hands the client connection to the process and ends the
         /// request: handed off, or a 503 through `vcl_synth` when the
         /// process is not there, not accepting, or refuses.
         pub fn transfer(&self, ctx: &mut Ctx) -> Result<(), Failure> {
-            let conn = ctx.connection()?;
-            let outcome = match Slot::take(&self.busy, self.max) {
-                None => Err((format!("busy: {} transfers under way", self.max), false)),
-                Some(_slot) => {
-                    let mut out = Err((String::new(), false));
-                    ctx.blocking(&mut || out = self.send(&conn));
-                    out
-                }
-            };
-            drop(conn);
-            match outcome {
-                Ok(()) => {
-                    ctx.log(format!("handoff {}: handed to {}", self.name, self.path.display()).as_bytes());
-                    ctx.end_request(RequestEnd::HandedOff { to: self.path.display().to_string() })
-                }
-                Err((why, close)) => {
-                    ctx.log(format!("handoff {}: {}: {why}", self.name, self.path.display()).as_bytes());
-                    ctx.end_request(RequestEnd::Synth { status: 503, reason: "Handoff Failed".into(), close })
-                }
+            self.t.transfer(ctx)
+        }
+
+        /// Hands off, before VCL runs, every request whose target starts
+        /// with *prefix*: the zero-VCL route (`vcl_recv` never sees them;
+        /// a failed transfer is its 503 all the same). Called in
+        /// `vcl_init`; the first route that matches wins.
+        #[restrict(vcl_init)]
+        pub fn route(&self, prefix: &str, routes: PrivVcl<Routes>) -> Result<(), Failure> {
+            if !prefix.starts_with('/') {
+                return Err(Failure(format!("handoff {}: route '{prefix}' does not start with '/'", self.t.name)));
             }
+            let routes = routes.get_or_init(Routes::default)?;
+            routes.0.lock().unwrap_or_else(|e| e.into_inner()).push((prefix.as_bytes().to_vec(), self.t.clone()));
+            Ok(())
         }
     }
 
-    impl Endpoint {
-        /// Starts the process if need be and sends the connection; the
-        /// error says why and whether the process may have it.
-        fn send(&self, conn: &lacquer_module::Connection) -> Result<(), (String, bool)> {
-            let mut wait = Duration::ZERO;
-            if let Some(s) = &self.supervisor {
-                let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
-                if s.ensure().map_err(|e| (format!("not accepting: {e}"), false))? {
-                    wait = self.timeout;
-                }
-            }
-            let ctl = connect(&self.path, wait).map_err(|e| (format!("not accepting: {e}"), false))?;
-            let i = &conn.info;
-            let meta = Meta {
-                client: Some(i.client),
-                server: Some(i.server),
-                remote: Some(i.remote),
-                local: Some(i.local),
-                xid: i.xid,
-                sess_xid: i.sess_xid,
-                listener: i.listener.clone(),
-                proxy: i.proxy,
-                head_len: conn.head_len,
-                endpoint: self.name.clone(),
-            };
-            use std::os::fd::AsFd;
-            wire::send_message(&ctl, conn.fd.as_fd(), &meta, &conn.received, self.timeout).map_err(|e: SendError| {
-                let close = e.maybe_delivered();
-                (e.to_string(), close)
-            })
+    /// Sees each request's head before VCL: a request whose target a
+    /// `route()` prefix starts is handed off there and then.
+    #[request_raw]
+    pub fn routed(ctx: &mut Ctx, head: NullStr, routes: PrivVcl<Routes>) -> Result<(), Failure> {
+        let Ok(routes) = routes.get_or_init(Routes::default) else { return Ok(()) };
+        let target = request_target(head.0.unwrap_or(b""));
+        let hit = routes
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(p, _)| target.starts_with(p))
+            .map(|(_, t)| t.clone());
+        match hit {
+            Some(t) => t.transfer(ctx),
+            None => Ok(()),
         }
     }
 }

@@ -46,6 +46,13 @@ pub mod vmod {
         }
     }
 
+    /// Whether the running VCL's version (`vcl 4.0;`, `vcl 4.1;`) is at
+    /// least *v*.
+    pub fn syntax(ctx: &mut Ctx, #[positional] v: f64) -> Result<bool, Failure> {
+        let have = ctx.vcl_syntax().ok_or_else(|| Failure("std.syntax: the VCL version is not known here".into()))?;
+        Ok((v * 10.0).round() <= f64::from(have))
+    }
+
     /// Returns a random REAL number between *lo* and *hi*.
     pub fn random(lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * lacquer_module::rand::fine_unit()
@@ -319,10 +326,23 @@ pub mod vmod {
 
     /// Logs the string *s* to syslog with the *priority* (a `LOG_*`
     /// facility and level sum; `LOG_USER` when it has no facility).
-    pub fn syslog(priority: i64, s: Strands) {
+    ///
+    /// The message is built in the task's workspace for the call only (a
+    /// snapshot, then a reset, as Varnish's does): nothing is sent when it
+    /// does not fit.
+    pub fn syslog(ctx: &mut Ctx, priority: i64, s: Strands) {
+        let text = s.to_vec();
+        if let Some(ws) = ctx.task_workspace() {
+            let snap = ws.snapshot();
+            let fits = ws.alloc(text.len() + 1);
+            ws.reset(snap);
+            if !fits {
+                return;
+            }
+        }
         let pri = if priority & 0x3f8 == 0 { priority | 8 } else { priority };
         let mut msg = format!("<{pri}>lacquer[{}]: ", std::process::id()).into_bytes();
-        msg.extend_from_slice(&s.to_vec());
+        msg.extend_from_slice(&text);
         if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
             // Like syslog(3), a missing log daemon is not the caller's problem.
             let _ = sock.send_to(&msg, "/dev/log");
@@ -377,7 +397,7 @@ pub mod vmod {
     /// Returns whether the ban was added; `ban_error` tells why not.
     pub fn ban(ctx: &mut Ctx, #[positional] expr: NullStr, err: PrivTask<String>) -> bool {
         let mut err = err;
-        match ctx.ban(expr.0.unwrap_or(b"")) {
+        match ctx.ban(expr.0) {
             Ok(()) => {
                 err.take();
                 true

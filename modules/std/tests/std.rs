@@ -290,7 +290,7 @@ fn spec_covers_the_compilers_fixture() {
             }
         }
     }
-    assert_eq!(missing, ["syntax"], "left out of std");
+    assert!(missing.is_empty(), "left out of std: {missing:?}");
 }
 
 /// A VCL calling every function compiles against the generated spec.

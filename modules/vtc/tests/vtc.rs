@@ -10,7 +10,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration as StdDuration, Instant};
 
-use fakehost::FakeHost;
+use fakehost::{FakeHost, FakeWs};
 use lacquer_module::*;
 use lacquer_vmod_vtc::vmod;
 
@@ -22,8 +22,17 @@ const VARNISHD: &[&str] = &[
     "no_ip() -> IP",
     "panic(STRANDS) -> VOID",
     "sleep(DURATION) -> VOID",
+    "workspace_alloc(ENUM{client,backend,session,thread}, INT size) -> VOID",
+    "workspace_reserve(ENUM{client,backend,session,thread}, INT size) -> BYTES",
+    "workspace_free(ENUM{client,backend,session,thread}) -> INT",
+    "workspace_snapshot(ENUM{client,backend,session,thread}) -> VOID",
+    "workspace_reset(ENUM{client,backend,session,thread}) -> VOID",
+    "workspace_overflowed(ENUM{client,backend,session,thread}) -> BOOL",
+    "workspace_overflow(ENUM{client,backend,session,thread}) -> VOID",
     "typesize(STRING) -> INT",
     "proxy_header(ENUM{v1,v2} version, IP client, IP server, STRING authority=?) -> BLOB",
+    "vsl(INT vxid, STRING tag, ENUM{c,b} side, STRANDS s) -> VOID",
+    "vsl_replay(STRANDS s) -> VOID",
 ];
 
 #[test]
@@ -132,4 +141,80 @@ fn proxy_header_is_a_blob() {
     let v = call(&mut h, "proxy_header", &[Arg::Enum("v2"), Arg::Ip(Some(c)), Arg::Ip(Some(sv)), s("a")]).unwrap();
     let Value::Blob(Some(b)) = v else { panic!() };
     assert_eq!(&b[12..], &[0x21, 0x11, 0, 16, 1, 2, 3, 4, 5, 6, 7, 8, 0x04, 0x57, 0x16, 0x2e, 2, 0, 1, b'a']);
+}
+
+fn ws_host(size: usize) -> FakeHost {
+    FakeHost { ws: Some(FakeWs { size, ..FakeWs::default() }), ..FakeHost::new("vcl_deliver") }
+}
+
+fn free(h: &mut FakeHost, which: &str) -> i64 {
+    match call(h, "workspace_free", &[Arg::Enum(which)]) {
+        Ok(Value::Int(n)) => n,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn overflowed(h: &mut FakeHost) -> bool {
+    match call(h, "workspace_overflowed", &[Arg::Enum("client")]) {
+        Ok(Value::Bool(b)) => b,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn workspace_alloc_charges_and_leaves_what_a_negative_size_says() {
+    let mut h = ws_host(1000);
+    assert_eq!(free(&mut h, "client"), 1000);
+    call(&mut h, "workspace_alloc", &[Arg::Enum("client"), Arg::Int(100)]).unwrap();
+    assert_eq!(free(&mut h, "client"), 900);
+    call(&mut h, "workspace_alloc", &[Arg::Enum("client"), Arg::Int(-10)]).unwrap();
+    assert_eq!(free(&mut h, "client"), 10);
+    assert!(!overflowed(&mut h));
+    let e = call(&mut h, "workspace_alloc", &[Arg::Enum("client"), Arg::Int(-20)]).unwrap_err();
+    assert_eq!(e.0, "Attempted negative WS allocation");
+    let e = call(&mut h, "workspace_alloc", &[Arg::Enum("client"), Arg::Int(11)]).unwrap_err();
+    assert_eq!(e.0, "vtc.workspace_alloc");
+    assert!(overflowed(&mut h));
+    // A workspace the task does not have: nothing to measure.
+    assert_eq!(free(&mut h, "backend"), -1);
+    call(&mut h, "workspace_alloc", &[Arg::Enum("backend"), Arg::Int(1 << 40)]).unwrap();
+}
+
+#[test]
+fn workspace_snapshot_reset_overflow_and_reserve() {
+    let mut h = ws_host(1000);
+    call(&mut h, "workspace_snapshot", &[Arg::Enum("client")]).unwrap();
+    call(&mut h, "workspace_alloc", &[Arg::Enum("client"), Arg::Int(600)]).unwrap();
+    assert_eq!(call(&mut h, "workspace_reserve", &[Arg::Enum("client"), Arg::Int(500)]), Ok(Value::Bytes(0.0)));
+    assert_eq!(call(&mut h, "workspace_reserve", &[Arg::Enum("client"), Arg::Int(300)]), Ok(Value::Bytes(300.0)));
+    // A reservation is released at once: nothing stays reserved.
+    assert_eq!(free(&mut h, "client"), 400);
+    call(&mut h, "workspace_reset", &[Arg::Enum("client")]).unwrap();
+    assert_eq!(free(&mut h, "client"), 1000);
+    call(&mut h, "workspace_overflow", &[Arg::Enum("client")]).unwrap();
+    assert!(overflowed(&mut h));
+}
+
+#[test]
+fn vsl_and_vsl_replay_write_records() {
+    let mut h = FakeHost::new("vcl_init");
+    let parts = [Some(&b"sess 0 "[..]), Some(&b"HTTP/1"[..])];
+    call(&mut h, "vsl", &[Arg::Int(9000), s("Begin"), Arg::Enum("c"), Arg::Strands(Strands(&parts))]).unwrap();
+    let script = [Some(
+        &b"**** v1    vsl|       1001 ReqURL          c /\nnoise\n**** v1    vsl|       1002 Filters         b \n"[..],
+    )];
+    call(&mut h, "vsl_replay", &[Arg::Strands(Strands(&script))]).unwrap();
+    assert_eq!(
+        h.records,
+        [
+            (9000, "Begin".to_string(), true, "sess 0 HTTP/1".to_string()),
+            (1001, "ReqURL".to_string(), true, "/".to_string()),
+            (1002, "Filters".to_string(), false, String::new()),
+        ]
+    );
+    let e =
+        call(&mut h, "vsl", &[Arg::Int(-1), s("Begin"), Arg::Enum("c"), Arg::Strands(Strands(&parts))]).unwrap_err();
+    assert!(e.0.contains("out of bounds"), "{}", e.0);
+    let bad = [Some(&b"vsl| 12 Begin x text"[..])];
+    assert!(call(&mut h, "vsl_replay", &[Arg::Strands(Strands(&bad))]).is_err());
 }

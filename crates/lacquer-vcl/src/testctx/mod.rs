@@ -155,8 +155,8 @@ impl VclContext for MemContext {
         self.body.extend_from_slice(body);
     }
 
-    fn ban(&mut self, expr: &[u8]) {
-        self.bans.push(expr.to_vec());
+    fn ban(&mut self, expr: Option<&[u8]>) {
+        self.bans.push(expr.unwrap_or_default().to_vec());
     }
 
     fn call(&self, program: &Program, call: CallId, args: &[Option<Value<'_>>]) -> Result<Value<'static>, Failure> {

@@ -38,6 +38,39 @@ pub mod provider {
         Ok(())
     }
 
+    /// The server's events seen since `watch_server`: tick, reload, open,
+    /// close, done, and the last `request_done` argument.
+    static SEEN: std::sync::Mutex<([u64; 5], String)> = std::sync::Mutex::new(([0; 5], String::new()));
+
+    /// Provides every server event (`lacquer.tick` …), counting them: the
+    /// server notifies modules through the same registry, across the C ABI.
+    pub fn watch_server(ctx: &mut Ctx) -> Result<(), Failure> {
+        let names = ["lacquer.tick", "lacquer.reload", "lacquer.conn_open", "lacquer.conn_close", "lacquer.request_done"];
+        for (i, name) in names.into_iter().enumerate() {
+            ctx.hook_provide(
+                name,
+                0,
+                Arc::new(move |arg: &[u8]| {
+                    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+                    seen.0[i] += 1;
+                    if i == 4 {
+                        seen.1 = String::from_utf8_lossy(arg).into_owned();
+                    }
+                    None
+                }),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// What `watch_server` counted: `tick=N reload=N open=N close=N
+    /// done=N last=ARG`.
+    pub fn server_events() -> String {
+        let seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        let [tick, reload, open, close, done] = seen.0;
+        format!("tick={tick} reload={reload} open={open} close={close} done={done} last={}", seen.1)
+    }
+
     /// How many of its providers the host has released.
     pub fn freed() -> i64 {
         FREED.load(Ordering::SeqCst)
