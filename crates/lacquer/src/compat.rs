@@ -123,6 +123,7 @@ const STAT_OPTS: &[Opt] = &[
     Opt('t', Some("seconds|off"), "VSM connection timeout"),
     Opt('V', None, "Version"),
     Opt('X', Some("glob"), "Field exclusion glob"),
+    Opt('x', None, "Print statistics to stdout as XML"),
 ];
 
 const ADM_OPTS: &[Opt] = &[
@@ -484,6 +485,7 @@ fn stat(p: &Parsed) -> Result<ExitCode, String> {
         once: p.has('1'),
         json: p.has('j'),
         list: p.has('l'),
+        xml: p.has('x'),
         filters,
         wait: vsm_timeout(p)?,
         prometheus: None,

@@ -163,6 +163,9 @@ struct StatArgs {
     /// List the counters' names and descriptions, and exit.
     #[arg(short = 'l')]
     list: bool,
+    /// Print every counter once, as XML, and exit.
+    #[arg(short = 'x')]
+    xml: bool,
     /// Show only counters matching this glob; `^glob` hides them. Repeatable; the first match decides.
     #[arg(short = 'f', allow_hyphen_values = true)]
     filters: Vec<String>,
@@ -842,6 +845,7 @@ fn stat(a: StatArgs) -> ExitCode {
         once: a.once,
         json: a.json,
         list: a.list,
+        xml: a.xml,
         filters: a.filters,
         wait: a.wait,
         prometheus: a.prometheus,
