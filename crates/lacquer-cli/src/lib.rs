@@ -15,8 +15,10 @@
 //! and `lacquer vtc`; it opens no connections (reading an answer works on
 //! any `BufRead` the caller has).
 
+mod endpoint;
 mod sha256;
 
+pub use endpoint::Endpoint;
 pub use sha256::sha256;
 
 /// Statuses (Varnish's `CLIS_*`).

@@ -139,6 +139,9 @@ pub struct Config {
     /// `-S`: the secret's bytes; without one, a random secret is made in
     /// `<workdir>/_.secret`, as varnishd makes it.
     pub secret: Option<Vec<u8>>,
+    /// `-S`: the secret's file, published with the `-T` address for
+    /// clients given only the working directory (`varnishadm -n`).
+    pub secret_file: Option<std::path::PathBuf>,
     /// `-P`: a file to write the process id to.
     pub pid_file: Option<std::path::PathBuf>,
     /// `-d`: accept client connections only once the CLI says `start`
@@ -417,10 +420,12 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
         let l = tokio::net::TcpListener::bind(addr.as_str()).await.map_err(|e| ServeError::Bind(addr.clone(), e))?;
         let bound = l.local_addr().map(|a| a.to_string()).unwrap_or(addr);
         eprintln!("lacquer: CLI listening on {bound}");
-        // Where `varnishadm -n <workdir>` finds the CLI (varnishd keeps its
-        // `-T` in the shared memory for that).
-        let file = cfg.workdir.join("_.cli");
-        std::fs::write(&file, format!("{bound}\n")).map_err(|e| ServeError::Log(file, e))?;
+        let secret_file = cfg.secret_file.clone().unwrap_or_else(|| cfg.workdir.join("_.secret"));
+        let secret_file = std::path::absolute(&secret_file).unwrap_or(secret_file);
+        let endpoint = lacquer_cli::Endpoint { address: bound, secret: secret_file };
+        endpoint
+            .publish(&cfg.workdir)
+            .map_err(|e| ServeError::Log(cfg.workdir.join(lacquer_cli::Endpoint::FILE), e))?;
         tokio::spawn(cli::serve(shared.clone(), l, secret.clone()));
     }
     if let Some(addr) = cfg.cli_call {
@@ -435,6 +440,7 @@ async fn serve(cfg: Config) -> Result<(), ServeError> {
     let stdin_eof = cfg.wait_for_start.then(stdin_closed);
     signals.wait(&shared, stdin_eof).await;
     eprintln!("lacquer: stopping");
+    lacquer_cli::Endpoint::withdraw(&cfg.workdir);
     shared.child.shutdown();
     // Every session and acceptor holds a sender; when the last is gone,
     // `recv` answers `None`.

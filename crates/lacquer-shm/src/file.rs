@@ -18,7 +18,11 @@ pub fn read_file(path: &Path) -> io::Result<Vec<Record>> {
     if path.as_os_str() == "-" {
         io::stdin().read_to_end(&mut bytes)?;
     } else {
-        File::open(path)?.read_to_end(&mut bytes)?;
+        File::open(path)
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("Cannot open {}: {}", path.display(), crate::os_message(&e)))
+            })?
+            .read_to_end(&mut bytes)?;
     }
     if bytes.len() < 4 || &bytes[..4] != FILE_MAGIC {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("Not a VSL file: {}", path.display())));
@@ -41,6 +45,21 @@ impl FileWriter {
             Box::new(io::BufWriter::new(File::create(path)?))
         };
         out.write_all(FILE_MAGIC)?;
+        Ok(FileWriter { out })
+    }
+
+    /// Opens the file to append records to it (writing the magic if it
+    /// is new or empty), or creates it afresh; `-` is standard output.
+    pub fn open(path: &Path, append: bool) -> io::Result<FileWriter> {
+        if !append || path.as_os_str() == "-" {
+            return Self::create(path);
+        }
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let empty = f.metadata()?.len() == 0;
+        let mut out: Box<dyn Write> = Box::new(io::BufWriter::new(f));
+        if empty {
+            out.write_all(FILE_MAGIC)?;
+        }
         Ok(FileWriter { out })
     }
 

@@ -55,6 +55,16 @@ pub mod stat;
 pub mod tool;
 pub mod vsc;
 
+/// An I/O error's message as strerror(3) words it, without Rust's
+/// ` (os error N)`, for messages worded as the Varnish tools word them.
+pub fn os_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 /// The working directory a server uses, and the tools read, when `-n` is
 /// not given (varnishd's is `/var/lib/varnish/<host>`; Lacquer runs
 /// unprivileged, so it keeps it under the temporary directory).

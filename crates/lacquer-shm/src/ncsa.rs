@@ -50,6 +50,8 @@ pub struct NcsaOptions {
     pub esi: bool,
     /// `-w`: append the lines to this file instead of printing them.
     pub write: Option<PathBuf>,
+    /// `-j`: quote the values for JSON strings.
+    pub json: bool,
 }
 
 /// Runs `lacquer ncsa`; returns the exit status.
@@ -68,20 +70,41 @@ fn run_inner(o: &NcsaOptions) -> io::Result<()> {
     let text = match (&o.format, &o.format_file) {
         (Some(f), _) => f.clone(),
         (None, Some(path)) => {
-            let t = std::fs::read_to_string(path)?;
-            t.lines().next().unwrap_or("").to_string()
+            let t = std::fs::read_to_string(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("Can't open format file ({})", crate::os_message(&e))))?;
+            match t.lines().next() {
+                Some(line) => line.to_string(),
+                None => return Err(io::Error::new(io::ErrorKind::InvalidInput, "Empty format file")),
+            }
         }
         (None, None) => COMBINED.to_string(),
     };
-    let format = Format::parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let format = Format::parse_as(&text, o.json).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let (client, backend) = (o.client || o.esi || !o.backend, o.backend);
+    let open = |p: &std::path::Path| -> io::Result<Box<dyn Write>> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(o.log.append)
+            .truncate(!o.log.append)
+            .open(p)
+            .map_err(|e| io::Error::new(e.kind(), format!("Can't open output file ({})", crate::os_message(&e))))?;
+        Ok(Box::new(io::BufWriter::new(f)))
+    };
     let mut out: Box<dyn Write> = match &o.write {
-        Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
+        Some(p) => {
+            crate::tool::reopen_on_hup();
+            open(p)?
+        }
         None => Box::new(io::BufWriter::new(io::stdout())),
     };
     let mut log = o.log.clone();
     log.grouping = Some("vxid".into());
     run_with(&log, &mut |g: &Group, live: bool| {
+        if let Some(p) = o.write.as_deref().filter(|_| crate::tool::hup_received()) {
+            out.flush()?;
+            out = open(p)?;
+        }
         for tx in g {
             let wanted = match tx.kind {
                 TxKind::Request => client && (o.esi || tx.reason != "esi"),
@@ -101,9 +124,13 @@ fn run_inner(o: &NcsaOptions) -> io::Result<()> {
     out.flush()
 }
 
-/// A parsed `-F` format.
+/// A parsed `-F` format, and how the values it puts in a line are quoted.
 #[derive(Debug, PartialEq)]
-pub struct Format(Vec<Item>);
+pub struct Format {
+    items: Vec<Item>,
+    /// `-j`: values quoted for a JSON string rather than for a terminal.
+    json: bool,
+}
 
 #[derive(Debug, PartialEq)]
 enum Item {
@@ -115,6 +142,13 @@ enum Item {
 impl Format {
     /// Parses a format, refusing what varnishncsa refuses.
     pub fn parse(s: &str) -> Result<Format, String> {
+        Self::parse_as(s, false)
+    }
+
+    /// Parses a format whose values are quoted for JSON (`-j`) or not; a
+    /// tag whose records may hold control characters is refused without
+    /// `-j`, as varnishncsa refuses it.
+    pub fn parse_as(s: &str, json: bool) -> Result<Format, String> {
         let mut items = Vec::new();
         let mut text = String::new();
         let mut it = s.chars().peekable();
@@ -129,11 +163,18 @@ impl Format {
                 '%' => {
                     let arg = if it.peek() == Some(&'{') {
                         it.next();
+                        // Braces nest: `%{{%F}T{%T}}t` has the argument
+                        // `{%F}T{%T}`.
                         let mut a = String::new();
+                        let mut depth = 1;
                         loop {
                             match it.next() {
-                                Some('}') => break,
-                                Some(ch) => a.push(ch),
+                                Some('}') if depth == 1 => break,
+                                Some(ch) => {
+                                    depth += usize::from(ch == '{');
+                                    depth -= usize::from(ch == '}');
+                                    a.push(ch);
+                                }
                                 None => return Err(format!("Unmatched bracket at: {s}")),
                             }
                         }
@@ -150,12 +191,13 @@ impl Format {
                         ('b' | 'D' | 'H' | 'h' | 'I' | 'l' | 'm' | 'O' | 'q' | 'r' | 's' | 'T' | 'U' | 'u', None) => {
                             true
                         }
-                        ('t', _) => true,
+                        ('t', _) | ('T', Some(_)) => true,
                         ('i' | 'o', Some(_)) => true,
                         ('x', Some(a)) => {
-                            a.starts_with("VCL_Log:")
-                                || a.starts_with("VSL:")
-                                || matches!(
+                            if let Some(spec) = a.strip_prefix("VSL:") {
+                                VslSpec::parse(spec)?;
+                            } else if !a.starts_with("VCL_Log:")
+                                && !matches!(
                                     a.as_str(),
                                     "Varnish:time_firstbyte"
                                         | "Varnish:hitmiss"
@@ -163,12 +205,21 @@ impl Format {
                                         | "Varnish:side"
                                         | "Varnish:vxid"
                                 )
+                            {
+                                return Err(format!("Unknown formatting extension: {a}"));
+                            }
+                            true
                         }
                         _ => false,
                     };
                     if !known {
                         let shown = arg.map(|a| format!("%{{{a}}}{spec}")).unwrap_or(format!("%{spec}"));
                         return Err(format!("Unknown format specifier at: {shown}"));
+                    }
+                    if let (false, Some(tag)) = (json, arg.as_deref().and_then(vsl_tag)) {
+                        if tag.is_unsafe() {
+                            return Err(format!("Tag {tag} can contain control characters"));
+                        }
                     }
                     if !text.is_empty() {
                         items.push(Item::Text(std::mem::take(&mut text)));
@@ -181,20 +232,93 @@ impl Format {
         if !text.is_empty() {
             items.push(Item::Text(text));
         }
-        Ok(Format(items))
+        Ok(Format { items, json })
     }
 
     /// The line for one transaction.
     pub fn line(&self, tx: &Tx) -> String {
         let v = View { tx, backend: tx.kind == TxKind::BeReq };
         let mut out = String::new();
-        for item in &self.0 {
+        for item in &self.items {
             match item {
                 Item::Text(t) => out.push_str(t),
-                Item::Spec(c, arg) => out.push_str(&v.spec(*c, arg.as_deref()).unwrap_or_else(|| "-".into())),
+                Item::Spec(c, arg) => match v.spec(*c, arg.as_deref()) {
+                    Some(value) => quote(&mut out, &value, self.json),
+                    None => out.push('-'),
+                },
             }
         }
         out
+    }
+}
+
+/// The tag of a `VSL:Tag[...]` extended specifier's argument.
+fn vsl_tag(arg: &str) -> Option<Tag> {
+    VslSpec::parse(arg.strip_prefix("VSL:")?).ok().map(|v| v.tag)
+}
+
+/// `%{VSL:Tag[:Prefix][[field]]}x`: the first record of a tag, or of
+/// those whose payload starts with `Prefix:` the rest, or one
+/// blank-separated field of it (from 1).
+#[derive(Debug, PartialEq)]
+struct VslSpec {
+    tag: Tag,
+    prefix: Option<String>,
+    field: Option<usize>,
+}
+
+impl VslSpec {
+    /// Reads the part after `VSL:`, refusing what varnishncsa refuses in
+    /// its words.
+    fn parse(spec: &str) -> Result<VslSpec, String> {
+        if spec.is_empty() {
+            return Err("Missing tag in VSL:".into());
+        }
+        let (mut rest, mut field) = (spec, None);
+        if let Some(inner) = spec.strip_suffix(']') {
+            let open = inner.rfind('[').filter(|&i| i > 0 && i + 1 < inner.len());
+            let Some(open) = open else { return Err(format!("Syntax error: VSL:{spec}")) };
+            let n: u64 = inner[open + 1..].parse().map_err(|_| format!("Syntax error: VSL:{spec}"))?;
+            if !(1..=255).contains(&n) {
+                return Err(format!("Syntax error. Field specifier must be between 1 and 255: {spec}"));
+            }
+            (rest, field) = (&inner[..open], Some(n as usize));
+        }
+        let (name, prefix) = match rest.split_once(':') {
+            Some((n, p)) => (n, Some(p.to_string())),
+            None => (rest, None),
+        };
+        let tag = match crate::query::glob(name) {
+            _ if name.contains('*') || name.is_empty() => return Err(format!("Unknown log tag: {name}")),
+            Ok(t) if t.len() == 1 => t[0],
+            Err(crate::query::GlobError::Ambiguous) => return Err(format!("Tag not unique: {name}")),
+            _ => return Err(format!("Unknown log tag: {name}")),
+        };
+        Ok(VslSpec { tag, prefix, field })
+    }
+}
+
+/// Appends a value as varnishncsa quotes it (`VSB_quote`): `"` and `\`
+/// escaped, tabs and newlines by name; other control characters as `\xHH`
+/// and bytes past ASCII likewise, or, with `-j`, control characters as
+/// `\u00HH` and UTF-8 as it is.
+fn quote(out: &mut String, value: &str, json: bool) {
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' '..='~' => out.push(c),
+            _ if json && !c.is_ascii() => out.push(c),
+            _ if json => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            _ => {
+                for b in c.to_string().bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+        }
     }
 }
 
@@ -275,6 +399,14 @@ impl View<'_> {
         Some(a.split_whitespace().filter_map(|x| x.parse().ok()).collect())
     }
 
+    /// Field `i` (from 0) of a client transaction's `PipeAcct`.
+    fn pipe_acct(&self, i: usize) -> Option<String> {
+        if self.backend {
+            return None;
+        }
+        self.first(Tag::PipeAcct)?.split_whitespace().nth(i).map(str::to_string)
+    }
+
     fn url(&self) -> Option<String> {
         self.last_of(Tag::ReqURL, Tag::BereqURL)
     }
@@ -294,8 +426,16 @@ impl View<'_> {
             }
             'D' | 'T' => {
                 let end = if self.backend { "BerespBody" } else { "Resp" };
-                let (_, since) = self.timestamp(end).or_else(|| self.timestamp("Retry"))?;
-                Some(if c == 'D' { format!("{:.0}", since * 1e6) } else { format!("{}", since as u64) })
+                let (_, since) = self
+                    .timestamp(end)
+                    .or_else(|| self.timestamp("Retry"))
+                    .or_else(|| self.timestamp("PipeSess").filter(|_| !self.backend))?;
+                // `%{s}T`, `%{ms}T`, `%{us}T`: the duration in that unit.
+                Some(match (c, arg) {
+                    ('D', _) | ('T', Some("us")) => format!("{:.0}", since * 1e6),
+                    ('T', Some("ms")) => format!("{}", (since * 1e3) as u64),
+                    _ => format!("{}", since as u64),
+                })
             }
             'H' => self.last_of(Tag::ReqProtocol, Tag::BereqProtocol),
             'h' => {
@@ -306,14 +446,16 @@ impl View<'_> {
                     self.first(Tag::ReqStart)?.split_whitespace().next().map(str::to_string)
                 }
             }
-            'I' => {
-                let a = self.acct()?;
-                Some(if self.backend { *a.get(5)? } else { *a.get(2)? }.to_string())
-            }
-            'O' => {
-                let a = self.acct()?;
-                Some(if self.backend { *a.get(2)? } else { *a.get(5)? }.to_string())
-            }
+            // A piped request has `PipeAcct` instead: its third and
+            // fourth fields are the bytes piped from and to the client.
+            'I' => match self.acct() {
+                Some(a) => Some(if self.backend { *a.get(5)? } else { *a.get(2)? }.to_string()),
+                None => self.pipe_acct(2),
+            },
+            'O' => match self.acct() {
+                Some(a) => Some(if self.backend { *a.get(2)? } else { *a.get(5)? }.to_string()),
+                None => self.pipe_acct(3),
+            },
             'i' => self.req_header(arg?),
             'o' => self.resp_header(arg?),
             'l' => None,
@@ -341,8 +483,15 @@ impl View<'_> {
             's' => self.last_of(Tag::RespStatus, Tag::BerespStatus),
             't' => {
                 let (t, _) = self.timestamp("Start")?;
+                // The start as a number (`sec`, `msec`, `usec`), its
+                // fraction (`msec_frac`, `usec_frac`), or through strftime.
                 Some(match arg {
                     None => strftime("[%d/%b/%Y:%H:%M:%S %z]", t),
+                    Some("sec") => format!("{}", t as u64),
+                    Some("msec") => format!("{}", (t * 1e3) as u64),
+                    Some("usec") => format!("{}", (t * 1e6) as u64),
+                    Some("msec_frac") => format!("{:03}", ((t * 1e3) as u64) % 1000),
+                    Some("usec_frac") => format!("{:06}", ((t * 1e6) as u64) % 1_000_000),
                     Some(f) => strftime(f, t),
                 })
             }
@@ -360,29 +509,35 @@ impl View<'_> {
 
     fn extended(&self, arg: &str) -> Option<String> {
         if let Some(key) = arg.strip_prefix("VCL_Log:") {
-            return self.tx.records.iter().filter(|r| r.tag() == Some(Tag::VCL_Log)).find_map(|r| {
+            // A key never logged is empty, not `-`, as in varnishncsa.
+            let found = self.tx.records.iter().filter(|r| r.tag() == Some(Tag::VCL_Log)).find_map(|r| {
                 let p = r.payload_str();
                 let (k, v) = p.split_once(':')?;
                 (k == key).then(|| v.trim_start().to_string())
             });
+            return Some(found.unwrap_or_default());
         }
         if let Some(spec) = arg.strip_prefix("VSL:") {
-            let (name, field) = match spec.split_once('[') {
-                Some((n, f)) => (n, f.strip_suffix(']')?.parse::<usize>().ok()),
-                None => (spec, None),
-            };
-            let tag = Tag::from_name(name)?;
-            let p = self.first(tag)?;
-            return match field {
+            let v = VslSpec::parse(spec).ok()?;
+            let p = self.tx.records.iter().filter(|r| r.tag() == Some(v.tag)).find_map(|r| {
+                let p = r.payload_str();
+                match &v.prefix {
+                    None => Some(p.into_owned()),
+                    Some(pre) => {
+                        let (k, rest) = p.split_once(':')?;
+                        k.eq_ignore_ascii_case(pre).then(|| rest.trim_start().to_string())
+                    }
+                }
+            })?;
+            return match v.field {
                 None => Some(p),
-                Some(0) => None,
                 Some(n) => p.split_whitespace().nth(n - 1).map(str::to_string),
             };
         }
         match arg {
             "Varnish:time_firstbyte" => {
-                let label = if self.backend { "Beresp" } else { "Process" };
-                self.timestamp(label).map(|(_, since)| format!("{since:.6}"))
+                let labels: &[&str] = if self.backend { &["Beresp"] } else { &["Process", "Pipe"] };
+                labels.iter().find_map(|l| self.timestamp(l)).map(|(_, since)| format!("{since:.6}"))
             }
             "Varnish:side" => Some(if self.backend { "b" } else { "c" }.into()),
             "Varnish:vxid" => Some(self.tx.vxid.to_string()),
@@ -390,36 +545,22 @@ impl View<'_> {
                 if self.backend {
                     return None;
                 }
-                let calls: Vec<String> = self
-                    .tx
-                    .records
-                    .iter()
-                    .filter(|r| r.tag() == Some(Tag::VCL_call))
-                    .map(|r| r.payload_str().into_owned())
-                    .collect();
-                let has = |c: &str| calls.iter().any(|x| x == c);
-                let handling = if has("PIPE") {
-                    "pipe"
-                } else if has("PASS") {
-                    "pass"
-                } else if has("MISS") {
-                    "miss"
-                } else if has("HIT") {
-                    "hit"
-                } else if has("SYNTH") {
-                    "synth"
-                } else {
-                    return None;
-                };
-                if arg == "Varnish:handling" {
-                    Some(handling.into())
-                } else {
-                    match handling {
-                        "hit" => Some("hit".into()),
-                        "miss" | "pass" => Some("miss".into()),
-                        _ => None,
-                    }
+                // The last of the steps that decide wins, read as
+                // varnishncsa reads them; synth and pass count as misses.
+                let mut seen = None;
+                for r in &self.tx.records {
+                    let p = r.payload_str().to_ascii_lowercase();
+                    seen = match (r.tag(), p.as_str()) {
+                        (Some(Tag::VCL_call), "hit") => Some(("hit", "hit")),
+                        (Some(Tag::VCL_call), "miss") => Some(("miss", "miss")),
+                        (Some(Tag::VCL_call), "pass") => Some(("miss", "pass")),
+                        (Some(Tag::VCL_call), "synth") => Some(("miss", "synth")),
+                        (Some(Tag::VCL_return), "pipe") => Some(("miss", "pipe")),
+                        _ => seen,
+                    };
                 }
+                let (hitmiss, handling) = seen?;
+                Some(if arg == "Varnish:handling" { handling } else { hitmiss }.into())
             }
             _ => None,
         }
@@ -603,9 +744,43 @@ mod tests {
     #[test]
     fn bad_formats_are_refused_as_varnishncsa_refuses_them() {
         assert_eq!(Format::parse("%Z").unwrap_err(), "Unknown format specifier at: %Z");
-        assert_eq!(Format::parse("%{Foo}x").unwrap_err(), "Unknown format specifier at: %{Foo}x");
+        assert_eq!(Format::parse("%{Foo}x").unwrap_err(), "Unknown formatting extension: Foo");
         assert!(Format::parse("%{Host").unwrap_err().starts_with("Unmatched bracket"));
-        assert_eq!(Format::parse("a\\tb %%").unwrap(), Format(vec![Item::Text("a\tb %".into())]));
+        assert_eq!(
+            Format::parse("a\\tb %%").unwrap(),
+            Format { items: vec![Item::Text("a\tb %".into())], json: false }
+        );
+    }
+
+    #[test]
+    fn values_quoted_as_varnishncsa_quotes_them() {
+        let mut out = String::new();
+        quote(&mut out, "q\"b\\c\u{2203}d\te\u{0}", false);
+        assert_eq!(out, r#"q\"b\\c\xe2\x88\x83d\te\x00"#);
+        out.clear();
+        quote(&mut out, "q\"b\\c\u{2203}d\te\u{0}", true);
+        assert_eq!(out, "q\\\"b\\\\c\u{2203}d\\te\\u0000");
+        assert_eq!(Format::parse("%{VSL:Debug}x").unwrap_err(), "Tag Debug can contain control characters");
+        assert!(Format::parse_as("%{VSL:Debug}x", true).is_ok());
+    }
+
+    #[test]
+    fn vsl_specifiers_as_varnishncsa_reads_them() {
+        let ok = |s: &str| VslSpec::parse(s).unwrap();
+        assert_eq!(
+            ok("Timestamp:Resp[2]"),
+            VslSpec { tag: Tag::Timestamp, prefix: Some("Resp".into()), field: Some(2) }
+        );
+        assert_eq!(ok("Begin"), VslSpec { tag: Tag::Begin, prefix: None, field: None });
+        let err = |s: &str| VslSpec::parse(s).unwrap_err();
+        assert_eq!(err(""), "Missing tag in VSL:");
+        assert_eq!(err("nonexistent"), "Unknown log tag: nonexistent");
+        assert_eq!(err("Req"), "Tag not unique: Req");
+        assert_eq!(err("Begin["), "Unknown log tag: Begin[");
+        assert_eq!(err("Begin]"), "Syntax error: VSL:Begin]");
+        assert_eq!(err("Begin[a]"), "Syntax error: VSL:Begin[a]");
+        assert_eq!(err("Begin[0]"), "Syntax error. Field specifier must be between 1 and 255: Begin[0]");
+        assert_eq!(Format::parse("%{foo}x").unwrap_err(), "Unknown formatting extension: foo");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use lacquer_defs::Tag;
 use pcre2::bytes::Regex;
 
 use crate::group::{Tx, TxKind};
-use crate::query::glob;
+use crate::query::{glob, GlobError};
 use crate::record::{Record, Side};
 
 type TagSet = [u64; 2];
@@ -54,6 +54,12 @@ pub struct Filter {
     pub backend_only: bool,
     /// `-E`: ESI requests too (with `-c` or `-b`, which leave them out).
     pub esi: bool,
+    /// `-C`: the regular expressions of `-I` and `-X` given after it
+    /// ignore case.
+    pub caseless: bool,
+    /// `-v`: each record of a transaction printed with its vxid and side,
+    /// as in raw mode.
+    pub verbose: bool,
 }
 
 /// The tags of a comma-separated list of names and globs, or the error
@@ -61,10 +67,11 @@ pub struct Filter {
 pub fn tag_list(opt: char, list: &str) -> Result<Vec<Tag>, String> {
     let mut v = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let tags = glob(name).unwrap_or_default();
-        if tags.is_empty() {
-            return Err(format!("-{opt}: \"{name}\" matches zero tags"));
-        }
+        let tags = glob(name).map_err(|e| match e {
+            GlobError::Zero => format!("-{opt}: \"{name}\" matches zero tags"),
+            GlobError::Ambiguous => format!("-{opt}: \"{name}\" is ambiguous"),
+            GlobError::Syntax => format!("-{opt}: Syntax error in \"{name}\""),
+        })?;
         v.extend(tags);
     }
     Ok(v)
@@ -99,7 +106,7 @@ impl Filter {
         Ok(())
     }
 
-    fn regex(opt: char, arg: &str) -> Result<(Option<TagSet>, Regex), String> {
+    fn regex(opt: char, arg: &str, caseless: bool) -> Result<(Option<TagSet>, Regex), String> {
         // A tag list is whatever comes before the first ':' if it names tags.
         let (tags, re) = match arg.split_once(':') {
             Some((list, re))
@@ -113,7 +120,7 @@ impl Filter {
             }
             _ => (None, arg),
         };
-        let re = Regex::new(re).map_err(|e| {
+        let re = pcre2::bytes::RegexBuilder::new().caseless(caseless).build(re).map_err(|e| {
             let full = e.to_string();
             let msg = full.rsplit_once(": ").map_or(full.as_str(), |(_, m)| m).to_string();
             format!("-{opt}: Regex error at position {} ({msg})", e.offset().unwrap_or(0))
@@ -123,7 +130,7 @@ impl Filter {
 
     /// `-I [taglist:]regex`: print records (of these tags) that match.
     pub fn include_regex(&mut self, arg: &str) -> Result<(), String> {
-        let f = Filter::regex('I', arg)?;
+        let f = Filter::regex('I', arg, self.caseless)?;
         self.first_include();
         self.select_re.push(f);
         Ok(())
@@ -131,7 +138,7 @@ impl Filter {
 
     /// `-X [taglist:]regex`: do not print records (of these tags) that match.
     pub fn exclude_regex(&mut self, arg: &str) -> Result<(), String> {
-        let f = Filter::regex('X', arg)?;
+        let f = Filter::regex('X', arg, self.caseless)?;
         self.suppress_re.push(f);
         Ok(())
     }
@@ -225,7 +232,12 @@ pub fn print_group(out: &mut dyn Write, group: &[Tx], filter: &Filter) -> io::Re
         };
         writeln!(out, "{star}{:<14} {:<10}", format!("<< {:<8} >>", tx.kind.name()), tx.vxid)?;
         for r in tx.records.iter().filter(|r| filter.matches(r)) {
-            writeln!(out, "{dash}{:<14} {}", r.tag_name(), payload_text(r))?;
+            if filter.verbose {
+                write!(out, "{dash}")?;
+                print_raw(out, r)?;
+            } else {
+                writeln!(out, "{dash}{:<14} {}", r.tag_name(), payload_text(r))?;
+            }
         }
     }
     if shown > 0 && group.first().is_some_and(|t| t.level > 0) {

@@ -154,10 +154,14 @@ impl<'a> Lexer<'a> {
                     loop {
                         match cs.get(i) {
                             None => return Err(lx.err("Unterminated string", start, cs.len() - start)),
-                            Some('\\') if cs.get(i + 1) == Some(&c) => {
-                                s.push(c);
+                            // A backslash keeps the next character as it is
+                            // (`\\` is one backslash), and cannot keep a
+                            // newline.
+                            Some('\\') if cs.get(i + 1).is_some_and(|&n| n != '\n') => {
+                                s.push(cs[i + 1]);
                                 i += 2;
                             }
+                            Some('\n') => return Err(lx.err("Unterminated string", start, i - start)),
                             Some(&d) if d == c => break,
                             Some(&d) => {
                                 s.push(d);
@@ -405,18 +409,22 @@ impl Parser<'_> {
     }
 
     fn test(&mut self) -> Result<Expr, QueryError> {
-        if self.is_word("vxid") {
+        let selects = |t: &Tok| matches!(t, Tok::Punct(',' | '[' | ':'));
+        if self.is_word("vxid") && !selects(&self.toks[self.i + 1].0) {
             self.i += 1;
             let op = match self.peek() {
                 Tok::Op(op) if op.numeric() => *op,
                 _ => return Err(self.err_here(format!("Expected vxid operator got {}", self.describe()))),
             };
             self.i += 1;
-            return Ok(Expr::Vxid(op, self.integer()?));
+            return Ok(Expr::Vxid(op, self.vxid()?));
         }
         let sel = self.selector()?;
         let op = match self.peek() {
             Tok::Op(op) => *op,
+            Tok::Word(w) if w != "and" && w != "or" => {
+                return Err(self.err_here(format!("Expected operator got {}", self.describe())));
+            }
             _ => return Ok(Expr::Exists(sel)),
         };
         self.i += 1;
@@ -467,7 +475,32 @@ impl Parser<'_> {
         Ok(Expr::Test(sel, op, rhs))
     }
 
+    /// A vxid test's operand: an integer, and nothing else.
+    fn vxid(&mut self) -> Result<i64, QueryError> {
+        match self.peek().clone() {
+            Tok::Word(w) | Tok::Str(w) if w.parse::<i64>().is_ok() => {
+                self.i += 1;
+                Ok(w.parse().unwrap_or_default())
+            }
+            _ => Err(self.err_here(format!("Expected integer got {}", self.describe()))),
+        }
+    }
+
+    /// A selector naming `vxid` with anything else (a level, other tags,
+    /// a prefix or a field) is refused, as varnishlog refuses it.
     fn selector(&mut self) -> Result<Selector, QueryError> {
+        let start = self.i;
+        let sel = self.selector_parts()?;
+        if sel.1 {
+            let mut e = self.err_here("Unexpected taglist selection for vxid");
+            e.pos = self.toks[start].1;
+            return Err(e);
+        }
+        Ok(sel.0)
+    }
+
+    /// The selector, and whether it named `vxid`.
+    fn selector_parts(&mut self) -> Result<(Selector, bool), QueryError> {
         let mut level = Level::Any;
         if *self.peek() == Tok::Punct('{') {
             self.i += 1;
@@ -481,7 +514,11 @@ impl Parser<'_> {
                     None => (w.as_str(), 0),
                 },
             };
-            let n: usize = num.parse().map_err(|_| self.err_here("Expected positive integer"))?;
+            let n: usize = num.parse().map_err(|_| {
+                // Digits then something else: the limit's syntax is wrong.
+                let digits = num.starts_with(|c: char| c.is_ascii_digit());
+                self.err_here(if digits { "Syntax error in level limit" } else { "Expected positive integer" })
+            })?;
             level = match kind {
                 1 => Level::AtLeast(n),
                 2 => Level::AtMost(n),
@@ -491,12 +528,22 @@ impl Parser<'_> {
             self.expect('}')?;
         }
         let mut tags = [0u64; 2];
+        let mut vxid = false;
         loop {
             let Tok::Word(w) = self.peek().clone() else {
                 return Err(self.err_here(format!("Expected VSL tag name got {}", self.describe())));
             };
+            if w == "vxid" {
+                vxid = true;
+                self.i += 1;
+                if *self.peek() != Tok::Punct(',') {
+                    break;
+                }
+                self.i += 1;
+                continue;
+            }
             let before = tags;
-            for t in glob(&w).map_err(|m| self.err_here(m))? {
+            for t in glob(&w).map_err(|m| self.err_here(m.query_message()))? {
                 tags[t as usize / 64] |= 1 << (t as usize % 64);
             }
             if tags == before {
@@ -520,41 +567,115 @@ impl Parser<'_> {
         let mut field = None;
         if *self.peek() == Tok::Punct('[') {
             self.i += 1;
-            let n = self.integer()?;
-            if n <= 0 {
-                self.i -= 1;
+            // A word that is not a positive number is refused at itself.
+            let at = self.i;
+            let n = match self.peek().clone() {
+                Tok::Word(w) => w.parse::<usize>().ok(),
+                _ => usize::try_from(self.integer()?).ok(),
+            };
+            let Some(n) = n.filter(|n| *n > 0) else {
+                self.i = at;
                 return Err(self.err_here("Expected positive integer"));
-            }
-            field = Some(n as usize);
+            };
+            self.i = at + 1;
+            field = Some(n);
             self.expect(']')?;
         }
-        Ok(Selector { level, tags, prefix, field })
+        Ok((Selector { level, tags, prefix, field }, vxid))
+    }
+}
+
+/// Joins the lines a backslash continues, outside quoted strings and
+/// comments only: a string cannot go on to the next line, as in
+/// varnishlog, where that is an unterminated string.
+fn join_continued(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, '\n') => {
+                quote = None;
+                comment = false;
+            }
+            _ if comment => {}
+            (None, '#') => comment = true,
+            (None, '\\') if chars.peek() == Some(&'\n') => {
+                chars.next();
+                out.push(' ');
+                continue;
+            }
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(_), '\\') if chars.peek().is_some_and(|&n| n != '\n') => {
+                out.push(c);
+                out.extend(chars.next());
+                continue;
+            }
+            (Some(q), _) if c == q => quote = None,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Why a tag name or glob names no tag (`VSL_Glob2Tags`' negative answers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GlobError {
+    /// No tag has that name or matches that glob.
+    Zero,
+    /// A name that is the beginning of several tags' names.
+    Ambiguous,
+    /// A star anywhere but at one end (or at both).
+    Syntax,
+}
+
+impl GlobError {
+    /// The words of a query's error.
+    pub fn query_message(self) -> &'static str {
+        match self {
+            GlobError::Zero => "Tag name matches zero tags",
+            GlobError::Ambiguous => "Tag name is ambiguous",
+            GlobError::Syntax => "Syntax error in tag name",
+        }
     }
 }
 
 /// The tags a tag name or glob names (`ReqURL`, `Req*`, `*Header`, `*`),
 /// case-insensitively, as `-i`, `-x` and queries take them
-/// (`VSL_Glob2Tags`).
-pub fn glob(pattern: &str) -> Result<Vec<Tag>, String> {
+/// (`VSL_Glob2Tags`): a name without a star is a tag's whole name or the
+/// beginning of exactly one tag's name.
+pub fn glob(pattern: &str) -> Result<Vec<Tag>, GlobError> {
     let p = pattern.to_ascii_lowercase();
-    let m: Box<dyn Fn(&str) -> bool> = if p == "*" {
-        Box::new(|_| true)
+    let names = || NAMES.iter().zip(ALL).map(|(n, t)| (n.to_ascii_lowercase(), *t));
+    let found: Vec<Tag> = if p == "*" {
+        ALL.to_vec()
     } else if let Some(suffix) = p.strip_prefix('*') {
         if suffix.contains('*') {
-            return Err("Tag name matches zero tags".into());
+            return Err(GlobError::Syntax);
         }
-        let s = suffix.to_string();
-        Box::new(move |n| n.ends_with(&s))
+        names().filter(|(n, _)| n.ends_with(suffix)).map(|(_, t)| t).collect()
     } else if let Some(prefix) = p.strip_suffix('*') {
         if prefix.contains('*') {
-            return Err("Tag name matches zero tags".into());
+            return Err(GlobError::Syntax);
         }
-        let s = prefix.to_string();
-        Box::new(move |n| n.starts_with(&s))
+        names().filter(|(n, _)| n.starts_with(prefix)).map(|(_, t)| t).collect()
+    } else if p.contains('*') {
+        return Err(GlobError::Syntax);
+    } else if let Some((_, t)) = names().find(|(n, _)| *n == p) {
+        vec![t]
     } else {
-        Box::new(move |n| n == p)
+        let hits: Vec<Tag> = names().filter(|(n, _)| n.starts_with(&p)).map(|(_, t)| t).collect();
+        if hits.len() > 1 {
+            return Err(GlobError::Ambiguous);
+        }
+        hits
     };
-    Ok(NAMES.iter().zip(ALL).filter(|(n, _)| m(&n.to_ascii_lowercase())).map(|(_, t)| *t).collect())
+    if found.is_empty() {
+        return Err(GlobError::Zero);
+    }
+    Ok(found)
 }
 
 /// A compiled `-q` query.
@@ -567,7 +688,7 @@ impl Query {
     /// Compiles a query: one or more lines, or-ed together, with `#`
     /// comments and backslash-newline continuations.
     pub fn parse(text: &str) -> Result<Query, QueryError> {
-        let joined = text.replace("\\\n", " ");
+        let joined = join_continued(text);
         let mut expr: Option<Expr> = None;
         for raw in joined.lines() {
             let line = strip_comment(raw);
@@ -794,6 +915,18 @@ mod tests {
         );
         assert!(err("ReqURL eq").contains("Expected string got ''"));
         assert!(err("vxid ~ 3").contains("Expected vxid operator"));
-        assert!(err("ReqURL ReqURL").contains("Syntax error (Pos 8)"));
+        assert!(err("vxid != 3.5").contains("Expected integer got '3.5'"));
+        assert!(err("{1a}ReqURL").contains("Syntax error in level limit"));
+        assert!(err("{-1}ReqURL").contains("Expected positive integer"));
+        assert!(err("ReqHeader:foo[a]").contains("Expected positive integer (Pos 15)"));
+        assert!(err("ReqHeader:foo[]").contains("Expected integer got ']'"));
+        assert!(Query::parse("RespStatus \\\n== \\\n200").is_ok());
+        let toks = Lexer::run(r#""\\nx\"y""#).unwrap();
+        assert_eq!(toks[0].0, Tok::Str(r#"\nx"y"#.into()));
+        assert!(err("* ~ \"very long \\\nstring\"").contains("Unterminated string"));
+        for q in ["vxid[1] >= 1", "{1}vxid <= 1", "vxid,Link > 1", "Link,vxid > 1", "vxid:x == 1"] {
+            assert!(err(q).contains("Unexpected taglist selection for vxid"), "{q}");
+        }
+        assert!(err("ReqURL ReqURL").contains("Expected operator got 'ReqURL' (Pos 8)"));
     }
 }

@@ -30,6 +30,8 @@ pub struct StatOptions {
     pub json: bool,
     /// `-l`: list the counters' names and descriptions.
     pub list: bool,
+    /// `-x`: print every counter once, as XML.
+    pub xml: bool,
     /// `-f`: globs in the order given; `^glob` excludes.
     pub filters: Vec<String>,
     /// `-t`: seconds to wait for the counters to appear (default 5;
@@ -175,6 +177,29 @@ pub fn json(points: &[Point], timestamp: &str) -> String {
     out
 }
 
+/// `-x`: varnishstat 7.1's XML (a timestamp, then one `stat` element per
+/// counter with its name, value, flag, format and description).
+pub fn xml(points: &[Point], timestamp: &str) -> String {
+    fn text(s: &str) -> String {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    }
+    let mut out = format!("<?xml version=\"1.0\"?>\n<varnishstat timestamp=\"{timestamp}\">\n");
+    for p in points {
+        let _ = write!(
+            out,
+            "\t<stat>\n\t\t<name>{}</name>\n\t\t<value>{}</value>\n\t\t<flag>{}</flag>\n\t\t<format>{}</format>\n\t\t\
+             <description>{}</description>\n\t</stat>\n",
+            text(&p.name),
+            p.value,
+            p.kind.as_char(),
+            p.unit.as_char(),
+            text(&p.doc)
+        );
+    }
+    out.push_str("</varnishstat>\n");
+    out
+}
+
 /// `-l`: the names and descriptions, as varnishstat 7.1 lists them.
 pub fn list(points: &[Point]) -> String {
     let mut out = String::from(
@@ -309,6 +334,8 @@ fn run_inner(o: &StatOptions) -> io::Result<()> {
         list(&shown)
     } else if o.json {
         json(&shown, &timestamp(SystemTime::now()))
+    } else if o.xml {
+        xml(&shown, &timestamp(SystemTime::now()))
     } else if o.once {
         once_text(&shown, uptime)
     } else {
@@ -594,6 +621,17 @@ mod tests {
             "Varnishstat -f option fields:\nField name                     Description\n\
              ----------                     -----------\nMAIN.uptime                    Up \"time\"\n\
              VBE.boot.default.happy         Happy\n"
+        );
+    }
+
+    #[test]
+    fn xml_like_varnishstat() {
+        let p = [pt("MAIN.uptime", Kind::Counter, Unit::Seconds, 7, "Child <process> uptime")];
+        assert_eq!(
+            xml(&p, "2026-01-02T03:04:05"),
+            "<?xml version=\"1.0\"?>\n<varnishstat timestamp=\"2026-01-02T03:04:05\">\n\t<stat>\n\t\t<name>MAIN.uptime</name>\n\
+             \t\t<value>7</value>\n\t\t<flag>c</flag>\n\t\t<format>d</format>\n\t\t<description>Child &lt;process&gt; \
+             uptime</description>\n\t</stat>\n</varnishstat>\n"
         );
     }
 

@@ -12,6 +12,7 @@ use crate::print::{print_group, Filter};
 use crate::query::Query;
 use crate::record::Record;
 use crate::ring::{ReadEvent, ShmReader, Start};
+use lacquer_defs::Tag;
 
 /// The options of `lacquer log`, named after varnishlog's.
 #[derive(Clone, Debug, Default)]
@@ -44,6 +45,108 @@ pub struct LogOptions {
     /// `-t`: seconds to wait for the log to appear (default 5; `off` is
     /// forever, given as a negative value).
     pub wait: Option<f64>,
+    /// `-C`: `-I` and `-X` regular expressions ignore case.
+    pub caseless: bool,
+    /// `-v`: grouped records printed with their vxid and side.
+    pub verbose: bool,
+    /// `-A`: `-w` writes text, as printed, instead of binary records.
+    pub text: bool,
+    /// `-a`: `-w` appends to the file instead of replacing it.
+    pub append: bool,
+    /// `-u`: output flushed after every group, even with `-d` or `-r`.
+    pub unbuffered: bool,
+    /// `-R`: at most this many groups per this many seconds; the others
+    /// are dropped.
+    pub rate: Option<(u64, f64)>,
+    /// `-L`: with more incomplete transactions than this, all of them
+    /// are shown as they are.
+    pub incomplete: Option<usize>,
+}
+
+/// Set by SIGHUP: the `-w` file is to be reopened (log rotation).
+static HUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_hup(_: libc::c_int) {
+    HUP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Makes SIGHUP ask for the output file to be reopened, as varnishlog
+/// and varnishncsa do for log rotation.
+pub(crate) fn reopen_on_hup() {
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGHUP, on_hup as *const () as libc::sighandler_t);
+    }
+}
+
+/// Set by SIGINT and SIGTERM: stop, flushing what was shown.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Makes SIGINT and SIGTERM end the tool cleanly, as the Varnish tools
+/// end: output flushed, or, while still waiting for the log, an error.
+fn stop_on_signals() {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_stop as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_stop as *const () as libc::sighandler_t);
+    }
+}
+
+fn stopped() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Whether a SIGHUP came since the last call.
+pub(crate) fn hup_received() -> bool {
+    HUP.swap(false, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// `-R`: a budget of groups per period.
+struct Rate {
+    limit: u64,
+    period: Duration,
+    start: Instant,
+    used: u64,
+}
+
+impl Rate {
+    /// Whether one more group may be shown now.
+    fn admit(&mut self) -> bool {
+        if self.start.elapsed() >= self.period {
+            self.start = Instant::now();
+            self.used = 0;
+        }
+        self.used += 1;
+        self.used <= self.limit
+    }
+}
+
+/// Opens the `-w` file as the options say: text or binary records,
+/// appended or replacing; `-` is standard output.
+fn open_output<'s>(path: &std::path::Path, o: &LogOptions) -> io::Result<Out<'s>> {
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("Cannot open output file ({})", crate::os_message(&e)));
+    if o.text {
+        let w: Box<dyn Write> = if path.as_os_str() == "-" {
+            Box::new(io::stdout())
+        } else {
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .append(o.append)
+                    .truncate(!o.append)
+                    .open(path)
+                    .map_err(named)?,
+            )
+        };
+        return Ok(Out::Text(io::BufWriter::new(w)));
+    }
+    Ok(Out::File(FileWriter::open(path, o.append).map_err(named)?))
 }
 
 /// Another tool's use of each group: called with the group and whether
@@ -52,7 +155,7 @@ pub(crate) type Lines<'s> = &'s mut dyn FnMut(&Group, bool) -> io::Result<()>;
 
 /// What becomes of each group shown.
 enum Out<'s> {
-    Text(io::BufWriter<io::Stdout>),
+    Text(io::BufWriter<Box<dyn Write>>),
     File(FileWriter),
     Lines(Lines<'s>),
 }
@@ -65,6 +168,10 @@ struct Run<'s> {
     shown: u64,
     limit: Option<u64>,
     live: bool,
+    rate: Option<Rate>,
+    incomplete: Option<usize>,
+    /// The `-w` file, reopened on SIGHUP.
+    reopen: Option<(PathBuf, LogOptions)>,
 }
 
 impl Run<'_> {
@@ -87,6 +194,14 @@ impl Run<'_> {
                 return Ok(true);
             }
         }
+        if self.rate.as_mut().is_some_and(|r| !r.admit()) {
+            return Ok(true);
+        }
+        if let Some((path, o)) = &self.reopen {
+            if hup_received() {
+                self.out = open_output(path, o)?;
+            }
+        }
         self.shown += 1;
         match &mut self.out {
             Out::Text(w) => {
@@ -96,7 +211,10 @@ impl Run<'_> {
                 }
             }
             Out::File(w) => {
-                for r in g.iter().flat_map(|t| t.records.iter()).filter(|r| self.filter.matches(r)) {
+                // Begin, Link and End are always kept: without them the
+                // file could not be grouped again, as varnishlog keeps them.
+                let structure = |r: &Record| matches!(r.tag(), Some(Tag::Begin | Tag::Link | Tag::End));
+                for r in g.iter().flat_map(|t| t.records.iter()).filter(|r| structure(r) || self.filter.matches(r)) {
                     w.write(r)?;
                 }
                 if self.live {
@@ -111,6 +229,9 @@ impl Run<'_> {
     fn feed(&mut self, recs: Vec<Record>) -> io::Result<bool> {
         for r in recs {
             self.grouper.feed(r);
+            if self.incomplete.is_some_and(|l| self.grouper.pending() > l) {
+                self.grouper.flush_all();
+            }
             if !self.drain()? {
                 return Ok(false);
             }
@@ -159,9 +280,11 @@ fn run_inner(o: &LogOptions, lines: Option<Lines<'_>>) -> io::Result<()> {
         Some(g) => Grouping::parse(g).ok_or_else(|| usage(format!("Unknown grouping type: {g}")))?,
     };
     let mut filter = Filter::default();
-    filter.client_only = o.client;
-    filter.backend_only = o.backend;
+    filter.client_only = o.client || o.esi;
     filter.esi = o.esi;
+    filter.caseless = o.caseless;
+    filter.verbose = o.verbose;
+    filter.backend_only = o.backend;
     for (opt, arg) in &o.filters {
         match opt {
             'i' => filter.include(arg),
@@ -178,10 +301,34 @@ fn run_inner(o: &LogOptions, lines: Option<Lines<'_>>) -> io::Result<()> {
     };
     let out = match (lines, &o.write) {
         (Some(f), _) => Out::Lines(f),
-        (None, Some(p)) => Out::File(FileWriter::create(p)?),
-        (None, None) => Out::Text(io::BufWriter::new(io::stdout())),
+        (None, Some(p)) => open_output(p, o)?,
+        (None, None) => Out::Text(io::BufWriter::new(Box::new(io::stdout()))),
     };
-    let mut run = Run { grouper: Grouper::new(grouping), filter, query, out, shown: 0, limit: o.limit, live: false };
+    let reopen = match &o.write {
+        Some(p) if p.as_os_str() != "-" => {
+            reopen_on_hup();
+            Some((p.clone(), o.clone()))
+        }
+        _ => None,
+    };
+    let rate = o.rate.map(|(limit, secs)| Rate {
+        limit,
+        period: Duration::from_secs_f64(secs),
+        start: Instant::now(),
+        used: 0,
+    });
+    let mut run = Run {
+        grouper: Grouper::new(grouping),
+        filter,
+        query,
+        out,
+        shown: 0,
+        limit: o.limit,
+        live: o.unbuffered,
+        rate,
+        incomplete: o.incomplete,
+        reopen,
+    };
     if let Some(path) = &o.read {
         let recs = read_file(path)?;
         if run.feed(recs)? {
@@ -194,7 +341,11 @@ fn run_inner(o: &LogOptions, lines: Option<Lines<'_>>) -> io::Result<()> {
     };
     let wait = o.wait.unwrap_or(5.0);
     let started = Instant::now();
+    stop_on_signals();
     let mut reader = loop {
+        if stopped() {
+            return Err(io::Error::other("VSM: Attach interrupted"));
+        }
         match ShmReader::open(dir, if o.dump { Start::Tail } else { Start::Head }) {
             Ok(r) => break r,
             Err(e) => {
@@ -206,7 +357,7 @@ fn run_inner(o: &LogOptions, lines: Option<Lines<'_>>) -> io::Result<()> {
         }
     };
     let timeout = Duration::from_secs_f64(o.timeout.unwrap_or(120.0).max(0.0));
-    run.live = !o.dump;
+    run.live = !o.dump || o.unbuffered;
     // With -d, the end of the log is the head as it is now.
     let end = o.dump.then(|| reader.positions().1);
     let mut last_expire = Instant::now();
@@ -225,7 +376,7 @@ fn run_inner(o: &LogOptions, lines: Option<Lines<'_>>) -> io::Result<()> {
                 }
             }
             None => {
-                if end.is_some_and(|e| reader.positions().0 >= e) {
+                if stopped() || end.is_some_and(|e| reader.positions().0 >= e) {
                     return run.finish();
                 }
                 if let Out::Text(w) = &mut run.out {

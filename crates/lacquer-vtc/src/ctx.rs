@@ -21,6 +21,9 @@ pub struct Ctx {
     macros: Mutex<HashMap<String, String>>,
     /// What `setenv` set, for every `shell` (the top's or a spec's).
     env: Mutex<Vec<(String, String)>>,
+    /// A directory put first on `PATH` for `shell` and `process`: where
+    /// the Varnish tools' names lead to the Lacquer under test.
+    tools: Mutex<Option<std::path::PathBuf>>,
     /// The default I/O timeout of an HTTP session (half the test's).
     pub session_timeout: Duration,
     /// The test's barriers, which every actor can use.
@@ -122,6 +125,33 @@ impl Ctx {
         env.push((name.to_string(), value.to_string()));
     }
 
+    /// Makes `dir` hold the Varnish tools' names as links to `lacquer`,
+    /// and puts it first on the `PATH` of `shell` and `process`, so that
+    /// the scripts' `varnishlog`, `varnishadm` … read this Lacquer.
+    pub fn provide_tools(&self, dir: &std::path::Path, lacquer: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for name in TOOLS {
+            std::os::unix::fs::symlink(lacquer, dir.join(name))?;
+        }
+        *self.tools.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Prepares `cmd` to run a test's command: in `${tmpdir}`, with
+    /// `${tmpdir}` and what `setenv` set in its environment, and the tools'
+    /// directory first on its `PATH`.
+    pub fn command_env(&self, cmd: &mut Command) -> Result<(), String> {
+        let tmpdir = self.macro_value("tmpdir")?;
+        cmd.current_dir(&tmpdir).env("tmpdir", &tmpdir);
+        if let Some(dir) = self.tools.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let mut path = vec![dir.clone()];
+            path.extend(std::env::var_os("PATH").iter().flat_map(std::env::split_paths));
+            cmd.env("PATH", std::env::join_paths(path).map_err(|e| e.to_string())?);
+        }
+        cmd.envs(self.env.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        Ok(())
+    }
+
     /// Whether `setenv` set `name`.
     pub fn env_is_set(&self, name: &str) -> bool {
         self.env.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|(n, _)| n == name)
@@ -156,10 +186,11 @@ impl Ctx {
             i += 1;
         }
         let script = t.get(i).map(String::as_str).unwrap_or("");
-        let tmpdir = self.macro_value("tmpdir")?;
-        let env = self.env.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c").arg(script).current_dir(&tmpdir).env("tmpdir", &tmpdir).envs(env);
+        // Standard error joins the output that is checked, as varnishtest
+        // joins them.
+        cmd.arg("-c").arg(format!("exec 2>&1 ; {script}"));
+        self.command_env(&mut cmd)?;
         let out = self.output(&mut cmd).map_err(|e| format!("shell: {e}"))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         self.say(who, &format!("shell_out|{}", stdout.trim_end()));
@@ -234,6 +265,10 @@ impl Ctx {
         Ok(Output { status, stdout, stderr })
     }
 }
+
+/// The Varnish tools Lacquer can be run as (`lacquer`'s `compat.rs`, and
+/// `varnishd` as `lacquer serve`).
+pub const TOOLS: &[&str] = &["varnishlog", "varnishncsa", "varnishstat", "varnishadm", "varnishd"];
 
 /// Sends `sig` (a name such as `TERM`) to the process group led by `child`
 /// (started with `process_group(0)`), through the `kill` command.

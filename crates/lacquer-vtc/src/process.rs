@@ -244,14 +244,12 @@ impl Process {
         self.expect_signal = 0;
         let out = self.dir.join("term");
         let err = self.dir.join("stderr");
-        let tmpdir = ctx.macro_value("tmpdir")?;
         let io = |e: std::io::Error| format!("process {name}: {e}");
         let mut cmd = Command::new("/bin/sh");
+        ctx.command_env(&mut cmd)?;
         cmd.arg("-c")
             .arg(&self.spec)
-            .current_dir(&tmpdir)
             .env("TERM", "xterm")
-            .env("tmpdir", &tmpdir)
             .stdin(Stdio::from(slave.try_clone().map_err(io)?))
             .stdout(Stdio::from(slave))
             .stderr(Stdio::piped());
@@ -350,8 +348,11 @@ impl Process {
             return Err(format!("process {}: Cannot signal a non-running process", self.name));
         };
         let pid = r.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on our own child, which has not been reaped.
-        if unsafe { libc::kill(pid, n) } < 0 {
+        // The whole process group, as varnishtest signals it: the shell
+        // and the command it runs (the shell does not always exec it).
+        // SAFETY: kill(2) on our own child's group; the child, its leader,
+        // has not been reaped.
+        if unsafe { libc::kill(-pid, n) } < 0 {
             let e = std::io::Error::last_os_error();
             return Err(format!("process {}: Failed to send signal {n} ({e})", self.name));
         }

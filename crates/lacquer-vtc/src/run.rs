@@ -128,13 +128,11 @@ fn run_inner(path: &Path, opts: &RunOptions, ctx: Arc<Ctx>) -> (Verdict, String)
     // A script named without a directory is in the current one.
     let testdir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let testdir = std::fs::canonicalize(&testdir).unwrap_or(testdir);
+    // Driving Lacquer, the scripts' Varnish tools are Lacquer's; driving
+    // varnishd (oracle mode), they are the installed ones.
     if opts.varnishd.is_none() {
-        match varnishadm_shim(&tmp, &opts.lacquer) {
-            Ok(bin) => {
-                let path = std::env::var("PATH").unwrap_or_default();
-                ctx.setenv("PATH", &format!("{}:{path}", bin.display()));
-            }
-            Err(e) => return (Verdict::Failed(format!("cannot make the varnishadm shim: {e}")), String::new()),
+        if let Err(e) = ctx.provide_tools(&tmp.join(".lacquer-tools"), &opts.lacquer) {
+            return (Verdict::Failed(format!("cannot link the Varnish tools to lacquer: {e}")), String::new());
         }
     }
     let mut t = Test::new(tmp.clone(), testdir, opts, ctx.clone());
@@ -228,54 +226,6 @@ struct LogExpect {
     /// The script's lines, split into words and macros expanded.
     script: Vec<Vec<String>>,
     thread: Option<JoinHandle<Result<(), String>>>,
-}
-
-/// What `varnishadm` runs for the test's shell commands and processes
-/// when the instances are Lacquer: `lacquer adm`, with `-n DIR` read as
-/// varnishadm reads it (the CLI's address from `DIR/_.cli`, the secret
-/// `DIR/_.secret`) and the command's words sent joined by blanks,
-/// unquoted, as varnishadm sends them. Answers the directory to put first
-/// on `PATH`.
-fn varnishadm_shim(tmpdir: &Path, lacquer: &Path) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = tmpdir.join("_bin");
-    std::fs::create_dir_all(&bin)?;
-    let lacquer = format!("'{}'", lacquer.display().to_string().replace('\'', r"'\''"));
-    let script = format!(
-        r#"#!/bin/sh
-# varnishadm for Lacquer (made by lacquer vtc).
-T= S= t= n=
-while getopts n:S:T:t: o; do
-	case $o in
-	n) n=$OPTARG ;;
-	S) S=$OPTARG ;;
-	T) T=$OPTARG ;;
-	t) t=$OPTARG ;;
-	*) exit 1 ;;
-	esac
-done
-shift $((OPTIND - 1))
-if [ -z "$T" ] && [ -n "$n" ]; then
-	T=$(cat "$n/_.cli") || exit 2
-	[ -n "$S" ] || S=$n/_.secret
-fi
-[ -n "$T" ] || {{ echo "varnishadm: no -T or -n" >&2; exit 2; }}
-cmd="$*"
-set -- adm -T "$T"
-[ -z "$S" ] || set -- "$@" -S "$S"
-[ -z "$t" ] || set -- "$@" -t "$t"
-if [ -n "$cmd" ]; then
-	printf '%s
-' "$cmd" | {lacquer} "$@"
-else
-	exec {lacquer} "$@"
-fi
-"#
-    );
-    let file = bin.join("varnishadm");
-    std::fs::write(&file, script)?;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))?;
-    Ok(bin)
 }
 
 impl<'o> Test<'o> {

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod adm;
+mod compat;
 
 #[derive(Parser)]
 #[command(name = "lacquer", version, about = "An HTTP accelerator that runs VCL")]
@@ -89,7 +90,8 @@ enum Cmd {
         /// Parameters the admin CLI may not change, `name[,name...]`.
         #[arg(short = 'r')]
         read_only: Vec<String>,
-        /// Where the admin CLI listens, `host:port` (varnishadm -T).
+        /// Where the admin CLI listens, `host:port` (varnishadm -T);
+        /// `127.0.0.1:0` by default, `none` for nowhere.
         #[arg(short = 'T')]
         cli: Option<String>,
         /// The file whose contents authenticate CLI clients (varnishadm -S).
@@ -108,6 +110,11 @@ enum Cmd {
         /// Write the process id to this file.
         #[arg(short = 'P')]
         pid_file: Option<PathBuf>,
+        /// Set when run as `varnishd` without -F or -d, which would have
+        /// it go to the background: refused once the pid files are
+        /// checked, as Lacquer stays in the foreground.
+        #[arg(skip)]
+        background_refused: bool,
         /// The size of the shared-memory log (`vsl_space`), `SIZE[,VSM]`
         /// as varnishd takes it.
         #[arg(short = 'l')]
@@ -156,6 +163,9 @@ struct StatArgs {
     /// List the counters' names and descriptions, and exit.
     #[arg(short = 'l')]
     list: bool,
+    /// Print every counter once, as XML, and exit.
+    #[arg(short = 'x')]
+    xml: bool,
     /// Show only counters matching this glob; `^glob` hides them. Repeatable; the first match decides.
     #[arg(short = 'f', allow_hyphen_values = true)]
     filters: Vec<String>,
@@ -224,6 +234,10 @@ struct NcsaArgs {
     /// Append the lines to this file instead of printing them.
     #[arg(short = 'w')]
     write: Option<PathBuf>,
+    /// Quote the values for JSON strings (UTF-8 kept, control characters
+    /// as `\u00XX`).
+    #[arg(short = 'j')]
+    json: bool,
     /// Stop after this many transactions.
     #[arg(short = 'k')]
     limit: Option<u64>,
@@ -237,9 +251,12 @@ fn ncsa(a: NcsaArgs) -> ExitCode {
         workdir: Some(a.workdir.unwrap_or_else(lacquer_shm::default_workdir)),
         dump: a.dump,
         query: a.query,
+        esi: a.esi,
         read: a.read,
         limit: a.limit,
         wait: a.wait,
+        // `lacquer ncsa -w` appends, as its help says.
+        append: true,
         ..Default::default()
     };
     let opts = lacquer_shm::NcsaOptions {
@@ -250,6 +267,7 @@ fn ncsa(a: NcsaArgs) -> ExitCode {
         client: a.client,
         esi: a.esi,
         write: a.write,
+        json: a.json,
     };
     ExitCode::from(lacquer_shm::run_ncsa(&opts))
 }
@@ -340,7 +358,28 @@ struct LogArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Run under a Varnish tool's name, Lacquer is that tool.
+    let mut args = std::env::args_os();
+    let argv0 = args.next();
+    if let Some(tool) = argv0.as_deref().and_then(compat::Tool::by_name) {
+        let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+        return compat::run(tool, &args);
+    }
+    // As `varnishd`, Lacquer is `lacquer serve`, whose options are
+    // varnishd's; it stays in the foreground, so it wants -F or -d.
+    let as_varnishd =
+        argv0.as_deref().map(std::path::Path::new).and_then(|p| p.file_name()) == Some("varnishd".as_ref());
+    let cli = if as_varnishd {
+        let rest: Vec<std::ffi::OsString> = args.collect();
+        let foreground = rest.iter().any(|a| a == "-F" || a == "-d");
+        let mut cli = Cli::parse_from(["lacquer".into(), "serve".into()].into_iter().chain(rest));
+        if let Cmd::Serve { background_refused, .. } = &mut cli.cmd {
+            *background_refused = !foreground;
+        }
+        cli
+    } else {
+        Cli::parse()
+    };
     match cli.cmd {
         Cmd::Check { file, err_unref, vcl_path, name } => check(&file, err_unref, vcl_path, name),
         Cmd::Vtc(a) => vtc(a),
@@ -362,12 +401,14 @@ fn main() -> ExitCode {
             cli_call,
             pid_file,
             shm_size,
+            background_refused,
             ..
         } => {
             if let Err(e) = check_tuning(hash.as_deref(), waiter.as_deref()) {
                 eprintln!("Error: {e}");
                 return ExitCode::from(2);
             }
+            let secret_file = secret.clone();
             let secret = match secret.map(std::fs::read).transpose() {
                 Ok(s) => s,
                 Err(e) => {
@@ -375,10 +416,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            if debug && cli.is_none() && cli_call.is_none() {
-                eprintln!("Error: -d needs -T or -M: the CLI is what starts the server");
-                return ExitCode::from(2);
-            }
+            // Without -T or -M, -d's CLI is the default -T, which
+            // `lacquer adm -n` finds.
+            // varnishd's CLI listens on `localhost:0` unless `-T none`.
+            let cli = match cli.as_deref() {
+                Some("none") => None,
+                Some(_) => cli,
+                None => Some("127.0.0.1:0".to_string()),
+            };
             let mut params = params;
             if let Some(l) = shm_size {
                 // Before the -p arguments, which may say otherwise.
@@ -396,8 +441,10 @@ fn main() -> ExitCode {
                 cli,
                 cli_call,
                 secret,
+                secret_file,
                 pid_file,
                 debug,
+                background_refused,
             };
             serve(s)
         }
@@ -405,7 +452,9 @@ fn main() -> ExitCode {
         Cmd::Ncsa(a) => ncsa(a),
         Cmd::ModuleDoc { module } => module_doc(&module),
         Cmd::Stat(a) => stat(a),
-        Cmd::Adm { address, secret, timeout, command } => adm::run(&address, secret.as_deref(), timeout, &command),
+        Cmd::Adm { address, secret, timeout, command } => {
+            adm::run(&address, secret.as_deref(), timeout, &command, adm::Mode::Plain)
+        }
     }
 }
 
@@ -443,8 +492,11 @@ struct Serve {
     cli: Option<String>,
     cli_call: Option<String>,
     secret: Option<Vec<u8>>,
+    secret_file: Option<PathBuf>,
     pid_file: Option<PathBuf>,
     debug: bool,
+    /// Run as `varnishd` without -F or -d.
+    background_refused: bool,
 }
 
 /// `lacquer serve`: compiles the VCL (or makes one from `-b`), sets the
@@ -462,8 +514,10 @@ fn serve(a: Serve) -> ExitCode {
         cli,
         cli_call,
         secret,
+        secret_file,
         pid_file,
         debug,
+        background_refused,
     } = a;
     let mut p = lacquer_server::Params::default();
     for a in &params {
@@ -486,6 +540,14 @@ fn serve(a: Serve) -> ExitCode {
     let workdir = workdir.unwrap_or_else(lacquer_shm::default_workdir);
     if let Err(e) = std::fs::create_dir_all(&workdir) {
         eprintln!("lacquer serve: cannot create {}: {e}", workdir.display());
+        return ExitCode::from(2);
+    }
+    if let Err(e) = claim_pid_files(&workdir, pid_file.as_deref()) {
+        eprintln!("Error: {e}");
+        return ExitCode::from(2);
+    }
+    if background_refused {
+        eprintln!("Error: Lacquer's varnishd runs in the foreground: give -F (or -d)");
         return ExitCode::from(2);
     }
     let storage = match lacquer_server::stevedore::parse_all(&storage) {
@@ -543,6 +605,7 @@ fn serve(a: Serve) -> ExitCode {
         cli,
         cli_call,
         secret,
+        secret_file: secret_file.map(|f| std::path::absolute(&f).unwrap_or(f)),
         pid_file,
         wait_for_start: debug,
     };
@@ -553,6 +616,27 @@ fn serve(a: Serve) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Refuses to start where a server runs already, as varnishd refuses: the
+/// working directory's `_.pid` (always written) and the `-P` file must
+/// not name a live process; then both get this process's id.
+fn claim_pid_files(workdir: &std::path::Path, pid_file: Option<&std::path::Path>) -> Result<(), String> {
+    let own = workdir.join("_.pid");
+    let files: Vec<&std::path::Path> = std::iter::once(own.as_path()).chain(pid_file).collect();
+    for f in &files {
+        let pid = std::fs::read_to_string(f).ok().and_then(|t| t.trim().parse::<u32>().ok());
+        if let Some(pid) = pid.filter(|p| *p != std::process::id()) {
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(format!("Varnishd is already running (pid={pid})"));
+            }
+        }
+    }
+    for f in files {
+        std::fs::write(f, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("Could not open pid-file {}: {}", f.display(), lacquer_shm::os_message(&e)))?;
+    }
+    Ok(())
 }
 
 /// The demo's VCL, built in so that the command works from anywhere.
@@ -580,6 +664,7 @@ fn log(a: LogArgs) -> ExitCode {
         limit: a.limit,
         timeout: a.timeout,
         wait: a.wait,
+        ..Default::default()
     };
     ExitCode::from(lacquer_shm::run_log(&opts))
 }
@@ -619,6 +704,7 @@ fn demo(listen: String, site: Option<PathBuf>) -> ExitCode {
         cli: None,
         cli_call: None,
         secret: None,
+        secret_file: None,
         pid_file: None,
         wait_for_start: false,
     };
@@ -759,6 +845,7 @@ fn stat(a: StatArgs) -> ExitCode {
         once: a.once,
         json: a.json,
         list: a.list,
+        xml: a.xml,
         filters: a.filters,
         wait: a.wait,
         prometheus: a.prometheus,
