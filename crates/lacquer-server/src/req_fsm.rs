@@ -395,6 +395,10 @@ pub(crate) async fn run_from(req: &mut Req, sp: &mut Sess, mut step: ReqStep) {
                 );
                 req.vsl.end();
                 let r = &*req;
+                if r.esi_level > 0 {
+                    // An ESI include is part of its top request's answer.
+                    return;
+                }
                 r.shared.modules.notify(lacquer_module::server_events::REQUEST_DONE, || {
                     format!("{} {} {body_out} {:.6}", r.vxid, r.resp_status, crate::msg::now() - r.t_req)
                 });
@@ -489,8 +493,9 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
 fn cnt_recv(req: &mut Req) -> ReqStep {
     req.hash.clear();
     // Modules with a request_raw function see the head first (not again
-    // on a restart); one may end the request there, VCL unseen.
-    if req.restarts == 0 {
+    // on a restart, and not for ESI includes, which have no connection of
+    // their own); one may end the request there, VCL unseen.
+    if req.restarts == 0 && req.esi_level == 0 {
         match crate::vmod::request_raw(req) {
             Ok(()) => {}
             Err(why) => {
