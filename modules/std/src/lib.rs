@@ -65,8 +65,12 @@ pub mod vmod {
     }
 
     /// Collapses multiple *hdr* headers into one long header. The values
-    /// are joined by *sep*.
+    /// are joined by *sep*. The cached object (`obj.http`) is read only, so
+    /// collecting its headers fails the VCL.
     pub fn collect(ctx: &mut Ctx, hdr: Header, #[default(", ")] sep: &[u8]) -> Result<(), Failure> {
+        if hdr.which == Http::Obj {
+            return Err(Failure("std.collect(): header argument cannot be used here".into()));
+        }
         ctx.collect_header(hdr.which, hdr.name, sep)
     }
 
@@ -212,7 +216,8 @@ pub mod vmod {
     }
 
     /// Converts the string *s*, or the *bool*, *bytes*, *duration*, *real*
-    /// or *time* (rounded) to an INT; *fallback* when it does not convert.
+    /// or *time* (truncated toward zero, as a C cast does) to an INT;
+    /// *fallback* when it does not convert.
     #[allow(clippy::too_many_arguments)]
     pub fn integer(
         s: Option<NullStr>,
@@ -234,7 +239,7 @@ pub mod vmod {
         if let Some(v) = s.and_then(|s| s.0).and_then(num::integer) {
             return Ok(v);
         }
-        let r = duration.map(|d| d.0).or(real).or(time.map(|t| t.0)).map(f64::round);
+        let r = duration.map(|d| d.0).or(real).or(time.map(|t| t.0)).map(f64::trunc);
         if let Some(r) = r.filter(|r| !r.is_nan() && r.abs() <= INTEGER_MAX) {
             return Ok(r as i64);
         }

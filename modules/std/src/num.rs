@@ -182,6 +182,18 @@ fn month(s: &str) -> Option<i64> {
     MONTH.iter().position(|m| *m == s).map(|i| i as i64 + 1)
 }
 
+/// How many days month *m* (1-12) of year *y* has: an HTTP date naming a
+/// day past the end of its month is refused, not carried into the next.
+fn month_days(y: i64, m: i64) -> i64 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// An HTTP date (`VTIM_parse`): RFC 1123, RFC 850 or asctime, with the
 /// weekday checked. `None` when it is none of them. With `postel`
 /// (`feature=+http_date_postel`) RFC 1123's day of the month may be one
@@ -205,7 +217,7 @@ pub fn http_date(s: &[u8], postel: bool) -> Option<f64> {
     } else {
         return None;
     };
-    if !(1..=31).contains(&d) {
+    if d < 1 || d > month_days(y, m) {
         return None;
     }
     let n = days(y, m, d);
@@ -227,6 +239,8 @@ mod tests {
         assert_eq!(http_date(b"Sunday, 06-Nov-94 08:49:37 GMT", false), Some(784111777.0));
         assert_eq!(http_date(b"Sun Nov  6 08:49:37 1994", false), Some(784111777.0));
         assert_eq!(http_date(b"Mon, 06 Nov 1994 08:49:37 GMT", false), None);
+        assert_eq!(http_date(b"Monday, 30-Feb-15 00:00:00 GMT", false), None);
+        assert_eq!(http_date(b"Thu, 29 Feb 2024 00:00:00 GMT", false), Some(1709164800.0));
         assert_eq!(civil(0), (1970, 1, 1));
         assert_eq!(civil(days(2024, 2, 29)), (2024, 2, 29));
     }
