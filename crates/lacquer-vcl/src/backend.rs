@@ -546,7 +546,12 @@ pub(crate) fn resolve(host: &str, port: &str) -> Result<Vec<std::net::SocketAddr
             Some(p) if !p.is_empty() => (addr, p),
             _ => return Err("Name or service not known".into()),
         },
-        None => (host, port),
+        // Otherwise `host:port` (one colon: more is a bare IPv6 address)
+        // or `host port`, as Varnish's resolver reads them.
+        None => match host.split_once(' ').or_else(|| host.split_once(':').filter(|(_, p)| !p.contains(':'))) {
+            Some((h, p)) if !h.is_empty() && !p.is_empty() => (h, p.trim_start()),
+            _ => (host, port),
+        },
     };
     let port_num: u16 = match port.parse() {
         Ok(p) => p,

@@ -291,7 +291,8 @@ pub mod vmod {
         fallback.ok_or_else(|| Failure("std.real: conversion failed".into()))
     }
 
-    /// Converts the string *s* (an HTTP date or seconds since the epoch),
+    /// Converts the string *s* (an HTTP date, an ISO 8601 `YYYY-MM-DDTHH:MM:SS`
+    /// in UTC, or seconds since the epoch),
     /// the *real* or the *integer* to a TIME; *fallback* when it does not
     /// convert. With `feature=+http_date_postel` a one-digit day of the
     /// month is accepted in an RFC 1123 date.
@@ -311,7 +312,7 @@ pub mod vmod {
         }
         if let Some(s) = s.and_then(|s| s.0) {
             let postel = ctx.param("feature").is_some_and(|f| f.split(',').any(|b| b == "+http_date_postel"));
-            if let Some(t) = num::http_date(s, postel) {
+            if let Some(t) = num::http_date(s, postel).or_else(|| num::iso8601(s)) {
                 return Ok(Time(t));
             }
             if let Some(t) = num::vnum(s).filter(|t| *t > 0.0) {
