@@ -236,6 +236,10 @@ pub struct HostTable {
     /// -1 when the connection did not come through a Unix domain socket,
     /// -2 when the system does not say.
     pub peer_cred: unsafe extern "C" fn(host: *mut c_void, uid: *mut u32, gid: *mut u32) -> i32,
+    /// Purges the objects under the request's hash key (`vmod_purge`),
+    /// cutting their `ttl`, `grace` and `keep` (NaN: leave it; all zero:
+    /// remove them): how many, or -1 outside `vcl_hit` and `vcl_miss`.
+    pub purge: unsafe extern "C" fn(host: *mut c_void, ttl: f64, grace: f64, keep: f64) -> i64,
 }
 
 /// The workspaces [`HostTable::ws_op`] reaches.

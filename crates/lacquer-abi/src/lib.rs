@@ -33,7 +33,7 @@
 //!   `vcl_syntax`.
 //! - 1.4: at the end of [`HostTable`]: `proxy_tlvs` (the PROXY version 2
 //!   header's TLVs, for `proxy`) and `peer_cred` (the Unix domain socket
-//!   peer's credentials, for `unix`).
+//!   peer's credentials, for `unix`), and `purge` (for `purge`).
 //!
 //! # How a call crosses
 //!
@@ -308,7 +308,8 @@ mod tests {
         }
         assert_eq!(HostTable::SIZE_1_3, HostTable::SIZE_1_2 + added_1_3.len() * ptr);
         // 1.4's come after 1.3's.
-        let added_1_4 = [offset_of!(HostTable, proxy_tlvs), offset_of!(HostTable, peer_cred)];
+        let added_1_4 =
+            [offset_of!(HostTable, proxy_tlvs), offset_of!(HostTable, peer_cred), offset_of!(HostTable, purge)];
         for (i, off) in added_1_4.into_iter().enumerate() {
             assert_eq!(off, HostTable::SIZE_1_3 + i * ptr);
             assert!(!HostTable::has(HostTable::SIZE_1_3, off));

@@ -372,6 +372,17 @@ impl Host for ForeignHost {
             _ => Err(crate::PeerCredError::Unavailable),
         }
     }
+    fn purge(&mut self, ttl: Option<f64>, grace: Option<f64>, keep: Option<f64>) -> Result<i64, Failure> {
+        let Some(f) = since_1_1!(self, purge) else {
+            return Err(Failure("this Lacquer cannot purge for a loaded module (ABI before 1.4)".into()));
+        };
+        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        // SAFETY: as above.
+        match unsafe { f(self.host, nan(ttl), nan(grace), nan(keep)) } {
+            n if n >= 0 => Ok(n),
+            _ => Err(Failure(format!("purge is not available in {}", Host::method(self)))),
+        }
+    }
     fn connection(&mut self) -> Result<crate::Connection, Failure> {
         let Some(lend) = since_1_1!(self, connection) else {
             return Err(Failure("this Lacquer cannot lend the connection to a loaded module (ABI before 1.3)".into()));

@@ -229,6 +229,13 @@ pub trait Host {
     fn peer_cred(&self) -> Result<(u32, u32), PeerCredError> {
         Err(PeerCredError::NotUnix)
     }
+    /// Purges the objects under the request's hash key from `vcl_hit` or
+    /// `vcl_miss`, cutting each one's lifetimes to `ttl`, `grace` and
+    /// `keep` (`None`: leave it as it is; all zero: remove the objects).
+    /// How many objects it touched.
+    fn purge(&mut self, _ttl: Option<f64>, _grace: Option<f64>, _keep: Option<f64>) -> Result<i64, Failure> {
+        Err(Failure("purge is not available here".into()))
+    }
     /// The client connection of the request, for a module to hand over
     /// to another process (the `handoff` module): a duplicate of the
     /// socket's descriptor, what Lacquer read off it already and what it

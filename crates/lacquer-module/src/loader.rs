@@ -628,6 +628,11 @@ unsafe extern "C" fn cb_peer_cred(host: *mut c_void, uid: *mut u32, gid: *mut u3
     })
 }
 
+unsafe extern "C" fn cb_purge(host: *mut c_void, ttl: f64, grace: f64, keep: f64) -> i64 {
+    let given = |v: f64| (!v.is_nan()).then_some(v);
+    guard(-1, || unsafe { b(host) }.host.purge(given(ttl), given(grace), given(keep)).unwrap_or(-1))
+}
+
 unsafe extern "C" fn cb_vcl_syntax(host: *mut c_void) -> u32 {
     guard(0, || unsafe { b(host) }.host.vcl_syntax().unwrap_or(0))
 }
@@ -690,6 +695,7 @@ pub(crate) static TABLE: HostTable = HostTable {
     vcl_syntax: cb_vcl_syntax,
     proxy_tlvs: cb_proxy_tlvs,
     peer_cred: cb_peer_cred,
+    purge: cb_purge,
 };
 
 #[cfg(test)]

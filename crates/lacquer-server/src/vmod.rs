@@ -87,6 +87,7 @@ impl Default for Modules {
         builtin.link(&lacquer_vmod_blob::vmod::MODULE);
         builtin.link(&lacquer_vmod_handoff::vmod::MODULE);
         builtin.link(&lacquer_vmod_proxy::vmod::MODULE);
+        builtin.link(&lacquer_vmod_purge::vmod::MODULE);
         builtin.link(&lacquer_vmod_unix::vmod::MODULE);
         Modules { builtin, loaded: Mutex::default(), hooks: Arc::default() }
     }
@@ -701,6 +702,14 @@ impl Host for TaskHost<'_> {
 
     fn peer_cred(&self) -> Result<(u32, u32), lacquer_module::PeerCredError> {
         self.endpoints().map_or(Err(lacquer_module::PeerCredError::NotUnix), |ep| ep.peer_cred)
+    }
+
+    fn purge(&mut self, ttl: Option<f64>, grace: Option<f64>, keep: Option<f64>) -> Result<i64, MFailure> {
+        let (Task::Req(r), Method::Hit | Method::Miss) = (&self.task, self.method) else {
+            return Err(MFailure("purge can only happen in vcl_hit{} or vcl_miss{}".into()));
+        };
+        let r = r.get();
+        Ok(self.shared.cache.soft_purge(&r.hash, r.t_req, ttl, grace, keep) as i64)
     }
 
     fn vcl_syntax(&self) -> Option<u32> {
