@@ -226,6 +226,20 @@ pub struct HostTable {
     /// The VCL version of the running VCL's main source, times ten (40,
     /// 41); 0 when unknown (`std.syntax`).
     pub vcl_syntax: unsafe extern "C" fn(host: *mut c_void) -> u32,
+    // Since 1.4.
+    /// The TLVs of the PROXY version 2 header the client connection
+    /// opened with, as they were on the wire (in the workspace); NULL
+    /// when it had none (`vmod_proxy`).
+    pub proxy_tlvs: unsafe extern "C" fn(host: *mut c_void) -> Str,
+    /// The credentials of the process at the other end of the client
+    /// connection (`SO_PEERCRED`, `vmod_unix`) into `uid` and `gid`: 0,
+    /// -1 when the connection did not come through a Unix domain socket,
+    /// -2 when the system does not say.
+    pub peer_cred: unsafe extern "C" fn(host: *mut c_void, uid: *mut u32, gid: *mut u32) -> i32,
+    /// Purges the objects under the request's hash key (`vmod_purge`),
+    /// cutting their `ttl`, `grace` and `keep` (NaN: leave it; all zero:
+    /// remove them): how many, or -1 outside `vcl_hit` and `vcl_miss`.
+    pub purge: unsafe extern "C" fn(host: *mut c_void, ttl: f64, grace: f64, keep: f64) -> i64,
 }
 
 /// The workspaces [`HostTable::ws_op`] reaches.
@@ -342,6 +356,8 @@ impl HostTable {
     pub const SIZE_1_1: usize = std::mem::offset_of!(HostTable, log_global);
     /// The size of the table of ABI 1.2.
     pub const SIZE_1_2: usize = std::mem::offset_of!(HostTable, ws_op);
+    /// The size of the table of ABI 1.3.
+    pub const SIZE_1_3: usize = std::mem::offset_of!(HostTable, proxy_tlvs);
 
     /// Whether a table of `size` bytes holds the callback at byte `offset`
     /// (`std::mem::offset_of!(HostTable, field)`): what a module checks

@@ -31,6 +31,9 @@
 //!   that a module loaded from a file can hand a client connection to
 //!   another process as the linked-in `handoff` module does; and
 //!   `vcl_syntax`.
+//! - 1.4: at the end of [`HostTable`]: `proxy_tlvs` (the PROXY version 2
+//!   header's TLVs, for `proxy`) and `peer_cred` (the Unix domain socket
+//!   peer's credentials, for `unix`), and `purge` (for `purge`).
 //!
 //! # How a call crosses
 //!
@@ -52,7 +55,7 @@ pub use value::*;
 /// The ABI major version: a module built against another major is refused.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: a module built against a newer minor is refused.
-pub const ABI_MINOR: u32 = 3;
+pub const ABI_MINOR: u32 = 4;
 
 /// The name of the symbol every module library exports.
 pub const DESCRIPTOR_SYMBOL: &str = "LACQUER_MODULE_DESCRIPTOR";
@@ -303,7 +306,15 @@ mod tests {
             assert!(!HostTable::has(HostTable::SIZE_1_2, off));
             assert!(HostTable::has(size_of::<HostTable>(), off));
         }
-        assert_eq!(size_of::<HostTable>(), HostTable::SIZE_1_2 + added_1_3.len() * ptr);
+        assert_eq!(HostTable::SIZE_1_3, HostTable::SIZE_1_2 + added_1_3.len() * ptr);
+        // 1.4's come after 1.3's.
+        let added_1_4 =
+            [offset_of!(HostTable, proxy_tlvs), offset_of!(HostTable, peer_cred), offset_of!(HostTable, purge)];
+        for (i, off) in added_1_4.into_iter().enumerate() {
+            assert_eq!(off, HostTable::SIZE_1_3 + i * ptr);
+            assert!(!HostTable::has(HostTable::SIZE_1_3, off));
+        }
+        assert_eq!(size_of::<HostTable>(), HostTable::SIZE_1_3 + added_1_4.len() * ptr);
     }
 
     #[test]

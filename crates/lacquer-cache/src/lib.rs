@@ -826,7 +826,7 @@ impl<H: Send + Sync + 'static> Cache<H> {
             };
             let Some(Reverse((_, _, TimerRef(weak)))) = due else { break };
             if let Some(oc) = weak.upgrade() {
-                if self.kill(&oc) {
+                if self.kill_logged(&oc, now) {
                     bump(&self.stats.n_expired);
                     n += 1;
                 }
@@ -839,6 +839,21 @@ impl<H: Send + Sync + 'static> Cache<H> {
     /// wins.
     pub fn set_exp_log(&self, f: ExpLog) {
         let _ = self.exp_log.set(f);
+    }
+
+    /// Kills `oc` at `now` as the expiry does, logging it (`EXP_Expired`,
+    /// with the transaction that made it and how long it had left to
+    /// live, as varnishd's expiry thread logs both expired and purged
+    /// objects). Whether it was still alive.
+    fn kill_logged(&self, oc: &Arc<ObjCore<H>>, now: f64) -> bool {
+        let left = oc.lifetime().fresh_until().min(now) - now;
+        if !self.kill(oc) {
+            return false;
+        }
+        if let Some(log) = self.exp_log.get() {
+            log(format_args!("EXP_Expired x={} t={left:.0}", oc.xid()));
+        }
+        true
     }
 
     /// Logs that `oc` is due at `t` (`EXP_When`), naming it by its
@@ -882,14 +897,56 @@ impl<H: Send + Sync + 'static> Cache<H> {
         victims.iter().filter(|oc| self.kill(oc)).count()
     }
 
-    /// Removes every object and marker under `key` (`return (purge)`);
-    /// answers how many went.
-    pub fn purge(&self, key: &[u8]) -> usize {
+    /// Removes every object and marker under `key` (`return (purge)`) at
+    /// `now`; answers how many went.
+    pub fn purge(&self, key: &[u8], now: f64) -> usize {
         bump(&self.stats.n_purges);
         let oh = lock(self.shard(key)).get(key).cloned();
         let Some(oh) = oh else { return 0 };
         let victims: Vec<_> = lock(&oh.cores).iter().filter(|oc| oc.kind() != Kind::Busy).cloned().collect();
-        let n = victims.iter().filter(|oc| self.kill(oc)).count();
+        let n = victims.iter().filter(|oc| self.kill_logged(oc, now)).count();
+        self.stats.n_obj_purged.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+
+    /// Purges under `key` from `vcl_hit` or `vcl_miss` (`vmod_purge`,
+    /// varnishd's `HSH_Purge`): with `ttl`, `grace` and `keep` all zero
+    /// every object goes, as with [`purge`](Cache::purge); otherwise each
+    /// one's lifetimes are cut (`EXP_Reduce`) so that it is fresh at most
+    /// until `now + ttl`, then in grace at most `grace`, kept at most
+    /// `keep`. `None` leaves that lifetime as it is, and a lifetime is
+    /// never lengthened. Answers how many objects were touched.
+    pub fn soft_purge(&self, key: &[u8], now: f64, ttl: Option<f64>, grace: Option<f64>, keep: Option<f64>) -> usize {
+        if ttl == Some(0.0) && grace == Some(0.0) && keep == Some(0.0) {
+            return self.purge(key, now);
+        }
+        bump(&self.stats.n_purges);
+        let oh = lock(self.shard(key)).get(key).cloned();
+        let Some(oh) = oh else { return 0 };
+        let victims: Vec<_> = lock(&oh.cores).iter().filter(|oc| oc.kind() != Kind::Busy).cloned().collect();
+        let mut n = 0;
+        for oc in &victims {
+            let life = {
+                let mut st = lock(&oc.state);
+                if st.dead {
+                    continue;
+                }
+                let life = &mut st.life;
+                if let Some(t) = ttl.map(|t| now + t - life.t_origin).filter(|t| *t < life.ttl) {
+                    life.ttl = t;
+                }
+                if let Some(g) = grace.filter(|g| *g < life.grace) {
+                    life.grace = g;
+                }
+                if let Some(k) = keep.filter(|k| *k < life.keep) {
+                    life.keep = k;
+                }
+                *life
+            };
+            // The core's old timer comes later and finds it gone.
+            self.add_timer(oc, life.keep_until());
+            n += 1;
+        }
         self.stats.n_obj_purged.fetch_add(n as u64, Ordering::Relaxed);
         n
     }

@@ -192,9 +192,9 @@ fn clear_removes_every_object_but_fetches_under_way() {
 fn purge_removes_every_variant_of_a_key() {
     let c: C = Cache::new(None);
     publish(&c, b"/p", 60.0, b"1");
-    assert_eq!(c.purge(b"/p"), 1);
+    assert_eq!(c.purge(b"/p", 0.0), 1);
     assert!(matches!(c.lookup(b"/p", &want(101.0)), Lookup::Miss(..)));
-    assert_eq!(c.purge(b"/nothing"), 0);
+    assert_eq!(c.purge(b"/nothing", 0.0), 0);
 }
 
 #[test]
@@ -427,7 +427,7 @@ async fn objects_in_a_file_store_are_read_back_from_the_file() {
     assert_eq!((v[8], v[9]), (0, 1));
     drop(r);
     drop(obj);
-    c.purge(b"/f");
+    c.purge(b"/f", 0.0);
     let v = counters(&*f);
     assert_eq!((v[4], v[5], v[6], v[7], v[9]), (0, 0, 1 << 20, 1, 1), "freed extents join again");
     std::fs::remove_dir_all(dir).unwrap();

@@ -114,4 +114,4 @@ pub fn json(m: &Module) -> String {
 
 /// The `lacquer-abi` version this macro writes into specs; the generated
 /// code asserts at compile time that it equals `lacquer_abi`'s.
-pub const ABI: (u32, u32) = (1, 3);
+pub const ABI: (u32, u32) = (1, 4);

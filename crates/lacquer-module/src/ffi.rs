@@ -356,6 +356,33 @@ impl Host for ForeignHost {
         let v = unsafe { f(self.host) };
         (v != 0).then_some(v)
     }
+    fn proxy_tlvs(&self) -> Option<Vec<u8>> {
+        let f = since_1_1!(self, proxy_tlvs)?;
+        // SAFETY: as above; a non-NULL answer is in the workspace.
+        let s = unsafe { f(self.host) };
+        self.copy_out(s).map(<[u8]>::to_vec)
+    }
+    fn peer_cred(&self) -> Result<(u32, u32), crate::PeerCredError> {
+        let Some(f) = since_1_1!(self, peer_cred) else { return Err(crate::PeerCredError::Unavailable) };
+        let (mut uid, mut gid) = (0u32, 0u32);
+        // SAFETY: as above; the two pointers are valid for the call.
+        match unsafe { f(self.host, &mut uid, &mut gid) } {
+            0 => Ok((uid, gid)),
+            -1 => Err(crate::PeerCredError::NotUnix),
+            _ => Err(crate::PeerCredError::Unavailable),
+        }
+    }
+    fn purge(&mut self, ttl: Option<f64>, grace: Option<f64>, keep: Option<f64>) -> Result<i64, Failure> {
+        let Some(f) = since_1_1!(self, purge) else {
+            return Err(Failure("this Lacquer cannot purge for a loaded module (ABI before 1.4)".into()));
+        };
+        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        // SAFETY: as above.
+        match unsafe { f(self.host, nan(ttl), nan(grace), nan(keep)) } {
+            n if n >= 0 => Ok(n),
+            _ => Err(Failure(format!("purge is not available in {}", Host::method(self)))),
+        }
+    }
     fn connection(&mut self) -> Result<crate::Connection, Failure> {
         let Some(lend) = since_1_1!(self, connection) else {
             return Err(Failure("this Lacquer cannot lend the connection to a loaded module (ABI before 1.3)".into()));

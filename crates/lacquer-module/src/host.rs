@@ -219,6 +219,23 @@ pub trait Host {
     fn vcl_syntax(&self) -> Option<u32> {
         None
     }
+    /// The TLVs of the PROXY version 2 header the client connection
+    /// opened with, as sent (`None` without one): `vmod_proxy` reads them.
+    fn proxy_tlvs(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// The user and group ids of the process at the other end of the
+    /// client connection, when it came through a Unix domain socket.
+    fn peer_cred(&self) -> Result<(u32, u32), PeerCredError> {
+        Err(PeerCredError::NotUnix)
+    }
+    /// Purges the objects under the request's hash key from `vcl_hit` or
+    /// `vcl_miss`, cutting each one's lifetimes to `ttl`, `grace` and
+    /// `keep` (`None`: leave it as it is; all zero: remove the objects).
+    /// How many objects it touched.
+    fn purge(&mut self, _ttl: Option<f64>, _grace: Option<f64>, _keep: Option<f64>) -> Result<i64, Failure> {
+        Err(Failure("purge is not available here".into()))
+    }
     /// The client connection of the request, for a module to hand over
     /// to another process (the `handoff` module): a duplicate of the
     /// socket's descriptor, what Lacquer read off it already and what it
@@ -456,4 +473,13 @@ impl<T: Any + Send + Sync, const S: u32> Shared<T, S> {
             .downcast_ref()
             .ok_or_else(|| Failure(format!("private state holds another type than {}", std::any::type_name::<T>())))
     }
+}
+
+/// Why [`Host::peer_cred`] has no credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerCredError {
+    /// The connection did not come through a Unix domain socket.
+    NotUnix,
+    /// The system did not say who the peer is.
+    Unavailable,
 }

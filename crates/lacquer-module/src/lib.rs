@@ -74,8 +74,8 @@ mod ws;
 pub use date::http_date;
 pub use hooks::{server as server_events, HookFn, Hooks};
 pub use host::{
-    BackendSpec, ConnInfo, Connection, Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl,
-    RequestEnd, Shared, SharedSlot,
+    BackendSpec, ConnInfo, Connection, Ctx, Exclusive, Host, PeerCredError, PrivCall, PrivSess, PrivSlot, PrivTask,
+    PrivTop, PrivVcl, RequestEnd, Shared, SharedSlot,
 };
 pub use lacquer_module_macros::module;
 pub use registry::{CallFn, Module, ModuleDef, Registry, Target};

@@ -605,6 +605,34 @@ unsafe extern "C" fn cb_blocking(host: *mut c_void, f: unsafe extern "C" fn(data
     })
 }
 
+unsafe extern "C" fn cb_proxy_tlvs(host: *mut c_void) -> Str {
+    guard(Str::NULL, || {
+        let br = unsafe { b(host) };
+        match br.host.proxy_tlvs() {
+            Some(v) => br.alloc(&v),
+            None => Str::NULL,
+        }
+    })
+}
+
+unsafe extern "C" fn cb_peer_cred(host: *mut c_void, uid: *mut u32, gid: *mut u32) -> i32 {
+    guard(-2, || match unsafe { b(host) }.host.peer_cred() {
+        Ok(_) if uid.is_null() || gid.is_null() => -2,
+        Ok((u, g)) => {
+            // SAFETY: checked non-NULL; the module passes its own u32s.
+            unsafe { (uid.write(u), gid.write(g)) };
+            0
+        }
+        Err(crate::PeerCredError::NotUnix) => -1,
+        Err(crate::PeerCredError::Unavailable) => -2,
+    })
+}
+
+unsafe extern "C" fn cb_purge(host: *mut c_void, ttl: f64, grace: f64, keep: f64) -> i64 {
+    let given = |v: f64| (!v.is_nan()).then_some(v);
+    guard(-1, || unsafe { b(host) }.host.purge(given(ttl), given(grace), given(keep)).unwrap_or(-1))
+}
+
 unsafe extern "C" fn cb_vcl_syntax(host: *mut c_void) -> u32 {
     guard(0, || unsafe { b(host) }.host.vcl_syntax().unwrap_or(0))
 }
@@ -665,6 +693,9 @@ pub(crate) static TABLE: HostTable = HostTable {
     end_request: cb_end_request,
     blocking: cb_blocking,
     vcl_syntax: cb_vcl_syntax,
+    proxy_tlvs: cb_proxy_tlvs,
+    peer_cred: cb_peer_cred,
+    purge: cb_purge,
 };
 
 #[cfg(test)]

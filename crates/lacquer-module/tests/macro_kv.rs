@@ -125,7 +125,7 @@ thread_local! {
     static RELEASED: Arc<Mutex<Vec<String>>> = Arc::default();
 }
 
-const GOLDEN: &str = r#"{"name": "kv", "abi": [1, 3], "level": "stable", "doc": "A key-value test module.",
+const GOLDEN: &str = r#"{"name": "kv", "abi": [1, 4], "level": "stable", "doc": "A key-value test module.",
 "functions": [
   {"name": "get", "ret": "STRING", "args": [{"name": "key", "type": "STRING"}, {"name": "fallback", "type": "STRING", "default": "x"}], "doc": "Returns `key` upper-cased,\nor `fallback` when it is empty."},
   {"name": "count", "ret": "INT", "args": [{"type": "PRIV_TASK"}], "restrict": ["client", "backend"], "doc": "Counts the calls in this task."},

@@ -27,6 +27,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use lacquer_module::PeerCredError;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
@@ -61,6 +62,9 @@ pub(crate) struct Accepted {
     pub stream: ClientStream,
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// Who is at the other end of a Unix socket (`SO_PEERCRED`), read
+    /// once at accept for `vmod_unix`.
+    pub peer_cred: Result<(u32, u32), PeerCredError>,
 }
 
 /// One `-a` argument, read but not bound.
@@ -190,12 +194,18 @@ impl Listener {
                 let (s, peer) = l.accept().await?;
                 let _ = s.set_nodelay(true);
                 let local = s.local_addr().unwrap_or(peer);
-                Ok(Accepted { stream: ClientStream::Tcp(s), peer: canonical(peer), local: canonical(local) })
+                Ok(Accepted {
+                    stream: ClientStream::Tcp(s),
+                    peer: canonical(peer),
+                    local: canonical(local),
+                    peer_cred: Err(PeerCredError::NotUnix),
+                })
             }
             Listener::Unix(l) => {
                 let (s, _) = l.accept().await?;
                 let none = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
-                Ok(Accepted { stream: ClientStream::Unix(s), peer: none, local: none })
+                let peer_cred = s.peer_cred().map(|c| (c.uid(), c.gid())).map_err(|_| PeerCredError::Unavailable);
+                Ok(Accepted { stream: ClientStream::Unix(s), peer: none, local: none, peer_cred })
             }
         }
     }

@@ -112,12 +112,26 @@ pub(crate) struct Endpoints {
     /// `X-Forwarded-For`, `ReqStart` and `client.identity` use; otherwise
     /// they are `client` written out.
     pub client_text: Option<Arc<(String, String)>>,
+    /// The TLVs of the connection's PROXY version 2 header, as sent
+    /// (varnishd keeps them in the session workspace for `vmod_proxy`).
+    pub proxy_tlvs: Option<Arc<[u8]>>,
+    /// Who is at the other end of a Unix socket, for `vmod_unix`.
+    pub peer_cred: Result<(u32, u32), lacquer_module::PeerCredError>,
 }
 
 impl Endpoints {
     /// A connection as accepted, before any PROXY header.
     pub fn accepted(remote: SocketAddr, local: SocketAddr, socket: usize) -> Endpoints {
-        Endpoints { client: remote, server: local, remote, local, socket, client_text: None }
+        Endpoints {
+            client: remote,
+            server: local,
+            remote,
+            local,
+            socket,
+            client_text: None,
+            proxy_tlvs: None,
+            peer_cred: Err(lacquer_module::PeerCredError::NotUnix),
+        }
     }
 
     /// The client's address as text.

@@ -282,6 +282,9 @@ async fn proxy_preamble(sp: &mut Sess) -> bool {
                 return false;
             }
             sp.rest = buf[h.len..].to_vec();
+            if h.tlv_len > 0 {
+                sp.ep.proxy_tlvs = Some(Arc::from(&buf[h.len - h.tlv_len..h.len]));
+            }
             if let Some(a) = h.addrs {
                 sp.ep.client = a.client;
                 sp.ep.server = a.server;

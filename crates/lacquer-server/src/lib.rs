@@ -629,7 +629,8 @@ async fn accept_loop(
         tokio::select! {
             r = l.accept() => match r {
                 Ok(a) => {
-                    let ep = ctx::Endpoints::accepted(a.peer, a.local, socket);
+                    let mut ep = ctx::Endpoints::accepted(a.peer, a.local, socket);
+                    ep.peer_cred = a.peer_cred;
                     tokio::spawn(http1::session(shared.clone(), a.stream, ep, stop.clone(), alive.clone()));
                 }
                 // Out of file descriptors and the like: wait a little.

@@ -748,7 +748,7 @@ fn cnt_pass(req: &mut Req) -> ReqStep {
 }
 
 fn cnt_purge(req: &mut Req) -> ReqStep {
-    req.shared.cache.purge(&req.hash);
+    req.shared.cache.purge(&req.hash, req.t_req);
     let h = vcl(req, Method::Purge);
     match h.action {
         Action::Synth => req.synth(h.status.unwrap_or(200), h.reason),

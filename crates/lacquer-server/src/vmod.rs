@@ -86,6 +86,9 @@ impl Default for Modules {
         builtin.link(&lacquer_vmod_cookie::vmod::MODULE);
         builtin.link(&lacquer_vmod_blob::vmod::MODULE);
         builtin.link(&lacquer_vmod_handoff::vmod::MODULE);
+        builtin.link(&lacquer_vmod_proxy::vmod::MODULE);
+        builtin.link(&lacquer_vmod_purge::vmod::MODULE);
+        builtin.link(&lacquer_vmod_unix::vmod::MODULE);
         Modules { builtin, loaded: Mutex::default(), hooks: Arc::default() }
     }
 }
@@ -314,6 +317,16 @@ impl TaskHost<'_> {
 }
 
 impl TaskHost<'_> {
+    /// The client connection's ends, in a request or a fetch (a fetch
+    /// carries its request's).
+    fn endpoints(&self) -> Option<&crate::ctx::Endpoints> {
+        match &self.task {
+            Task::Req(r) => Some(&r.get().ep),
+            Task::Bo(b) => Some(&b.get().ep),
+            Task::Init(_) => None,
+        }
+    }
+
     /// The task's workspace `id`, if it has one.
     fn ws(&self, id: WsId) -> Option<&crate::ws::Ws> {
         match (&self.task, id) {
@@ -597,11 +610,7 @@ impl Host for TaskHost<'_> {
     }
 
     fn ip(&self, kind: IpKind) -> Option<SocketAddr> {
-        let ep = match &self.task {
-            Task::Req(r) => &r.get().ep,
-            Task::Bo(b) => &b.get().ep,
-            Task::Init(_) => return None,
-        };
+        let ep = self.endpoints()?;
         Some(match kind {
             IpKind::Client => ep.client,
             IpKind::Remote => ep.remote,
@@ -685,6 +694,22 @@ impl Host for TaskHost<'_> {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
             _ => f(),
         }
+    }
+
+    fn proxy_tlvs(&self) -> Option<Vec<u8>> {
+        self.endpoints()?.proxy_tlvs.as_deref().map(<[u8]>::to_vec)
+    }
+
+    fn peer_cred(&self) -> Result<(u32, u32), lacquer_module::PeerCredError> {
+        self.endpoints().map_or(Err(lacquer_module::PeerCredError::NotUnix), |ep| ep.peer_cred)
+    }
+
+    fn purge(&mut self, ttl: Option<f64>, grace: Option<f64>, keep: Option<f64>) -> Result<i64, MFailure> {
+        let (Task::Req(r), Method::Hit | Method::Miss) = (&self.task, self.method) else {
+            return Err(MFailure("purge can only happen in vcl_hit{} or vcl_miss{}".into()));
+        };
+        let r = r.get();
+        Ok(self.shared.cache.soft_purge(&r.hash, r.t_req, ttl, grace, keep) as i64)
     }
 
     fn vcl_syntax(&self) -> Option<u32> {

@@ -538,6 +538,21 @@ fn split_host_port<'a>(host: &'a str, port: &'a str) -> Result<(&'a str, &'a str
 
 /// Resolves a host and port as `getaddrinfo` does.
 pub(crate) fn resolve(host: &str, port: &str) -> Result<Vec<std::net::SocketAddr>, String> {
+    // An IPv6 address may be written in brackets (`[::1]`, `[::1]:8080`),
+    // as in a URL; the resolver wants it bare.
+    let (host, port) = match host.strip_prefix('[').and_then(|h| h.split_once(']')) {
+        Some((addr, "")) => (addr, port),
+        Some((addr, rest)) => match rest.strip_prefix(':').or_else(|| rest.strip_prefix(' ')) {
+            Some(p) if !p.is_empty() => (addr, p),
+            _ => return Err("Name or service not known".into()),
+        },
+        // Otherwise `host:port` (one colon: more is a bare IPv6 address)
+        // or `host port`, as Varnish's resolver reads them.
+        None => match host.split_once(' ').or_else(|| host.split_once(':').filter(|(_, p)| !p.contains(':'))) {
+            Some((h, p)) if !h.is_empty() && !p.is_empty() => (h, p.trim_start()),
+            _ => (host, port),
+        },
+    };
     let port_num: u16 = match port.parse() {
         Ok(p) => p,
         Err(_) => match port {

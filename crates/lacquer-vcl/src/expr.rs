@@ -461,13 +461,13 @@ impl Vcc<'_> {
             Tok::Id => self.expr_symbol(want),
             Tok::CStr if want == VclType::Ip => {
                 // VCC resolves a string literal where an IP is wanted; a
-                // socket's path is not one.
+                // socket's path is not one. Its port is 80 unless it names one.
                 let host = String::from_utf8_lossy(&t.dec).into_owned();
                 if host.starts_with('/') {
                     let msg = format!("Cannot convert to an IP address: '\"{host}\"'");
                     return self.fail(Diag::at(msg, t.span));
                 }
-                match crate::backend::resolve(&host, "0") {
+                match crate::backend::resolve(&host, "80") {
                     Ok(addrs) => {
                         self.next();
                         Ok(E { e: Expr::Const(Const::Ip(addrs[0])), t1 })

@@ -148,8 +148,15 @@ impl Ctx {
             path.extend(std::env::var_os("PATH").iter().flat_map(std::env::split_paths));
             cmd.env("PATH", std::env::join_paths(path).map_err(|e| e.to_string())?);
         }
-        cmd.envs(self.env.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        self.apply_setenv(cmd);
         Ok(())
+    }
+
+    /// Puts what `setenv` set into the environment of `cmd`: varnishtest
+    /// sets its own environment, which every process it starts inherits,
+    /// `varnishd` included (`std.getenv` reads it).
+    pub fn apply_setenv(&self, cmd: &mut Command) {
+        cmd.envs(self.env.lock().unwrap_or_else(|e| e.into_inner()).clone());
     }
 
     /// Whether `setenv` set `name`.

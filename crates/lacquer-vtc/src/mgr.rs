@@ -223,7 +223,9 @@ impl Manager {
         cmd.push_str(spec.args);
         cmd.push_str(" 2>&1");
         ctx.say(spec.name, &format!("CMD: {cmd}"));
-        let mut child = Command::new("/bin/sh")
+        let mut sh = Command::new("/bin/sh");
+        ctx.apply_setenv(&mut sh);
+        let mut child = sh
             .arg("-c")
             .arg(&cmd)
             .stdin(Stdio::piped())

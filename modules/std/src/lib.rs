@@ -65,8 +65,12 @@ pub mod vmod {
     }
 
     /// Collapses multiple *hdr* headers into one long header. The values
-    /// are joined by *sep*.
+    /// are joined by *sep*. The cached object (`obj.http`) is read only, so
+    /// collecting its headers fails the VCL.
     pub fn collect(ctx: &mut Ctx, hdr: Header, #[default(", ")] sep: &[u8]) -> Result<(), Failure> {
+        if hdr.which == Http::Obj {
+            return Err(Failure("std.collect(): header argument cannot be used here".into()));
+        }
         ctx.collect_header(hdr.which, hdr.name, sep)
     }
 
@@ -212,7 +216,8 @@ pub mod vmod {
     }
 
     /// Converts the string *s*, or the *bool*, *bytes*, *duration*, *real*
-    /// or *time* (rounded) to an INT; *fallback* when it does not convert.
+    /// or *time* (truncated toward zero, as a C cast does) to an INT;
+    /// *fallback* when it does not convert.
     #[allow(clippy::too_many_arguments)]
     pub fn integer(
         s: Option<NullStr>,
@@ -234,7 +239,7 @@ pub mod vmod {
         if let Some(v) = s.and_then(|s| s.0).and_then(num::integer) {
             return Ok(v);
         }
-        let r = duration.map(|d| d.0).or(real).or(time.map(|t| t.0)).map(f64::round);
+        let r = duration.map(|d| d.0).or(real).or(time.map(|t| t.0)).map(f64::trunc);
         if let Some(r) = r.filter(|r| !r.is_nan() && r.abs() <= INTEGER_MAX) {
             return Ok(r as i64);
         }
@@ -286,7 +291,8 @@ pub mod vmod {
         fallback.ok_or_else(|| Failure("std.real: conversion failed".into()))
     }
 
-    /// Converts the string *s* (an HTTP date or seconds since the epoch),
+    /// Converts the string *s* (an HTTP date, an ISO 8601 `YYYY-MM-DDTHH:MM:SS`
+    /// in UTC, or seconds since the epoch),
     /// the *real* or the *integer* to a TIME; *fallback* when it does not
     /// convert. With `feature=+http_date_postel` a one-digit day of the
     /// month is accepted in an RFC 1123 date.
@@ -306,7 +312,7 @@ pub mod vmod {
         }
         if let Some(s) = s.and_then(|s| s.0) {
             let postel = ctx.param("feature").is_some_and(|f| f.split(',').any(|b| b == "+http_date_postel"));
-            if let Some(t) = num::http_date(s, postel) {
+            if let Some(t) = num::http_date(s, postel).or_else(|| num::iso8601(s)) {
                 return Ok(Time(t));
             }
             if let Some(t) = num::vnum(s).filter(|t| *t > 0.0) {

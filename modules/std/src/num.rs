@@ -175,11 +175,38 @@ fn num(s: &str, len: usize) -> Option<i64> {
 fn hms(s: &str) -> Option<i64> {
     let mut it = s.split(':');
     let (h, m, sec) = (num(it.next()?, 2)?, num(it.next()?, 2)?, num(it.next()?, 2)?);
-    (it.next().is_none() && h < 24 && m < 60 && sec <= 60).then_some(h * 3600 + m * 60 + sec)
+    // A leap second (`:60`) counts as the last second of its minute.
+    (it.next().is_none() && h < 24 && m < 60 && sec <= 60).then_some(h * 3600 + m * 60 + sec.min(59))
+}
+
+/// An ISO 8601 date and time in UTC, `YYYY-MM-DDTHH:MM:SS`, which
+/// `std.time` accepts besides the HTTP formats. `None` when malformed or
+/// when the day does not exist.
+pub fn iso8601(s: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(s).ok()?.trim_matches(' ');
+    let (date, time) = s.split_once('T')?;
+    let mut p = date.split('-');
+    let (y, m, d) = (num(p.next()?, 4)?, num(p.next()?, 2)?, num(p.next()?, 2)?);
+    if p.next().is_some() || !(1..=12).contains(&m) || d < 1 || d > month_days(y, m) {
+        return None;
+    }
+    Some((days(y, m, d) * 86400 + hms(time)?) as f64)
 }
 
 fn month(s: &str) -> Option<i64> {
     MONTH.iter().position(|m| *m == s).map(|i| i as i64 + 1)
+}
+
+/// How many days month *m* (1-12) of year *y* has: an HTTP date naming a
+/// day past the end of its month is refused, not carried into the next.
+fn month_days(y: i64, m: i64) -> i64 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// An HTTP date (`VTIM_parse`): RFC 1123, RFC 850 or asctime, with the
@@ -205,7 +232,7 @@ pub fn http_date(s: &[u8], postel: bool) -> Option<f64> {
     } else {
         return None;
     };
-    if !(1..=31).contains(&d) {
+    if d < 1 || d > month_days(y, m) {
         return None;
     }
     let n = days(y, m, d);
@@ -227,6 +254,10 @@ mod tests {
         assert_eq!(http_date(b"Sunday, 06-Nov-94 08:49:37 GMT", false), Some(784111777.0));
         assert_eq!(http_date(b"Sun Nov  6 08:49:37 1994", false), Some(784111777.0));
         assert_eq!(http_date(b"Mon, 06 Nov 1994 08:49:37 GMT", false), None);
+        assert_eq!(http_date(b"Monday, 30-Feb-15 00:00:00 GMT", false), None);
+        assert_eq!(http_date(b"Thu, 29 Feb 2024 00:00:00 GMT", false), Some(1709164800.0));
+        assert_eq!(iso8601(b"2030-12-20T00:00:00"), Some(1923955200.0));
+        assert_eq!(iso8601(b"2010-13-20T00:00:00"), None);
         assert_eq!(civil(0), (1970, 1, 1));
         assert_eq!(civil(days(2024, 2, 29)), (2024, 2, 29));
     }
