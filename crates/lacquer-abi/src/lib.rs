@@ -30,7 +30,9 @@
 //!   `connection` (with [`ConnOut`]), `end_request` and `blocking`, so
 //!   that a module loaded from a file can hand a client connection to
 //!   another process as the linked-in `handoff` module does; and
-//!   `vcl_syntax`.
+//!   `vcl_syntax`. Results may be STRANDS (the list and its parts in the
+//!   workspace) and STEVEDORE (the storage's name as a [`Str`], NULL for
+//!   none), in the layouts their arguments have.
 //!
 //! # How a call crosses
 //!

@@ -175,9 +175,24 @@ pub unsafe fn value_from_abi(v: &abi::Value) -> Value {
             Some(TypeCode::Probe) => Value::Probe(Probe((!null).then_some(v.data.handle))),
             Some(TypeCode::Acl) => Value::Acl(Acl(v.data.handle)),
             Some(TypeCode::Sub) => Value::Sub(Sub(v.data.handle)),
+            Some(TypeCode::Stevedore) => Value::Stevedore(bytes().map(|b| String::from_utf8_lossy(&b).into_owned())),
+            Some(TypeCode::Strands) => Value::Strands(strands_from_abi(v.data.strands)),
             _ => Value::Void,
         }
     }
+}
+
+/// The parts of a STRANDS result, copied.
+///
+/// # Safety
+/// `st` must point to `n` valid parts, as the ABI promises.
+unsafe fn strands_from_abi(st: abi::Strands) -> Vec<Option<Vec<u8>>> {
+    if st.parts.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the caller's promise.
+    let parts = unsafe { std::slice::from_raw_parts(st.parts, st.n) };
+    parts.iter().map(|p| p.as_bytes().map(<[u8]>::to_vec)).collect()
 }
 
 /// A callback added to the table after 1.1, if the host's table has it
@@ -576,6 +591,37 @@ unsafe fn ws_copy(host: *mut c_void, table: &HostTable, b: &[u8]) -> Result<Str,
     Ok(Str { ptr: p, len: b.len() })
 }
 
+/// Copies a STRANDS result into the task's workspace: each part, then
+/// the list of them.
+///
+/// # Safety
+/// `host` and `table` must be the caller's.
+unsafe fn strands_to_ws(
+    host: *mut c_void,
+    table: &HostTable,
+    parts: &[Option<Vec<u8>>],
+) -> Result<abi::Strands, Failure> {
+    let mut list = Vec::with_capacity(parts.len());
+    for p in parts {
+        list.push(match p {
+            // SAFETY: the caller's host and table.
+            Some(b) => unsafe { ws_copy(host, table, b)? },
+            None => Str::NULL,
+        });
+    }
+    let size = std::mem::size_of_val(list.as_slice());
+    // SAFETY: the caller's host and table; the bytes are written below.
+    let p = unsafe { (table.ws_alloc)(host, size + std::mem::align_of::<Str>()) };
+    if p.is_null() {
+        return Err(Failure("out of workspace".into()));
+    }
+    let at = p.align_offset(std::mem::align_of::<Str>());
+    // SAFETY: `at` plus `size` bytes fit in what ws_alloc gave, aligned for `Str`.
+    let dst = unsafe { p.add(at) }.cast::<Str>();
+    unsafe { std::ptr::copy_nonoverlapping(list.as_ptr(), dst, list.len()) };
+    Ok(abi::Strands { parts: dst, n: list.len() })
+}
+
 unsafe fn value_to_abi(v: Value, host: *mut c_void, table: &HostTable) -> Result<abi::Value, Failure> {
     use abi::Data;
     let nullable = |ty, v: Option<Data>| match v {
@@ -604,6 +650,16 @@ unsafe fn value_to_abi(v: Value, host: *mut c_void, table: &HostTable) -> Result
         Value::Probe(p) => nullable(TypeCode::Probe, p.0.map(|handle| Data { handle })),
         Value::Acl(a) => abi::Value::new(TypeCode::Acl, Data { handle: a.0 }),
         Value::Sub(s) => abi::Value::new(TypeCode::Sub, Data { handle: s.0 }),
+        // SAFETY (both): the caller's host and table.
+        Value::Stevedore(name) => match name {
+            Some(n) => {
+                abi::Value::new(TypeCode::Stevedore, Data { str: unsafe { ws_copy(host, table, n.as_bytes())? } })
+            }
+            None => abi::Value::null(TypeCode::Stevedore),
+        },
+        Value::Strands(parts) => {
+            abi::Value::new(TypeCode::Strands, Data { strands: unsafe { strands_to_ws(host, table, &parts)? } })
+        }
         Value::Object(o) => abi::Value::new(TypeCode::Void, Data { object: Box::into_raw(Box::new(o)) as *mut c_void }),
     })
 }

@@ -1002,6 +1002,9 @@ fn from_value(v: MValue) -> Value<'static> {
         MValue::Ip(ip) => Value::Ip(ip),
         MValue::Backend(b) => Value::Backend(b.0.map(|id| id as u32)),
         MValue::Blob(b) => Value::Str(b.map(Cow::Owned)),
+        MValue::Strands(parts) => Value::Strands(parts.into_iter().map(|p| p.map(Cow::Owned)).collect()),
+        // A STEVEDORE is its VCL name, as `storage.NAME` evaluates.
+        MValue::Stevedore(name) => Value::Str(name.map(|n| Cow::Owned(format!("storage.{n}").into_bytes()))),
     }
 }
 

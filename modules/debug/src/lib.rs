@@ -24,7 +24,7 @@
 //! SUB arguments and
 //! results (`call`, `check_call`, `bad_memory`, `total_recall`, `caller`),
 //! REGEX (`just_return_regex`), ACL results (`null_acl`, `acl`, `aclobj`,
-//! `sweep_acl`, `time_acl`), STRANDS results (`return_strands`); the
+//! `sweep_acl`, `time_acl`); the
 //! lookup hook (`catflap`); parameters (`vre_limit`); task-end failures
 //! (`fail_task_fini`, `ok_task_fini`); raw private-state lookups
 //! (`priv_perf`); the stack and socket probes (`stk`, `sndbuf`). The
@@ -43,7 +43,8 @@ pub mod vmod {
     use std::net::SocketAddr;
 
     use lacquer_module::{
-        Acl, Ctx, Failure, Header, Http, IpKind, NullStr, PrivCall, PrivTask, PrivTop, PrivVcl, Probe, Strands, Time,
+        Acl, Ctx, Failure, Header, Http, IpKind, NullStr, PrivCall, PrivTask, PrivTop, PrivVcl, Probe, Strands,
+        StrandsBuf, Time,
     };
 
     /// What every function and method of the module keeps per loaded VCL
@@ -345,9 +346,25 @@ pub mod vmod {
         s.to_vec()
     }
 
-    /// Returns the arguments collected into one string.
-    pub fn collect(#[positional] s: Strands) -> Vec<u8> {
-        s.to_vec()
+    /// Returns the arguments collected into one string, made in the
+    /// task's workspace as varnishd's `VRT_CollectStrands` makes it: when
+    /// the workspace cannot hold it, the workspace overflows and the task
+    /// fails.
+    pub fn collect(ctx: &mut Ctx, #[positional] s: Strands) -> Result<Vec<u8>, Failure> {
+        let v = s.to_vec();
+        if let Some(ws) = ctx.task_workspace() {
+            // The string and its NUL, as varnishd's.
+            if ws.free() <= v.len() {
+                ws.mark_overflow();
+                return Err(Failure("Workspace overflow".into()));
+            }
+        }
+        Ok(v)
+    }
+
+    /// Returns its argument, a STRANDS, as it is (not concatenated).
+    pub fn return_strands(strand: Strands) -> StrandsBuf {
+        StrandsBuf::from_strands(strand)
     }
 
     /// Sets the header *hdr* to the arguments concatenated (as `set`
