@@ -98,7 +98,7 @@ pub unsafe fn args_from_abi<'a>(args: &'a [abi::Value], strands: &'a mut Vec<Vec
                     Some(TypeCode::Http) => Http::from_u32(v.data.http).map(Arg::Http).unwrap_or(Arg::Absent),
                     Some(TypeCode::Backend) => Arg::Backend(Backend((!null).then_some(v.data.handle))),
                     Some(TypeCode::Probe) => Arg::Probe(Probe((!null).then_some(v.data.handle))),
-                    Some(TypeCode::Acl) => Arg::Acl(Acl(v.data.handle)),
+                    Some(TypeCode::Acl) => Arg::Acl(Acl((!null).then_some(v.data.handle))),
                     Some(TypeCode::Sub) => Arg::Sub(Sub(v.data.handle)),
                     Some(TypeCode::Blob) => Arg::Blob(BlobRef(if null { None } else { v.data.str.as_bytes() })),
                     _ => Arg::Absent,
@@ -142,7 +142,7 @@ pub fn arg_to_abi(a: &Arg<'_>, parts: &mut Vec<Box<[Str]>>) -> abi::Value {
         Arg::Http(h) => abi::Value::new(TypeCode::Http, Data { http: h as u32 }),
         Arg::Backend(b) => nullable(TypeCode::Backend, b.0.map(|handle| Data { handle })),
         Arg::Probe(p) => nullable(TypeCode::Probe, p.0.map(|handle| Data { handle })),
-        Arg::Acl(x) => abi::Value::new(TypeCode::Acl, Data { handle: x.0 }),
+        Arg::Acl(x) => nullable(TypeCode::Acl, x.0.map(|handle| Data { handle })),
         Arg::Sub(x) => abi::Value::new(TypeCode::Sub, Data { handle: x.0 }),
         Arg::Blob(b) => nullable(TypeCode::Blob, b.0.map(|b| Data { str: Str::from_bytes(b) })),
     }
@@ -173,7 +173,7 @@ pub unsafe fn value_from_abi(v: &abi::Value) -> Value {
             Some(TypeCode::Ip) => Value::Ip(if null { None } else { ip_from_abi(&v.data.ip) }),
             Some(TypeCode::Backend) => Value::Backend(Backend((!null).then_some(v.data.handle))),
             Some(TypeCode::Probe) => Value::Probe(Probe((!null).then_some(v.data.handle))),
-            Some(TypeCode::Acl) => Value::Acl(Acl(v.data.handle)),
+            Some(TypeCode::Acl) => Value::Acl(Acl((!null).then_some(v.data.handle))),
             Some(TypeCode::Sub) => Value::Sub(Sub(v.data.handle)),
             Some(TypeCode::Stevedore) => Value::Stevedore(bytes().map(|b| String::from_utf8_lossy(&b).into_owned())),
             Some(TypeCode::Strands) => Value::Strands(strands_from_abi(v.data.strands)),
@@ -527,9 +527,10 @@ impl Host for ForeignHost {
         }
     }
     fn acl_match(&self, acl: Acl, ip: SocketAddr) -> Option<bool> {
+        let acl = acl.0?;
         let ip = ip_to_abi(Some(ip));
         // SAFETY: as above.
-        match unsafe { (self.table.acl_match)(self.host, acl.0, &ip) } {
+        match unsafe { (self.table.acl_match)(self.host, acl, &ip) } {
             1 => Some(true),
             0 => Some(false),
             _ => None,
@@ -648,7 +649,7 @@ unsafe fn value_to_abi(v: Value, host: *mut c_void, table: &HostTable) -> Result
         Value::Ip(ip) => nullable(TypeCode::Ip, ip.map(|ip| Data { ip: ip_to_abi(Some(ip)) })),
         Value::Backend(b) => nullable(TypeCode::Backend, b.0.map(|handle| Data { handle })),
         Value::Probe(p) => nullable(TypeCode::Probe, p.0.map(|handle| Data { handle })),
-        Value::Acl(a) => abi::Value::new(TypeCode::Acl, Data { handle: a.0 }),
+        Value::Acl(a) => nullable(TypeCode::Acl, a.0.map(|handle| Data { handle })),
         Value::Sub(s) => abi::Value::new(TypeCode::Sub, Data { handle: s.0 }),
         // SAFETY (both): the caller's host and table.
         Value::Stevedore(name) => match name {

@@ -424,7 +424,7 @@ unsafe extern "C" fn cb_backend_healthy(host: *mut c_void, be: u64) -> i32 {
 unsafe extern "C" fn cb_acl_match(host: *mut c_void, acl: u64, ip: *const abi::Ip) -> i32 {
     guard(-1, || {
         let Some(ip) = (unsafe { ip.as_ref() }).and_then(ip_from_abi) else { return -1 };
-        match unsafe { b(host).host.acl_match(Acl(acl), ip) } {
+        match unsafe { b(host).host.acl_match(Acl(Some(acl)), ip) } {
             Some(true) => 1,
             Some(false) => 0,
             None => -1,

@@ -217,9 +217,11 @@ pub struct Backend(pub Option<u64>);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Probe(pub Option<u64>);
 
-/// An ACL handle; match with [`Host::acl_match`](crate::Host::acl_match).
+/// An ACL handle, or `None` for VCL's NULL ACL (which a module may
+/// return: matching it fails the task); match with
+/// [`Host::acl_match`](crate::Host::acl_match).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Acl(pub u64);
+pub struct Acl(pub Option<u64>);
 
 /// A SUB handle (a VCL subroutine).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

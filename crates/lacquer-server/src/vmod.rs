@@ -652,7 +652,7 @@ impl Host for TaskHost<'_> {
     }
 
     fn acl_match(&self, acl: Acl, ip: SocketAddr) -> Option<bool> {
-        let acl = self.vcl.program.acls.get(acl.0 as usize)?;
+        let acl = self.vcl.program.acls.get(acl.0? as usize)?;
         Some(acl.acl.matches(ip.ip()))
     }
 
@@ -960,8 +960,12 @@ fn to_arg<'a>(
             },
             (VclType::Strands, _) => Arg::Strands(Strands(strands)),
             (VclType::Acl, _) => match expr {
-                Some(Expr::Acl(id)) => Arg::Acl(Acl(u64::from(*id))),
-                _ => Arg::Absent,
+                Some(Expr::Acl(id)) => Arg::Acl(Acl(Some(u64::from(*id)))),
+                // A module's ACL result (`debug.acl(a)`), or NULL.
+                _ => match v {
+                    Value::Acl(a) => Arg::Acl(Acl(a.map(u64::from))),
+                    _ => Arg::Absent,
+                },
             },
             (VclType::Probe, _) => match expr {
                 Some(Expr::Probe(id)) => Arg::Probe(Probe(Some(u64::from(*id)))),
@@ -982,7 +986,7 @@ fn to_arg<'a>(
                 let none = |id: &u32| program.backends.get(*id as usize).is_some_and(|d| d.none);
                 Arg::Backend(Backend(b.filter(|id| !none(id)).map(u64::from)))
             }
-            (_, Value::Opaque | Value::Strands(_)) => Arg::Absent,
+            (_, Value::Opaque | Value::Strands(_) | Value::Acl(_)) => Arg::Absent,
         },
         _ => Arg::Absent,
     }
@@ -991,7 +995,8 @@ fn to_arg<'a>(
 /// A module's result as a VCL value.
 fn from_value(v: MValue) -> Value<'static> {
     match v {
-        MValue::Void | MValue::Object(_) | MValue::Probe(_) | MValue::Acl(_) | MValue::Sub(_) => Value::Opaque,
+        MValue::Void | MValue::Object(_) | MValue::Probe(_) | MValue::Sub(_) => Value::Opaque,
+        MValue::Acl(a) => Value::Acl(a.0.map(|id| id as u32)),
         MValue::Int(i) => Value::Int(i),
         MValue::Real(r) => Value::Real(r),
         MValue::Duration(d) => Value::Duration(d),

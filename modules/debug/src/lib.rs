@@ -23,8 +23,7 @@
 //! dynamic backends and directors (`dyn`, `dyn_uds`, `director`);
 //! SUB arguments and
 //! results (`call`, `check_call`, `bad_memory`, `total_recall`, `caller`),
-//! REGEX (`just_return_regex`), ACL results (`null_acl`, `acl`, `aclobj`,
-//! `sweep_acl`, `time_acl`); the
+//! REGEX (`just_return_regex`), ACL sweeps (`sweep_acl`, `time_acl`); the
 //! lookup hook (`catflap`); parameters (`vre_limit`); task-end failures
 //! (`fail_task_fini`, `ok_task_fini`); raw private-state lookups
 //! (`priv_perf`); the stack and socket probes (`stk`, `sndbuf`). The
@@ -311,6 +310,33 @@ pub mod vmod {
     /// Whether *ip* matches *acl*.
     pub fn match_acl(ctx: &mut Ctx, acl: Acl, ip: SocketAddr) -> Result<bool, Failure> {
         ctx.acl_match(acl, ip).ok_or_else(|| Failure("debug.match_acl: no such ACL".into()))
+    }
+
+    /// Returns the NULL ACL, which fails the task where it is matched.
+    pub fn null_acl() -> Acl {
+        Acl(None)
+    }
+
+    /// Returns *acl*.
+    pub fn acl(acl: Acl) -> Acl {
+        acl
+    }
+
+    /// An object holding an ACL (or NULL), made in `vcl_init`.
+    pub struct Aclobj {
+        acl: Acl,
+    }
+
+    impl Aclobj {
+        /// Keeps *acl*.
+        pub fn new(#[positional] acl: Acl) -> Aclobj {
+            Aclobj { acl }
+        }
+
+        /// Returns the ACL kept.
+        pub fn get(&self) -> Acl {
+            self.acl
+        }
     }
 
     /// Checks that *same*, when given, is the probe *probe*.
