@@ -75,7 +75,7 @@ pub use date::http_date;
 pub use hooks::{server as server_events, HookFn, Hooks};
 pub use host::{
     BackendSpec, ConnInfo, Connection, Ctx, Exclusive, Host, PrivCall, PrivSess, PrivSlot, PrivTask, PrivTop, PrivVcl,
-    RequestEnd, Shared, SharedSlot,
+    RequestEnd, Shared, SharedSlot, VclRef,
 };
 pub use lacquer_module_macros::module;
 pub use registry::{CallFn, Module, ModuleDef, Registry, Target};

@@ -691,6 +691,16 @@ impl Host for TaskHost<'_> {
         Some(u32::from(self.vcl.program.syntax))
     }
 
+    fn vcl_ref(&mut self, desc: &str) -> Result<lacquer_module::VclRef, MFailure> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let refs = self.vcl.refs.clone();
+        refs.lock().unwrap_or_else(|e| e.into_inner()).push((id, desc.to_string()));
+        Ok(lacquer_module::VclRef::new(move || {
+            refs.lock().unwrap_or_else(|e| e.into_inner()).retain(|(i, _)| *i != id);
+        }))
+    }
+
     fn set_ip_tos(&mut self, tos: i64) -> Result<(), MFailure> {
         let fd = match &self.task {
             Task::Req(Lent::Mut(r)) => r.conn.fd(),
