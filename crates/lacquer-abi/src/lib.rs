@@ -32,7 +32,8 @@
 //!   another process as the linked-in `handoff` module does; and
 //!   `vcl_syntax`. Results may be STRANDS (the list and its parts in the
 //!   workspace) and STEVEDORE (the storage's name as a [`Str`], NULL for
-//!   none), in the layouts their arguments have.
+//!   none), in the layouts their arguments have. Then `vcl_ref` and
+//!   `vcl_unref` (a module's hold on its VCL).
 //!
 //! # How a call crosses
 //!
@@ -299,6 +300,8 @@ mod tests {
             offset_of!(HostTable, end_request),
             offset_of!(HostTable, blocking),
             offset_of!(HostTable, vcl_syntax),
+            offset_of!(HostTable, vcl_ref),
+            offset_of!(HostTable, vcl_unref),
         ];
         for (i, off) in added_1_3.into_iter().enumerate() {
             assert_eq!(off, HostTable::SIZE_1_2 + i * ptr);

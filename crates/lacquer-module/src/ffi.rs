@@ -365,6 +365,21 @@ impl Host for ForeignHost {
         // returning, and `f` outlives that.
         unsafe { run(self.host, trampoline, &mut f as *mut &mut dyn FnMut() as *mut c_void) }
     }
+    fn vcl_ref(&mut self, desc: &str) -> Result<crate::VclRef, Failure> {
+        let (Some(take), Some(unref)) = (since_1_1!(self, vcl_ref), since_1_1!(self, vcl_unref)) else {
+            return Err(Failure("the host cannot hold VCLs for modules".into()));
+        };
+        let mut hold = 0u64;
+        // SAFETY: as above; `hold` is a valid place for the host to write.
+        let s = unsafe { take(self.host, Str::from_bytes(desc.as_bytes()), &mut hold) };
+        match self.copy_out(s) {
+            None => Ok(crate::VclRef::new(move || {
+                // SAFETY: the host's callback, which takes any number.
+                unsafe { unref(hold) }
+            })),
+            Some(e) => Err(Failure(String::from_utf8_lossy(e).into_owned())),
+        }
+    }
     fn vcl_syntax(&self) -> Option<u32> {
         let f = since_1_1!(self, vcl_syntax)?;
         // SAFETY: as above.

@@ -257,7 +257,6 @@ pub trait Host {
     /// is listed `cooling`), be warmed again or be discarded; the server
     /// names `desc` to whoever waits for it. A module takes one to finish
     /// work of its own on the VCL's objects after the VCL went cold.
-    /// Linked-in modules only, for now: the C ABI has no callback for it.
     fn vcl_ref(&mut self, _desc: &str) -> Result<VclRef, Failure> {
         Err(Failure("VCL references cannot be taken here".into()))
     }

@@ -605,6 +605,38 @@ unsafe extern "C" fn cb_blocking(host: *mut c_void, f: unsafe extern "C" fn(data
     })
 }
 
+/// The holds loaded modules took on their VCLs, by the number they were
+/// given: a module lets go later, from any thread, with only the number.
+static VCL_HOLDS: std::sync::Mutex<Vec<(u64, crate::VclRef)>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn cb_vcl_ref(host: *mut c_void, desc: Str, out: *mut u64) -> Str {
+    guard(Str::from_bytes(b"the host failed holding the VCL"), || {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let br = unsafe { b(host) };
+        let desc = String::from_utf8_lossy(unsafe { bytes(desc) }).into_owned();
+        match br.host.vcl_ref(&desc) {
+            Ok(hold) => {
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                VCL_HOLDS.lock().unwrap_or_else(|e| e.into_inner()).push((n, hold));
+                // SAFETY: the module gave a valid place to write.
+                unsafe { *out = n };
+                Str::NULL
+            }
+            Err(f) => br.alloc(f.0.as_bytes()),
+        }
+    })
+}
+
+unsafe extern "C" fn cb_vcl_unref(hold: u64) {
+    guard((), || {
+        let mut holds = VCL_HOLDS.lock().unwrap_or_else(|e| e.into_inner());
+        let gone: Vec<_> = holds.iter().position(|(n, _)| *n == hold).map(|i| holds.remove(i)).into_iter().collect();
+        drop(holds);
+        // Let go outside the lock: the host's release may take its own.
+        drop(gone);
+    })
+}
+
 unsafe extern "C" fn cb_vcl_syntax(host: *mut c_void) -> u32 {
     guard(0, || unsafe { b(host) }.host.vcl_syntax().unwrap_or(0))
 }
@@ -665,6 +697,8 @@ pub(crate) static TABLE: HostTable = HostTable {
     end_request: cb_end_request,
     blocking: cb_blocking,
     vcl_syntax: cb_vcl_syntax,
+    vcl_ref: cb_vcl_ref,
+    vcl_unref: cb_vcl_unref,
 };
 
 #[cfg(test)]
