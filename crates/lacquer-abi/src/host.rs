@@ -226,6 +226,13 @@ pub struct HostTable {
     /// The VCL version of the running VCL's main source, times ten (40,
     /// 41); 0 when unknown (`std.syntax`).
     pub vcl_syntax: unsafe extern "C" fn(host: *mut c_void) -> u32,
+    /// Holds the running VCL (`Host::vcl_ref`), naming the hold `desc`:
+    /// writes the hold's number to `out` and answers NULL, or answers the
+    /// reason it cannot (in the workspace).
+    pub vcl_ref: unsafe extern "C" fn(host: *mut c_void, desc: Str, out: *mut u64) -> Str,
+    /// Lets go of a hold [`HostTable::vcl_ref`] made, from any thread, at
+    /// any time after (no task needed); a number not held is ignored.
+    pub vcl_unref: unsafe extern "C" fn(hold: u64),
     // Since 1.4.
     /// The TLVs of the PROXY version 2 header the client connection
     /// opened with, as they were on the wire (in the workspace); NULL

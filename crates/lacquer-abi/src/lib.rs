@@ -30,7 +30,10 @@
 //!   `connection` (with [`ConnOut`]), `end_request` and `blocking`, so
 //!   that a module loaded from a file can hand a client connection to
 //!   another process as the linked-in `handoff` module does; and
-//!   `vcl_syntax`.
+//!   `vcl_syntax`. Results may be STRANDS (the list and its parts in the
+//!   workspace) and STEVEDORE (the storage's name as a [`Str`], NULL for
+//!   none), in the layouts their arguments have. Then `vcl_ref` and
+//!   `vcl_unref` (a module's hold on its VCL).
 //! - 1.4: at the end of [`HostTable`]: `proxy_tlvs` (the PROXY version 2
 //!   header's TLVs, for `proxy`) and `peer_cred` (the Unix domain socket
 //!   peer's credentials, for `unix`), and `purge` (for `purge`).
@@ -300,6 +303,8 @@ mod tests {
             offset_of!(HostTable, end_request),
             offset_of!(HostTable, blocking),
             offset_of!(HostTable, vcl_syntax),
+            offset_of!(HostTable, vcl_ref),
+            offset_of!(HostTable, vcl_unref),
         ];
         for (i, off) in added_1_3.into_iter().enumerate() {
             assert_eq!(off, HostTable::SIZE_1_2 + i * ptr);

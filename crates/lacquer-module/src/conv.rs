@@ -216,6 +216,8 @@ ret!(Backend, v => Value::Backend(v));
 ret!(Probe, v => Value::Probe(v));
 ret!(Acl, v => Value::Acl(v));
 ret!(Sub, v => Value::Sub(v));
+ret!(crate::StrandsBuf, v => Value::Strands(v.0));
+ret!(crate::Stevedore, v => Value::Stevedore(v.0));
 ret!(Blob, v => Value::Blob(Some(v.0)));
 ret!(Option<Blob>, v => Value::Blob(v.map(|b| b.0)));
 

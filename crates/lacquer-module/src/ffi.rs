@@ -98,7 +98,7 @@ pub unsafe fn args_from_abi<'a>(args: &'a [abi::Value], strands: &'a mut Vec<Vec
                     Some(TypeCode::Http) => Http::from_u32(v.data.http).map(Arg::Http).unwrap_or(Arg::Absent),
                     Some(TypeCode::Backend) => Arg::Backend(Backend((!null).then_some(v.data.handle))),
                     Some(TypeCode::Probe) => Arg::Probe(Probe((!null).then_some(v.data.handle))),
-                    Some(TypeCode::Acl) => Arg::Acl(Acl(v.data.handle)),
+                    Some(TypeCode::Acl) => Arg::Acl(Acl((!null).then_some(v.data.handle))),
                     Some(TypeCode::Sub) => Arg::Sub(Sub(v.data.handle)),
                     Some(TypeCode::Blob) => Arg::Blob(BlobRef(if null { None } else { v.data.str.as_bytes() })),
                     _ => Arg::Absent,
@@ -142,7 +142,7 @@ pub fn arg_to_abi(a: &Arg<'_>, parts: &mut Vec<Box<[Str]>>) -> abi::Value {
         Arg::Http(h) => abi::Value::new(TypeCode::Http, Data { http: h as u32 }),
         Arg::Backend(b) => nullable(TypeCode::Backend, b.0.map(|handle| Data { handle })),
         Arg::Probe(p) => nullable(TypeCode::Probe, p.0.map(|handle| Data { handle })),
-        Arg::Acl(x) => abi::Value::new(TypeCode::Acl, Data { handle: x.0 }),
+        Arg::Acl(x) => nullable(TypeCode::Acl, x.0.map(|handle| Data { handle })),
         Arg::Sub(x) => abi::Value::new(TypeCode::Sub, Data { handle: x.0 }),
         Arg::Blob(b) => nullable(TypeCode::Blob, b.0.map(|b| Data { str: Str::from_bytes(b) })),
     }
@@ -173,11 +173,26 @@ pub unsafe fn value_from_abi(v: &abi::Value) -> Value {
             Some(TypeCode::Ip) => Value::Ip(if null { None } else { ip_from_abi(&v.data.ip) }),
             Some(TypeCode::Backend) => Value::Backend(Backend((!null).then_some(v.data.handle))),
             Some(TypeCode::Probe) => Value::Probe(Probe((!null).then_some(v.data.handle))),
-            Some(TypeCode::Acl) => Value::Acl(Acl(v.data.handle)),
+            Some(TypeCode::Acl) => Value::Acl(Acl((!null).then_some(v.data.handle))),
             Some(TypeCode::Sub) => Value::Sub(Sub(v.data.handle)),
+            Some(TypeCode::Stevedore) => Value::Stevedore(bytes().map(|b| String::from_utf8_lossy(&b).into_owned())),
+            Some(TypeCode::Strands) => Value::Strands(strands_from_abi(v.data.strands)),
             _ => Value::Void,
         }
     }
+}
+
+/// The parts of a STRANDS result, copied.
+///
+/// # Safety
+/// `st` must point to `n` valid parts, as the ABI promises.
+unsafe fn strands_from_abi(st: abi::Strands) -> Vec<Option<Vec<u8>>> {
+    if st.parts.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the caller's promise.
+    let parts = unsafe { std::slice::from_raw_parts(st.parts, st.n) };
+    parts.iter().map(|p| p.as_bytes().map(<[u8]>::to_vec)).collect()
 }
 
 /// A callback added to the table after 1.1, if the host's table has it
@@ -349,6 +364,21 @@ impl Host for ForeignHost {
         // SAFETY: as above; the host calls `trampoline(data)` before
         // returning, and `f` outlives that.
         unsafe { run(self.host, trampoline, &mut f as *mut &mut dyn FnMut() as *mut c_void) }
+    }
+    fn vcl_ref(&mut self, desc: &str) -> Result<crate::VclRef, Failure> {
+        let (Some(take), Some(unref)) = (since_1_1!(self, vcl_ref), since_1_1!(self, vcl_unref)) else {
+            return Err(Failure("the host cannot hold VCLs for modules".into()));
+        };
+        let mut hold = 0u64;
+        // SAFETY: as above; `hold` is a valid place for the host to write.
+        let s = unsafe { take(self.host, Str::from_bytes(desc.as_bytes()), &mut hold) };
+        match self.copy_out(s) {
+            None => Ok(crate::VclRef::new(move || {
+                // SAFETY: the host's callback, which takes any number.
+                unsafe { unref(hold) }
+            })),
+            Some(e) => Err(Failure(String::from_utf8_lossy(e).into_owned())),
+        }
     }
     fn vcl_syntax(&self) -> Option<u32> {
         let f = since_1_1!(self, vcl_syntax)?;
@@ -539,9 +569,10 @@ impl Host for ForeignHost {
         }
     }
     fn acl_match(&self, acl: Acl, ip: SocketAddr) -> Option<bool> {
+        let acl = acl.0?;
         let ip = ip_to_abi(Some(ip));
         // SAFETY: as above.
-        match unsafe { (self.table.acl_match)(self.host, acl.0, &ip) } {
+        match unsafe { (self.table.acl_match)(self.host, acl, &ip) } {
             1 => Some(true),
             0 => Some(false),
             _ => None,
@@ -603,6 +634,37 @@ unsafe fn ws_copy(host: *mut c_void, table: &HostTable, b: &[u8]) -> Result<Str,
     Ok(Str { ptr: p, len: b.len() })
 }
 
+/// Copies a STRANDS result into the task's workspace: each part, then
+/// the list of them.
+///
+/// # Safety
+/// `host` and `table` must be the caller's.
+unsafe fn strands_to_ws(
+    host: *mut c_void,
+    table: &HostTable,
+    parts: &[Option<Vec<u8>>],
+) -> Result<abi::Strands, Failure> {
+    let mut list = Vec::with_capacity(parts.len());
+    for p in parts {
+        list.push(match p {
+            // SAFETY: the caller's host and table.
+            Some(b) => unsafe { ws_copy(host, table, b)? },
+            None => Str::NULL,
+        });
+    }
+    let size = std::mem::size_of_val(list.as_slice());
+    // SAFETY: the caller's host and table; the bytes are written below.
+    let p = unsafe { (table.ws_alloc)(host, size + std::mem::align_of::<Str>()) };
+    if p.is_null() {
+        return Err(Failure("out of workspace".into()));
+    }
+    let at = p.align_offset(std::mem::align_of::<Str>());
+    // SAFETY: `at` plus `size` bytes fit in what ws_alloc gave, aligned for `Str`.
+    let dst = unsafe { p.add(at) }.cast::<Str>();
+    unsafe { std::ptr::copy_nonoverlapping(list.as_ptr(), dst, list.len()) };
+    Ok(abi::Strands { parts: dst, n: list.len() })
+}
+
 unsafe fn value_to_abi(v: Value, host: *mut c_void, table: &HostTable) -> Result<abi::Value, Failure> {
     use abi::Data;
     let nullable = |ty, v: Option<Data>| match v {
@@ -629,8 +691,18 @@ unsafe fn value_to_abi(v: Value, host: *mut c_void, table: &HostTable) -> Result
         Value::Ip(ip) => nullable(TypeCode::Ip, ip.map(|ip| Data { ip: ip_to_abi(Some(ip)) })),
         Value::Backend(b) => nullable(TypeCode::Backend, b.0.map(|handle| Data { handle })),
         Value::Probe(p) => nullable(TypeCode::Probe, p.0.map(|handle| Data { handle })),
-        Value::Acl(a) => abi::Value::new(TypeCode::Acl, Data { handle: a.0 }),
+        Value::Acl(a) => nullable(TypeCode::Acl, a.0.map(|handle| Data { handle })),
         Value::Sub(s) => abi::Value::new(TypeCode::Sub, Data { handle: s.0 }),
+        // SAFETY (both): the caller's host and table.
+        Value::Stevedore(name) => match name {
+            Some(n) => {
+                abi::Value::new(TypeCode::Stevedore, Data { str: unsafe { ws_copy(host, table, n.as_bytes())? } })
+            }
+            None => abi::Value::null(TypeCode::Stevedore),
+        },
+        Value::Strands(parts) => {
+            abi::Value::new(TypeCode::Strands, Data { strands: unsafe { strands_to_ws(host, table, &parts)? } })
+        }
         Value::Object(o) => abi::Value::new(TypeCode::Void, Data { object: Box::into_raw(Box::new(o)) as *mut c_void }),
     })
 }

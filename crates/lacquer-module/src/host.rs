@@ -269,6 +269,14 @@ pub trait Host {
     fn log_record(&mut self, _vxid: u64, _tag: &str, _client: bool, _msg: &[u8]) -> Result<(), Failure> {
         Err(Failure("log records cannot be written here".into()))
     }
+    /// Holds the running VCL (Varnish's `VRT_VCL_Prevent_Discard`) until
+    /// the [`VclRef`] is dropped: meanwhile it cannot finish cooling (it
+    /// is listed `cooling`), be warmed again or be discarded; the server
+    /// names `desc` to whoever waits for it. A module takes one to finish
+    /// work of its own on the VCL's objects after the VCL went cold.
+    fn vcl_ref(&mut self, _desc: &str) -> Result<VclRef, Failure> {
+        Err(Failure("VCL references cannot be taken here".into()))
+    }
     /// Ends the server as a Varnish panic ends the child process: the
     /// message (`PANIC: …` for `vtc.panic`) goes to standard error, then
     /// the process aborts. A host that keeps panics for `panic.show`
@@ -276,6 +284,32 @@ pub trait Host {
     fn panic(&mut self, msg: &str) -> ! {
         eprintln!("Panic from VCL:\n  {msg}");
         std::process::abort()
+    }
+}
+
+/// A module's hold on a VCL ([`Host::vcl_ref`]), let go when dropped.
+pub struct VclRef {
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl VclRef {
+    /// A hold that runs `release` when dropped (for hosts).
+    pub fn new(release: impl FnOnce() + Send + 'static) -> VclRef {
+        VclRef { release: Some(Box::new(release)) }
+    }
+}
+
+impl Drop for VclRef {
+    fn drop(&mut self) {
+        if let Some(f) = self.release.take() {
+            f()
+        }
+    }
+}
+
+impl std::fmt::Debug for VclRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VclRef(..)")
     }
 }
 

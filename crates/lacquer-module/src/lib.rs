@@ -25,7 +25,8 @@
 //! The argument and result types say the VCL types: `i64` INT, `f64`
 //! REAL, `bool` BOOL, `&str`/`String`/`&[u8]`/`Vec<u8>` STRING (NULL reads
 //! as empty; [`NullStr`] tells it apart),
-//! [`Duration`], [`Time`], [`Bytes`], [`Strands`], `SocketAddr` IP,
+//! [`Duration`], [`Time`], [`Bytes`], [`Strands`] (and [`StrandsBuf`] as
+//! a result), [`Stevedore`], `SocketAddr` IP,
 //! [`Header`], [`Http`], [`Backend`], [`BlobRef`]/[`Blob`] BLOB,
 //! [`Probe`], [`Acl`], [`Sub`], [`Regex`] REGEX (the pattern's text), `()` VOID. `Option<T>` arguments are
 //! optional; `#[default(literal)]` gives a default, `#[enum_values("a",
@@ -75,7 +76,7 @@ pub use date::http_date;
 pub use hooks::{server as server_events, HookFn, Hooks};
 pub use host::{
     BackendSpec, ConnInfo, Connection, Ctx, Exclusive, Host, PeerCredError, PrivCall, PrivSess, PrivSlot, PrivTask,
-    PrivTop, PrivVcl, RequestEnd, Shared, SharedSlot,
+    PrivTop, PrivVcl, RequestEnd, Shared, SharedSlot, VclRef,
 };
 pub use lacquer_module_macros::module;
 pub use registry::{CallFn, Module, ModuleDef, Registry, Target};

@@ -424,7 +424,7 @@ unsafe extern "C" fn cb_backend_healthy(host: *mut c_void, be: u64) -> i32 {
 unsafe extern "C" fn cb_acl_match(host: *mut c_void, acl: u64, ip: *const abi::Ip) -> i32 {
     guard(-1, || {
         let Some(ip) = (unsafe { ip.as_ref() }).and_then(ip_from_abi) else { return -1 };
-        match unsafe { b(host).host.acl_match(Acl(acl), ip) } {
+        match unsafe { b(host).host.acl_match(Acl(Some(acl)), ip) } {
             Some(true) => 1,
             Some(false) => 0,
             None => -1,
@@ -615,6 +615,28 @@ unsafe extern "C" fn cb_proxy_tlvs(host: *mut c_void) -> Str {
     })
 }
 
+/// The holds loaded modules took on their VCLs, by the number they were
+/// given: a module lets go later, from any thread, with only the number.
+static VCL_HOLDS: std::sync::Mutex<Vec<(u64, crate::VclRef)>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn cb_vcl_ref(host: *mut c_void, desc: Str, out: *mut u64) -> Str {
+    guard(Str::from_bytes(b"the host failed holding the VCL"), || {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let br = unsafe { b(host) };
+        let desc = String::from_utf8_lossy(unsafe { bytes(desc) }).into_owned();
+        match br.host.vcl_ref(&desc) {
+            Ok(hold) => {
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                VCL_HOLDS.lock().unwrap_or_else(|e| e.into_inner()).push((n, hold));
+                // SAFETY: the module gave a valid place to write.
+                unsafe { *out = n };
+                Str::NULL
+            }
+            Err(f) => br.alloc(f.0.as_bytes()),
+        }
+    })
+}
+
 unsafe extern "C" fn cb_peer_cred(host: *mut c_void, uid: *mut u32, gid: *mut u32) -> i32 {
     guard(-2, || match unsafe { b(host) }.host.peer_cred() {
         Ok(_) if uid.is_null() || gid.is_null() => -2,
@@ -631,6 +653,16 @@ unsafe extern "C" fn cb_peer_cred(host: *mut c_void, uid: *mut u32, gid: *mut u3
 unsafe extern "C" fn cb_purge(host: *mut c_void, ttl: f64, grace: f64, keep: f64) -> i64 {
     let given = |v: f64| (!v.is_nan()).then_some(v);
     guard(-1, || unsafe { b(host) }.host.purge(given(ttl), given(grace), given(keep)).unwrap_or(-1))
+}
+
+unsafe extern "C" fn cb_vcl_unref(hold: u64) {
+    guard((), || {
+        let mut holds = VCL_HOLDS.lock().unwrap_or_else(|e| e.into_inner());
+        let gone: Vec<_> = holds.iter().position(|(n, _)| *n == hold).map(|i| holds.remove(i)).into_iter().collect();
+        drop(holds);
+        // Let go outside the lock: the host's release may take its own.
+        drop(gone);
+    })
 }
 
 unsafe extern "C" fn cb_vcl_syntax(host: *mut c_void) -> u32 {
@@ -693,6 +725,8 @@ pub(crate) static TABLE: HostTable = HostTable {
     end_request: cb_end_request,
     blocking: cb_blocking,
     vcl_syntax: cb_vcl_syntax,
+    vcl_ref: cb_vcl_ref,
+    vcl_unref: cb_vcl_unref,
     proxy_tlvs: cb_proxy_tlvs,
     peer_cred: cb_peer_cred,
     purge: cb_purge,

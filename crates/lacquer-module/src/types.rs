@@ -217,13 +217,39 @@ pub struct Backend(pub Option<u64>);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Probe(pub Option<u64>);
 
-/// An ACL handle; match with [`Host::acl_match`](crate::Host::acl_match).
+/// An ACL handle, or `None` for VCL's NULL ACL (which a module may
+/// return: matching it fails the task); match with
+/// [`Host::acl_match`](crate::Host::acl_match).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Acl(pub u64);
+pub struct Acl(pub Option<u64>);
 
 /// A SUB handle (a VCL subroutine).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Sub(pub u64);
+
+/// A STEVEDORE (a storage, `storage.s0`) by its name without the
+/// `storage.` prefix, or `None` for VCL's NULL storage (which leaves the
+/// choice to the server when assigned to `beresp.storage`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stevedore(pub Option<String>);
+
+/// A STRANDS result: parts of a string, each possibly NULL, which the
+/// caller concatenates only where it needs one string (a header) —
+/// what a module returns where VCL's STRANDS goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StrandsBuf(pub Vec<Option<Vec<u8>>>);
+
+impl StrandsBuf {
+    /// The parts of a STRANDS argument, copied.
+    pub fn from_strands(s: Strands<'_>) -> StrandsBuf {
+        StrandsBuf(s.0.iter().map(|p| p.map(<[u8]>::to_vec)).collect())
+    }
+
+    /// The parts joined; a NULL part reads as empty.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.0.iter().flatten().flat_map(|p| p.iter().copied()).collect()
+    }
+}
 
 /// A STRING argument that tells NULL (an unset header) from empty, where
 /// `&str` and `&[u8]` read NULL as empty.
@@ -347,6 +373,10 @@ pub enum Value {
     Acl(Acl),
     /// SUB.
     Sub(Sub),
+    /// STRANDS: the parts, each `None` when NULL.
+    Strands(Vec<Option<Vec<u8>>>),
+    /// STEVEDORE: the storage's name, `None` for NULL.
+    Stevedore(Option<String>),
     /// What a constructor made: keep it, call its methods with it, drop
     /// it when the VCL is discarded (that runs the object's `Drop`).
     Object(Instance),
@@ -366,6 +396,8 @@ impl PartialEq for Value {
             (Probe(a), Probe(b)) => a == b,
             (Acl(a), Acl(b)) => a == b,
             (Sub(a), Sub(b)) => a == b,
+            (Strands(a), Strands(b)) => a == b,
+            (Stevedore(a), Stevedore(b)) => a == b,
             _ => false,
         }
     }

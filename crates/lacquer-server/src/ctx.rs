@@ -8,7 +8,7 @@
 //!
 //! - cache state not built yet: `req.hash` (opaque), `req.ttl` (kept,
 //!   unused), `req.storage` (kept, unused: request bodies are not kept in
-//!   a store), `beresp.storage_hint`, `bereq.hash`;
+//!   a store), `bereq.hash`;
 //! - filter lists: `resp.filters`, `beresp.filters`;
 //! - `sess.timeout_linger` is kept for VCL and has no effect.
 
@@ -689,7 +689,8 @@ impl VclContext for BoCtx<'_> {
             Var::BerespDoEsi => Value::Bool(bo.do_esi),
             Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
             Var::BerespWas304 => Value::Bool(bo.was_304),
-            Var::BerespStorage => storage_value(self.shared, Some(bo.storage)),
+            // The hint (VCL 4.0) reads as the storage, as varnishd's.
+            Var::BerespStorage | Var::BerespStorageHint => storage_value(self.shared, bo.storage),
             _ => default_of(var),
         }
     }
@@ -734,9 +735,13 @@ impl VclContext for BoCtx<'_> {
                 log_ttl(bo);
             }
             (Var::BerespBody, v) => bo.synth_body = bytes_of(v),
-            (Var::BerespStorage, v) => {
-                if let Some(i) = store_of(self.shared, v) {
-                    bo.storage = i;
+            // VCL type-checks a STEVEDORE: only NULL names no store.
+            (Var::BerespStorage, v) => bo.storage = store_of(self.shared, v),
+            // The hint names a store without `storage.`; an unknown name
+            // changes nothing (varnishd logs it and goes on).
+            (Var::BerespStorageHint, Value::Str(Some(name))) => {
+                if let Some(i) = self.shared.cache.stores().iter().position(|st| st.name().as_bytes() == &**name) {
+                    bo.storage = Some(i);
                 }
             }
             _ => {}

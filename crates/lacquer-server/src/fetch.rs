@@ -127,8 +127,10 @@ pub(crate) struct Bo {
     pub backend_ip: Option<SocketAddr>,
     pub retries: u32,
     pub is_pass: bool,
-    /// The store a cached object goes to (`beresp.storage`), by index.
-    pub storage: usize,
+    /// The store a cached object goes to (`beresp.storage`), by index;
+    /// `None` when VCL set it to NULL (a module's STEVEDORE), which leaves
+    /// the choice to the next store in turn, as varnishd does.
+    pub storage: Option<usize>,
     /// `client.identity` of the request that started the fetch, if its
     /// VCL set one.
     pub client_identity: Option<String>,
@@ -275,7 +277,7 @@ impl Bo {
             uncacheable: is_pass,
             // `beresp.storage` before VCL says otherwise (varnishd's
             // `bo->storage`): Transient for a pass, else the next store.
-            storage: if is_pass { shared.cache.stores().len() - 1 } else { shared.cache.next_store() },
+            storage: Some(if is_pass { shared.cache.stores().len() - 1 } else { shared.cache.next_store() }),
             client_identity: None,
             connect_timeout: p.connect_timeout,
             first_byte_timeout: p.first_byte_timeout,
@@ -823,6 +825,10 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
         return FetchStep::Done;
     };
     setup_filter(shared, bo, &mut beresp);
+    let stv = match body_store(shared, bo) {
+        Ok(stv) => stv,
+        Err(step) => return step,
+    };
     let tx = tx.take();
     // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only
     // when told to.
@@ -833,9 +839,8 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
     // ESI instructions go with the object when it is published, so a body
     // parsed for ESI is read whole first.
     if !bo.do_stream || bo.do_esi {
-        return fetch_whole(shared, bo, beresp, tx, keep_conn).await;
+        return fetch_whole(shared, bo, beresp, tx, keep_conn, stv).await;
     }
-    let stv = choose_store(shared, bo);
     let sink = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {
             if let Some(tx) = tx {
@@ -1003,9 +1008,9 @@ async fn fetch_whole(
     beresp: Msg,
     tx: Option<oneshot::Sender<Fetched>>,
     keep_conn: bool,
+    stv: usize,
 ) -> FetchStep {
     let sink = Sink::Buffer(std::sync::Mutex::new(Vec::new()));
-    let stv = choose_store(shared, bo);
     let stored = bo.busy.is_some() && !bo.uncacheable && bo.hit_for_pass.is_none();
     let named = if stored { shared.cache.stores()[stv].storage() } else { transient(shared) };
     log_body_start(shared, bo, &format!("{} {}", named.kind(), named.name()), false);
@@ -1142,19 +1147,31 @@ fn transient(shared: &Shared) -> &dyn lacquer_cache::Storage {
 /// keep`) is shorter than `shortlived`; otherwise `beresp.storage`, which
 /// starts as the next store in turn (`STV_next`: the stores `-s` gave,
 /// Transient left out, round robin). Counts the first two cases
-/// (`beresp_uncacheable`, `beresp_shortlived`).
-fn choose_store(shared: &Shared, bo: &Bo) -> usize {
+/// (`beresp_uncacheable`, `beresp_shortlived`). `None` when VCL set
+/// `beresp.storage` to NULL: there is no store to put the object in.
+fn choose_store(shared: &Shared, bo: &Bo) -> Option<usize> {
     let last = shared.cache.stores().len() - 1;
     let life = bo.ttl + bo.grace.max(0.0) + bo.keep.max(0.0);
     if bo.uncacheable {
         shared.stats.beresp_uncacheable.inc();
-        return last;
+        return Some(last);
     }
     if life < shared.params.get().shortlived {
         shared.stats.beresp_shortlived.inc();
-        return last;
+        return Some(last);
     }
     bo.storage
+}
+
+/// The store for the body of a fetched response, or, when VCL left none
+/// (`beresp.storage` NULL), the fetch error varnishd logs before it goes
+/// to `vcl_backend_error`.
+fn body_store(shared: &Shared, bo: &mut Bo) -> Result<usize, FetchStep> {
+    choose_store(shared, bo).ok_or_else(|| {
+        bo.vsl.str(Tag::FetchError, "Could not get storage");
+        bo.beresp = None;
+        FetchStep::Error
+    })
 }
 
 /// Completes a miss's busy object from the response as VCL left it:
@@ -1345,7 +1362,8 @@ fn deliver_error(shared: &Shared, bo: &mut Bo, tx: Option<oneshot::Sender<Fetche
     let Some(beresp) = bo.beresp.take() else { return };
     let body = std::mem::take(&mut bo.synth_body);
     bo.framing = Framing::Length(body.len() as u64);
-    let stv = choose_store(shared, bo);
+    // The error's object goes to the next store when VCL left none.
+    let stv = choose_store(shared, bo).unwrap_or_else(|| shared.cache.next_store());
     let life = bo.lifetime();
     let fetched = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {

@@ -60,6 +60,10 @@ pub(crate) struct Vcl {
     pub mod_backends: Vec<std::sync::OnceLock<crate::director::ModBackend>>,
     /// The backends modules made at run time (see `director.rs`).
     pub dynamic: crate::director::Dynamic,
+    /// The holds modules took on it ([`lacquer_module::Host::vcl_ref`]),
+    /// by number, with what each said it is: while any is held it stays
+    /// `cooling`, cannot be warmed and is not discarded.
+    pub refs: Arc<Mutex<Vec<(u64, String)>>>,
     /// Set while warm: the running probe tasks, stopped when it cools.
     warm: Mutex<Option<Vec<tokio::task::AbortHandle>>>,
     /// Whether the program calls a module function named `rollback`
@@ -108,6 +112,12 @@ impl Vcl {
         if let Some(tasks) = warm.as_mut() {
             tasks.extend(crate::probe::start_one(self, be));
         }
+    }
+
+    /// What holds it (`- vmod-debug ref on vcl1` lines), empty when
+    /// nothing does.
+    fn held_by(&self) -> Vec<String> {
+        self.refs.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, d)| d.clone()).collect()
     }
 
     pub fn is_warm(&self) -> bool {
@@ -542,6 +552,7 @@ impl Vcls {
             mod_backends,
             dynamic: Default::default(),
             warm: Mutex::new(None),
+            refs: Arc::default(),
             rolls_back,
             esi,
         });
@@ -607,6 +618,14 @@ impl Vcls {
             if active {
                 return (status::CANT, "Cannot set the active VCL cold.".into());
             }
+        }
+        let held = l.vcl.held_by();
+        if state == State::Warm && !l.vcl.is_warm() && !held.is_empty() {
+            let mut msg = format!("VCL {name} is waiting for:");
+            for h in held {
+                msg.push_str(&format!("\n- {h}"));
+            }
+            return (status::CANT, msg);
         }
         l.state = state;
         match state {
@@ -727,7 +746,7 @@ impl Vcls {
             let mut i = 0;
             while i < list.entries.len() {
                 match &list.entries[i] {
-                    Entry::Vcl(l) if l.discarded && busy(&l.vcl, &active) == 0 => {
+                    Entry::Vcl(l) if l.discarded && busy(&l.vcl, &active) == 0 && l.vcl.held_by().is_empty() => {
                         if let Entry::Vcl(l) = list.entries.remove(i) {
                             done.push(l.vcl);
                         }
@@ -814,7 +833,7 @@ impl Vcls {
                     let b = busy(&l.vcl, &active);
                     let temp = if l.vcl.is_warm() {
                         "warm"
-                    } else if b > 0 && !l.discarded {
+                    } else if (b > 0 || !l.vcl.held_by().is_empty()) && !l.discarded {
                         "cooling"
                     } else {
                         "cold"

@@ -661,7 +661,7 @@ impl Host for TaskHost<'_> {
     }
 
     fn acl_match(&self, acl: Acl, ip: SocketAddr) -> Option<bool> {
-        let acl = self.vcl.program.acls.get(acl.0 as usize)?;
+        let acl = self.vcl.program.acls.get(acl.0? as usize)?;
         Some(acl.acl.matches(ip.ip()))
     }
 
@@ -714,6 +714,16 @@ impl Host for TaskHost<'_> {
 
     fn vcl_syntax(&self) -> Option<u32> {
         Some(u32::from(self.vcl.program.syntax))
+    }
+
+    fn vcl_ref(&mut self, desc: &str) -> Result<lacquer_module::VclRef, MFailure> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let refs = self.vcl.refs.clone();
+        refs.lock().unwrap_or_else(|e| e.into_inner()).push((id, desc.to_string()));
+        Ok(lacquer_module::VclRef::new(move || {
+            refs.lock().unwrap_or_else(|e| e.into_inner()).retain(|(i, _)| *i != id);
+        }))
     }
 
     fn set_ip_tos(&mut self, tos: i64) -> Result<(), MFailure> {
@@ -985,8 +995,12 @@ fn to_arg<'a>(
             },
             (VclType::Strands, _) => Arg::Strands(Strands(strands)),
             (VclType::Acl, _) => match expr {
-                Some(Expr::Acl(id)) => Arg::Acl(Acl(u64::from(*id))),
-                _ => Arg::Absent,
+                Some(Expr::Acl(id)) => Arg::Acl(Acl(Some(u64::from(*id)))),
+                // A module's ACL result (`debug.acl(a)`), or NULL.
+                _ => match v {
+                    Value::Acl(a) => Arg::Acl(Acl(a.map(u64::from))),
+                    _ => Arg::Absent,
+                },
             },
             (VclType::Probe, _) => match expr {
                 Some(Expr::Probe(id)) => Arg::Probe(Probe(Some(u64::from(*id)))),
@@ -1007,7 +1021,7 @@ fn to_arg<'a>(
                 let none = |id: &u32| program.backends.get(*id as usize).is_some_and(|d| d.none);
                 Arg::Backend(Backend(b.filter(|id| !none(id)).map(u64::from)))
             }
-            (_, Value::Opaque | Value::Strands(_)) => Arg::Absent,
+            (_, Value::Opaque | Value::Strands(_) | Value::Acl(_)) => Arg::Absent,
         },
         _ => Arg::Absent,
     }
@@ -1016,7 +1030,8 @@ fn to_arg<'a>(
 /// A module's result as a VCL value.
 fn from_value(v: MValue) -> Value<'static> {
     match v {
-        MValue::Void | MValue::Object(_) | MValue::Probe(_) | MValue::Acl(_) | MValue::Sub(_) => Value::Opaque,
+        MValue::Void | MValue::Object(_) | MValue::Probe(_) | MValue::Sub(_) => Value::Opaque,
+        MValue::Acl(a) => Value::Acl(a.0.map(|id| id as u32)),
         MValue::Int(i) => Value::Int(i),
         MValue::Real(r) => Value::Real(r),
         MValue::Duration(d) => Value::Duration(d),
@@ -1027,6 +1042,9 @@ fn from_value(v: MValue) -> Value<'static> {
         MValue::Ip(ip) => Value::Ip(ip),
         MValue::Backend(b) => Value::Backend(b.0.map(|id| id as u32)),
         MValue::Blob(b) => Value::Str(b.map(Cow::Owned)),
+        MValue::Strands(parts) => Value::Strands(parts.into_iter().map(|p| p.map(Cow::Owned)).collect()),
+        // A STEVEDORE is its VCL name, as `storage.NAME` evaluates.
+        MValue::Stevedore(name) => Value::Str(name.map(|n| Cow::Owned(format!("storage.{n}").into_bytes()))),
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Value<'a> {
     Backend(Option<BackendId>),
     /// STRANDS: the parts of a string, each possibly NULL.
     Strands(Vec<Option<Cow<'a, [u8]>>>),
+    /// An ACL of the program (by index), or NULL (a module's result).
+    Acl(Option<crate::program::AclId>),
     /// A value of a type the context does not expose (`req` as HTTP …).
     Opaque,
 }
@@ -46,6 +48,7 @@ impl Value<'_> {
             Value::Ip(v) => Value::Ip(v),
             Value::Backend(v) => Value::Backend(v),
             Value::Strands(v) => Value::Strands(v.into_iter().map(|s| s.map(|c| Cow::Owned(c.into_owned()))).collect()),
+            Value::Acl(v) => Value::Acl(v),
             Value::Opaque => Value::Opaque,
         }
     }

@@ -186,7 +186,7 @@ fn to_string<'a, C: VclContext>(p: &Program, ctx: &'a C, v: Value<'a>) -> Option
     s
 }
 
-fn convert<'a, C: VclContext>(_p: &Program, ctx: &'a C, v: Value<'a>) -> Option<Cow<'a, [u8]>> {
+fn convert<'a, C: VclContext>(p: &Program, ctx: &'a C, v: Value<'a>) -> Option<Cow<'a, [u8]>> {
     let s = match v {
         Value::Str(s) => return s,
         Value::Int(i) => conv::int_to_string(i),
@@ -198,6 +198,10 @@ fn convert<'a, C: VclContext>(_p: &Program, ctx: &'a C, v: Value<'a>) -> Option<
         Value::Ip(Some(a)) => conv::ip_to_string(&a),
         Value::Ip(None) => return None,
         Value::Backend(Some(b)) => return ctx.backend_name(b).map(|n| Cow::Owned(n.as_bytes().to_vec())),
+        // An ACL is its name, as `Expr::Acl` evaluates.
+        Value::Acl(a) => {
+            return a.and_then(|id| p.acls.get(id as usize)).map(|a| Cow::Owned(a.name.as_bytes().to_vec()))
+        }
         Value::Backend(None) | Value::Opaque => return None,
         Value::Strands(parts) => {
             let mut out = Vec::new();
@@ -271,28 +275,12 @@ pub fn eval<'a, C: VclContext>(p: &'a Program, ctx: &'a C, e: &'a Expr) -> Resul
                 .map_err(|e| Failure(e.match_failure()))?;
             Value::Bool(m != *neg)
         }
-        Expr::AclMatch(ip, acl, neg) => {
-            let def = &p.acls[*acl as usize];
-            let m = match eval(p, ctx, ip)? {
-                Value::Ip(Some(a)) if def.log => {
-                    // `+log`: say which entry decided, as `VCL_acl`.
-                    let hit = def.acl.lookup(a.ip());
-                    let line = match hit {
-                        Some(e) => {
-                            let verdict = if e.negated { "NEG_MATCH" } else { "MATCH" };
-                            let label = def.labels.get(e.label as usize).map_or("", String::as_str);
-                            format!("{verdict} {} {label}", def.name)
-                        }
-                        None => format!("NO_MATCH {}", def.name),
-                    };
-                    ctx.log_acl(&line);
-                    hit.is_some_and(|e| !e.negated)
-                }
-                Value::Ip(Some(a)) => def.acl.matches(a.ip()),
-                _ => false,
-            };
-            Value::Bool(m != *neg)
-        }
+        Expr::AclMatch(ip, acl, neg) => Value::Bool(acl_match(p, ctx, ip, *acl)? != *neg),
+        Expr::AclMatchDyn(ip, acl, neg) => match eval(p, ctx, acl)? {
+            Value::Acl(Some(id)) if (id as usize) < p.acls.len() => Value::Bool(acl_match(p, ctx, ip, id)? != *neg),
+            Value::Acl(Some(id)) => return fail(&format!("ACL {id} is not one of this VCL's")),
+            _ => return fail("Cannot match a null ACL"),
+        },
         Expr::And(v) => {
             for x in v {
                 if !truth(p, ctx, x)? {
@@ -369,6 +357,29 @@ fn call<'a, C: VclContext>(p: &'a Program, ctx: &'a C, id: CallId) -> Result<Val
     let args =
         site.args.iter().map(|a| a.as_ref().map(|e| eval(p, ctx, e)).transpose()).collect::<Result<Vec<_>, _>>()?;
     ctx.call(p, id, &args)
+}
+
+/// Whether the IP `ip` evaluates to matches ACL `acl` (no IP matches
+/// nothing); a `+log` ACL logs which entry decided, as `VCL_acl`.
+fn acl_match<C: VclContext>(p: &Program, ctx: &C, ip: &Expr, acl: AclId) -> Result<bool, Failure> {
+    let def = &p.acls[acl as usize];
+    Ok(match eval(p, ctx, ip)? {
+        Value::Ip(Some(a)) if def.log => {
+            let hit = def.acl.lookup(a.ip());
+            let line = match hit {
+                Some(e) => {
+                    let verdict = if e.negated { "NEG_MATCH" } else { "MATCH" };
+                    let label = def.labels.get(e.label as usize).map_or("", String::as_str);
+                    format!("{verdict} {} {label}", def.name)
+                }
+                None => format!("NO_MATCH {}", def.name),
+            };
+            ctx.log_acl(&line);
+            hit.is_some_and(|e| !e.negated)
+        }
+        Value::Ip(Some(a)) => def.acl.matches(a.ip()),
+        _ => false,
+    })
 }
 
 fn arith<'a>(op: ArithOp, a: Value<'a>, b: Value<'a>, ty: lacquer_defs::VclType) -> Result<Value<'a>, Failure> {

@@ -331,6 +331,10 @@ impl Vcc<'_> {
         let e2 = self.expr4(VclType::Acl)?;
         match e2.e {
             Expr::Acl(id) => Ok(E { e: Expr::AclMatch(Box::new(e.e), id, neg), t1: e.t1 }),
+            // A module's ACL result (`client.ip ~ debug.acl(a)`).
+            other if other.ty() == VclType::Acl => {
+                Ok(E { e: Expr::AclMatchDyn(Box::new(e.e), Box::new(other), neg), t1: e.t1 })
+            }
             other => {
                 let d = Diag::new(vec![
                     Piece::Text(format!("Expression has type {}, expected ACL\n", utype(other.ty()))),

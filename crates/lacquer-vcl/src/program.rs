@@ -293,6 +293,9 @@ pub enum Expr {
     Cmp(CmpOp, Box<Expr>, Box<Expr>),
     Match(Box<Expr>, ReId, bool),
     AclMatch(Box<Expr>, AclId, bool),
+    /// `ip ~ f()`, where a module's call gives the ACL (or NULL, which
+    /// fails the task).
+    AclMatchDyn(Box<Expr>, Box<Expr>, bool),
     And(Vec<Expr>),
     Or(Vec<Expr>),
     Not(Box<Expr>),
@@ -347,6 +350,7 @@ impl Expr {
             | Expr::Cmp(..)
             | Expr::Match(..)
             | Expr::AclMatch(..)
+            | Expr::AclMatchDyn(..)
             | Expr::And(_)
             | Expr::Or(_)
             | Expr::Not(_) => VclType::Bool,

@@ -17,14 +17,13 @@
 //! module's load fail.
 //!
 //! Left out, because they need what the host does not offer modules yet:
-//! object events and VCL references (`register_obj_events`,
-//! `vcl_discard_delay`, `vcl_prevent_cold`, `vcl_allow_cold`,
+//! object events and holds that keep a VCL warm (`register_obj_events`,
+//! `vcl_prevent_cold`, `vcl_allow_cold`,
 //! `cold_backend`, `cooling_backend`);
 //! dynamic backends and directors (`dyn`, `dyn_uds`, `director`);
 //! SUB arguments and
 //! results (`call`, `check_call`, `bad_memory`, `total_recall`, `caller`),
-//! REGEX (`just_return_regex`), ACL results (`null_acl`, `acl`, `aclobj`,
-//! `sweep_acl`, `time_acl`), STRANDS results (`return_strands`); the
+//! REGEX (`just_return_regex`), ACL sweeps (`sweep_acl`, `time_acl`); the
 //! lookup hook (`catflap`); parameters (`vre_limit`); task-end failures
 //! (`fail_task_fini`, `ok_task_fini`); raw private-state lookups
 //! (`priv_perf`); the stack and socket probes (`stk`, `sndbuf`). The
@@ -43,13 +42,17 @@ pub mod vmod {
     use std::net::SocketAddr;
 
     use lacquer_module::{
-        Acl, Ctx, Failure, Header, Http, IpKind, NullStr, PrivCall, PrivTask, PrivTop, PrivVcl, Probe, Strands, Time,
+        Acl, Ctx, Failure, Header, Http, IpKind, NullStr, PrivCall, PrivTask, PrivTop, PrivVcl, Probe, Strands,
+        StrandsBuf, Time,
     };
 
     /// What every function and method of the module keeps per loaded VCL
     /// (varnishd makes it in the load event; here the first user does).
     pub struct VclState {
         foo: String,
+        /// What `vcl_discard_delay` asked: how long, in seconds, the
+        /// module holds the VCL after it went cold (as bits of an `f64`).
+        discard_delay: std::sync::atomic::AtomicU64,
     }
 
     /// The module's PRIV_TASK, one per task for all its functions (as in
@@ -63,14 +66,14 @@ pub mod vmod {
     }
 
     fn vcl_state(p: &PrivVcl<VclState>) -> Result<&VclState, Failure> {
-        p.get_or_init(|| VclState { foo: "FOO".into() })
+        p.get_or_init(|| VclState { foo: "FOO".into(), discard_delay: Default::default() })
     }
 
     /// The VCL's events: `Debug` records of warming and cooling, and the
     /// failures Varnish's tests ask for by setting `nuke_limit` (load) or
     /// `max_esi_depth` (warm) to 42.
     #[event]
-    pub fn event_function(ctx: &mut Ctx, e: lacquer_module::Event) -> Result<(), Failure> {
+    pub fn event_function(ctx: &mut Ctx, vcl: PrivVcl<VclState>, e: lacquer_module::Event) -> Result<(), Failure> {
         use lacquer_module::Event;
         let is_42 = |ctx: &Ctx, p: &str| ctx.param(p).as_deref() == Some("42");
         match e {
@@ -86,10 +89,41 @@ pub mod vmod {
             Event::Cold => {
                 let line = format!("{}: VCL_EVENT_COLD", ctx.vcl_name());
                 ctx.log_global("Debug", line.as_bytes());
-                Ok(())
+                hold_after_cold(ctx, &vcl)
             }
             _ => Ok(()),
         }
+    }
+
+    /// With a `vcl_discard_delay` set, holds the VCL that just went cold
+    /// for that long (from a thread of its own), so that it stays
+    /// `cooling` meanwhile, as varnishd's module does.
+    fn hold_after_cold(ctx: &mut Ctx, vcl: &PrivVcl<VclState>) -> Result<(), Failure> {
+        let delay = f64::from_bits(vcl_state(vcl)?.discard_delay.load(std::sync::atomic::Ordering::Relaxed));
+        if delay <= 0.0 {
+            return Ok(());
+        }
+        let desc = format!("vmod-debug ref on {}", ctx.vcl_name());
+        let hold = ctx.vcl_ref(&desc)?;
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs_f64(delay));
+            drop(hold);
+        });
+        Ok(())
+    }
+
+    /// Makes the module hold the VCL for *delay* after it goes cold, so
+    /// that it is listed `cooling` and cannot be warmed or discarded
+    /// until then.
+    pub fn vcl_discard_delay(
+        vcl: PrivVcl<VclState>,
+        #[positional] delay: lacquer_module::Duration,
+    ) -> Result<(), Failure> {
+        if !(delay.0 >= 0.0 && delay.0.is_finite()) {
+            return Err(Failure(format!("debug.vcl_discard_delay: {} is not a delay", delay.0)));
+        }
+        vcl_state(&vcl)?.discard_delay.store(delay.0.to_bits(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Returns the name of one of the authors (*someone* is ignored).
@@ -312,6 +346,33 @@ pub mod vmod {
         ctx.acl_match(acl, ip).ok_or_else(|| Failure("debug.match_acl: no such ACL".into()))
     }
 
+    /// Returns the NULL ACL, which fails the task where it is matched.
+    pub fn null_acl() -> Acl {
+        Acl(None)
+    }
+
+    /// Returns *acl*.
+    pub fn acl(acl: Acl) -> Acl {
+        acl
+    }
+
+    /// An object holding an ACL (or NULL), made in `vcl_init`.
+    pub struct Aclobj {
+        acl: Acl,
+    }
+
+    impl Aclobj {
+        /// Keeps *acl*.
+        pub fn new(#[positional] acl: Acl) -> Aclobj {
+            Aclobj { acl }
+        }
+
+        /// Returns the ACL kept.
+        pub fn get(&self) -> Acl {
+            self.acl
+        }
+    }
+
     /// Checks that *same*, when given, is the probe *probe*.
     pub fn test_probe(probe: Probe, same: Option<Probe>) -> Result<(), Failure> {
         if probe.0.is_none() {
@@ -345,9 +406,25 @@ pub mod vmod {
         s.to_vec()
     }
 
-    /// Returns the arguments collected into one string.
-    pub fn collect(#[positional] s: Strands) -> Vec<u8> {
-        s.to_vec()
+    /// Returns the arguments collected into one string, made in the
+    /// task's workspace as varnishd's `VRT_CollectStrands` makes it: when
+    /// the workspace cannot hold it, the workspace overflows and the task
+    /// fails.
+    pub fn collect(ctx: &mut Ctx, #[positional] s: Strands) -> Result<Vec<u8>, Failure> {
+        let v = s.to_vec();
+        if let Some(ws) = ctx.task_workspace() {
+            // The string and its NUL, as varnishd's.
+            if ws.free() <= v.len() {
+                ws.mark_overflow();
+                return Err(Failure("Workspace overflow".into()));
+            }
+        }
+        Ok(v)
+    }
+
+    /// Returns its argument, a STRANDS, as it is (not concatenated).
+    pub fn return_strands(strand: Strands) -> StrandsBuf {
+        StrandsBuf::from_strands(strand)
     }
 
     /// Sets the header *hdr* to the arguments concatenated (as `set`

@@ -66,6 +66,12 @@ const VARNISHD: &[&str] = &[
     "vsc_new() -> VOID",
     "vsc_count(INT val=1) -> VOID",
     "vsc_destroy() -> VOID",
+    "return_strands(STRANDS strand) -> STRANDS",
+    "null_acl() -> ACL",
+    "acl(ACL acl) -> ACL",
+    "aclobj(ACL) -> OBJECT",
+    "aclobj.get() -> ACL",
+    "vcl_discard_delay(DURATION) -> VOID",
 ];
 
 #[test]

@@ -111,6 +111,12 @@ pub mod vmod {
         Backend(None)
     }
 
+    /// Returns no storage (NULL): assigned to `beresp.storage`, the
+    /// server picks the next store in turn.
+    pub fn no_stevedore() -> lacquer_module::Stevedore {
+        lacquer_module::Stevedore(None)
+    }
+
     /// Returns a null IP address, not even a bogo_ip.
     pub fn no_ip() -> Option<SocketAddr> {
         None

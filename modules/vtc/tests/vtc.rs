@@ -19,6 +19,7 @@ use lacquer_vmod_vtc::vmod;
 const VARNISHD: &[&str] = &[
     "barrier_sync(STRING addr, DURATION timeout=0) -> VOID",
     "no_backend() -> BACKEND",
+    "no_stevedore() -> STEVEDORE",
     "no_ip() -> IP",
     "panic(STRANDS) -> VOID",
     "sleep(DURATION) -> VOID",
