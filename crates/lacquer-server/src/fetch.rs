@@ -854,7 +854,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
                     recycle(shared, bo, keep_conn);
                     return FetchStep::Done;
                 }
-                Framing::Length(n) if bo.filter.is_none() => Some(n),
+                Framing::Length(n) if bo.filter.as_ref().is_none_or(gzip::Filter::keeps_bytes) => Some(n),
                 _ => None,
             };
             let (btx, rx) = mpsc::channel(BODY_QUEUE);
@@ -970,10 +970,18 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
     } else {
         ""
     };
+    // A gzip body stored as it came is checked on the way (`testgunzip`).
+    let test =
+        gzip::is_gzip(beresp) && filters.is_empty() && !bo.do_esi && shared.params.get().http_gzip_support != 0.0;
+    if test {
+        bo.filter = Some(gzip::Filter::test_gunzip());
+        shared.stats.n_test_gunzip.inc();
+    }
     // ESI parses what is stored, named as varnishd names its filter stack:
     // a gzip body is gunzipped to be parsed, and gzipped again
     // (`esi_gzip`) unless `do_gunzip` keeps it plain.
     let named = match (bo.do_esi, filters) {
+        (false, _) if test => " testgunzip",
         (false, f) => f,
         (true, " gzip") => " esi_gzip",
         (true, " gunzip") => " gunzip esi",
@@ -986,7 +994,7 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
         gzip::vary_ae(beresp);
     }
     bo.vsl.str(Tag::Filters, named);
-    if bo.filter.is_none() {
+    if bo.filter.as_ref().is_none_or(gzip::Filter::keeps_bytes) {
         return;
     }
     beresp.unset(b"content-length");

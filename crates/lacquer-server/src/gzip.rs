@@ -15,6 +15,9 @@ use crate::msg::Msg;
 pub(crate) enum Filter {
     Gzip(GzEncoder<Vec<u8>>),
     Gunzip(GzDecoder<Vec<u8>>),
+    /// Varnish's `testgunzip`: a gzip body stored as it came, checked on
+    /// the way that it really is gzip (what comes out is dropped).
+    Test(GzDecoder<Vec<u8>>),
 }
 
 impl Filter {
@@ -28,6 +31,17 @@ impl Filter {
         Filter::Gunzip(GzDecoder::new(Vec::new()))
     }
 
+    /// Checks a gzip body while passing it on unchanged.
+    pub fn test_gunzip() -> Filter {
+        Filter::Test(GzDecoder::new(Vec::new()))
+    }
+
+    /// Whether the bytes stay as they are (the body keeps its length and
+    /// its ETag).
+    pub fn keeps_bytes(&self) -> bool {
+        matches!(self, Filter::Test(_))
+    }
+
     /// Feeds a piece of body; answers what came out (perhaps nothing yet).
     /// An error is a body that is not valid gzip.
     pub fn feed(&mut self, piece: &[u8]) -> Result<Vec<u8>, ()> {
@@ -37,8 +51,13 @@ impl Filter {
                 Ok(std::mem::take(e.get_mut()))
             }
             Filter::Gunzip(d) => {
-                d.write_all(piece).map_err(|_| ())?;
+                inflate(d, piece)?;
                 Ok(std::mem::take(d.get_mut()))
+            }
+            Filter::Test(d) => {
+                inflate(d, piece)?;
+                d.get_mut().clear();
+                Ok(piece.to_vec())
             }
         }
     }
@@ -53,6 +72,7 @@ impl Filter {
                 Ok(std::mem::take(e.get_mut()))
             }
             Filter::Gunzip(d) => Ok(std::mem::take(d.get_mut())),
+            Filter::Test(_) => Ok(Vec::new()),
         }
     }
 
@@ -61,34 +81,49 @@ impl Filter {
         match self {
             Filter::Gzip(e) => e.finish().map_err(|_| ()),
             Filter::Gunzip(d) => d.finish().map_err(|_| ()),
+            Filter::Test(d) => d.finish().map(|_| Vec::new()).map_err(|_| ()),
         }
     }
 }
 
-/// Whether a request accepts gzip (Varnish's `RFC2616_Req_Gzip`):
-/// `x-gzip` anywhere, or `gzip` with a non-zero q value.
-pub(crate) fn accepts_gzip(req: &Msg) -> bool {
-    let tokens = req.head.header_all(&req.buf, b"accept-encoding").flat_map(|v| v.split(|&b| b == b','));
-    for t in tokens {
-        let mut parts = t.split(|&b| b == b';');
-        let coding = parts.next().unwrap_or_default().trim_ascii();
-        if coding.eq_ignore_ascii_case(b"x-gzip") {
-            return true;
+/// Feeds a decompressor. Bytes after the gzip trailer are ignored, as
+/// varnishd's inflate stops at the end of the stream.
+fn inflate(d: &mut GzDecoder<Vec<u8>>, piece: &[u8]) -> Result<(), ()> {
+    let mut rest = piece;
+    while !rest.is_empty() {
+        match d.write(rest).map_err(|_| ())? {
+            0 => break,
+            n => rest = &rest[n..],
         }
-        if !coding.eq_ignore_ascii_case(b"gzip") {
-            continue;
-        }
-        let q = parts
-            .filter_map(|p| {
-                let p = p.trim_ascii();
-                p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q="))
-            })
-            .next()
-            .and_then(|q| std::str::from_utf8(q).ok()?.trim().parse::<f64>().ok())
-            .unwrap_or(1.0);
-        return q > 0.0;
     }
-    false
+    Ok(())
+}
+
+/// Whether a request accepts gzip (Varnish's `RFC2616_Req_Gzip`):
+/// `x-gzip` anywhere (whatever its q value), or else `gzip` with a q value
+/// above zero.
+pub(crate) fn accepts_gzip(req: &Msg) -> bool {
+    let codings = || {
+        req.head.header_all(&req.buf, b"accept-encoding").flat_map(|v| v.split(|&b| b == b',')).map(|t| {
+            let mut parts = t.split(|&b| b == b';');
+            (parts.next().unwrap_or_default().trim_ascii(), parts)
+        })
+    };
+    if codings().any(|(c, _)| c.eq_ignore_ascii_case(b"x-gzip")) {
+        return true;
+    }
+    let Some((_, params)) = codings().find(|(c, _)| c.eq_ignore_ascii_case(b"gzip")) else {
+        return false;
+    };
+    let q = params
+        .filter_map(|p| {
+            let p = p.trim_ascii();
+            p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q="))
+        })
+        .next()
+        .and_then(|q| std::str::from_utf8(q).ok()?.trim().parse::<f64>().ok())
+        .unwrap_or(1.0);
+    q > 0.0
 }
 
 /// Whether a message's body is gzip (`Content-Encoding: gzip`).
@@ -141,6 +176,12 @@ mod tests {
         out.extend(u.finish().unwrap());
         assert_eq!(out, b"hello gzip world");
         assert!(Filter::gunzip().feed(b"not gzip at all").is_err());
+        let mut u = Filter::gunzip();
+        let mut trailing = packed.clone();
+        trailing.push(0);
+        let mut out = u.feed(&trailing).unwrap();
+        out.extend(u.finish().unwrap());
+        assert_eq!(out, b"hello gzip world");
     }
 
     #[test]
@@ -154,6 +195,7 @@ mod tests {
         assert!(accepts_gzip(&req("deflate, x-gzip")));
         assert!(accepts_gzip(&req("gzip;q=0.5")));
         assert!(!accepts_gzip(&req("gzip;q=0")));
+        assert!(accepts_gzip(&req("gzip;q=0, x-gzip")));
         assert!(!accepts_gzip(&req("deflate, br")));
         assert!(!accepts_gzip(&Msg::request(b"GET", b"/", b"HTTP/1.1")));
     }

@@ -1214,6 +1214,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         resp.unset(b"content-encoding");
         gzip::weaken_etag(&mut resp);
         gunzip = Some(gzip::Filter::gunzip());
+        req.shared.stats.n_gunzip.inc();
         len = None;
     }
     // A satisfied conditional request gets 304; a Range gets its part.
@@ -1342,7 +1343,10 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
                             }
                             batch = vec![Arc::new(plain)];
                         }
-                        let parts: Vec<&[u8]> = batch.iter().filter_map(|p| window.cut(p)).collect();
+                        // A filter may have nothing to show for a piece yet: an
+                        // empty write would read as a closed connection.
+                        let parts: Vec<&[u8]> =
+                            batch.iter().filter_map(|p| window.cut(p)).filter(|p| !p.is_empty()).collect();
                         ok = match wire {
                             Wire::Chunked => {
                                 let mut framed = Vec::with_capacity(size + 16 * parts.len());
