@@ -956,12 +956,14 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
         return;
     }
     let encoded = beresp.header(b"content-encoding").is_some();
-    let filters = if bo.do_gunzip && gzip::is_gzip(beresp) {
+    // Without http_gzip_support bodies are stored as they come.
+    let support = shared.params.get().http_gzip_support != 0.0;
+    let filters = if support && bo.do_gunzip && gzip::is_gzip(beresp) {
         bo.filter = Some(gzip::Filter::gunzip());
         beresp.unset(b"content-encoding");
         shared.stats.n_gunzip.inc();
         " gunzip"
-    } else if bo.do_gzip && !encoded {
+    } else if support && bo.do_gzip && !encoded {
         bo.filter = Some(gzip::Filter::gzip(shared.params.get().gzip_level as u32));
         beresp.set(b"Content-Encoding", b"gzip");
         gzip::vary_ae(beresp);
@@ -976,6 +978,8 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
     if test {
         bo.filter = Some(gzip::Filter::test_gunzip());
         shared.stats.n_test_gunzip.inc();
+        // Clients that do not take gzip get it gunzipped.
+        gzip::vary_ae(beresp);
     }
     // ESI parses what is stored, named as varnishd names its filter stack:
     // a gzip body is gunzipped to be parsed, and gzipped again
