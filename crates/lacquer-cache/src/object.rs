@@ -50,6 +50,9 @@ pub struct Object<H> {
     /// object is published and never changed.
     pub(crate) esidata: Option<Arc<Vec<u8>>>,
     body: Mutex<BodyState>,
+    /// The plain length of a gzip body, 0 while unknown (varnishd keeps it
+    /// in `OA_GZIPBITS`).
+    gunzipped_len: AtomicU64,
     grew: Notify,
     len: AtomicU64,
     /// The bytes it holds in its store.
@@ -70,6 +73,7 @@ impl<H> Object<H> {
             head,
             xid,
             esidata: None,
+            gunzipped_len: AtomicU64::new(0),
             body: Mutex::new(BodyState { pieces: Vec::new(), end: End::Open }),
             grew: Notify::new(),
             len: AtomicU64::new(0),
@@ -128,6 +132,19 @@ impl<H> Object<H> {
         lock(&self.body).pieces.push(stored);
         self.grew.notify_waiters();
         Ok(())
+    }
+
+    /// Records how long a gzip body is once gunzipped; set before
+    /// [`Object::finish`].
+    pub fn set_gunzipped_len(&self, n: u64) {
+        self.gunzipped_len.store(n, Ordering::Relaxed);
+    }
+
+    /// How long the gzip body is once gunzipped, when it is complete and
+    /// that was counted.
+    pub fn gunzipped_len(&self) -> Option<u64> {
+        self.complete_len()?;
+        Some(self.gunzipped_len.load(Ordering::Relaxed)).filter(|&n| n > 0)
     }
 
     /// Marks the body complete (`ok`) or failed, and wakes the readers.

@@ -192,6 +192,8 @@ pub(crate) struct Bo {
     pub stale: Option<Published<Msg>>,
     /// The backend answered 304 to the revalidation (`beresp.was_304`).
     pub was_304: bool,
+    /// The plain length of the gzip body fetched, once it is all read.
+    gunzipped_len: Option<u64>,
     /// `return (pass(DURATION))`: mark the object hit-for-pass this long.
     hit_for_pass: Option<f64>,
     /// The status and reason `return (error(...))` asked for.
@@ -309,6 +311,7 @@ impl Bo {
             hit_for_pass: None,
             stale: None,
             was_304: false,
+            gunzipped_len: None,
             err: None,
             conn: None,
             conn_dropped: false,
@@ -1047,6 +1050,9 @@ async fn fetch_whole(
     let fetched = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {
             let ok = obj.append(body).is_ok();
+            if let Some(n) = bo.gunzipped_len {
+                obj.set_gunzipped_len(n);
+            }
             obj.finish(ok);
             if ok {
                 retire_stale(shared, bo);
@@ -1242,6 +1248,22 @@ async fn put_piece(bo: &mut Bo, sink: &Sink, data: &[u8]) -> bool {
     true
 }
 
+/// Ends the fetch filter at the end of the body: what it still holds goes
+/// to `sink`, and the plain length of a gzip body is kept with the object
+/// (in `bo` until a whole-read body is stored). False for a body that was
+/// not valid gzip.
+async fn finish_filter(bo: &mut Bo, sink: &Sink, f: gzip::Filter) -> bool {
+    let makes_gzip = f.makes_gzip();
+    let Ok((tail, plain)) = f.finish_counted() else { return false };
+    if makes_gzip {
+        bo.gunzipped_len = Some(plain);
+        if let Sink::Object(_, obj) = sink {
+            obj.set_gunzipped_len(plain);
+        }
+    }
+    tail.is_empty() || sink.put(tail).await
+}
+
 /// Reads the backend response body into `sink`; answers whether it was
 /// read whole. The connection goes back to the pool when it can.
 async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_conn: bool) -> bool {
@@ -1267,8 +1289,7 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
         rest.drain(..consumed);
         if done {
             if let Some(f) = bo.filter.take() {
-                let Ok(tail) = f.finish() else { return false };
-                if !tail.is_empty() && !sink.put(tail).await {
+                if !finish_filter(bo, sink, f).await {
                     return false;
                 }
             }
@@ -1290,10 +1311,9 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
                 if dec.finish().is_err() {
                     return false;
                 }
-                return match bo.filter.take().map(gzip::Filter::finish) {
+                return match bo.filter.take() {
                     None => true,
-                    Some(Ok(tail)) => tail.is_empty() || sink.put(tail).await,
-                    Some(Err(())) => false,
+                    Some(f) => finish_filter(bo, sink, f).await,
                 };
             }
             Ok(Ok(_)) => {}

@@ -11,51 +11,71 @@ use flate2::Compression;
 
 use crate::msg::Msg;
 
-/// A body transformation applied as the body passes.
-pub(crate) enum Filter {
+/// A body transformation applied as the body passes, counting the plain
+/// (uncompressed) bytes it sees.
+pub(crate) struct Filter {
+    kind: Kind,
+    plain: u64,
+}
+
+enum Kind {
     Gzip(GzEncoder<Vec<u8>>),
     Gunzip(GzDecoder<Vec<u8>>),
     /// Varnish's `testgunzip`: a gzip body stored as it came, checked on
-    /// the way that it really is gzip (what comes out is dropped).
+    /// the way that it really is gzip (what comes out is only counted).
     Test(GzDecoder<Vec<u8>>),
 }
 
 impl Filter {
+    fn of(kind: Kind) -> Filter {
+        Filter { kind, plain: 0 }
+    }
+
     /// Compresses at `level` (the `gzip_level` parameter).
     pub fn gzip(level: u32) -> Filter {
-        Filter::Gzip(GzEncoder::new(Vec::new(), Compression::new(level.min(9))))
+        Filter::of(Kind::Gzip(GzEncoder::new(Vec::new(), Compression::new(level.min(9)))))
     }
 
     /// Decompresses.
     pub fn gunzip() -> Filter {
-        Filter::Gunzip(GzDecoder::new(Vec::new()))
+        Filter::of(Kind::Gunzip(GzDecoder::new(Vec::new())))
     }
 
     /// Checks a gzip body while passing it on unchanged.
     pub fn test_gunzip() -> Filter {
-        Filter::Test(GzDecoder::new(Vec::new()))
+        Filter::of(Kind::Test(GzDecoder::new(Vec::new())))
     }
 
     /// Whether the bytes stay as they are (the body keeps its length and
     /// its ETag).
     pub fn keeps_bytes(&self) -> bool {
-        matches!(self, Filter::Test(_))
+        matches!(self.kind, Kind::Test(_))
+    }
+
+    /// Whether what comes out is gzip whose plain length is worth keeping
+    /// (varnishd's `OA_GZIPBITS`): a client that does not take gzip is
+    /// then told the length of what it gets.
+    pub fn makes_gzip(&self) -> bool {
+        matches!(self.kind, Kind::Gzip(_) | Kind::Test(_))
     }
 
     /// Feeds a piece of body; answers what came out (perhaps nothing yet).
     /// An error is a body that is not valid gzip.
     pub fn feed(&mut self, piece: &[u8]) -> Result<Vec<u8>, ()> {
-        match self {
-            Filter::Gzip(e) => {
+        match &mut self.kind {
+            Kind::Gzip(e) => {
                 e.write_all(piece).map_err(|_| ())?;
+                self.plain += piece.len() as u64;
                 Ok(std::mem::take(e.get_mut()))
             }
-            Filter::Gunzip(d) => {
+            Kind::Gunzip(d) => {
                 inflate(d, piece)?;
+                self.plain += d.get_ref().len() as u64;
                 Ok(std::mem::take(d.get_mut()))
             }
-            Filter::Test(d) => {
+            Kind::Test(d) => {
                 inflate(d, piece)?;
+                self.plain += d.get_ref().len() as u64;
                 d.get_mut().clear();
                 Ok(piece.to_vec())
             }
@@ -66,22 +86,34 @@ impl Filter {
     /// so that the client can read everything sent up to here (nothing
     /// more for a decompressor).
     pub fn flush(&mut self) -> Result<Vec<u8>, ()> {
-        match self {
-            Filter::Gzip(e) => {
+        match &mut self.kind {
+            Kind::Gzip(e) => {
                 e.flush().map_err(|_| ())?;
                 Ok(std::mem::take(e.get_mut()))
             }
-            Filter::Gunzip(d) => Ok(std::mem::take(d.get_mut())),
-            Filter::Test(_) => Ok(Vec::new()),
+            Kind::Gunzip(d) => {
+                self.plain += d.get_ref().len() as u64;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Kind::Test(_) => Ok(Vec::new()),
         }
     }
 
     /// The end of the body: what is left to come out.
     pub fn finish(self) -> Result<Vec<u8>, ()> {
-        match self {
-            Filter::Gzip(e) => e.finish().map_err(|_| ()),
-            Filter::Gunzip(d) => d.finish().map_err(|_| ()),
-            Filter::Test(d) => d.finish().map(|_| Vec::new()).map_err(|_| ()),
+        self.finish_counted().map(|(tail, _)| tail)
+    }
+
+    /// The end of the body: what is left to come out, and how many plain
+    /// bytes the whole body holds.
+    pub fn finish_counted(self) -> Result<(Vec<u8>, u64), ()> {
+        let plain = self.plain;
+        match self.kind {
+            Kind::Gzip(e) => e.finish().map(|tail| (tail, plain)).map_err(|_| ()),
+            Kind::Gunzip(d) => {
+                d.finish().map(|tail| (plain + tail.len() as u64, tail)).map(|(n, t)| (t, n)).map_err(|_| ())
+            }
+            Kind::Test(d) => d.finish().map(|tail| (Vec::new(), plain + tail.len() as u64)).map_err(|_| ()),
         }
     }
 }

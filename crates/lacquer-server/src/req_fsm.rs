@@ -1215,7 +1215,11 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         gzip::weaken_etag(&mut resp);
         gunzip = Some(gzip::Filter::gunzip());
         req.shared.stats.n_gunzip.inc();
-        len = None;
+        // A complete object knows how long it is gunzipped.
+        len = match &body {
+            RespBody::Fetched(BeBody::Object(_, obj)) => obj.gunzipped_len(),
+            _ => None,
+        };
     }
     // A satisfied conditional request gets 304; a Range gets its part.
     let mut window = deliver::Window::ALL;
@@ -1368,7 +1372,8 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
             }
             if complete && ok {
                 if let Some(f) = gunzip.take() {
-                    match f.finish() {
+                    // What the decompressor still held is cut like the rest.
+                    match f.finish().map(|t| window.cut(&t).unwrap_or_default().to_vec()) {
                         Ok(tail) if tail.is_empty() => {}
                         Ok(tail) => {
                             let mut framed = Vec::new();
