@@ -53,6 +53,10 @@ pub struct Object<H> {
     /// The plain length of a gzip body, 0 while unknown (varnishd keeps it
     /// in `OA_GZIPBITS`).
     gunzipped_len: AtomicU64,
+    /// A fetch filter changed the body's Content-Encoding (varnishd's
+    /// `OF_CHGCE`): a revalidation keeps the stored encoding and weakens
+    /// the new ETag.
+    changed_ce: std::sync::atomic::AtomicBool,
     grew: Notify,
     len: AtomicU64,
     /// The bytes it holds in its store.
@@ -74,6 +78,7 @@ impl<H> Object<H> {
             xid,
             esidata: None,
             gunzipped_len: AtomicU64::new(0),
+            changed_ce: std::sync::atomic::AtomicBool::new(false),
             body: Mutex::new(BodyState { pieces: Vec::new(), end: End::Open }),
             grew: Notify::new(),
             len: AtomicU64::new(0),
@@ -145,6 +150,16 @@ impl<H> Object<H> {
     pub fn gunzipped_len(&self) -> Option<u64> {
         self.complete_len()?;
         Some(self.gunzipped_len.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
+
+    /// Records that a fetch filter changed the Content-Encoding.
+    pub fn set_changed_ce(&self) {
+        self.changed_ce.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a fetch filter changed the Content-Encoding.
+    pub fn changed_ce(&self) -> bool {
+        self.changed_ce.load(Ordering::Relaxed)
     }
 
     /// Marks the body complete (`ok`) or failed, and wakes the readers.

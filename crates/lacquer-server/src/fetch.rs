@@ -192,8 +192,12 @@ pub(crate) struct Bo {
     pub stale: Option<Published<Msg>>,
     /// The backend answered 304 to the revalidation (`beresp.was_304`).
     pub was_304: bool,
-    /// The plain length of the gzip body fetched, once it is all read.
+    /// The plain length of the gzip body fetched, once it is all read (or
+    /// the revalidated object's).
     gunzipped_len: Option<u64>,
+    /// A fetch filter changed the Content-Encoding (or did so for the
+    /// revalidated object).
+    changed_ce: bool,
     /// `return (pass(DURATION))`: mark the object hit-for-pass this long.
     hit_for_pass: Option<f64>,
     /// The status and reason `return (error(...))` asked for.
@@ -312,6 +316,7 @@ impl Bo {
             stale: None,
             was_304: false,
             gunzipped_len: None,
+            changed_ce: false,
             err: None,
             conn: None,
             conn_dropped: false,
@@ -397,7 +402,16 @@ fn add_validators(bo: &mut Bo) {
 
 /// A 304 to a revalidation becomes the stale object renewed: its status
 /// and headers, updated by those of the 304 (Varnish's `vbf_stp_condfetch`).
-fn merge_304(stale: &Msg, fresh: &Msg) -> Msg {
+/// The stored body's encoding and length stand, whatever the 304 says; a
+/// new ETag is weakened when a fetch filter changed the stored encoding
+/// (`vbf_304_logic`).
+fn merge_304(stale_obj: &Object<Msg>, mut fresh: Msg) -> Msg {
+    fresh.unset(b"content-encoding");
+    fresh.unset(b"content-length");
+    if stale_obj.changed_ce() {
+        gzip::weaken_etag(&mut fresh);
+    }
+    let stale = &stale_obj.head;
     let mut merged = Msg::response(stale.head.status(), stale.head.reason(&stale.buf));
     merged.copy_headers(stale, |_| true);
     for (name, value) in fresh.head.headers(&fresh.buf) {
@@ -607,7 +621,9 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                     && bo.bereq.header(b"if-none-match").or(bo.bereq.header(b"if-modified-since")).is_some()
                 {
                     if let Some((_, obj)) = bo.stale.as_ref() {
-                        beresp = merge_304(&obj.head, &beresp);
+                        beresp = merge_304(obj, beresp);
+                        bo.changed_ce = obj.changed_ce();
+                        bo.gunzipped_len = obj.gunzipped_len();
                         bo.was_304 = true;
                         bo.framing = Framing::None;
                     }
@@ -964,11 +980,13 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
     let filters = if support && bo.do_gunzip && gzip::is_gzip(beresp) {
         bo.filter = Some(gzip::Filter::gunzip());
         beresp.unset(b"content-encoding");
+        bo.changed_ce = true;
         shared.stats.n_gunzip.inc();
         " gunzip"
     } else if support && bo.do_gzip && !encoded {
         bo.filter = Some(gzip::Filter::gzip(shared.params.get().gzip_level as u32));
         beresp.set(b"Content-Encoding", b"gzip");
+        bo.changed_ce = true;
         gzip::vary_ae(beresp);
         shared.stats.n_gzip.inc();
         " gzip"
@@ -1207,7 +1225,7 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
     let mut wire = Vec::new();
     kept.write_to(&mut wire);
     let last = shared.cache.stores().len() - 1;
-    match busy.publish_in(stv, kept.clone(), wire.len() as u64, bo.vxid, life, vary.clone()) {
+    let published = match busy.publish_in(stv, kept.clone(), wire.len() as u64, bo.vxid, life, vary.clone()) {
         Ok(p) => Some(p),
         Err(_) if stv == last => None,
         Err((busy, _)) => {
@@ -1215,7 +1233,16 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
             let life = Lifetime { ttl: life.ttl.min(short), grace: 0.0, keep: 0.0, ..life };
             busy.publish_in(last, kept, wire.len() as u64, bo.vxid, life, vary).ok()
         }
+    };
+    if let Some((_, obj)) = &published {
+        if bo.changed_ce {
+            obj.set_changed_ce();
+        }
+        if let (true, Some(n)) = (bo.was_304, bo.gunzipped_len) {
+            obj.set_gunzipped_len(n);
+        }
     }
+    published
 }
 
 /// `debug.fragfetch N`: backend bodies are handed on in pieces of at most
