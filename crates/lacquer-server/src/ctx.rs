@@ -673,6 +673,14 @@ impl VclContext for BoCtx<'_> {
             Var::BerespDoGzip => Value::Bool(bo.do_gzip),
             Var::BerespDoGunzip => Value::Bool(bo.do_gunzip),
             Var::BerespDoEsi => Value::Bool(bo.do_esi),
+            Var::BerespFilters => {
+                let list = match (&bo.filters, bo.beresp.as_ref()) {
+                    (Some(l), _) => l.clone(),
+                    (None, Some(beresp)) => crate::fetch::default_filters(self.shared, bo, beresp),
+                    (None, None) => String::new(),
+                };
+                Value::Str(Some(Cow::Owned(list.into_bytes())))
+            }
             Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
             Var::BerespWas304 => Value::Bool(bo.was_304),
             Var::BerespStorage => storage_value(self.shared, Some(bo.storage)),
@@ -702,6 +710,16 @@ impl VclContext for BoCtx<'_> {
                     bo.uncacheable = true;
                 }
                 log_ttl(bo);
+            }
+            (Var::BerespDoGzip | Var::BerespDoGunzip | Var::BerespDoEsi, _) if bo.filters.is_some() => {
+                return Err(Failure(format!("beresp.filters are already fixed, {} is undefined", var.def().name)));
+            }
+            (Var::BerespFilters, v) => {
+                let list = String::from_utf8_lossy(&bytes_of(v)).into_owned();
+                if let Some(bad) = list.split_ascii_whitespace().find(|n| !crate::fetch::FETCH_FILTERS.contains(n)) {
+                    return Err(Failure(format!("Filter '{bad}' not found")));
+                }
+                bo.filters = Some(list);
             }
             (Var::BerespDoStream, Value::Bool(b)) => bo.do_stream = *b,
             (Var::BerespDoGzip, Value::Bool(b)) => bo.do_gzip = *b,

@@ -198,6 +198,8 @@ pub(crate) struct Bo {
     /// A fetch filter changed the Content-Encoding (or did so for the
     /// revalidated object).
     changed_ce: bool,
+    /// `beresp.filters` as VCL set it; the default list until then.
+    pub filters: Option<String>,
     /// `return (pass(DURATION))`: mark the object hit-for-pass this long.
     hit_for_pass: Option<f64>,
     /// The status and reason `return (error(...))` asked for.
@@ -317,6 +319,7 @@ impl Bo {
             was_304: false,
             gunzipped_len: None,
             changed_ce: false,
+            filters: None,
             err: None,
             conn: None,
             conn_dropped: false,
@@ -960,65 +963,96 @@ fn log_body_end(shared: &Shared, bo: &mut Bo, ok: bool) {
     bo.vsl.fmt(Tag::Length, format_args!("{}", bo.body_bytes));
 }
 
-/// `beresp.do_gzip` / `beresp.do_gunzip`, as Varnish applies them: gzip a
-/// body that has no encoding, gunzip a gzip one; either way the length is
-/// no longer known, the ETag becomes weak, and a gzipped object varies on
-/// Accept-Encoding.
-/// Chooses the fetch filter (varnishd's VFP stack) and logs it: `Filters`
-/// with each filter after a blank, empty for none.
+/// The fetch filters (VFPs) `beresp.filters` may name.
+pub(crate) const FETCH_FILTERS: [&str; 5] = ["gzip", "gunzip", "testgunzip", "esi", "esi_gzip"];
+
+/// The fetch filter list varnishd builds from `beresp.do_gzip`,
+/// `do_gunzip` and `do_esi` (`vbf_default_filter_list`), each name after
+/// a blank: gunzip a gzip body asked to or parsed for ESI, gzip a plain
+/// one asked to, check a gzip body stored as it came. Nothing without
+/// http_gzip_support for the gzip ones, nothing at all without a body.
+pub(crate) fn default_filters(shared: &Shared, bo: &Bo, beresp: &Msg) -> String {
+    if bo.framing == Framing::None {
+        return String::new();
+    }
+    let support = shared.params.get().http_gzip_support != 0.0;
+    let is_gzip = gzip::is_gzip(beresp);
+    let is_plain = beresp.header(b"content-encoding").is_none();
+    let do_gunzip = support && bo.do_gunzip && is_gzip;
+    let do_gzip = support && bo.do_gzip && is_plain;
+    let mut list = String::new();
+    if do_gunzip || (is_gzip && bo.do_esi) {
+        list.push_str(" gunzip");
+    }
+    if bo.do_esi && (do_gzip || (is_gzip && !do_gunzip)) {
+        list.push_str(" esi_gzip");
+    } else if bo.do_esi {
+        list.push_str(" esi");
+    } else if do_gzip {
+        list.push_str(" gzip");
+    } else if is_gzip && !do_gunzip && support {
+        list.push_str(" testgunzip");
+    }
+    list
+}
+
+/// Sets up the fetch filters (varnishd's VFP stack) from `beresp.filters`
+/// or the default list, and logs them: `Filters` with each filter after a
+/// blank. A filter that has nothing to do (gunzip on a plain body, gzip on
+/// an encoded one) is left out, as varnishd's are; gzip and gunzip change
+/// the headers as they take effect: the length is no longer known, the
+/// ETag becomes weak, and gzip varies on Accept-Encoding.
 fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
     if bo.was_304 {
         return;
     }
+    let list = match &bo.filters {
+        Some(l) => l.clone(),
+        None => default_filters(shared, bo, beresp),
+    };
+    bo.vsl.str(Tag::Filters, &list);
     if bo.framing == Framing::None {
-        bo.vsl.str(Tag::Filters, "");
         return;
     }
-    let encoded = beresp.header(b"content-encoding").is_some();
-    // Without http_gzip_support bodies are stored as they come.
-    let support = shared.params.get().http_gzip_support != 0.0;
-    let filters = if support && bo.do_gunzip && gzip::is_gzip(beresp) {
-        bo.filter = Some(gzip::Filter::gunzip());
-        beresp.unset(b"content-encoding");
-        bo.changed_ce = true;
-        shared.stats.n_gunzip.inc();
-        " gunzip"
-    } else if support && bo.do_gzip && !encoded {
-        bo.filter = Some(gzip::Filter::gzip(shared.params.get().gzip_level as u32));
-        beresp.set(b"Content-Encoding", b"gzip");
-        bo.changed_ce = true;
-        gzip::vary_ae(beresp);
-        shared.stats.n_gzip.inc();
-        " gzip"
-    } else {
-        ""
-    };
-    // A gzip body stored as it came is checked on the way (`testgunzip`).
-    let test =
-        gzip::is_gzip(beresp) && filters.is_empty() && !bo.do_esi && shared.params.get().http_gzip_support != 0.0;
-    if test {
-        bo.filter = Some(gzip::Filter::test_gunzip());
-        shared.stats.n_test_gunzip.inc();
-        // Clients that do not take gzip get it gunzipped.
-        gzip::vary_ae(beresp);
+    let mut chain = Vec::new();
+    let mut esi = false;
+    for name in list.split_ascii_whitespace() {
+        let gzipped = gzip::is_gzip(beresp);
+        let plain = beresp.header(b"content-encoding").is_none();
+        match name {
+            "gunzip" if gzipped => {
+                chain.push(gzip::Filter::gunzip());
+                beresp.unset(b"content-encoding");
+                bo.changed_ce = true;
+                shared.stats.n_gunzip.inc();
+            }
+            "gzip" | "esi_gzip" if plain => {
+                esi |= name == "esi_gzip";
+                chain.push(gzip::Filter::gzip(shared.params.get().gzip_level as u32));
+                beresp.set(b"Content-Encoding", b"gzip");
+                gzip::vary_ae(beresp);
+                bo.changed_ce = true;
+                shared.stats.n_gzip.inc();
+            }
+            "testgunzip" if gzipped => {
+                chain.push(gzip::Filter::test_gunzip());
+                // Clients that do not take gzip get it gunzipped.
+                gzip::vary_ae(beresp);
+                shared.stats.n_test_gunzip.inc();
+            }
+            "esi" | "esi_gzip" => {
+                esi = true;
+                if gzipped {
+                    // Which clients get the gzip ESI makes depends on
+                    // their Accept-Encoding.
+                    gzip::vary_ae(beresp);
+                }
+            }
+            _ => {}
+        }
     }
-    // ESI parses what is stored, named as varnishd names its filter stack:
-    // a gzip body is gunzipped to be parsed, and gzipped again
-    // (`esi_gzip`) unless `do_gunzip` keeps it plain.
-    let named = match (bo.do_esi, filters) {
-        (false, _) if test => " testgunzip",
-        (false, f) => f,
-        (true, " gzip") => " esi_gzip",
-        (true, " gunzip") => " gunzip esi",
-        (true, _) if gzip::is_gzip(beresp) => " gunzip esi_gzip",
-        (true, _) => " esi",
-    };
-    if bo.do_esi && gzip::is_gzip(beresp) {
-        // Which clients get the gzip ESI makes depends on their
-        // Accept-Encoding.
-        gzip::vary_ae(beresp);
-    }
-    bo.vsl.str(Tag::Filters, named);
+    bo.do_esi = esi;
+    bo.filter = gzip::Filter::chain(chain);
     if bo.filter.as_ref().is_none_or(gzip::Filter::keeps_bytes) {
         return;
     }

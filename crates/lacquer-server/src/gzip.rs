@@ -24,6 +24,8 @@ enum Kind {
     /// Varnish's `testgunzip`: a gzip body stored as it came, checked on
     /// the way that it really is gzip (what comes out is only counted).
     Test(GzDecoder<Vec<u8>>),
+    /// Several, each feeding the next (a `beresp.filters` list).
+    Chain(Vec<Filter>),
 }
 
 impl Filter {
@@ -46,17 +48,34 @@ impl Filter {
         Filter::of(Kind::Test(GzDecoder::new(Vec::new())))
     }
 
+    /// The filters one after the other: none, one, or a chain.
+    pub fn chain(mut filters: Vec<Filter>) -> Option<Filter> {
+        match filters.len() {
+            0 => None,
+            1 => filters.pop(),
+            _ => Some(Filter::of(Kind::Chain(filters))),
+        }
+    }
+
     /// Whether the bytes stay as they are (the body keeps its length and
     /// its ETag).
     pub fn keeps_bytes(&self) -> bool {
-        matches!(self.kind, Kind::Test(_))
+        match &self.kind {
+            Kind::Test(_) => true,
+            Kind::Chain(all) => all.iter().all(Filter::keeps_bytes),
+            _ => false,
+        }
     }
 
     /// Whether what comes out is gzip whose plain length is worth keeping
     /// (varnishd's `OA_GZIPBITS`): a client that does not take gzip is
     /// then told the length of what it gets.
     pub fn makes_gzip(&self) -> bool {
-        matches!(self.kind, Kind::Gzip(_) | Kind::Test(_))
+        match &self.kind {
+            Kind::Gzip(_) | Kind::Test(_) => true,
+            Kind::Chain(all) => all.last().is_some_and(Filter::makes_gzip),
+            Kind::Gunzip(_) => false,
+        }
     }
 
     /// Feeds a piece of body; answers what came out (perhaps nothing yet).
@@ -79,6 +98,13 @@ impl Filter {
                 d.get_mut().clear();
                 Ok(piece.to_vec())
             }
+            Kind::Chain(all) => {
+                let mut out = piece.to_vec();
+                for f in all {
+                    out = f.feed(&out)?;
+                }
+                Ok(out)
+            }
         }
     }
 
@@ -96,6 +122,15 @@ impl Filter {
                 Ok(std::mem::take(d.get_mut()))
             }
             Kind::Test(_) => Ok(Vec::new()),
+            Kind::Chain(all) => {
+                let mut out = Vec::new();
+                for f in all {
+                    let mut next = f.feed(&out)?;
+                    next.extend(f.flush()?);
+                    out = next;
+                }
+                Ok(out)
+            }
         }
     }
 
@@ -114,6 +149,20 @@ impl Filter {
                 d.finish().map(|tail| (plain + tail.len() as u64, tail)).map(|(n, t)| (t, n)).map_err(|_| ())
             }
             Kind::Test(d) => d.finish().map(|tail| (Vec::new(), plain + tail.len() as u64)).map_err(|_| ()),
+            Kind::Chain(all) => {
+                // Each one's end goes through those after it; the plain
+                // length is the last one's.
+                let mut out = Vec::new();
+                let mut n = 0;
+                for mut f in all {
+                    let fed = f.feed(&out)?;
+                    let (tail, plain) = f.finish_counted()?;
+                    out = fed;
+                    out.extend(tail);
+                    n = plain;
+                }
+                Ok((out, n))
+            }
         }
     }
 }
