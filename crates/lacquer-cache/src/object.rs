@@ -57,6 +57,9 @@ pub struct Object<H> {
     /// `OF_CHGCE`): a revalidation keeps the stored encoding and weakens
     /// the new ETag.
     changed_ce: std::sync::atomic::AtomicBool,
+    /// The body is gzip as a fetch filter made or checked it (varnishd's
+    /// `OF_GZIPED`).
+    gzipped: std::sync::atomic::AtomicBool,
     grew: Notify,
     len: AtomicU64,
     /// The bytes it holds in its store.
@@ -79,6 +82,7 @@ impl<H> Object<H> {
             esidata: None,
             gunzipped_len: AtomicU64::new(0),
             changed_ce: std::sync::atomic::AtomicBool::new(false),
+            gzipped: std::sync::atomic::AtomicBool::new(false),
             body: Mutex::new(BodyState { pieces: Vec::new(), end: End::Open }),
             grew: Notify::new(),
             len: AtomicU64::new(0),
@@ -160,6 +164,16 @@ impl<H> Object<H> {
     /// Whether a fetch filter changed the Content-Encoding.
     pub fn changed_ce(&self) -> bool {
         self.changed_ce.load(Ordering::Relaxed)
+    }
+
+    /// Records that the body is gzip as a fetch filter made or checked it.
+    pub fn set_gzipped(&self) {
+        self.gzipped.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the body is gzip as a fetch filter made or checked it.
+    pub fn gzipped(&self) -> bool {
+        self.gzipped.load(Ordering::Relaxed)
     }
 
     /// Marks the body complete (`ok`) or failed, and wakes the readers.

@@ -80,8 +80,9 @@ pub(crate) enum BeBody {
     /// A body made by `vcl_backend_error`.
     Bytes(Vec<u8>),
     /// A body still arriving from the backend: its length if known, and
-    /// its pieces; an `Err` piece means the backend failed mid-body.
-    Stream { len: Option<u64>, rx: mpsc::Receiver<Result<Vec<u8>, ()>> },
+    /// its pieces (`gzipped` when a fetch filter made or checked them as
+    /// gzip); an `Err` piece means the backend failed mid-body.
+    Stream { len: Option<u64>, gzipped: bool, rx: mpsc::Receiver<Result<Vec<u8>, ()>> },
     /// A cached object, its body possibly still arriving.
     Object(Arc<ObjCore<Msg>>, Arc<Object<Msg>>),
     /// A body that is not kept, read whole for ESI, with its instructions
@@ -200,6 +201,9 @@ pub(crate) struct Bo {
     changed_ce: bool,
     /// `beresp.filters` as VCL set it; the default list until then.
     pub filters: Option<String>,
+    /// The body is gzip as a fetch filter made or checked it (varnishd's
+    /// `OF_GZIPED`): only such a body is gunzipped for clients.
+    gzipped: bool,
     /// `return (pass(DURATION))`: mark the object hit-for-pass this long.
     hit_for_pass: Option<f64>,
     /// The status and reason `return (error(...))` asked for.
@@ -320,6 +324,7 @@ impl Bo {
             gunzipped_len: None,
             changed_ce: false,
             filters: None,
+            gzipped: false,
             err: None,
             conn: None,
             conn_dropped: false,
@@ -626,6 +631,7 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                     if let Some((_, obj)) = bo.stale.as_ref() {
                         beresp = merge_304(obj, beresp);
                         bo.changed_ce = obj.changed_ce();
+                        bo.gzipped = obj.gzipped();
                         bo.gunzipped_len = obj.gunzipped_len();
                         bo.was_304 = true;
                         bo.framing = Framing::None;
@@ -880,7 +886,7 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
                 _ => None,
             };
             let (btx, rx) = mpsc::channel(BODY_QUEUE);
-            if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, rx }, life }).is_err() {
+            if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, gzipped: bo.gzipped, rx }, life }).is_err() {
                 return FetchStep::Done;
             }
             Sink::Channel(btx)
@@ -1053,6 +1059,7 @@ fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
     }
     bo.do_esi = esi;
     bo.filter = gzip::Filter::chain(chain);
+    bo.gzipped = bo.filter.as_ref().is_some_and(gzip::Filter::makes_gzip);
     if bo.filter.as_ref().is_none_or(gzip::Filter::keeps_bytes) {
         return;
     }
@@ -1271,6 +1278,9 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
     if let Some((_, obj)) = &published {
         if bo.changed_ce {
             obj.set_changed_ce();
+        }
+        if bo.gzipped {
+            obj.set_gzipped();
         }
         if let (true, Some(n)) = (bo.was_304, bo.gunzipped_len) {
             obj.set_gunzipped_len(n);

@@ -1210,7 +1210,14 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     // A gzip body goes out gunzipped to a client that does not take gzip
     // (its length then unknown until the end).
     let mut gunzip = None;
-    if req.params.http_gzip_support != 0.0 && gzip::is_gzip(&resp) && !gzip::accepts_gzip(&req.req) {
+    // Only a body a fetch filter made or checked as gzip is gunzipped:
+    // a Content-Encoding VCL set by hand is taken at its word.
+    let body_gzipped = match &body {
+        RespBody::Fetched(BeBody::Object(_, obj)) => obj.gzipped(),
+        RespBody::Fetched(BeBody::Stream { gzipped, .. }) => *gzipped,
+        _ => true,
+    };
+    if req.params.http_gzip_support != 0.0 && body_gzipped && gzip::is_gzip(&resp) && !gzip::accepts_gzip(&req.req) {
         resp.unset(b"content-encoding");
         gzip::weaken_etag(&mut resp);
         gunzip = Some(gzip::Filter::gunzip());
