@@ -394,6 +394,10 @@ impl VclContext for ReqCtx<'_> {
             Var::ReqEsiLevel => Value::Int(r.esi_level as i64),
             Var::ReqEsi => Value::Bool(r.esi),
             Var::RespDoEsi => Value::Bool(r.do_esi.unwrap_or_else(|| r.can_esi())),
+            Var::RespFilters => {
+                let list = r.filters.clone().unwrap_or_else(|| r.default_resp_filters());
+                Value::Str(Some(Cow::Owned(list.into_bytes())))
+            }
             Var::ReqCanGzip => Value::Bool(crate::gzip::accepts_gzip(&r.req)),
             Var::ReqBackendHint | Var::BereqBackend => Value::Backend(r.backend_hint),
             Var::ReqHashAlwaysMiss => Value::Bool(r.hash_always_miss),
@@ -466,7 +470,19 @@ impl VclContext for ReqCtx<'_> {
             // Only the top request may turn ESI off: an include half way
             // through a response cannot (as in Varnish).
             (Var::ReqEsi, Value::Bool(b)) if r.esi_level == 0 => r.esi = *b,
+            (Var::RespDoEsi, _) if r.filters.is_some() => {
+                return Err(Failure("resp.filters are already fixed, resp.do_esi is undefined".into()));
+            }
             (Var::RespDoEsi, Value::Bool(b)) => r.do_esi = Some(*b),
+            (Var::RespFilters, v) => {
+                let list = String::from_utf8_lossy(&bytes_of(v)).into_owned();
+                if let Some(bad) = list.split_ascii_whitespace().find(|n| !["esi", "gunzip", "range"].contains(n)) {
+                    return Err(Failure(format!("Filter '{bad}' not found")));
+                }
+                // ESI is followed when the list names it.
+                r.do_esi = Some(list.split_ascii_whitespace().any(|n| n == "esi"));
+                r.filters = Some(list);
+            }
             (Var::ReqGrace, Value::Duration(d)) => r.grace = *d,
             (Var::RespBody, v) => r.synth_body = bytes_of(v),
             (Var::SessTimeoutIdle, Value::Duration(d)) => r.timeouts.idle = *d,
