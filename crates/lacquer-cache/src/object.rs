@@ -50,6 +50,16 @@ pub struct Object<H> {
     /// object is published and never changed.
     pub(crate) esidata: Option<Arc<Vec<u8>>>,
     body: Mutex<BodyState>,
+    /// The plain length of a gzip body, 0 while unknown (varnishd keeps it
+    /// in `OA_GZIPBITS`).
+    gunzipped_len: AtomicU64,
+    /// A fetch filter changed the body's Content-Encoding (varnishd's
+    /// `OF_CHGCE`): a revalidation keeps the stored encoding and weakens
+    /// the new ETag.
+    changed_ce: std::sync::atomic::AtomicBool,
+    /// The body is gzip as a fetch filter made or checked it (varnishd's
+    /// `OF_GZIPED`).
+    gzipped: std::sync::atomic::AtomicBool,
     grew: Notify,
     len: AtomicU64,
     /// The bytes it holds in its store.
@@ -70,6 +80,9 @@ impl<H> Object<H> {
             head,
             xid,
             esidata: None,
+            gunzipped_len: AtomicU64::new(0),
+            changed_ce: std::sync::atomic::AtomicBool::new(false),
+            gzipped: std::sync::atomic::AtomicBool::new(false),
             body: Mutex::new(BodyState { pieces: Vec::new(), end: End::Open }),
             grew: Notify::new(),
             len: AtomicU64::new(0),
@@ -128,6 +141,39 @@ impl<H> Object<H> {
         lock(&self.body).pieces.push(stored);
         self.grew.notify_waiters();
         Ok(())
+    }
+
+    /// Records how long a gzip body is once gunzipped; set before
+    /// [`Object::finish`].
+    pub fn set_gunzipped_len(&self, n: u64) {
+        self.gunzipped_len.store(n, Ordering::Relaxed);
+    }
+
+    /// How long the gzip body is once gunzipped, when it is complete and
+    /// that was counted.
+    pub fn gunzipped_len(&self) -> Option<u64> {
+        self.complete_len()?;
+        Some(self.gunzipped_len.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
+
+    /// Records that a fetch filter changed the Content-Encoding.
+    pub fn set_changed_ce(&self) {
+        self.changed_ce.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a fetch filter changed the Content-Encoding.
+    pub fn changed_ce(&self) -> bool {
+        self.changed_ce.load(Ordering::Relaxed)
+    }
+
+    /// Records that the body is gzip as a fetch filter made or checked it.
+    pub fn set_gzipped(&self) {
+        self.gzipped.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the body is gzip as a fetch filter made or checked it.
+    pub fn gzipped(&self) -> bool {
+        self.gzipped.load(Ordering::Relaxed)
     }
 
     /// Marks the body complete (`ok`) or failed, and wakes the readers.

@@ -408,6 +408,10 @@ impl VclContext for ReqCtx<'_> {
             Var::ReqEsiLevel => Value::Int(r.esi_level as i64),
             Var::ReqEsi => Value::Bool(r.esi),
             Var::RespDoEsi => Value::Bool(r.do_esi.unwrap_or_else(|| r.can_esi())),
+            Var::RespFilters => {
+                let list = r.filters.clone().unwrap_or_else(|| r.default_resp_filters());
+                Value::Str(Some(Cow::Owned(list.into_bytes())))
+            }
             Var::ReqCanGzip => Value::Bool(crate::gzip::accepts_gzip(&r.req)),
             Var::ReqBackendHint | Var::BereqBackend => Value::Backend(r.backend_hint),
             Var::ReqHashAlwaysMiss => Value::Bool(r.hash_always_miss),
@@ -480,7 +484,19 @@ impl VclContext for ReqCtx<'_> {
             // Only the top request may turn ESI off: an include half way
             // through a response cannot (as in Varnish).
             (Var::ReqEsi, Value::Bool(b)) if r.esi_level == 0 => r.esi = *b,
+            (Var::RespDoEsi, _) if r.filters.is_some() => {
+                return Err(Failure("resp.filters are already fixed, resp.do_esi is undefined".into()));
+            }
             (Var::RespDoEsi, Value::Bool(b)) => r.do_esi = Some(*b),
+            (Var::RespFilters, v) => {
+                // Lacquer's delivery knows esi, gunzip and range; names of
+                // delivery filters from modules (varnishd's debug.pedantic,
+                // rot13) are kept in the list but have no effect yet.
+                let list = String::from_utf8_lossy(&bytes_of(v)).into_owned();
+                // ESI is followed when the list names it.
+                r.do_esi = Some(list.split_ascii_whitespace().any(|n| n == "esi"));
+                r.filters = Some(list);
+            }
             (Var::ReqGrace, Value::Duration(d)) => r.grace = *d,
             (Var::RespBody, v) => r.synth_body = bytes_of(v),
             (Var::SessTimeoutIdle, Value::Duration(d)) => r.timeouts.idle = *d,
@@ -687,6 +703,14 @@ impl VclContext for BoCtx<'_> {
             Var::BerespDoGzip => Value::Bool(bo.do_gzip),
             Var::BerespDoGunzip => Value::Bool(bo.do_gunzip),
             Var::BerespDoEsi => Value::Bool(bo.do_esi),
+            Var::BerespFilters => {
+                let list = match (&bo.filters, bo.beresp.as_ref()) {
+                    (Some(l), _) => l.clone(),
+                    (None, Some(beresp)) => crate::fetch::default_filters(self.shared, bo, beresp),
+                    (None, None) => String::new(),
+                };
+                Value::Str(Some(Cow::Owned(list.into_bytes())))
+            }
             Var::BereqIsBgfetch => Value::Bool(bo.is_bgfetch),
             Var::BerespWas304 => Value::Bool(bo.was_304),
             // The hint (VCL 4.0) reads as the storage, as varnishd's.
@@ -717,6 +741,16 @@ impl VclContext for BoCtx<'_> {
                     bo.uncacheable = true;
                 }
                 log_ttl(bo);
+            }
+            (Var::BerespDoGzip | Var::BerespDoGunzip | Var::BerespDoEsi, _) if bo.filters.is_some() => {
+                return Err(Failure(format!("beresp.filters are already fixed, {} is undefined", var.def().name)));
+            }
+            (Var::BerespFilters, v) => {
+                let list = String::from_utf8_lossy(&bytes_of(v)).into_owned();
+                if let Some(bad) = list.split_ascii_whitespace().find(|n| !crate::fetch::FETCH_FILTERS.contains(n)) {
+                    return Err(Failure(format!("Filter '{bad}' not found")));
+                }
+                bo.filters = Some(list);
             }
             (Var::BerespDoStream, Value::Bool(b)) => bo.do_stream = *b,
             (Var::BerespDoGzip, Value::Bool(b)) => bo.do_gzip = *b,

@@ -80,8 +80,9 @@ pub(crate) enum BeBody {
     /// A body made by `vcl_backend_error`.
     Bytes(Vec<u8>),
     /// A body still arriving from the backend: its length if known, and
-    /// its pieces; an `Err` piece means the backend failed mid-body.
-    Stream { len: Option<u64>, rx: mpsc::Receiver<Result<Vec<u8>, ()>> },
+    /// its pieces (`gzipped` when a fetch filter made or checked them as
+    /// gzip); an `Err` piece means the backend failed mid-body.
+    Stream { len: Option<u64>, gzipped: bool, rx: mpsc::Receiver<Result<Vec<u8>, ()>> },
     /// A cached object, its body possibly still arriving.
     Object(Arc<ObjCore<Msg>>, Arc<Object<Msg>>),
     /// A body that is not kept, read whole for ESI, with its instructions
@@ -194,6 +195,17 @@ pub(crate) struct Bo {
     pub stale: Option<Published<Msg>>,
     /// The backend answered 304 to the revalidation (`beresp.was_304`).
     pub was_304: bool,
+    /// The plain length of the gzip body fetched, once it is all read (or
+    /// the revalidated object's).
+    gunzipped_len: Option<u64>,
+    /// A fetch filter changed the Content-Encoding (or did so for the
+    /// revalidated object).
+    changed_ce: bool,
+    /// `beresp.filters` as VCL set it; the default list until then.
+    pub filters: Option<String>,
+    /// The body is gzip as a fetch filter made or checked it (varnishd's
+    /// `OF_GZIPED`): only such a body is gunzipped for clients.
+    gzipped: bool,
     /// `return (pass(DURATION))`: mark the object hit-for-pass this long.
     hit_for_pass: Option<f64>,
     /// The status and reason `return (error(...))` asked for.
@@ -311,6 +323,10 @@ impl Bo {
             hit_for_pass: None,
             stale: None,
             was_304: false,
+            gunzipped_len: None,
+            changed_ce: false,
+            filters: None,
+            gzipped: false,
             err: None,
             conn: None,
             conn_dropped: false,
@@ -396,7 +412,16 @@ fn add_validators(bo: &mut Bo) {
 
 /// A 304 to a revalidation becomes the stale object renewed: its status
 /// and headers, updated by those of the 304 (Varnish's `vbf_stp_condfetch`).
-fn merge_304(stale: &Msg, fresh: &Msg) -> Msg {
+/// The stored body's encoding and length stand, whatever the 304 says; a
+/// new ETag is weakened when a fetch filter changed the stored encoding
+/// (`vbf_304_logic`).
+fn merge_304(stale_obj: &Object<Msg>, mut fresh: Msg) -> Msg {
+    fresh.unset(b"content-encoding");
+    fresh.unset(b"content-length");
+    if stale_obj.changed_ce() {
+        gzip::weaken_etag(&mut fresh);
+    }
+    let stale = &stale_obj.head;
     let mut merged = Msg::response(stale.head.status(), stale.head.reason(&stale.buf));
     merged.copy_headers(stale, |_| true);
     for (name, value) in fresh.head.headers(&fresh.buf) {
@@ -606,7 +631,10 @@ async fn stp_send(shared: &Arc<Shared>, bo: &mut Bo) -> FetchStep {
                     && bo.bereq.header(b"if-none-match").or(bo.bereq.header(b"if-modified-since")).is_some()
                 {
                     if let Some((_, obj)) = bo.stale.as_ref() {
-                        beresp = merge_304(&obj.head, &beresp);
+                        beresp = merge_304(obj, beresp);
+                        bo.changed_ce = obj.changed_ce();
+                        bo.gzipped = obj.gzipped();
+                        bo.gunzipped_len = obj.gunzipped_len();
                         bo.was_304 = true;
                         bo.framing = Framing::None;
                     }
@@ -859,11 +887,11 @@ async fn stp_fetchbody(shared: &Arc<Shared>, bo: &mut Bo, tx: &mut Option<onesho
                     recycle(shared, bo, keep_conn);
                     return FetchStep::Done;
                 }
-                Framing::Length(n) if bo.filter.is_none() => Some(n),
+                Framing::Length(n) if bo.filter.as_ref().is_none_or(gzip::Filter::keeps_bytes) => Some(n),
                 _ => None,
             };
             let (btx, rx) = mpsc::channel(BODY_QUEUE);
-            if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, rx }, life }).is_err() {
+            if tx.send(Fetched::Resp { beresp, body: BeBody::Stream { len, gzipped: bo.gzipped, rx }, life }).is_err() {
                 return FetchStep::Done;
             }
             Sink::Channel(btx)
@@ -946,52 +974,98 @@ fn log_body_end(shared: &Shared, bo: &mut Bo, ok: bool) {
     bo.vsl.fmt(Tag::Length, format_args!("{}", bo.body_bytes));
 }
 
-/// `beresp.do_gzip` / `beresp.do_gunzip`, as Varnish applies them: gzip a
-/// body that has no encoding, gunzip a gzip one; either way the length is
-/// no longer known, the ETag becomes weak, and a gzipped object varies on
-/// Accept-Encoding.
-/// Chooses the fetch filter (varnishd's VFP stack) and logs it: `Filters`
-/// with each filter after a blank, empty for none.
+/// The fetch filters (VFPs) `beresp.filters` may name.
+pub(crate) const FETCH_FILTERS: [&str; 5] = ["gzip", "gunzip", "testgunzip", "esi", "esi_gzip"];
+
+/// The fetch filter list varnishd builds from `beresp.do_gzip`,
+/// `do_gunzip` and `do_esi` (`vbf_default_filter_list`), each name after
+/// a blank: gunzip a gzip body asked to or parsed for ESI, gzip a plain
+/// one asked to, check a gzip body stored as it came. Nothing without
+/// http_gzip_support for the gzip ones, nothing at all without a body.
+pub(crate) fn default_filters(shared: &Shared, bo: &Bo, beresp: &Msg) -> String {
+    if bo.framing == Framing::None {
+        return String::new();
+    }
+    let support = shared.params.get().http_gzip_support != 0.0;
+    let is_gzip = gzip::is_gzip(beresp);
+    let is_plain = beresp.header(b"content-encoding").is_none();
+    let do_gunzip = support && bo.do_gunzip && is_gzip;
+    let do_gzip = support && bo.do_gzip && is_plain;
+    let mut list = String::new();
+    if do_gunzip || (is_gzip && bo.do_esi) {
+        list.push_str(" gunzip");
+    }
+    if bo.do_esi && (do_gzip || (is_gzip && !do_gunzip)) {
+        list.push_str(" esi_gzip");
+    } else if bo.do_esi {
+        list.push_str(" esi");
+    } else if do_gzip {
+        list.push_str(" gzip");
+    } else if is_gzip && !do_gunzip && support {
+        list.push_str(" testgunzip");
+    }
+    list
+}
+
+/// Sets up the fetch filters (varnishd's VFP stack) from `beresp.filters`
+/// or the default list, and logs them: `Filters` with each filter after a
+/// blank. A filter that has nothing to do (gunzip on a plain body, gzip on
+/// an encoded one) is left out, as varnishd's are; gzip and gunzip change
+/// the headers as they take effect: the length is no longer known, the
+/// ETag becomes weak, and gzip varies on Accept-Encoding.
 fn setup_filter(shared: &Shared, bo: &mut Bo, beresp: &mut Msg) {
     if bo.was_304 {
         return;
     }
+    let list = match &bo.filters {
+        Some(l) => l.clone(),
+        None => default_filters(shared, bo, beresp),
+    };
+    bo.vsl.str(Tag::Filters, &list);
     if bo.framing == Framing::None {
-        bo.vsl.str(Tag::Filters, "");
         return;
     }
-    let encoded = beresp.header(b"content-encoding").is_some();
-    let filters = if bo.do_gunzip && gzip::is_gzip(beresp) {
-        bo.filter = Some(gzip::Filter::gunzip());
-        beresp.unset(b"content-encoding");
-        shared.stats.n_gunzip.inc();
-        " gunzip"
-    } else if bo.do_gzip && !encoded {
-        bo.filter = Some(gzip::Filter::gzip(shared.params.get().gzip_level as u32));
-        beresp.set(b"Content-Encoding", b"gzip");
-        gzip::vary_ae(beresp);
-        shared.stats.n_gzip.inc();
-        " gzip"
-    } else {
-        ""
-    };
-    // ESI parses what is stored, named as varnishd names its filter stack:
-    // a gzip body is gunzipped to be parsed, and gzipped again
-    // (`esi_gzip`) unless `do_gunzip` keeps it plain.
-    let named = match (bo.do_esi, filters) {
-        (false, f) => f,
-        (true, " gzip") => " esi_gzip",
-        (true, " gunzip") => " gunzip esi",
-        (true, _) if gzip::is_gzip(beresp) => " gunzip esi_gzip",
-        (true, _) => " esi",
-    };
-    if bo.do_esi && gzip::is_gzip(beresp) {
-        // Which clients get the gzip ESI makes depends on their
-        // Accept-Encoding.
-        gzip::vary_ae(beresp);
+    let mut chain = Vec::new();
+    let mut esi = false;
+    for name in list.split_ascii_whitespace() {
+        let gzipped = gzip::is_gzip(beresp);
+        let plain = beresp.header(b"content-encoding").is_none();
+        match name {
+            "gunzip" if gzipped => {
+                chain.push(gzip::Filter::gunzip());
+                beresp.unset(b"content-encoding");
+                bo.changed_ce = true;
+                shared.stats.n_gunzip.inc();
+            }
+            "gzip" | "esi_gzip" if plain => {
+                esi |= name == "esi_gzip";
+                chain.push(gzip::Filter::gzip(shared.params.get().gzip_level as u32));
+                beresp.set(b"Content-Encoding", b"gzip");
+                gzip::vary_ae(beresp);
+                bo.changed_ce = true;
+                shared.stats.n_gzip.inc();
+            }
+            "testgunzip" if gzipped => {
+                chain.push(gzip::Filter::test_gunzip());
+                // Clients that do not take gzip get it gunzipped.
+                gzip::vary_ae(beresp);
+                shared.stats.n_test_gunzip.inc();
+            }
+            "esi" | "esi_gzip" => {
+                esi = true;
+                if gzipped {
+                    // Which clients get the gzip ESI makes depends on
+                    // their Accept-Encoding.
+                    gzip::vary_ae(beresp);
+                }
+            }
+            _ => {}
+        }
     }
-    bo.vsl.str(Tag::Filters, named);
-    if bo.filter.is_none() {
+    bo.do_esi = esi;
+    bo.filter = gzip::Filter::chain(chain);
+    bo.gzipped = bo.filter.as_ref().is_some_and(gzip::Filter::makes_gzip);
+    if bo.filter.as_ref().is_none_or(gzip::Filter::keeps_bytes) {
         return;
     }
     beresp.unset(b"content-length");
@@ -1040,6 +1114,9 @@ async fn fetch_whole(
     let fetched = match store(shared, bo, &beresp, stv) {
         Some((oc, obj)) => {
             let ok = obj.append(body).is_ok();
+            if let Some(n) = bo.gunzipped_len {
+                obj.set_gunzipped_len(n);
+            }
             obj.finish(ok);
             if ok {
                 retire_stale(shared, bo);
@@ -1206,7 +1283,7 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
     let mut wire = Vec::new();
     kept.write_to(&mut wire);
     let last = shared.cache.stores().len() - 1;
-    match busy.publish_in(stv, kept.clone(), wire.len() as u64, bo.vxid, life, vary.clone()) {
+    let published = match busy.publish_in(stv, kept.clone(), wire.len() as u64, bo.vxid, life, vary.clone()) {
         Ok(p) => Some(p),
         Err(_) if stv == last => None,
         Err((busy, _)) => {
@@ -1214,7 +1291,19 @@ fn store(shared: &Shared, bo: &mut Bo, beresp: &Msg, stv: usize) -> Option<Publi
             let life = Lifetime { ttl: life.ttl.min(short), grace: 0.0, keep: 0.0, ..life };
             busy.publish_in(last, kept, wire.len() as u64, bo.vxid, life, vary).ok()
         }
+    };
+    if let Some((_, obj)) = &published {
+        if bo.changed_ce {
+            obj.set_changed_ce();
+        }
+        if bo.gzipped {
+            obj.set_gzipped();
+        }
+        if let (true, Some(n)) = (bo.was_304, bo.gunzipped_len) {
+            obj.set_gunzipped_len(n);
+        }
     }
+    published
 }
 
 /// `debug.fragfetch N`: backend bodies are handed on in pieces of at most
@@ -1247,6 +1336,22 @@ async fn put_piece(bo: &mut Bo, sink: &Sink, data: &[u8]) -> bool {
     true
 }
 
+/// Ends the fetch filter at the end of the body: what it still holds goes
+/// to `sink`, and the plain length of a gzip body is kept with the object
+/// (in `bo` until a whole-read body is stored). False for a body that was
+/// not valid gzip.
+async fn finish_filter(bo: &mut Bo, sink: &Sink, f: gzip::Filter) -> bool {
+    let makes_gzip = f.makes_gzip();
+    let Ok((tail, plain)) = f.finish_counted() else { return false };
+    if makes_gzip {
+        bo.gunzipped_len = Some(plain);
+        if let Sink::Object(_, obj) = sink {
+            obj.set_gunzipped_len(plain);
+        }
+    }
+    tail.is_empty() || sink.put(tail).await
+}
+
 /// Reads the backend response body into `sink`; answers whether it was
 /// read whole. The connection goes back to the pool when it can.
 async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_conn: bool) -> bool {
@@ -1272,8 +1377,7 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
         rest.drain(..consumed);
         if done {
             if let Some(f) = bo.filter.take() {
-                let Ok(tail) = f.finish() else { return false };
-                if !tail.is_empty() && !sink.put(tail).await {
+                if !finish_filter(bo, sink, f).await {
                     return false;
                 }
             }
@@ -1295,10 +1399,9 @@ async fn pull_beresp_body(shared: &Arc<Shared>, bo: &mut Bo, sink: &Sink, keep_c
                 if dec.finish().is_err() {
                     return false;
                 }
-                return match bo.filter.take().map(gzip::Filter::finish) {
+                return match bo.filter.take() {
                     None => true,
-                    Some(Ok(tail)) => tail.is_empty() || sink.put(tail).await,
-                    Some(Err(())) => false,
+                    Some(f) => finish_filter(bo, sink, f).await,
                 };
             }
             Ok(Ok(_)) => {}

@@ -11,34 +11,99 @@ use flate2::Compression;
 
 use crate::msg::Msg;
 
-/// A body transformation applied as the body passes.
-pub(crate) enum Filter {
+/// A body transformation applied as the body passes, counting the plain
+/// (uncompressed) bytes it sees.
+pub(crate) struct Filter {
+    kind: Kind,
+    plain: u64,
+}
+
+enum Kind {
     Gzip(GzEncoder<Vec<u8>>),
     Gunzip(GzDecoder<Vec<u8>>),
+    /// Varnish's `testgunzip`: a gzip body stored as it came, checked on
+    /// the way that it really is gzip (what comes out is only counted).
+    Test(GzDecoder<Vec<u8>>),
+    /// Several, each feeding the next (a `beresp.filters` list).
+    Chain(Vec<Filter>),
 }
 
 impl Filter {
+    fn of(kind: Kind) -> Filter {
+        Filter { kind, plain: 0 }
+    }
+
     /// Compresses at `level` (the `gzip_level` parameter).
     pub fn gzip(level: u32) -> Filter {
-        Filter::Gzip(GzEncoder::new(Vec::new(), Compression::new(level.min(9))))
+        Filter::of(Kind::Gzip(GzEncoder::new(Vec::new(), Compression::new(level.min(9)))))
     }
 
     /// Decompresses.
     pub fn gunzip() -> Filter {
-        Filter::Gunzip(GzDecoder::new(Vec::new()))
+        Filter::of(Kind::Gunzip(GzDecoder::new(Vec::new())))
+    }
+
+    /// Checks a gzip body while passing it on unchanged.
+    pub fn test_gunzip() -> Filter {
+        Filter::of(Kind::Test(GzDecoder::new(Vec::new())))
+    }
+
+    /// The filters one after the other: none, one, or a chain.
+    pub fn chain(mut filters: Vec<Filter>) -> Option<Filter> {
+        match filters.len() {
+            0 => None,
+            1 => filters.pop(),
+            _ => Some(Filter::of(Kind::Chain(filters))),
+        }
+    }
+
+    /// Whether the bytes stay as they are (the body keeps its length and
+    /// its ETag).
+    pub fn keeps_bytes(&self) -> bool {
+        match &self.kind {
+            Kind::Test(_) => true,
+            Kind::Chain(all) => all.iter().all(Filter::keeps_bytes),
+            _ => false,
+        }
+    }
+
+    /// Whether what comes out is gzip whose plain length is worth keeping
+    /// (varnishd's `OA_GZIPBITS`): a client that does not take gzip is
+    /// then told the length of what it gets.
+    pub fn makes_gzip(&self) -> bool {
+        match &self.kind {
+            Kind::Gzip(_) | Kind::Test(_) => true,
+            Kind::Chain(all) => all.last().is_some_and(Filter::makes_gzip),
+            Kind::Gunzip(_) => false,
+        }
     }
 
     /// Feeds a piece of body; answers what came out (perhaps nothing yet).
     /// An error is a body that is not valid gzip.
     pub fn feed(&mut self, piece: &[u8]) -> Result<Vec<u8>, ()> {
-        match self {
-            Filter::Gzip(e) => {
+        match &mut self.kind {
+            Kind::Gzip(e) => {
                 e.write_all(piece).map_err(|_| ())?;
+                self.plain += piece.len() as u64;
                 Ok(std::mem::take(e.get_mut()))
             }
-            Filter::Gunzip(d) => {
-                d.write_all(piece).map_err(|_| ())?;
+            Kind::Gunzip(d) => {
+                inflate(d, piece)?;
+                self.plain += d.get_ref().len() as u64;
                 Ok(std::mem::take(d.get_mut()))
+            }
+            Kind::Test(d) => {
+                inflate(d, piece)?;
+                self.plain += d.get_ref().len() as u64;
+                d.get_mut().clear();
+                Ok(piece.to_vec())
+            }
+            Kind::Chain(all) => {
+                let mut out = piece.to_vec();
+                for f in all {
+                    out = f.feed(&out)?;
+                }
+                Ok(out)
             }
         }
     }
@@ -47,48 +112,99 @@ impl Filter {
     /// so that the client can read everything sent up to here (nothing
     /// more for a decompressor).
     pub fn flush(&mut self) -> Result<Vec<u8>, ()> {
-        match self {
-            Filter::Gzip(e) => {
+        match &mut self.kind {
+            Kind::Gzip(e) => {
                 e.flush().map_err(|_| ())?;
                 Ok(std::mem::take(e.get_mut()))
             }
-            Filter::Gunzip(d) => Ok(std::mem::take(d.get_mut())),
+            Kind::Gunzip(d) => {
+                self.plain += d.get_ref().len() as u64;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Kind::Test(_) => Ok(Vec::new()),
+            Kind::Chain(all) => {
+                let mut out = Vec::new();
+                for f in all {
+                    let mut next = f.feed(&out)?;
+                    next.extend(f.flush()?);
+                    out = next;
+                }
+                Ok(out)
+            }
         }
     }
 
     /// The end of the body: what is left to come out.
     pub fn finish(self) -> Result<Vec<u8>, ()> {
-        match self {
-            Filter::Gzip(e) => e.finish().map_err(|_| ()),
-            Filter::Gunzip(d) => d.finish().map_err(|_| ()),
+        self.finish_counted().map(|(tail, _)| tail)
+    }
+
+    /// The end of the body: what is left to come out, and how many plain
+    /// bytes the whole body holds.
+    pub fn finish_counted(self) -> Result<(Vec<u8>, u64), ()> {
+        let plain = self.plain;
+        match self.kind {
+            Kind::Gzip(e) => e.finish().map(|tail| (tail, plain)).map_err(|_| ()),
+            Kind::Gunzip(d) => {
+                d.finish().map(|tail| (plain + tail.len() as u64, tail)).map(|(n, t)| (t, n)).map_err(|_| ())
+            }
+            Kind::Test(d) => d.finish().map(|tail| (Vec::new(), plain + tail.len() as u64)).map_err(|_| ()),
+            Kind::Chain(all) => {
+                // Each one's end goes through those after it; the plain
+                // length is the last one's.
+                let mut out = Vec::new();
+                let mut n = 0;
+                for mut f in all {
+                    let fed = f.feed(&out)?;
+                    let (tail, plain) = f.finish_counted()?;
+                    out = fed;
+                    out.extend(tail);
+                    n = plain;
+                }
+                Ok((out, n))
+            }
         }
     }
 }
 
-/// Whether a request accepts gzip (Varnish's `RFC2616_Req_Gzip`):
-/// `x-gzip` anywhere, or `gzip` with a non-zero q value.
-pub(crate) fn accepts_gzip(req: &Msg) -> bool {
-    let tokens = req.head.header_all(&req.buf, b"accept-encoding").flat_map(|v| v.split(|&b| b == b','));
-    for t in tokens {
-        let mut parts = t.split(|&b| b == b';');
-        let coding = parts.next().unwrap_or_default().trim_ascii();
-        if coding.eq_ignore_ascii_case(b"x-gzip") {
-            return true;
+/// Feeds a decompressor. Bytes after the gzip trailer are ignored, as
+/// varnishd's inflate stops at the end of the stream.
+fn inflate(d: &mut GzDecoder<Vec<u8>>, piece: &[u8]) -> Result<(), ()> {
+    let mut rest = piece;
+    while !rest.is_empty() {
+        match d.write(rest).map_err(|_| ())? {
+            0 => break,
+            n => rest = &rest[n..],
         }
-        if !coding.eq_ignore_ascii_case(b"gzip") {
-            continue;
-        }
-        let q = parts
-            .filter_map(|p| {
-                let p = p.trim_ascii();
-                p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q="))
-            })
-            .next()
-            .and_then(|q| std::str::from_utf8(q).ok()?.trim().parse::<f64>().ok())
-            .unwrap_or(1.0);
-        return q > 0.0;
     }
-    false
+    Ok(())
+}
+
+/// Whether a request accepts gzip (Varnish's `RFC2616_Req_Gzip`):
+/// `x-gzip` anywhere (whatever its q value), or else `gzip` with a q value
+/// above zero.
+pub(crate) fn accepts_gzip(req: &Msg) -> bool {
+    let codings = || {
+        req.head.header_all(&req.buf, b"accept-encoding").flat_map(|v| v.split(|&b| b == b',')).map(|t| {
+            let mut parts = t.split(|&b| b == b';');
+            (parts.next().unwrap_or_default().trim_ascii(), parts)
+        })
+    };
+    if codings().any(|(c, _)| c.eq_ignore_ascii_case(b"x-gzip")) {
+        return true;
+    }
+    let Some((_, params)) = codings().find(|(c, _)| c.eq_ignore_ascii_case(b"gzip")) else {
+        return false;
+    };
+    let q = params
+        .filter_map(|p| {
+            let p = p.trim_ascii();
+            p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q="))
+        })
+        .next()
+        .and_then(|q| std::str::from_utf8(q).ok()?.trim().parse::<f64>().ok())
+        .unwrap_or(1.0);
+    q > 0.0
 }
 
 /// Whether a message's body is gzip (`Content-Encoding: gzip`).
@@ -141,6 +257,12 @@ mod tests {
         out.extend(u.finish().unwrap());
         assert_eq!(out, b"hello gzip world");
         assert!(Filter::gunzip().feed(b"not gzip at all").is_err());
+        let mut u = Filter::gunzip();
+        let mut trailing = packed.clone();
+        trailing.push(0);
+        let mut out = u.feed(&trailing).unwrap();
+        out.extend(u.finish().unwrap());
+        assert_eq!(out, b"hello gzip world");
     }
 
     #[test]
@@ -154,6 +276,7 @@ mod tests {
         assert!(accepts_gzip(&req("deflate, x-gzip")));
         assert!(accepts_gzip(&req("gzip;q=0.5")));
         assert!(!accepts_gzip(&req("gzip;q=0")));
+        assert!(accepts_gzip(&req("gzip;q=0, x-gzip")));
         assert!(!accepts_gzip(&req("deflate, br")));
         assert!(!accepts_gzip(&Msg::request(b"GET", b"/", b"HTTP/1.1")));
     }

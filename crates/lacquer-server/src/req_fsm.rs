@@ -188,6 +188,8 @@ pub(crate) struct Req {
     pub esi: bool,
     /// `resp.do_esi` as VCL set it; unset, it is `obj.can_esi`.
     pub do_esi: Option<bool>,
+    /// `resp.filters` as VCL set it; the default list until then.
+    pub filters: Option<String>,
     /// Where the body goes when it is part of an ESI delivery (`ved.rs`):
     /// the top request's writer, lent to each include in turn.
     pub esi_out: Option<crate::ved::EsiOut>,
@@ -220,6 +222,7 @@ impl Req {
             top: None,
             esi: true,
             do_esi: None,
+            filters: None,
             esi_out: None,
             ws_req: ws.mark(),
             ws,
@@ -287,6 +290,43 @@ impl Req {
             RespBody::Fetched(BeBody::Object(_, obj)) => obj.is_open(),
             _ => false,
         }
+    }
+
+    /// Whether a gzip body goes out gunzipped to this client: one a fetch
+    /// filter made or checked as gzip (a Content-Encoding VCL set by hand
+    /// is taken at its word), to a client that does not take gzip.
+    fn wants_gunzip(&self, body: &RespBody, resp: &Msg) -> bool {
+        let body_gzipped = match body {
+            RespBody::Fetched(BeBody::Object(_, obj)) => obj.gzipped(),
+            RespBody::Fetched(BeBody::Stream { gzipped, .. }) => *gzipped,
+            _ => true,
+        };
+        self.params.http_gzip_support != 0.0 && body_gzipped && gzip::is_gzip(resp) && !gzip::accepts_gzip(&self.req)
+    }
+
+    /// The delivery filters (VDPs) as varnishd picks them
+    /// (`resp_default_filter_list`), what `resp.filters` reads until VCL
+    /// sets it: esi for an object with ESI instructions to follow, gunzip
+    /// for a client that does not take the gzip body, range for a Range
+    /// request on a 200.
+    pub fn default_resp_filters(&self) -> String {
+        let Some(resp) = &self.resp else { return String::new() };
+        let mut names = Vec::new();
+        if self.esi && self.can_esi() && self.do_esi != Some(false) {
+            names.push("esi");
+        }
+        if self.wants_gunzip(&self.resp_body, resp) {
+            names.push("gunzip");
+        }
+        if self.params.http_range_support != 0.0 && resp.head.status() == 200 && self.req.header(b"range").is_some() {
+            names.push("range");
+        }
+        names.join(" ")
+    }
+
+    /// Whether `resp.filters`, as VCL set it, names `filter`.
+    fn names_filter(&self, filter: &str) -> Option<bool> {
+        Some(self.filters.as_ref()?.split_ascii_whitespace().any(|n| n == filter))
     }
 
     /// Whether the object being delivered has ESI instructions
@@ -472,6 +512,7 @@ fn cnt_restart(req: &mut Req) -> ReqStep {
     req.synth_body.clear();
     req.bereq = None;
     req.do_esi = None;
+    req.filters = None;
     if req.restarts as f64 > req.params.max_restarts {
         req.vsl.str(Tag::VCL_Error, "Too many restarts");
         return req.synth(503, None);
@@ -1215,11 +1256,20 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
     // A gzip body goes out gunzipped to a client that does not take gzip
     // (its length then unknown until the end).
     let mut gunzip = None;
-    if req.params.http_gzip_support != 0.0 && gzip::is_gzip(&resp) && !gzip::accepts_gzip(&req.req) {
+    let wants_gunzip = match req.names_filter("gunzip") {
+        Some(named) => named && gzip::is_gzip(&resp),
+        None => req.wants_gunzip(&body, &resp),
+    };
+    if wants_gunzip {
         resp.unset(b"content-encoding");
         gzip::weaken_etag(&mut resp);
         gunzip = Some(gzip::Filter::gunzip());
-        len = None;
+        req.shared.stats.n_gunzip.inc();
+        // A complete object knows how long it is gunzipped.
+        len = match &body {
+            RespBody::Fetched(BeBody::Object(_, obj)) => obj.gunzipped_len(),
+            _ => None,
+        };
     }
     // A satisfied conditional request gets 304; a Range gets its part.
     let mut window = deliver::Window::ALL;
@@ -1229,7 +1279,7 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
         resp.head.set_status(304);
         resp.head.set_reason(b"Not Modified");
     } else if resp.head.status() == 200
-        && req.params.http_range_support != 0.0
+        && req.names_filter("range").unwrap_or(req.params.http_range_support != 0.0)
         && deliver::if_range(&req.req, &resp, last_modified)
     {
         if let Some(r) = req.req.header(b"range").map(<[u8]>::to_vec) {
@@ -1347,7 +1397,10 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
                             }
                             batch = vec![Arc::new(plain)];
                         }
-                        let parts: Vec<&[u8]> = batch.iter().filter_map(|p| window.cut(p)).collect();
+                        // A filter may have nothing to show for a piece yet: an
+                        // empty write would read as a closed connection.
+                        let parts: Vec<&[u8]> =
+                            batch.iter().filter_map(|p| window.cut(p)).filter(|p| !p.is_empty()).collect();
                         ok = match wire {
                             Wire::Chunked => {
                                 let mut framed = Vec::with_capacity(size + 16 * parts.len());
@@ -1369,7 +1422,8 @@ async fn cnt_transmit(req: &mut Req, sp: &mut Sess) -> ReqStep {
             }
             if complete && ok {
                 if let Some(f) = gunzip.take() {
-                    match f.finish() {
+                    // What the decompressor still held is cut like the rest.
+                    match f.finish().map(|t| window.cut(&t).unwrap_or_default().to_vec()) {
                         Ok(tail) if tail.is_empty() => {}
                         Ok(tail) => {
                             let mut framed = Vec::new();
@@ -1421,7 +1475,11 @@ fn esi_instructions(req: &Req, resp: &Msg, body: &RespBody) -> Option<(EsiBody, 
 async fn transmit_esi(req: &mut Req, sp: &mut Sess, mut resp: Msg, body: EsiBody, instrs: Vec<Instr>) -> ReqStep {
     // Without http_gzip_support, gzip goes out as it is, whoever asks.
     let gzipped = gzip::is_gzip(&resp);
-    let to_gzip = gzipped && (req.params.http_gzip_support == 0.0 || gzip::accepts_gzip(&req.req));
+    let to_gzip = gzipped
+        && match req.names_filter("gunzip") {
+            Some(named) => !named,
+            None => req.params.http_gzip_support == 0.0 || gzip::accepts_gzip(&req.req),
+        };
     if gzipped && !to_gzip {
         resp.unset(b"content-encoding");
         gzip::weaken_etag(&mut resp);
