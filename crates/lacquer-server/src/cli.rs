@@ -559,7 +559,7 @@ fn symtab(shared: &Shared) -> String {
             out.push_str(&format!("        [\"file\"]: {}\n", s(imp.path.as_deref().unwrap_or("(built in)"))));
             if let Some(spec) = &imp.spec {
                 out.push_str(&format!("        [\"abi\"]: {}\n", s(&format!("{}.{}", spec.abi.0, spec.abi.1))));
-                out.push_str(&format!("        [\"level\"]: {}\n", s(&format!("{:?}", spec.level).to_lowercase())));
+                out.push_str(&format!("        [\"level\"]: {}\n", s(spec.level.as_str())));
             }
         }
     });
